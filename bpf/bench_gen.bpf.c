@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Event generator for `npm run bench:pipeline`: each BPF_PROG_TEST_RUN of
+ * bench_emit writes batch_size tracer-format events into its ring buffer, so
+ * the addon and the TypeScript aggregation see exactly what the tracer sends. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "jitterscope.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+const volatile __u32 batch_size = 1024;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 << 20);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} drops SEC(".maps");
+
+static long emit_one(__u64 i, void *ctx)
+{
+	__u32 zero = 0, r = bpf_get_prandom_u32();
+	struct js_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		__u64 *n = bpf_map_lookup_elem(&drops, &zero);
+		if (n)
+			*n += 1;
+		return 0;
+	}
+	e->start_ns = bpf_ktime_get_ns();
+	e->cpu = bpf_get_smp_processor_id();
+	e->flags = 0;
+	if (i & 1) {
+		e->kind = JS_EV_SOFTIRQ;
+		e->key = r % JS_NR_SOFTIRQS;
+		e->duration_ns = r >> 12;
+		e->softirq.wait_ns = r & 0xffff;
+	} else {
+		e->kind = (r & 2) ? JS_EV_TIMER : JS_EV_HRTIMER;
+		e->key = 0xffffffff81000000ULL + (r & 0x3f) * 0x40; /* 64 distinct callbacks */
+		e->duration_ns = r >> 14;
+		e->softirq.wait_ns = 0;
+	}
+	e->softirq.reserved = 0;
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+SEC("syscall")
+int bench_emit(void *ctx)
+{
+	bpf_loop(batch_size, emit_one, 0, 0);
+	return 0;
+}

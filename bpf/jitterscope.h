@@ -1,0 +1,60 @@
+/* jitterscope event ABI: the one definition of what crosses the ring buffer.
+ *
+ * Included by every BPF program in bpf/ (after vmlinux.h) and by the addon in native/.
+ * The TypeScript decoder (src/abi.ts) is checked against the offsetof table the
+ * addon exports, so a change here that is not mirrored there fails the tests.
+ */
+#ifndef JITTERSCOPE_ABI_H
+#define JITTERSCOPE_ABI_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define JS_ABI_VERSION 1
+#define JS_MAX_CPUS 1024
+#define JS_CPU_MASK_WORDS (JS_MAX_CPUS / 64)
+
+enum js_event_kind {
+	JS_EV_SOFTIRQ = 1,  /* one softirq handler run: key = vector */
+	JS_EV_TIMER = 2,    /* one timer_list callback run: key = callback address */
+	JS_EV_HRTIMER = 3,  /* one hrtimer callback run: key = callback address */
+	JS_EV_ICMP = 4,     /* one IPv4 ICMP packet reaching the stack: key = ifindex */
+};
+
+enum js_event_flags {
+	JS_F_WAIT_UNKNOWN = 1,  /* softirq: the raise was not seen; icmp: the arrival was not seen */
+};
+
+/* Every record has the same size, so a batch is a flat array of them. */
+struct js_event {
+	__u64 start_ns;    /* CLOCK_MONOTONIC: handler entry, or packet arrival for ICMP */
+	__u64 duration_ns; /* handler run time; for ICMP the wait from arrival to processing */
+	__u64 key;         /* see enum js_event_kind */
+	__u32 cpu;         /* CPU that ran the handler / processed the packet */
+	__u16 kind;        /* enum js_event_kind */
+	__u16 flags;       /* enum js_event_flags */
+	union {
+		struct {
+			__u64 wait_ns; /* raise -> entry on this CPU */
+			__u64 reserved;
+		} softirq;
+		struct {
+			__u32 saddr;       /* network byte order */
+			__u32 daddr;       /* network byte order */
+			__u16 id;          /* host byte order */
+			__u16 seq;         /* host byte order */
+			__u8 type;
+			__u8 code;
+			__u16 arrival_cpu; /* CPU where the packet arrived (== cpu when unseen) */
+		} icmp;
+	};
+};
+
+#define JS_EVENT_SIZE 48
+
+/* Softirq vectors as the kernel numbers them (include/linux/interrupt.h). */
+#define JS_NR_SOFTIRQS 10
+#define JS_NET_RX_SOFTIRQ 3
+
+#endif

@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: GPL-2.0
+/* The lab stall: a bpf_timer whose callback busy-loops for stall_ns every
+ * period_ns, in HRTIMER softirq context on the CPU that started it. It stands
+ * in for IPVS's estimation_timer on kernels without IPVS, giving tests and
+ * demos a culprit with a known CPU and duration. It measures its own runs. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+char LICENSE[] SEC("license") = "GPL";
+
+const volatile __u64 stall_ns = 15000000;
+const volatile __u64 period_ns = 200000000;
+
+struct stall_elem {
+	struct bpf_timer timer;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct stall_elem);
+} stall_timer SEC(".maps");
+
+/* Layout mirrored by src/lab.ts. */
+struct stall_stats {
+	__u64 runs;
+	__u64 total_ns;
+	__u64 max_ns;
+	__u64 min_ns;
+	__u64 last_start_ns;
+	__u32 cpu;
+	__u32 other_cpu_runs;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct stall_stats);
+} stall_stats SEC(".maps");
+
+static long spin(__u64 i, void *ctx)
+{
+	return bpf_ktime_get_ns() >= *(__u64 *)ctx ? 1 : 0;
+}
+
+static int stall_cb(void *map, __u32 *key, struct stall_elem *el)
+{
+	__u32 zero = 0;
+	struct stall_stats *st = bpf_map_lookup_elem(&stall_stats, &zero);
+	__u64 start = bpf_ktime_get_ns(), deadline = start + stall_ns, took;
+	__u32 cpu = bpf_get_smp_processor_id();
+
+	bpf_loop(1 << 23, spin, &deadline, 0);
+	took = bpf_ktime_get_ns() - start;
+	if (st) {
+		st->runs++;
+		st->total_ns += took;
+		if (took > st->max_ns)
+			st->max_ns = took;
+		if (!st->min_ns || took < st->min_ns)
+			st->min_ns = took;
+		st->last_start_ns = start;
+		if (cpu != st->cpu)
+			st->other_cpu_runs++;
+	}
+	bpf_timer_start(&el->timer, period_ns, BPF_F_TIMER_CPU_PIN);
+	return 0;
+}
+
+/* Run with BPF_PROG_TEST_RUN from a thread pinned to the wanted CPU. */
+SEC("syscall")
+int lab_stall_start(void *ctx)
+{
+	__u32 zero = 0;
+	struct stall_elem *el = bpf_map_lookup_elem(&stall_timer, &zero);
+	struct stall_stats *st = bpf_map_lookup_elem(&stall_stats, &zero);
+
+	if (!el || !st)
+		return 1;
+	st->cpu = bpf_get_smp_processor_id();
+	bpf_timer_init(&el->timer, &stall_timer, 1 /* CLOCK_MONOTONIC */);
+	bpf_timer_set_callback(&el->timer, stall_cb);
+	return bpf_timer_start(&el->timer, period_ns, BPF_F_TIMER_CPU_PIN) ? 2 : 0;
+}
