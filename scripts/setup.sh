@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# All set-up for jitterscope on Debian, as root: system packages, npm
+# packages, the native build and the TypeScript build. Idempotent: each step
+# runs only when something it depends on is missing or newer than its output.
+#   scripts/setup.sh               everything
+#   scripts/setup.sh --build-only  skip system packages
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+# Build: clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libzstd-dev cmake g++.
+# Tests: iproute2 (netns, veth), iputils-ping, libcap2-bin (capsh), util-linux
+# (setpriv), procps, tmux.
+APT_PACKAGES=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libzstd-dev cmake make g++ binutils
+  iproute2 iputils-ping libcap2-bin util-linux procps tmux)
+
+if [[ ${1:-} != --build-only ]]; then
+  missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    if ((EUID != 0)); then
+      log "missing Debian packages: ${missing[*]}; run as root, or: apt-get install ${missing[*]}"
+      exit 1
+    fi
+    log "installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+fi
+
+# npm packages: when node_modules is absent or older than the lock file.
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json ]]; then
+  log "installing npm packages (npm ci)"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# newer_than OUTPUT INPUT...: true when OUTPUT is missing or any INPUT is newer.
+newer_than() {
+  local out=$1
+  shift
+  [[ ! -e $out ]] && return 0
+  [[ -n $(find "$@" -newer "$out" -type f -print -quit 2>/dev/null) ]]
+}
+
+addon=build/Release/jitterscope.node
+if newer_than "$addon" bpf native CMakeLists.txt package-lock.json; then
+  log "building the BPF objects and the addon (cmake-js)"
+  npx --no-install cmake-js compile --log-level error >build.log 2>&1 || {
+    grep -E 'error|FATAL|jitterscope:' build.log | head -20 >&2
+    log "native build failed; full log in $(pwd)/build.log"
+    exit 1
+  }
+  touch "$addon"
+fi
+
+if newer_than dist/src/cli.js src test bench tsconfig.json package-lock.json; then
+  log "compiling TypeScript"
+  npx --no-install tsc -p .
+  touch dist/src/cli.js
+fi

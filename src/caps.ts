@@ -1,0 +1,30 @@
+// Capability check before touching the kernel, so a user without privileges
+// gets one clear line instead of an EPERM from deep inside libbpf.
+import fs from 'node:fs';
+import { EnvironmentError } from './errors';
+
+const CAP_SYS_ADMIN = 21;
+const CAP_PERFMON = 38;
+const CAP_BPF = 39;
+
+export function effectiveCaps(status = fs.readFileSync('/proc/self/status', 'utf8')): bigint {
+  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(status);
+  return m ? BigInt('0x' + m[1]) : 0n;
+}
+
+export function missingCaps(caps: bigint): string[] {
+  const has = (c: number) => (caps >> BigInt(c)) & 1n;
+  if (has(CAP_SYS_ADMIN)) return [];
+  const missing: string[] = [];
+  if (!has(CAP_BPF)) missing.push('CAP_BPF');
+  if (!has(CAP_PERFMON)) missing.push('CAP_PERFMON');
+  return missing;
+}
+
+export function requireTracingCaps(status?: string): void {
+  const missing = missingCaps(effectiveCaps(status));
+  if (missing.length)
+    throw new EnvironmentError(
+      `missing capabilities ${missing.join(' and ')}: jitterscope needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN); run it as root`,
+    );
+}

@@ -1,0 +1,41 @@
+// Parsers for command-line values. Each throws UsageError naming the option.
+import { UsageError } from './errors';
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** "10s", "500ms", "2m", "1h", or a bare number of seconds -> milliseconds. */
+export function parseDurationMs(value: unknown, option = '--duration'): number {
+  const text = String(value).trim();
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text);
+  if (!m) throw new UsageError(`${option}: '${text}' is not a duration; use e.g. 10s, 500ms, 2m`);
+  const ms = parseFloat(m[1]) * DURATION_UNITS[m[2] ?? 's'];
+  if (!(ms > 0)) throw new UsageError(`${option}: '${text}' must be longer than zero`);
+  if (ms > 7 * 24 * 3_600_000) throw new UsageError(`${option}: '${text}' is longer than a week`);
+  return Math.round(ms);
+}
+
+/** "0,2-3" -> [0, 2, 3]; every CPU must be below `possible`. */
+export function parseCpuList(value: unknown, possible: number, option = '--cpus'): number[] {
+  const text = String(value).trim();
+  const cpus = new Set<number>();
+  for (const part of text.split(',')) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(part.trim());
+    if (!m) throw new UsageError(`${option}: '${text}' is not a CPU list; use e.g. 0,2-3`);
+    const lo = parseInt(m[1], 10);
+    const hi = m[2] === undefined ? lo : parseInt(m[2], 10);
+    if (hi < lo) throw new UsageError(`${option}: range '${part}' runs backwards`);
+    if (hi >= possible)
+      throw new UsageError(`${option}: CPU ${hi} does not exist; this machine has CPUs 0-${possible - 1}`);
+    for (let c = lo; c <= hi; c++) cpus.add(c);
+  }
+  return [...cpus].sort((a, b) => a - b);
+}
+
+/** Positive integer with bounds, for sizes and counts. */
+export function parseIntInRange(value: unknown, option: string, min: number, max: number): number {
+  const text = String(value).trim();
+  if (!/^\d+$/.test(text)) throw new UsageError(`${option}: '${text}' is not a whole number`);
+  const n = parseInt(text, 10);
+  if (n < min || n > max) throw new UsageError(`${option}: ${n} is out of range (${min}-${max})`);
+  return n;
+}

@@ -1,0 +1,62 @@
+// The probe table (DESIGN.md) on this build's hooks: which BPF programs feed
+// which probe, and how each probe's status is worded for the user.
+
+export const PROBE_NAMES = [
+  'ipvs_estimation',
+  'timer_callbacks',
+  'softirq',
+  'net_rx_action',
+  'net_rx_wait',
+  'icmp_rcv',
+] as const;
+export type ProbeName = (typeof PROBE_NAMES)[number];
+
+export type Flavour = 'tp_btf' | 'raw_tp';
+export const FLAVOURS: Flavour[] = ['tp_btf', 'raw_tp'];
+/** Program name prefix of each flavour in bpf/tracer.bpf.c (TP_PAIR). */
+export const FLAVOUR_PREFIX: Record<Flavour, string> = { tp_btf: 'js_', raw_tp: 'jsr_' };
+
+export interface Hook {
+  /** Program name without the flavour prefix. */
+  name: string;
+  tracepoint: string;
+  /** Probes that cannot work without this hook. */
+  requiredBy: ProbeName[];
+  /** Probes that lose detail without it. */
+  helps: ProbeName[];
+}
+
+export const HOOKS: Hook[] = [
+  { name: 'sirq_raise', tracepoint: 'irq:softirq_raise', requiredBy: ['net_rx_wait'], helps: [] },
+  { name: 'sirq_entry', tracepoint: 'irq:softirq_entry', requiredBy: ['softirq', 'net_rx_action', 'net_rx_wait'], helps: [] },
+  { name: 'sirq_exit', tracepoint: 'irq:softirq_exit', requiredBy: ['softirq', 'net_rx_action', 'net_rx_wait'], helps: [] },
+  { name: 'tmr_entry', tracepoint: 'timer:timer_expire_entry', requiredBy: ['timer_callbacks', 'ipvs_estimation'], helps: [] },
+  { name: 'tmr_exit', tracepoint: 'timer:timer_expire_exit', requiredBy: ['timer_callbacks', 'ipvs_estimation'], helps: [] },
+  { name: 'hrt_entry', tracepoint: 'timer:hrtimer_expire_entry', requiredBy: [], helps: ['timer_callbacks'] },
+  { name: 'hrt_exit', tracepoint: 'timer:hrtimer_expire_exit', requiredBy: [], helps: ['timer_callbacks'] },
+  { name: 'rx_arrive', tracepoint: 'net:netif_rx_entry', requiredBy: [], helps: ['icmp_rcv'] },
+  { name: 'gro_arrive', tracepoint: 'net:napi_gro_receive_entry', requiredBy: [], helps: ['icmp_rcv'] },
+  { name: 'rcv_arrive', tracepoint: 'net:netif_receive_skb_entry', requiredBy: [], helps: ['icmp_rcv'] },
+  { name: 'skb_rcv', tracepoint: 'net:netif_receive_skb', requiredBy: ['icmp_rcv'], helps: [] },
+];
+
+export interface ProbeStatus {
+  active: boolean;
+  /** How it is attached, e.g. "tp_btf", "raw_tp", "tp_btf (softirq NET_RX)". */
+  mode: string | null;
+  /** Why it is inactive, degraded, or not on a better rung. */
+  reason: string | null;
+  hooks: string[];
+}
+
+/** What each probe measures when fed by the tracepoint hooks. */
+export const TRACEPOINT_DERIVATION: Record<ProbeName, string> = {
+  ipvs_estimation: 'timer_expire_* filtered on estimation_timer',
+  timer_callbacks: 'timer_expire_*, hrtimer_expire_*',
+  softirq: 'softirq_entry/exit',
+  net_rx_action: 'softirq_entry/exit, vector NET_RX',
+  net_rx_wait: 'softirq_raise -> softirq_entry, vector NET_RX',
+  icmp_rcv: 'netif_receive_skb (+ arrival from netif_rx_entry, napi_gro_receive_entry, netif_receive_skb_entry)',
+};
+
+export const IPVS_SYMBOL = 'estimation_timer';
