@@ -1,0 +1,63 @@
+// Unit: command-line value parsers, capability parsing, kallsyms parsing.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseCpuList, parseDurationMs, parseIntInRange } from '../src/parse';
+import { effectiveCaps, missingCaps, requireTracingCaps } from '../src/caps';
+import { Kallsyms, key52FromHex } from '../src/kallsyms';
+import { UsageError, EnvironmentError } from '../src/errors';
+
+test('durations', () => {
+  assert.equal(parseDurationMs('10s'), 10_000);
+  assert.equal(parseDurationMs('500ms'), 500);
+  assert.equal(parseDurationMs('2m'), 120_000);
+  assert.equal(parseDurationMs('1.5'), 1500);
+  for (const bad of ['banana', '', '10x', '-1s', '0s', '8d'])
+    assert.throws(() => parseDurationMs(bad), (e: Error) => e instanceof UsageError && e.message.startsWith('--duration'));
+});
+
+test('CPU lists', () => {
+  assert.deepEqual(parseCpuList('0,2-3', 4), [0, 2, 3]);
+  assert.deepEqual(parseCpuList('1', 2), [1]);
+  assert.throws(() => parseCpuList('2', 2), /CPU 2 does not exist; this machine has CPUs 0-1/);
+  assert.throws(() => parseCpuList('3-1', 4), /runs backwards/);
+  assert.throws(() => parseCpuList('a', 4), UsageError);
+});
+
+test('integers in range', () => {
+  assert.equal(parseIntInRange('8', '--ring-mb', 1, 1024), 8);
+  assert.throws(() => parseIntInRange('0', '--ring-mb', 1, 1024), /--ring-mb: 0 is out of range/);
+  assert.throws(() => parseIntInRange('1.5', '--ring-mb', 1, 1024), /not a whole number/);
+});
+
+test('capabilities from /proc/self/status', () => {
+  const status = (hex: string) => `Name:\tnode\nCapEff:\t${hex}\n`;
+  assert.deepEqual(missingCaps(effectiveCaps(status('000001ffffffffff'))), []);
+  assert.deepEqual(missingCaps(effectiveCaps(status('0000000000000000'))), ['CAP_BPF', 'CAP_PERFMON']);
+  assert.deepEqual(missingCaps(effectiveCaps(status('000000c000000000'))), []); // BPF + PERFMON
+  assert.deepEqual(missingCaps(effectiveCaps(status('0000000000200000'))), []); // SYS_ADMIN
+  assert.throws(
+    () => requireTracingCaps(status('0000004000000000')),
+    (e: Error) => e instanceof EnvironmentError && /^missing capabilities CAP_BPF: /.test(e.message),
+  );
+});
+
+test('kallsyms: exact, nearest, modules, hidden addresses', () => {
+  const k = new Kallsyms(
+    [
+      'ffffffff8150e1f0 t __pfx_bpf_timer_cb',
+      'ffffffff8150e200 t bpf_timer_cb',
+      'ffffffff8150e400 T tick_nohz_handler',
+      'ffffffffc0a01000 t estimation_timer\t[ip_vs]',
+      'ffffffff82000000 D some_data',
+    ].join('\n'),
+  );
+  assert.equal(k.resolve(key52FromHex('ffffffff8150e200')), 'bpf_timer_cb');
+  assert.equal(k.resolve(key52FromHex('ffffffff8150e210')), 'bpf_timer_cb+0x10');
+  assert.equal(k.resolve(key52FromHex('ffffffffc0a01000')), 'estimation_timer [ip_vs]');
+  assert.equal(k.find('estimation_timer'), key52FromHex('ffffffffc0a01000'));
+  assert.equal(k.find('some_data'), undefined, 'data symbols are not callbacks');
+  assert.equal(k.hidden, false);
+  const hidden = new Kallsyms('0000000000000000 t bpf_timer_cb\n0000000000000000 T foo\n');
+  assert.equal(hidden.hidden, true);
+  assert.equal(hidden.resolve(1234), null);
+});

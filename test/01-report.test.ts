@@ -1,0 +1,141 @@
+// Unit: aggregation of encoded batches, the v1 report against its JSON Schema,
+// the text rendering and the atomic writer. No kernel here.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import Ajv from 'ajv';
+import addFormats from 'ajv-formats';
+import { Aggregator } from '../src/aggregate';
+import { Kallsyms, key52FromHex } from '../src/kallsyms';
+import { PROBE_NAMES, ProbeName, ProbeStatus } from '../src/probes';
+import { buildReport, renderText, writeAtomic, checkWritable, renderHistogram } from '../src/report';
+import { encode, Kind, Flag, FakeEvent } from './encode';
+import { ROOT, tmpFile } from './helpers';
+
+export function validator() {
+  const ajv = new Ajv({ allErrors: true, strict: true });
+  addFormats(ajv);
+  return ajv.compile(JSON.parse(fs.readFileSync(path.join(ROOT, 'schema', 'report.v1.json'), 'utf8')));
+}
+
+const probes = Object.fromEntries(
+  PROBE_NAMES.map((p) => [p, { active: true, mode: 'tp_btf', reason: null, hooks: [] } as ProbeStatus]),
+) as Record<ProbeName, ProbeStatus>;
+
+const TIMER_CB = 0xffffffff8150e200n;
+const kallsyms = new Kallsyms('ffffffff8150e200 t bpf_timer_cb\nffffffffc0a01000 t estimation_timer\t[ip_vs]\n');
+
+function sample(): Aggregator {
+  const ev: FakeEvent[] = [];
+  for (let i = 0; i < 100; i++) {
+    ev.push({ kind: Kind.SOFTIRQ, cpu: i % 2, startNs: 1e9 + i * 1e6, durationNs: 20_000 + i, key: 3n, waitNs: 500 + i });
+    ev.push({ kind: Kind.SOFTIRQ, cpu: 1, startNs: 1e9 + i * 1e6, durationNs: 3000, key: 1n, flags: Flag.WAIT_UNKNOWN });
+  }
+  ev.push({ kind: Kind.HRTIMER, cpu: 1, startNs: 2e9, durationNs: 15_000_000, key: TIMER_CB });
+  ev.push({ kind: Kind.TIMER, cpu: 0, startNs: 2e9, durationNs: 40_000_000, key: 0xffffffffc0a01000n });
+  ev.push({ kind: Kind.TIMER, cpu: 0, startNs: 2e9, durationNs: 1000, key: 0xffffffff99999999n });
+  ev.push({
+    kind: Kind.ICMP, cpu: 1, startNs: 3e9, durationNs: 2_500_000,
+    icmp: { saddr: '198.18.0.1', daddr: '198.18.0.2', id: 4242, seq: 1, type: 8, arrivalCpu: 0 },
+  });
+  ev.push({
+    kind: Kind.ICMP, cpu: 0, startNs: 3e9, durationNs: 0, flags: Flag.WAIT_UNKNOWN,
+    icmp: { saddr: '198.18.0.2', daddr: '198.18.0.1', id: 4242, seq: 1, type: 0 },
+  });
+  const agg = new Aggregator({ stallThresholdNs: 1e6 });
+  // two batches, the second reusing a different buffer
+  agg.consume(encode(ev.slice(0, 150)), 150);
+  agg.consume(encode(ev.slice(150)), ev.length - 150);
+  return agg;
+}
+
+function report(agg = sample()) {
+  return buildReport({
+    aggregator: agg,
+    probes,
+    notes: ['test'],
+    drops: { total: 0, perCpu: [0, 0] },
+    kallsyms,
+    startWall: new Date(0),
+    endWall: new Date(1000),
+    startMonoNs: 1e9,
+    realtimeOffsetNs: 0,
+    possibleCpus: 2,
+    command: ['record'],
+    version: '0.0.0',
+  });
+}
+
+test('aggregation counts, per-CPU histograms and ICMP packets', () => {
+  const agg = sample();
+  assert.deepEqual(agg.events, { softirq: 200, timer: 2, hrtimer: 1, icmp: 2, unknown: 0 });
+  assert.equal(agg.softirq[0]![3]!.count, 50);
+  assert.equal(agg.softirq[1]![3]!.count, 50);
+  assert.equal(agg.softirqWait[1]![1], undefined, 'unknown waits are not recorded');
+  assert.equal(agg.softirqWait[0]![3]!.min, 500);
+  assert.equal(agg.packets.length, 2);
+  assert.deepEqual(agg.packets[0], {
+    startNs: 3e9, cpu: 1, arrivalCpu: 0, ifindex: 0, saddr: '198.18.0.1', daddr: '198.18.0.2',
+    type: 8, code: 0, id: 4242, seq: 1, waitNs: 2_500_000,
+  });
+  assert.equal(agg.packets[1].waitNs, null);
+  assert.equal(agg.stalls.length, 2, 'the 15 ms and 40 ms timer runs are stalls');
+  assert.equal(agg.timers.get(key52FromHex('ffffffff8150e200'))!.perCpu[1]!.max, 15_000_000);
+});
+
+test('merging aggregators equals aggregating everything at once', () => {
+  const a = sample();
+  const b = sample();
+  const both = new Aggregator().merge(a).merge(b);
+  assert.equal(both.totalEvents, 2 * a.totalEvents);
+  assert.equal(both.softirq[1]![3]!.count, 100);
+  assert.equal(both.packets.length, 4);
+});
+
+test('the report validates against schema/report.v1.json and names callbacks', () => {
+  const r = report();
+  const validate = validator();
+  assert.ok(validate(JSON.parse(JSON.stringify(r))), JSON.stringify(validate.errors, null, 1));
+  const byMax = r.timers.byMax;
+  assert.equal(byMax[0].symbol, 'estimation_timer [ip_vs]');
+  assert.equal(byMax[1].symbol, 'bpf_timer_cb');
+  assert.equal(byMax[2].symbol, '0xffffffff99999999', 'unknown addresses stay addresses');
+  const ipvs = r.histograms.filter((h) => h.probe === 'ipvs_estimation');
+  assert.deepEqual(ipvs.map((h) => [h.cpu, h.max]), [[0, 40e6], [null, 40e6]]);
+  const nrw = r.histograms.filter((h) => h.probe === 'net_rx_wait');
+  assert.deepEqual(nrw.map((h) => [h.cpu, h.count]), [[0, 50], [1, 50], [null, 100]]);
+  assert.equal(r.icmp.slowest[0].waitNs, 2_500_000);
+});
+
+test('the schema rejects a report that breaks it', () => {
+  const validate = validator();
+  const r = JSON.parse(JSON.stringify(report()));
+  r.histograms[0].count = -1;
+  assert.equal(validate(r), false);
+  const r2 = JSON.parse(JSON.stringify(report()));
+  delete r2.meta.drops;
+  assert.equal(validate(r2), false);
+});
+
+test('text rendering has the per-CPU table, callbacks and bpftrace-style histograms', () => {
+  const text = renderText(report());
+  assert.match(text, /CPU\s+NET_RX wait p99/);
+  assert.match(text, /estimation_timer \[ip_vs\]\s+timer\s+0\s+1/);
+  assert.match(text, /@net_rx_wait_ns\[cpu 0\]:\n\[256, 512\)\s+6 \|@+\s*\|\n\[512, 1K\)\s+44 \|@+\|/);
+  const h = renderHistogram('@x', [{ lo: 1024, hi: 2048, count: 3 }, { lo: 1048576, hi: 2097152, count: 1 }], 6);
+  assert.equal(h, '@x:\n[1K, 2K)                   3 |@@@@@@|\n[1M, 2M)                   1 |@@    |');
+});
+
+test('atomic write replaces whole files and leaves the old one on failure', () => {
+  const file = tmpFile('report.json');
+  fs.writeFileSync(file, 'old report');
+  writeAtomic(file, 'new report');
+  assert.equal(fs.readFileSync(file, 'utf8'), 'new report');
+  fs.mkdirSync(file + '.dir');
+  assert.throws(() => writeAtomic(file + '.dir', 'x'));
+  assert.deepEqual(fs.readdirSync(path.dirname(file)).filter((f) => f.endsWith('.tmp')), [], 'no temp file left');
+  assert.equal(fs.readFileSync(file, 'utf8'), 'new report');
+  assert.throws(() => checkWritable('/nonexistent/dir/x.json'), /directory \/nonexistent\/dir does not exist/);
+  assert.throws(() => checkWritable(file + '.dir'), /is a directory/);
+});

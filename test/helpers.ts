@@ -1,0 +1,101 @@
+// Shared pieces of the kernel tests: running the CLI, listing our BPF programs,
+// network namespaces, and skipping (with the reason printed) when the machine
+// cannot run kernel tests.
+import { spawn, spawnSync, SpawnOptions } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export const ROOT = path.resolve(__dirname, '..', '..');
+export const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
+
+/** Why kernel tests cannot run here, or null. CI runs as root, where this is null. */
+export function kernelSkipReason(): string | null {
+  if (process.getuid && process.getuid() !== 0) return 'kernel tests need root (CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN)';
+  if (!fs.existsSync('/sys/kernel/btf/vmlinux')) return 'kernel has no BTF (/sys/kernel/btf/vmlinux)';
+  return null;
+}
+
+/** Skips the current test with the reason on stderr, or returns false when it may run. */
+export function skipUnlessKernel(t: { skip: (msg?: string) => void }): boolean {
+  const why = kernelSkipReason();
+  if (!why) return false;
+  process.stderr.write(`SKIP: ${why}\n`);
+  t.skip(why);
+  return true;
+}
+
+export interface CliResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(args: string[], opts: SpawnOptions & { prefix?: string[] } = {}): Promise<CliResult> {
+  const cmd = opts.prefix ? [...opts.prefix, process.execPath, CLI, ...args] : [process.execPath, CLI, ...args];
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+/** Loaded BPF programs whose names are the tracer's (js_*, jsr_*). */
+export function tracerPrograms(): { id: number; name: string }[] {
+  const r = spawnSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`bpftool prog show failed: ${r.stderr}`);
+  const progs = JSON.parse(r.stdout || '[]') as { id: number; name?: string }[];
+  return progs
+    .filter((p) => p.name && /^jsr?_/.test(p.name))
+    .map((p) => ({ id: p.id, name: p.name! }));
+}
+
+export async function waitFor(cond: () => boolean, timeoutMs: number, stepMs = 50): Promise<boolean> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    if (cond()) return true;
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+  return cond();
+}
+
+export function sh(cmd: string): string {
+  const r = spawnSync('sh', ['-c', cmd], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${cmd}: exit ${r.status}: ${r.stderr}`);
+  return r.stdout;
+}
+
+/** Two namespaces joined by a veth pair: 198.18.0.1 (a) <-> 198.18.0.2 (b), RFC 2544 test range. */
+export class NetnsPair {
+  readonly a = `jsa${process.pid}`;
+  readonly b = `jsb${process.pid}`;
+  readonly addrA = '198.18.0.1';
+  readonly addrB = '198.18.0.2';
+
+  constructor() {
+    this.destroy();
+    sh(`ip netns add ${this.a} && ip netns add ${this.b}`);
+    sh(`ip link add va type veth peer name vb && ip link set va netns ${this.a} && ip link set vb netns ${this.b}`);
+    sh(`ip -n ${this.a} addr add ${this.addrA}/24 dev va && ip -n ${this.a} link set va up && ip -n ${this.a} link set lo up`);
+    sh(`ip -n ${this.b} addr add ${this.addrB}/24 dev vb && ip -n ${this.b} link set vb up && ip -n ${this.b} link set lo up`);
+  }
+
+  destroy(): void {
+    spawnSync('ip', ['netns', 'del', this.a]);
+    spawnSync('ip', ['netns', 'del', this.b]);
+  }
+}
+
+export function tmpFile(name: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'jitterscope-test-'));
+  return path.join(dir, name);
+}
+
+export function readJson<T = any>(file: string): T {
+  return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+}
