@@ -159,10 +159,6 @@ function reportError(e: unknown): number {
       process.stderr.write('  the kernel refused: check capabilities, kernel lockdown and kernel.unprivileged_bpf_disabled\n');
     return 1;
   }
-  if (e instanceof Error && e.message.startsWith('--')) {
-    say(e.message);
-    return 2;
-  }
   say(e instanceof Error ? e.message : String(e));
   return 1;
 }

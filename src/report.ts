@@ -9,6 +9,7 @@ import { Aggregator, IcmpPacket } from './aggregate';
 import { Histogram, HistogramSummary, Log2Bucket } from './histogram';
 import { Kallsyms } from './kallsyms';
 import { ProbeName, ProbeStatus, IPVS_SYMBOL } from './probes';
+import { UsageError } from './errors';
 
 export const REPORT_SCHEMA_ID = 'jitterscope.report/v1';
 
@@ -191,16 +192,16 @@ export function checkWritable(file: string): void {
   try {
     st = fs.statSync(dir);
   } catch {
-    throw new Error(`--out ${file}: directory ${dir} does not exist; create it or choose another path`);
+    throw new UsageError(`--out ${file}: directory ${dir} does not exist; create it or choose another path`);
   }
-  if (!st.isDirectory()) throw new Error(`--out ${file}: ${dir} is not a directory`);
+  if (!st.isDirectory()) throw new UsageError(`--out ${file}: ${dir} is not a directory`);
   try {
     fs.accessSync(dir, fs.constants.W_OK);
   } catch {
-    throw new Error(`--out ${file}: directory ${dir} is not writable`);
+    throw new UsageError(`--out ${file}: directory ${dir} is not writable`);
   }
   try {
-    if (fs.statSync(file).isDirectory()) throw new Error(`--out ${file}: is a directory; give a file name`);
+    if (fs.statSync(file).isDirectory()) throw new UsageError(`--out ${file}: is a directory; give a file name`);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }

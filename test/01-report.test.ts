@@ -4,20 +4,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import Ajv from 'ajv';
-import addFormats from 'ajv-formats';
 import { Aggregator } from '../src/aggregate';
 import { Kallsyms, key52FromHex } from '../src/kallsyms';
 import { PROBE_NAMES, ProbeName, ProbeStatus } from '../src/probes';
 import { buildReport, renderText, writeAtomic, checkWritable, renderHistogram } from '../src/report';
 import { encode, Kind, Flag, FakeEvent } from './encode';
-import { ROOT, tmpFile } from './helpers';
+import { tmpFile, validator } from './helpers';
 
-export function validator() {
-  const ajv = new Ajv({ allErrors: true, strict: true });
-  addFormats(ajv);
-  return ajv.compile(JSON.parse(fs.readFileSync(path.join(ROOT, 'schema', 'report.v1.json'), 'utf8')));
-}
 
 const probes = Object.fromEntries(
   PROBE_NAMES.map((p) => [p, { active: true, mode: 'tp_btf', reason: null, hooks: [] } as ProbeStatus]),

@@ -5,6 +5,8 @@ import { spawn, spawnSync, SpawnOptions } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import Ajv from 'ajv';
+import addFormats from 'ajv-formats';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
@@ -98,4 +100,11 @@ export function tmpFile(name: string): string {
 
 export function readJson<T = any>(file: string): T {
   return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
+}
+
+/** The report validator, compiled from schema/report.v1.json with ajv (strict). */
+export function validator(): ((data: unknown) => boolean) & { errors?: unknown[] | null } {
+  const ajv = new Ajv({ allErrors: true, strict: true });
+  addFormats(ajv);
+  return ajv.compile(JSON.parse(fs.readFileSync(path.join(ROOT, 'schema', 'report.v1.json'), 'utf8'))) as any;
 }

@@ -1,0 +1,67 @@
+// Kernel-adjacent: bad input and missing privileges give one line and exit 2,
+// before anything is attached, and never touch an existing report.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { CLI, runCli, skipUnlessKernel, tmpFile, tracerPrograms } from './helpers';
+
+function oneLine(stderr: string): string {
+  const lines = stderr.trim().split('\n');
+  assert.equal(lines.length, 1, `expected one line, got:\n${stderr}`);
+  return lines[0];
+}
+
+test('without CAP_BPF/CAP_PERFMON/CAP_SYS_ADMIN: one line naming them, exit 2, report untouched', (t) => {
+  if (skipUnlessKernel(t)) return;
+  const out = tmpFile('keep.json');
+  fs.writeFileSync(out, 'previous report');
+  // capsh drops the capabilities from the bounding set, so the exec'd node has none of them
+  const r = spawnSync(
+    'capsh',
+    ['--drop=cap_bpf,cap_perfmon,cap_sys_admin', '--', '-c', `exec '${process.execPath}' '${CLI}' record --duration 1s --out '${out}'`],
+    { encoding: 'utf8' },
+  );
+  assert.equal(r.status, 2, r.stderr);
+  const line = oneLine(r.stderr);
+  assert.match(line, /CAP_BPF/);
+  assert.match(line, /CAP_PERFMON/);
+  assert.equal(fs.readFileSync(out, 'utf8'), 'previous report');
+});
+
+test('--duration banana is a usage error', async () => {
+  const r = await runCli(['record', '--duration', 'banana']);
+  assert.equal(r.code, 2);
+  assert.match(oneLine(r.stderr), /--duration: 'banana' is not a duration/);
+});
+
+test('unknown options and commands are usage errors', async () => {
+  for (const args of [['record', '--bogus'], ['frobnicate'], [], ['record', '--format', 'xml'], ['record', '--cpus', '999']]) {
+    const r = await runCli(args);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.ok(r.stderr.trim().length > 0);
+  }
+});
+
+test('--out into a missing directory fails before any probe attaches', async (t) => {
+  if (skipUnlessKernel(t)) return;
+  const r = await runCli(['record', '--duration', '1s', '--out', '/nonexistent/dir/x.json']);
+  assert.equal(r.code, 2);
+  assert.match(oneLine(r.stderr), /--out \/nonexistent\/dir\/x.json: directory \/nonexistent\/dir does not exist/);
+  assert.doesNotMatch(r.stderr, /tracing for/);
+  assert.deepEqual(tracerPrograms(), []);
+});
+
+test('--help and --version work on every command', async () => {
+  for (const args of [['--help'], ['record', '--help']]) {
+    const r = await runCli(args);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /jitterscope/);
+  }
+  const rh = await runCli(['record', '--help']);
+  assert.match(rh.stdout, /--duration/);
+  assert.match(rh.stdout, /--cpus/);
+  const v = await runCli(['--version']);
+  assert.equal(v.code, 0);
+  assert.match(v.stdout.trim(), /^\d+\.\d+\.\d+$/);
+});
