@@ -26,18 +26,23 @@ export interface Hook {
   helps: ProbeName[];
 }
 
+/**
+ * Attached in this order: every exit before its entry, so no entry is ever
+ * recorded whose exit is missed (a stale per-CPU slot would swallow the next
+ * nested timer's run); receive before arrival for the same reason.
+ */
 export const HOOKS: Hook[] = [
-  { name: 'sirq_raise', tracepoint: 'irq:softirq_raise', requiredBy: ['net_rx_wait'], helps: [] },
-  { name: 'sirq_entry', tracepoint: 'irq:softirq_entry', requiredBy: ['softirq', 'net_rx_action', 'net_rx_wait'], helps: [] },
   { name: 'sirq_exit', tracepoint: 'irq:softirq_exit', requiredBy: ['softirq', 'net_rx_action', 'net_rx_wait'], helps: [] },
-  { name: 'tmr_entry', tracepoint: 'timer:timer_expire_entry', requiredBy: ['timer_callbacks', 'ipvs_estimation'], helps: [] },
+  { name: 'sirq_entry', tracepoint: 'irq:softirq_entry', requiredBy: ['softirq', 'net_rx_action', 'net_rx_wait'], helps: [] },
+  { name: 'sirq_raise', tracepoint: 'irq:softirq_raise', requiredBy: ['net_rx_wait'], helps: [] },
   { name: 'tmr_exit', tracepoint: 'timer:timer_expire_exit', requiredBy: ['timer_callbacks', 'ipvs_estimation'], helps: [] },
-  { name: 'hrt_entry', tracepoint: 'timer:hrtimer_expire_entry', requiredBy: [], helps: ['timer_callbacks'] },
+  { name: 'tmr_entry', tracepoint: 'timer:timer_expire_entry', requiredBy: ['timer_callbacks', 'ipvs_estimation'], helps: [] },
   { name: 'hrt_exit', tracepoint: 'timer:hrtimer_expire_exit', requiredBy: [], helps: ['timer_callbacks'] },
+  { name: 'hrt_entry', tracepoint: 'timer:hrtimer_expire_entry', requiredBy: [], helps: ['timer_callbacks'] },
+  { name: 'skb_rcv', tracepoint: 'net:netif_receive_skb', requiredBy: ['icmp_rcv'], helps: [] },
   { name: 'rx_arrive', tracepoint: 'net:netif_rx_entry', requiredBy: [], helps: ['icmp_rcv'] },
   { name: 'gro_arrive', tracepoint: 'net:napi_gro_receive_entry', requiredBy: [], helps: ['icmp_rcv'] },
   { name: 'rcv_arrive', tracepoint: 'net:netif_receive_skb_entry', requiredBy: [], helps: ['icmp_rcv'] },
-  { name: 'skb_rcv', tracepoint: 'net:netif_receive_skb', requiredBy: ['icmp_rcv'], helps: [] },
 ];
 
 export interface ProbeStatus {

@@ -39,6 +39,10 @@ export interface Drops {
 
 const RING_BATCH_BYTES = 256 * 1024;
 const EVENTS_PER_WAKEUP = 1 << 18;
+/** The BPF side wakes the reader once this much is waiting... */
+const WAKEUP_BYTES = 64 * 1024;
+/** ...and the reader also drains this often, so quiet periods are not held back. */
+const DRAIN_INTERVAL_MS = 100;
 
 export class TraceSession {
   readonly aggregator: Aggregator;
@@ -49,6 +53,7 @@ export class TraceSession {
   kallsyms: Kallsyms | undefined;
   private obj: NativeBpfObject | undefined;
   private ring: NativeRingReader | undefined;
+  private drainTimer: NodeJS.Timeout | undefined;
   private finalDrops: Drops | undefined;
 
   private constructor(obj: NativeBpfObject, flavour: Flavour, opts: SessionOptions, notes: string[]) {
@@ -72,6 +77,7 @@ export class TraceSession {
         EVENT_SIZE,
         EVENTS_PER_WAKEUP,
       );
+      this.drainTimer = setInterval(() => this.ring?.drain(), DRAIN_INTERVAL_MS).unref();
       this.attachedAtNs = Number(process.hrtime.bigint());
       this.symbolize(opts.kallsyms);
     } catch (e) {
@@ -182,6 +188,7 @@ export class TraceSession {
 
   /** Drains, then detaches and frees everything. Safe to call more than once. */
   stop(): void {
+    clearInterval(this.drainTimer);
     if (this.ring) {
       try {
         this.ring.drain();
@@ -205,6 +212,9 @@ function configure(obj: NativeBpfObject, flavour: Flavour, opts: SessionOptions)
   const prefix = FLAVOUR_PREFIX[flavour];
   for (const p of obj.programs()) obj.setAutoload(p.name, p.name.startsWith(prefix));
   if (opts.ringBytes) obj.setMapMaxEntries('events', opts.ringBytes);
+  const wakeup = Buffer.alloc(8);
+  wakeup.writeBigUInt64LE(BigInt(Math.min(WAKEUP_BYTES, (opts.ringBytes ?? 8 << 20) / 4)));
+  obj.setGlobal('wakeup_bytes', wakeup);
   if (opts.cpus) {
     const mask = Buffer.alloc(MAX_CPUS / 8);
     for (const cpu of opts.cpus) mask[cpu >> 3] |= 1 << (cpu & 7);
