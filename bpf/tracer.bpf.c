@@ -15,6 +15,9 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* Bytes one event takes in the ring: the record and its 8-byte header. */
+#define JS_RECORD_BYTES (JS_EVENT_SIZE + 8)
+
 /* Load-time settings, written through .rodata by user space. */
 const volatile bool filter_cpus = false;
 const volatile __u64 cpu_mask[JS_CPU_MASK_WORDS] = {};
@@ -102,10 +105,16 @@ static __always_inline void count_drop(void)
 
 static __always_inline void submit(struct js_event *e)
 {
-	__u64 flags = 0;
-	if (wakeup_bytes)
-		flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
-										     : BPF_RB_NO_WAKEUP;
+	__u64 flags = 0, avail;
+	if (wakeup_bytes) {
+		/* Wake only as the waiting data crosses each multiple of
+		 * wakeup_bytes: a reader that lags must not turn every later event
+		 * into a forced wakeup (an IPI, microseconds in a VM). The reader's
+		 * drain timer picks up anything a race lets slip past. */
+		avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+		flags = avail >= wakeup_bytes && avail % wakeup_bytes < JS_RECORD_BYTES ? BPF_RB_FORCE_WAKEUP
+											   : BPF_RB_NO_WAKEUP;
+	}
 	bpf_ringbuf_submit(e, flags);
 }
 

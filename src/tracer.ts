@@ -178,6 +178,16 @@ export class TraceSession {
     return this.obj ? readPercpuCounter(this.obj, 'drops') : { total: 0, perCpu: [] };
   }
 
+  /** Kernel run time and count per attached program (needs kernel.bpf_stats_enabled=1 to count). */
+  programStats(): { hook: string; runTimeNs: number; runCount: number }[] {
+    const obj = this.obj;
+    if (!obj) return [];
+    return HOOKS.map((h) => {
+      const info = obj.programInfo(FLAVOUR_PREFIX[this.flavour] + h.name);
+      return { hook: h.name, runTimeNs: info.runTimeNs, runCount: info.runCount };
+    });
+  }
+
   ringStats() {
     return this.ring?.stats();
   }
