@@ -57,7 +57,8 @@ async function record(argv: RecordArgs): Promise<void> {
     for (const n of session.notes) say(`note: ${n}`);
     for (const [name, p] of Object.entries(session.probes))
       if (!p.active) say(`probe ${name} inactive: ${p.reason}`);
-    say(`tracing for ${(durationMs / 1000).toFixed(1)} s (Ctrl-C stops early and keeps what was traced)`);
+    const attachedMs = Math.round(process.uptime() * 1000);
+    say(`tracing for ${(durationMs / 1000).toFixed(1)} s, attached ${attachedMs} ms after start (Ctrl-C stops early and keeps what was traced)`);
 
     stopReason = await new Promise<string>((resolve) => {
       const timer = setTimeout(() => finish(''), durationMs);

@@ -119,6 +119,7 @@ export function buildReport(inp: ReportInput): Report {
   perCpuRows(histograms, 'icmp_rcv', null, agg.icmpWait);
 
   const timerRows: TimerRow[] = [];
+  k?.resolveAll([...agg.timers.keys(), ...agg.stalls.filter((s) => s.kind !== 'softirq').map((s) => s.key)]);
   for (const t of agg.timers.values()) {
     const symbol = timerSymbol(k, t.key, t.hi, t.lo);
     perCpuRows(histograms, 'timer_callbacks', symbol, t.perCpu);
