@@ -1,60 +1,22 @@
 // npm run bench:pipeline — events/s through ring buffer -> addon -> TypeScript
-// aggregation. A BPF generator (bpf/bench_gen.bpf.c), run on CPU 1 from a worker
-// thread with BPF_PROG_TEST_RUN, writes tracer-format events at an offered rate;
-// the main thread (CPU 0 under taskset) consumes them as `record` does.
-// Prints one line per offered rate, then `pipeline: N events/s, D drops` for
-// the highest rate consumed with no drops.
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
+// aggregation. The synthetic generator (src/synthetic.ts) runs on CPU 1 from a
+// worker thread at an offered rate; the main thread (CPU 0 under taskset)
+// consumes as `record` does. Prints one line per offered rate, then
+// `pipeline: N events/s, D drops` for the highest rate consumed with no drops.
 import { EVENT_SIZE } from '../src/abi';
 import { Aggregator } from '../src/aggregate';
-import { native, readPercpuCounter } from '../src/native';
-
-const BATCH = 4096; // events per BPF_PROG_TEST_RUN
-const PRODUCER_CPU = 1;
-
-interface Job {
-  fd: number;
-  rate: number; // events/s; 0 = as fast as possible
-  seconds: number;
-}
-
-function producer(job: Job): void {
-  const addon = native();
-  const start = process.hrtime.bigint();
-  const endNs = BigInt(Math.round(job.seconds * 1e9));
-  let calls = 0;
-  for (;;) {
-    const elapsed = process.hrtime.bigint() - start;
-    if (elapsed >= endNs) break;
-    if (job.rate && calls * BATCH > (Number(elapsed) / 1e9) * job.rate) continue; // ahead of schedule
-    addon.testRunFd(job.fd, PRODUCER_CPU);
-    calls++;
-  }
-  parentPort!.postMessage({ produced: calls * BATCH });
-}
+import { native } from '../src/native';
+import { SyntheticLoad } from '../src/synthetic';
 
 async function runAt(rate: number, seconds: number) {
-  const addon = native();
-  const obj = new addon.BpfObject('bench_gen');
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(BATCH);
-  obj.setGlobal('batch_size', b);
-  obj.setMapMaxEntries('events', 64 << 20);
-  obj.load();
   const agg = new Aggregator({ stallThresholdNs: 1e12 });
-  const ring = new addon.RingReader(obj, 'events', (buf, count) => agg.consume(buf, count), 256 * 1024, EVENT_SIZE, 1 << 18);
   const t0 = process.hrtime.bigint();
-  const worker = new Worker(__filename, { workerData: { fd: obj.programFd('bench_emit'), rate, seconds } as Job });
-  const { produced } = await new Promise<{ produced: number }>((resolve, reject) => {
-    worker.once('message', resolve);
-    worker.once('error', reject);
-  });
-  ring.drain();
+  const load = new SyntheticLoad({ rate, seconds, cpu: 1 }, (buf, count) => agg.consume(buf, count));
+  const produced = await load.finished;
+  load.drain();
   const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-  const drops = readPercpuCounter(obj, 'drops').total;
-  ring.close();
-  obj.close();
-  await worker.terminate();
+  const drops = load.drops();
+  await load.stop();
   const consumed = agg.totalEvents;
   return { rate, produced: produced / secs, consumed: consumed / secs, drops, lost: produced - consumed - drops };
 }
@@ -108,9 +70,7 @@ async function main() {
   else console.log(`pipeline: ${Math.round(sat.consumed)} events/s, ${sat.drops} drops`);
 }
 
-if (isMainThread) {
-  main().catch((e) => {
-    console.error(`bench:pipeline: ${e.message}`);
-    process.exitCode = 1;
-  });
-} else producer(workerData as Job);
+main().catch((e) => {
+  console.error(`bench:pipeline: ${e.message}`);
+  process.exitCode = 1;
+});

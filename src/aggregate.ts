@@ -71,6 +71,11 @@ export class Aggregator {
     this.maxStalls = opts.maxStalls ?? 10_000;
   }
 
+  /** An empty aggregator with the same options. */
+  fresh(): Aggregator {
+    return new Aggregator({ stallThresholdNs: this.stallThresholdNs, maxPackets: this.maxPackets, maxStalls: this.maxStalls });
+  }
+
   get totalEvents(): number {
     const e = this.events;
     return e.softirq + e.timer + e.hrtimer + e.icmp + e.unknown;

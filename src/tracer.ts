@@ -45,7 +45,8 @@ const WAKEUP_BYTES = 64 * 1024;
 const DRAIN_INTERVAL_MS = 100;
 
 export class TraceSession {
-  readonly aggregator: Aggregator;
+  /** Where events go now; rotate() swaps in a fresh one (for interval views). */
+  aggregator: Aggregator;
   readonly probes = {} as Record<ProbeName, ProbeStatus>;
   readonly notes: string[] = [];
   readonly flavour: Flavour;
@@ -64,13 +65,12 @@ export class TraceSession {
     this.attachedAtNs = 0;
     try {
       this.attachAll();
-      const agg = this.aggregator;
       const onBatch = opts.onBatch;
       this.ring = new (native().RingReader)(
         obj,
         'events',
         (buf, count) => {
-          agg.consume(buf, count);
+          this.aggregator.consume(buf, count);
           if (onBatch) onBatch(count);
         },
         RING_BATCH_BYTES,
@@ -166,6 +166,14 @@ export class TraceSession {
         reason: `${IPVS_SYMBOL} is not in /proc/kallsyms: ip_vs is not loaded, or the kernel (>= 6.2) uses the kthread estimator`,
       });
     }
+  }
+
+  /** Returns the aggregator filled so far and continues into a fresh one. */
+  rotate(): Aggregator {
+    const done = this.aggregator;
+    this.drain();
+    this.aggregator = done.fresh();
+    return done;
   }
 
   /** Consumes what is in the ring now (normally the event loop does this). */
