@@ -267,10 +267,78 @@ export function renderHistogram(title: string, buckets: Log2Bucket[], width = 52
   return lines.join('\n');
 }
 
-function table(head: string[], rows: string[][]): string {
+/** Aligned columns: those in `left` left-aligned, the others right-aligned. */
+export function table(head: string[], rows: string[][], left: number[] = [0]): string {
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ');
+  const line = (r: string[]) => r.map((c, i) => (left.includes(i) ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ').trimEnd();
   return [line(head), ...rows.map(line)].join('\n');
+}
+
+/** One CPU's figures for the given window, in ns (null: nothing measured). */
+export interface CpuSummary {
+  cpu: number;
+  netRxWaitP99: number | null;
+  netRxWaitMax: number | null;
+  netRxRunP99: number | null;
+  netRxRunMax: number | null;
+  timerSoftirqMax: number | null;
+  hrtimerSoftirqMax: number | null;
+  ipvsMax: number | null;
+  icmp: number;
+  /** The longest timer callback run on this CPU. */
+  worst: { culprit: string; durationNs: number } | null;
+}
+
+export function cpuSummaries(r: Report): CpuSummary[] {
+  const cpus = new Set<number>();
+  for (const h of r.histograms) if (h.cpu !== null) cpus.add(h.cpu);
+  for (const c of r.icmp.perCpu) cpus.add(c.cpu);
+  const index = new Map<string, HistogramRow>();
+  for (const h of r.histograms) if (h.cpu !== null) index.set(`${h.probe}|${h.key}|${h.cpu}`, h);
+  const get = (probe: string, key: string | null, cpu: number, f: 'p99' | 'max') => index.get(`${probe}|${key}|${cpu}`)?.[f] ?? null;
+  return [...cpus]
+    .sort((a, b) => a - b)
+    .map((cpu) => {
+      let worst: CpuSummary['worst'] = null;
+      for (const h of r.histograms)
+        if (h.probe === 'timer_callbacks' && h.cpu === cpu && (!worst || h.max > worst.durationNs))
+          worst = { culprit: h.key ?? '?', durationNs: h.max };
+      return {
+        cpu,
+        netRxWaitP99: get('net_rx_wait', null, cpu, 'p99'),
+        netRxWaitMax: get('net_rx_wait', null, cpu, 'max'),
+        netRxRunP99: get('softirq', 'NET_RX', cpu, 'p99'),
+        netRxRunMax: get('softirq', 'NET_RX', cpu, 'max'),
+        timerSoftirqMax: get('softirq', 'TIMER', cpu, 'max'),
+        hrtimerSoftirqMax: get('softirq', 'HRTIMER', cpu, 'max'),
+        ipvsMax: get('ipvs_estimation', null, cpu, 'max'),
+        icmp: r.icmp.perCpu.find((c) => c.cpu === cpu)?.count ?? 0,
+        worst,
+      };
+    });
+}
+
+export const CPU_TABLE_HEAD = ['CPU', 'NET_RX wait p99', 'max', 'NET_RX run p99', 'max', 'TIMER max', 'HRTIMER max', 'ipvs_est max', 'ICMP', 'longest callback'];
+
+/** The cells of one CPU row, as text. */
+export function cpuCells(c: CpuSummary): string[] {
+  const ns = (v: number | null) => (v === null ? '-' : fmtNs(v));
+  return [
+    String(c.cpu),
+    ns(c.netRxWaitP99),
+    ns(c.netRxWaitMax),
+    ns(c.netRxRunP99),
+    ns(c.netRxRunMax),
+    ns(c.timerSoftirqMax),
+    ns(c.hrtimerSoftirqMax),
+    ns(c.ipvsMax),
+    String(c.icmp),
+    c.worst ? `${c.worst.culprit} ${fmtNs(c.worst.durationNs)}` : '-',
+  ];
+}
+
+export function cpuTableText(r: Report): string {
+  return table(CPU_TABLE_HEAD, cpuSummaries(r).map(cpuCells), [0, CPU_TABLE_HEAD.length - 1]);
 }
 
 export function renderText(r: Report): string {
@@ -286,37 +354,8 @@ export function renderText(r: Report): string {
     out.push(`  ${name.padEnd(16)} ${p.active ? p.mode : 'inactive'}${p.reason ? ` — ${p.reason}` : ''}`);
   for (const n of m.notes) out.push(`note: ${n}`);
 
-  const find = (probe: string, key: string | null) => r.histograms.filter((h) => h.probe === probe && h.key === key);
-  const cpuRows: string[][] = [];
-  const cpus = [...new Set(r.histograms.filter((h) => h.cpu !== null).map((h) => h.cpu as number))].sort((a, b) => a - b);
-  for (const cpu of cpus) {
-    const get = (probe: string, key: string | null) => find(probe, key).find((h) => h.cpu === cpu);
-    const cell = (h: HistogramRow | undefined, f: 'p99' | 'max') => (h ? fmtNs(h[f]) : '-');
-    const nrw = get('net_rx_wait', null);
-    const nra = get('softirq', 'NET_RX');
-    const tim = get('softirq', 'TIMER');
-    const hrt = get('softirq', 'HRTIMER');
-    const ipvs = get('ipvs_estimation', null);
-    const icmp = r.icmp.perCpu.find((c) => c.cpu === cpu)?.count ?? 0;
-    cpuRows.push([
-      String(cpu),
-      cell(nrw, 'p99'),
-      cell(nrw, 'max'),
-      cell(nra, 'p99'),
-      cell(nra, 'max'),
-      cell(tim, 'max'),
-      cell(hrt, 'max'),
-      cell(ipvs, 'max'),
-      String(icmp),
-    ]);
-  }
   out.push('');
-  out.push(
-    table(
-      ['CPU', 'NET_RX wait p99', 'max', 'NET_RX run p99', 'max', 'TIMER max', 'HRTIMER max', 'ipvs_est max', 'ICMP'],
-      cpuRows,
-    ),
-  );
+  out.push(cpuTableText(r));
 
   if (r.timers.byMax.length) {
     out.push('');
@@ -331,6 +370,7 @@ export function renderText(r: Report): string {
     );
   }
 
+  const find = (probe: string, key: string | null) => r.histograms.filter((h) => h.probe === probe && h.key === key);
   for (const h of find('net_rx_wait', null).filter((h) => h.cpu !== null)) {
     out.push('');
     out.push(renderHistogram(`@net_rx_wait_ns[cpu ${h.cpu}]`, h.buckets));
