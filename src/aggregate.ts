@@ -54,7 +54,9 @@ export class Aggregator {
   readonly icmpCount: number[] = [];
   readonly packets: IcmpPacket[] = [];
   packetsNotKept = 0;
-  readonly stalls: Stall[] = [];
+  /** Ring of the newest maxStalls stalls; read them in order with stalls(). */
+  private readonly stallRing: Stall[] = [];
+  private stallNext = 0;
   stallsNotKept = 0;
   readonly events = { softirq: 0, timer: 0, hrtimer: 0, icmp: 0, unknown: 0 };
   firstNs = 0;
@@ -148,11 +150,18 @@ export class Aggregator {
   }
 
   private addStall(kind: StallKind, cpu: number, key: number, keyHi: number, startNs: number, durationNs: number): void {
-    if (this.stalls.length >= this.maxStalls) {
-      this.stalls.shift();
+    const s: Stall = { kind, cpu, key, keyHi, startNs, durationNs };
+    if (this.stallRing.length < this.maxStalls) this.stallRing.push(s);
+    else {
+      this.stallRing[this.stallNext] = s;
+      this.stallNext = (this.stallNext + 1) % this.maxStalls;
       this.stallsNotKept++;
     }
-    this.stalls.push({ kind, cpu, key, keyHi, startNs, durationNs });
+  }
+
+  /** Kept stalls, oldest first. */
+  stalls(): Stall[] {
+    return this.stallRing.slice(this.stallNext).concat(this.stallRing.slice(0, this.stallNext));
   }
 
   /** CPUs that produced any event. */
@@ -186,7 +195,7 @@ export class Aggregator {
       else this.packetsNotKept++;
     }
     this.packetsNotKept += o.packetsNotKept;
-    for (const s of o.stalls) this.addStall(s.kind, s.cpu, s.key, s.keyHi, s.startNs, s.durationNs);
+    for (const s of o.stalls()) this.addStall(s.kind, s.cpu, s.key, s.keyHi, s.startNs, s.durationNs);
     this.stallsNotKept += o.stallsNotKept;
     for (const k of Object.keys(this.events) as (keyof Aggregator['events'])[]) this.events[k] += o.events[k];
     if (o.firstNs && (!this.firstNs || o.firstNs < this.firstNs)) this.firstNs = o.firstNs;

@@ -8,6 +8,9 @@ import { native } from './native';
 import { parseCpuList, parseDurationMs, parseIntInRange } from './parse';
 import { buildReport, checkWritable, renderText, writeAtomic } from './report';
 import { TraceSession } from './tracer';
+import { SyntheticLoad } from './synthetic';
+import { Collector, WindowName, WINDOWS } from './top/collector';
+import { batchBlock } from './top/batch';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const VERSION: string = require('../../package.json').version;
@@ -107,6 +110,128 @@ async function record(argv: RecordArgs): Promise<void> {
   if (drops.total) say(`warning: ${drops.total} events were dropped because the ring buffer was full; raise --ring-mb`);
 }
 
+interface TopArgs {
+  delay: string;
+  once: boolean;
+  batch: boolean;
+  iterations?: string;
+  window: string;
+  cpus?: string;
+  'stall-ms': string;
+  'synthetic-rate'?: string;
+}
+
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/** Resolves on the first stop signal (with its name); `dispose` removes the handlers. */
+function onStopSignal(): { signalled: Promise<string>; dispose: () => void } {
+  let handler: (s: NodeJS.Signals) => void = () => undefined;
+  const signalled = new Promise<string>((resolve) => {
+    handler = (s) => resolve(s);
+    for (const s of STOP_SIGNALS) process.on(s, handler);
+  });
+  return { signalled, dispose: () => STOP_SIGNALS.forEach((s) => process.removeListener(s, handler)) };
+}
+
+async function top(argv: TopArgs): Promise<void> {
+  const delayMs = parseDurationMs(argv.delay, '--delay');
+  if (delayMs < 100) throw new UsageError(`--delay: '${argv.delay}' is too short; use 100ms or more`);
+  const iterations = argv.once ? 1 : argv.iterations !== undefined ? parseIntInRange(argv.iterations, '--iterations', 1, 1e9) : Infinity;
+  const stallMs = Number(argv['stall-ms']);
+  if (!(stallMs > 0) || stallMs > 60_000) throw new UsageError(`--stall-ms: '${argv['stall-ms']}' must be a number of milliseconds above 0`);
+  let syntheticRate = 0;
+  if (argv['synthetic-rate'] !== undefined) {
+    const m = /^(\d+(?:\.\d+)?)([kKmM]?)$/.exec(argv['synthetic-rate']);
+    if (!m) throw new UsageError(`--synthetic-rate: '${argv['synthetic-rate']}' is not a rate; use e.g. 1M or 250k`);
+    syntheticRate = parseFloat(m[1]) * ({ k: 1e3, m: 1e6 }[m[2].toLowerCase() as 'k' | 'm'] ?? 1);
+    if (syntheticRate < 1 || syntheticRate > 50e6) throw new UsageError('--synthetic-rate: use 1 to 50M events/s');
+  }
+  requireTracingCaps();
+  const possible = native().numPossibleCpus;
+  const cpus = argv.cpus !== undefined ? parseCpuList(argv.cpus, possible) : undefined;
+  const tty = Boolean(process.stdout.isTTY) && !argv.batch && !argv.once && argv.iterations === undefined;
+
+  const session = TraceSession.start({ cpus, stallThresholdNs: stallMs * 1e6, maxPackets: 1000 });
+  let synthetic: SyntheticLoad | undefined;
+  const stop = onStopSignal();
+  try {
+    if (syntheticRate) {
+      synthetic = new SyntheticLoad({ rate: syntheticRate, ringBytes: 16 << 20 }, (buf, count) => session.aggregator.consume(buf, count));
+      say(`note: synthetic load of ${syntheticRate} events/s mixed into the display (--synthetic-rate)`);
+    }
+    const collector = new Collector(session, {
+      version: VERSION,
+      command: process.argv.slice(1),
+      possibleCpus: possible,
+      tracedCpus: cpus,
+      extraDrops: () => synthetic?.drops() ?? 0,
+    });
+    if (tty) await runDashboard(collector, cpus?.length ?? possible, delayMs, argv.window as WindowName, stop.signalled);
+    else {
+      for (const n of session.notes) say(`note: ${n}`);
+      for (const [name, p] of Object.entries(session.probes)) if (!p.active) say(`probe ${name} inactive: ${p.reason}`);
+      await runBatch(collector, delayMs, iterations, argv.window as WindowName, stop.signalled);
+    }
+  } finally {
+    stop.dispose();
+    await synthetic?.stop();
+    session.stop();
+  }
+}
+
+async function runBatch(c: Collector, delayMs: number, iterations: number, window: WindowName, signalled: Promise<string>) {
+  let stopped = false;
+  signalled.then(() => (stopped = true));
+  let lastStallNs = 0;
+  let pipeClosed = false;
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') pipeClosed = true;
+  });
+  const start = Date.now();
+  for (let i = 0; i < iterations && !stopped && !pipeClosed; i++) {
+    // deadlines from the start, so the time a block takes does not drift the clock
+    const wait = Math.max(0, start + (i + 1) * delayMs - Date.now());
+    await Promise.race([new Promise((r) => setTimeout(r, wait)), signalled]);
+    c.tick();
+    const snap = c.snapshot(window);
+    process.stdout.write(batchBlock(snap, lastStallNs));
+    for (const x of snap.report.stalls.rows) if (x.startNs > lastStallNs) lastStallNs = x.startNs;
+  }
+}
+
+async function runDashboard(c: Collector, cpus: number, delayMs: number, window: WindowName, signalled: Promise<string>) {
+  const { Dashboard } = await import('./top/dashboard');
+  await new Promise<void>((resolve) => {
+    let timer: NodeJS.Timeout | undefined;
+    const dash = new Dashboard({
+      quit: () => {
+        clearInterval(timer);
+        dash.destroy();
+        resolve();
+      },
+      reset: () => c.reset(),
+      windowChanged: (w) => {
+        const paused = dash.paused;
+        dash.paused = false;
+        dash.update(c.snapshot(w));
+        dash.paused = paused;
+      },
+    }, cpus);
+    dash.window = window;
+    dash.draw();
+    signalled.then(() => {
+      clearInterval(timer);
+      dash.destroy();
+      resolve();
+    });
+    // the one render clock: close an interval, snapshot, draw
+    timer = setInterval(() => {
+      c.tick();
+      dash.update(c.snapshot(dash.window));
+    }, delayMs);
+  });
+}
+
 export async function main(args: string[]): Promise<number> {
   let code = 0;
   const parser = yargs(args)
@@ -128,7 +253,27 @@ export async function main(args: string[]): Promise<number> {
           .example('$0 record -d 10s -f text --cpus 1', 'print histograms for CPU 1'),
       async (argv) => record(argv),
     )
-    .demandCommand(1, 'name a command: record')
+    .command<TopArgs>(
+      'top',
+      'Live per-CPU dashboard (plain text each interval when not on a terminal)',
+      (y) =>
+        y
+          .option('delay', { alias: 'd', type: 'string', default: '1s', describe: 'Refresh every (1s, 500ms, ...)' })
+          .option('window', { choices: [...WINDOWS], default: '1s', describe: 'Initial window: last 1 s, last 10 s, since start (key w)' })
+          .option('once', { type: 'boolean', default: false, describe: 'Trace one interval, print the summary, exit' })
+          .option('iterations', { alias: 'n', type: 'string', describe: 'Print this many intervals, then exit (plain text)' })
+          .option('batch', { alias: 'b', type: 'boolean', default: false, describe: 'Plain text each interval even on a terminal' })
+          .option('cpus', { type: 'string', describe: 'Trace only these CPUs, e.g. 0,2-3 (default: all)' })
+          .option('stall-ms', { type: 'string', default: '1', describe: 'List softirq and timer runs at least this long as stalls' })
+          .option('synthetic-rate', {
+            type: 'string',
+            describe: 'Test aid: mix this many synthetic events/s (e.g. 1M) into the display to check it keeps up',
+          })
+          .example('$0 top', 'live dashboard; q quits, ? shows the keys')
+          .example('$0 top -b -n 5 -d 2s', 'five plain-text summaries, two seconds apart'),
+      async (argv) => top(argv),
+    )
+    .demandCommand(1, 'name a command: record or top')
     .strict()
     .version(VERSION)
     .help()
@@ -137,7 +282,7 @@ export async function main(args: string[]): Promise<number> {
     .wrap(Math.min(100, process.stdout.columns || 100))
     .fail((msg, err) => {
       if (err) throw err;
-      throw new UsageError(`${msg} (see jitterscope --help)`);
+      throw new UsageError(`${msg.replace(/\s*\n\s*/g, ' ')} (see jitterscope --help)`);
     });
   try {
     await parser.parseAsync();

@@ -119,7 +119,8 @@ export function buildReport(inp: ReportInput): Report {
   perCpuRows(histograms, 'icmp_rcv', null, agg.icmpWait);
 
   const timerRows: TimerRow[] = [];
-  k?.resolveAll([...agg.timers.keys(), ...agg.stalls.filter((s) => s.kind !== 'softirq').map((s) => s.key)]);
+  const stalls = agg.stalls();
+  k?.resolveAll([...agg.timers.keys(), ...stalls.filter((s) => s.kind !== 'softirq').map((s) => s.key)]);
   for (const t of agg.timers.values()) {
     const symbol = timerSymbol(k, t.key, t.hi, t.lo);
     perCpuRows(histograms, 'timer_callbacks', symbol, t.perCpu);
@@ -148,7 +149,7 @@ export function buildReport(inp: ReportInput): Report {
     .sort((a, b) => b.waitNs! - a.waitNs!)
     .slice(0, 20);
 
-  const stallRows: StallRow[] = agg.stalls.map((s) => ({
+  const stallRows: StallRow[] = stalls.map((s) => ({
     cpu: s.cpu,
     kind: s.kind,
     culprit:

@@ -73,7 +73,7 @@ test('aggregation counts, per-CPU histograms and ICMP packets', () => {
     type: 8, code: 0, id: 4242, seq: 1, waitNs: 2_500_000,
   });
   assert.equal(agg.packets[1].waitNs, null);
-  assert.equal(agg.stalls.length, 2, 'the 15 ms and 40 ms timer runs are stalls');
+  assert.equal(agg.stalls().length, 2, 'the 15 ms and 40 ms timer runs are stalls');
   assert.equal(agg.timers.get(key52FromHex('ffffffff8150e200'))!.perCpu[1]!.max, 15_000_000);
 });
 

@@ -1,0 +1,268 @@
+// `top` on a terminal: the blessed dashboard. Layout lives here; each panel maps
+// a Snapshot to its widget. One render clock (the refresh) for the whole screen.
+import blessed from 'blessed';
+import { CPU_TABLE_HEAD, HistogramRow, cpuCells, cpuSummaries, fmtNs, renderHistogram, CpuSummary } from '../report';
+import { wallTime } from './batch';
+import { Snapshot, WindowName, WINDOWS } from './collector';
+
+/** Views of a CPU the histogram panel can show: [label, probe, key]. */
+const HIST_VIEWS: [string, string, string | null][] = [
+  ['NET_RX wait', 'net_rx_wait', null],
+  ['NET_RX run (net_rx_action)', 'softirq', 'NET_RX'],
+  ['TIMER softirq', 'softirq', 'TIMER'],
+  ['HRTIMER softirq', 'softirq', 'HRTIMER'],
+  ['ipvs estimation_timer', 'ipvs_estimation', null],
+  ['ICMP wait (arrival -> icmp_rcv)', 'icmp_rcv', null],
+];
+
+const KEYS = 'q quit  ↑↓/jk select  Tab panel  Enter drill down  w window  p/z pause  r reset  ? help';
+const HELP = `jitterscope top — keys
+
+  q, Esc, Ctrl-C   quit (detaches the probes first)
+  ↑ ↓ / j k        move the selection in the focused panel
+  Tab              next panel (CPUs, histogram, callbacks, stalls)
+  Enter            CPUs: show the selected CPU's histograms
+                   callbacks: show that callback's histogram
+  ← → / h l        histogram panel: previous / next measure
+  w                window: last 1 s, last 10 s, since start
+  p, z             pause / resume the display (tracing goes on)
+  r                reset: forget everything collected so far
+  ?                this help (any key closes it)
+
+Colours: yellow >= 1 ms, red >= 10 ms.`;
+
+export interface DashboardHandlers {
+  quit(): void;
+  reset(): void;
+  windowChanged(w: WindowName): void;
+}
+
+function severity(ns: number | null, text: string): string {
+  if (ns === null) return text;
+  if (ns >= 10e6) return `{red-fg}{bold}${text}{/bold}{/red-fg}`;
+  if (ns >= 1e6) return `{yellow-fg}${text}{/yellow-fg}`;
+  return text;
+}
+
+export class Dashboard {
+  readonly screen: blessed.Widgets.Screen;
+  private readonly header: blessed.Widgets.BoxElement;
+  private readonly cpuList: blessed.Widgets.ListElement;
+  private readonly histBox: blessed.Widgets.BoxElement;
+  private readonly timerList: blessed.Widgets.ListElement;
+  private readonly stallList: blessed.Widgets.ListElement;
+  private readonly footer: blessed.Widgets.BoxElement;
+  private readonly panels: blessed.Widgets.BlessedElement[];
+  private help: blessed.Widgets.BoxElement | undefined;
+  private last: Snapshot | undefined;
+  paused = false;
+  window: WindowName = '1s';
+  private histCpu: number | null = null;
+  private histView = 0;
+  private histTimer: { symbol: string; cpu: number } | null = null;
+
+  constructor(
+    private readonly handlers: DashboardHandlers,
+    private readonly cpuCount: number,
+  ) {
+    this.screen = blessed.screen({ smartCSR: true, title: 'jitterscope top', fullUnicode: false, autoPadding: true });
+    this.header = blessed.box({ parent: this.screen, top: 0, left: 0, width: '100%', height: 3, tags: true });
+    const listStyle = { selected: { inverse: true }, border: { fg: 'gray' }, focus: { border: { fg: 'cyan' } } };
+    this.cpuList = blessed.list({
+      parent: this.screen, top: 3, left: 0, width: '100%', height: '30%', label: ' CPUs ', border: 'line',
+      tags: true, keys: true, vi: true, style: listStyle as any,
+    });
+    this.histBox = blessed.box({
+      parent: this.screen, top: '30%+3', left: 0, width: '50%', height: '70%-12', label: ' histogram ',
+      border: 'line', tags: false, scrollable: true, style: listStyle as any,
+    });
+    this.timerList = blessed.list({
+      parent: this.screen, top: '30%+3', left: '50%', width: '50%', height: '70%-12', label: ' timer callbacks ',
+      border: 'line', tags: true, keys: true, vi: true, style: listStyle as any,
+    });
+    this.stallList = blessed.list({
+      parent: this.screen, bottom: 1, left: 0, width: '100%', height: 8, label: ' recent stalls ', border: 'line',
+      tags: true, keys: true, vi: true, style: listStyle as any,
+    });
+    this.footer = blessed.box({ parent: this.screen, bottom: 0, left: 0, width: '100%', height: 1, content: KEYS, style: { inverse: true } });
+    this.panels = [this.cpuList, this.histBox, this.timerList, this.stallList];
+    this.cpuList.focus();
+    this.bindKeys();
+    this.layout();
+    this.screen.on('resize', () => {
+      this.layout();
+      this.draw();
+    });
+  }
+
+  /** The CPU table gets a row per CPU (up to 40 % of the screen); the middle panels the rest. */
+  private layout(): void {
+    const rows = (this.screen.height as number) || 24;
+    const cpuHeight = Math.max(4, Math.min(this.cpuCount + 2, Math.floor(rows * 0.4)));
+    const middleTop = 3 + cpuHeight;
+    const middleHeight = Math.max(4, rows - middleTop - 9);
+    this.cpuList.height = cpuHeight;
+    for (const p of [this.histBox, this.timerList]) {
+      p.top = middleTop;
+      p.height = middleHeight;
+    }
+  }
+
+  private bindKeys(): void {
+    const s = this.screen;
+    s.key(['q', 'C-c'], () => this.handlers.quit());
+    s.key(['escape'], () => (this.help ? this.closeHelp() : this.handlers.quit()));
+    s.key(['tab'], () => {
+      const i = this.panels.indexOf(s.focused as blessed.Widgets.BlessedElement);
+      this.panels[(i + 1) % this.panels.length].focus();
+      s.render();
+    });
+    s.key(['p', 'z'], () => {
+      this.paused = !this.paused;
+      this.draw();
+    });
+    s.key(['r'], () => {
+      this.handlers.reset();
+      this.draw();
+    });
+    s.key(['w'], () => {
+      this.window = WINDOWS[(WINDOWS.indexOf(this.window) + 1) % WINDOWS.length];
+      this.handlers.windowChanged(this.window);
+    });
+    s.key(['?'], () => this.showHelp());
+    this.cpuList.key(['enter'], () => {
+      const row = this.cpuRows()[(this.cpuList as any).selected as number];
+      if (!row) return;
+      this.histCpu = row.cpu;
+      this.histTimer = null;
+      this.histBox.focus();
+      this.draw();
+    });
+    this.timerList.key(['enter'], () => {
+      const t = this.last?.report.timers.byMax[(this.timerList as any).selected as number];
+      if (!t) return;
+      this.histTimer = { symbol: t.symbol, cpu: t.cpu };
+      this.draw();
+    });
+    this.histBox.key(['left', 'h', 'up', 'k'], () => this.stepView(-1));
+    this.histBox.key(['right', 'l', 'down', 'j'], () => this.stepView(1));
+  }
+
+  private stepView(d: number): void {
+    this.histTimer = null;
+    this.histView = (this.histView + d + HIST_VIEWS.length) % HIST_VIEWS.length;
+    this.draw();
+  }
+
+  private showHelp(): void {
+    if (this.help) return;
+    this.help = blessed.box({
+      parent: this.screen, top: 'center', left: 'center', width: 64, height: 20, border: 'line',
+      label: ' help ', content: HELP, style: { border: { fg: 'cyan' } },
+    });
+    this.help.focus();
+    this.help.once('keypress', () => this.closeHelp());
+    this.screen.render();
+  }
+
+  private closeHelp(): void {
+    this.help?.destroy();
+    this.help = undefined;
+    this.cpuList.focus();
+    this.screen.render();
+  }
+
+  private cpuRows(): CpuSummary[] {
+    return this.last ? cpuSummaries(this.last.report) : [];
+  }
+
+  /** Takes a new snapshot (ignored while paused) and redraws. */
+  update(s: Snapshot): void {
+    if (this.paused) return;
+    this.last = s;
+    this.draw();
+  }
+
+  draw(): void {
+    const s = this.last;
+    if (!s) {
+      this.header.setContent('{bold}jitterscope top{/bold}  attaching...');
+      this.screen.render();
+      return;
+    }
+    const m = s.report.meta;
+    const modes = Object.entries(m.probes)
+      .map(([name, p]) => `${name}: ${p.active ? (p.mode ?? '').split(' ')[0] : '{yellow-fg}inactive{/yellow-fg}'}`)
+      .join('  ');
+    const drops = s.dropsTotal ? `{red-fg}drops ${s.dropsRecent} (total ${s.dropsTotal}){/red-fg}` : 'drops 0';
+    this.header.setContent(
+      `{bold}jitterscope top{/bold}  ${m.host}  ${m.kernel}  window ${this.window}  ` +
+        `events ${Math.round(s.eventsPerSec).toLocaleString('en-US')}/s  ${drops}` +
+        (this.paused ? '  {inverse}{bold} PAUSED {/bold}{/inverse}' : '') +
+        `  ${s.takenAt.toTimeString().slice(0, 8)}\n${modes}`,
+    );
+
+    // per-CPU table: align the plain text first, then colour the cells
+    const rows = this.cpuRows();
+    const cells = rows.map(cpuCells);
+    const width = CPU_TABLE_HEAD.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+    const pad = (t: string, i: number) => (i === 0 || i === width.length - 1 ? t.padEnd(width[i]) : t.padStart(width[i]));
+    const values = (r: CpuSummary): (number | null)[] => [
+      null, r.netRxWaitP99, r.netRxWaitMax, r.netRxRunP99, r.netRxRunMax, r.timerSoftirqMax, r.hrtimerSoftirqMax, r.ipvsMax, null,
+      r.worst?.durationNs ?? null,
+    ];
+    this.cpuList.setLabel(` CPUs — ${CPU_TABLE_HEAD.map(pad).join('  ')} `);
+    this.cpuList.setItems(
+      rows.map((r, k) => cells[k].map((c, i) => severity(values(r)[i], pad(c, i))).join('  ')) as any,
+    );
+
+    this.drawHistogram(s, rows);
+
+    const timers = s.report.timers.byMax;
+    const tw = [32, 4, 8, 9, 9, 9];
+    const tcell = (t: string[]) => t.map((c, i) => (i === 0 ? c.slice(0, tw[0]).padEnd(tw[0]) : c.padStart(tw[i]))).join(' ');
+    this.timerList.setLabel(` timer callbacks (by max) — ${tcell(['callback', 'CPU', 'count', 'p99', 'max', 'total'])} `);
+    this.timerList.setItems(
+      timers.map((t) =>
+        severity(t.maxNs, tcell([t.symbol, String(t.cpu), String(t.count), fmtNs(t.p99Ns), fmtNs(t.maxNs), fmtNs(t.totalNs)])),
+      ) as any,
+    );
+
+    const stalls = s.report.stalls.rows.slice(-200).reverse();
+    this.stallList.setLabel(` recent stalls (>= ${fmtNs(s.report.stalls.thresholdNs)}, newest first) `);
+    this.stallList.setItems(
+      stalls.map((x) =>
+        severity(x.durationNs, `${wallTime(x.startNs, s.realtimeOffsetNs)}  cpu ${String(x.cpu).padEnd(3)} ${fmtNs(x.durationNs).padStart(8)}  ${x.culprit}`),
+      ) as any,
+    );
+    this.screen.render();
+  }
+
+  private drawHistogram(s: Snapshot, rows: CpuSummary[]): void {
+    let title: string;
+    let h: HistogramRow | undefined;
+    if (this.histTimer) {
+      const t = this.histTimer;
+      title = `${t.symbol} on CPU ${t.cpu}`;
+      h = s.report.histograms.find((x) => x.probe === 'timer_callbacks' && x.key === t.symbol && x.cpu === t.cpu);
+    } else {
+      const cpu = this.histCpu ?? rows[(this.cpuList as any).selected as number]?.cpu ?? 0;
+      const [label, probe, key] = HIST_VIEWS[this.histView];
+      title = `${label} on CPU ${cpu}`;
+      h = s.report.histograms.find((x) => x.probe === probe && x.key === key && x.cpu === cpu);
+    }
+    this.histBox.setLabel(` ${title} (←/→ measure) `);
+    if (!h) {
+      this.histBox.setContent('no events in this window');
+      return;
+    }
+    const summary = `count ${h.count}  p50 ${fmtNs(h.p50)}  p99 ${fmtNs(h.p99)}  max ${fmtNs(h.max)}`;
+    const width = Math.max(10, (this.histBox.width as number) - 36);
+    this.histBox.setContent(`${summary}\n${renderHistogram('ns', h.buckets, width).split('\n').slice(1).join('\n')}`);
+  }
+
+  destroy(): void {
+    this.screen.destroy();
+  }
+}
+
