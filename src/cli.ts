@@ -11,6 +11,11 @@ import { TraceSession } from './tracer';
 import { SyntheticLoad } from './synthetic';
 import { Collector, WindowName, WINDOWS } from './top/collector';
 import { batchBlock } from './top/batch';
+import dns from 'node:dns/promises';
+import fs from 'node:fs';
+import { LabStall } from './lab';
+import { formatCpuMask, interfaceExists, rpsFile, rpsQueues } from './net';
+import { PingParams, pingSection, runPing, slowRepliesText } from './ping';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const VERSION: string = require('../../package.json').version;
@@ -82,25 +87,10 @@ async function record(argv: RecordArgs): Promise<void> {
   } finally {
     session.stop();
   }
-  const end = new Date();
   const notes = [...session.notes];
   if (stopReason) notes.push(stopReason);
   const drops = session.drops();
-  const report = buildReport({
-    aggregator: session.aggregator,
-    probes: session.probes,
-    notes,
-    drops,
-    kallsyms: session.kallsyms,
-    startWall: start.wall,
-    endWall: end,
-    startMonoNs: start.monoNs,
-    realtimeOffsetNs: start.offsetNs,
-    possibleCpus: possible,
-    tracedCpus: cpus,
-    command: process.argv.slice(1),
-    version: VERSION,
-  });
+  const report = buildSessionReport(session, start, notes, cpus, possible);
   const text = argv.format === 'text' ? renderText(report) : JSON.stringify(report, null, 1) + '\n';
   if (argv.out) {
     writeAtomic(argv.out, text);
@@ -108,6 +98,181 @@ async function record(argv: RecordArgs): Promise<void> {
   } else process.stdout.write(text);
   if (stopReason) say(stopReason);
   if (drops.total) say(`warning: ${drops.total} events were dropped because the ring buffer was full; raise --ring-mb`);
+}
+
+interface PingArgs {
+  target: string;
+  count: string;
+  interval: string;
+  size: string;
+  interface?: string;
+  'slow-ms': string;
+  out?: string;
+  format: string;
+  cpus?: string;
+}
+
+async function resolveIPv4(target: string): Promise<string> {
+  if (/^\d+\.\d+\.\d+\.\d+$/.test(target)) return target;
+  try {
+    return (await dns.lookup(target, { family: 4 })).address;
+  } catch (e) {
+    throw new UsageError(`ping ${target}: cannot resolve it to an IPv4 address (${(e as NodeJS.ErrnoException).code ?? e}); give a host name or address`);
+  }
+}
+
+async function ping(argv: PingArgs): Promise<void> {
+  const count = parseIntInRange(argv.count, '--count', 1, 1_000_000);
+  const intervalMs = Number(argv.interval);
+  if (!Number.isFinite(intervalMs) || intervalMs < 1 || intervalMs > 60_000)
+    throw new UsageError(`--interval: '${argv.interval}' must be 1 to 60000 milliseconds`);
+  const sizeBytes = parseIntInRange(argv.size, '--size', 0, 65_507);
+  const slowMs = Number(argv['slow-ms']);
+  if (!(slowMs > 0) || slowMs > 60_000) throw new UsageError(`--slow-ms: '${argv['slow-ms']}' must be a number of milliseconds above 0`);
+  if (argv.interface !== undefined && !interfaceExists(argv.interface))
+    throw new UsageError(`--interface: no interface '${argv.interface}' in this network namespace (see ip link)`);
+  if (argv.out) checkWritable(argv.out);
+  const address = await resolveIPv4(argv.target);
+  requireTracingCaps();
+  const possible = native().numPossibleCpus;
+  const cpus = argv.cpus !== undefined ? parseCpuList(argv.cpus, possible) : undefined;
+  const params: PingParams = {
+    address,
+    id: (process.pid & 0xffff) || 1,
+    count,
+    intervalMs,
+    sizeBytes,
+    iface: argv.interface,
+    timeoutS: Math.max(1, Math.ceil((slowMs * 10) / 1000)),
+  };
+
+  // runs at least a third of --slow-ms are kept, so shorter culprits still show
+  const session = TraceSession.start({ cpus, stallThresholdNs: Math.min(1e6, (slowMs * 1e6) / 3), maxPackets: 100_000 });
+  const start = clockPair();
+  const stop = onStopSignal();
+  const abort = new AbortController();
+  let stopReason = '';
+  let run: import('./ping').PingRun;
+  try {
+    for (const n of session.notes) say(`note: ${n}`);
+    for (const [name, p] of Object.entries(session.probes)) if (!p.active) say(`probe ${name} inactive: ${p.reason}`);
+    say(`pinging ${argv.target} (${address}) ${count} times every ${intervalMs} ms, id ${params.id}; slow means >= ${slowMs} ms`);
+    stop.signalled.then((sig) => {
+      stopReason = `stopped early by ${sig}`;
+      abort.abort();
+    });
+    run = await runPing(params, abort.signal);
+    if (run.exitCode !== 0 && run.exitCode !== 1 && !stopReason)
+      throw new EnvironmentError(`ping failed (exit ${run.exitCode}): ${run.stderr.split('\n')[0] || 'no output'}`);
+    await new Promise((r) => setTimeout(r, 100)); // the last reply's events reach the ring
+  } finally {
+    stop.dispose();
+    session.stop();
+  }
+  const notes = [...session.notes, ...(stopReason ? [stopReason] : [])];
+  const report = buildSessionReport(session, start, notes, cpus, possible);
+  report.ping = pingSection(report, argv.target, params, run, slowMs);
+  if (argv.out) {
+    writeAtomic(argv.out, JSON.stringify(report, null, 1) + '\n');
+    say(`wrote ${argv.out}`);
+  }
+  if (argv.format === 'json' && !argv.out) process.stdout.write(JSON.stringify(report, null, 1) + '\n');
+  else {
+    const slow = slowRepliesText(report.ping);
+    process.stdout.write(`${slow ? slow + '\n\n' : ''}${report.ping.verdict.text}\n`);
+  }
+  if (session.drops().total) say(`warning: ${session.drops().total} events were dropped; attribution may miss some`);
+}
+
+interface LabArgs {
+  cpu: string;
+  'stall-ms': string;
+  'period-ms': string;
+  rps?: string[];
+  duration?: string;
+}
+
+async function lab(argv: LabArgs): Promise<void> {
+  const possible = native().numPossibleCpus;
+  const cpu = parseIntInRange(argv.cpu, '--cpu', 0, possible - 1);
+  const stallMs = Number(argv['stall-ms']);
+  const periodMs = Number(argv['period-ms']);
+  if (!(stallMs >= 0.1 && stallMs <= 100)) throw new UsageError(`--stall-ms: '${argv['stall-ms']}' must be 0.1 to 100 ms`);
+  if (!(periodMs >= 10 && periodMs <= 600_000)) throw new UsageError(`--period-ms: '${argv['period-ms']}' must be 10 to 600000 ms`);
+  if (stallMs >= periodMs) throw new UsageError('--stall-ms must be shorter than --period-ms');
+  const durationMs = argv.duration !== undefined ? parseDurationMs(argv.duration) : Infinity;
+  const steer: { dev: string; cpus: number[] }[] = [];
+  for (const spec of argv.rps ?? []) {
+    const [dev, list] = spec.split(':');
+    if (!interfaceExists(dev)) throw new UsageError(`--rps: no interface '${dev}' in this network namespace (see ip link)`);
+    if (!rpsQueues(dev).length) throw new UsageError(`--rps: ${dev} has no receive queues with RPS`);
+    steer.push({ dev, cpus: list ? parseCpuList(list, possible, '--rps') : [cpu] });
+  }
+  requireTracingCaps();
+
+  const saved: { file: string; value: string }[] = [];
+  const restore = () => {
+    for (const s of saved.splice(0).reverse()) {
+      try {
+        fs.writeFileSync(s.file, s.value);
+      } catch (e) {
+        say(`warning: could not restore ${s.file} to ${s.value}: ${(e as Error).message}`);
+      }
+    }
+  };
+  let stall: LabStall | undefined;
+  const stop = onStopSignal();
+  try {
+    for (const { dev, cpus } of steer)
+      for (const q of rpsQueues(dev)) {
+        const file = rpsFile(dev, q.queue);
+        saved.push({ file, value: fs.readFileSync(file, 'utf8').trim() });
+        fs.writeFileSync(file, formatCpuMask(cpus));
+        say(`rps: ${dev} ${q.queue} -> CPU ${cpus.join(',')} (was ${q.cpus.length ? 'CPU ' + q.cpus.join(',') : 'off'})`);
+      }
+    stall = new LabStall({ cpu, stallMs, periodMs });
+    say(`lab: stalling CPU ${cpu} for ${stallMs} ms every ${periodMs} ms in HRTIMER softirq (bpf_timer_cb); Ctrl-C stops and restores`);
+    // a signal handler alone does not keep Node's loop alive: this timer does
+    let timer: NodeJS.Timeout | undefined;
+    const reason = await Promise.race([
+      stop.signalled,
+      new Promise<string>((r) => {
+        const end = Date.now() + durationMs;
+        timer = setInterval(() => Date.now() >= end && r('duration'), Math.min(1000, durationMs));
+      }),
+    ]);
+    clearInterval(timer);
+    const st = stall.stats();
+    say(`lab: stopped (${reason}) after ${st.runs} stalls, longest ${(st.maxNs / 1e6).toFixed(2)} ms${st.otherCpuRuns ? `, ${st.otherCpuRuns} ran off CPU ${cpu}` : ''}`);
+  } finally {
+    stop.dispose();
+    stall?.stop();
+    restore();
+  }
+}
+
+function buildSessionReport(
+  session: TraceSession,
+  start: { wall: Date; monoNs: number; offsetNs: number },
+  notes: string[],
+  cpus: number[] | undefined,
+  possible: number,
+) {
+  return buildReport({
+    aggregator: session.aggregator,
+    probes: session.probes,
+    notes,
+    drops: session.drops(),
+    kallsyms: session.kallsyms,
+    startWall: start.wall,
+    endWall: new Date(),
+    startMonoNs: start.monoNs,
+    realtimeOffsetNs: start.offsetNs,
+    possibleCpus: possible,
+    tracedCpus: cpus,
+    command: process.argv.slice(1),
+    version: VERSION,
+  });
 }
 
 interface TopArgs {
@@ -273,7 +438,37 @@ export async function main(args: string[]): Promise<number> {
           .example('$0 top -b -n 5 -d 2s', 'five plain-text summaries, two seconds apart'),
       async (argv) => top(argv),
     )
-    .demandCommand(1, 'name a command: record or top')
+    .command<PingArgs>(
+      'ping <target>',
+      'Ping while tracing; name the CPU and the callback behind every slow reply',
+      (y) =>
+        y
+          .positional('target', { type: 'string', describe: 'Host name or IPv4 address', demandOption: true })
+          .option('count', { alias: 'c', type: 'string', default: '100', describe: 'Echo requests to send' })
+          .option('interval', { alias: 'i', type: 'string', default: '50', describe: 'Milliseconds between requests' })
+          .option('size', { alias: 's', type: 'string', default: '56', describe: 'Payload bytes' })
+          .option('interface', { alias: 'I', type: 'string', describe: 'Send from this interface' })
+          .option('slow-ms', { type: 'string', default: '3', describe: 'A reply this slow or slower is explained' })
+          .option('out', { alias: 'o', type: 'string', describe: 'Also write the report (with one row per reply) here' })
+          .option('format', { alias: 'f', choices: ['text', 'json'], default: 'text', describe: 'text: verdict; json: the report' })
+          .option('cpus', { type: 'string', describe: 'Trace only these CPUs (default: all)' })
+          .example('$0 ping 10.0.0.7 -c 600 -i 100', 'a minute of pings, then the verdict'),
+      async (argv) => ping(argv),
+    )
+    .command<LabArgs>(
+      'lab',
+      'Reproduction aid: stall one CPU in softirq context on a timer, optionally steering RPS to it',
+      (y) =>
+        y
+          .option('cpu', { type: 'string', default: '1', describe: 'CPU to stall' })
+          .option('stall-ms', { type: 'string', default: '15', describe: 'Length of each stall' })
+          .option('period-ms', { type: 'string', default: '200', describe: 'Time between stalls' })
+          .option('rps', { type: 'string', array: true, describe: 'DEV or DEV:CPUS: steer DEV\'s receive queues to the stalled CPU (or CPUS) while running' })
+          .option('duration', { alias: 'd', type: 'string', describe: 'Stop after this long (default: until Ctrl-C)' })
+          .example('$0 lab --cpu 1 --rps lo', 'stall CPU 1 and steer loopback to it; try ping 127.0.0.1'),
+      async (argv) => lab(argv),
+    )
+    .demandCommand(1, 'name a command: top, record, ping or lab')
     .strict()
     .version(VERSION)
     .help()

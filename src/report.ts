@@ -66,6 +66,8 @@ export interface Report {
     slowest: IcmpPacket[];
   };
   stalls: { thresholdNs: number; rows: StallRow[]; notKept: number };
+  /** Only in reports of `jitterscope ping`. */
+  ping?: import('./ping').PingSection;
 }
 
 export interface ReportInput {

@@ -1,0 +1,73 @@
+// Network facts from /sys/class/net of this network namespace: interfaces,
+// ifindex -> name, and the RPS masks that decide which CPU processes packets.
+import fs from 'node:fs';
+import path from 'node:path';
+
+const NET = '/sys/class/net';
+
+export function interfaceExists(name: string, root = NET): boolean {
+  return /^[\w.:@-]+$/.test(name) && fs.existsSync(path.join(root, name));
+}
+
+export function interfaceByIndex(ifindex: number, root = NET): string | null {
+  for (const name of safeReaddir(root)) {
+    try {
+      if (Number(fs.readFileSync(path.join(root, name, 'ifindex'), 'utf8')) === ifindex) return name;
+    } catch {
+      // interface went away while we looked
+    }
+  }
+  return null;
+}
+
+/** Parses a sysfs CPU mask ("00000000,00000002", "2", "0") into CPU numbers. */
+export function parseCpuMask(mask: string): number[] {
+  const words = mask.trim().split(',').reverse();
+  const cpus: number[] = [];
+  words.forEach((w, wi) => {
+    const v = parseInt(w || '0', 16);
+    for (let b = 0; b < 32; b++) if ((v >>> b) & 1) cpus.push(wi * 32 + b);
+  });
+  return cpus;
+}
+
+export function formatCpuMask(cpus: number[]): string {
+  const words: number[] = [];
+  for (const c of cpus) words[c >> 5] = ((words[c >> 5] ?? 0) | (1 << (c & 31))) >>> 0;
+  const out: string[] = [];
+  for (let i = Math.max(words.length, 1) - 1; i >= 0; i--) out.push((words[i] ?? 0).toString(16).padStart(i === words.length - 1 ? 1 : 8, '0'));
+  return out.join(',');
+}
+
+export interface RpsQueue {
+  queue: string; // rx-0
+  cpus: number[]; // empty: RPS off for this queue
+}
+
+export function rpsQueues(dev: string, root = NET): RpsQueue[] {
+  const dir = path.join(root, dev, 'queues');
+  return safeReaddir(dir)
+    .filter((q) => q.startsWith('rx-'))
+    .sort((a, b) => Number(a.slice(3)) - Number(b.slice(3)))
+    .map((q) => {
+      let cpus: number[] = [];
+      try {
+        cpus = parseCpuMask(fs.readFileSync(path.join(dir, q, 'rps_cpus'), 'utf8'));
+      } catch {
+        // no RPS support on this queue
+      }
+      return { queue: q, cpus };
+    });
+}
+
+export function rpsFile(dev: string, queue: string, root = NET): string {
+  return path.join(root, dev, 'queues', queue, 'rps_cpus');
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+}

@@ -1,0 +1,124 @@
+// Unit: ping output parsing, reply attribution and the verdict, on made-up
+// packets and stalls (no kernel here).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { IcmpPacket } from '../src/aggregate';
+import { attributeReplies, leadingCulprit } from '../src/attribute';
+import { parsePingOutput, pingArgs, verdictText, PingVerdict } from '../src/ping';
+import { parseCpuMask, formatCpuMask } from '../src/net';
+import { StallRow } from '../src/report';
+
+const MS = 1e6;
+
+test('iputils ping -D output: replies, duplicates, no-answer lines, totals', () => {
+  const out = [
+    'PING 198.18.0.2 (198.18.0.2) 56(84) bytes of data.',
+    '[1795316328.864406] 64 bytes from 198.18.0.2: icmp_seq=1 ttl=64 time=0.041 ms',
+    '[1795316328.964406] 64 bytes from 198.18.0.2: icmp_seq=1 ttl=64 time=0.052 ms (DUP!)',
+    '[1795316329.067212] no answer yet for icmp_seq=2',
+    '[1795316329.167212] 64 bytes from 198.18.0.2: icmp_seq=3 ttl=64 time=12.5 ms',
+    '',
+    '--- 198.18.0.2 ping statistics ---',
+    '3 packets transmitted, 2 received, 33.3333% packet loss, time 203ms',
+  ].join('\n');
+  const p = parsePingOutput(out);
+  assert.equal(p.sent, 3);
+  assert.deepEqual(p.replies, [
+    { seq: 1, rttMs: 0.041, wallMs: 1795316328864.406 },
+    { seq: 3, rttMs: 12.5, wallMs: 1795316329167.212 },
+  ]);
+  assert.deepEqual(
+    pingArgs({ address: '198.18.0.2', id: 7, count: 3, intervalMs: 50, sizeBytes: 56, timeoutS: 1, iface: 'va' }),
+    ['-D', '-n', '-O', '-e', '7', '-c', '3', '-i', '0.050', '-s', '56', '-W', '1', '-I', 'va', '198.18.0.2'],
+  );
+});
+
+test('cpu masks', () => {
+  assert.deepEqual(parseCpuMask('2'), [1]);
+  assert.deepEqual(parseCpuMask('00000000,00000003'), [0, 1]);
+  assert.deepEqual(parseCpuMask('1,00000000'), [32]);
+  assert.equal(formatCpuMask([1]), '2');
+  assert.equal(formatCpuMask([0, 33]), '2,00000001');
+  assert.deepEqual(parseCpuMask(formatCpuMask([3, 40, 63])), [3, 40, 63]);
+});
+
+function pkt(seq: number, type: number, cpu: number, arriveMs: number, waitMs: number | null): IcmpPacket {
+  return {
+    startNs: arriveMs * MS, cpu, arrivalCpu: 0, ifindex: 3, saddr: '198.18.0.1', daddr: '198.18.0.2',
+    type, code: 0, id: 42, seq, waitNs: waitMs === null ? null : waitMs * MS,
+  };
+}
+
+function stall(cpu: number, culprit: string, kind: string, startMs: number, durMs: number): StallRow {
+  return { cpu, culprit, kind, startNs: startMs * MS, durationNs: durMs * MS };
+}
+
+test('a slow reply is attributed to the timer callback that overlapped its wait, not the softirq around it', () => {
+  const packets = [
+    pkt(1, 8, 1, 100, 0.01), pkt(1, 0, 1, 100.02, 0.01), // fast
+    pkt(2, 8, 1, 200, 9), pkt(2, 0, 1, 209.1, 0.01), // request waited 9 ms on CPU 1
+    pkt(3, 8, 1, 300, 0.01), pkt(3, 0, 1, 300.02, 0.01), // slow on the wire, not here
+    pkt(99, 0, 1, 400, 5), // another ping's packet: other id below
+  ].map((p) => (p.seq === 99 ? { ...p, id: 7 } : p));
+  const stalls = [
+    stall(1, 'HRTIMER softirq', 'softirq', 195, 15.1),
+    stall(1, 'bpf_timer_cb', 'hrtimer', 195.05, 15),
+    stall(1, 'NET_RX softirq', 'softirq', 209, 2),
+    stall(0, 'bpf_timer_cb', 'hrtimer', 290, 15), // on another CPU: irrelevant
+  ];
+  const replies = [
+    { seq: 1, rttMs: 0.05, wallMs: 1 },
+    { seq: 2, rttMs: 9.2, wallMs: 2 },
+    { seq: 3, rttMs: 7, wallMs: 3 },
+  ];
+  const rows = attributeReplies(4, replies, packets, stalls, { id: 42, slowMs: 3 });
+  assert.equal(rows.length, 4);
+  assert.equal(rows[0].slow, false);
+  assert.equal(rows[0].attribution, null);
+  const a = rows[1].attribution!;
+  assert.equal(a.culprit, 'bpf_timer_cb');
+  assert.equal(a.cpu, 1);
+  assert.ok(Math.abs(a.overlapMs - 9) < 0.1, `overlap ${a.overlapMs}`);
+  assert.equal(rows[1].requestCpu, 1);
+  assert.equal(rows[1].replyCpu, 1);
+  assert.ok(Math.abs(rows[1].waitMs! - 9.01) < 1e-9);
+  assert.equal(rows[2].slow, true);
+  assert.equal(rows[2].attribution, null, 'nothing on this host explains seq 3');
+  assert.equal(rows[3].rttMs, null, 'seq 4 was lost');
+  assert.equal(rows[3].slow, false);
+
+  const c = leadingCulprit(rows, stalls)!;
+  assert.deepEqual(
+    { culprit: c.culprit, cpu: c.cpu, replies: c.replies, share: c.share },
+    { culprit: 'bpf_timer_cb', cpu: 1, replies: 1, share: 0.5 },
+  );
+  assert.deepEqual(c.runs, { count: 1, p50Ms: 15, maxMs: 15 });
+});
+
+test('a short overlap does not make a culprit', () => {
+  const packets = [pkt(1, 8, 1, 100, 10), pkt(1, 0, 1, 110, 0.01)];
+  const stalls = [stall(1, 'tick_nohz_handler', 'hrtimer', 104, 0.2)];
+  const rows = attributeReplies(1, [{ seq: 1, rttMs: 10, wallMs: 0 }], packets, stalls, { id: 42, slowMs: 3 });
+  assert.equal(rows[0].attribution, null);
+  assert.equal(rows[0].overlaps[0].culprit, 'tick_nohz_handler');
+  assert.equal(leadingCulprit(rows, stalls), null);
+});
+
+test('verdict text names culprit, share, RPS and advice, or says no culprit', () => {
+  const base: PingVerdict = {
+    sent: 100, received: 100, lost: 0, slowMs: 3, slow: 14, slowShare: 0.14, attributed: 13,
+    culprit: { culprit: 'estimation_timer [ip_vs]', kind: 'timer', cpu: 1, replies: 13, share: 13 / 14, runs: { count: 5, p50Ms: 15, maxMs: 16 } },
+    rps: { interface: 'eth0', queues: [{ queue: 'rx-0', cpus: [1] }], steersToCulpritCpu: true },
+    advice: ['sysctl -w net.ipv4.vs.run_estimation=0'],
+    text: '',
+  };
+  const t = verdictText('db-1', base);
+  assert.match(t, /14 slow \(>= 3 ms, 14%\)/);
+  assert.match(t, /Culprit: estimation_timer \[ip_vs\] on CPU 1 \(timer\) delayed 13 of 14 slow replies \(93%\)/);
+  assert.match(t, /RPS on eth0: rx-0=CPU 1 — steers received packets to CPU 1/);
+  assert.match(t, /Advice: sysctl -w net.ipv4.vs.run_estimation=0/);
+  const none = verdictText('db-1', { ...base, culprit: null, attributed: 0, rps: null, advice: [] });
+  assert.match(none, /No culprit found/);
+  const clean = verdictText('db-1', { ...base, slow: 0, slowShare: 0, culprit: null, attributed: 0, rps: null, advice: [] });
+  assert.match(clean, /No slow replies: no culprit to name/);
+});
