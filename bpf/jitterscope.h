@@ -20,6 +20,13 @@ enum js_event_kind {
 	JS_EV_TIMER = 2,    /* one timer_list callback run: key = callback address */
 	JS_EV_HRTIMER = 3,  /* one hrtimer callback run: key = callback address */
 	JS_EV_ICMP = 4,     /* one IPv4 ICMP packet reaching the stack: key = ifindex */
+	JS_EV_FUNC = 5,     /* one run of a traced kernel function: key = enum js_func */
+};
+
+/* Functions traced by fentry/fexit or kprobe/kretprobe. */
+enum js_func {
+	JS_FN_ESTIMATION_TIMER = 1, /* ip_vs estimation_timer */
+	JS_FN_NET_RX_ACTION = 2,
 };
 
 enum js_event_flags {

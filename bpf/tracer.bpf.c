@@ -22,6 +22,9 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile bool filter_cpus = false;
 const volatile __u64 cpu_mask[JS_CPU_MASK_WORDS] = {};
 const volatile bool trace_icmp = true;
+/* ICMP packets are reported from icmp_rcv (fentry/kprobe) instead of the
+ * netif_receive_skb tracepoint. */
+const volatile bool icmp_from_icmp_rcv = false;
 /* 0: libbpf's adaptive wakeup on every submit. Otherwise wake the reader only
  * once this much data waits; user space also drains on a timer. Saves an
  * irq_work and a process wakeup per event. */
@@ -56,6 +59,7 @@ struct cpu_state {
 	__u64 timer_start_ns;
 	__u64 timer_fn;
 	struct hrtimer_slot hrt[2];
+	__u64 net_rx_action_ns;
 };
 
 struct {
@@ -325,16 +329,26 @@ static __always_inline int on_packet_arrival(const struct sk_buff *skb)
 	return 0;
 }
 
+static __always_inline int emit_icmp(const struct sk_buff *skb, struct icmp_hdrs *hp);
+
 static __always_inline int on_packet_receive(const struct sk_buff *skb)
 {
 	struct icmp_hdrs h;
+
+	if (!trace_icmp || icmp_from_icmp_rcv || !parse_icmp(skb, &h))
+		return 0;
+	return emit_icmp(skb, &h);
+}
+
+/* Reports one ICMP packet as processed now on this CPU, with its arrival. */
+static __always_inline int emit_icmp(const struct sk_buff *skb, struct icmp_hdrs *hp)
+{
+	struct icmp_hdrs h = *hp;
 	struct arrival *a;
 	struct js_event *e;
 	__u64 key = (__u64)skb, now;
 	__u32 cpu = bpf_get_smp_processor_id();
 
-	if (!trace_icmp || !parse_icmp(skb, &h))
-		return 0;
 	now = bpf_ktime_get_ns();
 	a = bpf_map_lookup_elem(&arrivals, &key);
 	if (!cpu_wanted(cpu) && !(a && cpu_wanted(a->cpu))) {
@@ -370,6 +384,82 @@ static __always_inline int on_packet_receive(const struct sk_buff *skb)
 		bpf_map_delete_elem(&arrivals, &key);
 	return 0;
 }
+
+/* At icmp_rcv the IP header is at head + network_header and skb->data at the
+ * ICMP header. */
+static __always_inline int on_icmp_rcv(const struct sk_buff *skb)
+{
+	struct icmp_hdrs h;
+	struct iphdr ip;
+	struct icmphdr icmp;
+	unsigned char *head;
+	__u16 nh;
+
+	if (!trace_icmp)
+		return 0;
+	head = BPF_CORE_READ(skb, head);
+	nh = BPF_CORE_READ(skb, network_header);
+	if (bpf_probe_read_kernel(&ip, sizeof(ip), head + nh) || ip.version != 4)
+		return 0;
+	if (bpf_probe_read_kernel(&icmp, sizeof(icmp), BPF_CORE_READ(skb, data)))
+		return 0;
+	h.saddr = ip.saddr;
+	h.daddr = ip.daddr;
+	h.type = icmp.type;
+	h.code = icmp.code;
+	h.id = bpf_ntohs(icmp.un.echo.id);
+	h.seq = bpf_ntohs(icmp.un.echo.sequence);
+	return emit_icmp(skb, &h);
+}
+
+/* ---- net_rx_action by fentry/fexit or kprobe/kretprobe -------------------- */
+
+static __always_inline int on_net_rx_action_entry(void)
+{
+	struct cpu_state *s;
+	if (!cpu_wanted(bpf_get_smp_processor_id()))
+		return 0;
+	s = my_state();
+	if (s)
+		s->net_rx_action_ns = bpf_ktime_get_ns();
+	return 0;
+}
+
+static __always_inline int on_net_rx_action_exit(void)
+{
+	struct cpu_state *s;
+	struct js_event *e;
+	__u32 cpu = bpf_get_smp_processor_id();
+	__u64 now;
+	if (!cpu_wanted(cpu))
+		return 0;
+	s = my_state();
+	if (!s || !s->net_rx_action_ns)
+		return 0;
+	now = bpf_ktime_get_ns();
+	e = reserve();
+	if (e) {
+		e->start_ns = s->net_rx_action_ns;
+		e->duration_ns = now - s->net_rx_action_ns;
+		e->key = JS_FN_NET_RX_ACTION;
+		e->cpu = cpu;
+		e->kind = JS_EV_FUNC;
+		e->flags = 0;
+		e->softirq.wait_ns = 0;
+		e->softirq.reserved = 0;
+		submit(e);
+	}
+	s->net_rx_action_ns = 0;
+	return 0;
+}
+
+/* Off unless user space picks them (autoload); names: jsf_ fentry, jsk_ kprobe. */
+SEC("fentry/net_rx_action") int BPF_PROG(jsf_nra_entry) { return on_net_rx_action_entry(); }
+SEC("fexit/net_rx_action") int BPF_PROG(jsf_nra_exit) { return on_net_rx_action_exit(); }
+SEC("kprobe/net_rx_action") int BPF_KPROBE(jsk_nra_entry) { return on_net_rx_action_entry(); }
+SEC("kretprobe/net_rx_action") int BPF_KRETPROBE(jsk_nra_exit) { return on_net_rx_action_exit(); }
+SEC("fentry/icmp_rcv") int BPF_PROG(jsf_icmp_rcv, struct sk_buff *skb) { return on_icmp_rcv(skb); }
+SEC("kprobe/icmp_rcv") int BPF_KPROBE(jsk_icmp_rcv, struct sk_buff *skb) { return on_icmp_rcv(skb); }
 
 /* ---- the two program families ------------------------------------------ */
 

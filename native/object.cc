@@ -16,6 +16,8 @@
 #include <vector>
 
 #include "tracer.skel.h"
+#include "ipvs.skel.h"
+#include "features.skel.h"
 #include "lab_stall.skel.h"
 #include "bench_gen.skel.h"
 
@@ -32,6 +34,8 @@ struct Embedded {
 };
 const Embedded kEmbedded[] = {
     {"tracer", tracer__elf_bytes},
+    {"ipvs", ipvs__elf_bytes},
+    {"features", features__elf_bytes},
     {"lab_stall", lab_stall__elf_bytes},
     {"bench_gen", bench_gen__elf_bytes},
 };
@@ -70,6 +74,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
         InstanceMethod<&BpfObject::SetAttachTarget>("setAttachTarget"),
         InstanceMethod<&BpfObject::SetGlobal>("setGlobal"),
         InstanceMethod<&BpfObject::SetMapMaxEntries>("setMapMaxEntries"),
+        InstanceMethod<&BpfObject::ReuseMap>("reuseMap"),
         InstanceMethod<&BpfObject::Load>("load"),
         InstanceMethod<&BpfObject::Attach>("attach"),
         InstanceMethod<&BpfObject::Detach>("detach"),
@@ -262,6 +267,17 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     if (!m) return info.Env().Undefined();
     int err = bpf_map__set_max_entries(m, info[1].ToNumber().Uint32Value());
     if (err) ThrowBpf(info.Env(), std::string("set max entries of ") + bpf_map__name(m), err);
+    return info.Env().Undefined();
+  }
+
+  // Makes this object's map use an existing map fd (e.g. another object's ring
+  // buffer), before load.
+  Napi::Value ReuseMap(const Napi::CallbackInfo &info) {
+    bpf_map *m = Map(info, 0);
+    if (!m) return info.Env().Undefined();
+    int fd = info[1].ToNumber().Int32Value();
+    int err = bpf_map__reuse_fd(m, fd);
+    if (err) ThrowBpf(info.Env(), std::string("reuse map fd for ") + bpf_map__name(m), err);
     return info.Env().Undefined();
   }
 
@@ -494,11 +510,16 @@ static Napi::Value Layout(const Napi::CallbackInfo &info) {
   kinds.Set("TIMER", static_cast<uint32_t>(JS_EV_TIMER));
   kinds.Set("HRTIMER", static_cast<uint32_t>(JS_EV_HRTIMER));
   kinds.Set("ICMP", static_cast<uint32_t>(JS_EV_ICMP));
+  kinds.Set("FUNC", static_cast<uint32_t>(JS_EV_FUNC));
   o.Set("kinds", kinds);
   Napi::Object flags = Napi::Object::New(env);
   flags.Set("WAIT_UNKNOWN", static_cast<uint32_t>(JS_F_WAIT_UNKNOWN));
   o.Set("flags", flags);
   o.Set("nrSoftirqs", JS_NR_SOFTIRQS);
+  Napi::Object funcs = Napi::Object::New(env);
+  funcs.Set("ESTIMATION_TIMER", static_cast<uint32_t>(JS_FN_ESTIMATION_TIMER));
+  funcs.Set("NET_RX_ACTION", static_cast<uint32_t>(JS_FN_NET_RX_ACTION));
+  o.Set("funcs", funcs);
   return o;
 }
 

@@ -22,7 +22,8 @@ export const OFFSETS = {
   'icmp.arrival_cpu': 46,
 } as const;
 
-export const Kind = { SOFTIRQ: 1, TIMER: 2, HRTIMER: 3, ICMP: 4 } as const;
+export const Kind = { SOFTIRQ: 1, TIMER: 2, HRTIMER: 3, ICMP: 4, FUNC: 5 } as const;
+export const Func = { ESTIMATION_TIMER: 1, NET_RX_ACTION: 2 } as const;
 export const Flag = { WAIT_UNKNOWN: 1 } as const;
 
 export const NR_SOFTIRQS = 10;

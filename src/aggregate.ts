@@ -50,6 +50,8 @@ export class Aggregator {
   readonly softirq: (Histogram | undefined)[][] = [];
   readonly softirqWait: (Histogram | undefined)[][] = [];
   readonly timers = new Map<number, TimerStats>();
+  /** Runs of functions traced by fentry/kprobe: [enum js_func][cpu]. */
+  readonly funcs: (Histogram | undefined)[][] = [];
   readonly icmpWait: (Histogram | undefined)[] = [];
   readonly icmpCount: number[] = [];
   readonly packets: IcmpPacket[] = [];
@@ -58,7 +60,7 @@ export class Aggregator {
   private readonly stallRing: Stall[] = [];
   private stallNext = 0;
   stallsNotKept = 0;
-  readonly events = { softirq: 0, timer: 0, hrtimer: 0, icmp: 0, unknown: 0 };
+  readonly events = { softirq: 0, timer: 0, hrtimer: 0, icmp: 0, func: 0, unknown: 0 };
   firstNs = 0;
   lastNs = 0;
 
@@ -80,7 +82,7 @@ export class Aggregator {
 
   get totalEvents(): number {
     const e = this.events;
-    return e.softirq + e.timer + e.hrtimer + e.icmp + e.unknown;
+    return e.softirq + e.timer + e.hrtimer + e.icmp + e.func + e.unknown;
   }
 
   /** Consumes `count` events from the start of `buffer`. */
@@ -139,6 +141,12 @@ export class Aggregator {
             waitNs: unknown ? null : wait,
           });
         } else this.packetsNotKept++;
+      } else if (kind === Kind.FUNC) {
+        // no stall record: the same run also arrives as a timer or softirq event
+        this.events.func++;
+        const fn = v.keyLo(w);
+        if (fn > 8) continue;
+        ((this.funcs[fn] ??= [])[cpu] ??= new Histogram()).record(v.durationNs(w));
       } else {
         this.events.unknown++;
       }
@@ -183,6 +191,7 @@ export class Aggregator {
       );
     mergeTable(this.softirq, o.softirq);
     mergeTable(this.softirqWait, o.softirqWait);
+    o.funcs.forEach((row, fn) => row?.forEach((h, cpu) => h && ((this.funcs[fn] ??= [])[cpu] ??= new Histogram()).merge(h)));
     for (const [key, t] of o.timers) {
       let mine = this.timers.get(key);
       if (!mine) this.timers.set(key, (mine = { ...t, perCpu: [] }));

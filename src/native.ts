@@ -29,6 +29,7 @@ export interface NativeBpfObject {
   setAttachTarget(program: string, fn: string): void;
   setGlobal(name: string, value: Buffer): void;
   setMapMaxEntries(map: string, n: number): void;
+  reuseMap(map: string, fd: number): void;
   load(): void;
   attach(program: string): number;
   detach(link: number): boolean;
@@ -57,6 +58,7 @@ export interface AbiLayout {
   kinds: Record<string, number>;
   flags: Record<string, number>;
   nrSoftirqs: number;
+  funcs: Record<string, number>;
 }
 
 export interface Addon {

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { SOFTIRQ_NAMES, NET_RX_SOFTIRQ, hexAddress } from './abi';
+import { SOFTIRQ_NAMES, NET_RX_SOFTIRQ, hexAddress, Func } from './abi';
 import { Aggregator, IcmpPacket } from './aggregate';
 import { Histogram, HistogramSummary, Log2Bucket } from './histogram';
 import { Kallsyms } from './kallsyms';
@@ -116,7 +116,12 @@ export function buildReport(inp: ReportInput): Report {
     perCpuRows(histograms, 'softirq', SOFTIRQ_NAMES[vec], column(agg.softirq, vec));
     perCpuRows(histograms, 'softirq_wait', SOFTIRQ_NAMES[vec], column(agg.softirqWait, vec));
   }
-  if (inp.probes.net_rx_action?.active) perCpuRows(histograms, 'net_rx_action', null, column(agg.softirq, NET_RX_SOFTIRQ));
+  const direct = (p: ProbeName) => /^(fentry|kprobe)/.test(inp.probes[p]?.mode ?? '');
+  if (inp.probes.net_rx_action?.active)
+    perCpuRows(histograms, 'net_rx_action', null, direct('net_rx_action') ? agg.funcs[Func.NET_RX_ACTION] ?? [] : column(agg.softirq, NET_RX_SOFTIRQ));
+  // fentry/kprobe runs of estimation_timer; else (below) its timer callback runs
+  if (inp.probes.ipvs_estimation?.active && direct('ipvs_estimation'))
+    perCpuRows(histograms, 'ipvs_estimation', null, agg.funcs[Func.ESTIMATION_TIMER] ?? []);
   if (inp.probes.net_rx_wait?.active) perCpuRows(histograms, 'net_rx_wait', null, column(agg.softirqWait, NET_RX_SOFTIRQ));
   perCpuRows(histograms, 'icmp_rcv', null, agg.icmpWait);
 
@@ -126,7 +131,7 @@ export function buildReport(inp: ReportInput): Report {
   for (const t of agg.timers.values()) {
     const symbol = timerSymbol(k, t.key, t.hi, t.lo);
     perCpuRows(histograms, 'timer_callbacks', symbol, t.perCpu);
-    if (inp.probes.ipvs_estimation?.active && (symbol === IPVS_SYMBOL || symbol.startsWith(IPVS_SYMBOL + ' ')))
+    if (inp.probes.ipvs_estimation?.active && !direct('ipvs_estimation') && (symbol === IPVS_SYMBOL || symbol.startsWith(IPVS_SYMBOL + ' ')))
       perCpuRows(histograms, 'ipvs_estimation', null, t.perCpu);
     t.perCpu.forEach((h, cpu) => {
       if (!h || !h.count) return;
@@ -310,8 +315,8 @@ export function cpuSummaries(r: Report): CpuSummary[] {
         cpu,
         netRxWaitP99: get('net_rx_wait', null, cpu, 'p99'),
         netRxWaitMax: get('net_rx_wait', null, cpu, 'max'),
-        netRxRunP99: get('softirq', 'NET_RX', cpu, 'p99'),
-        netRxRunMax: get('softirq', 'NET_RX', cpu, 'max'),
+        netRxRunP99: get('net_rx_action', null, cpu, 'p99') ?? get('softirq', 'NET_RX', cpu, 'p99'),
+        netRxRunMax: get('net_rx_action', null, cpu, 'max') ?? get('softirq', 'NET_RX', cpu, 'max'),
         timerSoftirqMax: get('softirq', 'TIMER', cpu, 'max'),
         hrtimerSoftirqMax: get('softirq', 'HRTIMER', cpu, 'max'),
         ipvsMax: get('ipvs_estimation', null, cpu, 'max'),

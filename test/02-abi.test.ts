@@ -2,7 +2,7 @@
 // bpf/jitterscope.h) must equal the TypeScript decoder's offsets.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ABI_VERSION, EVENT_SIZE, MAX_CPUS, OFFSETS, Kind, Flag, NR_SOFTIRQS, EventView } from '../src/abi';
+import { ABI_VERSION, EVENT_SIZE, MAX_CPUS, OFFSETS, Kind, Flag, Func, NR_SOFTIRQS, EventView } from '../src/abi';
 import { native } from '../src/native';
 import { encode } from './encode';
 
@@ -15,6 +15,7 @@ test('addon layout equals the TypeScript decoder', () => {
   assert.deepEqual(l.kinds, { ...Kind });
   assert.deepEqual(l.flags, { ...Flag });
   assert.equal(l.nrSoftirqs, NR_SOFTIRQS);
+  assert.deepEqual(l.funcs, { ...Func });
 });
 
 test('EventView reads every field where the offsets say', () => {

@@ -47,13 +47,13 @@ export function runCli(args: string[], opts: SpawnOptions & { prefix?: string[] 
   });
 }
 
-/** Loaded BPF programs whose names are the tracer's (js_*, jsr_*). */
+/** Loaded BPF programs whose names are the tracer's (js_*, jsr_*, jsf_*, jsk_*). */
 export function tracerPrograms(): { id: number; name: string }[] {
   const r = spawnSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`bpftool prog show failed: ${r.stderr}`);
   const progs = JSON.parse(r.stdout || '[]') as { id: number; name?: string }[];
   return progs
-    .filter((p) => p.name && /^jsr?_/.test(p.name))
+    .filter((p) => p.name && /^js[rfk]?_/.test(p.name))
     .map((p) => ({ id: p.id, name: p.name! }));
 }
 
