@@ -16,6 +16,8 @@ import fs from 'node:fs';
 import { LabStall } from './lab';
 import { formatCpuMask, interfaceExists, rpsFile, rpsQueues } from './net';
 import { PingParams, pingSection, runPing, slowRepliesText } from './ping';
+import { doctorText, runDoctor } from './doctor';
+import { ATTACH_PREFS, AttachPref } from './ladder';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const VERSION: string = require('../../package.json').version;
@@ -32,6 +34,7 @@ function clockPair(): { wall: Date; monoNs: number; offsetNs: number } {
 }
 
 interface RecordArgs {
+  attach: string;
   duration: string;
   out?: string;
   format: string;
@@ -54,6 +57,7 @@ async function record(argv: RecordArgs): Promise<void> {
   const cpus = argv.cpus !== undefined ? parseCpuList(argv.cpus, possible) : undefined;
 
   const session = TraceSession.start({
+    attach: argv.attach as AttachPref,
     cpus,
     ringBytes: ringMb << 20,
     stallThresholdNs: stallMs * 1e6,
@@ -101,6 +105,7 @@ async function record(argv: RecordArgs): Promise<void> {
 }
 
 interface PingArgs {
+  attach: string;
   target: string;
   count: string;
   interval: string;
@@ -147,7 +152,7 @@ async function ping(argv: PingArgs): Promise<void> {
   };
 
   // runs at least a third of --slow-ms are kept, so shorter culprits still show
-  const session = TraceSession.start({ cpus, stallThresholdNs: Math.min(1e6, (slowMs * 1e6) / 3), maxPackets: 100_000 });
+  const session = TraceSession.start({ attach: argv.attach as AttachPref, cpus, stallThresholdNs: Math.min(1e6, (slowMs * 1e6) / 3), maxPackets: 100_000 });
   const start = clockPair();
   const stop = onStopSignal();
   const abort = new AbortController();
@@ -276,6 +281,7 @@ function buildSessionReport(
 }
 
 interface TopArgs {
+  attach: string;
   delay: string;
   once: boolean;
   batch: boolean;
@@ -316,7 +322,7 @@ async function top(argv: TopArgs): Promise<void> {
   const cpus = argv.cpus !== undefined ? parseCpuList(argv.cpus, possible) : undefined;
   const tty = Boolean(process.stdout.isTTY) && !argv.batch && !argv.once && argv.iterations === undefined;
 
-  const session = TraceSession.start({ cpus, stallThresholdNs: stallMs * 1e6, maxPackets: 1000 });
+  const session = TraceSession.start({ attach: argv.attach as AttachPref, cpus, stallThresholdNs: stallMs * 1e6, maxPackets: 1000 });
   let synthetic: SyntheticLoad | undefined;
   const stop = onStopSignal();
   try {
@@ -397,6 +403,12 @@ async function runDashboard(c: Collector, cpus: number, delayMs: number, window:
   });
 }
 
+const ATTACH_OPTION = {
+  choices: [...ATTACH_PREFS],
+  default: 'auto',
+  describe: 'Hook for ipvs_estimation, net_rx_action and icmp_rcv: the best the kernel has, or force one',
+} as const;
+
 export async function main(args: string[]): Promise<number> {
   let code = 0;
   const parser = yargs(args)
@@ -414,6 +426,7 @@ export async function main(args: string[]): Promise<number> {
           .option('ring-mb', { type: 'string', default: '8', describe: 'Ring buffer size in MiB (power of two)' })
           .option('stall-ms', { type: 'string', default: '1', describe: 'Keep softirq and timer runs at least this long as stalls' })
           .option('max-packets', { type: 'string', default: '10000', describe: 'Keep at most this many ICMP packets in the report' })
+          .option('attach', ATTACH_OPTION)
           .example('$0 record --duration 30s --out report.json', 'trace 30 s into report.json')
           .example('$0 record -d 10s -f text --cpus 1', 'print histograms for CPU 1'),
       async (argv) => record(argv),
@@ -430,6 +443,7 @@ export async function main(args: string[]): Promise<number> {
           .option('batch', { alias: 'b', type: 'boolean', default: false, describe: 'Plain text each interval even on a terminal' })
           .option('cpus', { type: 'string', describe: 'Trace only these CPUs, e.g. 0,2-3 (default: all)' })
           .option('stall-ms', { type: 'string', default: '1', describe: 'List softirq and timer runs at least this long as stalls' })
+          .option('attach', ATTACH_OPTION)
           .option('synthetic-rate', {
             type: 'string',
             describe: 'Test aid: mix this many synthetic events/s (e.g. 1M) into the display to check it keeps up',
@@ -452,6 +466,7 @@ export async function main(args: string[]): Promise<number> {
           .option('out', { alias: 'o', type: 'string', describe: 'Also write the report (with one row per reply) here' })
           .option('format', { alias: 'f', choices: ['text', 'json'], default: 'text', describe: 'text: verdict; json: the report' })
           .option('cpus', { type: 'string', describe: 'Trace only these CPUs (default: all)' })
+          .option('attach', ATTACH_OPTION)
           .example('$0 ping 10.0.0.7 -c 600 -i 100', 'a minute of pings, then the verdict'),
       async (argv) => ping(argv),
     )
@@ -468,7 +483,17 @@ export async function main(args: string[]): Promise<number> {
           .example('$0 lab --cpu 1 --rps lo', 'stall CPU 1 and steer loopback to it; try ping 127.0.0.1'),
       async (argv) => lab(argv),
     )
-    .demandCommand(1, 'name a command: top, record, ping or lab')
+    .command<{ json: boolean }>(
+      'doctor',
+      'What this kernel supports, which hook each probe will use, IPVS and RPS state, advice',
+      (y) => y.option('json', { type: 'boolean', default: false, describe: 'Print jitterscope.doctor/v1 JSON' }),
+      async (argv) => {
+        requireTracingCaps();
+        const d = runDoctor(native().numPossibleCpus);
+        process.stdout.write(argv.json ? JSON.stringify(d, null, 1) + '\n' : doctorText(d));
+      },
+    )
+    .demandCommand(1, 'name a command: top, record, ping, lab or doctor')
     .strict()
     .version(VERSION)
     .help()

@@ -103,8 +103,8 @@ export function readJson<T = any>(file: string): T {
 }
 
 /** The report validator, compiled from schema/report.v1.json with ajv (strict). */
-export function validator(): ((data: unknown) => boolean) & { errors?: unknown[] | null } {
+export function validator(schema = 'report.v1.json'): ((data: unknown) => boolean) & { errors?: unknown[] | null } {
   const ajv = new Ajv({ allErrors: true, strict: true });
   addFormats(ajv);
-  return ajv.compile(JSON.parse(fs.readFileSync(path.join(ROOT, 'schema', 'report.v1.json'), 'utf8'))) as any;
+  return ajv.compile(JSON.parse(fs.readFileSync(path.join(ROOT, 'schema', schema), 'utf8'))) as any;
 }

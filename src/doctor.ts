@@ -1,0 +1,210 @@
+// `jitterscope doctor`: what this kernel supports (tested by loading), which
+// hook each probe will use, IPVS state, RPS masks, and advice.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { IPVS_ADVICE } from './advice';
+import { effectiveCaps, missingCaps } from './caps';
+import { Kallsyms } from './kallsyms';
+import { chooseModes, Choice, Features, ipvsSymbols, LadderProbe, probeFeatures, Trial } from './ladder';
+import { RpsQueue, rpsQueues } from './net';
+
+export const DOCTOR_SCHEMA_ID = 'jitterscope.doctor/v1';
+
+export interface IpvsState {
+  loaded: boolean;
+  services: number | null;
+  destinations: number | null;
+  /** net.ipv4.vs.run_estimation in this network namespace; null where the kernel lacks it. */
+  runEstimation: number | null;
+  estimator: 'timer' | 'kthread' | 'none';
+  estCpulist: string | null;
+  estNice: number | null;
+  kthreads: string[];
+}
+
+export interface DoctorReport {
+  schema: typeof DOCTOR_SCHEMA_ID;
+  host: string;
+  kernel: { release: string; version: [number, number]; btf: boolean; lockdown: string | null };
+  capabilities: { ok: boolean; missing: string[] };
+  attach: { fentry: Trial; kprobe: Trial; tp_btf: Trial; raw_tp: Trial; tracepoint: Trial & { tracefs: string | null } };
+  probes: Record<LadderProbe | 'timer_callbacks' | 'softirq' | 'net_rx_wait', { mode: string | null; reason: string }>;
+  ipvs: IpvsState;
+  rps: { interface: string; queues: RpsQueue[] }[];
+  advice: string[];
+}
+
+function read(file: string): string | null {
+  try {
+    return fs.readFileSync(file, 'utf8').trim();
+  } catch {
+    return null;
+  }
+}
+
+/** Counts services and destinations in /proc/net/ip_vs (this network namespace). */
+export function parseIpvsTable(text: string): { services: number; destinations: number } {
+  let services = 0;
+  let destinations = 0;
+  for (const line of text.split('\n')) {
+    if (/^(TCP|UDP|SCTP|FWM)\s/.test(line)) services++;
+    else if (/^\s+->\s+[0-9A-Fa-f[]/.test(line) && !/RemoteAddress/.test(line)) destinations++;
+  }
+  return { services, destinations };
+}
+
+function ipvsKthreads(): string[] {
+  const names: string[] = [];
+  for (const pid of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const comm = read(`/proc/${pid}/comm`);
+    if (comm?.startsWith('ipvs-e:')) names.push(comm);
+  }
+  return names.sort();
+}
+
+export function ipvsState(kallsyms: Kallsyms | undefined): IpvsState {
+  const loaded = fs.existsSync('/sys/module/ip_vs');
+  const table = read('/proc/net/ip_vs');
+  const counts = table !== null ? parseIpvsTable(table) : null;
+  const sysctl = (n: string) => read(`/proc/sys/net/ipv4/vs/${n}`);
+  const find = (name: string) => kallsyms !== undefined && !kallsyms.hidden && kallsyms.find(name) !== undefined;
+  const estimator = !loaded ? 'none' : find('estimation_timer') ? 'timer' : find('ip_vs_estimation_kthread') ? 'kthread' : 'none';
+  const runEst = sysctl('run_estimation');
+  const nice = sysctl('est_nice');
+  return {
+    loaded,
+    services: counts?.services ?? null,
+    destinations: counts?.destinations ?? null,
+    runEstimation: runEst === null ? null : Number(runEst),
+    estimator,
+    estCpulist: sysctl('est_cpulist'),
+    estNice: nice === null ? null : Number(nice),
+    kthreads: loaded ? ipvsKthreads() : [],
+  };
+}
+
+export function rpsState(root = '/sys/class/net'): DoctorReport['rps'] {
+  let devs: string[] = [];
+  try {
+    devs = fs.readdirSync(root).sort();
+  } catch {
+    // no sysfs
+  }
+  return devs.map((d) => ({ interface: d, queues: rpsQueues(d, root) })).filter((d) => d.queues.length);
+}
+
+export function kernelVersion(release: string): [number, number] {
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  return m ? [Number(m[1]), Number(m[2])] : [0, 0];
+}
+
+export function adviceFor(r: Omit<DoctorReport, 'advice'>, possibleCpus: number): string[] {
+  const out: string[] = [];
+  if (!r.kernel.btf) out.push('This kernel has no BTF (CONFIG_DEBUG_INFO_BTF): jitterscope needs it for CO-RE; use a distribution kernel built with BTF.');
+  if (!r.capabilities.ok) out.push(`Run as root: missing ${r.capabilities.missing.join(', ')}.`);
+  if (r.kernel.btf && !r.attach.fentry.ok)
+    out.push(
+      `fentry is not allowed here (${r.attach.fentry.error})${r.kernel.lockdown && r.kernel.lockdown !== 'none' ? ` (kernel lockdown: ${r.kernel.lockdown})` : ''}; probes use ${r.attach.kprobe.ok ? 'kprobes' : 'tracepoints'} instead, which cost a little more or see a little less.`,
+    );
+  const ip = r.ipvs;
+  if (ip.estimator === 'timer') {
+    if (ip.runEstimation === 0) out.push('IPVS: run_estimation is 0 in this network namespace: estimation_timer skips its walk here. Check other namespaces with IPVS rules too.');
+    else {
+      out.push(
+        `IPVS: ${ip.services ?? '?'} services and ${ip.destinations ?? '?'} destinations are walked by estimation_timer every 2 s in this namespace${ip.runEstimation === null ? ' (this kernel has no run_estimation switch)' : ''}.`,
+      );
+      out.push(...IPVS_ADVICE.slice(ip.runEstimation === null ? 2 : 1));
+    }
+  } else if (ip.estimator === 'kthread') {
+    out.push(
+      `IPVS: this kernel (>= 6.2) runs the estimator in kthreads (${ip.kthreads.join(', ') || 'none started yet'}), not in softirq: it cannot stall packets the old way. est_cpulist=${ip.estCpulist ?? '?'} and est_nice=${ip.estNice ?? '?'} place it; keep it off latency-sensitive CPUs if it shows in CPU profiles.`,
+    );
+  }
+  const steered = r.rps.filter((d) => d.queues.some((q) => q.cpus.length > 0 && q.cpus.length < possibleCpus));
+  for (const d of steered)
+    out.push(
+      `RPS: ${d.interface} steers received packets to CPU ${[...new Set(d.queues.flatMap((q) => q.cpus))].join(',')}; a long softirq or timer callback on those CPUs delays them (jitterscope ping shows which).`,
+    );
+  return out;
+}
+
+export function runDoctor(possibleCpus: number): DoctorReport {
+  const release = os.release();
+  const caps = missingCaps(effectiveCaps());
+  const f: Features = probeFeatures();
+  let kallsyms: Kallsyms | undefined;
+  try {
+    kallsyms = Kallsyms.load();
+  } catch {
+    // reported through the IPVS estimator being unknown
+  }
+  const find = (name: string) => kallsyms !== undefined && !kallsyms.hidden && kallsyms.find(name) !== undefined;
+  const modes = chooseModes(f, ipvsSymbols(find), 'auto');
+  const tp = f.tp_btf.ok ? 'tp_btf' : f.raw_tp.ok ? 'raw_tp' : null;
+  const direct = (c: Choice) => ({ mode: c.mode === 'tracepoint' ? tp : c.mode, reason: c.reason });
+  const base: Omit<DoctorReport, 'advice'> = {
+    schema: DOCTOR_SCHEMA_ID,
+    host: os.hostname(),
+    kernel: { release, version: kernelVersion(release), btf: f.btf, lockdown: lockdown() },
+    capabilities: { ok: caps.length === 0, missing: caps },
+    attach: {
+      fentry: f.fentry,
+      kprobe: f.kprobe,
+      tp_btf: f.tp_btf,
+      raw_tp: f.raw_tp,
+      tracepoint: { ok: f.tracefs !== null, error: f.tracefs ? null : 'tracefs is not mounted (mount -t tracefs none /sys/kernel/tracing)', tracefs: f.tracefs },
+    },
+    probes: {
+      ipvs_estimation: direct(modes.ipvs_estimation),
+      net_rx_action: direct(modes.net_rx_action),
+      icmp_rcv: direct(modes.icmp_rcv),
+      timer_callbacks: { mode: tp, reason: tp === 'raw_tp' ? `tp_btf unavailable (${f.tp_btf.error})` : '' },
+      softirq: { mode: tp, reason: tp === 'raw_tp' ? `tp_btf unavailable (${f.tp_btf.error})` : '' },
+      net_rx_wait: { mode: tp, reason: tp === 'raw_tp' ? `tp_btf unavailable (${f.tp_btf.error})` : '' },
+    },
+    ipvs: ipvsState(kallsyms),
+    rps: rpsState(),
+  };
+  return { ...base, advice: adviceFor(base, possibleCpus) };
+}
+
+function lockdown(): string | null {
+  const t = read('/sys/kernel/security/lockdown');
+  return t ? (/\[(\w+)\]/.exec(t)?.[1] ?? t) : null;
+}
+
+const yes = (t: Trial) => (t.ok ? 'yes' : `no (${t.error})`);
+
+export function doctorText(d: DoctorReport): string {
+  const out: string[] = [];
+  out.push(`kernel ${d.kernel.release}  BTF ${d.kernel.btf ? 'yes' : 'no'}  lockdown ${d.kernel.lockdown ?? 'n/a'}  capabilities ${d.capabilities.ok ? 'ok' : 'missing ' + d.capabilities.missing.join(', ')}`);
+  out.push('');
+  out.push('attach modes (tested by loading):');
+  out.push(`  fentry      ${yes(d.attach.fentry)}`);
+  out.push(`  kprobe      ${yes(d.attach.kprobe)}`);
+  out.push(`  tp_btf      ${yes(d.attach.tp_btf)}`);
+  out.push(`  raw_tp      ${yes(d.attach.raw_tp)}`);
+  out.push(`  tracepoint  ${d.attach.tracepoint.ok ? `yes (${d.attach.tracepoint.tracefs})` : `no (${d.attach.tracepoint.error})`}`);
+  out.push('');
+  out.push('probes will use:');
+  for (const [name, p] of Object.entries(d.probes)) out.push(`  ${name.padEnd(16)} ${p.mode ?? 'inactive'}${p.reason ? ` — ${p.reason}` : ''}`);
+  out.push('');
+  const ip = d.ipvs;
+  out.push(
+    `IPVS: ${ip.loaded ? 'loaded' : 'not loaded'}${ip.loaded ? `, ${ip.services ?? '?'} services, ${ip.destinations ?? '?'} destinations, run_estimation=${ip.runEstimation ?? 'n/a'}, estimator: ${ip.estimator}` : ''}` +
+      (ip.estimator === 'kthread' ? `, est_cpulist=${ip.estCpulist ?? '?'}, est_nice=${ip.estNice ?? '?'}, kthreads: ${ip.kthreads.join(' ') || 'none yet'}` : ''),
+  );
+  out.push('RPS:');
+  for (const r of d.rps)
+    out.push(`  ${r.interface.padEnd(12)} ${r.queues.map((q) => `${q.queue}=${q.cpus.length ? q.cpus.join(',') : 'off'}`).join(' ')}`);
+  if (d.advice.length) {
+    out.push('');
+    out.push('advice:');
+    for (const a of d.advice) out.push(`  - ${a}`);
+  }
+  return out.join('\n') + '\n';
+}
+
+export const DOCTOR_SCHEMA_PATH = path.resolve(__dirname, '..', '..', 'schema', 'doctor.v1.json');
