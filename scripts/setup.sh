@@ -11,9 +11,11 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 
 # Build: clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libzstd-dev cmake g++.
 # Tests: iproute2 (netns, veth), iputils-ping, libcap2-bin (capsh), util-linux
-# (setpriv), procps, tmux.
+# (setpriv, taskset), procps, tmux; the VM tests: qemu-system-x86,
+# busybox-static, cpio, kmod, xz-utils, ipvsadm (kernels come by apt-get download).
 APT_PACKAGES=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libzstd-dev cmake make g++ binutils
-  iproute2 iputils-ping libcap2-bin util-linux procps tmux)
+  iproute2 iputils-ping libcap2-bin util-linux procps tmux
+  qemu-system-x86 busybox-static cpio kmod xz-utils ipvsadm)
 
 if [[ ${1:-} != --build-only ]]; then
   missing=()

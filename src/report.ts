@@ -119,9 +119,10 @@ export function buildReport(inp: ReportInput): Report {
   const direct = (p: ProbeName) => /^(fentry|kprobe)/.test(inp.probes[p]?.mode ?? '');
   if (inp.probes.net_rx_action?.active)
     perCpuRows(histograms, 'net_rx_action', null, direct('net_rx_action') ? agg.funcs[Func.NET_RX_ACTION] ?? [] : column(agg.softirq, NET_RX_SOFTIRQ));
-  // fentry/kprobe runs of estimation_timer; else (below) its timer callback runs
-  if (inp.probes.ipvs_estimation?.active && direct('ipvs_estimation'))
-    perCpuRows(histograms, 'ipvs_estimation', null, agg.funcs[Func.ESTIMATION_TIMER] ?? []);
+  // fentry/kprobe runs of estimation_timer, kept even if ip_vs went away since;
+  // without them (below), its runs as a timer callback
+  const ipvsRuns = agg.funcs[Func.ESTIMATION_TIMER];
+  if (ipvsRuns) perCpuRows(histograms, 'ipvs_estimation', null, ipvsRuns);
   if (inp.probes.net_rx_wait?.active) perCpuRows(histograms, 'net_rx_wait', null, column(agg.softirqWait, NET_RX_SOFTIRQ));
   perCpuRows(histograms, 'icmp_rcv', null, agg.icmpWait);
 
@@ -131,7 +132,7 @@ export function buildReport(inp: ReportInput): Report {
   for (const t of agg.timers.values()) {
     const symbol = timerSymbol(k, t.key, t.hi, t.lo);
     perCpuRows(histograms, 'timer_callbacks', symbol, t.perCpu);
-    if (inp.probes.ipvs_estimation?.active && !direct('ipvs_estimation') && (symbol === IPVS_SYMBOL || symbol.startsWith(IPVS_SYMBOL + ' ')))
+    if (!ipvsRuns && inp.probes.ipvs_estimation?.active && (symbol === IPVS_SYMBOL || symbol.startsWith(IPVS_SYMBOL + ' ')))
       perCpuRows(histograms, 'ipvs_estimation', null, t.perCpu);
     t.perCpu.forEach((h, cpu) => {
       if (!h || !h.count) return;

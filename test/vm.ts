@@ -1,0 +1,197 @@
+// The VM harness: boots a real Debian kernel under QEMU (software emulation),
+// with this machine's / shared read-only (9p) under a tmpfs overlay, so the
+// guest runs the very same node, addon and scripts. Runs a shell script in the
+// guest and returns its exit status and output. Kernels come from Debian with
+// `apt-get download` and are cached in /var/cache/jitterscope/kernels.
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ROOT } from './helpers';
+
+export const CACHE = process.env.JITTERSCOPE_KERNEL_CACHE ?? '/var/cache/jitterscope/kernels';
+
+/** Debian packages of the kernels the tests boot: the newest one matching. */
+export const KERNELS = {
+  'debian-6.1': /^linux-image-6\.1\.0-\d+-amd64-unsigned$/,
+  'debian-6.12': /^linux-image-6\.12\.\d+\+deb12-amd64-unsigned$/,
+} as const;
+export type KernelName = keyof typeof KERNELS;
+
+export interface Kernel {
+  name: KernelName;
+  version: string; // uname -r in the guest
+  root: string; // the unpacked package
+  vmlinuz: string;
+  initramfs: string;
+}
+
+function run(cmd: string, args: string[], opts: { cwd?: string } = {}): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 64 << 20, ...opts });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: exit ${r.status}: ${(r.stderr || r.stdout).slice(0, 2000)}`);
+  return r.stdout;
+}
+
+/** Why VM tests cannot run here, or null. */
+export function vmSkipReason(): string | null {
+  if (process.getuid && process.getuid() !== 0) return 'VM tests need root';
+  for (const tool of ['qemu-system-x86_64', 'busybox', 'cpio', 'depmod', 'xz', 'apt-get'])
+    if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `${tool} is not installed (scripts/setup.sh installs it)`;
+  if (process.arch !== 'x64') return 'the VM kernels are amd64';
+  return null;
+}
+
+function newestPackage(re: RegExp): string {
+  const names = run('apt-cache', ['search', '--names-only', '^linux-image-6\\.'])
+    .split('\n')
+    .map((l) => l.split(' ')[0])
+    .filter((n) => re.test(n));
+  if (!names.length) throw new Error(`no Debian package matches ${re} (apt-get update?)`);
+  const ver = (n: string) => (n.match(/\d+/g) ?? []).map(Number);
+  return names.sort((a, b) => {
+    const x = ver(a);
+    const y = ver(b);
+    for (let i = 0; i < Math.max(x.length, y.length); i++) if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) - (y[i] ?? 0);
+    return 0;
+  })[names.length - 1];
+}
+
+/** Downloads, unpacks and prepares a kernel once; later calls reuse the cache. */
+export function ensureKernel(name: KernelName): Kernel {
+  fs.mkdirSync(CACHE, { recursive: true });
+  const marker = path.join(CACHE, `${name}.ready`);
+  if (fs.existsSync(marker)) {
+    const k = JSON.parse(fs.readFileSync(marker, 'utf8')) as Kernel;
+    if (fs.existsSync(k.vmlinuz) && fs.existsSync(k.initramfs)) return k;
+  }
+  const pkg = newestPackage(KERNELS[name]);
+  const version = pkg.replace(/^linux-image-/, '').replace(/-unsigned$/, '');
+  const dir = path.join(CACHE, version);
+  const root = path.join(dir, 'root');
+  if (!fs.existsSync(path.join(root, 'boot', `vmlinuz-${version}`))) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    fs.mkdirSync(dir, { recursive: true });
+    run('apt-get', ['download', pkg], { cwd: dir });
+    const deb = fs.readdirSync(dir).find((f) => f.endsWith('.deb'))!;
+    run('dpkg-deb', ['-x', path.join(dir, deb), root]);
+    fs.rmSync(path.join(dir, deb));
+  }
+  run('depmod', ['-b', root, version]);
+  const initramfs = buildInitramfs(root, version, dir);
+  const k: Kernel = { name, version, root, vmlinuz: path.join(root, 'boot', `vmlinuz-${version}`), initramfs };
+  fs.writeFileSync(marker, JSON.stringify(k));
+  return k;
+}
+
+const INIT = `#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in $(cat /modules.order); do insmod /modules/$m || echo "jsvm: insmod $m failed"; done
+mkdir -p /mnt/lower /mnt/rw /mnt/root
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 hostroot /mnt/lower || echo "jsvm: mounting the host root failed"
+mount -t tmpfs -o size=1g tmpfs /mnt/rw
+mkdir -p /mnt/rw/upper /mnt/rw/work
+mount -t overlay -o lowerdir=/mnt/lower,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work overlay /mnt/root || echo "jsvm: overlay failed"
+mkdir -p /mnt/root/jsvm
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 job /mnt/root/jsvm || echo "jsvm: mounting the job share failed"
+mount --move /proc /mnt/root/proc
+mount --move /sys /mnt/root/sys
+mount --move /dev /mnt/root/dev
+exec switch_root /mnt/root /bin/sh /jsvm/guest.sh
+`;
+
+function buildInitramfs(root: string, version: string, dir: string): string {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'jsvm-initramfs-'));
+  try {
+    for (const d of ['bin', 'proc', 'sys', 'dev', 'mnt', 'modules']) fs.mkdirSync(path.join(work, d), { recursive: true });
+    fs.copyFileSync('/bin/busybox', path.join(work, 'bin', 'busybox'));
+    fs.chmodSync(path.join(work, 'bin', 'busybox'), 0o755);
+    fs.writeFileSync(path.join(work, 'init'), INIT, { mode: 0o755 });
+    const order: string[] = [];
+    for (const mod of ['virtio_pci', '9pnet_virtio', '9p', 'overlay']) {
+      const deps = run('modprobe', ['-d', root, '-S', version, '--show-depends', mod]);
+      for (const line of deps.split('\n')) {
+        const m = /^insmod (\S+)/.exec(line.trim());
+        if (!m) continue; // "builtin ..." needs nothing
+        const base = path.basename(m[1]).replace(/\.(xz|zst|gz)$/, '');
+        if (order.includes(base)) continue;
+        order.push(base);
+        const out = path.join(work, 'modules', base);
+        if (m[1].endsWith('.xz')) fs.writeFileSync(out, spawnSync('xz', ['-dc', m[1]], { maxBuffer: 64 << 20 }).stdout);
+        else fs.copyFileSync(m[1], out);
+      }
+    }
+    fs.writeFileSync(path.join(work, 'modules.order'), order.join('\n') + '\n');
+    const out = path.join(dir, 'initramfs.cpio.gz');
+    run('sh', ['-c', `cd '${work}' && find . | cpio -o -H newc --quiet | gzip -1 > '${out}'`]);
+    return out;
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+export interface VmResult {
+  /** The script's exit status, or null when the guest never reported one. */
+  code: number | null;
+  /** What the script printed (stdout and stderr). */
+  output: string;
+  /** Everything the console showed, for diagnosis. */
+  console: string;
+  /** The job directory: /jsvm in the guest; files the script writes there. */
+  jobDir: string;
+  seconds: number;
+}
+
+/** Boots `kernel`, runs `script` (sh) in the project directory as root, powers off. */
+export function runInVm(kernel: Kernel, script: string, timeoutMs = 600_000): Promise<VmResult> {
+  const jobDir = fs.mkdtempSync(path.join(os.tmpdir(), 'jsvm-job-'));
+  fs.chmodSync(jobDir, 0o777);
+  const modules = path.join(kernel.root, 'lib', 'modules');
+  fs.writeFileSync(
+    path.join(jobDir, 'guest.sh'),
+    `export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /run
+mkdir -p /lib/modules && mount --bind '${modules}' /lib/modules
+mount -t tracefs none /sys/kernel/tracing 2>/dev/null
+ip link set lo up
+cd '${ROOT}'
+echo "jsvm: guest up: $(uname -r)"
+sh /jsvm/test.sh > /jsvm/output.log 2>&1
+echo "jsvm-exit:$?"
+sync
+echo o > /proc/sysrq-trigger
+sleep 30
+`,
+  );
+  fs.writeFileSync(path.join(jobDir, 'test.sh'), `set -e\n${script}\n`);
+  const args = [
+    '-accel', 'tcg', '-cpu', 'max', '-smp', '2', '-m', '2048', '-nographic', '-no-reboot', '-nic', 'none',
+    '-kernel', kernel.vmlinuz, '-initrd', kernel.initramfs,
+    '-append', 'console=ttyS0 panic=-1 loglevel=4 rdinit=/init',
+    '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
+    '-virtfs', `local,path=${jobDir},mount_tag=job,security_model=none`,
+  ];
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const q = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let con = '';
+    q.stdout.on('data', (d) => (con += d));
+    q.stderr.on('data', (d) => (con += d));
+    const timer = setTimeout(() => q.kill('SIGKILL'), timeoutMs);
+    q.on('error', reject);
+    q.on('close', () => {
+      clearTimeout(timer);
+      const m = /jsvm-exit:(\d+)/.exec(con);
+      let output = '';
+      try {
+        output = fs.readFileSync(path.join(jobDir, 'output.log'), 'utf8');
+      } catch {
+        output = '(no output.log: the job share did not work)';
+      }
+      resolve({ code: m ? Number(m[1]) : null, output, console: con, jobDir, seconds: (Date.now() - started) / 1000 });
+    });
+  });
+}

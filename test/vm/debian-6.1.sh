@@ -1,0 +1,62 @@
+# Runs inside the Debian 6.1 guest (test/20-vm-6.1.test.ts): the real
+# estimation_timer at two IPVS sizes, each attach mode, ip_vs loaded and
+# unloaded while tracing, and ping attribution. Results go to /jsvm.
+J=/jsvm
+JS="node dist/src/cli.js"
+waitfor() { for _ in $(seq 1 240); do grep -q "$1" "$2" 2>/dev/null && return 0; sleep 0.5; done; echo "timed out waiting for '$1' in $2"; return 1; }
+rules() { node -e "
+const n = Number(process.argv[1]); const out = [];
+for (let i = 0; i < n; i++) out.push('-A -t 10.' + ((i >> 16) & 255) + '.' + ((i >> 8) & 255) + '.' + (i & 255) + ':80 -s rr');
+console.log(out.join('\\n'));" "$1"; }
+step() { echo "== $(date +%T) $*"; }
+
+step doctor without ip_vs
+$JS doctor --json > $J/doctor-noipvs.json
+
+step ip_vs loaded, then unloaded, while tracing with kprobes
+$JS record --attach kprobe -d 14s -o $J/hotplug.json 2> $J/hotplug.err &
+rec=$!
+waitfor 'tracing for' $J/hotplug.err
+taskset -c 1 modprobe ip_vs
+ipvsadm -A -t 10.0.0.1:80 -s rr
+sleep 7
+ipvsadm -C
+rmmod ip_vs_rr ip_vs
+wait $rec
+
+step 1000 services
+taskset -c 1 modprobe ip_vs
+rules 1000 | ipvsadm -R
+$JS record -d 7s -o $J/ipvs-1000.json
+
+step 20000 services
+ipvsadm -C
+rules 20000 | ipvsadm -R
+$JS record -d 7s -o $J/ipvs-20000-auto.json
+# fentry and tracepoint side by side, so both time the very same runs
+$JS record --attach fentry -d 10s -o $J/ipvs-20000-fentry.json &
+a=$!
+$JS record --attach tracepoint -d 10s -o $J/ipvs-20000-tracepoint.json
+wait $a
+$JS record --attach kprobe -d 7s -o $J/ipvs-20000-kprobe.json
+$JS doctor --json > $J/doctor-ipvs.json
+
+step ping with RPS steering to the estimator CPU
+cpu=$(node -e "
+const r = JSON.parse(require('fs').readFileSync('$J/ipvs-20000-auto.json', 'utf8'));
+const rows = r.histograms.filter((h) => h.probe === 'ipvs_estimation' && h.cpu !== null);
+console.log(rows.sort((a, b) => b.count - a.count)[0].cpu);")
+other=$((1 - cpu))
+printf '%x' $((1 << cpu)) > /sys/class/net/lo/queues/rx-0/rps_cpus
+echo "estimator on CPU $cpu, ping from CPU $other" > $J/ping-cpus.txt
+# every 2 ms, so each estimator run (~7 ms here) holds up a few requests
+taskset -c $other $JS ping 127.0.0.1 -c 3000 -i 2 --slow-ms 3 -o $J/ping-ipvs.json > $J/ping-ipvs.txt
+echo 0 > /sys/class/net/lo/queues/rx-0/rps_cpus
+
+step kprobe on net_rx_action and icmp_rcv during a ping
+$JS record --attach kprobe -d 8s -o $J/kprobe-ping.json 2> $J/kprobe-ping.err &
+rec=$!
+waitfor 'tracing for' $J/kprobe-ping.err
+ping -c 10 -i 0.2 -e 4242 127.0.0.1 > /dev/null
+wait $rec
+step done
