@@ -28,3 +28,11 @@ export function requireTracingCaps(status?: string): void {
       `missing capabilities ${missing.join(' and ')}: jitterscope needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN); run it as root`,
     );
 }
+
+/** The tracer's CO-RE programs need the kernel's BTF. */
+export function requireKernelBtf(file = '/sys/kernel/btf/vmlinux'): void {
+  if (!fs.existsSync(file))
+    throw new EnvironmentError(
+      `this kernel has no BTF (${file} is missing; it needs CONFIG_DEBUG_INFO_BTF=y): jitterscope's programs cannot be relocated to it; use a distribution kernel built with BTF (jitterscope doctor shows what is there)`,
+    );
+}

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import { EVENT_SIZE, MAX_CPUS } from './abi';
 import { Aggregator, AggregatorOptions } from './aggregate';
 import { BpfError } from './errors';
+import { requireKernelBtf } from './caps';
 import { Kallsyms } from './kallsyms';
 import { AttachPref, checkForced, chooseModes, Choice, Features, HookMode, ipvsSymbols, LadderProbe, probeFeatures } from './ladder';
 import { native, readPercpuCounter, NativeBpfObject, NativeRingReader } from './native';
@@ -104,6 +105,7 @@ export class TraceSession {
 
   /** Chooses hooks, opens, configures, loads and attaches; throws BpfError with the step that failed. */
   static start(opts: SessionOptions = {}): TraceSession {
+    requireKernelBtf();
     const features = probeFeatures();
     const pref = opts.attach ?? 'auto';
     checkForced(features, pref);

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseCpuList, parseDurationMs, parseIntInRange } from '../src/parse';
-import { effectiveCaps, missingCaps, requireTracingCaps } from '../src/caps';
+import { effectiveCaps, missingCaps, requireKernelBtf, requireTracingCaps } from '../src/caps';
 import { Kallsyms, key52FromHex } from '../src/kallsyms';
 import { UsageError, EnvironmentError } from '../src/errors';
 
@@ -60,4 +60,12 @@ test('kallsyms: exact, nearest, modules, hidden addresses', () => {
   const hidden = new Kallsyms('0000000000000000 t bpf_timer_cb\n0000000000000000 T foo\n');
   assert.equal(hidden.hidden, true);
   assert.equal(hidden.resolve(1234), null);
+});
+
+test('a kernel without BTF is one clear line, not a stack trace', () => {
+  assert.throws(
+    () => requireKernelBtf('/nonexistent/btf/vmlinux'),
+    (e: Error) => e instanceof EnvironmentError && /this kernel has no BTF .*CONFIG_DEBUG_INFO_BTF=y/.test(e.message) && !e.message.includes('\n'),
+  );
+  assert.doesNotThrow(() => requireKernelBtf('/proc/self/status'));
 });
