@@ -3,14 +3,15 @@
 // event streamed to user space. Uses kernel.bpf_stats_enabled (restored after).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import { TraceSession } from '../src/tracer';
+import { LiveTrace } from '../src/stream/live';
 
 const STATS = '/proc/sys/kernel/bpf_stats_enabled';
 
 async function main() {
   const before = fs.readFileSync(STATS, 'utf8').trim();
   fs.writeFileSync(STATS, '1');
-  const session = TraceSession.start({});
+  const trace = LiveTrace.start({});
+  const session = trace.session;
   try {
     // spawn, not spawnSync: the event loop must keep consuming, as in `record`
     const flood = spawn('ping', ['-f', '-q', '-c', '20000', '127.0.0.1'], { stdio: 'ignore' });
@@ -26,10 +27,10 @@ async function main() {
     const raise = get('sirq_raise');
     const perSoftirq = (entry.runTimeNs + exit.runTimeNs) / Math.max(1, exit.runCount);
     const withRaise = (entry.runTimeNs + exit.runTimeNs + raise.runTimeNs) / Math.max(1, exit.runCount);
-    console.log(`events streamed: ${session.aggregator.totalEvents}, drops: ${session.drops().total}`);
+    console.log(`events streamed: ${trace.aggregator.totalEvents}, drops: ${session.drops().total}`);
     console.log(`bpf-cost: ${perSoftirq.toFixed(0)} ns per softirq (entry + exit), ${withRaise.toFixed(0)} ns with raise`);
   } finally {
-    session.stop();
+    trace.stop();
     fs.writeFileSync(STATS, before);
   }
 }

@@ -1,12 +1,13 @@
 // npm run bench:pipeline — events/s through ring buffer -> addon -> TypeScript
-// aggregation. The synthetic generator (src/synthetic.ts) runs on CPU 1 from a
+// aggregation. The synthetic generator (src/kernel/synthetic.ts) runs on CPU 1 from a
 // worker thread at an offered rate; the main thread (CPU 0 under taskset)
 // consumes as `record` does. Prints one line per offered rate, then
 // `pipeline: N events/s, D drops` for the highest rate consumed with no drops.
-import { EVENT_SIZE } from '../src/abi';
-import { Aggregator } from '../src/aggregate';
-import { native } from '../src/native';
-import { SyntheticLoad } from '../src/synthetic';
+import { EVENT_SIZE } from '../src/kernel/abi';
+import { Aggregator } from '../src/stream/aggregate';
+import { native } from '../src/kernel/addon';
+import { SyntheticLoad } from '../src/kernel/synthetic';
+import { WORDS_PER_EVENT } from '../src/stream/decode';
 
 async function runAt(rate: number, seconds: number) {
   const agg = new Aggregator({ stallThresholdNs: 1e12 });
@@ -28,7 +29,7 @@ function aggregationOnly(): number {
   const u32 = new Uint32Array(buf);
   const u16 = new Uint16Array(buf);
   for (let i = 0; i < n; i++) {
-    const w = i * 12;
+    const w = i * WORDS_PER_EVENT;
     u32[w] = i * 1000;
     u32[w + 2] = (i * 7919) % 300000;
     u32[w + 4] = i & 1 ? i % 10 : 0x81000000 + (i % 64) * 64;

@@ -4,23 +4,12 @@
  * the addon and the TypeScript aggregation see exactly what the tracer sends. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
-#include "jitterscope.h"
+#define JS_RING_BYTES (64 << 20)
+#include "common.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 const volatile __u32 batch_size = 1024;
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 64 << 20);
-} events SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} drops SEC(".maps");
 
 struct gen_ctx {
 	__u64 now;
@@ -33,14 +22,10 @@ struct gen_ctx {
 static long emit_one(__u64 i, void *ctx)
 {
 	struct gen_ctx *g = ctx;
-	__u32 zero = 0, r = (__u32)(i * 2654435761u) ^ g->seed;
-	struct js_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		__u64 *n = bpf_map_lookup_elem(&drops, &zero);
-		if (n)
-			*n += 1;
+	__u32 r = (__u32)(i * 2654435761u) ^ g->seed;
+	struct js_event *e = reserve();
+	if (!e)
 		return 0;
-	}
 	e->start_ns = g->now + i;
 	e->cpu = g->cpu;
 	e->flags = 0;

@@ -7,21 +7,10 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
-#include "jitterscope.h"
+#define JS_RING_BYTES 4096 /* replaced by the tracer's ring */
+#include "common.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4096); /* replaced by the tracer's ring */
-} events SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} drops SEC(".maps");
 
 /* estimation_timer does not nest on a CPU: one start time per CPU. */
 struct {
@@ -48,20 +37,9 @@ static __always_inline int on_exit(void)
 	if (!t || !*t)
 		return 0;
 	now = bpf_ktime_get_ns();
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		__u64 *n = bpf_map_lookup_elem(&drops, &zero);
-		if (n)
-			*n += 1;
-	} else {
-		e->start_ns = *t;
-		e->duration_ns = now - *t;
-		e->key = JS_FN_ESTIMATION_TIMER;
-		e->cpu = bpf_get_smp_processor_id();
-		e->kind = JS_EV_FUNC;
-		e->flags = 0;
-		e->softirq.wait_ns = 0;
-		e->softirq.reserved = 0;
+	e = reserve();
+	if (e) {
+		fill_run(e, JS_EV_FUNC, JS_FN_ESTIMATION_TIMER, *t, now, bpf_get_smp_processor_id());
 		bpf_ringbuf_submit(e, 0); /* one every 2 s: wake the reader */
 	}
 	*t = 0;

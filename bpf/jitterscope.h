@@ -1,7 +1,7 @@
 /* jitterscope event ABI: the one definition of what crosses the ring buffer.
  *
  * Included by every BPF program in bpf/ (after vmlinux.h) and by the addon in native/.
- * The TypeScript decoder (src/abi.ts) is checked against the offsetof table the
+ * The TypeScript side (src/kernel/abi.ts, src/stream/decode.ts) is checked against the offsetof table the
  * addon exports, so a change here that is not mirrored there fails the tests.
  */
 #ifndef JITTERSCOPE_ABI_H

@@ -22,7 +22,7 @@ struct {
 	__type(value, struct stall_elem);
 } stall_timer SEC(".maps");
 
-/* Layout mirrored by src/lab.ts. */
+/* Layout mirrored by src/kernel/lab-stall.ts. */
 struct stall_stats {
 	__u64 runs;
 	__u64 total_ns;

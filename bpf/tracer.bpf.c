@@ -11,7 +11,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
-#include "jitterscope.h"
+#include "common.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -29,19 +29,6 @@ const volatile bool icmp_from_icmp_rcv = false;
  * once this much data waits; user space also drains on a timer. Saves an
  * irq_work and a process wakeup per event. */
 const volatile __u64 wakeup_bytes = 0;
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 8 << 20); /* resized by user space before load */
-} events SEC(".maps");
-
-/* Events lost because the ring buffer was full, per CPU. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} drops SEC(".maps");
 
 struct hrtimer_slot {
 	__u64 timer;
@@ -99,14 +86,6 @@ static __always_inline struct cpu_state *my_state(void)
 	return bpf_map_lookup_elem(&state, &zero);
 }
 
-static __always_inline void count_drop(void)
-{
-	__u32 zero = 0;
-	__u64 *n = bpf_map_lookup_elem(&drops, &zero);
-	if (n)
-		*n += 1; /* per-CPU slot: no other writer */
-}
-
 static __always_inline void submit(struct js_event *e)
 {
 	__u64 flags = 0, avail;
@@ -120,14 +99,6 @@ static __always_inline void submit(struct js_event *e)
 											   : BPF_RB_NO_WAKEUP;
 	}
 	bpf_ringbuf_submit(e, flags);
-}
-
-static __always_inline struct js_event *reserve(void)
-{
-	struct js_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e)
-		count_drop();
-	return e;
 }
 
 /* ---- softirq ------------------------------------------------------------ */
@@ -176,14 +147,11 @@ static __always_inline int on_softirq_exit(unsigned int vec)
 	e = reserve();
 	if (!e)
 		return 0;
-	e->start_ns = start;
-	e->duration_ns = now - start;
-	e->key = vec;
-	e->cpu = cpu;
-	e->kind = JS_EV_SOFTIRQ;
-	e->flags = s->wait_ns[vec] == ~0ULL ? JS_F_WAIT_UNKNOWN : 0;
-	e->softirq.wait_ns = e->flags ? 0 : s->wait_ns[vec];
-	e->softirq.reserved = 0;
+	fill_run(e, JS_EV_SOFTIRQ, vec, start, now, cpu);
+	if (s->wait_ns[vec] == ~0ULL)
+		e->flags = JS_F_WAIT_UNKNOWN;
+	else
+		e->softirq.wait_ns = s->wait_ns[vec];
 	submit(e);
 	return 0;
 }
@@ -204,19 +172,12 @@ static __always_inline int on_timer_entry(struct timer_list *timer)
 	return 0;
 }
 
-static __always_inline void emit_timer(__u16 kind, __u64 fn, __u64 start, __u64 now, __u32 cpu)
+static __always_inline void emit_run(__u16 kind, __u64 key, __u64 start, __u64 now, __u32 cpu)
 {
 	struct js_event *e = reserve();
 	if (!e)
 		return;
-	e->start_ns = start;
-	e->duration_ns = now - start;
-	e->key = fn;
-	e->cpu = cpu;
-	e->kind = kind;
-	e->flags = 0;
-	e->softirq.wait_ns = 0;
-	e->softirq.reserved = 0;
+	fill_run(e, kind, key, start, now, cpu);
 	submit(e);
 }
 
@@ -229,7 +190,7 @@ static __always_inline int on_timer_exit(struct timer_list *timer)
 	s = my_state();
 	if (!s || s->timer != (__u64)timer || !s->timer_start_ns)
 		return 0;
-	emit_timer(JS_EV_TIMER, s->timer_fn, s->timer_start_ns, bpf_ktime_get_ns(), cpu);
+	emit_run(JS_EV_TIMER, s->timer_fn, s->timer_start_ns, bpf_ktime_get_ns(), cpu);
 	s->timer = 0;
 	s->timer_start_ns = 0;
 	return 0;
@@ -270,7 +231,7 @@ static __always_inline int on_hrtimer_exit(struct hrtimer *timer)
 		i = 0;
 	else
 		return 0;
-	emit_timer(JS_EV_HRTIMER, s->hrt[i].fn, s->hrt[i].start_ns, bpf_ktime_get_ns(), cpu);
+	emit_run(JS_EV_HRTIMER, s->hrt[i].fn, s->hrt[i].start_ns, bpf_ktime_get_ns(), cpu);
 	s->hrt[i].start_ns = 0;
 	s->hrt[i].timer = 0;
 	return 0;
@@ -428,27 +389,13 @@ static __always_inline int on_net_rx_action_entry(void)
 static __always_inline int on_net_rx_action_exit(void)
 {
 	struct cpu_state *s;
-	struct js_event *e;
 	__u32 cpu = bpf_get_smp_processor_id();
-	__u64 now;
 	if (!cpu_wanted(cpu))
 		return 0;
 	s = my_state();
 	if (!s || !s->net_rx_action_ns)
 		return 0;
-	now = bpf_ktime_get_ns();
-	e = reserve();
-	if (e) {
-		e->start_ns = s->net_rx_action_ns;
-		e->duration_ns = now - s->net_rx_action_ns;
-		e->key = JS_FN_NET_RX_ACTION;
-		e->cpu = cpu;
-		e->kind = JS_EV_FUNC;
-		e->flags = 0;
-		e->softirq.wait_ns = 0;
-		e->softirq.reserved = 0;
-		submit(e);
-	}
+	emit_run(JS_EV_FUNC, JS_FN_NET_RX_ACTION, s->net_rx_action_ns, bpf_ktime_get_ns(), cpu);
 	s->net_rx_action_ns = 0;
 	return 0;
 }

@@ -1,9 +1,8 @@
 // jitterscope addon entry point: registers the generic BPF verbs (object.cc),
-// the ring-buffer reader (ring.cc) and the error plumbing (errors.cc).
+// the ring-buffer reader (ring.cc), the embedded objects and ABI table
+// (embedded.cc) and the error plumbing (errors.cc).
 #include "common.h"
 
-#include <bpf/libbpf.h>
-#include <bpf/libbpf_version.h>
 
 namespace js {
 
@@ -17,17 +16,14 @@ static Napi::Value SetErrorClass(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
-static Napi::Value TakeLog(const Napi::CallbackInfo &info) { return Napi::String::New(info.Env(), TakeLibbpfLog()); }
-
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   AddonData *data = new AddonData();
   env.SetInstanceData<AddonData>(data);
   InstallLibbpfLogger();
+  InitEmbedded(env, exports);
   InitObject(env, exports, data);
   InitRing(env, exports, data);
   exports.Set("setErrorClass", Napi::Function::New(env, SetErrorClass, "setErrorClass"));
-  exports.Set("takeLibbpfLog", Napi::Function::New(env, TakeLog, "takeLibbpfLog"));
-  exports.Set("libbpfVersion", std::to_string(LIBBPF_MAJOR_VERSION) + "." + std::to_string(LIBBPF_MINOR_VERSION));
   return exports;
 }
 

@@ -23,6 +23,14 @@ void InstallLibbpfLogger();
 std::string TakeLibbpfLog();
 std::string LibbpfLogTail(size_t maxLines);
 
+// The BPF objects compiled into the addon (embedded.cc), by name.
+struct EmbeddedObject {
+  const char *name;
+  const void *(*bytes)(size_t *);
+};
+const EmbeddedObject *FindEmbedded(const std::string &name);
+
+Napi::Object InitEmbedded(Napi::Env env, Napi::Object exports);
 Napi::Object InitObject(Napi::Env env, Napi::Object exports, AddonData *data);
 Napi::Object InitRing(Napi::Env env, Napi::Object exports, AddonData *data);
 

@@ -1,8 +1,8 @@
 // BpfObject: libbpf's object lifecycle as generic verbs (open an embedded object,
-// configure, load, attach, detach, read maps, run, close). No probe policy here:
-// which programs to load and where to attach them is decided in TypeScript.
+// configure, load, attach, read maps, run, close). No probe policy here: which
+// programs to load and where to attach them is decided in TypeScript. The
+// objects themselves and the ABI table are in embedded.cc.
 #include "common.h"
-#include "jitterscope.h"
 
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
@@ -15,36 +15,16 @@
 #include <cstring>
 #include <vector>
 
-#include "tracer.skel.h"
-#include "ipvs.skel.h"
-#include "features.skel.h"
-#include "lab_stall.skel.h"
-#include "bench_gen.skel.h"
-
-static_assert(sizeof(struct js_event) == JS_EVENT_SIZE, "js_event size changed: update JS_EVENT_SIZE and src/abi.ts");
-static_assert(offsetof(struct js_event, softirq.wait_ns) == 32, "js_event union moved");
-static_assert(JS_MAX_CPUS % 64 == 0, "cpu mask must be whole words");
-
 namespace js {
 namespace {
 
-struct Embedded {
-  const char *name;
-  const void *(*bytes)(size_t *);
-};
-const Embedded kEmbedded[] = {
-    {"tracer", tracer__elf_bytes},
-    {"ipvs", ipvs__elf_bytes},
-    {"features", features__elf_bytes},
-    {"lab_stall", lab_stall__elf_bytes},
-    {"bench_gen", bench_gen__elf_bytes},
-};
-
 const napi_type_tag kObjectTag = {0x6a69747465727363ULL, 0x6f70652d6f626a31ULL};
+
+}  // namespace
 
 // Runs a program once with BPF_PROG_TEST_RUN, on `cpu` if >= 0 by pinning this
 // thread there for the call (syscall programs take no CPU flag).
-int TestRunFd(int fd, int cpu, int *retval) {
+static int TestRunFd(int fd, int cpu, int *retval) {
   cpu_set_t old, want;
   bool pinned = false;
   if (cpu >= 0) {
@@ -62,27 +42,21 @@ int TestRunFd(int fd, int cpu, int *retval) {
   return err;
 }
 
-}  // namespace
-
 class BpfObject : public Napi::ObjectWrap<BpfObject> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "BpfObject", {
         InstanceMethod<&BpfObject::Programs>("programs"),
-        InstanceMethod<&BpfObject::Maps>("maps"),
         InstanceMethod<&BpfObject::SetAutoload>("setAutoload"),
-        InstanceMethod<&BpfObject::SetAttachTarget>("setAttachTarget"),
         InstanceMethod<&BpfObject::SetGlobal>("setGlobal"),
         InstanceMethod<&BpfObject::SetMapMaxEntries>("setMapMaxEntries"),
         InstanceMethod<&BpfObject::ReuseMap>("reuseMap"),
         InstanceMethod<&BpfObject::Load>("load"),
         InstanceMethod<&BpfObject::Attach>("attach"),
-        InstanceMethod<&BpfObject::Detach>("detach"),
         InstanceMethod<&BpfObject::ProgramFd>("programFd"),
         InstanceMethod<&BpfObject::MapFd>("mapFd"),
         InstanceMethod<&BpfObject::ProgramInfo>("programInfo"),
         InstanceMethod<&BpfObject::Lookup>("lookup"),
-        InstanceMethod<&BpfObject::Update>("update"),
         InstanceMethod<&BpfObject::TestRun>("testRun"),
         InstanceMethod<&BpfObject::Close>("close"),
     });
@@ -92,9 +66,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsString()) { ThrowType(env, "BpfObject(name): name must be a string"); return; }
     std::string name = info[0].As<Napi::String>();
-    const Embedded *found = nullptr;
-    for (auto &e : kEmbedded)
-      if (name == e.name) found = &e;
+    const EmbeddedObject *found = FindEmbedded(name);
     if (!found) { ThrowType(env, "BpfObject: no embedded BPF object named '" + name + "'"); return; }
     size_t sz = 0;
     const void *bytes = found->bytes(&sz);
@@ -178,42 +150,11 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     return out;
   }
 
-  Napi::Value Maps(const Napi::CallbackInfo &info) {
-    Napi::Env env = info.Env();
-    if (!Alive(env)) return env.Undefined();
-    Napi::Array out = Napi::Array::New(env);
-    bpf_map *m;
-    uint32_t i = 0;
-    bpf_object__for_each_map(m, obj_) {
-      Napi::Object o = Napi::Object::New(env);
-      o.Set("name", bpf_map__name(m));
-      o.Set("type", static_cast<uint32_t>(bpf_map__type(m)));
-      o.Set("keySize", bpf_map__key_size(m));
-      o.Set("valueSize", bpf_map__value_size(m));
-      o.Set("maxEntries", bpf_map__max_entries(m));
-      out.Set(i++, o);
-    }
-    return out;
-  }
-
   Napi::Value SetAutoload(const Napi::CallbackInfo &info) {
     bpf_program *p = Prog(info, 0);
     if (!p) return info.Env().Undefined();
     int err = bpf_program__set_autoload(p, info[1].ToBoolean());
     if (err) ThrowBpf(info.Env(), std::string("set autoload ") + bpf_program__name(p), err);
-    return info.Env().Undefined();
-  }
-
-  Napi::Value SetAttachTarget(const Napi::CallbackInfo &info) {
-    bpf_program *p = Prog(info, 0);
-    if (!p) return info.Env().Undefined();
-    if (info.Length() < 2 || !info[1].IsString()) {
-      ThrowType(info.Env(), "setAttachTarget(program, functionName): functionName must be a string");
-      return info.Env().Undefined();
-    }
-    std::string fn = info[1].As<Napi::String>();
-    int err = bpf_program__set_attach_target(p, 0, fn.c_str());
-    if (err) ThrowBpf(info.Env(), std::string("set attach target of ") + bpf_program__name(p) + " to " + fn, err);
     return info.Env().Undefined();
   }
 
@@ -294,7 +235,8 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     return env.Undefined();
   }
 
-  // Attaches a program where its section says; returns a link id for detach().
+  // Attaches a program where its section says; the link lives until close().
+  // Returns the number of links this object holds.
   Napi::Value Attach(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     bpf_program *p = Prog(info, 0);
@@ -307,17 +249,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
       return env.Undefined();
     }
     links_.push_back(link);
-    return Napi::Number::New(env, static_cast<double>(links_.size() - 1));
-  }
-
-  Napi::Value Detach(const Napi::CallbackInfo &info) {
-    Napi::Env env = info.Env();
-    uint32_t id = info[0].ToNumber().Uint32Value();
-    if (id >= links_.size() || !links_[id]) return Napi::Boolean::New(env, false);
-    int err = bpf_link__destroy(links_[id]);
-    links_[id] = nullptr;
-    if (err) ThrowBpf(env, "detach link " + std::to_string(id), err);
-    return Napi::Boolean::New(env, true);
+    return Napi::Number::New(env, static_cast<double>(links_.size()));
   }
 
   Napi::Value ProgramFd(const Napi::CallbackInfo &info) {
@@ -398,26 +330,6 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     return out;
   }
 
-  Napi::Value Update(const Napi::CallbackInfo &info) {
-    Napi::Env env = info.Env();
-    bpf_map *m = Map(info, 0);
-    if (!m) return env.Undefined();
-    if (info.Length() < 3 || !info[1].IsBuffer() || !info[2].IsBuffer()) {
-      ThrowType(env, "update(map, key, value): key and value must be Buffers");
-      return env.Undefined();
-    }
-    auto key = info[1].As<Napi::Buffer<uint8_t>>();
-    auto val = info[2].As<Napi::Buffer<uint8_t>>();
-    if (key.Length() != bpf_map__key_size(m) || val.Length() != ValueBytes(m)) {
-      ThrowType(env, std::string("update ") + bpf_map__name(m) + ": key must be " +
-                         std::to_string(bpf_map__key_size(m)) + " bytes and value " + std::to_string(ValueBytes(m)));
-      return env.Undefined();
-    }
-    if (bpf_map_update_elem(bpf_map__fd(m), key.Data(), val.Data(), BPF_ANY))
-      ThrowBpf(env, std::string("update ") + bpf_map__name(m), errno);
-    return env.Undefined();
-  }
-
   Napi::Value TestRun(const Napi::CallbackInfo &info) {
     Napi::Env env = info.Env();
     bpf_program *p = Prog(info, 0);
@@ -480,60 +392,12 @@ static Napi::Value TestRunFdJs(const Napi::CallbackInfo &info) {
   return Napi::Number::New(env, retval);
 }
 
-// The event ABI as this build compiled it, for the TypeScript decoder's test.
-static Napi::Value Layout(const Napi::CallbackInfo &info) {
-  Napi::Env env = info.Env();
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("abiVersion", JS_ABI_VERSION);
-  o.Set("eventSize", static_cast<uint32_t>(sizeof(struct js_event)));
-  o.Set("maxCpus", JS_MAX_CPUS);
-  Napi::Object off = Napi::Object::New(env);
-#define OFF(field, path) off.Set(field, static_cast<uint32_t>(offsetof(struct js_event, path)))
-  OFF("start_ns", start_ns);
-  OFF("duration_ns", duration_ns);
-  OFF("key", key);
-  OFF("cpu", cpu);
-  OFF("kind", kind);
-  OFF("flags", flags);
-  OFF("softirq.wait_ns", softirq.wait_ns);
-  OFF("icmp.saddr", icmp.saddr);
-  OFF("icmp.daddr", icmp.daddr);
-  OFF("icmp.id", icmp.id);
-  OFF("icmp.seq", icmp.seq);
-  OFF("icmp.type", icmp.type);
-  OFF("icmp.code", icmp.code);
-  OFF("icmp.arrival_cpu", icmp.arrival_cpu);
-#undef OFF
-  o.Set("offsets", off);
-  Napi::Object kinds = Napi::Object::New(env);
-  kinds.Set("SOFTIRQ", static_cast<uint32_t>(JS_EV_SOFTIRQ));
-  kinds.Set("TIMER", static_cast<uint32_t>(JS_EV_TIMER));
-  kinds.Set("HRTIMER", static_cast<uint32_t>(JS_EV_HRTIMER));
-  kinds.Set("ICMP", static_cast<uint32_t>(JS_EV_ICMP));
-  kinds.Set("FUNC", static_cast<uint32_t>(JS_EV_FUNC));
-  o.Set("kinds", kinds);
-  Napi::Object flags = Napi::Object::New(env);
-  flags.Set("WAIT_UNKNOWN", static_cast<uint32_t>(JS_F_WAIT_UNKNOWN));
-  o.Set("flags", flags);
-  o.Set("nrSoftirqs", JS_NR_SOFTIRQS);
-  Napi::Object funcs = Napi::Object::New(env);
-  funcs.Set("ESTIMATION_TIMER", static_cast<uint32_t>(JS_FN_ESTIMATION_TIMER));
-  funcs.Set("NET_RX_ACTION", static_cast<uint32_t>(JS_FN_NET_RX_ACTION));
-  o.Set("funcs", funcs);
-  return o;
-}
-
 Napi::Object InitObject(Napi::Env env, Napi::Object exports, AddonData *data) {
   Napi::Function ctor = BpfObject::Define(env);
   data->objectCtor = Napi::Persistent(ctor);
   exports.Set("BpfObject", ctor);
   exports.Set("testRunFd", Napi::Function::New(env, TestRunFdJs, "testRunFd"));
-  exports.Set("layout", Napi::Function::New(env, Layout, "layout"));
   exports.Set("numPossibleCpus", Napi::Number::New(env, libbpf_num_possible_cpus()));
-  Napi::Array names = Napi::Array::New(env);
-  uint32_t i = 0;
-  for (auto &e : kEmbedded) names.Set(i++, e.name);
-  exports.Set("embeddedObjects", names);
   return exports;
 }
 

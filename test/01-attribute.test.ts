@@ -2,11 +2,12 @@
 // packets and stalls (no kernel here).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { IcmpPacket } from '../src/aggregate';
-import { attributeReplies, leadingCulprit } from '../src/attribute';
-import { parsePingOutput, pingArgs, verdictText, PingVerdict } from '../src/ping';
-import { parseCpuMask, formatCpuMask } from '../src/net';
-import { StallRow } from '../src/report';
+import { IcmpPacket } from '../src/stream/aggregate';
+import { attributeReplies, leadingCulprit, StallRow } from '../src/diagnose/attribute';
+import { parsePingOutput, pingArgs } from '../src/commands/iputils';
+import { verdictText, PingVerdict } from '../src/diagnose/verdict';
+import { parseCpuMask, formatCpuMask } from '../src/host/net';
+
 
 const MS = 1e6;
 
@@ -49,7 +50,7 @@ function pkt(seq: number, type: number, cpu: number, arriveMs: number, waitMs: n
   };
 }
 
-function stall(cpu: number, culprit: string, kind: string, startMs: number, durMs: number): StallRow {
+function stall(cpu: number, culprit: string, kind: StallRow['kind'], startMs: number, durMs: number): StallRow {
   return { cpu, culprit, kind, startNs: startMs * MS, durationNs: durMs * MS };
 }
 

@@ -4,16 +4,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Aggregator } from '../src/aggregate';
-import { Kallsyms, key52FromHex } from '../src/kallsyms';
-import { PROBE_NAMES, ProbeName, ProbeStatus } from '../src/probes';
-import { buildReport, renderText, writeAtomic, checkWritable, renderHistogram } from '../src/report';
+import { Aggregator } from '../src/stream/aggregate';
+import { Kallsyms, key52FromHex } from '../src/host/kallsyms';
+import { PROBE_NAMES, ProbeName, ProbeStatus } from '../src/kernel/probes';
+import { buildReport } from '../src/report/model';
+import { renderHistogram, renderText } from '../src/report/text';
+import { checkWritable, writeAtomic } from '../src/report/write';
 import { encode, Kind, Flag, FakeEvent } from './encode';
 import { tmpFile, validator } from './helpers';
 
 
 const probes = Object.fromEntries(
-  PROBE_NAMES.map((p) => [p, { active: true, mode: 'tp_btf', reason: null, hooks: [] } as ProbeStatus]),
+  PROBE_NAMES.map((p): [ProbeName, ProbeStatus] => [p, { active: true, via: 'tracepoint', mode: 'tp_btf', reason: null, hooks: [] }]),
 ) as Record<ProbeName, ProbeStatus>;
 
 const TIMER_CB = 0xffffffff8150e200n;
@@ -50,10 +52,8 @@ function report(agg = sample()) {
     notes: ['test'],
     drops: { total: 0, perCpu: [0, 0] },
     kallsyms,
-    startWall: new Date(0),
+    start: { wall: new Date(0), monoNs: 1e9, realtimeOffsetNs: 0 },
     endWall: new Date(1000),
-    startMonoNs: 1e9,
-    realtimeOffsetNs: 0,
     possibleCpus: 2,
     command: ['record'],
     version: '0.0.0',

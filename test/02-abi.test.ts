@@ -2,8 +2,9 @@
 // bpf/jitterscope.h) must equal the TypeScript decoder's offsets.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ABI_VERSION, EVENT_SIZE, MAX_CPUS, OFFSETS, Kind, Flag, Func, NR_SOFTIRQS, EventView } from '../src/abi';
-import { native } from '../src/native';
+import { ABI_VERSION, EVENT_SIZE, MAX_CPUS, OFFSETS, Kind, Flag, Func, NR_SOFTIRQS } from '../src/kernel/abi';
+import { EventView } from '../src/stream/decode';
+import { native } from '../src/kernel/addon';
 import { encode } from './encode';
 
 test('addon layout equals the TypeScript decoder', () => {
@@ -31,8 +32,8 @@ test('EventView reads every field where the offsets say', () => {
   assert.equal(v.cpu(w), 513);
   assert.equal(v.startNs(w), 2 ** 40 + 7);
   assert.equal(v.durationNs(w), 123456789);
-  assert.equal(v.keyHi(w), 0xffffffff);
   assert.equal(v.keyLo(w), 0xc0a01234);
+  assert.equal(v.key52(w), 0xfffffc0a01234);
   assert.equal(v.flags(w), 1);
   assert.equal(v.icmpSaddr(w), '10.1.2.3');
   assert.equal(v.icmpDaddr(w), '198.18.0.2');
@@ -45,7 +46,7 @@ test('EventView reads every field where the offsets say', () => {
 
 test('the addon reports no libbpf or libelf as shared libraries', async () => {
   const { spawnSync } = await import('node:child_process');
-  const { ADDON_PATH } = await import('../src/native');
+  const { ADDON_PATH } = await import('../src/kernel/addon');
   const r = spawnSync('ldd', [ADDON_PATH], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   assert.doesNotMatch(r.stdout, /libbpf|libelf|libz\.|libzstd/);

@@ -5,9 +5,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import { Kallsyms } from '../src/kallsyms';
-import { native } from '../src/native';
-import { NetnsPair, runCli, skipUnlessKernel, tmpFile, readJson, validator } from './helpers';
+import { Kallsyms } from '../src/host/kallsyms';
+import { native } from '../src/kernel/addon';
+import { NetnsPair, skipUnlessKernel, startCli, tmpFile, readJson, validator } from './helpers';
 
 test('record sees 50 pings across namespaces, by id and seq, with their CPUs', async (t) => {
   if (skipUnlessKernel(t)) return;
@@ -16,14 +16,14 @@ test('record sees 50 pings across namespaces, by id and seq, with their CPUs', a
   const out = tmpFile('report.json');
   const ident = 1000 + (process.pid % 60000);
 
-  const rec = runCli(['record', '--duration', '4s', '--out', out]);
-  await new Promise((r) => setTimeout(r, 800)); // attached well before the first ping
+  const rec = startCli(['record', '--duration', '4s', '--out', out], /tracing for/);
+  assert.ok(await rec.ready, 'record never said it was tracing'); // attached before the first ping
   const ping = spawn('ip', ['netns', 'exec', net.a, 'ping', '-n', '-q', '-e', String(ident), '-c', '50', '-i', '0.02', net.addrB], {
     stdio: 'ignore',
   });
   const pingCode = await new Promise<number | null>((r) => ping.on('close', r));
   assert.equal(pingCode, 0, 'ping across the veth pair failed');
-  const res = await rec;
+  const res = await rec.done;
   assert.equal(res.code, 0, res.stderr);
 
   const report = readJson(out);

@@ -3,10 +3,10 @@
 // stall measured itself, and in the HRTIMER softirq on CPU 1.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LabStall } from '../src/lab';
-import { native } from '../src/native';
-import { TraceSession } from '../src/tracer';
-import { buildReport } from '../src/report';
+import { LabStall } from '../src/kernel/lab-stall';
+import { native } from '../src/kernel/addon';
+import { LiveTrace } from '../src/stream/live';
+import { buildReport } from '../src/report/model';
 import { runCli, skipUnlessKernel, tmpFile, readJson } from './helpers';
 
 const STALL_MS = 15;
@@ -58,22 +58,23 @@ test('record attributes the lab stall to bpf_timer_cb on CPU 1', async (t) => {
 test('raw_tp flavour sees the same stall as tp_btf (fallback path)', async (t) => {
   if (skipUnlessKernel(t) || needsTwoCpus(t)) return;
   const stall = new LabStall({ cpu: 1, stallMs: STALL_MS, periodMs: 200 });
-  const session = TraceSession.start({ flavour: 'raw_tp' });
+  const trace = LiveTrace.start({ flavour: 'raw_tp' });
+  const session = trace.session;
   try {
     await new Promise((r) => setTimeout(r, 1500));
   } finally {
-    session.stop();
+    trace.stop();
     stall.stop();
   }
   assert.equal(session.flavour, 'raw_tp');
   assert.match(session.probes.timer_callbacks.mode!, /^raw_tp/);
   const now = new Date();
   const r = buildReport({
-    aggregator: session.aggregator, probes: session.probes, notes: session.notes, drops: session.drops(),
-    kallsyms: session.kallsyms, startWall: now, endWall: now, startMonoNs: 0, realtimeOffsetNs: 0,
+    aggregator: trace.aggregator, probes: session.probes, notes: session.notes, drops: session.drops(),
+    kallsyms: session.kallsyms, start: { wall: now, monoNs: 0, realtimeOffsetNs: 0 }, endWall: now,
     possibleCpus: native().numPossibleCpus, command: [], version: 'test',
   });
   const row = r.timers.byMax.find((x) => x.symbol === 'bpf_timer_cb');
   assert.ok(row && row.cpu === 1 && row.maxNs > 0.8 * STALL_MS * 1e6, JSON.stringify(row));
-  assert.ok(session.aggregator.events.softirq > 0);
+  assert.ok(trace.aggregator.events.softirq > 0);
 });

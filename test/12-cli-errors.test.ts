@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { CLI, runCli, skipUnlessKernel, tmpFile, tracerPrograms, waitFor } from './helpers';
+import { COMMANDS } from '../src/cli';
 
 function oneLine(stderr: string): string {
   const lines = stderr.trim().split('\n');
@@ -52,11 +53,26 @@ test('--out into a missing directory fails before any probe attaches', async (t)
   assert.ok(await waitFor(() => tracerPrograms().length === 0, 3000), 'no tracer programs');
 });
 
+test('--out where no file can be created (/proc) fails before tracing, not after', async (t) => {
+  if (skipUnlessKernel(t)) return;
+  const started = Date.now();
+  const r = await runCli(['record', '--duration', '30s', '--out', '/proc/version']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(oneLine(r.stderr), /^jitterscope: --out \/proc\/version: cannot create files in \/proc \(\w+\); choose a writable path$/);
+  assert.ok(Date.now() - started < 10_000, 'it did not trace for the duration first');
+  assert.ok(await waitFor(() => tracerPrograms().length === 0, 3000), 'no tracer programs');
+});
+
 test('--help and --version work on every command', async () => {
-  for (const args of [['--help'], ['record', '--help']]) {
-    const r = await runCli(args);
-    assert.equal(r.code, 0);
-    assert.match(r.stdout, /jitterscope/);
+  const top = await runCli(['--help']);
+  assert.equal(top.code, 0);
+  for (const cmd of COMMANDS) assert.match(top.stdout, new RegExp(`jitterscope ${cmd}\\b`), `--help lists ${cmd}`);
+  for (const cmd of COMMANDS) {
+    const r = await runCli([cmd, '--help']);
+    assert.equal(r.code, 0, `${cmd} --help: ${r.stderr}`);
+    assert.match(r.stdout, new RegExp(`^jitterscope ${cmd}`, 'm'), `${cmd} --help shows its usage`);
+    assert.match(r.stdout, /--help/);
+    assert.equal(r.stderr, '', `${cmd} --help wrote to stderr`);
   }
   const rh = await runCli(['record', '--help']);
   assert.match(rh.stdout, /--duration/);

@@ -5,8 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import { LabStall } from '../src/lab';
-import { native } from '../src/native';
+import { LabStall } from '../src/kernel/lab-stall';
+import { native } from '../src/kernel/addon';
 import { CLI, runCli, skipUnlessKernel, tmpFile, tracerPrograms, waitFor } from './helpers';
 
 const STALL_MS = 15;

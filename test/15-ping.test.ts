@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { native } from '../src/native';
+import { native } from '../src/kernel/addon';
 import { CLI, NetnsPair, readJson, runCli, sh, skipUnlessKernel, tmpFile, tracerPrograms, validator, waitFor } from './helpers';
 
 function needsTwoCpus(t: { skip: (m?: string) => void }): boolean {

@@ -5,34 +5,12 @@ import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ensureKernel, runInVm, vmSkipReason, VmResult } from './vm';
-import { ROOT, validator } from './helpers';
+import { vmSuite } from './vm';
+import { validator } from './helpers';
 
-const skip = vmSkipReason();
-let vm: VmResult | undefined;
-let bootError: Error | undefined;
-
-before(async () => {
-  if (skip) return process.stderr.write(`SKIP: ${skip}\n`) as unknown as void;
-  try {
-    const kernel = ensureKernel('debian-6.1');
-    vm = await runInVm(kernel, fs.readFileSync(path.join(ROOT, 'test', 'vm', 'debian-6.1.sh'), 'utf8'), 1_200_000);
-    process.stderr.write(`debian-6.1 guest ran ${vm.seconds.toFixed(0)} s, exit ${vm.code}\n`);
-  } catch (e) {
-    bootError = e as Error;
-  }
-});
-
-function job(t: { skip: (m?: string) => void }): string | null {
-  if (skip) {
-    t.skip(skip);
-    return null;
-  }
-  if (bootError) throw bootError;
-  assert.ok(vm, 'the VM did not run');
-  assert.equal(vm.code, 0, `guest script failed:\n${vm.output}\n--- console tail ---\n${vm.console.slice(-3000)}`);
-  return vm.jobDir;
-}
+const suite = vmSuite('debian-6.1', 'debian-6.1.sh', 1_200_000);
+before(() => suite.boot());
+const job = (t: { skip: (m?: string) => void }) => suite.job(t);
 
 const read = (dir: string, f: string) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'));
 const ipvsAll = (r: any) => r.histograms.find((h: any) => h.probe === 'ipvs_estimation' && h.cpu === null);

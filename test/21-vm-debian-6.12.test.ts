@@ -4,29 +4,16 @@ import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ensureKernel, runInVm, vmSkipReason, VmResult } from './vm';
-import { ROOT, validator } from './helpers';
+import { vmSuite } from './vm';
+import { validator } from './helpers';
 
-const skip = vmSkipReason();
-let vm: VmResult | undefined;
-let bootError: Error | undefined;
-
-before(async () => {
-  if (skip) return process.stderr.write(`SKIP: ${skip}\n`) as unknown as void;
-  try {
-    vm = await runInVm(ensureKernel('debian-6.12'), fs.readFileSync(path.join(ROOT, 'test', 'vm', 'debian-6.12.sh'), 'utf8'), 900_000);
-    process.stderr.write(`debian-6.12 guest ran ${vm.seconds.toFixed(0)} s, exit ${vm.code}\n`);
-  } catch (e) {
-    bootError = e as Error;
-  }
-});
+const suite = vmSuite('debian-6.12', 'debian-6.12.sh', 900_000);
+before(() => suite.boot());
 
 test('6.12: doctor reports the kthread estimator; record runs and exits 0', (t) => {
-  if (skip) return t.skip(skip);
-  if (bootError) throw bootError;
-  assert.ok(vm);
-  assert.equal(vm.code, 0, `guest script failed:\n${vm.output}\n${vm.console.slice(-3000)}`);
-  const read = (f: string) => JSON.parse(fs.readFileSync(path.join(vm!.jobDir, f), 'utf8'));
+  const dir = suite.job(t);
+  if (!dir) return;
+  const read = (f: string) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'));
   const validate = validator('doctor.v1.json');
   const d = read('doctor-ipvs.json');
   assert.ok(validate(d), JSON.stringify(validate.errors));
@@ -38,12 +25,12 @@ test('6.12: doctor reports the kthread estimator; record runs and exits 0', (t) 
   assert.notEqual(d.ipvs.estNice, null);
   assert.equal(d.probes.ipvs_estimation.mode, null);
   assert.match(d.probes.ipvs_estimation.reason, /kthreads/);
-  assert.match(fs.readFileSync(path.join(vm.jobDir, 'doctor-ipvs.txt'), 'utf8'), /estimator: kthread/);
+  assert.match(fs.readFileSync(path.join(dir, 'doctor-ipvs.txt'), 'utf8'), /estimator: kthread/);
   const r = read('record.json');
   assert.ok(validator()(r));
   assert.equal(r.meta.probes.ipvs_estimation.active, false);
   assert.match(r.meta.probes.ipvs_estimation.reason, /kthreads/);
   assert.equal(r.meta.probes.net_rx_action.mode, 'fentry');
   assert.ok(r.meta.events.total > 0);
-  assert.match(fs.readFileSync(path.join(vm.jobDir, 'record.err'), 'utf8'), /jitterscope: wrote \/jsvm\/record.json/);
+  assert.match(fs.readFileSync(path.join(dir, 'record.err'), 'utf8'), /jitterscope: wrote \/jsvm\/record.json/);
 });

@@ -1,6 +1,6 @@
 // Test-only encoder: builds event batches the way the BPF side lays them out
 // (by the offsets in src/abi.ts, which 02-abi checks against the addon).
-import { EVENT_SIZE, OFFSETS, Kind, Flag } from '../src/abi';
+import { EVENT_SIZE, OFFSETS, Kind, Flag } from '../src/kernel/abi';
 
 export interface FakeEvent {
   kind: number;

@@ -47,6 +47,30 @@ export function runCli(args: string[], opts: SpawnOptions & { prefix?: string[] 
   });
 }
 
+/** Starts the CLI; `ready` resolves once its stderr shows `marker` (e.g. "tracing for"), false if it never does. */
+export function startCli(args: string[], marker: RegExp, timeoutMs = 15_000): { ready: Promise<boolean>; done: Promise<CliResult> } {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  let seen: (v: boolean) => void = () => undefined;
+  const ready = new Promise<boolean>((r) => (seen = r));
+  const timer = setTimeout(() => seen(false), timeoutMs);
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => {
+    stderr += d;
+    if (marker.test(stderr)) seen(true);
+  });
+  const done = new Promise<CliResult>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      seen(false);
+      resolve({ code, signal, stdout, stderr });
+    });
+  });
+  return { ready, done };
+}
+
 /** Loaded BPF programs whose names are the tracer's (js_*, jsr_*, jsf_*, jsk_*). */
 export function tracerPrograms(): { id: number; name: string }[] {
   const r = spawnSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8' });

@@ -194,3 +194,39 @@ sleep 30
     });
   });
 }
+
+/**
+ * One boot per test file: `boot` (for before()) runs `script` from test/vm/ in
+ * the guest; `job(t)` gives the job directory to the tests, or skips them with
+ * the reason printed when this machine cannot run VMs, or fails them with the
+ * guest's output when the script failed.
+ */
+export function vmSuite(kernel: KernelName, script: string, timeoutMs: number) {
+  const skip = vmSkipReason();
+  let vm: VmResult | undefined;
+  let bootError: Error | undefined;
+  return {
+    async boot(): Promise<void> {
+      if (skip) {
+        process.stderr.write(`SKIP: ${skip}\n`);
+        return;
+      }
+      try {
+        vm = await runInVm(ensureKernel(kernel), fs.readFileSync(path.join(ROOT, 'test', 'vm', script), 'utf8'), timeoutMs);
+        process.stderr.write(`${kernel} guest ran ${vm.seconds.toFixed(0)} s, exit ${vm.code}\n`);
+      } catch (e) {
+        bootError = e as Error;
+      }
+    },
+    job(t: { skip: (m?: string) => void }): string | null {
+      if (skip) {
+        t.skip(skip);
+        return null;
+      }
+      if (bootError) throw bootError;
+      if (!vm) throw new Error('the VM did not run');
+      if (vm.code !== 0) throw new Error(`guest script failed (exit ${vm.code}):\n${vm.output}\n--- console tail ---\n${vm.console.slice(-3000)}`);
+      return vm.jobDir;
+    },
+  };
+}

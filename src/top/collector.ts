@@ -1,9 +1,11 @@
-// The dashboard's collector: cuts the session's stream into intervals (one per
+// The dashboard's collector: cuts the live trace into intervals (one per
 // refresh), keeps enough of them for the 10 s window plus a running total, and
-// produces immutable snapshots (a v1 report of the window) for the views.
-import { Aggregator } from '../aggregate';
-import { buildReport, Report } from '../report';
-import { TraceSession } from '../tracer';
+// produces immutable snapshots (a report of the window) for the views.
+// snapshot() has no side effects: it may be called any number of times.
+import { clockPair, monotonicNs } from '../base/clock';
+import { buildReport, Report } from '../report/model';
+import { Aggregator } from '../stream/aggregate';
+import { LiveTrace } from '../stream/live';
 
 export const WINDOWS = ['1s', '10s', 'all'] as const;
 export type WindowName = (typeof WINDOWS)[number];
@@ -12,6 +14,8 @@ const WINDOW_MS: Record<WindowName, number> = { '1s': 1000, '10s': 10_000, all: 
 interface Interval {
   agg: Aggregator;
   ms: number;
+  /** Ring drops during this interval. */
+  drops: number;
 }
 
 export interface Snapshot {
@@ -32,32 +36,32 @@ export interface CollectorOptions {
   command: string[];
   possibleCpus: number;
   tracedCpus?: number[];
-  /** Other event sources feeding the same session (e.g. synthetic load): their drops count too. */
+  /** Other event sources feeding the same aggregator (e.g. synthetic load): their drops count too. */
   extraDrops?: () => number;
 }
 
 export class Collector {
   private intervals: Interval[] = [];
   private total: Aggregator;
-  private lastTickNs = Number(process.hrtime.bigint());
+  private lastTickNs = monotonicNs();
   private lastDrops = 0;
-  private readonly startWall = new Date();
-  private readonly startMonoNs = Number(process.hrtime.bigint());
-  private readonly realtimeOffsetNs = Date.now() * 1e6 - Number(process.hrtime.bigint());
+  private readonly start = clockPair();
 
   constructor(
-    private readonly session: TraceSession,
+    private readonly trace: LiveTrace,
     private readonly opts: CollectorOptions,
   ) {
-    this.total = session.aggregator.fresh();
+    this.total = trace.aggregator.fresh();
   }
 
   /** Closes the current interval. Call once per refresh. */
   tick(): void {
-    const now = Number(process.hrtime.bigint());
-    const agg = this.session.rotate();
-    this.intervals.push({ agg, ms: (now - this.lastTickNs) / 1e6 });
+    const now = monotonicNs();
+    const agg = this.trace.rotate();
+    const drops = this.drops();
+    this.intervals.push({ agg, ms: (now - this.lastTickNs) / 1e6, drops: drops - this.lastDrops });
     this.lastTickNs = now;
+    this.lastDrops = drops;
     this.total.merge(agg);
     // keep what the 10 s window needs, and at least one interval
     let keptMs = 0;
@@ -66,11 +70,11 @@ export class Collector {
     this.intervals = this.intervals.slice(-Math.max(1, keep));
   }
 
-  drops(): number {
-    return this.session.drops().total + (this.opts.extraDrops?.() ?? 0);
+  private drops(): number {
+    return this.trace.session.drops().total + (this.opts.extraDrops?.() ?? 0);
   }
 
-  /** A report of the window; `tick()` first to include the latest interval. */
+  /** A report of the window as of the last tick(). */
   snapshot(window: WindowName): Snapshot {
     let agg: Aggregator;
     if (window === 'all') agg = this.total;
@@ -83,20 +87,16 @@ export class Collector {
       }
     }
     const last = this.intervals[this.intervals.length - 1];
-    const dropsTotal = this.drops();
-    const dropsRecent = dropsTotal - this.lastDrops;
-    this.lastDrops = dropsTotal;
+    const session = this.trace.session;
     const takenAt = new Date();
     const report = buildReport({
       aggregator: agg,
-      probes: this.session.probes,
-      notes: this.session.notes,
-      drops: { total: dropsTotal, perCpu: this.session.drops().perCpu },
-      kallsyms: this.session.kallsyms,
-      startWall: this.startWall,
+      probes: session.probes,
+      notes: session.notes,
+      drops: { total: this.lastDrops, perCpu: session.drops().perCpu },
+      kallsyms: session.kallsyms,
+      start: this.start,
       endWall: takenAt,
-      startMonoNs: this.startMonoNs,
-      realtimeOffsetNs: this.realtimeOffsetNs,
       possibleCpus: this.opts.possibleCpus,
       tracedCpus: this.opts.tracedCpus,
       command: this.opts.command,
@@ -107,18 +107,18 @@ export class Collector {
       report,
       window,
       eventsPerSec: last && last.ms > 0 ? (last.agg.totalEvents * 1000) / last.ms : 0,
-      dropsRecent,
-      dropsTotal,
+      dropsRecent: last?.drops ?? 0,
+      dropsTotal: this.lastDrops,
       takenAt,
-      realtimeOffsetNs: this.realtimeOffsetNs,
+      realtimeOffsetNs: this.start.realtimeOffsetNs,
     };
   }
 
-  /** Forgets everything collected so far. */
+  /** Forgets everything collected so far (drops since start stay: they are never hidden). */
   reset(): void {
-    this.session.rotate();
+    this.trace.rotate();
     this.intervals = [];
     this.total = this.total.fresh();
-    this.lastTickNs = Number(process.hrtime.bigint());
+    this.lastTickNs = monotonicNs();
   }
 }

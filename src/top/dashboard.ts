@@ -1,14 +1,16 @@
 // `top` on a terminal: the blessed dashboard. Layout lives here; each panel maps
 // a Snapshot to its widget. One render clock (the refresh) for the whole screen.
 import blessed from 'blessed';
-import { CPU_TABLE_HEAD, HistogramRow, cpuCells, cpuSummaries, fmtNs, renderHistogram, CpuSummary } from '../report';
-import { wallTime } from './batch';
+import { fmtNs, wallTime } from '../base/format';
+import { CpuSummary, HistogramRow } from '../report/model';
+import { CPU_TABLE_HEAD, cpuCells, cpuCellValues, renderHistogram } from '../report/text';
 import { Snapshot, WindowName, WINDOWS } from './collector';
 
 /** Views of a CPU the histogram panel can show: [label, probe, key]. */
-const HIST_VIEWS: [string, string, string | null][] = [
+const HIST_VIEWS: [string, HistogramRow['probe'], string | null][] = [
   ['NET_RX wait', 'net_rx_wait', null],
-  ['NET_RX run (net_rx_action)', 'softirq', 'NET_RX'],
+  // the same source as the CPU table's NET_RX run columns (fentry/kprobe or the softirq)
+  ['NET_RX run (net_rx_action)', 'net_rx_action', null],
   ['TIMER softirq', 'softirq', 'TIMER'],
   ['HRTIMER softirq', 'softirq', 'HRTIMER'],
   ['ipvs estimation_timer', 'ipvs_estimation', null],
@@ -37,6 +39,10 @@ export interface DashboardHandlers {
   windowChanged(w: WindowName): void;
 }
 
+/** blessed's list as it is at run time: its typings leave out the selected index. */
+type List = blessed.Widgets.ListElement & { selected: number };
+const list = (opts: blessed.Widgets.ListOptions<blessed.Widgets.ListElementStyle>) => blessed.list(opts) as List;
+
 function severity(ns: number | null, text: string): string {
   if (ns === null) return text;
   if (ns >= 10e6) return `{red-fg}{bold}${text}{/bold}{/red-fg}`;
@@ -47,10 +53,10 @@ function severity(ns: number | null, text: string): string {
 export class Dashboard {
   readonly screen: blessed.Widgets.Screen;
   private readonly header: blessed.Widgets.BoxElement;
-  private readonly cpuList: blessed.Widgets.ListElement;
+  private readonly cpuList: List;
   private readonly histBox: blessed.Widgets.BoxElement;
-  private readonly timerList: blessed.Widgets.ListElement;
-  private readonly stallList: blessed.Widgets.ListElement;
+  private readonly timerList: List;
+  private readonly stallList: List;
   private readonly footer: blessed.Widgets.BoxElement;
   private readonly panels: blessed.Widgets.BlessedElement[];
   private help: blessed.Widgets.BoxElement | undefined;
@@ -68,21 +74,21 @@ export class Dashboard {
     this.screen = blessed.screen({ smartCSR: true, title: 'jitterscope top', fullUnicode: false, autoPadding: true });
     this.header = blessed.box({ parent: this.screen, top: 0, left: 0, width: '100%', height: 3, tags: true });
     const listStyle = { selected: { inverse: true }, border: { fg: 'gray' }, focus: { border: { fg: 'cyan' } } };
-    this.cpuList = blessed.list({
+    this.cpuList = list({
       parent: this.screen, top: 3, left: 0, width: '100%', height: '30%', label: ' CPUs ', border: 'line',
-      tags: true, keys: true, vi: true, style: listStyle as any,
+      tags: true, keys: true, vi: true, style: listStyle,
     });
     this.histBox = blessed.box({
       parent: this.screen, top: '30%+3', left: 0, width: '50%', height: '70%-12', label: ' histogram ',
-      border: 'line', tags: false, scrollable: true, style: listStyle as any,
+      border: 'line', tags: false, scrollable: true, style: listStyle,
     });
-    this.timerList = blessed.list({
+    this.timerList = list({
       parent: this.screen, top: '30%+3', left: '50%', width: '50%', height: '70%-12', label: ' timer callbacks ',
-      border: 'line', tags: true, keys: true, vi: true, style: listStyle as any,
+      border: 'line', tags: true, keys: true, vi: true, style: listStyle,
     });
-    this.stallList = blessed.list({
+    this.stallList = list({
       parent: this.screen, bottom: 1, left: 0, width: '100%', height: 8, label: ' recent stalls ', border: 'line',
-      tags: true, keys: true, vi: true, style: listStyle as any,
+      tags: true, keys: true, vi: true, style: listStyle,
     });
     this.footer = blessed.box({ parent: this.screen, bottom: 0, left: 0, width: '100%', height: 1, content: KEYS, style: { inverse: true } });
     this.panels = [this.cpuList, this.histBox, this.timerList, this.stallList];
@@ -131,7 +137,7 @@ export class Dashboard {
     });
     s.key(['?'], () => this.showHelp());
     this.cpuList.key(['enter'], () => {
-      const row = this.cpuRows()[(this.cpuList as any).selected as number];
+      const row = this.cpuRows()[this.cpuList.selected];
       if (!row) return;
       this.histCpu = row.cpu;
       this.histTimer = null;
@@ -139,7 +145,7 @@ export class Dashboard {
       this.draw();
     });
     this.timerList.key(['enter'], () => {
-      const t = this.last?.report.timers.byMax[(this.timerList as any).selected as number];
+      const t = this.last?.report.timers.byMax[this.timerList.selected];
       if (!t) return;
       this.histTimer = { symbol: t.symbol, cpu: t.cpu };
       this.draw();
@@ -173,12 +179,16 @@ export class Dashboard {
   }
 
   private cpuRows(): CpuSummary[] {
-    return this.last ? cpuSummaries(this.last.report) : [];
+    return this.last?.report.cpus ?? [];
   }
 
   /** Takes a new snapshot (ignored while paused) and redraws. */
   update(s: Snapshot): void {
-    if (this.paused) return;
+    if (!this.paused) this.show(s);
+  }
+
+  /** Shows this snapshot even while paused (the user changed the window). */
+  show(s: Snapshot): void {
     this.last = s;
     this.draw();
   }
@@ -207,13 +217,9 @@ export class Dashboard {
     const cells = rows.map(cpuCells);
     const width = CPU_TABLE_HEAD.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
     const pad = (t: string, i: number) => (i === 0 || i === width.length - 1 ? t.padEnd(width[i]) : t.padStart(width[i]));
-    const values = (r: CpuSummary): (number | null)[] => [
-      null, r.netRxWaitP99, r.netRxWaitMax, r.netRxRunP99, r.netRxRunMax, r.timerSoftirqMax, r.hrtimerSoftirqMax, r.ipvsMax, null,
-      r.worst?.durationNs ?? null,
-    ];
     this.cpuList.setLabel(` CPUs — ${CPU_TABLE_HEAD.map(pad).join('  ')} `);
     this.cpuList.setItems(
-      rows.map((r, k) => cells[k].map((c, i) => severity(values(r)[i], pad(c, i))).join('  ')) as any,
+      rows.map((r, k) => cells[k].map((c, i) => severity(cpuCellValues(r)[i], pad(c, i))).join('  ')),
     );
 
     this.drawHistogram(s, rows);
@@ -225,7 +231,7 @@ export class Dashboard {
     this.timerList.setItems(
       timers.map((t) =>
         severity(t.maxNs, tcell([t.symbol, String(t.cpu), String(t.count), fmtNs(t.p99Ns), fmtNs(t.maxNs), fmtNs(t.totalNs)])),
-      ) as any,
+      ),
     );
 
     const stalls = s.report.stalls.rows.slice(-200).reverse();
@@ -233,7 +239,7 @@ export class Dashboard {
     this.stallList.setItems(
       stalls.map((x) =>
         severity(x.durationNs, `${wallTime(x.startNs, s.realtimeOffsetNs)}  cpu ${String(x.cpu).padEnd(3)} ${fmtNs(x.durationNs).padStart(8)}  ${x.culprit}`),
-      ) as any,
+      ),
     );
     this.screen.render();
   }
@@ -246,7 +252,7 @@ export class Dashboard {
       title = `${t.symbol} on CPU ${t.cpu}`;
       h = s.report.histograms.find((x) => x.probe === 'timer_callbacks' && x.key === t.symbol && x.cpu === t.cpu);
     } else {
-      const cpu = this.histCpu ?? rows[(this.cpuList as any).selected as number]?.cpu ?? 0;
+      const cpu = this.histCpu ?? rows[this.cpuList.selected]?.cpu ?? 0;
       const [label, probe, key] = HIST_VIEWS[this.histView];
       title = `${label} on CPU ${cpu}`;
       h = s.report.histograms.find((x) => x.probe === probe && x.key === key && x.cpu === cpu);

@@ -1,17 +1,18 @@
-// What to do about a culprit: the advice `ping` gives in its verdict and
-// `doctor` gives about IPVS. Text only; kept in one place so both say the same.
-import { IPVS_SYMBOL } from './probes';
+// What to do about a culprit: the advice a verdict gives, and what `doctor`
+// says about IPVS. Text only; kept in one place so both say the same.
+import { IPVS_ESTIMATION_SYMBOL, isIpvsEstimation } from '../host/ipvs';
 
 export const IPVS_ADVICE = [
-  `IPVS's ${IPVS_SYMBOL} (kernels before 6.2) walks every IPVS service and destination every 2 s in TIMER softirq; with tens of thousands of rules one run takes tens to hundreds of ms, and packets that RPS steers to that CPU wait.`,
+  `IPVS's ${IPVS_ESTIMATION_SYMBOL} (kernels before 6.2) walks every IPVS service and destination every 2 s in TIMER softirq; with tens of thousands of rules one run takes tens to hundreds of ms, and packets that RPS steers to that CPU wait.`,
   'Fix now: sysctl -w net.ipv4.vs.run_estimation=0 in every network namespace that has IPVS rules (it is per namespace). Cost: the rate and byte counters of `ipvsadm -Ln --stats` stop changing.',
   'Keep it: set it again whenever ip_vs is reloaded (a sysctl.d file plus an install hook in /etc/modprobe.d/ip_vs.conf, or the node agent that loads ip_vs).',
   'Lasting fix: a kernel >= 6.2, whose estimator runs in kthreads (ipvs-e:*) that can be kept off the busy CPUs (net.ipv4.vs.est_cpulist, est_nice); or a live patch where kernel upgrades are slow.',
   'Also: RPS masks (/sys/class/net/DEV/queues/rx-N/rps_cpus) that keep packets off the CPU where the estimator runs shorten the wait.',
 ];
 
-export function adviceFor(culprit: string, cpu: number, maxMs: number): string[] {
-  if (culprit === IPVS_SYMBOL || culprit.startsWith(IPVS_SYMBOL + ' ')) return IPVS_ADVICE;
+/** Advice about a culprit that held `cpu` for up to `maxMs` at a time. */
+export function adviceForCulprit(culprit: string, cpu: number, maxMs: number): string[] {
+  if (isIpvsEstimation(culprit)) return IPVS_ADVICE;
   if (culprit === 'bpf_timer_cb')
     return [
       `bpf_timer_cb is a BPF timer callback; if \`jitterscope lab\` is running, this is its deliberate stall. Otherwise find the BPF program that arms the timer (bpftool prog show) and its owner.`,

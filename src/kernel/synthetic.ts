@@ -4,7 +4,8 @@
 // show the pipeline and the dashboard keep up; never part of a real trace.
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { EVENT_SIZE } from './abi';
-import { BatchCallback, native, NativeBpfObject, NativeRingReader, readPercpuCounter } from './native';
+import { BatchCallback, native, NativeBpfObject, NativeRingReader, readPercpuCounter } from './addon';
+import { globals, loadObject } from './loader';
 
 export const SYNTHETIC_BATCH = 4096; // events per BPF_PROG_TEST_RUN
 
@@ -34,20 +35,12 @@ export class SyntheticLoad {
   readonly finished: Promise<number>;
 
   constructor(opts: SyntheticOptions, onBatch: BatchCallback) {
-    const addon = native();
-    const obj = new addon.BpfObject('bench_gen');
-    try {
-      const b = Buffer.alloc(4);
-      b.writeUInt32LE(SYNTHETIC_BATCH);
-      obj.setGlobal('batch_size', b);
-      obj.setMapMaxEntries('events', opts.ringBytes ?? 64 << 20);
-      obj.load();
-      this.ring = new addon.RingReader(obj, 'events', onBatch, 256 * 1024, EVENT_SIZE, 1 << 18);
-    } catch (e) {
-      obj.close();
-      throw e;
-    }
-    this.obj = obj;
+    const obj = (this.obj = loadObject({
+      object: 'bench_gen',
+      globals: { batch_size: globals.u32(SYNTHETIC_BATCH) },
+      maxEntries: { events: opts.ringBytes ?? 64 << 20 },
+      start: (o) => (this.ring = new (native().RingReader)(o, 'events', onBatch, 256 * 1024, EVENT_SIZE, 1 << 18)),
+    }));
     const job: ProducerJob = {
       kind: 'jitterscope-synthetic',
       fd: obj.programFd('bench_emit'),

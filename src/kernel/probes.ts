@@ -1,5 +1,6 @@
-// The probe table (DESIGN.md) on this build's hooks: which BPF programs feed
-// which probe, and how each probe's status is worded for the user.
+// The probe table (docs/design.md) on this build's hooks: which BPF programs
+// feed which probe, and how each probe's status is worded for the user.
+import { HookMode } from './ladder';
 
 export const PROBE_NAMES = [
   'ipvs_estimation',
@@ -12,7 +13,6 @@ export const PROBE_NAMES = [
 export type ProbeName = (typeof PROBE_NAMES)[number];
 
 export type Flavour = 'tp_btf' | 'raw_tp';
-export const FLAVOURS: Flavour[] = ['tp_btf', 'raw_tp'];
 /** Program name prefix of each flavour in bpf/tracer.bpf.c (TP_PAIR). */
 export const FLAVOUR_PREFIX: Record<Flavour, string> = { tp_btf: 'js_', raw_tp: 'jsr_' };
 
@@ -47,7 +47,9 @@ export const HOOKS: Hook[] = [
 
 export interface ProbeStatus {
   active: boolean;
-  /** How it is attached, e.g. "tp_btf", "raw_tp", "tp_btf (softirq NET_RX)". */
+  /** The rung it is on: the function itself (fentry, kprobe) or tracepoints; null when inactive. */
+  via: HookMode | null;
+  /** How it is attached, for people: "fentry", "tp_btf (softirq_entry/exit, vector NET_RX)". */
   mode: string | null;
   /** Why it is inactive, degraded, or not on a better rung. */
   reason: string | null;
@@ -64,4 +66,24 @@ export const TRACEPOINT_DERIVATION: Record<ProbeName, string> = {
   icmp_rcv: 'netif_receive_skb (+ arrival from netif_rx_entry, napi_gro_receive_entry, netif_receive_skb_entry)',
 };
 
-export const IPVS_SYMBOL = 'estimation_timer';
+/** Program names of the fentry and kprobe variants of the probes that have them. */
+export const DIRECT_PROGRAMS: Record<'ipvs_estimation' | 'net_rx_action' | 'icmp_rcv', Record<'fentry' | 'kprobe', string[]>> = {
+  ipvs_estimation: { fentry: ['jsf_est_entry', 'jsf_est_exit'], kprobe: ['jsk_est_entry', 'jsk_est_exit'] },
+  net_rx_action: { fentry: ['jsf_nra_entry', 'jsf_nra_exit'], kprobe: ['jsk_nra_entry', 'jsk_nra_exit'] },
+  icmp_rcv: { fentry: ['jsf_icmp_rcv'], kprobe: ['jsk_icmp_rcv'] },
+};
+
+/** What a probe on the tracepoint rung reports as its status. */
+export function tracepointStatus(probe: ProbeName, flavour: Flavour, reason: string | null): ProbeStatus {
+  return {
+    active: true,
+    via: 'tracepoint',
+    mode: `${flavour} (${TRACEPOINT_DERIVATION[probe]})`,
+    reason,
+    hooks: HOOKS.filter((h) => h.requiredBy.includes(probe) || h.helps.includes(probe)).map((h) => h.tracepoint),
+  };
+}
+
+export function inactiveStatus(reason: string): ProbeStatus {
+  return { active: false, via: null, mode: null, reason, hooks: [] };
+}

@@ -1,8 +1,9 @@
 // `top` without a terminal: a plain-text block per interval, like `top -b`.
-import { fmtNs, table, cpuTableText } from '../report';
+import { fmtNs, table, wallTime } from '../base/format';
+import { cpuTableText } from '../report/text';
 import { Snapshot } from './collector';
 
-export function batchBlock(s: Snapshot, newStallsSinceNs: number): string {
+export function plainBlock(s: Snapshot, newStallsSinceNs: number): string {
   const r = s.report;
   const out: string[] = [];
   out.push(
@@ -22,11 +23,4 @@ export function batchBlock(s: Snapshot, newStallsSinceNs: number): string {
     out.push(`stall  ${wallTime(x.startNs, s.realtimeOffsetNs)}  cpu ${x.cpu}  ${x.culprit}  ${fmtNs(x.durationNs)}`);
   if (stalls.length > 10) out.push(`(${stalls.length - 10} more stalls)`);
   return out.join('\n') + '\n\n';
-}
-
-/** HH:MM:SS.mmm local time of a monotonic timestamp. */
-export function wallTime(monoNs: number, offsetNs: number): string {
-  const d = new Date((monoNs + offsetNs) / 1e6);
-  const p = (n: number, w = 2) => String(n).padStart(w, '0');
-  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
 }

@@ -1,8 +1,11 @@
 // The attach ladder: what this kernel offers (learned by loading and attaching
-// trial programs, not guessed), and which hook each probe uses.
+// trial programs from bpf/features.bpf.c, not guessed), and which hook each
+// probe uses: fentry > kprobe > tracepoint.
+import { BpfError, EnvironmentError } from '../base/errors';
+import { hasKernelBtf } from '../host/kernel-info';
+import { IpvsSymbols } from '../host/ipvs';
 import fs from 'node:fs';
-import { BpfError, EnvironmentError } from './errors';
-import { native } from './native';
+import { loadObject } from './loader';
 
 export interface Trial {
   ok: boolean;
@@ -22,20 +25,21 @@ export interface Features {
 export const ATTACH_PREFS = ['auto', 'fentry', 'kprobe', 'tracepoint'] as const;
 export type AttachPref = (typeof ATTACH_PREFS)[number];
 export type HookMode = 'fentry' | 'kprobe' | 'tracepoint';
+/** The rungs that hook the function itself rather than a tracepoint near it. */
+export type DirectMode = 'fentry' | 'kprobe';
+
+export function isDirect(mode: HookMode | null | undefined): mode is DirectMode {
+  return mode === 'fentry' || mode === 'kprobe';
+}
 
 /** Loads (and attaches, where attaching is what fails) one trial program. */
 function trial(program: string, attach: boolean): Trial {
-  const obj = new (native().BpfObject)('features');
   try {
-    for (const p of obj.programs()) obj.setAutoload(p.name, p.name === program);
-    obj.load();
-    if (attach) obj.attach(program);
+    loadObject({ object: 'features', autoload: (p) => p === program, start: (o) => attach && o.attach(program) }).close();
     return { ok: true, error: null };
   } catch (e) {
     if (!(e instanceof BpfError)) throw e;
     return { ok: false, error: `${e.step.startsWith('attach') ? 'attach' : 'load'}: ${e.code}` };
-  } finally {
-    obj.close();
   }
 }
 
@@ -49,7 +53,7 @@ let cached: Features | undefined;
 
 export function probeFeatures(): Features {
   if (cached) return cached;
-  const btf = fs.existsSync('/sys/kernel/btf/vmlinux');
+  const btf = hasKernelBtf();
   cached = {
     btf,
     fentry: btf ? trial('try_fentry', true) : { ok: false, error: 'no kernel BTF' },
@@ -59,16 +63,6 @@ export function probeFeatures(): Features {
     tracefs: tracefsMount(),
   };
   return cached;
-}
-
-export interface IpvsSymbols {
-  /** estimation_timer is in /proc/kallsyms (ip_vs loaded, kernel < 6.2). */
-  estimationTimer: boolean;
-  /** ip_vs has BTF (/sys/kernel/btf/ip_vs): fentry can reach its functions. */
-  moduleBtf: boolean;
-  /** The kthread estimator of kernels >= 6.2 is there instead. */
-  kthreadEstimator: boolean;
-  loaded: boolean;
 }
 
 export interface Choice {
@@ -98,27 +92,10 @@ export function checkForced(f: Features, pref: AttachPref): void {
   );
 }
 
-export function chooseModes(f: Features, ipvs: IpvsSymbols, pref: AttachPref): Record<LadderProbe, Choice> {
-  const notBetter = (mode: HookMode): string => {
-    const skipped: string[] = [];
-    if (mode !== 'fentry' && pref === 'auto') skipped.push(`fentry ${f.fentry.ok ? 'not usable here' : `unavailable (${f.fentry.error})`}`);
-    if (mode === 'tracepoint' && pref === 'auto') skipped.push(`kprobe ${f.kprobe.ok ? 'not usable here' : `unavailable (${f.kprobe.error})`}`);
-    if (pref !== 'auto') skipped.push(`--attach ${pref}`);
-    return skipped.join('; ');
-  };
-  const pick = (canFentry: boolean, canKprobe: boolean): Choice => {
-    const order: HookMode[] = pref === 'auto' ? ['fentry', 'kprobe', 'tracepoint'] : [pref];
-    for (const m of order) {
-      if (m === 'fentry' && f.fentry.ok && canFentry) return { mode: m, reason: notBetter(m) || 'best available' };
-      if (m === 'kprobe' && f.kprobe.ok && canKprobe) return { mode: m, reason: notBetter(m) || 'fentry unavailable' };
-      if (m === 'tracepoint') return { mode: m, reason: notBetter(m) };
-    }
-    return { mode: 'tracepoint', reason: `--attach ${pref} cannot reach this function; tracepoint equivalent` };
-  };
-
-  let ipvsChoice: Choice;
+/** The IPVS probe's rung on its own: it can change while tracing, as ip_vs comes and goes. */
+export function chooseIpvsMode(f: Features, ipvs: IpvsSymbols, pref: AttachPref): Choice {
   if (!ipvs.estimationTimer)
-    ipvsChoice = {
+    return {
       mode: null,
       reason: !ipvs.loaded
         ? 'ip_vs is not loaded (estimation_timer not in /proc/kallsyms); attaches by itself if it loads'
@@ -126,20 +103,28 @@ export function chooseModes(f: Features, ipvs: IpvsSymbols, pref: AttachPref): R
           ? 'this kernel (>= 6.2) estimates IPVS rates in kthreads (ipvs-e:*), not in estimation_timer'
           : 'estimation_timer is not in /proc/kallsyms',
     };
-  else {
-    ipvsChoice = pick(ipvs.moduleBtf, true);
-    if (ipvsChoice.mode !== 'fentry' && pref === 'auto' && f.fentry.ok && !ipvs.moduleBtf)
-      ipvsChoice.reason = 'fentry needs ip_vs BTF (/sys/kernel/btf/ip_vs)';
-  }
-  return { ipvs_estimation: ipvsChoice, net_rx_action: pick(true, true), icmp_rcv: pick(true, true) };
+  const c = pick(f, pref, ipvs.moduleBtf, true);
+  if (c.mode !== 'fentry' && pref === 'auto' && f.fentry.ok && !ipvs.moduleBtf) c.reason = 'fentry needs ip_vs BTF (/sys/kernel/btf/ip_vs)';
+  return c;
 }
 
-export function ipvsSymbols(findSymbol: (name: string) => boolean): IpvsSymbols {
-  const loaded = fs.existsSync('/sys/module/ip_vs');
-  return {
-    loaded,
-    estimationTimer: loaded && findSymbol('estimation_timer'),
-    moduleBtf: fs.existsSync('/sys/kernel/btf/ip_vs'),
-    kthreadEstimator: loaded && findSymbol('ip_vs_estimation_kthread'),
+export function chooseModes(f: Features, ipvs: IpvsSymbols, pref: AttachPref): Record<LadderProbe, Choice> {
+  return { ipvs_estimation: chooseIpvsMode(f, ipvs, pref), net_rx_action: pick(f, pref, true, true), icmp_rcv: pick(f, pref, true, true) };
+}
+
+function pick(f: Features, pref: AttachPref, canFentry: boolean, canKprobe: boolean): Choice {
+  const notBetter = (mode: HookMode): string => {
+    const skipped: string[] = [];
+    if (mode !== 'fentry' && pref === 'auto') skipped.push(`fentry ${f.fentry.ok ? 'not usable here' : `unavailable (${f.fentry.error})`}`);
+    if (mode === 'tracepoint' && pref === 'auto') skipped.push(`kprobe ${f.kprobe.ok ? 'not usable here' : `unavailable (${f.kprobe.error})`}`);
+    if (pref !== 'auto') skipped.push(`--attach ${pref}`);
+    return skipped.join('; ');
   };
+  const order: HookMode[] = pref === 'auto' ? ['fentry', 'kprobe', 'tracepoint'] : [pref];
+  for (const m of order) {
+    if (m === 'fentry' && f.fentry.ok && canFentry) return { mode: m, reason: notBetter(m) || 'best available' };
+    if (m === 'kprobe' && f.kprobe.ok && canKprobe) return { mode: m, reason: notBetter(m) || 'fentry unavailable' };
+    if (m === 'tracepoint') return { mode: m, reason: notBetter(m) };
+  }
+  return { mode: 'tracepoint', reason: `--attach ${pref} cannot reach this function; tracepoint equivalent` };
 }

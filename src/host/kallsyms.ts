@@ -1,4 +1,5 @@
-// Kernel symbol lookup from /proc/kallsyms, for naming timer callbacks.
+// Kernel symbol lookup from /proc/kallsyms: names timer callbacks and tells
+// whether a function (estimation_timer, ...) exists on this kernel.
 //
 // The file has ~120k lines (5 MB); parsing it into a map costs ~40 MB and
 // ~120 ms, and even holding its text costs ~25 MB of RSS once read. So nothing
@@ -47,6 +48,7 @@ function lineAt(text: string, at: number): Line {
   };
 }
 
+// further than this from a symbol is not a function offset
 const MAX_OFFSET = 1 << 20;
 
 /** Text in chunks that each end at a line boundary. */
@@ -69,7 +71,7 @@ function* fileChunks(path: string): Generator<string> {
   } finally {
     fs.closeSync(fd);
   }
-} // further than this from a symbol is not a function offset
+}
 
 export class Kallsyms {
   private readonly cache = new Map<number, string | null>();
@@ -144,6 +146,11 @@ export class Kallsyms {
     });
   }
 
+  /** Whether a text symbol of this name is visible (false when addresses are hidden). */
+  has(name: string): boolean {
+    return !this.hidden && this.find(name) !== undefined;
+  }
+
   /** Address (low 52 bits) of a text symbol, or undefined. */
   find(name: string): number | undefined {
     const re = new RegExp(`^([0-9a-f]{16}) [tTwW] ${name.replace(/[^\w.]/g, '\\$&')}(\\t|$)`, 'm');
@@ -152,5 +159,18 @@ export class Kallsyms {
       if (m) return key52FromHex(m[1]);
     }
     return undefined;
+  }
+}
+
+/** The kernel's symbols, or why they cannot be used (a note for the user). */
+export function loadKallsyms(): { kallsyms: Kallsyms | undefined; note: string | null } {
+  try {
+    const kallsyms = Kallsyms.load();
+    return {
+      kallsyms,
+      note: kallsyms.hidden ? '/proc/kallsyms hides addresses (kernel.kptr_restrict, or no CAP_SYSLOG): timer callbacks are shown as addresses' : null,
+    };
+  } catch (e) {
+    return { kallsyms: undefined, note: `cannot read /proc/kallsyms (${(e as Error).message}): timer callbacks are shown as addresses` };
   }
 }

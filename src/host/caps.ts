@@ -1,7 +1,8 @@
 // Capability check before touching the kernel, so a user without privileges
 // gets one clear line instead of an EPERM from deep inside libbpf.
 import fs from 'node:fs';
-import { EnvironmentError } from './errors';
+import { EnvironmentError } from '../base/errors';
+import { hasKernelBtf, KERNEL_BTF } from './kernel-info';
 
 const CAP_SYS_ADMIN = 21;
 const CAP_PERFMON = 38;
@@ -30,8 +31,8 @@ export function requireTracingCaps(status?: string): void {
 }
 
 /** The tracer's CO-RE programs need the kernel's BTF. */
-export function requireKernelBtf(file = '/sys/kernel/btf/vmlinux'): void {
-  if (!fs.existsSync(file))
+export function requireKernelBtf(file = KERNEL_BTF): void {
+  if (!hasKernelBtf(file))
     throw new EnvironmentError(
       `this kernel has no BTF (${file} is missing; it needs CONFIG_DEBUG_INFO_BTF=y): jitterscope's programs cannot be relocated to it; use a distribution kernel built with BTF (jitterscope doctor shows what is there)`,
     );

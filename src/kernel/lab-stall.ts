@@ -1,6 +1,7 @@
 // The lab stall (bpf/lab_stall.bpf.c): a bpf_timer callback that busy-loops in
 // HRTIMER softirq context on one CPU, standing in for IPVS's estimation_timer.
-import { native, NativeBpfObject } from './native';
+import { NativeBpfObject } from './addon';
+import { globals, loadObject } from './loader';
 
 export interface LabStallOptions {
   cpu: number;
@@ -18,28 +19,18 @@ export interface LabStallStats {
   otherCpuRuns: number;
 }
 
-function u64(n: number): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(BigInt(Math.round(n)));
-  return b;
-}
-
 export class LabStall {
   private obj: NativeBpfObject | undefined;
 
   constructor(readonly opts: LabStallOptions) {
-    const obj = new (native().BpfObject)('lab_stall');
-    try {
-      obj.setGlobal('stall_ns', u64(opts.stallMs * 1e6));
-      obj.setGlobal('period_ns', u64(opts.periodMs * 1e6));
-      obj.load();
-      const rc = obj.testRun('lab_stall_start', opts.cpu);
-      if (rc !== 0) throw new Error(`lab stall did not start on CPU ${opts.cpu} (program returned ${rc})`);
-    } catch (e) {
-      obj.close();
-      throw e;
-    }
-    this.obj = obj;
+    this.obj = loadObject({
+      object: 'lab_stall',
+      globals: { stall_ns: globals.u64(opts.stallMs * 1e6), period_ns: globals.u64(opts.periodMs * 1e6) },
+      start: (obj) => {
+        const rc = obj.testRun('lab_stall_start', opts.cpu);
+        if (rc !== 0) throw new Error(`lab stall did not start on CPU ${opts.cpu} (program returned ${rc})`);
+      },
+    });
   }
 
   stats(): LabStallStats {

@@ -3,7 +3,8 @@
 // Runs once per batch in the hot path: no allocation per event except for the
 // rare ICMP packet and stall records.
 
-import { EventView, Kind, Flag, NR_SOFTIRQS, EVENT_SIZE } from './abi';
+import { Flag, Func, Kind, NR_SOFTIRQS } from '../kernel/abi';
+import { EventView, WORDS_PER_EVENT } from './decode';
 import { Histogram } from './histogram';
 
 export interface IcmpPacket {
@@ -20,22 +21,22 @@ export interface IcmpPacket {
   waitNs: number | null; // arrival -> processing; null when the arrival was not seen
 }
 
+const MAX_FUNC = Math.max(...Object.values(Func));
+
 export type StallKind = 'softirq' | 'timer' | 'hrtimer';
 
 export interface Stall {
   kind: StallKind;
   cpu: number;
   key: number; // softirq vector, or callback address (low 52 bits)
-  keyHi: number;
   startNs: number;
   durationNs: number;
 }
 
 export interface TimerStats {
   kind: 'timer' | 'hrtimer';
+  /** Callback address, low 52 bits. */
   key: number;
-  hi: number;
-  lo: number;
   perCpu: (Histogram | undefined)[];
 }
 
@@ -90,7 +91,7 @@ export class Aggregator {
     let v = this.view;
     if (!v || v.buffer !== buffer) v = this.view = new EventView(buffer);
     for (let i = 0; i < count; i++) {
-      const w = i * (EVENT_SIZE / 4);
+      const w = i * WORDS_PER_EVENT;
       const kind = v.kind(w);
       const cpu = v.cpu(w);
       const start = v.startNs(w);
@@ -106,7 +107,7 @@ export class Aggregator {
           const row = this.cpuRow(this.softirqWait, cpu);
           (row[vec] ??= new Histogram()).record(v.softirqWaitNs(w));
         }
-        if (d >= this.stallThresholdNs) this.addStall('softirq', cpu, vec, 0, start, d);
+        if (d >= this.stallThresholdNs) this.addStall('softirq', cpu, vec, start, d);
       } else if (kind === Kind.TIMER || kind === Kind.HRTIMER) {
         const hr = kind === Kind.HRTIMER;
         if (hr) this.events.hrtimer++;
@@ -114,12 +115,12 @@ export class Aggregator {
         const key = v.key52(w);
         let t = this.timers.get(key);
         if (!t) {
-          t = { kind: hr ? 'hrtimer' : 'timer', key, hi: v.keyHi(w), lo: v.keyLo(w), perCpu: [] };
+          t = { kind: hr ? 'hrtimer' : 'timer', key, perCpu: [] };
           this.timers.set(key, t);
         }
         const d = v.durationNs(w);
         (t.perCpu[cpu] ??= new Histogram()).record(d);
-        if (d >= this.stallThresholdNs) this.addStall(t.kind, cpu, key, v.keyHi(w), start, d);
+        if (d >= this.stallThresholdNs) this.addStall(t.kind, cpu, key, start, d);
       } else if (kind === Kind.ICMP) {
         this.events.icmp++;
         this.icmpCount[cpu] = (this.icmpCount[cpu] ?? 0) + 1;
@@ -145,7 +146,7 @@ export class Aggregator {
         // no stall record: the same run also arrives as a timer or softirq event
         this.events.func++;
         const fn = v.keyLo(w);
-        if (fn > 8) continue;
+        if (fn > MAX_FUNC) continue;
         ((this.funcs[fn] ??= [])[cpu] ??= new Histogram()).record(v.durationNs(w));
       } else {
         this.events.unknown++;
@@ -157,8 +158,8 @@ export class Aggregator {
     return (table[cpu] ??= new Array<Histogram | undefined>(NR_SOFTIRQS));
   }
 
-  private addStall(kind: StallKind, cpu: number, key: number, keyHi: number, startNs: number, durationNs: number): void {
-    const s: Stall = { kind, cpu, key, keyHi, startNs, durationNs };
+  private addStall(kind: StallKind, cpu: number, key: number, startNs: number, durationNs: number): void {
+    const s: Stall = { kind, cpu, key, startNs, durationNs };
     if (this.stallRing.length < this.maxStalls) this.stallRing.push(s);
     else {
       this.stallRing[this.stallNext] = s;
@@ -170,15 +171,6 @@ export class Aggregator {
   /** Kept stalls, oldest first. */
   stalls(): Stall[] {
     return this.stallRing.slice(this.stallNext).concat(this.stallRing.slice(0, this.stallNext));
-  }
-
-  /** CPUs that produced any event. */
-  cpusSeen(): number[] {
-    const seen = new Set<number>();
-    this.softirq.forEach((row, cpu) => row && seen.add(cpu));
-    this.icmpCount.forEach((n, cpu) => n && seen.add(cpu));
-    for (const t of this.timers.values()) t.perCpu.forEach((h, cpu) => h && seen.add(cpu));
-    return [...seen].sort((a, b) => a - b);
   }
 
   /** Folds another aggregator (e.g. an interval) into this one. */
@@ -204,7 +196,7 @@ export class Aggregator {
       else this.packetsNotKept++;
     }
     this.packetsNotKept += o.packetsNotKept;
-    for (const s of o.stalls()) this.addStall(s.kind, s.cpu, s.key, s.keyHi, s.startNs, s.durationNs);
+    for (const s of o.stalls()) this.addStall(s.kind, s.cpu, s.key, s.startNs, s.durationNs);
     this.stallsNotKept += o.stallsNotKept;
     for (const k of Object.keys(this.events) as (keyof Aggregator['events'])[]) this.events[k] += o.events[k];
     if (o.firstNs && (!this.firstNs || o.firstNs < this.firstNs)) this.firstNs = o.firstNs;

@@ -71,3 +71,11 @@ function safeReaddir(dir: string): string[] {
     return [];
   }
 }
+
+/** Every interface of this network namespace that has receive queues, with their RPS masks. */
+export function rpsState(root = NET): { interface: string; queues: RpsQueue[] }[] {
+  return safeReaddir(root)
+    .sort()
+    .map((d) => ({ interface: d, queues: rpsQueues(d, root) }))
+    .filter((d) => d.queues.length);
+}

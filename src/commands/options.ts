@@ -1,5 +1,5 @@
 // Parsers for command-line values. Each throws UsageError naming the option.
-import { UsageError } from './errors';
+import { UsageError } from '../base/errors';
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
@@ -37,5 +37,23 @@ export function parseIntInRange(value: unknown, option: string, min: number, max
   if (!/^\d+$/.test(text)) throw new UsageError(`${option}: '${text}' is not a whole number`);
   const n = parseInt(text, 10);
   if (n < min || n > max) throw new UsageError(`${option}: ${n} is out of range (${min}-${max})`);
+  return n;
+}
+
+/** A number of milliseconds above 0 and at most `max`, fractions allowed (--stall-ms 0.5). */
+export function parsePositiveMs(value: unknown, option: string, max = 60_000): number {
+  const text = String(value).trim();
+  const n = Number(text);
+  if (text === '' || !(n > 0) || n > max) throw new UsageError(`${option}: '${text}' must be a number of milliseconds above 0 and at most ${max}`);
+  return n;
+}
+
+/** A rate such as 250k or 1M events/s. */
+export function parseRate(value: unknown, option: string, min: number, max: number): number {
+  const text = String(value).trim();
+  const m = /^(\d+(?:\.\d+)?)([kKmM]?)$/.exec(text);
+  if (!m) throw new UsageError(`${option}: '${text}' is not a rate; use e.g. 1M or 250k`);
+  const n = parseFloat(m[1]) * ({ k: 1e3, m: 1e6 }[m[2].toLowerCase() as 'k' | 'm'] ?? 1);
+  if (n < min || n > max) throw new UsageError(`${option}: use ${min} to ${max} events/s`);
   return n;
 }

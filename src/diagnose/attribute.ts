@@ -1,8 +1,18 @@
-// Attribution for `jitterscope ping`: for each reply, which CPU handled the
-// request and the reply, how long they waited, and which timer callback or
-// softirq ran on that CPU while they waited. Pure logic: no kernel here.
-import { IcmpPacket } from './aggregate';
-import { StallRow } from './report';
+// Attribution: which timer callback or softirq ran on a packet's CPU while it
+// waited. Today's user is `jitterscope ping` (each reply: which CPU handled
+// the request and the reply, how long they waited, and what held that CPU).
+// Pure logic: no kernel here.
+import { IcmpPacket, StallKind } from '../stream/aggregate';
+
+/** A run of a softirq or timer callback long enough to matter, by name. */
+export interface StallRow {
+  cpu: number;
+  kind: StallKind;
+  /** "NET_RX softirq", "bpf_timer_cb", "estimation_timer [ip_vs]", or an address. */
+  culprit: string;
+  startNs: number;
+  durationNs: number;
+}
 
 export interface PingReply {
   seq: number;
@@ -13,7 +23,7 @@ export interface PingReply {
 
 export interface Overlap {
   culprit: string;
-  kind: string; // timer | hrtimer | softirq
+  kind: StallRow['kind'];
   cpu: number;
   overlapMs: number;
   durationMs: number;
@@ -130,7 +140,7 @@ export function attributeReplies(
 
 export interface Culprit {
   culprit: string;
-  kind: string;
+  kind: StallRow['kind'];
   cpu: number;
   /** Slow replies attributed to it. */
   replies: number;

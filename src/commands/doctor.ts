@@ -1,27 +1,17 @@
 // `jitterscope doctor`: what this kernel supports (tested by loading), which
 // hook each probe will use, IPVS state, RPS masks, and advice.
-import fs from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
-import { IPVS_ADVICE } from './advice';
-import { effectiveCaps, missingCaps } from './caps';
-import { Kallsyms } from './kallsyms';
-import { chooseModes, Choice, Features, ipvsSymbols, LadderProbe, probeFeatures, Trial } from './ladder';
-import { RpsQueue, rpsQueues } from './net';
+import type { Argv } from 'yargs';
+import { IPVS_ADVICE } from '../diagnose/advice';
+import { effectiveCaps, missingCaps, requireTracingCaps } from '../host/caps';
+import { ipvsState, IpvsState, ipvsSymbols } from '../host/ipvs';
+import { loadKallsyms } from '../host/kallsyms';
+import { kernelVersion, lockdown } from '../host/kernel-info';
+import { RpsQueue, rpsState } from '../host/net';
+import { native } from '../kernel/addon';
+import { chooseModes, Choice, Features, LadderProbe, probeFeatures, Trial } from '../kernel/ladder';
 
 export const DOCTOR_SCHEMA_ID = 'jitterscope.doctor/v1';
-
-export interface IpvsState {
-  loaded: boolean;
-  services: number | null;
-  destinations: number | null;
-  /** net.ipv4.vs.run_estimation in this network namespace; null where the kernel lacks it. */
-  runEstimation: number | null;
-  estimator: 'timer' | 'kthread' | 'none';
-  estCpulist: string | null;
-  estNice: number | null;
-  kthreads: string[];
-}
 
 export interface DoctorReport {
   schema: typeof DOCTOR_SCHEMA_ID;
@@ -35,72 +25,8 @@ export interface DoctorReport {
   advice: string[];
 }
 
-function read(file: string): string | null {
-  try {
-    return fs.readFileSync(file, 'utf8').trim();
-  } catch {
-    return null;
-  }
-}
-
-/** Counts services and destinations in /proc/net/ip_vs (this network namespace). */
-export function parseIpvsTable(text: string): { services: number; destinations: number } {
-  let services = 0;
-  let destinations = 0;
-  for (const line of text.split('\n')) {
-    if (/^(TCP|UDP|SCTP|FWM)\s/.test(line)) services++;
-    else if (/^\s+->\s+[0-9A-Fa-f[]/.test(line) && !/RemoteAddress/.test(line)) destinations++;
-  }
-  return { services, destinations };
-}
-
-function ipvsKthreads(): string[] {
-  const names: string[] = [];
-  for (const pid of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue;
-    const comm = read(`/proc/${pid}/comm`);
-    if (comm?.startsWith('ipvs-e:')) names.push(comm);
-  }
-  return names.sort();
-}
-
-export function ipvsState(kallsyms: Kallsyms | undefined): IpvsState {
-  const loaded = fs.existsSync('/sys/module/ip_vs');
-  const table = read('/proc/net/ip_vs');
-  const counts = table !== null ? parseIpvsTable(table) : null;
-  const sysctl = (n: string) => read(`/proc/sys/net/ipv4/vs/${n}`);
-  const find = (name: string) => kallsyms !== undefined && !kallsyms.hidden && kallsyms.find(name) !== undefined;
-  const estimator = !loaded ? 'none' : find('estimation_timer') ? 'timer' : find('ip_vs_estimation_kthread') ? 'kthread' : 'none';
-  const runEst = sysctl('run_estimation');
-  const nice = sysctl('est_nice');
-  return {
-    loaded,
-    services: counts?.services ?? null,
-    destinations: counts?.destinations ?? null,
-    runEstimation: runEst === null ? null : Number(runEst),
-    estimator,
-    estCpulist: sysctl('est_cpulist'),
-    estNice: nice === null ? null : Number(nice),
-    kthreads: loaded ? ipvsKthreads() : [],
-  };
-}
-
-export function rpsState(root = '/sys/class/net'): DoctorReport['rps'] {
-  let devs: string[] = [];
-  try {
-    devs = fs.readdirSync(root).sort();
-  } catch {
-    // no sysfs
-  }
-  return devs.map((d) => ({ interface: d, queues: rpsQueues(d, root) })).filter((d) => d.queues.length);
-}
-
-export function kernelVersion(release: string): [number, number] {
-  const m = /^(\d+)\.(\d+)/.exec(release);
-  return m ? [Number(m[1]), Number(m[2])] : [0, 0];
-}
-
-export function adviceFor(r: Omit<DoctorReport, 'advice'>, possibleCpus: number): string[] {
+/** What doctor advises, from its findings. */
+export function doctorAdvice(r: Omit<DoctorReport, 'advice'>, possibleCpus: number): string[] {
   const out: string[] = [];
   if (!r.kernel.btf) out.push('This kernel has no BTF (CONFIG_DEBUG_INFO_BTF): jitterscope needs it for CO-RE; use a distribution kernel built with BTF.');
   if (!r.capabilities.ok) out.push(`Run as root: missing ${r.capabilities.missing.join(', ')}.`);
@@ -134,16 +60,12 @@ export function runDoctor(possibleCpus: number): DoctorReport {
   const release = os.release();
   const caps = missingCaps(effectiveCaps());
   const f: Features = probeFeatures();
-  let kallsyms: Kallsyms | undefined;
-  try {
-    kallsyms = Kallsyms.load();
-  } catch {
-    // reported through the IPVS estimator being unknown
-  }
-  const find = (name: string) => kallsyms !== undefined && !kallsyms.hidden && kallsyms.find(name) !== undefined;
-  const modes = chooseModes(f, ipvsSymbols(find), 'auto');
+  // without kallsyms the IPVS estimator reads as unknown ("none")
+  const { kallsyms } = loadKallsyms();
+  const modes = chooseModes(f, ipvsSymbols(kallsyms), 'auto');
   const tp = f.tp_btf.ok ? 'tp_btf' : f.raw_tp.ok ? 'raw_tp' : null;
   const direct = (c: Choice) => ({ mode: c.mode === 'tracepoint' ? tp : c.mode, reason: c.reason });
+  const tracepointOnly = { mode: tp, reason: tp === 'raw_tp' ? `tp_btf unavailable (${f.tp_btf.error})` : '' };
   const base: Omit<DoctorReport, 'advice'> = {
     schema: DOCTOR_SCHEMA_ID,
     host: os.hostname(),
@@ -160,19 +82,14 @@ export function runDoctor(possibleCpus: number): DoctorReport {
       ipvs_estimation: direct(modes.ipvs_estimation),
       net_rx_action: direct(modes.net_rx_action),
       icmp_rcv: direct(modes.icmp_rcv),
-      timer_callbacks: { mode: tp, reason: tp === 'raw_tp' ? `tp_btf unavailable (${f.tp_btf.error})` : '' },
-      softirq: { mode: tp, reason: tp === 'raw_tp' ? `tp_btf unavailable (${f.tp_btf.error})` : '' },
-      net_rx_wait: { mode: tp, reason: tp === 'raw_tp' ? `tp_btf unavailable (${f.tp_btf.error})` : '' },
+      timer_callbacks: tracepointOnly,
+      softirq: tracepointOnly,
+      net_rx_wait: tracepointOnly,
     },
     ipvs: ipvsState(kallsyms),
     rps: rpsState(),
   };
-  return { ...base, advice: adviceFor(base, possibleCpus) };
-}
-
-function lockdown(): string | null {
-  const t = read('/sys/kernel/security/lockdown');
-  return t ? (/\[(\w+)\]/.exec(t)?.[1] ?? t) : null;
+  return { ...base, advice: doctorAdvice(base, possibleCpus) };
 }
 
 const yes = (t: Trial) => (t.ok ? 'yes' : `no (${t.error})`);
@@ -207,4 +124,12 @@ export function doctorText(d: DoctorReport): string {
   return out.join('\n') + '\n';
 }
 
-export const DOCTOR_SCHEMA_PATH = path.resolve(__dirname, '..', '..', 'schema', 'doctor.v1.json');
+export function doctorOptions(y: Argv): Argv<{ json: boolean }> {
+  return y.option('json', { type: 'boolean', default: false, describe: 'Print jitterscope.doctor/v1 JSON' }) as unknown as Argv<{ json: boolean }>;
+}
+
+export async function doctor(argv: { json: boolean }): Promise<void> {
+  requireTracingCaps();
+  const d = runDoctor(native().numPossibleCpus);
+  process.stdout.write(argv.json ? JSON.stringify(d, null, 1) + '\n' : doctorText(d));
+}

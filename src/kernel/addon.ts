@@ -1,19 +1,17 @@
-// Typed facade over the addon in build/Release. Only this file loads it.
+// Typed facade over the native addon (build/Release/jitterscope.node): the
+// generic libbpf verbs. Only this file loads the addon.
 import path from 'node:path';
-import { BpfError } from './errors';
+import { BpfError } from '../base/errors';
+
+/** The BPF objects compiled into the addon (bpf/NAME.bpf.c). */
+export type EmbeddedObject = 'tracer' | 'ipvs' | 'features' | 'lab_stall' | 'bench_gen';
 
 export interface ProgramDesc {
   name: string;
   section: string;
   autoload: boolean;
 }
-export interface MapDesc {
-  name: string;
-  type: number;
-  keySize: number;
-  valueSize: number;
-  maxEntries: number;
-}
+
 export interface ProgramInfo {
   id: number;
   name: string;
@@ -24,21 +22,19 @@ export interface ProgramInfo {
 
 export interface NativeBpfObject {
   programs(): ProgramDesc[];
-  maps(): MapDesc[];
   setAutoload(program: string, on: boolean): void;
-  setAttachTarget(program: string, fn: string): void;
   setGlobal(name: string, value: Buffer): void;
   setMapMaxEntries(map: string, n: number): void;
   reuseMap(map: string, fd: number): void;
   load(): void;
+  /** Attaches where the program's section says; the link lives until close(). */
   attach(program: string): number;
-  detach(link: number): boolean;
   programFd(program: string): number;
   mapFd(map: string): number;
   programInfo(program: string): ProgramInfo;
   lookup(map: string, key: Buffer): Buffer | null;
-  update(map: string, key: Buffer, value: Buffer): void;
   testRun(program: string, cpu?: number): number;
+  /** Detaches every link and frees the object. Safe to call more than once. */
   close(): void;
 }
 
@@ -62,7 +58,7 @@ export interface AbiLayout {
 }
 
 export interface Addon {
-  BpfObject: new (name: string) => NativeBpfObject;
+  BpfObject: new (name: EmbeddedObject) => NativeBpfObject;
   RingReader: new (
     object: NativeBpfObject,
     map: string,
@@ -74,13 +70,10 @@ export interface Addon {
   testRunFd(fd: number, cpu?: number): number;
   layout(): AbiLayout;
   numPossibleCpus: number;
-  embeddedObjects: string[];
   setErrorClass(ctor: typeof BpfError): void;
-  takeLibbpfLog(): string;
-  libbpfVersion: string;
 }
 
-export const ADDON_PATH = path.resolve(__dirname, '..', '..', 'build', 'Release', 'jitterscope.node');
+export const ADDON_PATH = path.resolve(__dirname, '..', '..', '..', 'build', 'Release', 'jitterscope.node');
 
 let addon: Addon | undefined;
 

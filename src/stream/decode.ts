@@ -1,38 +1,9 @@
-// The TypeScript side of the event ABI in bpf/jitterscope.h. Offsets here are
-// checked against the addon's offsetof table by test/02-abi.test.ts.
-
-export const ABI_VERSION = 1;
-export const EVENT_SIZE = 48;
-export const MAX_CPUS = 1024;
-
-export const OFFSETS = {
-  start_ns: 0,
-  duration_ns: 8,
-  key: 16,
-  cpu: 24,
-  kind: 28,
-  flags: 30,
-  'softirq.wait_ns': 32,
-  'icmp.saddr': 32,
-  'icmp.daddr': 36,
-  'icmp.id': 40,
-  'icmp.seq': 42,
-  'icmp.type': 44,
-  'icmp.code': 45,
-  'icmp.arrival_cpu': 46,
-} as const;
-
-export const Kind = { SOFTIRQ: 1, TIMER: 2, HRTIMER: 3, ICMP: 4, FUNC: 5 } as const;
-export const Func = { ESTIMATION_TIMER: 1, NET_RX_ACTION: 2 } as const;
-export const Flag = { WAIT_UNKNOWN: 1 } as const;
-
-export const NR_SOFTIRQS = 10;
-export const SOFTIRQ_NAMES = ['HI', 'TIMER', 'NET_TX', 'NET_RX', 'BLOCK', 'IRQ_POLL', 'TASKLET', 'SCHED', 'HRTIMER', 'RCU'];
-export const NET_RX_SOFTIRQ = 3;
-export const TIMER_SOFTIRQ = 1;
-export const HRTIMER_SOFTIRQ = 8;
+// Reads events out of a ring batch in place: the decoding half of the event
+// ABI (the offsets are kernel/abi.ts's, checked against the addon's).
+import { EVENT_SIZE } from '../kernel/abi';
 
 const TWO32 = 4294967296;
+export const WORDS_PER_EVENT = EVENT_SIZE / 4;
 
 /**
  * Reads events out of a batch buffer without allocating per event. The view
@@ -50,9 +21,9 @@ export class EventView {
     this.u8 = new Uint8Array(buffer);
   }
 
-  /** Word index (u32) of event i. Each event is EVENT_SIZE / 4 = 12 words. */
+  /** Word index (u32) of event i. Each event is EVENT_SIZE / 4 words. */
   static base(i: number): number {
-    return i * 12;
+    return i * WORDS_PER_EVENT;
   }
   startNs(w: number): number {
     return this.u32[w] + this.u32[w + 1] * TWO32;
@@ -60,11 +31,9 @@ export class EventView {
   durationNs(w: number): number {
     return this.u32[w + 2] + this.u32[w + 3] * TWO32;
   }
+  /** The key's low 32 bits: softirq vector, ifindex, function id. */
   keyLo(w: number): number {
     return this.u32[w + 4];
-  }
-  keyHi(w: number): number {
-    return this.u32[w + 5];
   }
   /** The key as an exact number: the low 52 bits (kernel addresses keep their identity). */
   key52(w: number): number {
@@ -109,7 +78,3 @@ function ipv4(b: Uint8Array, at: number): string {
   return `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
 }
 
-/** Formats a 64-bit key (hi, lo words) as a kernel address. */
-export function hexAddress(hi: number, lo: number): string {
-  return '0x' + hi.toString(16).padStart(8, '0') + lo.toString(16).padStart(8, '0');
-}

@@ -1,0 +1,83 @@
+// What this build compiled in: the BPF objects (skeleton bytes, by name) and
+// the event ABI as the compiler laid it out (offsetof), which test/02-abi
+// holds against the TypeScript decoder so C and TS cannot drift apart.
+#include "common.h"
+#include "jitterscope.h"
+
+#include <cstddef>
+
+#include "tracer.skel.h"
+#include "ipvs.skel.h"
+#include "features.skel.h"
+#include "lab_stall.skel.h"
+#include "bench_gen.skel.h"
+
+static_assert(sizeof(struct js_event) == JS_EVENT_SIZE, "js_event size changed: update JS_EVENT_SIZE and src/kernel/abi.ts");
+static_assert(offsetof(struct js_event, softirq.wait_ns) == 32, "js_event union moved");
+static_assert(JS_MAX_CPUS % 64 == 0, "cpu mask must be whole words");
+
+namespace js {
+
+static const EmbeddedObject kEmbedded[] = {
+    {"tracer", tracer__elf_bytes},
+    {"ipvs", ipvs__elf_bytes},
+    {"features", features__elf_bytes},
+    {"lab_stall", lab_stall__elf_bytes},
+    {"bench_gen", bench_gen__elf_bytes},
+};
+
+const EmbeddedObject *FindEmbedded(const std::string &name) {
+  for (auto &e : kEmbedded)
+    if (name == e.name) return &e;
+  return nullptr;
+}
+
+// layout(): the event ABI as this build compiled it.
+static Napi::Value Layout(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("abiVersion", JS_ABI_VERSION);
+  o.Set("eventSize", static_cast<uint32_t>(sizeof(struct js_event)));
+  o.Set("maxCpus", JS_MAX_CPUS);
+  Napi::Object off = Napi::Object::New(env);
+#define OFF(field, path) off.Set(field, static_cast<uint32_t>(offsetof(struct js_event, path)))
+  OFF("start_ns", start_ns);
+  OFF("duration_ns", duration_ns);
+  OFF("key", key);
+  OFF("cpu", cpu);
+  OFF("kind", kind);
+  OFF("flags", flags);
+  OFF("softirq.wait_ns", softirq.wait_ns);
+  OFF("icmp.saddr", icmp.saddr);
+  OFF("icmp.daddr", icmp.daddr);
+  OFF("icmp.id", icmp.id);
+  OFF("icmp.seq", icmp.seq);
+  OFF("icmp.type", icmp.type);
+  OFF("icmp.code", icmp.code);
+  OFF("icmp.arrival_cpu", icmp.arrival_cpu);
+#undef OFF
+  o.Set("offsets", off);
+  Napi::Object kinds = Napi::Object::New(env);
+  kinds.Set("SOFTIRQ", static_cast<uint32_t>(JS_EV_SOFTIRQ));
+  kinds.Set("TIMER", static_cast<uint32_t>(JS_EV_TIMER));
+  kinds.Set("HRTIMER", static_cast<uint32_t>(JS_EV_HRTIMER));
+  kinds.Set("ICMP", static_cast<uint32_t>(JS_EV_ICMP));
+  kinds.Set("FUNC", static_cast<uint32_t>(JS_EV_FUNC));
+  o.Set("kinds", kinds);
+  Napi::Object flags = Napi::Object::New(env);
+  flags.Set("WAIT_UNKNOWN", static_cast<uint32_t>(JS_F_WAIT_UNKNOWN));
+  o.Set("flags", flags);
+  o.Set("nrSoftirqs", JS_NR_SOFTIRQS);
+  Napi::Object funcs = Napi::Object::New(env);
+  funcs.Set("ESTIMATION_TIMER", static_cast<uint32_t>(JS_FN_ESTIMATION_TIMER));
+  funcs.Set("NET_RX_ACTION", static_cast<uint32_t>(JS_FN_NET_RX_ACTION));
+  o.Set("funcs", funcs);
+  return o;
+}
+
+Napi::Object InitEmbedded(Napi::Env env, Napi::Object exports) {
+  exports.Set("layout", Napi::Function::New(env, Layout, "layout"));
+  return exports;
+}
+
+}  // namespace js

@@ -1,0 +1,82 @@
+// What every tracing command shares: the one-line messages, stop signals,
+// the --attach option, starting a live trace with its notes shown, and the
+// report of a finished trace.
+import { ClockPair } from '../base/clock';
+import { requireTracingCaps } from '../host/caps';
+import { native } from '../kernel/addon';
+import { ATTACH_PREFS, AttachPref } from '../kernel/ladder';
+import { buildReport, Report } from '../report/model';
+import { LiveTrace, LiveTraceOptions } from '../stream/live';
+import { parseCpuList } from './options';
+
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+export const VERSION: string = require('../../../package.json').version;
+
+/** One line on stderr, prefixed with the tool's name. */
+export function say(line: string): void {
+  process.stderr.write(`jitterscope: ${line}\n`);
+}
+
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/** Resolves on the first stop signal (with its name); `dispose` removes the handlers. */
+export function onStopSignal(): { signalled: Promise<string>; dispose: () => void } {
+  let handler: (s: NodeJS.Signals) => void = () => undefined;
+  const signalled = new Promise<string>((resolve) => {
+    handler = (s) => resolve(s);
+    for (const s of STOP_SIGNALS) process.on(s, handler);
+  });
+  return { signalled, dispose: () => STOP_SIGNALS.forEach((s) => process.removeListener(s, handler)) };
+}
+
+/** After the first stop signal: a second one while the report is written ends at once, detached. */
+export function exitOnSecondSignal(stop: () => void): void {
+  for (const s of STOP_SIGNALS)
+    process.once(s, () => {
+      stop();
+      process.exit(130);
+    });
+}
+
+export const ATTACH_OPTION = {
+  choices: [...ATTACH_PREFS],
+  default: 'auto',
+  describe: 'Hook for ipvs_estimation, net_rx_action and icmp_rcv: the best the kernel has, or force one',
+} as const;
+
+export const CPUS_OPTION = { type: 'string', describe: 'Trace only these CPUs, e.g. 0,2-3 (default: all)' } as const;
+
+/** Capabilities first, then the CPU list against this machine's CPUs. */
+export function tracingPreflight(cpusArg: string | undefined): { possible: number; cpus: number[] | undefined } {
+  requireTracingCaps();
+  const possible = native().numPossibleCpus;
+  return { possible, cpus: cpusArg !== undefined ? parseCpuList(cpusArg, possible) : undefined };
+}
+
+/** Starts tracing and says what is degraded: notes, inactive probes. */
+export function startTrace(opts: Omit<LiveTraceOptions, 'attach'> & { attach: string }, quiet = false): LiveTrace {
+  const trace = LiveTrace.start({ ...opts, attach: opts.attach as AttachPref });
+  if (!quiet) {
+    for (const n of trace.session.notes) say(`note: ${n}`);
+    for (const [name, p] of Object.entries(trace.session.probes)) if (!p.active) say(`probe ${name} inactive: ${p.reason}`);
+  }
+  return trace;
+}
+
+/** The report of everything a finished trace aggregated. */
+export function traceReport(trace: LiveTrace, start: ClockPair, extraNotes: string[], possibleCpus: number, tracedCpus?: number[]): Report {
+  const s = trace.session;
+  return buildReport({
+    aggregator: trace.aggregator,
+    probes: s.probes,
+    notes: [...s.notes, ...extraNotes],
+    drops: s.drops(),
+    kallsyms: s.kallsyms,
+    start,
+    endWall: new Date(),
+    possibleCpus,
+    tracedCpus,
+    command: process.argv.slice(1),
+    version: VERSION,
+  });
+}

@@ -1,0 +1,171 @@
+// `jitterscope ping`: ping while tracing, tie every reply to its ICMP events
+// and to what its CPU was running, and sum it up in a verdict. A ping report
+// is the base report plus a `ping` section.
+import dns from 'node:dns/promises';
+import type { Argv } from 'yargs';
+import { clockPair } from '../base/clock';
+import { EnvironmentError, UsageError } from '../base/errors';
+import { fmtNs } from '../base/format';
+import { interfaceByIndex, interfaceExists } from '../host/net';
+import { adviceForCulprit } from '../diagnose/advice';
+import { attributeReplies, leadingCulprit, ReplyRow } from '../diagnose/attribute';
+import { PingVerdict, pingVerdict, rpsFinding } from '../diagnose/verdict';
+import { Report } from '../report/model';
+import { checkWritable, writeAtomic } from '../report/write';
+import { ATTACH_OPTION, onStopSignal, say, startTrace, traceReport, tracingPreflight } from './common';
+import { PingParams, PingRun, runPing } from './iputils';
+import { parseIntInRange, parsePositiveMs } from './options';
+
+export interface PingArgs {
+  attach: string;
+  target: string;
+  count: string;
+  interval: string;
+  size: string;
+  interface?: string;
+  'slow-ms': string;
+  out?: string;
+  format: string;
+  cpus?: string;
+}
+
+export interface PingSection {
+  target: string;
+  address: string;
+  id: number;
+  count: number;
+  intervalMs: number;
+  sizeBytes: number;
+  interface: string | null;
+  replies: ReplyRow[];
+  verdict: PingVerdict;
+}
+
+export type PingReport = Report & { ping: PingSection };
+
+export function pingOptions(y: Argv): Argv<PingArgs> {
+  return y
+    .positional('target', { type: 'string', describe: 'Host name or IPv4 address', demandOption: true })
+    .option('count', { alias: 'c', type: 'string', default: '100', describe: 'Echo requests to send' })
+    .option('interval', { alias: 'i', type: 'string', default: '50', describe: 'Milliseconds between requests' })
+    .option('size', { alias: 's', type: 'string', default: '56', describe: 'Payload bytes' })
+    .option('interface', { alias: 'I', type: 'string', describe: 'Send from this interface' })
+    .option('slow-ms', { type: 'string', default: '3', describe: 'A reply this slow or slower is explained' })
+    .option('out', { alias: 'o', type: 'string', describe: 'Also write the report (with one row per reply) here' })
+    .option('format', { alias: 'f', choices: ['text', 'json'], default: 'text', describe: 'text: verdict; json: the report' })
+    .option('cpus', { type: 'string', describe: 'Trace only these CPUs (default: all)' })
+    .option('attach', ATTACH_OPTION)
+    .example('$0 ping 10.0.0.7 -c 600 -i 100', 'a minute of pings, then the verdict') as unknown as Argv<PingArgs>;
+}
+
+async function resolveIPv4(target: string): Promise<string> {
+  if (/^\d+\.\d+\.\d+\.\d+$/.test(target)) return target;
+  try {
+    return (await dns.lookup(target, { family: 4 })).address;
+  } catch (e) {
+    throw new UsageError(`ping ${target}: cannot resolve it to an IPv4 address (${(e as NodeJS.ErrnoException).code ?? e}); give a host name or address`);
+  }
+}
+
+export async function ping(argv: PingArgs): Promise<void> {
+  const count = parseIntInRange(argv.count, '--count', 1, 1_000_000);
+  const intervalMs = Number(argv.interval);
+  if (!Number.isFinite(intervalMs) || intervalMs < 1 || intervalMs > 60_000)
+    throw new UsageError(`--interval: '${argv.interval}' must be 1 to 60000 milliseconds`);
+  const sizeBytes = parseIntInRange(argv.size, '--size', 0, 65_507);
+  const slowMs = parsePositiveMs(argv['slow-ms'], '--slow-ms');
+  if (argv.interface !== undefined && !interfaceExists(argv.interface))
+    throw new UsageError(`--interface: no interface '${argv.interface}' in this network namespace (see ip link)`);
+  if (argv.out) checkWritable(argv.out);
+  const address = await resolveIPv4(argv.target);
+  const { possible, cpus } = tracingPreflight(argv.cpus);
+  const params: PingParams = {
+    address,
+    id: (process.pid & 0xffff) || 1,
+    count,
+    intervalMs,
+    sizeBytes,
+    iface: argv.interface,
+    timeoutS: Math.max(1, Math.ceil((slowMs * 10) / 1000)),
+  };
+
+  // runs at least a third of --slow-ms are kept, so shorter culprits still show
+  const trace = startTrace({ attach: argv.attach, cpus, stallThresholdNs: Math.min(1e6, (slowMs * 1e6) / 3), maxPackets: 100_000 });
+  const start = clockPair();
+  const stop = onStopSignal();
+  const abort = new AbortController();
+  let stopReason = '';
+  let run: PingRun;
+  try {
+    say(`pinging ${argv.target} (${address}) ${count} times every ${intervalMs} ms, id ${params.id}; slow means >= ${slowMs} ms`);
+    stop.signalled.then((sig) => {
+      stopReason = `stopped early by ${sig}`;
+      abort.abort();
+    });
+    run = await runPing(params, abort.signal);
+    if (run.exitCode !== 0 && run.exitCode !== 1 && !stopReason)
+      throw new EnvironmentError(`ping failed (exit ${run.exitCode}): ${run.stderr.split('\n')[0] || 'no output'}`);
+    await new Promise((r) => setTimeout(r, 100)); // the last reply's events reach the ring
+  } finally {
+    stop.dispose();
+    trace.stop();
+  }
+  const base = traceReport(trace, start, stopReason ? [stopReason] : [], possible, cpus);
+  const report: PingReport = { ...base, ping: pingSection(base, argv.target, params, run, slowMs) };
+  if (argv.out) {
+    writeAtomic(argv.out, JSON.stringify(report, null, 1) + '\n');
+    say(`wrote ${argv.out}`);
+  }
+  if (argv.format === 'json' && !argv.out) process.stdout.write(JSON.stringify(report, null, 1) + '\n');
+  else {
+    const slow = slowRepliesText(report.ping);
+    process.stdout.write(`${slow ? slow + '\n\n' : ''}${report.ping.verdict.text}\n`);
+  }
+  const drops = report.meta.drops.total;
+  if (drops) say(`warning: ${drops} events were dropped; attribution may miss some`);
+}
+
+export function pingSection(report: Report, target: string, p: PingParams, run: PingRun, slowMs: number): PingSection {
+  const rows = attributeReplies(run.sent, run.replies, report.icmp.packets, report.stalls.rows, { id: p.id, slowMs });
+  const culprit = leadingCulprit(rows, report.stalls.rows);
+  const slow = rows.filter((r) => r.slow).length;
+  // the interface the replies came in on, in this network namespace
+  const replyIf = report.icmp.packets.find((x) => x.id === p.id && x.type === 0)?.ifindex;
+  const ifname = p.iface ?? (replyIf !== undefined ? interfaceByIndex(replyIf) : null);
+  const verdict = pingVerdict(target, {
+    sent: run.sent,
+    received: run.replies.length,
+    lost: run.sent - run.replies.length,
+    slowMs,
+    slow,
+    slowShare: run.replies.length ? slow / run.replies.length : 0,
+    attributed: rows.filter((r) => r.slow && r.attribution).length,
+    culprit,
+    rps: ifname ? rpsFinding(ifname, culprit) : null,
+    advice: culprit ? adviceForCulprit(culprit.culprit, culprit.cpu, culprit.runs.maxMs) : [],
+  });
+  return {
+    target,
+    address: p.address,
+    id: p.id,
+    count: p.count,
+    intervalMs: p.intervalMs,
+    sizeBytes: p.sizeBytes,
+    interface: p.iface ?? null,
+    replies: rows,
+    verdict,
+  };
+}
+
+export function slowRepliesText(s: PingSection, limit = 20): string {
+  const slow = s.replies.filter((r) => r.slow).slice(0, limit);
+  if (!slow.length) return '';
+  const lines = ['slow replies:', '  seq     rtt  req cpu  reply cpu    wait  culprit'];
+  for (const r of slow) {
+    const a = r.attribution;
+    lines.push(
+      `  ${String(r.seq).padStart(3)}  ${fmtNs((r.rttMs ?? 0) * 1e6).padStart(6)}  ${String(r.requestCpu ?? '-').padStart(7)}  ${String(r.replyCpu ?? '-').padStart(9)}  ${(r.waitMs === null ? '-' : fmtNs(r.waitMs * 1e6)).padStart(6)}  ${a ? `${a.culprit} on CPU ${a.cpu}, overlap ${a.overlapMs.toFixed(1)} ms` : '-'}`,
+    );
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,70 @@
+// `jitterscope record`: trace headless for a while, then write the report
+// (JSON or text). Ctrl-C stops early and still writes what was traced.
+import type { Argv } from 'yargs';
+import { clockPair } from '../base/clock';
+import { UsageError } from '../base/errors';
+import { renderText } from '../report/text';
+import { checkWritable, writeAtomic } from '../report/write';
+import { ATTACH_OPTION, CPUS_OPTION, exitOnSecondSignal, onStopSignal, say, startTrace, traceReport, tracingPreflight } from './common';
+import { parseDurationMs, parseIntInRange, parsePositiveMs } from './options';
+
+export interface RecordArgs {
+  attach: string;
+  duration: string;
+  out?: string;
+  format: string;
+  cpus?: string;
+  'ring-mb': string;
+  'stall-ms': string;
+  'max-packets': string;
+}
+
+export function recordOptions(y: Argv): Argv<RecordArgs> {
+  return y
+    .option('duration', { alias: 'd', type: 'string', default: '10s', describe: 'How long to trace (10s, 500ms, 2m)' })
+    .option('out', { alias: 'o', type: 'string', describe: 'Write the report to this file (atomically) instead of stdout' })
+    .option('format', { alias: 'f', choices: ['json', 'text'], default: 'json', describe: 'json: jitterscope.report/v1; text: histograms' })
+    .option('cpus', CPUS_OPTION)
+    .option('ring-mb', { type: 'string', default: '8', describe: 'Ring buffer size in MiB (power of two)' })
+    .option('stall-ms', { type: 'string', default: '1', describe: 'Keep softirq and timer runs at least this long as stalls' })
+    .option('max-packets', { type: 'string', default: '10000', describe: 'Keep at most this many ICMP packets in the report' })
+    .option('attach', ATTACH_OPTION)
+    .example('$0 record --duration 30s --out report.json', 'trace 30 s into report.json')
+    .example('$0 record -d 10s -f text --cpus 1', 'print histograms for CPU 1') as unknown as Argv<RecordArgs>;
+}
+
+export async function record(argv: RecordArgs): Promise<void> {
+  const durationMs = parseDurationMs(argv.duration);
+  const ringMb = parseIntInRange(argv['ring-mb'], '--ring-mb', 1, 1024);
+  if (ringMb & (ringMb - 1)) throw new UsageError(`--ring-mb: ${ringMb} is not a power of two (1, 2, 4, ... 1024)`);
+  const stallMs = parsePositiveMs(argv['stall-ms'], '--stall-ms');
+  const maxPackets = parseIntInRange(argv['max-packets'], '--max-packets', 0, 10_000_000);
+  if (argv.out) checkWritable(argv.out);
+  const { possible, cpus } = tracingPreflight(argv.cpus);
+
+  const trace = startTrace({ attach: argv.attach, cpus, ringBytes: ringMb << 20, stallThresholdNs: stallMs * 1e6, maxPackets });
+  const start = clockPair();
+  const stop = onStopSignal();
+  let stopReason = '';
+  try {
+    say(`tracing for ${(durationMs / 1000).toFixed(1)} s, attached ${Math.round(process.uptime() * 1000)} ms after start (Ctrl-C stops early and keeps what was traced)`);
+    let timer: NodeJS.Timeout | undefined;
+    const signal = await Promise.race([stop.signalled, new Promise<null>((r) => (timer = setTimeout(() => r(null), durationMs)))]);
+    clearTimeout(timer);
+    if (signal) stopReason = `stopped early by ${signal}`;
+    stop.dispose();
+    exitOnSecondSignal(() => trace.stop());
+  } finally {
+    stop.dispose();
+    trace.stop();
+  }
+  const report = traceReport(trace, start, stopReason ? [stopReason] : [], possible, cpus);
+  const drops = report.meta.drops.total;
+  const text = argv.format === 'text' ? renderText(report) : JSON.stringify(report, null, 1) + '\n';
+  if (argv.out) {
+    writeAtomic(argv.out, text);
+    say(`wrote ${argv.out} (${report.meta.events.total} events, ${drops} drops)`);
+  } else process.stdout.write(text);
+  if (stopReason) say(stopReason);
+  if (drops) say(`warning: ${drops} events were dropped because the ring buffer was full; raise --ring-mb`);
+}

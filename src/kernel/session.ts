@@ -1,0 +1,245 @@
+// A trace session: learn what the kernel offers, choose each probe's hook (the
+// attach ladder), load the tracer object through the one loader sequence,
+// attach, and hand every ring batch to the caller. One cleanup path (stop)
+// that detaches and frees everything. What the batches mean is stream/'s job.
+import { BpfError } from '../base/errors';
+import { requireKernelBtf } from '../host/caps';
+import { ipvsSymbols } from '../host/ipvs';
+import { Kallsyms, loadKallsyms } from '../host/kallsyms';
+import { EVENT_SIZE, MAX_CPUS } from './abi';
+import { BatchCallback, native, NativeBpfObject, NativeRingReader, readPercpuCounter } from './addon';
+import { IpvsProbe } from './ipvs-probe';
+import { AttachPref, checkForced, chooseModes, Choice, Features, isDirect, LadderProbe, probeFeatures } from './ladder';
+import { globals, loadObject } from './loader';
+import {
+  DIRECT_PROGRAMS, Flavour, FLAVOUR_PREFIX, HOOKS, inactiveStatus, PROBE_NAMES, ProbeName, ProbeStatus, tracepointStatus,
+} from './probes';
+
+export interface SessionOptions {
+  /** Receives every ring batch: a view over a reused buffer, valid only during the call. */
+  onBatch: BatchCallback;
+  /** Trace only these CPUs (all when absent). */
+  cpus?: number[];
+  /** Ring buffer size in bytes (power of two). */
+  ringBytes?: number;
+  /** Force a tracepoint flavour instead of the best one the kernel has. */
+  flavour?: Flavour;
+  /** fentry > kprobe > tracepoint for the probes that have them. */
+  attach?: AttachPref;
+}
+
+export interface Drops {
+  total: number;
+  perCpu: number[];
+}
+
+const DEFAULT_RING_BYTES = 8 << 20;
+const RING_BATCH_BYTES = 256 * 1024;
+const EVENTS_PER_WAKEUP = 1 << 18;
+/** The BPF side wakes the reader once this much is waiting... */
+const WAKEUP_BYTES = 64 * 1024;
+/** ...and the reader also drains this often, so quiet periods are not held back. */
+const DRAIN_INTERVAL_MS = 100;
+
+const FUNCTION_OF: Record<LadderProbe, string> = { ipvs_estimation: 'estimation_timer', net_rx_action: 'net_rx_action', icmp_rcv: 'icmp_rcv' };
+
+export class TraceSession {
+  readonly notes: string[];
+  private readonly tracerProbes: Record<ProbeName, ProbeStatus>;
+  private obj: NativeBpfObject | undefined;
+  private ring: NativeRingReader | undefined;
+  private ipvs: IpvsProbe | undefined;
+  private drainTimer: NodeJS.Timeout | undefined;
+  private finalDrops: Drops | undefined;
+
+  private constructor(
+    obj: NativeBpfObject,
+    attached: { probes: Record<ProbeName, ProbeStatus>; notes: string[] },
+    readonly flavour: Flavour,
+    readonly features: Features,
+    readonly kallsyms: Kallsyms | undefined,
+    ipvsChoice: Choice,
+    opts: SessionOptions,
+    notes: string[],
+  ) {
+    this.obj = obj;
+    this.tracerProbes = attached.probes;
+    this.notes = [...notes, ...attached.notes];
+    try {
+      this.ring = new (native().RingReader)(obj, 'events', opts.onBatch, RING_BATCH_BYTES, EVENT_SIZE, EVENTS_PER_WAKEUP);
+      this.drainTimer = setInterval(() => this.ring?.drain(), DRAIN_INTERVAL_MS).unref();
+      this.ipvs = new IpvsProbe(
+        {
+          features,
+          kallsyms,
+          pref: opts.attach ?? 'auto',
+          flavour,
+          ringFd: obj.mapFd('events'),
+          dropsFd: obj.mapFd('drops'),
+          note: (n) => this.notes.push(n),
+        },
+        ipvsChoice,
+        attached.probes.ipvs_estimation,
+      );
+      this.ipvs.follow();
+    } catch (e) {
+      this.stop();
+      throw e;
+    }
+  }
+
+  /** Chooses hooks, loads and attaches; throws BpfError with the step that failed. */
+  static start(opts: SessionOptions): TraceSession {
+    requireKernelBtf();
+    const features = probeFeatures();
+    const pref = opts.attach ?? 'auto';
+    checkForced(features, pref);
+    const { kallsyms, note } = loadKallsyms();
+    const notes = note ? [note] : [];
+    const modes = chooseModes(features, ipvsSymbols(kallsyms), pref);
+    let flavour: Flavour = opts.flavour ?? (features.tp_btf.ok ? 'tp_btf' : 'raw_tp');
+    if (!opts.flavour && flavour === 'raw_tp') notes.push(`tp_btf unavailable (${features.tp_btf.error}): using raw_tp tracepoints`);
+
+    // A rung that fails to load or attach falls to the tracepoint equivalent.
+    for (;;) {
+      try {
+        let attached: ReturnType<typeof attachTracer> | undefined;
+        const obj = loadObject(tracerSpec(flavour, modes, opts, (o) => (attached = attachTracer(o, flavour, modes))));
+        return new TraceSession(obj, attached!, flavour, features, kallsyms, modes.ipvs_estimation, opts, notes);
+      } catch (e) {
+        if (!(e instanceof BpfError) || e.step.startsWith('set ')) throw e;
+        const upgraded = (['net_rx_action', 'icmp_rcv'] as const).filter((p) => isDirect(modes[p].mode));
+        if (upgraded.length && pref === 'auto') {
+          for (const p of upgraded) modes[p] = { mode: 'tracepoint', reason: `${modes[p].mode} failed (${e.message}); tracepoint equivalent` };
+          notes.push(`fentry/kprobe programs failed (${e.message}); using tracepoint equivalents`);
+          continue;
+        }
+        if (flavour === 'tp_btf' && !opts.flavour) {
+          notes.push(`tp_btf programs did not load (${e.message}); falling back to raw_tp`);
+          flavour = 'raw_tp';
+          continue;
+        }
+        throw e;
+      }
+    }
+  }
+
+  /** Each probe's rung and state now (ipvs_estimation can change while tracing). */
+  get probes(): Record<ProbeName, ProbeStatus> {
+    return { ...this.tracerProbes, ipvs_estimation: this.ipvs?.status ?? this.tracerProbes.ipvs_estimation };
+  }
+
+  /** Consumes what is in the ring now (normally the event loop does this). */
+  drain(): number {
+    return this.ring ? this.ring.drain() : 0;
+  }
+
+  drops(): Drops {
+    if (this.finalDrops) return this.finalDrops;
+    return this.obj ? readPercpuCounter(this.obj, 'drops') : { total: 0, perCpu: [] };
+  }
+
+  /** Kernel run time and count per tracepoint program (needs kernel.bpf_stats_enabled=1 to count). */
+  programStats(): { hook: string; runTimeNs: number; runCount: number }[] {
+    const obj = this.obj;
+    if (!obj) return [];
+    return HOOKS.map((h) => {
+      const info = obj.programInfo(FLAVOUR_PREFIX[this.flavour] + h.name);
+      return { hook: h.name, runTimeNs: info.runTimeNs, runCount: info.runCount };
+    });
+  }
+
+  /** Drains, then detaches and frees everything. Safe to call more than once. */
+  stop(): void {
+    clearInterval(this.drainTimer);
+    if (this.ring) {
+      try {
+        this.ring.drain();
+      } finally {
+        this.ring.close();
+        this.ring = undefined;
+      }
+    }
+    this.ipvs?.close();
+    if (this.obj) {
+      try {
+        this.finalDrops = readPercpuCounter(this.obj, 'drops');
+      } finally {
+        this.obj.close();
+        this.obj = undefined;
+      }
+    }
+  }
+}
+
+function tracerSpec(flavour: Flavour, modes: Record<LadderProbe, Choice>, opts: SessionOptions, start: (o: NativeBpfObject) => void) {
+  const prefix = FLAVOUR_PREFIX[flavour];
+  const wanted = new Set<string>();
+  for (const probe of ['net_rx_action', 'icmp_rcv'] as const) {
+    const m = modes[probe].mode;
+    if (isDirect(m)) DIRECT_PROGRAMS[probe][m].forEach((p) => wanted.add(p));
+  }
+  const ringBytes = opts.ringBytes ?? DEFAULT_RING_BYTES;
+  const g: Record<string, Buffer> = {
+    wakeup_bytes: globals.u64(Math.min(WAKEUP_BYTES, ringBytes / 4)),
+    icmp_from_icmp_rcv: globals.bool(isDirect(modes.icmp_rcv.mode)),
+  };
+  if (opts.cpus) {
+    g.cpu_mask = globals.cpuMask(opts.cpus, MAX_CPUS);
+    g.filter_cpus = globals.bool(true);
+  }
+  return {
+    object: 'tracer' as const,
+    autoload: (p: string) => p.startsWith(prefix) || wanted.has(p),
+    globals: g,
+    maxEntries: { events: ringBytes },
+    start,
+  };
+}
+
+/**
+ * Attaches the tracepoint hooks (each may fail alone: the probes that need it
+ * say so) and the chosen fentry/kprobe programs (which must attach), and
+ * works out every probe's status.
+ */
+function attachTracer(obj: NativeBpfObject, flavour: Flavour, modes: Record<LadderProbe, Choice>) {
+  const failed = new Map<string, string>();
+  for (const hook of HOOKS) {
+    try {
+      obj.attach(FLAVOUR_PREFIX[flavour] + hook.name);
+    } catch (e) {
+      if (!(e instanceof BpfError)) throw e;
+      failed.set(hook.name, `${hook.tracepoint}: ${e.code}`);
+    }
+  }
+  for (const probe of ['net_rx_action', 'icmp_rcv'] as const) {
+    const mode = modes[probe].mode;
+    if (isDirect(mode)) for (const prog of DIRECT_PROGRAMS[probe][mode]) obj.attach(prog);
+  }
+  const probes = {} as Record<ProbeName, ProbeStatus>;
+  for (const probe of PROBE_NAMES) {
+    // ipvs_estimation gets its tracepoint status here: its fallback; IpvsProbe owns its ladder
+    const ladder = probe === 'ipvs_estimation' ? undefined : (modes as Partial<Record<ProbeName, Choice>>)[probe];
+    if (ladder?.mode === null) {
+      probes[probe] = inactiveStatus(ladder.reason);
+      continue;
+    }
+    if (ladder && isDirect(ladder.mode)) {
+      const fn = FUNCTION_OF[probe as LadderProbe];
+      probes[probe] = { active: true, via: ladder.mode, mode: ladder.mode, reason: ladder.reason || null, hooks: [`${ladder.mode}:${fn}`] };
+      continue;
+    }
+    const hooks = HOOKS.filter((h) => h.requiredBy.includes(probe) || h.helps.includes(probe));
+    const missing = (role: 'requiredBy' | 'helps') => hooks.filter((h) => h[role].includes(probe) && failed.has(h.name)).map((h) => failed.get(h.name));
+    const missingRequired = missing('requiredBy');
+    const missingHelpers = missing('helps');
+    if (missingRequired.length) {
+      probes[probe] = { ...inactiveStatus('could not attach ' + missingRequired.join(', ')), hooks: hooks.map((h) => h.tracepoint) };
+      continue;
+    }
+    const s = tracepointStatus(probe, flavour, ladder?.reason || null);
+    if (missingHelpers.length) s.reason = [s.reason, 'partial: could not attach ' + missingHelpers.join(', ')].filter(Boolean).join('; ');
+    probes[probe] = s;
+  }
+  return { probes, notes: [...failed.values()].map((why) => `hook not attached: ${why}`) };
+}

@@ -1,0 +1,233 @@
+// The report model (jitterscope.report/v1, schema/report.v1.json): what a
+// trace found, built from an aggregator. It knows no command: a command that
+// adds a section (ping) extends it.
+import os from 'node:os';
+import { ClockPair } from '../base/clock';
+import { kernelAddressHex } from '../base/format';
+import { isIpvsEstimation } from '../host/ipvs';
+import { Kallsyms } from '../host/kallsyms';
+import { Func, HRTIMER_SOFTIRQ, NET_RX_SOFTIRQ, SOFTIRQ_NAMES, TIMER_SOFTIRQ } from '../kernel/abi';
+import { isDirect } from '../kernel/ladder';
+import { ProbeName, ProbeStatus } from '../kernel/probes';
+import { StallRow } from '../diagnose/attribute';
+import { Aggregator, IcmpPacket } from '../stream/aggregate';
+import { Histogram, HistogramSummary, Log2Bucket } from '../stream/histogram';
+
+export type { Log2Bucket };
+
+export const REPORT_SCHEMA_ID = 'jitterscope.report/v1';
+
+export interface HistogramRow extends HistogramSummary {
+  probe: ProbeName | 'softirq_wait';
+  cpu: number | null; // null: all CPUs merged
+  key: string | null;
+  unit: 'ns';
+  buckets: Log2Bucket[];
+}
+
+export interface TimerRow {
+  symbol: string;
+  address: string;
+  kind: 'timer' | 'hrtimer';
+  cpu: number;
+  count: number;
+  totalNs: number;
+  maxNs: number;
+  p99Ns: number;
+}
+
+/** One CPU's headline figures, in ns (null: nothing measured). */
+export interface CpuSummary {
+  cpu: number;
+  netRxWaitP99: number | null;
+  netRxWaitMax: number | null;
+  /** net_rx_action by fentry/kprobe where traced so, else the NET_RX softirq. */
+  netRxRunP99: number | null;
+  netRxRunMax: number | null;
+  timerSoftirqMax: number | null;
+  hrtimerSoftirqMax: number | null;
+  ipvsMax: number | null;
+  icmp: number;
+  /** The longest timer callback run on this CPU. */
+  worst: { culprit: string; durationNs: number } | null;
+}
+
+export interface Report {
+  schema: typeof REPORT_SCHEMA_ID;
+  meta: {
+    tool: { name: 'jitterscope'; version: string };
+    host: string;
+    kernel: string;
+    command: string[];
+    startTime: string;
+    endTime: string;
+    durationMs: number;
+    clock: { source: 'CLOCK_MONOTONIC'; startNs: number; realtimeOffsetNs: number };
+    cpus: { possible: number; traced: number[] | 'all' };
+    probes: Record<string, ProbeStatus>;
+    drops: { total: number; perCpu: number[] };
+    events: Aggregator['events'] & { total: number };
+    notes: string[];
+  };
+  cpus: CpuSummary[];
+  histograms: HistogramRow[];
+  timers: { byMax: TimerRow[]; byTotal: TimerRow[] };
+  icmp: {
+    perCpu: { cpu: number; count: number }[];
+    packets: IcmpPacket[];
+    packetsNotKept: number;
+    slowest: IcmpPacket[];
+  };
+  stalls: { thresholdNs: number; rows: StallRow[]; notKept: number };
+}
+
+export interface ReportInput {
+  aggregator: Aggregator;
+  probes: Record<ProbeName, ProbeStatus>;
+  notes: string[];
+  drops: { total: number; perCpu: number[] };
+  kallsyms?: Kallsyms;
+  /** When tracing started, on both clocks. */
+  start: ClockPair;
+  endWall: Date;
+  possibleCpus: number;
+  tracedCpus?: number[];
+  command: string[];
+  version: string;
+  topTimers?: number;
+}
+
+type PerCpu = (Histogram | undefined)[];
+
+function row(probe: HistogramRow['probe'], cpu: number | null, key: string | null, h: Histogram): HistogramRow {
+  return { probe, cpu, key, unit: 'ns', ...h.summary(), buckets: h.log2Buckets() };
+}
+
+/** Adds per-CPU rows and one merged (cpu: null) row for a per-CPU histogram list. */
+function perCpuRows(out: HistogramRow[], probe: HistogramRow['probe'], key: string | null, list: PerCpu): void {
+  const all = new Histogram();
+  list.forEach((h, cpu) => {
+    if (!h || !h.count) return;
+    out.push(row(probe, cpu, key, h));
+    all.merge(h);
+  });
+  if (all.count) out.push(row(probe, null, key, all));
+}
+
+function symbolOf(k: Kallsyms | undefined, key52: number): string {
+  return k?.resolve(key52) ?? kernelAddressHex(key52);
+}
+
+export function buildReport(inp: ReportInput): Report {
+  const agg = inp.aggregator;
+  const k = inp.kallsyms;
+  const histograms: HistogramRow[] = [];
+  const column = (table: PerCpu[], vec: number): PerCpu => table.map((r) => r?.[vec]);
+
+  for (let vec = 0; vec < SOFTIRQ_NAMES.length; vec++) {
+    perCpuRows(histograms, 'softirq', SOFTIRQ_NAMES[vec], column(agg.softirq, vec));
+    perCpuRows(histograms, 'softirq_wait', SOFTIRQ_NAMES[vec], column(agg.softirqWait, vec));
+  }
+  const netRx = inp.probes.net_rx_action;
+  const netRxRun: PerCpu = !netRx?.active ? [] : isDirect(netRx.via) ? agg.funcs[Func.NET_RX_ACTION] ?? [] : column(agg.softirq, NET_RX_SOFTIRQ);
+  perCpuRows(histograms, 'net_rx_action', null, netRxRun);
+  const netRxWait: PerCpu = inp.probes.net_rx_wait?.active ? column(agg.softirqWait, NET_RX_SOFTIRQ) : [];
+  perCpuRows(histograms, 'net_rx_wait', null, netRxWait);
+  perCpuRows(histograms, 'icmp_rcv', null, agg.icmpWait);
+
+  // fentry/kprobe runs of estimation_timer (kept even if ip_vs went away since);
+  // without them, its runs as a timer callback
+  let ipvsRuns: PerCpu = agg.funcs[Func.ESTIMATION_TIMER] ?? [];
+  const timerRows: TimerRow[] = [];
+  const stalls = agg.stalls();
+  k?.resolveAll([...agg.timers.keys(), ...stalls.filter((s) => s.kind !== 'softirq').map((s) => s.key)]);
+  const worstByCpu: CpuSummary['worst'][] = [];
+  for (const t of agg.timers.values()) {
+    const symbol = symbolOf(k, t.key);
+    perCpuRows(histograms, 'timer_callbacks', symbol, t.perCpu);
+    if (!agg.funcs[Func.ESTIMATION_TIMER] && inp.probes.ipvs_estimation?.active && isIpvsEstimation(symbol)) ipvsRuns = t.perCpu;
+    t.perCpu.forEach((h, cpu) => {
+      if (!h || !h.count) return;
+      timerRows.push({
+        symbol,
+        address: kernelAddressHex(t.key),
+        kind: t.kind,
+        cpu,
+        count: h.count,
+        totalNs: h.sum,
+        maxNs: h.max,
+        p99Ns: h.quantile(0.99),
+      });
+      if (!worstByCpu[cpu] || h.max > worstByCpu[cpu]!.durationNs) worstByCpu[cpu] = { culprit: symbol, durationNs: h.max };
+    });
+  }
+  perCpuRows(histograms, 'ipvs_estimation', null, ipvsRuns);
+  const top = inp.topTimers ?? 20;
+  const byMax = [...timerRows].sort((a, b) => b.maxNs - a.maxNs).slice(0, top);
+  const byTotal = [...timerRows].sort((a, b) => b.totalNs - a.totalNs).slice(0, top);
+
+  const cpuSet = new Set<number>();
+  const addCpus = (list: unknown[]) => list.forEach((v, cpu) => v && cpuSet.add(cpu));
+  addCpus(agg.softirq);
+  addCpus(agg.icmpCount);
+  addCpus(netRxRun);
+  addCpus(ipvsRuns);
+  addCpus(worstByCpu);
+  const stat = (h: Histogram | undefined, f: 'p99' | 'max') => (!h?.count ? null : f === 'max' ? h.max : h.quantile(0.99));
+  const cpus: CpuSummary[] = [...cpuSet]
+    .sort((a, b) => a - b)
+    .map((cpu) => ({
+      cpu,
+      netRxWaitP99: stat(netRxWait[cpu], 'p99'),
+      netRxWaitMax: stat(netRxWait[cpu], 'max'),
+      netRxRunP99: stat(netRxRun[cpu], 'p99'),
+      netRxRunMax: stat(netRxRun[cpu], 'max'),
+      timerSoftirqMax: stat(agg.softirq[cpu]?.[TIMER_SOFTIRQ], 'max'),
+      hrtimerSoftirqMax: stat(agg.softirq[cpu]?.[HRTIMER_SOFTIRQ], 'max'),
+      ipvsMax: stat(ipvsRuns[cpu], 'max'),
+      icmp: agg.icmpCount[cpu] ?? 0,
+      worst: worstByCpu[cpu] ?? null,
+    }));
+
+  const slowest = agg.packets
+    .filter((p) => p.waitNs !== null)
+    .sort((a, b) => b.waitNs! - a.waitNs!)
+    .slice(0, 20);
+
+  const stallRows: StallRow[] = stalls.map((s) => ({
+    cpu: s.cpu,
+    kind: s.kind,
+    culprit: s.kind === 'softirq' ? `${SOFTIRQ_NAMES[s.key]} softirq` : symbolOf(k, s.key),
+    startNs: s.startNs,
+    durationNs: s.durationNs,
+  }));
+
+  return {
+    schema: REPORT_SCHEMA_ID,
+    meta: {
+      tool: { name: 'jitterscope', version: inp.version },
+      host: os.hostname(),
+      kernel: os.release(),
+      command: inp.command,
+      startTime: inp.start.wall.toISOString(),
+      endTime: inp.endWall.toISOString(),
+      durationMs: inp.endWall.getTime() - inp.start.wall.getTime(),
+      clock: { source: 'CLOCK_MONOTONIC', startNs: inp.start.monoNs, realtimeOffsetNs: inp.start.realtimeOffsetNs },
+      cpus: { possible: inp.possibleCpus, traced: inp.tracedCpus ?? 'all' },
+      probes: inp.probes,
+      drops: inp.drops,
+      events: { ...agg.events, total: agg.totalEvents },
+      notes: inp.notes,
+    },
+    cpus,
+    histograms,
+    timers: { byMax, byTotal },
+    icmp: {
+      perCpu: agg.icmpCount.map((count, cpu) => ({ cpu, count })).filter((r) => r.count),
+      packets: agg.packets,
+      packetsNotKept: agg.packetsNotKept,
+      slowest,
+    },
+    stalls: { thresholdNs: agg.stallThresholdNs, rows: stallRows, notKept: agg.stallsNotKept },
+  };
+}

@@ -1,0 +1,115 @@
+// The report as text: bpftrace-style histograms, the per-CPU table that
+// `record -f text` and `top` share, callbacks, ICMP packets and stalls.
+import { fmtNs, table } from '../base/format';
+import { CpuSummary, Log2Bucket, Report } from './model';
+
+/** Bucket bound as bpftrace prints them: 512, 1K, 2M (binary multiples). */
+function fmtBound(v: number): string {
+  const sfx = ['', 'K', 'M', 'G', 'T', 'P'];
+  let i = 0;
+  while (v >= 1024 && v % 1024 === 0 && i < sfx.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v}${sfx[i]}`;
+}
+
+export function renderHistogram(title: string, buckets: Log2Bucket[], width = 52): string {
+  const lines = [`${title}:`];
+  const max = Math.max(1, ...buckets.map((b) => b.count));
+  for (const b of buckets) {
+    const range = `[${fmtBound(b.lo)}, ${fmtBound(b.hi)})`;
+    const bar = '@'.repeat(Math.round((b.count / max) * width));
+    lines.push(`${range.padEnd(20)}${String(b.count).padStart(8)} |${bar.padEnd(width)}|`);
+  }
+  return lines.join('\n');
+}
+
+export const CPU_TABLE_HEAD = ['CPU', 'NET_RX wait p99', 'max', 'NET_RX run p99', 'max', 'TIMER max', 'HRTIMER max', 'ipvs_est max', 'ICMP', 'longest callback'];
+
+/** The cells of one CPU row, as text. */
+export function cpuCells(c: CpuSummary): string[] {
+  const ns = (v: number | null) => (v === null ? '-' : fmtNs(v));
+  return [
+    String(c.cpu),
+    ns(c.netRxWaitP99),
+    ns(c.netRxWaitMax),
+    ns(c.netRxRunP99),
+    ns(c.netRxRunMax),
+    ns(c.timerSoftirqMax),
+    ns(c.hrtimerSoftirqMax),
+    ns(c.ipvsMax),
+    String(c.icmp),
+    c.worst ? `${c.worst.culprit} ${fmtNs(c.worst.durationNs)}` : '-',
+  ];
+}
+
+/** The figures behind each cell (for colouring), null where a cell is not a duration. */
+export function cpuCellValues(c: CpuSummary): (number | null)[] {
+  return [
+    null, c.netRxWaitP99, c.netRxWaitMax, c.netRxRunP99, c.netRxRunMax, c.timerSoftirqMax, c.hrtimerSoftirqMax, c.ipvsMax, null,
+    c.worst?.durationNs ?? null,
+  ];
+}
+
+export function cpuTableText(r: Report): string {
+  return table(CPU_TABLE_HEAD, r.cpus.map(cpuCells), [0, CPU_TABLE_HEAD.length - 1]);
+}
+
+export function renderText(r: Report): string {
+  const m = r.meta;
+  const out: string[] = [];
+  out.push(
+    `jitterscope ${m.tool.version} on ${m.host} (${m.kernel}), ${(m.durationMs / 1000).toFixed(1)} s from ${m.startTime}`,
+  );
+  out.push(`events: ${m.events.total}  drops: ${m.drops.total}${m.drops.total ? '  (ring buffer was full: figures undercount)' : ''}`);
+  out.push('');
+  out.push('probes:');
+  for (const [name, p] of Object.entries(m.probes))
+    out.push(`  ${name.padEnd(16)} ${p.active ? p.mode : 'inactive'}${p.reason ? ` — ${p.reason}` : ''}`);
+  for (const n of m.notes) out.push(`note: ${n}`);
+
+  out.push('');
+  out.push(cpuTableText(r));
+
+  if (r.timers.byMax.length) {
+    out.push('');
+    out.push('timer callbacks, longest first:');
+    out.push(
+      table(
+        ['callback', 'kind', 'CPU', 'count', 'p99', 'max', 'total'],
+        r.timers.byMax
+          .slice(0, 10)
+          .map((t) => [t.symbol, t.kind, String(t.cpu), String(t.count), fmtNs(t.p99Ns), fmtNs(t.maxNs), fmtNs(t.totalNs)]),
+      ),
+    );
+  }
+
+  for (const h of r.histograms.filter((h) => h.probe === 'net_rx_wait' && h.cpu !== null)) {
+    out.push('');
+    out.push(renderHistogram(`@net_rx_wait_ns[cpu ${h.cpu}]`, h.buckets));
+  }
+  for (const t of r.timers.byMax.slice(0, 3)) {
+    const h = r.histograms.find((x) => x.probe === 'timer_callbacks' && x.key === t.symbol && x.cpu === t.cpu);
+    if (h) {
+      out.push('');
+      out.push(renderHistogram(`@timer_ns[${t.symbol}, cpu ${t.cpu}]`, h.buckets));
+    }
+  }
+  if (r.icmp.packets.length || r.icmp.packetsNotKept) {
+    out.push('');
+    const per = r.icmp.perCpu.map((c) => `cpu ${c.cpu}: ${c.count}`).join(', ');
+    out.push(`ICMP packets: ${per}`);
+    for (const p of r.icmp.slowest.slice(0, 5))
+      out.push(
+        `  ${p.saddr} -> ${p.daddr} type ${p.type} id ${p.id} seq ${p.seq}: waited ${fmtNs(p.waitNs ?? 0)} (arrived cpu ${p.arrivalCpu}, processed cpu ${p.cpu})`,
+      );
+  }
+  if (r.stalls.rows.length) {
+    out.push('');
+    const longest = [...r.stalls.rows].sort((a, b) => b.durationNs - a.durationNs).slice(0, 5);
+    out.push(`stalls of ${fmtNs(r.stalls.thresholdNs)} or more: ${r.stalls.rows.length}; longest:`);
+    for (const s of longest) out.push(`  cpu ${s.cpu}  ${s.culprit}  ${fmtNs(s.durationNs)}`);
+  }
+  return out.join('\n') + '\n';
+}

@@ -1,0 +1,48 @@
+// Unit: top's collector cuts a stream into intervals; snapshots are pure (taking
+// one, or changing the window, must not change what the next one says).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { PROBE_NAMES, ProbeName, ProbeStatus } from '../src/kernel/probes';
+import { Aggregator } from '../src/stream/aggregate';
+import { LiveTrace } from '../src/stream/live';
+import { Collector } from '../src/top/collector';
+import { encode, Kind } from './encode';
+
+/** The slice of a live trace the collector reads, fed by hand: no kernel here. */
+function fakeTrace() {
+  let drops = 0;
+  const probes = Object.fromEntries(
+    PROBE_NAMES.map((p): [ProbeName, ProbeStatus] => [p, { active: true, via: 'tracepoint', mode: 'tp_btf', reason: null, hooks: [] }]),
+  ) as Record<ProbeName, ProbeStatus>;
+  const trace = {
+    aggregator: new Aggregator(),
+    rotate(): Aggregator {
+      const done = trace.aggregator;
+      trace.aggregator = done.fresh();
+      return done;
+    },
+    session: { drops: () => ({ total: drops, perCpu: [drops] }), probes, notes: [], kallsyms: undefined },
+  };
+  return { trace, addDrops: (n: number) => (drops += n) };
+}
+
+test('snapshots have no side effects: recent drops survive a second snapshot and a window change', () => {
+  const { trace, addDrops } = fakeTrace();
+  const c = new Collector(trace as unknown as LiveTrace, { version: 't', command: [], possibleCpus: 1 });
+  trace.aggregator.consume(encode([{ kind: Kind.SOFTIRQ, cpu: 0, startNs: 1e9, durationNs: 5e6, key: 3n, waitNs: 1000 }]), 1);
+  addDrops(7);
+  c.tick();
+  const a = c.snapshot('1s');
+  const b = c.snapshot('10s');
+  const again = c.snapshot('1s');
+  assert.equal(a.dropsRecent, 7);
+  assert.equal(b.dropsRecent, 7, 'changing the window does not eat the recent drops');
+  assert.equal(again.dropsRecent, 7);
+  assert.equal(again.dropsTotal, 7);
+  assert.equal(again.report.stalls.rows.length, 1, 'the same data on every snapshot');
+  c.tick();
+  const next = c.snapshot('1s');
+  assert.equal(next.dropsRecent, 0, 'no new drops in the next interval');
+  assert.equal(next.dropsTotal, 7);
+  assert.equal(c.snapshot('all').report.stalls.rows.length, 1, 'since start keeps it');
+});
