@@ -123,3 +123,19 @@ test('verdict text names culprit, share, RPS and advice, or says no culprit', ()
   const clean = verdictText('db-1', { ...base, slow: 0, slowShare: 0, culprit: null, attributed: 0, rps: null, advice: [] });
   assert.match(clean, /No slow replies: no culprit to name/);
 });
+
+test('a callback that fills its softirq is named even when only the softirq reaches the share of the wait', () => {
+  // the 6.1 VM's case: the wait was ~35.5 ms, TIMER softirq overlapped 8.94 ms
+  // (just over a quarter), estimation_timer inside it 8.82 ms (just under)
+  const packets = [pkt(1, 8, 1, 100, 35.5), pkt(1, 0, 0, 135.6, 0.01)];
+  const stalls = [
+    stall(1, 'TIMER softirq', 'softirq', 120, 8.94),
+    stall(1, 'estimation_timer [ip_vs]', 'timer', 120.05, 8.82),
+  ];
+  const rows = attributeReplies(1, [{ seq: 1, rttMs: 36, wallMs: 0 }], packets, stalls, { id: 42, slowMs: 3 });
+  assert.equal(rows[0].attribution?.culprit, 'estimation_timer [ip_vs]');
+  // a small callback inside a long softirq does not take the blame
+  const small = [stall(1, 'TIMER softirq', 'softirq', 120, 20), stall(1, 'process_timeout', 'timer', 121, 1)];
+  const rows2 = attributeReplies(1, [{ seq: 1, rttMs: 36, wallMs: 0 }], packets, small, { id: 42, slowMs: 3 });
+  assert.equal(rows2[0].attribution?.culprit, 'TIMER softirq');
+});

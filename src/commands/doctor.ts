@@ -26,7 +26,7 @@ export interface DoctorReport {
 }
 
 /** What doctor advises, from its findings. */
-export function doctorAdvice(r: Omit<DoctorReport, 'advice'>, possibleCpus: number): string[] {
+function doctorAdvice(r: Omit<DoctorReport, 'advice'>, possibleCpus: number): string[] {
   const out: string[] = [];
   if (!r.kernel.btf) out.push('This kernel has no BTF (CONFIG_DEBUG_INFO_BTF): jitterscope needs it for CO-RE; use a distribution kernel built with BTF.');
   if (!r.capabilities.ok) out.push(`Run as root: missing ${r.capabilities.missing.join(', ')}.`);
@@ -56,7 +56,7 @@ export function doctorAdvice(r: Omit<DoctorReport, 'advice'>, possibleCpus: numb
   return out;
 }
 
-export function runDoctor(possibleCpus: number): DoctorReport {
+function runDoctor(possibleCpus: number): DoctorReport {
   const release = os.release();
   const caps = missingCaps(effectiveCaps());
   const f: Features = probeFeatures();
@@ -94,7 +94,7 @@ export function runDoctor(possibleCpus: number): DoctorReport {
 
 const yes = (t: Trial) => (t.ok ? 'yes' : `no (${t.error})`);
 
-export function doctorText(d: DoctorReport): string {
+function doctorText(d: DoctorReport): string {
   const out: string[] = [];
   out.push(`kernel ${d.kernel.release}  BTF ${d.kernel.btf ? 'yes' : 'no'}  lockdown ${d.kernel.lockdown ?? 'n/a'}  capabilities ${d.capabilities.ok ? 'ok' : 'missing ' + d.capabilities.missing.join(', ')}`);
   out.push('');

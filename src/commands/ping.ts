@@ -125,7 +125,7 @@ export async function ping(argv: PingArgs): Promise<void> {
   if (drops) say(`warning: ${drops} events were dropped; attribution may miss some`);
 }
 
-export function pingSection(report: Report, target: string, p: PingParams, run: PingRun, slowMs: number): PingSection {
+function pingSection(report: Report, target: string, p: PingParams, run: PingRun, slowMs: number): PingSection {
   const rows = attributeReplies(run.sent, run.replies, report.icmp.packets, report.stalls.rows, { id: p.id, slowMs });
   const culprit = leadingCulprit(rows, report.stalls.rows);
   const slow = rows.filter((r) => r.slow).length;
@@ -157,7 +157,7 @@ export function pingSection(report: Report, target: string, p: PingParams, run: 
   };
 }
 
-export function slowRepliesText(s: PingSection, limit = 20): string {
+function slowRepliesText(s: PingSection, limit = 20): string {
   const slow = s.replies.filter((r) => r.slow).slice(0, limit);
   if (!slow.length) return '';
   const lines = ['slow replies:', '  seq     rtt  req cpu  reply cpu    wait  culprit'];

@@ -66,6 +66,9 @@ function windowsOf(p: IcmpPacket, rttNs: number): Window[] {
   return [{ cpu: p.cpu, arrivalCpu: p.arrivalCpu, from, to: end }];
 }
 
+/** A timer callback covering this much of its softirq's overlap is named instead of the softirq. */
+const INNER_SHARE = 0.8;
+
 export function attributeReplies(
   sent: number,
   replies: PingReply[],
@@ -117,10 +120,14 @@ export function attributeReplies(
       const explains = (o: Overlap) => o.overlapMs >= minOverlapMs && (waitMs === null || o.overlapMs >= minShare * waitMs);
       // a timer callback is the more specific answer than the softirq it ran in;
       // NET_RX is the packet's own processing, not a culprit
-      attribution =
-        overlaps.find((o) => o.kind !== 'softirq' && explains(o)) ??
-        overlaps.find((o) => o.kind === 'softirq' && o.culprit !== 'NET_RX softirq' && explains(o)) ??
-        null;
+      attribution = overlaps.find((o) => o.kind !== 'softirq' && explains(o)) ?? null;
+      if (!attribution) {
+        const softirq = overlaps.find((o) => o.kind === 'softirq' && o.culprit !== 'NET_RX softirq' && explains(o));
+        // a callback that filled most of that softirq's overlap is still the answer, even
+        // when it alone falls just short of the share (its run sits inside the softirq's)
+        const inner = softirq && overlaps.find((o) => o.kind !== 'softirq' && o.cpu === softirq.cpu && o.overlapMs >= INNER_SHARE * softirq.overlapMs);
+        attribution = inner || softirq || null;
+      }
     }
     rows.push({
       seq,

@@ -57,7 +57,7 @@ export interface ProbeStatus {
 }
 
 /** What each probe measures when fed by the tracepoint hooks. */
-export const TRACEPOINT_DERIVATION: Record<ProbeName, string> = {
+const TRACEPOINT_DERIVATION: Record<ProbeName, string> = {
   ipvs_estimation: 'timer_expire_* filtered on estimation_timer',
   timer_callbacks: 'timer_expire_*, hrtimer_expire_*',
   softirq: 'softirq_entry/exit',

@@ -7,7 +7,7 @@ import { EVENT_SIZE } from './abi';
 import { BatchCallback, native, NativeBpfObject, NativeRingReader, readPercpuCounter } from './addon';
 import { globals, loadObject } from './loader';
 
-export const SYNTHETIC_BATCH = 4096; // events per BPF_PROG_TEST_RUN
+const SYNTHETIC_BATCH = 4096; // events per BPF_PROG_TEST_RUN
 
 interface ProducerJob {
   kind: 'jitterscope-synthetic';
