@@ -7,6 +7,7 @@
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
+#include <malloc.h>
 #include <sched.h>
 #include <unistd.h>
 
@@ -227,6 +228,9 @@ class BpfObject : public Napi::ObjectWrap<BpfObject> {
     if (!Alive(env)) return env.Undefined();
     TakeLibbpfLog();
     int err = bpf_object__load(obj_);
+    // Loading parses the kernel's BTF (megabytes) and frees it again; hand
+    // that memory back now, or every object loaded adds to the peak RSS.
+    malloc_trim(0);
     if (err) {
       ThrowBpf(env, "load " + name_, err, LibbpfLogTail(40));
       return env.Undefined();

@@ -81,3 +81,15 @@ test('--help and --version work on every command', async () => {
   assert.equal(v.code, 0);
   assert.match(v.stdout.trim(), /^\d+\.\d+\.\d+$/);
 });
+
+test('record loads only what it needs: no blessed (top only), no ajv (tests only)', async (t) => {
+  if (skipUnlessKernel(t)) return;
+  const list = tmpFile('modules.txt');
+  const preload = tmpFile('preload.js');
+  fs.writeFileSync(preload, `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(list)}, Object.keys(require.cache).join('\\n')));`);
+  const r = spawnSync(process.execPath, ['--require', preload, CLI, 'record', '-d', '200ms', '-o', tmpFile('r.json')], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const loaded = fs.readFileSync(list, 'utf8').split('\n');
+  assert.ok(loaded.some((m) => m.includes('/node_modules/yargs/')), 'the list is real: yargs is in it');
+  assert.deepEqual(loaded.filter((m) => /\/node_modules\/(blessed|ajv|ajv-formats)\//.test(m)), []);
+});
