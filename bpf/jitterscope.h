@@ -11,7 +11,7 @@
 #include <linux/types.h>
 #endif
 
-#define JS_ABI_VERSION 1
+#define JS_ABI_VERSION 2
 #define JS_MAX_CPUS 1024
 #define JS_CPU_MASK_WORDS (JS_MAX_CPUS / 64)
 
@@ -19,7 +19,7 @@ enum js_event_kind {
 	JS_EV_SOFTIRQ = 1,  /* one softirq handler run: key = vector */
 	JS_EV_TIMER = 2,    /* one timer_list callback run: key = callback address */
 	JS_EV_HRTIMER = 3,  /* one hrtimer callback run: key = callback address */
-	JS_EV_ICMP = 4,     /* one IPv4 ICMP packet reaching the stack: key = ifindex */
+	JS_EV_PACKET = 4,   /* one received packet (slow, or ICMP echo): key = ifindex */
 	JS_EV_FUNC = 5,     /* one run of a traced kernel function: key = enum js_func */
 };
 
@@ -30,7 +30,9 @@ enum js_func {
 };
 
 enum js_event_flags {
-	JS_F_WAIT_UNKNOWN = 1,  /* softirq: the raise was not seen; icmp: the arrival was not seen */
+	JS_F_WAIT_UNKNOWN = 1,  /* softirq: the raise was not seen; packet: the arrival was not seen */
+	JS_F_IPV6 = 2,          /* packet: addresses are IPv6 (else IPv4 in their first 4 bytes) */
+	JS_F_SLOW = 4,          /* packet: waited at least the slow-packet threshold */
 };
 
 /* Every record has the same size, so a batch is a flat array of them. */
@@ -47,18 +49,32 @@ struct js_event {
 			__u64 reserved;
 		} softirq;
 		struct {
-			__u32 saddr;       /* network byte order */
-			__u32 daddr;       /* network byte order */
-			__u16 id;          /* host byte order */
-			__u16 seq;         /* host byte order */
-			__u8 type;
-			__u8 code;
+			__u8 saddr[16];    /* network byte order; IPv4 in the first 4 bytes */
+			__u8 daddr[16];
+			__u16 sport;       /* host byte order; ICMP: echo id */
+			__u16 dport;       /* host byte order; ICMP: echo sequence */
 			__u16 arrival_cpu; /* CPU where the packet arrived (== cpu when unseen) */
-		} icmp;
+			__u8 proto;        /* IPPROTO_TCP, _UDP, _ICMP, _ICMPV6, or another */
+			__u8 type;         /* ICMP type; TCP flags */
+			__u8 code;         /* ICMP code */
+			__u8 pad[7];
+		} pkt;
 	};
 };
 
-#define JS_EVENT_SIZE 48
+#define JS_EVENT_SIZE 80
+
+/* The in-kernel packet-wait histogram (per CPU): log2 buckets with 4 linear
+ * sub-buckets, the same bounds src/stream/kernel-histogram.ts reads. */
+#define JS_HIST_SUB_BITS 2
+#define JS_HIST_BUCKETS 160
+struct js_hist {
+	__u64 count;
+	__u64 sum_ns;
+	__u64 max_ns;
+	__u64 unknown; /* packets whose arrival was not seen */
+	__u64 buckets[JS_HIST_BUCKETS];
+};
 
 /* Softirq vectors as the kernel numbers them (include/linux/interrupt.h). */
 #define JS_NR_SOFTIRQS 10

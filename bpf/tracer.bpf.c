@@ -21,7 +21,10 @@ char LICENSE[] SEC("license") = "GPL";
 /* Load-time settings, written through .rodata by user space. */
 const volatile bool filter_cpus = false;
 const volatile __u64 cpu_mask[JS_CPU_MASK_WORDS] = {};
-const volatile bool trace_icmp = true;
+/* Packets that waited at least this long are streamed with their flow. */
+const volatile __u64 slow_packet_ns = 1000000;
+/* Stream every ICMP and ICMPv6 packet too (ping matches replies by them). */
+const volatile bool stream_icmp = true;
 /* ICMP packets are reported from icmp_rcv (fentry/kprobe) instead of the
  * netif_receive_skb tracepoint. */
 const volatile bool icmp_from_icmp_rcv = false;
@@ -56,20 +59,34 @@ struct {
 	__type(value, struct cpu_state);
 } state SEC(".maps");
 
+/* Where and when a packet was first seen, by skb address: a direct-mapped
+ * table, not a hash map. An insert is one array slot write (a hash map
+ * insert costs ~10x more); a collision overwrites an older packet, whose wait
+ * then reads as unknown, which is counted. A packet handed on (RPS enqueue
+ * after GRO) keeps its first arrival. */
 struct arrival {
+	__u64 skb;
 	__u64 ts_ns;
 	__u32 cpu;
 	__u32 pad;
 };
 
-/* skb address -> when and where the packet entered the stack. LRU, because a
- * packet dropped before __netif_receive_skb never deletes its entry. */
+#define ARRIVAL_SLOTS 8192
+
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u64);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ARRIVAL_SLOTS);
+	__type(key, __u32);
 	__type(value, struct arrival);
 } arrivals SEC(".maps");
+
+/* Every packet's wait, per CPU that processed it (see struct js_hist). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct js_hist);
+} packet_wait SEC(".maps");
 
 static __always_inline bool cpu_wanted(__u32 cpu)
 {
@@ -237,140 +254,228 @@ static __always_inline int on_hrtimer_exit(struct hrtimer *timer)
 	return 0;
 }
 
-/* ---- ICMP ----------------------------------------------------------------- */
+/* ---- packets ---------------------------------------------------------- */
 
-struct icmp_hdrs {
-	__u32 saddr, daddr;
-	__u16 id, seq;
-	__u8 type, code;
-};
-
-/* At the net tracepoints skb->data points at the IPv4 header (eth_type_trans
- * has pulled the link header). Returns false for anything but IPv4 ICMP. */
-static __always_inline bool parse_icmp(const struct sk_buff *skb, struct icmp_hdrs *out)
+/* A pointer's bits as a number. tp_btf arguments are typed pointers, on which
+ * the verifier allows no shifts; a copy through the helper is a plain value. */
+static __always_inline __u64 ptr_bits(const void *p)
 {
-	struct iphdr ip;
-	struct icmphdr icmp;
-	unsigned char *data;
+	__u64 v = 0;
+	bpf_probe_read_kernel(&v, sizeof(v), &p);
+	return v;
+}
 
-	if (BPF_CORE_READ(skb, protocol) != bpf_htons(0x0800 /* ETH_P_IP */))
-		return false;
-	data = BPF_CORE_READ(skb, data);
-	if (bpf_probe_read_kernel(&ip, sizeof(ip), data))
-		return false;
-	if (ip.version != 4 || ip.ihl < 5 || ip.protocol != 1 /* IPPROTO_ICMP */)
-		return false;
-	if (ip.frag_off & bpf_htons(0x1fff)) /* not the first fragment */
-		return false;
-	if (bpf_probe_read_kernel(&icmp, sizeof(icmp), data + ip.ihl * 4))
-		return false;
-	out->saddr = ip.saddr;
-	out->daddr = ip.daddr;
-	out->type = icmp.type;
-	out->code = icmp.code;
-	out->id = bpf_ntohs(icmp.un.echo.id);
-	out->seq = bpf_ntohs(icmp.un.echo.sequence);
-	return true;
+static __always_inline __u32 arrival_slot(__u64 skb)
+{
+	return (__u32)((skb >> 8) ^ (skb >> 21)) & (ARRIVAL_SLOTS - 1);
 }
 
 static __always_inline int on_packet_arrival(const struct sk_buff *skb)
 {
-	struct icmp_hdrs h;
-	struct arrival a = {};
-	__u64 key = (__u64)skb;
-
-	if (!trace_icmp || !parse_icmp(skb, &h))
+	__u64 id = ptr_bits(skb);
+	__u32 slot = arrival_slot(id);
+	struct arrival *a = bpf_map_lookup_elem(&arrivals, &slot);
+	if (!a || a->skb == id)
 		return 0;
-	/* a packet handed on (e.g. RPS enqueue after GRO) keeps its first arrival */
-	if (bpf_map_lookup_elem(&arrivals, &key))
-		return 0;
-	a.ts_ns = bpf_ktime_get_ns();
-	a.cpu = bpf_get_smp_processor_id();
-	bpf_map_update_elem(&arrivals, &key, &a, BPF_ANY);
+	a->ts_ns = bpf_ktime_get_ns();
+	a->cpu = bpf_get_smp_processor_id();
+	a->skb = id;
 	return 0;
 }
 
-static __always_inline int emit_icmp(const struct sk_buff *skb, struct icmp_hdrs *hp);
+static __always_inline __u32 log2_u64(__u64 v)
+{
+	__u32 r = 0;
+	if (v >> 32) { v >>= 32; r += 32; }
+	if (v >> 16) { v >>= 16; r += 16; }
+	if (v >> 8) { v >>= 8; r += 8; }
+	if (v >> 4) { v >>= 4; r += 4; }
+	if (v >> 2) { v >>= 2; r += 2; }
+	if (v >> 1) r += 1;
+	return r;
+}
+
+static __always_inline void record_wait(__u64 wait, bool known)
+{
+	__u32 zero = 0, b;
+	struct js_hist *h = bpf_map_lookup_elem(&packet_wait, &zero);
+	if (!h)
+		return;
+	if (!known) {
+		h->unknown++;
+		return;
+	}
+	if (wait < (1 << JS_HIST_SUB_BITS)) {
+		b = wait;
+	} else {
+		__u32 shift = log2_u64(wait) - JS_HIST_SUB_BITS;
+		b = shift * (1 << JS_HIST_SUB_BITS) + (__u32)(wait >> shift);
+	}
+	if (b >= JS_HIST_BUCKETS)
+		b = JS_HIST_BUCKETS - 1;
+	barrier_var(b); /* keep the clamp where the verifier can see it */
+	if (b < JS_HIST_BUCKETS)
+		h->buckets[b]++;
+	h->count++;
+	h->sum_ns += wait;
+	if (wait > h->max_ns)
+		h->max_ns = wait;
+}
+
+/* Headers at skb->data (the network header, at the net tracepoints) or at
+ * head + network_header (anywhere). Fills the flow; false if not IP. */
+static __always_inline bool parse_packet(unsigned char *l3, __u16 protocol, struct js_event *e)
+{
+	unsigned char *l4;
+	__u8 proto;
+	if (protocol == bpf_htons(0x0800 /* ETH_P_IP */)) {
+		struct iphdr ip;
+		if (bpf_probe_read_kernel(&ip, sizeof(ip), l3) || ip.version != 4 || ip.ihl < 5)
+			return false;
+		__builtin_memcpy(e->pkt.saddr, &ip.saddr, 4);
+		__builtin_memcpy(e->pkt.daddr, &ip.daddr, 4);
+		proto = ip.protocol;
+		if (ip.frag_off & bpf_htons(0x1fff)) { /* not the first fragment: no ports */
+			e->pkt.proto = proto;
+			return true;
+		}
+		l4 = l3 + ip.ihl * 4;
+	} else if (protocol == bpf_htons(0x86DD /* ETH_P_IPV6 */)) {
+		struct ipv6hdr ip6;
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), l3) || ip6.version != 6)
+			return false;
+		__builtin_memcpy(e->pkt.saddr, &ip6.saddr, 16);
+		__builtin_memcpy(e->pkt.daddr, &ip6.daddr, 16);
+		e->flags |= JS_F_IPV6;
+		proto = ip6.nexthdr; /* extension headers are not walked: reported as their own number */
+		l4 = l3 + sizeof(ip6);
+	} else {
+		return false;
+	}
+	e->pkt.proto = proto;
+	if (proto == 6 /* TCP */ || proto == 17 /* UDP */) {
+		__u16 ports[2];
+		if (!bpf_probe_read_kernel(ports, sizeof(ports), l4)) {
+			e->pkt.sport = bpf_ntohs(ports[0]);
+			e->pkt.dport = bpf_ntohs(ports[1]);
+		}
+		if (proto == 6) {
+			__u8 tcpflags;
+			if (!bpf_probe_read_kernel(&tcpflags, 1, l4 + 13))
+				e->pkt.type = tcpflags;
+		}
+	} else if (proto == 1 /* ICMP */ || proto == 58 /* ICMPv6 */) {
+		struct icmphdr icmp;
+		if (!bpf_probe_read_kernel(&icmp, sizeof(icmp), l4)) {
+			e->pkt.type = icmp.type;
+			e->pkt.code = icmp.code;
+			e->pkt.sport = bpf_ntohs(icmp.un.echo.id); /* same place in ICMPv6 echo */
+			e->pkt.dport = bpf_ntohs(icmp.un.echo.sequence);
+		}
+	}
+	return true;
+}
+
+static __always_inline bool is_icmp(const struct js_event *e)
+{
+	return e->pkt.proto == 1 || e->pkt.proto == 58;
+}
+
+/* The IP protocol number of a packet, 0 if not IP (a cheap look for ICMP). */
+static __always_inline __u8 l4_proto(unsigned char *l3, __u16 protocol)
+{
+	__u8 b = 0;
+	if (protocol == bpf_htons(0x0800))
+		bpf_probe_read_kernel(&b, 1, l3 + 9);
+	else if (protocol == bpf_htons(0x86DD))
+		bpf_probe_read_kernel(&b, 1, l3 + 6);
+	return b;
+}
+
+struct seen {
+	__u64 now, start, wait;
+	__u32 cpu, arrival_cpu;
+	bool known;
+};
+
+/* When and where `skb` arrived; forgets it (the address will be reused). */
+static __always_inline void take_arrival(const struct sk_buff *skb, struct seen *w)
+{
+	__u64 id = ptr_bits(skb);
+	__u32 slot = arrival_slot(id);
+	struct arrival *a = bpf_map_lookup_elem(&arrivals, &slot);
+	w->now = w->start = bpf_ktime_get_ns();
+	w->cpu = w->arrival_cpu = bpf_get_smp_processor_id();
+	w->wait = 0;
+	w->known = false;
+	if (!a || a->skb != id)
+		return;
+	if (a->ts_ns <= w->now) {
+		w->known = true;
+		w->start = a->ts_ns;
+		w->wait = w->now - a->ts_ns;
+		w->arrival_cpu = a->cpu;
+	}
+	a->skb = 0;
+}
+
+/* Counts the wait; streams the packet when slow, or when it is ICMP and
+ * `want_icmp`. `l3` is the network header. */
+static __always_inline void packet_done(const struct sk_buff *skb, unsigned char *l3, __u16 protocol, struct seen *w, bool want_icmp)
+{
+	struct js_event *e;
+	bool slow;
+	if (!cpu_wanted(w->cpu) && !(w->known && cpu_wanted(w->arrival_cpu)))
+		return;
+	record_wait(w->wait, w->known);
+	slow = w->known && w->wait >= slow_packet_ns;
+	if (!slow) {
+		__u8 p;
+		if (!want_icmp)
+			return;
+		p = l4_proto(l3, protocol);
+		if (p != 1 && p != 58)
+			return;
+	}
+	e = reserve();
+	if (!e)
+		return;
+	__builtin_memset(&e->pkt, 0, sizeof(e->pkt));
+	e->start_ns = w->start;
+	e->duration_ns = w->wait;
+	e->key = BPF_CORE_READ(skb, dev, ifindex);
+	e->cpu = w->cpu;
+	e->kind = JS_EV_PACKET;
+	e->flags = (w->known ? 0 : JS_F_WAIT_UNKNOWN) | (slow ? JS_F_SLOW : 0);
+	e->pkt.arrival_cpu = w->arrival_cpu;
+	if (!parse_packet(l3, protocol, e) || (!slow && !is_icmp(e))) {
+		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
+		return;
+	}
+	submit(e);
+}
 
 static __always_inline int on_packet_receive(const struct sk_buff *skb)
 {
-	struct icmp_hdrs h;
-
-	if (!trace_icmp || icmp_from_icmp_rcv || !parse_icmp(skb, &h))
+	unsigned char *l3 = BPF_CORE_READ(skb, data);
+	__u16 protocol = BPF_CORE_READ(skb, protocol);
+	struct seen w;
+	/* with icmp_rcv traced, IPv4 ICMP is counted and reported there, wait included */
+	if (icmp_from_icmp_rcv && protocol == bpf_htons(0x0800) && l4_proto(l3, protocol) == 1)
 		return 0;
-	return emit_icmp(skb, &h);
-}
-
-/* Reports one ICMP packet as processed now on this CPU, with its arrival. */
-static __always_inline int emit_icmp(const struct sk_buff *skb, struct icmp_hdrs *hp)
-{
-	struct icmp_hdrs h = *hp;
-	struct arrival *a;
-	struct js_event *e;
-	__u64 key = (__u64)skb, now;
-	__u32 cpu = bpf_get_smp_processor_id();
-
-	now = bpf_ktime_get_ns();
-	a = bpf_map_lookup_elem(&arrivals, &key);
-	if (!cpu_wanted(cpu) && !(a && cpu_wanted(a->cpu))) {
-		if (a)
-			bpf_map_delete_elem(&arrivals, &key);
-		return 0;
-	}
-	e = reserve();
-	if (e) {
-		e->cpu = cpu;
-		e->kind = JS_EV_ICMP;
-		e->key = BPF_CORE_READ(skb, dev, ifindex);
-		if (a && a->ts_ns <= now) {
-			e->start_ns = a->ts_ns;
-			e->duration_ns = now - a->ts_ns;
-			e->icmp.arrival_cpu = a->cpu;
-			e->flags = 0;
-		} else {
-			e->start_ns = now;
-			e->duration_ns = 0;
-			e->icmp.arrival_cpu = cpu;
-			e->flags = JS_F_WAIT_UNKNOWN;
-		}
-		e->icmp.saddr = h.saddr;
-		e->icmp.daddr = h.daddr;
-		e->icmp.id = h.id;
-		e->icmp.seq = h.seq;
-		e->icmp.type = h.type;
-		e->icmp.code = h.code;
-		submit(e);
-	}
-	if (a)
-		bpf_map_delete_elem(&arrivals, &key);
+	take_arrival(skb, &w);
+	packet_done(skb, l3, protocol, &w, stream_icmp);
 	return 0;
 }
 
-/* At icmp_rcv the IP header is at head + network_header and skb->data at the
- * ICMP header. */
+/* At icmp_rcv the IP header is at head + network_header (skb->data is at the
+ * ICMP header by then). */
 static __always_inline int on_icmp_rcv(const struct sk_buff *skb)
 {
-	struct icmp_hdrs h;
-	struct iphdr ip;
-	struct icmphdr icmp;
-	unsigned char *head;
-	__u16 nh;
-
-	if (!trace_icmp)
-		return 0;
-	head = BPF_CORE_READ(skb, head);
-	nh = BPF_CORE_READ(skb, network_header);
-	if (bpf_probe_read_kernel(&ip, sizeof(ip), head + nh) || ip.version != 4)
-		return 0;
-	if (bpf_probe_read_kernel(&icmp, sizeof(icmp), BPF_CORE_READ(skb, data)))
-		return 0;
-	h.saddr = ip.saddr;
-	h.daddr = ip.daddr;
-	h.type = icmp.type;
-	h.code = icmp.code;
-	h.id = bpf_ntohs(icmp.un.echo.id);
-	h.seq = bpf_ntohs(icmp.un.echo.sequence);
-	return emit_icmp(skb, &h);
+	struct seen w;
+	take_arrival(skb, &w);
+	packet_done(skb, BPF_CORE_READ(skb, head) + BPF_CORE_READ(skb, network_header), bpf_htons(0x0800), &w, stream_icmp);
+	return 0;
 }
 
 /* ---- net_rx_action by fentry/fexit or kprobe/kretprobe -------------------- */

@@ -14,6 +14,7 @@
 
 static_assert(sizeof(struct js_event) == JS_EVENT_SIZE, "js_event size changed: update JS_EVENT_SIZE and src/kernel/abi.ts");
 static_assert(offsetof(struct js_event, softirq.wait_ns) == 32, "js_event union moved");
+static_assert(sizeof(struct js_event) % 8 == 0, "ring records stay 8-byte aligned");
 static_assert(JS_MAX_CPUS % 64 == 0, "cpu mask must be whole words");
 
 namespace js {
@@ -48,30 +49,39 @@ static Napi::Value Layout(const Napi::CallbackInfo &info) {
   OFF("kind", kind);
   OFF("flags", flags);
   OFF("softirq.wait_ns", softirq.wait_ns);
-  OFF("icmp.saddr", icmp.saddr);
-  OFF("icmp.daddr", icmp.daddr);
-  OFF("icmp.id", icmp.id);
-  OFF("icmp.seq", icmp.seq);
-  OFF("icmp.type", icmp.type);
-  OFF("icmp.code", icmp.code);
-  OFF("icmp.arrival_cpu", icmp.arrival_cpu);
+  OFF("pkt.saddr", pkt.saddr);
+  OFF("pkt.daddr", pkt.daddr);
+  OFF("pkt.sport", pkt.sport);
+  OFF("pkt.dport", pkt.dport);
+  OFF("pkt.arrival_cpu", pkt.arrival_cpu);
+  OFF("pkt.proto", pkt.proto);
+  OFF("pkt.type", pkt.type);
+  OFF("pkt.code", pkt.code);
 #undef OFF
   o.Set("offsets", off);
   Napi::Object kinds = Napi::Object::New(env);
   kinds.Set("SOFTIRQ", static_cast<uint32_t>(JS_EV_SOFTIRQ));
   kinds.Set("TIMER", static_cast<uint32_t>(JS_EV_TIMER));
   kinds.Set("HRTIMER", static_cast<uint32_t>(JS_EV_HRTIMER));
-  kinds.Set("ICMP", static_cast<uint32_t>(JS_EV_ICMP));
+  kinds.Set("PACKET", static_cast<uint32_t>(JS_EV_PACKET));
   kinds.Set("FUNC", static_cast<uint32_t>(JS_EV_FUNC));
   o.Set("kinds", kinds);
   Napi::Object flags = Napi::Object::New(env);
   flags.Set("WAIT_UNKNOWN", static_cast<uint32_t>(JS_F_WAIT_UNKNOWN));
+  flags.Set("IPV6", static_cast<uint32_t>(JS_F_IPV6));
+  flags.Set("SLOW", static_cast<uint32_t>(JS_F_SLOW));
   o.Set("flags", flags);
   o.Set("nrSoftirqs", JS_NR_SOFTIRQS);
   Napi::Object funcs = Napi::Object::New(env);
   funcs.Set("ESTIMATION_TIMER", static_cast<uint32_t>(JS_FN_ESTIMATION_TIMER));
   funcs.Set("NET_RX_ACTION", static_cast<uint32_t>(JS_FN_NET_RX_ACTION));
   o.Set("funcs", funcs);
+  Napi::Object hist = Napi::Object::New(env);
+  hist.Set("subBits", JS_HIST_SUB_BITS);
+  hist.Set("buckets", JS_HIST_BUCKETS);
+  hist.Set("valueBytes", static_cast<uint32_t>(sizeof(struct js_hist)));
+  hist.Set("bucketsOffset", static_cast<uint32_t>(offsetof(struct js_hist, buckets)));
+  o.Set("hist", hist);
   return o;
 }
 

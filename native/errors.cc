@@ -17,10 +17,19 @@ const size_t kMaxLogLines = 4000;
 
 int LibbpfPrint(enum libbpf_print_level level, const char *fmt, va_list args) {
   if (level == LIBBPF_DEBUG) return 0;
-  char buf[1024];
-  int n = vsnprintf(buf, sizeof(buf), fmt, args);
-  if (n <= 0) return 0;
-  std::string text(buf, std::min<size_t>(n, sizeof(buf) - 1));
+  // one message can be a whole verifier log (kilobytes): size it first, so its
+  // last lines, the ones that say why, are not cut off
+  va_list again;
+  va_copy(again, args);
+  int n = vsnprintf(nullptr, 0, fmt, args);
+  if (n <= 0) {
+    va_end(again);
+    return 0;
+  }
+  std::string text(static_cast<size_t>(n) + 1, '\0');
+  vsnprintf(&text[0], text.size(), fmt, again);
+  va_end(again);
+  text.resize(static_cast<size_t>(n));
   std::lock_guard<std::mutex> g(logMutex);
   size_t start = 0;
   while (start < text.size()) {

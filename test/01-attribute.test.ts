@@ -2,7 +2,7 @@
 // packets and stalls (no kernel here).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { IcmpPacket } from '../src/stream/aggregate';
+import { Packet } from '../src/stream/aggregate';
 import { attributeReplies, leadingCulprit, StallRow } from '../src/diagnose/attribute';
 import { parsePingOutput, pingArgs } from '../src/commands/iputils';
 import { verdictText, PingVerdict } from '../src/diagnose/verdict';
@@ -29,9 +29,13 @@ test('iputils ping -D output: replies, duplicates, no-answer lines, totals', () 
     { seq: 3, rttMs: 12.5, wallMs: 1795316329167.212 },
   ]);
   assert.deepEqual(
-    pingArgs({ address: '198.18.0.2', id: 7, count: 3, intervalMs: 50, sizeBytes: 56, timeoutS: 1, iface: 'va' }),
-    ['-D', '-n', '-O', '-e', '7', '-c', '3', '-i', '0.050', '-s', '56', '-W', '1', '-I', 'va', '198.18.0.2'],
+    pingArgs({ address: '198.18.0.2', family: 4, id: 7, count: 3, intervalMs: 50, sizeBytes: 56, timeoutS: 1, iface: 'va' }),
+    ['-4', '-D', '-n', '-O', '-e', '7', '-c', '3', '-i', '0.050', '-s', '56', '-W', '1', '-I', 'va', '198.18.0.2'],
   );
+  // IPv6: ping -6, and reply lines whose address has colons
+  assert.equal(pingArgs({ address: 'fd00::2', family: 6, id: 7, count: 1, intervalMs: 50, sizeBytes: 56, timeoutS: 1 })[0], '-6');
+  const v6 = parsePingOutput('[1795398126.273367] 64 bytes from fd00::2: icmp_seq=4 ttl=64 time=0.231 ms\n1 packets transmitted, 1 received');
+  assert.deepEqual(v6.replies, [{ seq: 4, rttMs: 0.231, wallMs: 1795398126273.367 }]);
 });
 
 test('cpu masks', () => {
@@ -43,10 +47,10 @@ test('cpu masks', () => {
   assert.deepEqual(parseCpuMask(formatCpuMask([3, 40, 63])), [3, 40, 63]);
 });
 
-function pkt(seq: number, type: number, cpu: number, arriveMs: number, waitMs: number | null): IcmpPacket {
+function pkt(seq: number, type: number, cpu: number, arriveMs: number, waitMs: number | null): Packet {
   return {
-    startNs: arriveMs * MS, cpu, arrivalCpu: 0, ifindex: 3, saddr: '198.18.0.1', daddr: '198.18.0.2',
-    type, code: 0, id: 42, seq, waitNs: waitMs === null ? null : waitMs * MS,
+    startNs: arriveMs * MS, cpu, arrivalCpu: 0, ifindex: 3, family: 4, proto: 'icmp', saddr: '198.18.0.1', daddr: '198.18.0.2',
+    sport: null, dport: null, type, code: 0, id: 42, seq, waitNs: waitMs === null ? null : waitMs * MS, slow: false,
   };
 }
 

@@ -31,13 +31,19 @@ function sample(): Aggregator {
   ev.push({ kind: Kind.TIMER, cpu: 0, startNs: 2e9, durationNs: 40_000_000, key: 0xffffffffc0a01000n });
   ev.push({ kind: Kind.TIMER, cpu: 0, startNs: 2e9, durationNs: 1000, key: 0xffffffff99999999n });
   ev.push({
-    kind: Kind.ICMP, cpu: 1, startNs: 3e9, durationNs: 2_500_000,
-    icmp: { saddr: '198.18.0.1', daddr: '198.18.0.2', id: 4242, seq: 1, type: 8, arrivalCpu: 0 },
+    kind: Kind.PACKET, cpu: 1, startNs: 3e9, durationNs: 2_500_000, flags: Flag.SLOW,
+    pkt: { saddr: '198.18.0.1', daddr: '198.18.0.2', proto: 1, sport: 4242, dport: 1, type: 8, arrivalCpu: 0 },
   });
   ev.push({
-    kind: Kind.ICMP, cpu: 0, startNs: 3e9, durationNs: 0, flags: Flag.WAIT_UNKNOWN,
-    icmp: { saddr: '198.18.0.2', daddr: '198.18.0.1', id: 4242, seq: 1, type: 0 },
+    kind: Kind.PACKET, cpu: 0, startNs: 3e9, durationNs: 0, flags: Flag.WAIT_UNKNOWN,
+    pkt: { saddr: '198.18.0.2', daddr: '198.18.0.1', proto: 1, sport: 4242, dport: 1, type: 0 },
   });
+  // slow TCP packets over IPv6, all during the 15 ms bpf_timer_cb run on CPU 1 (2e9 .. 2.015e9)
+  for (let i = 0; i < 4; i++)
+    ev.push({
+      kind: Kind.PACKET, cpu: 1, startNs: 2e9 + 1e6 + i * 1e6, durationNs: 8e6, flags: Flag.SLOW | Flag.IPV6,
+      pkt: { saddr: 'fd00::1', daddr: 'fd00::2', proto: 6, sport: 40000, dport: 7000, type: 0x18, arrivalCpu: 0 },
+    });
   const agg = new Aggregator({ stallThresholdNs: 1e6 });
   // two batches, the second reusing a different buffer
   agg.consume(encode(ev.slice(0, 150)), 150);
@@ -62,17 +68,23 @@ function report(agg = sample()) {
 
 test('aggregation counts, per-CPU histograms and ICMP packets', () => {
   const agg = sample();
-  assert.deepEqual(agg.events, { softirq: 200, timer: 2, hrtimer: 1, icmp: 2, func: 0, unknown: 0 });
+  assert.deepEqual(agg.events, { softirq: 200, timer: 2, hrtimer: 1, packet: 6, func: 0, unknown: 0 });
   assert.equal(agg.softirq[0]![3]!.count, 50);
   assert.equal(agg.softirq[1]![3]!.count, 50);
   assert.equal(agg.softirqWait[1]![1], undefined, 'unknown waits are not recorded');
   assert.equal(agg.softirqWait[0]![3]!.min, 500);
-  assert.equal(agg.packets.length, 2);
-  assert.deepEqual(agg.packets[0], {
-    startNs: 3e9, cpu: 1, arrivalCpu: 0, ifindex: 0, saddr: '198.18.0.1', daddr: '198.18.0.2',
-    type: 8, code: 0, id: 4242, seq: 1, waitNs: 2_500_000,
+  assert.equal(agg.icmp.length, 2);
+  assert.deepEqual(agg.icmp[0], {
+    startNs: 3e9, cpu: 1, arrivalCpu: 0, ifindex: 0, family: 4, proto: 'icmp', saddr: '198.18.0.1', daddr: '198.18.0.2',
+    sport: null, dport: null, type: 8, code: 0, id: 4242, seq: 1, waitNs: 2_500_000, slow: true,
   });
-  assert.equal(agg.packets[1].waitNs, null);
+  assert.equal(agg.icmp[1].waitNs, null);
+  const slow = agg.slowPackets();
+  assert.equal(slow.length, 5, 'the slow ICMP request and the four slow TCP packets');
+  assert.deepEqual(
+    { family: slow[1].family, proto: slow[1].proto, saddr: slow[1].saddr, sport: slow[1].sport, dport: slow[1].dport, id: slow[1].id },
+    { family: 6, proto: 'tcp', saddr: 'fd00::1', sport: 40000, dport: 7000, id: null },
+  );
   assert.equal(agg.stalls().length, 2, 'the 15 ms and 40 ms timer runs are stalls');
   assert.equal(agg.timers.get(key52FromHex('ffffffff8150e200'))!.perCpu[1]!.max, 15_000_000);
 });
@@ -83,10 +95,11 @@ test('merging aggregators equals aggregating everything at once', () => {
   const both = new Aggregator().merge(a).merge(b);
   assert.equal(both.totalEvents, 2 * a.totalEvents);
   assert.equal(both.softirq[1]![3]!.count, 100);
-  assert.equal(both.packets.length, 4);
+  assert.equal(both.icmp.length, 4);
+  assert.equal(both.slowPackets().length, 10);
 });
 
-test('the report validates against schema/report.v1.json and names callbacks', () => {
+test('the report validates against schema/report.v2.json and names callbacks', () => {
   const r = report();
   const validate = validator();
   assert.ok(validate(JSON.parse(JSON.stringify(r))), JSON.stringify(validate.errors, null, 1));
@@ -99,6 +112,15 @@ test('the report validates against schema/report.v1.json and names callbacks', (
   const nrw = r.histograms.filter((h) => h.probe === 'net_rx_wait');
   assert.deepEqual(nrw.map((h) => [h.cpu, h.count]), [[0, 50], [1, 50], [null, 100]]);
   assert.equal(r.icmp.slowest[0].waitNs, 2_500_000);
+  // the four TCP packets waited inside bpf_timer_cb's run on CPU 1: the verdict names it
+  assert.equal(r.packets.slow.length, 5);
+  assert.equal(r.packets.slow.filter((p) => p.attribution?.culprit === 'bpf_timer_cb').length, 4);
+  assert.equal(r.verdict.culprit?.culprit, 'bpf_timer_cb');
+  assert.equal(r.verdict.culprit?.cpu, 1);
+  assert.equal(r.verdict.culprit?.packets, 4);
+  assert.deepEqual(r.verdict.culprit?.flows[0], { proto: 'tcp', saddr: 'fd00::1', sport: 40000, daddr: 'fd00::2', dport: 7000, packets: 4 });
+  assert.match(r.verdict.text, /^Verdict: bpf_timer_cb on CPU 1 \(hrtimer\) delayed 4 of 5 slow packets \(80%/);
+  assert.match(r.verdict.text, /Flows hit: tcp \[fd00::1\]:40000 -> \[fd00::2\]:7000 \(4\)/);
 });
 
 test('the schema rejects a report that breaks it', () => {
@@ -113,7 +135,9 @@ test('the schema rejects a report that breaks it', () => {
 
 test('text rendering has the per-CPU table, callbacks and bpftrace-style histograms', () => {
   const text = renderText(report());
-  assert.match(text, /CPU\s+NET_RX wait p99/);
+  assert.match(text, /^Verdict: bpf_timer_cb on CPU 1/, 'the verdict comes first');
+  assert.match(text, /slowest packets \(of 5\):\n  tcp \[fd00::1\]:40000 -> \[fd00::2\]:7000  waited 8.00ms  cpu 0->1  bpf_timer_cb on CPU 1/);
+  assert.match(text, /CPU\s+pkt wait p99\s+max\s+NET_RX wait p99/);
   assert.match(text, /estimation_timer \[ip_vs\]\s+timer\s+0\s+1/);
   assert.match(text, /@net_rx_wait_ns\[cpu 0\]:\n\[256, 512\)\s+6 \|@+\s*\|\n\[512, 1K\)\s+44 \|@+\|/);
   const h = renderHistogram('@x', [{ lo: 1024, hi: 2048, count: 3 }, { lo: 1048576, hi: 2097152, count: 1 }], 6);

@@ -1,5 +1,5 @@
 // Test-only encoder: builds event batches the way the BPF side lays them out
-// (by the offsets in src/abi.ts, which 02-abi checks against the addon).
+// (by the offsets in src/kernel/abi.ts, which 02-abi checks against the addon).
 import { EVENT_SIZE, OFFSETS, Kind, Flag } from '../src/kernel/abi';
 
 export interface FakeEvent {
@@ -10,7 +10,8 @@ export interface FakeEvent {
   key?: bigint;
   flags?: number;
   waitNs?: number;
-  icmp?: { saddr: string; daddr: string; id: number; seq: number; type: number; code?: number; arrivalCpu?: number };
+  /** A packet: IPv4 dotted or IPv6 addresses; ICMP id/seq travel as sport/dport. */
+  pkt?: { saddr: string; daddr: string; proto: number; sport?: number; dport?: number; type?: number; code?: number; arrivalCpu?: number };
 }
 
 export function encode(events: FakeEvent[]): ArrayBuffer {
@@ -25,15 +26,23 @@ export function encode(events: FakeEvent[]): ArrayBuffer {
     dv.setUint16(o + OFFSETS.kind, e.kind, true);
     dv.setUint16(o + OFFSETS.flags, e.flags ?? 0, true);
     if (e.kind === Kind.SOFTIRQ) dv.setBigUint64(o + OFFSETS['softirq.wait_ns'], BigInt(e.waitNs ?? 0), true);
-    if (e.icmp) {
-      const ip = (s: string, at: number) => s.split('.').forEach((b, j) => dv.setUint8(o + at + j, Number(b)));
-      ip(e.icmp.saddr, OFFSETS['icmp.saddr']);
-      ip(e.icmp.daddr, OFFSETS['icmp.daddr']);
-      dv.setUint16(o + OFFSETS['icmp.id'], e.icmp.id, true);
-      dv.setUint16(o + OFFSETS['icmp.seq'], e.icmp.seq, true);
-      dv.setUint8(o + OFFSETS['icmp.type'], e.icmp.type);
-      dv.setUint8(o + OFFSETS['icmp.code'], e.icmp.code ?? 0);
-      dv.setUint16(o + OFFSETS['icmp.arrival_cpu'], e.icmp.arrivalCpu ?? e.cpu, true);
+    if (e.pkt) {
+      const ip = (s: string, at: number) => {
+        if (!s.includes(':')) return s.split('.').forEach((b, j) => dv.setUint8(o + at + j, Number(b)));
+        const [head, tail] = s.split('::');
+        const h = head ? head.split(':') : [];
+        const t = tail !== undefined && tail ? tail.split(':') : [];
+        const groups = [...h, ...Array(8 - h.length - t.length).fill('0'), ...t];
+        groups.forEach((g, j) => dv.setUint16(o + at + 2 * j, parseInt(g, 16), false));
+      };
+      ip(e.pkt.saddr, OFFSETS['pkt.saddr']);
+      ip(e.pkt.daddr, OFFSETS['pkt.daddr']);
+      dv.setUint16(o + OFFSETS['pkt.sport'], e.pkt.sport ?? 0, true);
+      dv.setUint16(o + OFFSETS['pkt.dport'], e.pkt.dport ?? 0, true);
+      dv.setUint16(o + OFFSETS['pkt.arrival_cpu'], e.pkt.arrivalCpu ?? e.cpu, true);
+      dv.setUint8(o + OFFSETS['pkt.proto'], e.pkt.proto);
+      dv.setUint8(o + OFFSETS['pkt.type'], e.pkt.type ?? 0);
+      dv.setUint8(o + OFFSETS['pkt.code'], e.pkt.code ?? 0);
     }
   });
   return buf;

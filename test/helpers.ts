@@ -126,8 +126,8 @@ export function readJson<T = any>(file: string): T {
   return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
 }
 
-/** The report validator, compiled from schema/report.v1.json with ajv (strict). */
-export function validator(schema = 'report.v1.json'): ((data: unknown) => boolean) & { errors?: unknown[] | null } {
+/** The report validator, compiled from schema/report.v2.json with ajv (strict). */
+export function validator(schema = 'report.v2.json'): ((data: unknown) => boolean) & { errors?: unknown[] | null } {
   const ajv = new Ajv({ allErrors: true, strict: true });
   addFormats(ajv);
   return ajv.compile(JSON.parse(fs.readFileSync(path.join(ROOT, 'schema', schema), 'utf8'))) as any;

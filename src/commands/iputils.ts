@@ -17,10 +17,11 @@ export interface PingParams {
   intervalMs: number;
   sizeBytes: number;
   iface?: string;
+  family: 4 | 6;
   timeoutS: number;
 }
 
-const REPLY = /^\[(\d+\.\d+)\] \d+ bytes from [^:]+: icmp_seq=(\d+) .*time=([\d.]+) ms(.*)$/;
+const REPLY = /^\[(\d+\.\d+)\] \d+ bytes from \S+?: icmp_seq=(\d+) .*time=([\d.]+) ms(.*)$/;
 const SENT = /^(\d+) packets transmitted/;
 
 /** Parses iputils ping -D output. Duplicates are ignored. */
@@ -44,7 +45,7 @@ export function parsePingOutput(text: string): { replies: PingReply[]; sent: num
 }
 
 export function pingArgs(p: PingParams): string[] {
-  const args = ['-D', '-n', '-O', '-e', String(p.id), '-c', String(p.count), '-i', (p.intervalMs / 1000).toFixed(3)];
+  const args = [p.family === 6 ? '-6' : '-4', '-D', '-n', '-O', '-e', String(p.id), '-c', String(p.count), '-i', (p.intervalMs / 1000).toFixed(3)];
   args.push('-s', String(p.sizeBytes), '-W', String(p.timeoutS));
   if (p.iface) args.push('-I', p.iface);
   args.push(p.address);

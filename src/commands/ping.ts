@@ -2,6 +2,8 @@
 // and to what its CPU was running, and sum it up in a verdict. A ping report
 // is the base report plus a `ping` section.
 import dns from 'node:dns/promises';
+import fs from 'node:fs';
+import net from 'node:net';
 import type { Argv } from 'yargs';
 import { clockPair } from '../base/clock';
 import { EnvironmentError, UsageError } from '../base/errors';
@@ -45,7 +47,7 @@ export type PingReport = Report & { ping: PingSection };
 
 export function pingOptions(y: Argv): Argv<PingArgs> {
   return y
-    .positional('target', { type: 'string', describe: 'Host name or IPv4 address', demandOption: true })
+    .positional('target', { type: 'string', describe: 'Host name, IPv4 or IPv6 address', demandOption: true })
     .option('count', { alias: 'c', type: 'string', default: '100', describe: 'Echo requests to send' })
     .option('interval', { alias: 'i', type: 'string', default: '50', describe: 'Milliseconds between requests' })
     .option('size', { alias: 's', type: 'string', default: '56', describe: 'Payload bytes' })
@@ -58,13 +60,35 @@ export function pingOptions(y: Argv): Argv<PingArgs> {
     .example('$0 ping 10.0.0.7 -c 600 -i 100', 'a minute of pings, then the verdict') as unknown as Argv<PingArgs>;
 }
 
-async function resolveIPv4(target: string): Promise<string> {
-  if (/^\d+\.\d+\.\d+\.\d+$/.test(target)) return target;
+/** Why IPv6 cannot be used on this host, or null. */
+function ipv6Unavailable(): string | null {
+  if (!fs.existsSync('/proc/net/if_inet6')) return 'this kernel has no IPv6 (/proc/net/if_inet6 is missing)';
   try {
-    return (await dns.lookup(target, { family: 4 })).address;
-  } catch (e) {
-    throw new UsageError(`ping ${target}: cannot resolve it to an IPv4 address (${(e as NodeJS.ErrnoException).code ?? e}); give a host name or address`);
+    if (fs.readFileSync('/proc/sys/net/ipv6/conf/all/disable_ipv6', 'utf8').trim() === '1') return 'IPv6 is disabled here (net.ipv6.conf.all.disable_ipv6=1)';
+  } catch {
+    // no sysctl: IPv6 as the kernel has it
   }
+  return null;
+}
+
+/** The address to ping: an IP literal as given, or the name resolved (IPv4 first, as ping does). */
+async function resolveTarget(target: string): Promise<{ address: string; family: 4 | 6 }> {
+  let address = target;
+  let family = net.isIP(target);
+  if (!family) {
+    try {
+      const r = await dns.lookup(target);
+      address = r.address;
+      family = r.family;
+    } catch (e) {
+      throw new UsageError(`ping ${target}: cannot resolve it (${(e as NodeJS.ErrnoException).code ?? e}); give a host name or an IP address`);
+    }
+  }
+  if (family === 6) {
+    const why = ipv6Unavailable();
+    if (why) throw new UsageError(`ping ${target}: ${address} is an IPv6 address, but ${why}`);
+  }
+  return { address, family: family === 6 ? 6 : 4 };
 }
 
 export async function ping(argv: PingArgs): Promise<void> {
@@ -77,7 +101,7 @@ export async function ping(argv: PingArgs): Promise<void> {
   if (argv.interface !== undefined && !interfaceExists(argv.interface))
     throw new UsageError(`--interface: no interface '${argv.interface}' in this network namespace (see ip link)`);
   if (argv.out) checkWritable(argv.out);
-  const address = await resolveIPv4(argv.target);
+  const { address, family } = await resolveTarget(argv.target);
   const { possible, cpus } = tracingPreflight(argv.cpus);
   const params: PingParams = {
     address,
@@ -86,6 +110,7 @@ export async function ping(argv: PingArgs): Promise<void> {
     intervalMs,
     sizeBytes,
     iface: argv.interface,
+    family,
     timeoutS: Math.max(1, Math.ceil((slowMs * 10) / 1000)),
   };
 
@@ -130,7 +155,7 @@ function pingSection(report: Report, target: string, p: PingParams, run: PingRun
   const culprit = leadingCulprit(rows, report.stalls.rows);
   const slow = rows.filter((r) => r.slow).length;
   // the interface the replies came in on, in this network namespace
-  const replyIf = report.icmp.packets.find((x) => x.id === p.id && x.type === 0)?.ifindex;
+  const replyIf = report.icmp.packets.find((x) => x.id === p.id && (x.type === 0 || x.type === 129))?.ifindex;
   const ifname = p.iface ?? (replyIf !== undefined ? interfaceByIndex(replyIf) : null);
   const verdict = pingVerdict(target, {
     sent: run.sent,

@@ -16,6 +16,7 @@ export interface RecordArgs {
   cpus?: string;
   'ring-mb': string;
   'stall-ms': string;
+  'packet-ms': string;
   'max-packets': string;
 }
 
@@ -23,11 +24,12 @@ export function recordOptions(y: Argv): Argv<RecordArgs> {
   return y
     .option('duration', { alias: 'd', type: 'string', default: '10s', describe: 'How long to trace (10s, 500ms, 2m)' })
     .option('out', { alias: 'o', type: 'string', describe: 'Write the report to this file (atomically) instead of stdout' })
-    .option('format', { alias: 'f', choices: ['json', 'text'], default: 'json', describe: 'json: jitterscope.report/v1; text: histograms' })
+    .option('format', { alias: 'f', choices: ['json', 'text'], default: 'json', describe: 'json: jitterscope.report/v2; text: histograms' })
     .option('cpus', CPUS_OPTION)
     .option('ring-mb', { type: 'string', default: '4', describe: 'Ring buffer size in MiB (power of two); raise it if drops are reported' })
     .option('stall-ms', { type: 'string', default: '1', describe: 'Keep softirq and timer runs at least this long as stalls' })
     .option('max-packets', { type: 'string', default: '10000', describe: 'Keep at most this many ICMP packets in the report' })
+    .option('packet-ms', { type: 'string', default: '1', describe: 'A packet that waited this long or longer is slow: kept with its flow and explained' })
     .option('attach', ATTACH_OPTION)
     .example('$0 record --duration 30s --out report.json', 'trace 30 s into report.json')
     .example('$0 record -d 10s -f text --cpus 1', 'print histograms for CPU 1') as unknown as Argv<RecordArgs>;
@@ -38,11 +40,12 @@ export async function record(argv: RecordArgs): Promise<void> {
   const ringMb = parseIntInRange(argv['ring-mb'], '--ring-mb', 1, 1024);
   if (ringMb & (ringMb - 1)) throw new UsageError(`--ring-mb: ${ringMb} is not a power of two (1, 2, 4, ... 1024)`);
   const stallMs = parsePositiveMs(argv['stall-ms'], '--stall-ms');
+  const packetMs = parsePositiveMs(argv['packet-ms'], '--packet-ms');
   const maxPackets = parseIntInRange(argv['max-packets'], '--max-packets', 0, 10_000_000);
   if (argv.out) checkWritable(argv.out);
   const { possible, cpus } = tracingPreflight(argv.cpus);
 
-  const trace = startTrace({ attach: argv.attach, cpus, ringBytes: ringMb << 20, stallThresholdNs: stallMs * 1e6, maxPackets });
+  const trace = startTrace({ attach: argv.attach, cpus, ringBytes: ringMb << 20, stallThresholdNs: stallMs * 1e6, slowPacketNs: packetMs * 1e6, maxPackets });
   const start = clockPair();
   const stop = onStopSignal();
   let stopReason = '';

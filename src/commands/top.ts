@@ -17,6 +17,7 @@ export interface TopArgs {
   window: string;
   cpus?: string;
   'stall-ms': string;
+  'packet-ms': string;
   'synthetic-rate'?: string;
 }
 
@@ -29,6 +30,7 @@ export function topOptions(y: Argv): Argv<TopArgs> {
     .option('batch', { alias: 'b', type: 'boolean', default: false, describe: 'Plain text each interval even on a terminal' })
     .option('cpus', CPUS_OPTION)
     .option('stall-ms', { type: 'string', default: '1', describe: 'List softirq and timer runs at least this long as stalls' })
+    .option('packet-ms', { type: 'string', default: '1', describe: 'A packet that waited this long or longer is slow: kept with its flow and explained' })
     .option('attach', ATTACH_OPTION)
     .option('synthetic-rate', {
       type: 'string',
@@ -43,12 +45,13 @@ export async function top(argv: TopArgs): Promise<void> {
   if (delayMs < 100) throw new UsageError(`--delay: '${argv.delay}' is too short; use 100ms or more`);
   const iterations = argv.once ? 1 : argv.iterations !== undefined ? parseIntInRange(argv.iterations, '--iterations', 1, 1e9) : Infinity;
   const stallMs = parsePositiveMs(argv['stall-ms'], '--stall-ms');
+  const packetMs = parsePositiveMs(argv['packet-ms'], '--packet-ms');
   const syntheticRate = argv['synthetic-rate'] !== undefined ? parseRate(argv['synthetic-rate'], '--synthetic-rate', 1, 50e6) : 0;
   const { possible, cpus } = tracingPreflight(argv.cpus);
   const tty = Boolean(process.stdout.isTTY) && !argv.batch && !argv.once && argv.iterations === undefined;
 
   // on the dashboard, notes and inactive probes show in its header instead
-  const trace = startTrace({ attach: argv.attach, cpus, stallThresholdNs: stallMs * 1e6, maxPackets: 1000 }, tty);
+  const trace = startTrace({ attach: argv.attach, cpus, stallThresholdNs: stallMs * 1e6, slowPacketNs: packetMs * 1e6, maxPackets: 1000 }, tty);
   let synthetic: SyntheticLoad | undefined;
   const stop = onStopSignal();
   try {

@@ -1,8 +1,8 @@
-// Attribution: which timer callback or softirq ran on a packet's CPU while it
-// waited. Today's user is `jitterscope ping` (each reply: which CPU handled
-// the request and the reply, how long they waited, and what held that CPU).
-// Pure logic: no kernel here.
-import { IcmpPacket, StallKind } from '../stream/aggregate';
+// The attribution engine: which timer callback or softirq ran on a packet's
+// CPU(s) while it waited. One engine, two uses: a slow packet seen on the
+// receiving node (record, top), and a ping reply (the request and reply
+// packets together). Pure logic: no kernel here.
+import { Packet, StallKind } from '../stream/aggregate';
 
 /** A run of a softirq or timer callback long enough to matter, by name. */
 export interface StallRow {
@@ -14,19 +14,128 @@ export interface StallRow {
   durationNs: number;
 }
 
+export interface Overlap {
+  culprit: string;
+  kind: StallKind;
+  cpu: number;
+  overlapMs: number;
+  durationMs: number;
+}
+
+export interface EngineOptions {
+  /** An overlap counts when at least this long... */
+  minOverlapMs?: number;
+  /** ...and at least this share of the wait it explains. */
+  minShareOfWait?: number;
+}
+
+/** A stretch of time a packet spent waiting, and the CPUs it waited on. */
+export interface WaitWindow {
+  cpus: number[];
+  from: number;
+  to: number;
+}
+
+/** A timer callback covering this much of its softirq's overlap is named instead of the softirq. */
+const INNER_SHARE = 0.8;
+
+/** Stalls by CPU, for repeated lookups. */
+export type StallIndex = Map<number, StallRow[]>;
+
+export function indexStalls(stalls: StallRow[]): StallIndex {
+  const by: StallIndex = new Map();
+  for (const s of stalls) (by.get(s.cpu) ?? by.set(s.cpu, []).get(s.cpu)!).push(s);
+  return by;
+}
+
+/**
+ * The runs that overlapped these windows (longest overlap first), and the one
+ * that explains a wait of `waitMs` (null: unknown): a timer callback first, as
+ * the more specific answer than the softirq it ran in; failing that, a softirq
+ * other than NET_RX, which is the packet's own processing.
+ */
+export function explainWait(windows: WaitWindow[], waitMs: number | null, stalls: StallIndex, opts: EngineOptions = {}) {
+  const minOverlapMs = opts.minOverlapMs ?? 0.5;
+  const minShare = opts.minShareOfWait ?? 0.25;
+  const acc = new Map<string, Overlap>();
+  for (const w of windows)
+    for (const cpu of new Set(w.cpus))
+      for (const s of stalls.get(cpu) ?? []) {
+        const ov = Math.min(w.to, s.startNs + s.durationNs) - Math.max(w.from, s.startNs);
+        if (ov <= 0) continue;
+        const k = `${s.kind}|${s.culprit}|${cpu}`;
+        const o = acc.get(k) ?? { culprit: s.culprit, kind: s.kind, cpu, overlapMs: 0, durationMs: 0 };
+        o.overlapMs += ov / 1e6;
+        o.durationMs = Math.max(o.durationMs, s.durationNs / 1e6);
+        acc.set(k, o);
+      }
+  const overlaps = [...acc.values()].sort((a, b) => b.overlapMs - a.overlapMs);
+  const explains = (o: Overlap) => o.overlapMs >= minOverlapMs && (waitMs === null || o.overlapMs >= minShare * waitMs);
+  let attribution = overlaps.find((o) => o.kind !== 'softirq' && explains(o)) ?? null;
+  if (!attribution) {
+    const softirq = overlaps.find((o) => o.kind === 'softirq' && o.culprit !== 'NET_RX softirq' && explains(o));
+    // a callback that filled most of that softirq's overlap is still the answer, even
+    // when it alone falls just short of the share (its run sits inside the softirq's)
+    const inner = softirq && overlaps.find((o) => o.kind !== 'softirq' && o.cpu === softirq.cpu && o.overlapMs >= INNER_SHARE * softirq.overlapMs);
+    attribution = inner || softirq || null;
+  }
+  return { overlaps, attribution };
+}
+
+/** A packet's [arrival, processing] window on the CPUs that touched it; `rttNs` stands in when the arrival was unseen. */
+export function packetWindow(p: Packet, fallbackNs = 0): WaitWindow {
+  const end = p.startNs + (p.waitNs ?? 0);
+  return { cpus: [p.cpu, p.arrivalCpu], from: p.waitNs === null ? end - fallbackNs : p.startNs, to: end };
+}
+
+export interface SlowPacket extends Packet {
+  attribution: Overlap | null;
+}
+
+/** Each slow packet with the run that explains its wait, if any. */
+export function attributePackets(packets: Packet[], stalls: StallIndex, opts: EngineOptions = {}): SlowPacket[] {
+  return packets.map((p) => ({
+    ...p,
+    attribution: p.waitNs === null ? null : explainWait([packetWindow(p)], p.waitNs / 1e6, stalls, opts).attribution,
+  }));
+}
+
+export interface CulpritRuns {
+  count: number;
+  p50Ms: number;
+  maxMs: number;
+}
+
+/** The run most of `attributions` name, how many it explains, and the distribution of its runs. */
+export function leadingOverlap(attributions: (Overlap | null)[], stalls: StallRow[]): { overlap: Overlap; explained: number; runs: CulpritRuns } | null {
+  const counts = new Map<string, { o: Overlap; n: number }>();
+  for (const a of attributions) {
+    if (!a) continue;
+    const k = `${a.kind}|${a.culprit}|${a.cpu}`;
+    const c = counts.get(k) ?? { o: a, n: 0 };
+    c.n++;
+    counts.set(k, c);
+  }
+  const best = [...counts.values()].sort((a, b) => b.n - a.n)[0];
+  if (!best) return null;
+  const runs = stalls
+    .filter((s) => s.culprit === best.o.culprit && s.cpu === best.o.cpu && s.kind === best.o.kind)
+    .map((s) => s.durationNs / 1e6)
+    .sort((a, b) => a - b);
+  return {
+    overlap: best.o,
+    explained: best.n,
+    runs: { count: runs.length, p50Ms: runs[Math.floor((runs.length - 1) / 2)] ?? 0, maxMs: runs[runs.length - 1] ?? 0 },
+  };
+}
+
+// ---- ping: replies matched to their request and reply packets ----------------
+
 export interface PingReply {
   seq: number;
   rttMs: number;
   /** Wall-clock receive time from ping -D (ms since the epoch). */
   wallMs: number;
-}
-
-export interface Overlap {
-  culprit: string;
-  kind: StallRow['kind'];
-  cpu: number;
-  overlapMs: number;
-  durationMs: number;
 }
 
 export interface ReplyRow {
@@ -42,93 +151,38 @@ export interface ReplyRow {
   attribution: Overlap | null;
 }
 
-export interface AttributionOptions {
+export interface AttributionOptions extends EngineOptions {
   id: number;
   slowMs: number;
-  /** An overlap counts when at least this long... */
-  minOverlapMs?: number;
-  /** ...and at least this share of the wait it explains. */
-  minShareOfWait?: number;
 }
 
-interface Window {
-  cpu: number;
-  arrivalCpu: number;
-  from: number;
-  to: number;
-}
+const ECHO_REQUEST = new Set([8, 128]); // ICMP, ICMPv6
+const ECHO_REPLY = new Set([0, 129]);
 
-/** The [arrival, processing] windows of a packet on the CPUs that touched it. */
-function windowsOf(p: IcmpPacket, rttNs: number): Window[] {
-  const end = p.startNs + (p.waitNs ?? 0);
-  // arrival unseen: the whole round trip before processing is suspect
-  const from = p.waitNs === null ? end - rttNs : p.startNs;
-  return [{ cpu: p.cpu, arrivalCpu: p.arrivalCpu, from, to: end }];
-}
-
-/** A timer callback covering this much of its softirq's overlap is named instead of the softirq. */
-const INNER_SHARE = 0.8;
-
-export function attributeReplies(
-  sent: number,
-  replies: PingReply[],
-  packets: IcmpPacket[],
-  stalls: StallRow[],
-  opts: AttributionOptions,
-): ReplyRow[] {
-  const minOverlapMs = opts.minOverlapMs ?? 0.5;
-  const minShare = opts.minShareOfWait ?? 0.25;
-  const bySeq = new Map<number, { req: IcmpPacket[]; rep: IcmpPacket[] }>();
+export function attributeReplies(sent: number, replies: PingReply[], packets: Packet[], stalls: StallRow[], opts: AttributionOptions): ReplyRow[] {
+  const bySeq = new Map<number, { req: Packet[]; rep: Packet[] }>();
   for (const p of packets) {
-    if (p.id !== opts.id || (p.type !== 8 && p.type !== 0)) continue;
+    if (p.id !== opts.id || p.type === null || p.seq === null) continue;
+    const request = ECHO_REQUEST.has(p.type);
+    if (!request && !ECHO_REPLY.has(p.type)) continue;
     const e = bySeq.get(p.seq) ?? { req: [], rep: [] };
-    (p.type === 8 ? e.req : e.rep).push(p);
+    (request ? e.req : e.rep).push(p);
     bySeq.set(p.seq, e);
   }
-  const stallsByCpu = new Map<number, StallRow[]>();
-  for (const s of stalls) (stallsByCpu.get(s.cpu) ?? stallsByCpu.set(s.cpu, []).get(s.cpu)!).push(s);
-
+  const index = indexStalls(stalls);
   const replyBySeq = new Map(replies.map((r) => [r.seq, r]));
   const rows: ReplyRow[] = [];
   for (let seq = 1; seq <= sent; seq++) {
     const r = replyBySeq.get(seq);
     // ping's 16-bit sequence wraps; so do the kernel's fields
     const pk = bySeq.get(seq & 0xffff) ?? { req: [], rep: [] };
-    const rttNs = (r?.rttMs ?? 0) * 1e6;
-    const wins = [...pk.req, ...pk.rep].flatMap((p) => windowsOf(p, rttNs));
-    const waits = [...pk.req, ...pk.rep].filter((p) => p.waitNs !== null);
+    const both = [...pk.req, ...pk.rep];
+    // arrival unseen: the whole round trip before processing is suspect
+    const windows = both.map((p) => packetWindow(p, (r?.rttMs ?? 0) * 1e6));
+    const waits = both.filter((p) => p.waitNs !== null);
     const waitMs = waits.length ? waits.reduce((s, p) => s + p.waitNs!, 0) / 1e6 : null;
     const slow = r ? r.rttMs >= opts.slowMs : false;
-
-    const acc = new Map<string, Overlap>();
-    for (const w of wins) {
-      for (const cpu of new Set([w.cpu, w.arrivalCpu])) {
-        for (const s of stallsByCpu.get(cpu) ?? []) {
-          const ov = Math.min(w.to, s.startNs + s.durationNs) - Math.max(w.from, s.startNs);
-          if (ov <= 0) continue;
-          const k = `${s.kind}|${s.culprit}|${cpu}`;
-          const o = acc.get(k) ?? { culprit: s.culprit, kind: s.kind, cpu, overlapMs: 0, durationMs: 0 };
-          o.overlapMs += ov / 1e6;
-          o.durationMs = Math.max(o.durationMs, s.durationNs / 1e6);
-          acc.set(k, o);
-        }
-      }
-    }
-    const overlaps = [...acc.values()].sort((a, b) => b.overlapMs - a.overlapMs);
-    let attribution: Overlap | null = null;
-    if (slow) {
-      const explains = (o: Overlap) => o.overlapMs >= minOverlapMs && (waitMs === null || o.overlapMs >= minShare * waitMs);
-      // a timer callback is the more specific answer than the softirq it ran in;
-      // NET_RX is the packet's own processing, not a culprit
-      attribution = overlaps.find((o) => o.kind !== 'softirq' && explains(o)) ?? null;
-      if (!attribution) {
-        const softirq = overlaps.find((o) => o.kind === 'softirq' && o.culprit !== 'NET_RX softirq' && explains(o));
-        // a callback that filled most of that softirq's overlap is still the answer, even
-        // when it alone falls just short of the share (its run sits inside the softirq's)
-        const inner = softirq && overlaps.find((o) => o.kind !== 'softirq' && o.cpu === softirq.cpu && o.overlapMs >= INNER_SHARE * softirq.overlapMs);
-        attribution = inner || softirq || null;
-      }
-    }
+    const { overlaps, attribution } = explainWait(windows, waitMs, index, opts);
     rows.push({
       seq,
       rttMs: r?.rttMs ?? null,
@@ -136,10 +190,10 @@ export function attributeReplies(
       slow,
       requestCpu: pk.req[0]?.cpu ?? null,
       replyCpu: pk.rep[0]?.cpu ?? null,
-      arrivalCpus: [...new Set([...pk.req, ...pk.rep].map((p) => p.arrivalCpu))].sort((a, b) => a - b),
+      arrivalCpus: [...new Set(both.map((p) => p.arrivalCpu))].sort((a, b) => a - b),
       waitMs,
       overlaps: overlaps.slice(0, 5),
-      attribution,
+      attribution: slow ? attribution : null,
     });
   }
   return rows;
@@ -147,37 +201,19 @@ export function attributeReplies(
 
 export interface Culprit {
   culprit: string;
-  kind: StallRow['kind'];
+  kind: StallKind;
   cpu: number;
   /** Slow replies attributed to it. */
   replies: number;
   share: number; // of slow replies
-  runs: { count: number; p50Ms: number; maxMs: number };
+  runs: CulpritRuns;
 }
 
 /** The culprit most slow replies are attributed to, with the distribution of its runs. */
 export function leadingCulprit(rows: ReplyRow[], stalls: StallRow[]): Culprit | null {
   const slow = rows.filter((r) => r.slow);
-  const counts = new Map<string, { o: Overlap; n: number }>();
-  for (const r of slow) {
-    if (!r.attribution) continue;
-    const k = `${r.attribution.kind}|${r.attribution.culprit}|${r.attribution.cpu}`;
-    const c = counts.get(k) ?? { o: r.attribution, n: 0 };
-    c.n++;
-    counts.set(k, c);
-  }
-  const best = [...counts.values()].sort((a, b) => b.n - a.n)[0];
-  if (!best) return null;
-  const runs = stalls
-    .filter((s) => s.culprit === best.o.culprit && s.cpu === best.o.cpu && s.kind === best.o.kind)
-    .map((s) => s.durationNs / 1e6)
-    .sort((a, b) => a - b);
-  return {
-    culprit: best.o.culprit,
-    kind: best.o.kind,
-    cpu: best.o.cpu,
-    replies: best.n,
-    share: best.n / slow.length,
-    runs: { count: runs.length, p50Ms: runs[Math.floor((runs.length - 1) / 2)] ?? 0, maxMs: runs[runs.length - 1] ?? 0 },
-  };
+  const lead = leadingOverlap(slow.map((r) => r.attribution), stalls);
+  if (!lead) return null;
+  const o = lead.overlap;
+  return { culprit: o.culprit, kind: o.kind, cpu: o.cpu, replies: lead.explained, share: lead.explained / slow.length, runs: lead.runs };
 }

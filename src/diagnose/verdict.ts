@@ -1,8 +1,10 @@
 // Verdicts: the culprit behind the slow packets, the RPS masks that steer
 // traffic onto its CPU, and what to do — as data and as the text people read.
-import { pct } from '../base/format';
+import { fmtNs, pct } from '../base/format';
 import { RpsQueue, rpsQueues } from '../host/net';
-import { Culprit } from './attribute';
+import { Packet } from '../stream/aggregate';
+import { adviceForCulprit } from './advice';
+import { Culprit, CulpritRuns, leadingOverlap, SlowPacket, StallRow } from './attribute';
 
 export interface RpsFinding {
   interface: string;
@@ -12,9 +14,131 @@ export interface RpsFinding {
 }
 
 /** The RPS masks of `ifname` in this network namespace, held against the culprit's CPU. */
-export function rpsFinding(ifname: string, culprit: Culprit | null): RpsFinding {
+export function rpsFinding(ifname: string, culprit: { cpu: number } | null): RpsFinding {
   const queues = rpsQueues(ifname);
   return { interface: ifname, queues, steersToCulpritCpu: culprit ? queues.some((q) => q.cpus.includes(culprit.cpu)) : null };
+}
+
+function rpsLine(r: RpsFinding, cpu: number | undefined): string {
+  const masks = r.queues.map((q) => `${q.queue}=${q.cpus.length ? 'CPU ' + q.cpus.join(',') : 'off'}`).join(' ');
+  const tail =
+    r.steersToCulpritCpu === null || cpu === undefined
+      ? ''
+      : r.steersToCulpritCpu
+        ? ` — steers received packets to CPU ${cpu}, the culprit's CPU.`
+        : ` — does not steer to CPU ${cpu}.`;
+  return `RPS on ${r.interface}: ${masks || 'no receive queues'}${tail}`;
+}
+
+// ---- the receiving node: slow packets of any protocol -----------------------
+
+export interface Flow {
+  proto: string;
+  saddr: string;
+  sport: number | null;
+  daddr: string;
+  dport: number | null;
+  /** Slow packets of this flow the culprit delayed. */
+  packets: number;
+}
+
+export function flowText(f: Pick<Flow, 'proto' | 'saddr' | 'sport' | 'daddr' | 'dport'>): string {
+  const at = (a: string, port: number | null) => (port === null ? a : a.includes(':') ? `[${a}]:${port}` : `${a}:${port}`);
+  return `${f.proto} ${at(f.saddr, f.sport)} -> ${at(f.daddr, f.dport)}`;
+}
+
+export interface PacketVerdict {
+  /** Packets that waited at least this long are slow. */
+  slowMs: number;
+  slow: number;
+  attributed: number;
+  culprit: {
+    culprit: string;
+    kind: Culprit['kind'];
+    cpu: number;
+    packets: number;
+    share: number;
+    runs: CulpritRuns;
+    /** The flows it delayed, most delayed first. */
+    flows: Flow[];
+  } | null;
+  /** The interfaces the culprit's packets came in on, with their RPS masks. */
+  rps: RpsFinding[];
+  advice: string[];
+  text: string;
+}
+
+/** A culprit is named when it explains at least this many slow packets... */
+const MIN_CULPRIT_PACKETS = 3;
+/** ...and at least this share of them: a stray overlap is not a verdict. */
+const MIN_CULPRIT_SHARE = 0.3;
+
+/** The verdict over a trace's slow packets; `ifname` names an ifindex in this network namespace. */
+export function packetVerdict(slow: SlowPacket[], stalls: StallRow[], slowMs: number, ifname: (ifindex: number) => string | null): PacketVerdict {
+  const attributed = slow.filter((p) => p.attribution).length;
+  const lead = leadingOverlap(slow.map((p) => p.attribution), stalls);
+  let culprit: PacketVerdict['culprit'] = null;
+  let hit: Packet[] = [];
+  if (lead && lead.explained >= MIN_CULPRIT_PACKETS && lead.explained / slow.length >= MIN_CULPRIT_SHARE) {
+    const o = lead.overlap;
+    hit = slow.filter((p) => p.attribution && p.attribution.culprit === o.culprit && p.attribution.cpu === o.cpu && p.attribution.kind === o.kind);
+    const flows = new Map<string, Flow>();
+    for (const p of hit) {
+      const f: Flow = { proto: p.proto, saddr: p.saddr, sport: p.sport, daddr: p.daddr, dport: p.dport, packets: 0 };
+      const k = flowText(f);
+      (flows.get(k) ?? flows.set(k, f).get(k)!).packets++;
+    }
+    culprit = {
+      culprit: o.culprit,
+      kind: o.kind,
+      cpu: o.cpu,
+      packets: lead.explained,
+      share: lead.explained / slow.length,
+      runs: lead.runs,
+      flows: [...flows.values()].sort((a, b) => b.packets - a.packets).slice(0, 10),
+    };
+  }
+  const names = [...new Set(hit.map((p) => ifname(p.ifindex)).filter((n): n is string => n !== null))].sort();
+  const facts = {
+    slowMs,
+    slow: slow.length,
+    attributed,
+    culprit,
+    rps: names.map((n) => rpsFinding(n, culprit)),
+    advice: culprit ? adviceForCulprit(culprit.culprit, culprit.cpu, culprit.runs.maxMs) : [],
+  };
+  return { ...facts, text: packetVerdictText(facts) };
+}
+
+export function packetVerdictText(v: Omit<PacketVerdict, 'text'>): string {
+  const lines: string[] = [];
+  const c = v.culprit;
+  if (!v.slow) lines.push(`Verdict: no packet waited ${v.slowMs} ms or more: no culprit to name.`);
+  else if (!c)
+    lines.push(
+      `Verdict: no culprit: ${v.slow} packets waited ${v.slowMs} ms or more, and no single softirq or timer callback on their CPUs explains enough of them (${v.attributed} overlapped one at all).`,
+    );
+  else {
+    lines.push(
+      `Verdict: ${c.culprit} on CPU ${c.cpu} (${c.kind}) delayed ${c.packets} of ${v.slow} slow packets (${pct(c.share)}, waited >= ${v.slowMs} ms); ` +
+        `its runs: ${c.runs.count}, p50 ${c.runs.p50Ms.toFixed(1)} ms, max ${c.runs.maxMs.toFixed(1)} ms.`,
+    );
+    lines.push(`Flows hit: ${c.flows.slice(0, 5).map((f) => `${flowText(f)} (${f.packets})`).join(', ')}`);
+  }
+  for (const r of v.rps) lines.push(rpsLine(r, c?.cpu));
+  for (const a of v.advice) lines.push(`Advice: ${a}`);
+  return lines.join('\n');
+}
+
+export function slowPacketsText(slow: SlowPacket[], limit = 10): string {
+  const rows = [...slow].sort((a, b) => (b.waitNs ?? 0) - (a.waitNs ?? 0)).slice(0, limit);
+  if (!rows.length) return '';
+  const lines = [`slowest packets (of ${slow.length}):`];
+  for (const p of rows)
+    lines.push(
+      `  ${flowText(p)}  waited ${fmtNs(p.waitNs ?? 0)}  cpu ${p.arrivalCpu}->${p.cpu}  ${p.attribution ? `${p.attribution.culprit} on CPU ${p.attribution.cpu}` : '-'}`,
+    );
+  return lines.join('\n');
 }
 
 export interface PingVerdict {
@@ -56,16 +180,7 @@ export function verdictText(target: string, v: PingFacts): string {
     );
     if (v.attributed > c.replies) lines.push(`Other culprits explain ${v.attributed - c.replies} more slow replies (see the report).`);
   }
-  if (v.rps) {
-    const masks = v.rps.queues.map((q) => `${q.queue}=${q.cpus.length ? 'CPU ' + q.cpus.join(',') : 'off'}`).join(' ');
-    const tail =
-      v.rps.steersToCulpritCpu === null
-        ? ''
-        : v.rps.steersToCulpritCpu
-          ? ` — steers received packets to CPU ${v.culprit!.cpu}, the culprit's CPU.`
-          : ` — does not steer to CPU ${v.culprit!.cpu}.`;
-    lines.push(`RPS on ${v.rps.interface}: ${masks || 'no receive queues'}${tail}`);
-  }
+  if (v.rps) lines.push(rpsLine(v.rps, v.culprit?.cpu));
   for (const a of v.advice) lines.push(`Advice: ${a}`);
   return lines.join('\n');
 }

@@ -2,8 +2,8 @@
 // offsets, kinds and flags. Checked against the addon's offsetof table by
 // test/02-abi.test.ts; stream/decode.ts reads events with these offsets.
 
-export const ABI_VERSION = 1;
-export const EVENT_SIZE = 48;
+export const ABI_VERSION = 2;
+export const EVENT_SIZE = 80;
 export const MAX_CPUS = 1024;
 
 export const OFFSETS = {
@@ -14,21 +14,28 @@ export const OFFSETS = {
   kind: 28,
   flags: 30,
   'softirq.wait_ns': 32,
-  'icmp.saddr': 32,
-  'icmp.daddr': 36,
-  'icmp.id': 40,
-  'icmp.seq': 42,
-  'icmp.type': 44,
-  'icmp.code': 45,
-  'icmp.arrival_cpu': 46,
+  'pkt.saddr': 32,
+  'pkt.daddr': 48,
+  'pkt.sport': 64,
+  'pkt.dport': 66,
+  'pkt.arrival_cpu': 68,
+  'pkt.proto': 70,
+  'pkt.type': 71,
+  'pkt.code': 72,
 } as const;
 
-export const Kind = { SOFTIRQ: 1, TIMER: 2, HRTIMER: 3, ICMP: 4, FUNC: 5 } as const;
+export const Kind = { SOFTIRQ: 1, TIMER: 2, HRTIMER: 3, PACKET: 4, FUNC: 5 } as const;
 export const Func = { ESTIMATION_TIMER: 1, NET_RX_ACTION: 2 } as const;
-export const Flag = { WAIT_UNKNOWN: 1 } as const;
+export const Flag = { WAIT_UNKNOWN: 1, IPV6: 2, SLOW: 4 } as const;
 
 export const NR_SOFTIRQS = 10;
 export const SOFTIRQ_NAMES = ['HI', 'TIMER', 'NET_TX', 'NET_RX', 'BLOCK', 'IRQ_POLL', 'TASKLET', 'SCHED', 'HRTIMER', 'RCU'];
 export const TIMER_SOFTIRQ = 1;
 export const NET_RX_SOFTIRQ = 3;
 export const HRTIMER_SOFTIRQ = 8;
+
+/** The in-kernel packet-wait histogram (struct js_hist): log2 buckets, 4 sub-buckets each. */
+export const HIST_SUB_BITS = 2;
+export const HIST_BUCKETS = 160;
+/** count, sum_ns, max_ns, unknown, then the buckets: u64 each. */
+export const HIST_VALUE_BYTES = (4 + HIST_BUCKETS) * 8;

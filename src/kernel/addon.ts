@@ -55,6 +55,7 @@ export interface AbiLayout {
   flags: Record<string, number>;
   nrSoftirqs: number;
   funcs: Record<string, number>;
+  hist: { subBits: number; buckets: number; valueBytes: number; bucketsOffset: number };
 }
 
 export interface Addon {

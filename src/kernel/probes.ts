@@ -9,6 +9,7 @@ export const PROBE_NAMES = [
   'net_rx_action',
   'net_rx_wait',
   'icmp_rcv',
+  'packet_wait',
 ] as const;
 export type ProbeName = (typeof PROBE_NAMES)[number];
 
@@ -39,10 +40,10 @@ export const HOOKS: Hook[] = [
   { name: 'tmr_entry', tracepoint: 'timer:timer_expire_entry', requiredBy: ['timer_callbacks', 'ipvs_estimation'], helps: [] },
   { name: 'hrt_exit', tracepoint: 'timer:hrtimer_expire_exit', requiredBy: [], helps: ['timer_callbacks'] },
   { name: 'hrt_entry', tracepoint: 'timer:hrtimer_expire_entry', requiredBy: [], helps: ['timer_callbacks'] },
-  { name: 'skb_rcv', tracepoint: 'net:netif_receive_skb', requiredBy: ['icmp_rcv'], helps: [] },
-  { name: 'rx_arrive', tracepoint: 'net:netif_rx_entry', requiredBy: [], helps: ['icmp_rcv'] },
-  { name: 'gro_arrive', tracepoint: 'net:napi_gro_receive_entry', requiredBy: [], helps: ['icmp_rcv'] },
-  { name: 'rcv_arrive', tracepoint: 'net:netif_receive_skb_entry', requiredBy: [], helps: ['icmp_rcv'] },
+  { name: 'skb_rcv', tracepoint: 'net:netif_receive_skb', requiredBy: ['icmp_rcv', 'packet_wait'], helps: [] },
+  { name: 'rx_arrive', tracepoint: 'net:netif_rx_entry', requiredBy: [], helps: ['icmp_rcv', 'packet_wait'] },
+  { name: 'gro_arrive', tracepoint: 'net:napi_gro_receive_entry', requiredBy: [], helps: ['icmp_rcv', 'packet_wait'] },
+  { name: 'rcv_arrive', tracepoint: 'net:netif_receive_skb_entry', requiredBy: [], helps: ['icmp_rcv', 'packet_wait'] },
 ];
 
 export interface ProbeStatus {
@@ -64,6 +65,7 @@ const TRACEPOINT_DERIVATION: Record<ProbeName, string> = {
   net_rx_action: 'softirq_entry/exit, vector NET_RX',
   net_rx_wait: 'softirq_raise -> softirq_entry, vector NET_RX',
   icmp_rcv: 'netif_receive_skb (+ arrival from netif_rx_entry, napi_gro_receive_entry, netif_receive_skb_entry)',
+  packet_wait: 'netif_rx_entry, napi_gro_receive_entry, netif_receive_skb_entry -> netif_receive_skb; IPv4/IPv6, any protocol',
 };
 
 /** Program names of the fentry and kprobe variants of the probes that have them. */

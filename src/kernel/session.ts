@@ -26,6 +26,10 @@ export interface SessionOptions {
   flavour?: Flavour;
   /** fentry > kprobe > tracepoint for the probes that have them. */
   attach?: AttachPref;
+  /** Packets that waited at least this long are streamed with their flow (default 1 ms). */
+  slowPacketNs?: number;
+  /** Stream every ICMP/ICMPv6 packet too, slow or not (default true: ping and the ICMP listing need them). */
+  streamIcmp?: boolean;
 }
 
 export interface Drops {
@@ -53,6 +57,7 @@ export class TraceSession {
   private ipvs: IpvsProbe | undefined;
   private drainTimer: NodeJS.Timeout | undefined;
   private finalDrops: Drops | undefined;
+  private finalPacketWait: Buffer | null | undefined;
 
   private constructor(
     obj: NativeBpfObject,
@@ -141,6 +146,12 @@ export class TraceSession {
     return this.obj ? readPercpuCounter(this.obj, 'drops') : { total: 0, perCpu: [] };
   }
 
+  /** The kernel's per-CPU packet-wait histograms as the map holds them (struct js_hist per CPU). */
+  packetWaitBytes(): Buffer | null {
+    if (this.finalPacketWait !== undefined) return this.finalPacketWait;
+    return this.obj ? this.obj.lookup('packet_wait', Buffer.alloc(4)) : null;
+  }
+
   /** Kernel run time and count per tracepoint program (needs kernel.bpf_stats_enabled=1 to count). */
   programStats(): { hook: string; runTimeNs: number; runCount: number }[] {
     const obj = this.obj;
@@ -166,6 +177,7 @@ export class TraceSession {
     if (this.obj) {
       try {
         this.finalDrops = readPercpuCounter(this.obj, 'drops');
+        this.finalPacketWait = this.obj.lookup('packet_wait', Buffer.alloc(4));
       } finally {
         this.obj.close();
         this.obj = undefined;
@@ -185,6 +197,8 @@ function tracerSpec(flavour: Flavour, modes: Record<LadderProbe, Choice>, opts: 
   const g: Record<string, Buffer> = {
     wakeup_bytes: globals.u64(Math.min(WAKEUP_BYTES, ringBytes / 4)),
     icmp_from_icmp_rcv: globals.bool(isDirect(modes.icmp_rcv.mode)),
+    slow_packet_ns: globals.u64(opts.slowPacketNs ?? 1e6),
+    stream_icmp: globals.bool(opts.streamIcmp ?? true),
   };
   if (opts.cpus) {
     g.cpu_mask = globals.cpuMask(opts.cpus, MAX_CPUS);

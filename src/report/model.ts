@@ -1,6 +1,6 @@
-// The report model (jitterscope.report/v1, schema/report.v1.json): what a
-// trace found, built from an aggregator. It knows no command: a command that
-// adds a section (ping) extends it.
+// The report model (jitterscope.report/v2, schema/report.v2.json): what a
+// trace found, built from an aggregator, with the verdict over its slow
+// packets. It knows no command: a command that adds a section (ping) extends it.
 import os from 'node:os';
 import { ClockPair } from '../base/clock';
 import { kernelAddressHex } from '../base/format';
@@ -9,13 +9,15 @@ import { Kallsyms } from '../host/kallsyms';
 import { Func, HRTIMER_SOFTIRQ, NET_RX_SOFTIRQ, SOFTIRQ_NAMES, TIMER_SOFTIRQ } from '../kernel/abi';
 import { isDirect } from '../kernel/ladder';
 import { ProbeName, ProbeStatus } from '../kernel/probes';
-import { StallRow } from '../diagnose/attribute';
-import { Aggregator, IcmpPacket } from '../stream/aggregate';
+import { attributePackets, indexStalls, SlowPacket, StallRow } from '../diagnose/attribute';
+import { PacketVerdict, packetVerdict } from '../diagnose/verdict';
+import { interfaceByIndex } from '../host/net';
+import { Aggregator, Packet } from '../stream/aggregate';
 import { Histogram, HistogramSummary, Log2Bucket } from '../stream/histogram';
 
 export type { Log2Bucket };
 
-export const REPORT_SCHEMA_ID = 'jitterscope.report/v1';
+export const REPORT_SCHEMA_ID = 'jitterscope.report/v2';
 
 export interface HistogramRow extends HistogramSummary {
   probe: ProbeName | 'softirq_wait';
@@ -47,6 +49,9 @@ export interface CpuSummary {
   timerSoftirqMax: number | null;
   hrtimerSoftirqMax: number | null;
   ipvsMax: number | null;
+  /** Every received packet's wait from arrival to processing on this CPU. */
+  packetWaitP99: number | null;
+  packetWaitMax: number | null;
   icmp: number;
   /** The longest timer callback run on this CPU. */
   worst: { culprit: string; durationNs: number } | null;
@@ -72,11 +77,21 @@ export interface Report {
   cpus: CpuSummary[];
   histograms: HistogramRow[];
   timers: { byMax: TimerRow[]; byTotal: TimerRow[] };
+  /** The culprit behind the slow packets, if one stands out. */
+  verdict: PacketVerdict;
+  packets: {
+    slowThresholdNs: number;
+    /** Packets (any protocol) that waited at least the threshold, oldest first, with what explains each. */
+    slow: SlowPacket[];
+    slowNotKept: number;
+    /** Packets whose arrival the kernel did not see (their wait is unknown). */
+    waitUnknown: number;
+  };
   icmp: {
     perCpu: { cpu: number; count: number }[];
-    packets: IcmpPacket[];
+    packets: Packet[];
     packetsNotKept: number;
-    slowest: IcmpPacket[];
+    slowest: Packet[];
   };
   stalls: { thresholdNs: number; rows: StallRow[]; notKept: number };
 }
@@ -134,6 +149,7 @@ export function buildReport(inp: ReportInput): Report {
   const netRxWait: PerCpu = inp.probes.net_rx_wait?.active ? column(agg.softirqWait, NET_RX_SOFTIRQ) : [];
   perCpuRows(histograms, 'net_rx_wait', null, netRxWait);
   perCpuRows(histograms, 'icmp_rcv', null, agg.icmpWait);
+  perCpuRows(histograms, 'packet_wait', null, agg.packetWait);
 
   // fentry/kprobe runs of estimation_timer (kept even if ip_vs went away since);
   // without them, its runs as a timer callback
@@ -170,6 +186,7 @@ export function buildReport(inp: ReportInput): Report {
   const addCpus = (list: unknown[]) => list.forEach((v, cpu) => v && cpuSet.add(cpu));
   addCpus(agg.softirq);
   addCpus(agg.icmpCount);
+  addCpus(agg.packetWait);
   addCpus(netRxRun);
   addCpus(ipvsRuns);
   addCpus(worstByCpu);
@@ -185,11 +202,13 @@ export function buildReport(inp: ReportInput): Report {
       timerSoftirqMax: stat(agg.softirq[cpu]?.[TIMER_SOFTIRQ], 'max'),
       hrtimerSoftirqMax: stat(agg.softirq[cpu]?.[HRTIMER_SOFTIRQ], 'max'),
       ipvsMax: stat(ipvsRuns[cpu], 'max'),
+      packetWaitP99: stat(agg.packetWait[cpu], 'p99'),
+      packetWaitMax: stat(agg.packetWait[cpu], 'max'),
       icmp: agg.icmpCount[cpu] ?? 0,
       worst: worstByCpu[cpu] ?? null,
     }));
 
-  const slowest = agg.packets
+  const slowest = agg.icmp
     .filter((p) => p.waitNs !== null)
     .sort((a, b) => b.waitNs! - a.waitNs!)
     .slice(0, 20);
@@ -201,6 +220,8 @@ export function buildReport(inp: ReportInput): Report {
     startNs: s.startNs,
     durationNs: s.durationNs,
   }));
+  const slow = attributePackets(agg.slowPackets(), indexStalls(stallRows));
+  const verdict = packetVerdict(slow, stallRows, agg.slowPacketNs / 1e6, (i) => interfaceByIndex(i));
 
   return {
     schema: REPORT_SCHEMA_ID,
@@ -219,13 +240,20 @@ export function buildReport(inp: ReportInput): Report {
       events: { ...agg.events, total: agg.totalEvents },
       notes: inp.notes,
     },
+    verdict,
     cpus,
     histograms,
     timers: { byMax, byTotal },
+    packets: {
+      slowThresholdNs: agg.slowPacketNs,
+      slow,
+      slowNotKept: agg.slowPacketsNotKept,
+      waitUnknown: agg.packetWaitUnknown.reduce((a, b) => a + (b ?? 0), 0),
+    },
     icmp: {
       perCpu: agg.icmpCount.map((count, cpu) => ({ cpu, count })).filter((r) => r.count),
-      packets: agg.packets,
-      packetsNotKept: agg.packetsNotKept,
+      packets: agg.icmp,
+      packetsNotKept: agg.icmpNotKept,
       slowest,
     },
     stalls: { thresholdNs: agg.stallThresholdNs, rows: stallRows, notKept: agg.stallsNotKept },

@@ -1,6 +1,8 @@
-// The report as text: bpftrace-style histograms, the per-CPU table that
-// `record -f text` and `top` share, callbacks, ICMP packets and stalls.
+// The report as text: the verdict first, then bpftrace-style histograms, the
+// per-CPU table that `record -f text` and `top` share, callbacks, ICMP packets
+// and stalls.
 import { fmtNs, table } from '../base/format';
+import { slowPacketsText } from '../diagnose/verdict';
 import { CpuSummary, Log2Bucket, Report } from './model';
 
 /** Bucket bound as bpftrace prints them: 512, 1K, 2M (binary multiples). */
@@ -25,13 +27,15 @@ export function renderHistogram(title: string, buckets: Log2Bucket[], width = 52
   return lines.join('\n');
 }
 
-export const CPU_TABLE_HEAD = ['CPU', 'NET_RX wait p99', 'max', 'NET_RX run p99', 'max', 'TIMER max', 'HRTIMER max', 'ipvs_est max', 'ICMP', 'longest callback'];
+export const CPU_TABLE_HEAD = ['CPU', 'pkt wait p99', 'max', 'NET_RX wait p99', 'max', 'NET_RX run p99', 'max', 'TIMER max', 'HRTIMER max', 'ipvs_est max', 'ICMP', 'longest callback'];
 
 /** The cells of one CPU row, as text. */
 export function cpuCells(c: CpuSummary): string[] {
   const ns = (v: number | null) => (v === null ? '-' : fmtNs(v));
   return [
     String(c.cpu),
+    ns(c.packetWaitP99),
+    ns(c.packetWaitMax),
     ns(c.netRxWaitP99),
     ns(c.netRxWaitMax),
     ns(c.netRxRunP99),
@@ -47,7 +51,7 @@ export function cpuCells(c: CpuSummary): string[] {
 /** The figures behind each cell (for colouring), null where a cell is not a duration. */
 export function cpuCellValues(c: CpuSummary): (number | null)[] {
   return [
-    null, c.netRxWaitP99, c.netRxWaitMax, c.netRxRunP99, c.netRxRunMax, c.timerSoftirqMax, c.hrtimerSoftirqMax, c.ipvsMax, null,
+    null, c.packetWaitP99, c.packetWaitMax, c.netRxWaitP99, c.netRxWaitMax, c.netRxRunP99, c.netRxRunMax, c.timerSoftirqMax, c.hrtimerSoftirqMax, c.ipvsMax, null,
     c.worst?.durationNs ?? null,
   ];
 }
@@ -58,7 +62,10 @@ export function cpuTableText(r: Report): string {
 
 export function renderText(r: Report): string {
   const m = r.meta;
-  const out: string[] = [];
+  const out: string[] = [r.verdict.text];
+  const slow = slowPacketsText(r.packets.slow);
+  if (slow) out.push(slow);
+  out.push('');
   out.push(
     `jitterscope ${m.tool.version} on ${m.host} (${m.kernel}), ${(m.durationMs / 1000).toFixed(1)} s from ${m.startTime}`,
   );
@@ -85,6 +92,11 @@ export function renderText(r: Report): string {
     );
   }
 
+  for (const h of r.histograms.filter((h) => h.probe === 'packet_wait' && h.cpu !== null)) {
+    out.push('');
+    out.push(renderHistogram(`@packet_wait_ns[cpu ${h.cpu}]`, h.buckets));
+  }
+  if (r.packets.waitUnknown) out.push(`(${r.packets.waitUnknown} packets arrived unseen: their wait is not counted)`);
   for (const h of r.histograms.filter((h) => h.probe === 'net_rx_wait' && h.cpu !== null)) {
     out.push('');
     out.push(renderHistogram(`@net_rx_wait_ns[cpu ${h.cpu}]`, h.buckets));
@@ -102,7 +114,7 @@ export function renderText(r: Report): string {
     out.push(`ICMP packets: ${per}`);
     for (const p of r.icmp.slowest.slice(0, 5))
       out.push(
-        `  ${p.saddr} -> ${p.daddr} type ${p.type} id ${p.id} seq ${p.seq}: waited ${fmtNs(p.waitNs ?? 0)} (arrived cpu ${p.arrivalCpu}, processed cpu ${p.cpu})`,
+        `  ${p.saddr} -> ${p.daddr} ${p.proto} type ${p.type} id ${p.id} seq ${p.seq}: waited ${fmtNs(p.waitNs ?? 0)} (arrived cpu ${p.arrivalCpu}, processed cpu ${p.cpu})`,
       );
   }
   if (r.stalls.rows.length) {

@@ -1,24 +1,37 @@
 // Aggregation of decoded events into per-probe, per-CPU (and per-key)
-// histograms, plus the bounded lists that views need: ICMP packets and stalls.
-// Runs once per batch in the hot path: no allocation per event except for the
-// rare ICMP packet and stall records.
+// histograms, plus the bounded lists that views need: ICMP packets, slow
+// packets of any protocol, and stalls. Runs once per batch in the hot path:
+// no allocation per event except for the rare packet and stall records.
 
 import { Flag, Func, Kind, NR_SOFTIRQS } from '../kernel/abi';
 import { EventView, WORDS_PER_EVENT } from './decode';
 import { Histogram } from './histogram';
 
-export interface IcmpPacket {
+export type Protocol = 'tcp' | 'udp' | 'icmp' | 'icmpv6' | `ip-${number}`;
+
+const PROTOCOLS: Record<number, Protocol> = { 6: 'tcp', 17: 'udp', 1: 'icmp', 58: 'icmpv6' };
+
+/** A received packet, as streamed: slow ones of any protocol, and every ICMP one. */
+export interface Packet {
   startNs: number; // arrival (or processing when arrival was not seen), monotonic
   cpu: number; // CPU that processed it (__netif_receive_skb)
   arrivalCpu: number;
   ifindex: number;
+  family: 4 | 6;
+  proto: Protocol;
   saddr: string;
   daddr: string;
-  type: number;
-  code: number;
-  id: number;
-  seq: number;
+  /** TCP and UDP ports; null for ICMP. */
+  sport: number | null;
+  dport: number | null;
+  /** ICMP type, code and echo id/seq; null for TCP and UDP. */
+  type: number | null;
+  code: number | null;
+  id: number | null;
+  seq: number | null;
   waitNs: number | null; // arrival -> processing; null when the arrival was not seen
+  /** Waited at least the slow-packet threshold. */
+  slow: boolean;
 }
 
 const MAX_FUNC = Math.max(...Object.values(Func));
@@ -43,8 +56,29 @@ export interface TimerStats {
 export interface AggregatorOptions {
   /** Runs at least this long are kept as stalls (ns). */
   stallThresholdNs?: number;
+  /** Packets that waited at least this long are slow (ns); the kernel streams them. */
+  slowPacketNs?: number;
   maxPackets?: number;
   maxStalls?: number;
+}
+
+/** The newest `max` items, oldest first on read; counts what it let go. */
+export class Newest<T> {
+  private readonly items: T[] = [];
+  private next = 0;
+  dropped = 0;
+  constructor(readonly max: number) {}
+  push(x: T): void {
+    if (this.items.length < this.max) this.items.push(x);
+    else {
+      this.items[this.next] = x;
+      this.next = (this.next + 1) % this.max;
+      this.dropped++;
+    }
+  }
+  list(): T[] {
+    return this.items.slice(this.next).concat(this.items.slice(0, this.next));
+  }
 }
 
 export class Aggregator {
@@ -55,35 +89,55 @@ export class Aggregator {
   readonly funcs: (Histogram | undefined)[][] = [];
   readonly icmpWait: (Histogram | undefined)[] = [];
   readonly icmpCount: number[] = [];
-  readonly packets: IcmpPacket[] = [];
-  packetsNotKept = 0;
-  /** Ring of the newest maxStalls stalls; read them in order with stalls(). */
-  private readonly stallRing: Stall[] = [];
-  private stallNext = 0;
-  stallsNotKept = 0;
-  readonly events = { softirq: 0, timer: 0, hrtimer: 0, icmp: 0, func: 0, unknown: 0 };
+  /** ICMP and ICMPv6 packets, oldest first, up to maxPackets. */
+  readonly icmp: Packet[] = [];
+  icmpNotKept = 0;
+  /** Every packet's wait per CPU, folded in from the kernel's histograms (LiveTrace). */
+  readonly packetWait: (Histogram | undefined)[] = [];
+  /** Packets whose arrival the kernel did not see, per CPU. */
+  readonly packetWaitUnknown: number[] = [];
+  private readonly slowRing: Newest<Packet>;
+  private readonly stallRing: Newest<Stall>;
+  readonly events = { softirq: 0, timer: 0, hrtimer: 0, packet: 0, func: 0, unknown: 0 };
   firstNs = 0;
   lastNs = 0;
 
   readonly stallThresholdNs: number;
+  readonly slowPacketNs: number;
   readonly maxPackets: number;
   readonly maxStalls: number;
   private view: EventView | undefined;
 
   constructor(opts: AggregatorOptions = {}) {
     this.stallThresholdNs = opts.stallThresholdNs ?? 1_000_000;
+    this.slowPacketNs = opts.slowPacketNs ?? 1_000_000;
     this.maxPackets = opts.maxPackets ?? 10_000;
     this.maxStalls = opts.maxStalls ?? 10_000;
+    this.slowRing = new Newest(this.maxPackets);
+    this.stallRing = new Newest(this.maxStalls);
   }
 
   /** An empty aggregator with the same options. */
   fresh(): Aggregator {
-    return new Aggregator({ stallThresholdNs: this.stallThresholdNs, maxPackets: this.maxPackets, maxStalls: this.maxStalls });
+    return new Aggregator({
+      stallThresholdNs: this.stallThresholdNs,
+      slowPacketNs: this.slowPacketNs,
+      maxPackets: this.maxPackets,
+      maxStalls: this.maxStalls,
+    });
   }
 
   get totalEvents(): number {
     const e = this.events;
-    return e.softirq + e.timer + e.hrtimer + e.icmp + e.func + e.unknown;
+    return e.softirq + e.timer + e.hrtimer + e.packet + e.func + e.unknown;
+  }
+
+  get stallsNotKept(): number {
+    return this.stallRing.dropped;
+  }
+
+  get slowPacketsNotKept(): number {
+    return this.slowRing.dropped;
   }
 
   /** Consumes `count` events from the start of `buffer`. */
@@ -107,7 +161,7 @@ export class Aggregator {
           const row = this.cpuRow(this.softirqWait, cpu);
           (row[vec] ??= new Histogram()).record(v.softirqWaitNs(w));
         }
-        if (d >= this.stallThresholdNs) this.addStall('softirq', cpu, vec, start, d);
+        if (d >= this.stallThresholdNs) this.stallRing.push({ kind: 'softirq', cpu, key: vec, startNs: start, durationNs: d });
       } else if (kind === Kind.TIMER || kind === Kind.HRTIMER) {
         const hr = kind === Kind.HRTIMER;
         if (hr) this.events.hrtimer++;
@@ -120,28 +174,10 @@ export class Aggregator {
         }
         const d = v.durationNs(w);
         (t.perCpu[cpu] ??= new Histogram()).record(d);
-        if (d >= this.stallThresholdNs) this.addStall(t.kind, cpu, key, start, d);
-      } else if (kind === Kind.ICMP) {
-        this.events.icmp++;
-        this.icmpCount[cpu] = (this.icmpCount[cpu] ?? 0) + 1;
-        const unknown = (v.flags(w) & Flag.WAIT_UNKNOWN) !== 0;
-        const wait = v.durationNs(w);
-        if (!unknown) (this.icmpWait[cpu] ??= new Histogram()).record(wait);
-        if (this.packets.length < this.maxPackets) {
-          this.packets.push({
-            startNs: start,
-            cpu,
-            arrivalCpu: v.icmpArrivalCpu(w),
-            ifindex: v.keyLo(w),
-            saddr: v.icmpSaddr(w),
-            daddr: v.icmpDaddr(w),
-            type: v.icmpType(w),
-            code: v.icmpCode(w),
-            id: v.icmpId(w),
-            seq: v.icmpSeq(w),
-            waitNs: unknown ? null : wait,
-          });
-        } else this.packetsNotKept++;
+        if (d >= this.stallThresholdNs) this.stallRing.push({ kind: t.kind, cpu, key, startNs: start, durationNs: d });
+      } else if (kind === Kind.PACKET) {
+        this.events.packet++;
+        this.addPacket(v, w, cpu, start);
       } else if (kind === Kind.FUNC) {
         // no stall record: the same run also arrives as a timer or softirq event
         this.events.func++;
@@ -154,23 +190,52 @@ export class Aggregator {
     }
   }
 
+  private addPacket(v: EventView, w: number, cpu: number, start: number): void {
+    const flags = v.flags(w);
+    const v6 = (flags & Flag.IPV6) !== 0;
+    const unknown = (flags & Flag.WAIT_UNKNOWN) !== 0;
+    const protoNum = v.pktProto(w);
+    const proto = PROTOCOLS[protoNum] ?? (`ip-${protoNum}` as Protocol);
+    const isIcmp = proto === 'icmp' || proto === 'icmpv6';
+    const wait = v.durationNs(w);
+    const p: Packet = {
+      startNs: start,
+      cpu,
+      arrivalCpu: v.pktArrivalCpu(w),
+      ifindex: v.keyLo(w),
+      family: v6 ? 6 : 4,
+      proto,
+      saddr: v.pktSaddr(w, v6),
+      daddr: v.pktDaddr(w, v6),
+      sport: isIcmp ? null : v.pktSport(w),
+      dport: isIcmp ? null : v.pktDport(w),
+      type: isIcmp ? v.pktType(w) : null,
+      code: isIcmp ? v.pktCode(w) : null,
+      id: isIcmp ? v.pktSport(w) : null,
+      seq: isIcmp ? v.pktDport(w) : null,
+      waitNs: unknown ? null : wait,
+      slow: (flags & Flag.SLOW) !== 0,
+    };
+    if (p.slow) this.slowRing.push(p);
+    if (!isIcmp) return;
+    this.icmpCount[cpu] = (this.icmpCount[cpu] ?? 0) + 1;
+    if (!unknown) (this.icmpWait[cpu] ??= new Histogram()).record(wait);
+    if (this.icmp.length < this.maxPackets) this.icmp.push(p);
+    else this.icmpNotKept++;
+  }
+
   private cpuRow(table: (Histogram | undefined)[][], cpu: number): (Histogram | undefined)[] {
     return (table[cpu] ??= new Array<Histogram | undefined>(NR_SOFTIRQS));
   }
 
-  private addStall(kind: StallKind, cpu: number, key: number, startNs: number, durationNs: number): void {
-    const s: Stall = { kind, cpu, key, startNs, durationNs };
-    if (this.stallRing.length < this.maxStalls) this.stallRing.push(s);
-    else {
-      this.stallRing[this.stallNext] = s;
-      this.stallNext = (this.stallNext + 1) % this.maxStalls;
-      this.stallsNotKept++;
-    }
-  }
-
   /** Kept stalls, oldest first. */
   stalls(): Stall[] {
-    return this.stallRing.slice(this.stallNext).concat(this.stallRing.slice(0, this.stallNext));
+    return this.stallRing.list();
+  }
+
+  /** Kept slow packets (any protocol), oldest first. */
+  slowPackets(): Packet[] {
+    return this.slowRing.list();
   }
 
   /** Folds another aggregator (e.g. an interval) into this one. */
@@ -181,23 +246,29 @@ export class Aggregator {
           if (h) (this.cpuRow(into, cpu)[k] ??= new Histogram()).merge(h);
         }),
       );
+    const mergeList = (into: (Histogram | undefined)[], from: (Histogram | undefined)[]) =>
+      from.forEach((h, cpu) => h && (into[cpu] ??= new Histogram()).merge(h));
     mergeTable(this.softirq, o.softirq);
     mergeTable(this.softirqWait, o.softirqWait);
-    o.funcs.forEach((row, fn) => row?.forEach((h, cpu) => h && ((this.funcs[fn] ??= [])[cpu] ??= new Histogram()).merge(h)));
+    o.funcs.forEach((row, fn) => row && mergeList((this.funcs[fn] ??= []), row));
     for (const [key, t] of o.timers) {
       let mine = this.timers.get(key);
       if (!mine) this.timers.set(key, (mine = { ...t, perCpu: [] }));
-      t.perCpu.forEach((h, cpu) => h && (mine!.perCpu[cpu] ??= new Histogram()).merge(h));
+      mergeList(mine.perCpu, t.perCpu);
     }
-    o.icmpWait.forEach((h, cpu) => h && (this.icmpWait[cpu] ??= new Histogram()).merge(h));
+    mergeList(this.icmpWait, o.icmpWait);
+    mergeList(this.packetWait, o.packetWait);
     o.icmpCount.forEach((n, cpu) => (this.icmpCount[cpu] = (this.icmpCount[cpu] ?? 0) + (n ?? 0)));
-    for (const p of o.packets) {
-      if (this.packets.length < this.maxPackets) this.packets.push(p);
-      else this.packetsNotKept++;
+    o.packetWaitUnknown.forEach((n, cpu) => (this.packetWaitUnknown[cpu] = (this.packetWaitUnknown[cpu] ?? 0) + (n ?? 0)));
+    for (const p of o.icmp) {
+      if (this.icmp.length < this.maxPackets) this.icmp.push(p);
+      else this.icmpNotKept++;
     }
-    this.packetsNotKept += o.packetsNotKept;
-    for (const s of o.stalls()) this.addStall(s.kind, s.cpu, s.key, s.startNs, s.durationNs);
-    this.stallsNotKept += o.stallsNotKept;
+    this.icmpNotKept += o.icmpNotKept;
+    for (const p of o.slowPackets()) this.slowRing.push(p);
+    this.slowRing.dropped += o.slowRing.dropped;
+    for (const s of o.stalls()) this.stallRing.push(s);
+    this.stallRing.dropped += o.stallRing.dropped;
     for (const k of Object.keys(this.events) as (keyof Aggregator['events'])[]) this.events[k] += o.events[k];
     if (o.firstNs && (!this.firstNs || o.firstNs < this.firstNs)) this.firstNs = o.firstNs;
     if (o.lastNs > this.lastNs) this.lastNs = o.lastNs;

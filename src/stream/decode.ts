@@ -51,26 +51,33 @@ export class EventView {
   softirqWaitNs(w: number): number {
     return this.u32[w + 8] + this.u32[w + 9] * TWO32;
   }
-  icmpSaddr(w: number): string {
-    return ipv4(this.u8, w * 4 + 32);
+  /** Packet addresses: IPv4 dotted, or IPv6 (RFC 5952 text) when flags say IPV6. */
+  pktSaddr(w: number, v6: boolean): string {
+    return v6 ? ipv6(this.u8, w * 4 + 32) : ipv4(this.u8, w * 4 + 32);
   }
-  icmpDaddr(w: number): string {
-    return ipv4(this.u8, w * 4 + 36);
+  pktDaddr(w: number, v6: boolean): string {
+    return v6 ? ipv6(this.u8, w * 4 + 48) : ipv4(this.u8, w * 4 + 48);
   }
-  icmpId(w: number): number {
-    return this.u16[w * 2 + 20];
+  /** TCP/UDP source port; ICMP echo id. */
+  pktSport(w: number): number {
+    return this.u16[w * 2 + 32];
   }
-  icmpSeq(w: number): number {
-    return this.u16[w * 2 + 21];
+  /** TCP/UDP destination port; ICMP echo sequence. */
+  pktDport(w: number): number {
+    return this.u16[w * 2 + 33];
   }
-  icmpType(w: number): number {
-    return this.u8[w * 4 + 44];
+  pktArrivalCpu(w: number): number {
+    return this.u16[w * 2 + 34];
   }
-  icmpCode(w: number): number {
-    return this.u8[w * 4 + 45];
+  pktProto(w: number): number {
+    return this.u8[w * 4 + 70];
   }
-  icmpArrivalCpu(w: number): number {
-    return this.u16[w * 2 + 23];
+  /** ICMP type; TCP flags. */
+  pktType(w: number): number {
+    return this.u8[w * 4 + 71];
+  }
+  pktCode(w: number): number {
+    return this.u8[w * 4 + 72];
   }
 }
 
@@ -78,3 +85,28 @@ function ipv4(b: Uint8Array, at: number): string {
   return `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
 }
 
+/** 16 bytes at byte `at` (network order) as RFC 5952 text: lower case, longest zero run as ::. */
+function ipv6(b: Uint8Array, at: number): string {
+  const g: number[] = [];
+  for (let i = 0; i < 8; i++) g.push((b[at + 2 * i] << 8) | b[at + 2 * i + 1]);
+  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff)
+    return `::ffff:${b[at + 12]}.${b[at + 13]}.${b[at + 14]}.${b[at + 15]}`;
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = g.map((x) => x.toString(16));
+  if (best < 0) return hex.join(':');
+  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+}

@@ -3,16 +3,40 @@
 // windows (top, serve). Every command that traces goes through this.
 import { TraceSession, SessionOptions } from '../kernel/session';
 import { Aggregator, AggregatorOptions } from './aggregate';
+import { KernelHist, parsePercpuHist, since, toHistogram } from './kernel-histogram';
 
-export type LiveTraceOptions = Omit<SessionOptions, 'onBatch'> & AggregatorOptions;
+export type LiveTraceOptions = Omit<SessionOptions, 'onBatch' | 'slowPacketNs'> & AggregatorOptions;
 
 export class LiveTrace {
   /** Where events go now; rotate() swaps in a fresh one. */
   aggregator: Aggregator;
   readonly session: TraceSession;
+  /** The kernel's packet-wait counters at the last fold. */
+  private lastWait: KernelHist[] = [];
+
   private constructor(opts: LiveTraceOptions) {
     this.aggregator = new Aggregator(opts);
-    this.session = TraceSession.start({ ...opts, onBatch: (buf, count) => this.aggregator.consume(buf, count) });
+    this.session = TraceSession.start({
+      ...opts,
+      slowPacketNs: this.aggregator.slowPacketNs,
+      onBatch: (buf, count) => this.aggregator.consume(buf, count),
+    });
+  }
+
+  /** Moves what the kernel's packet-wait histograms gained since the last fold into `into`. */
+  private foldPacketWait(into: Aggregator): void {
+    const bytes = this.session.packetWaitBytes();
+    if (!bytes) return;
+    const now = parsePercpuHist(bytes);
+    now.forEach((k, cpu) => {
+      const d = since(k, this.lastWait[cpu]);
+      if (d.unknown) into.packetWaitUnknown[cpu] = (into.packetWaitUnknown[cpu] ?? 0) + d.unknown;
+      if (!d.count) return;
+      const h = toHistogram(d);
+      if (into.packetWait[cpu]) into.packetWait[cpu]!.merge(h);
+      else into.packetWait[cpu] = h;
+    });
+    this.lastWait = now;
   }
 
   static start(opts: LiveTraceOptions = {}): LiveTrace {
@@ -23,11 +47,15 @@ export class LiveTrace {
   rotate(): Aggregator {
     const done = this.aggregator;
     this.session.drain();
+    this.foldPacketWait(done);
     this.aggregator = done.fresh();
     return done;
   }
 
+  /** Detaches (draining the ring) and folds the last of the kernel's histograms in. Safe to call again. */
   stop(): void {
+    const running = this.session.packetWaitBytes() !== null;
     this.session.stop();
+    if (running) this.foldPacketWait(this.aggregator);
   }
 }

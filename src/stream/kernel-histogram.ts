@@ -1,0 +1,63 @@
+// The per-CPU packet-wait histograms the kernel keeps (struct js_hist in
+// bpf/jitterscope.h): parsed from the map's bytes, differenced between two
+// reads, and turned into our Histogram so they merge and print like the rest.
+import { HIST_BUCKETS, HIST_SUB_BITS, HIST_VALUE_BYTES } from '../kernel/abi';
+import { bucketOf, Histogram } from './histogram';
+
+export interface KernelHist {
+  count: number;
+  sumNs: number;
+  maxNs: number;
+  unknown: number;
+  buckets: Float64Array;
+}
+
+const SUB = 1 << HIST_SUB_BITS;
+
+/** [lo, hi) of kernel bucket i: values below 4 exactly, then 4 per power of two. */
+export function kernelBucketBounds(i: number): [number, number] {
+  if (i < SUB) return [i, i + 1];
+  const shift = Math.floor(i / SUB) - 1;
+  const mant = i - shift * SUB;
+  return [mant * 2 ** shift, (mant + 1) * 2 ** shift];
+}
+
+/** The value of a per-CPU map lookup: one struct js_hist per possible CPU. */
+export function parsePercpuHist(buf: Buffer): KernelHist[] {
+  const out: KernelHist[] = [];
+  for (let off = 0; off + HIST_VALUE_BYTES <= buf.length; off += HIST_VALUE_BYTES) {
+    const u64 = (i: number) => Number(buf.readBigUInt64LE(off + i * 8));
+    const buckets = new Float64Array(HIST_BUCKETS);
+    for (let b = 0; b < HIST_BUCKETS; b++) buckets[b] = u64(4 + b);
+    out.push({ count: u64(0), sumNs: u64(1), maxNs: u64(2), unknown: u64(3), buckets });
+  }
+  return out;
+}
+
+/** What `now` holds beyond `before` (the kernel's counters only grow). Max is the period's if it grew, else unknown: the bucket bound. */
+export function since(now: KernelHist, before: KernelHist | undefined): KernelHist {
+  if (!before) return now;
+  const buckets = now.buckets.map((c, i) => c - before.buckets[i]);
+  let top = -1;
+  for (let i = HIST_BUCKETS - 1; i >= 0 && top < 0; i--) if (buckets[i] > 0) top = i;
+  const maxNs = now.maxNs > before.maxNs ? now.maxNs : top >= 0 ? Math.min(now.maxNs, kernelBucketBounds(top)[1] - 1) : 0;
+  return { count: now.count - before.count, sumNs: now.sumNs - before.sumNs, maxNs, unknown: now.unknown - before.unknown, buckets };
+}
+
+/** Our Histogram from the kernel's: exact count, sum and max; each bucket's values at its middle. */
+export function toHistogram(k: KernelHist): Histogram {
+  const h = new Histogram();
+  let first = true;
+  k.buckets.forEach((n, i) => {
+    if (!n) return;
+    const [lo, hi] = kernelBucketBounds(i);
+    const mid = Math.min(k.maxNs, Math.floor((lo + hi - 1) / 2));
+    h.counts[bucketOf(mid)] += n;
+    if (first) h.min = lo;
+    first = false;
+  });
+  h.count = k.count;
+  h.sum = k.sumNs;
+  h.max = k.maxNs;
+  return h;
+}
