@@ -72,6 +72,7 @@ struct arrival {
 };
 
 #define ARRIVAL_SLOTS 8192
+#define HANDOFF_NS 1000000ULL
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -275,9 +276,15 @@ static __always_inline int on_packet_arrival(const struct sk_buff *skb)
 	__u64 id = ptr_bits(skb);
 	__u32 slot = arrival_slot(id);
 	struct arrival *a = bpf_map_lookup_elem(&arrivals, &slot);
-	if (!a || a->skb == id)
+	__u64 now = bpf_ktime_get_ns();
+	if (!a)
 		return 0;
-	a->ts_ns = bpf_ktime_get_ns();
+	/* the same skb seen again within HANDOFF_NS is one packet handed on (GRO
+	 * then RPS): keep its first arrival. Older, it is a new packet in a reused
+	 * skb whose predecessor left without being seen processed. */
+	if (a->skb == id && now - a->ts_ns < HANDOFF_NS)
+		return 0;
+	a->ts_ns = now;
 	a->cpu = bpf_get_smp_processor_id();
 	a->skb = id;
 	return 0;

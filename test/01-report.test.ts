@@ -8,7 +8,8 @@ import { Aggregator } from '../src/stream/aggregate';
 import { Kallsyms, key52FromHex } from '../src/host/kallsyms';
 import { PROBE_NAMES, ProbeName, ProbeStatus } from '../src/kernel/probes';
 import { buildReport } from '../src/report/model';
-import { renderHistogram, renderText } from '../src/report/text';
+import { renderHistogram, renderText, stallEvents, stallEventText } from '../src/report/text';
+import { StallRow } from '../src/diagnose/attribute';
 import { checkWritable, writeAtomic } from '../src/report/write';
 import { encode, Kind, Flag, FakeEvent } from './encode';
 import { tmpFile, validator } from './helpers';
@@ -155,4 +156,18 @@ test('atomic write replaces whole files and leaves the old one on failure', () =
   assert.equal(fs.readFileSync(file, 'utf8'), 'new report');
   assert.throws(() => checkWritable('/nonexistent/dir/x.json'), /directory \/nonexistent\/dir does not exist/);
   assert.throws(() => checkWritable(file + '.dir'), /is a directory/);
+});
+
+test('a callback and the softirq it ran in are one stall event', () => {
+  const rows: StallRow[] = [
+    { cpu: 1, kind: 'softirq', culprit: 'HRTIMER softirq', startNs: 100, durationNs: 15e6 + 200 },
+    { cpu: 1, kind: 'hrtimer', culprit: 'bpf_timer_cb', startNs: 150, durationNs: 15e6 },
+    { cpu: 0, kind: 'softirq', culprit: 'NET_RX softirq', startNs: 50, durationNs: 2e6 },
+    { cpu: 0, kind: 'timer', culprit: 'process_timeout', startNs: 5e6, durationNs: 1e6 },
+  ];
+  const ev = stallEvents(rows);
+  assert.deepEqual(
+    ev.map((e) => [e.cpu, stallEventText(e)]),
+    [[0, 'NET_RX softirq'], [1, 'bpf_timer_cb (in HRTIMER softirq)'], [0, 'process_timeout']],
+  );
 });

@@ -48,8 +48,14 @@ export function runCli(args: string[], opts: SpawnOptions & { prefix?: string[] 
 }
 
 /** Starts the CLI; `ready` resolves once its stderr shows `marker` (e.g. "tracing for"), false if it never does. */
-export function startCli(args: string[], marker: RegExp, timeoutMs = 15_000): { ready: Promise<boolean>; done: Promise<CliResult> } {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function startCli(
+  args: string[],
+  marker: RegExp,
+  opts: { prefix?: string[]; timeoutMs?: number } = {},
+): { ready: Promise<boolean>; done: Promise<CliResult> } {
+  const cmd = [...(opts.prefix ?? []), process.execPath, CLI, ...args];
+  const child = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const timeoutMs = opts.timeoutMs ?? 15_000;
   let stdout = '';
   let stderr = '';
   let seen: (v: boolean) => void = () => undefined;
@@ -96,12 +102,17 @@ export function sh(cmd: string): string {
   return r.stdout;
 }
 
-/** Two namespaces joined by a veth pair: 198.18.0.1 (a) <-> 198.18.0.2 (b), RFC 2544 test range. */
+/**
+ * Two namespaces joined by a veth pair: 198.18.0.1 (a) <-> 198.18.0.2 (b), RFC 2544
+ * test range, and fd00:5e::1 <-> fd00:5e::2 (unique local, no duplicate detection).
+ */
 export class NetnsPair {
   readonly a = `jsa${process.pid}`;
   readonly b = `jsb${process.pid}`;
   readonly addrA = '198.18.0.1';
   readonly addrB = '198.18.0.2';
+  readonly addr6A = 'fd00:5e::1';
+  readonly addr6B = 'fd00:5e::2';
 
   constructor() {
     this.destroy();
@@ -109,6 +120,12 @@ export class NetnsPair {
     sh(`ip link add va type veth peer name vb && ip link set va netns ${this.a} && ip link set vb netns ${this.b}`);
     sh(`ip -n ${this.a} addr add ${this.addrA}/24 dev va && ip -n ${this.a} link set va up && ip -n ${this.a} link set lo up`);
     sh(`ip -n ${this.b} addr add ${this.addrB}/24 dev vb && ip -n ${this.b} link set vb up && ip -n ${this.b} link set lo up`);
+    sh(`ip -n ${this.a} addr add ${this.addr6A}/64 dev va nodad && ip -n ${this.b} addr add ${this.addr6B}/64 dev vb nodad`);
+  }
+
+  /** The arguments to `ip` that run `cmd` inside namespace `ns`. */
+  exec(ns: string, cmd: string[]): string[] {
+    return ['netns', 'exec', ns, ...cmd];
   }
 
   destroy(): void {

@@ -3,11 +3,13 @@
 import blessed from 'blessed';
 import { fmtNs, wallTime } from '../base/format';
 import { CpuSummary, HistogramRow } from '../report/model';
-import { CPU_TABLE_HEAD, cpuCells, cpuCellValues, renderHistogram } from '../report/text';
+import { flowText } from '../diagnose/verdict';
+import { CPU_TABLE_HEAD, cpuCells, cpuCellValues, renderHistogram, stallEventText, stallEvents } from '../report/text';
 import { Snapshot, WindowName, WINDOWS } from './collector';
 
 /** Views of a CPU the histogram panel can show: [label, probe, key]. */
 const HIST_VIEWS: [string, HistogramRow['probe'], string | null][] = [
+  ['packet wait (arrival -> processing)', 'packet_wait', null],
   ['NET_RX wait', 'net_rx_wait', null],
   // the same source as the CPU table's NET_RX run columns (fentry/kprobe or the softirq)
   ['NET_RX run (net_rx_action)', 'net_rx_action', null],
@@ -17,12 +19,14 @@ const HIST_VIEWS: [string, HistogramRow['probe'], string | null][] = [
   ['ICMP wait (arrival -> icmp_rcv)', 'icmp_rcv', null],
 ];
 
+const HEADER_ROWS = 4;
+
 const KEYS = 'q quit  ↑↓/jk select  Tab panel  Enter drill down  w window  p/z pause  r reset  ? help';
 const HELP = `jitterscope top — keys
 
   q, Esc, Ctrl-C   quit (detaches the probes first)
   ↑ ↓ / j k        move the selection in the focused panel
-  Tab              next panel (CPUs, histogram, callbacks, stalls)
+  Tab              next panel (CPUs, histogram, callbacks, stalls, slow packets)
   Enter            CPUs: show the selected CPU's histograms
                    callbacks: show that callback's histogram
   ← → / h l        histogram panel: previous / next measure
@@ -57,6 +61,7 @@ export class Dashboard {
   private readonly histBox: blessed.Widgets.BoxElement;
   private readonly timerList: List;
   private readonly stallList: List;
+  private readonly slowList: List;
   private readonly footer: blessed.Widgets.BoxElement;
   private readonly panels: blessed.Widgets.BlessedElement[];
   private help: blessed.Widgets.BoxElement | undefined;
@@ -72,10 +77,11 @@ export class Dashboard {
     private readonly cpuCount: number,
   ) {
     this.screen = blessed.screen({ smartCSR: true, title: 'jitterscope top', fullUnicode: false, autoPadding: true });
-    this.header = blessed.box({ parent: this.screen, top: 0, left: 0, width: '100%', height: 3, tags: true });
+    // host and rates, probe modes, and the verdict over the window's slow packets
+    this.header = blessed.box({ parent: this.screen, top: 0, left: 0, width: '100%', height: HEADER_ROWS, tags: true });
     const listStyle = { selected: { inverse: true }, border: { fg: 'gray' }, focus: { border: { fg: 'cyan' } } };
     this.cpuList = list({
-      parent: this.screen, top: 3, left: 0, width: '100%', height: '30%', label: ' CPUs ', border: 'line',
+      parent: this.screen, top: HEADER_ROWS, left: 0, width: '100%', height: '30%', label: ' CPUs ', border: 'line',
       tags: true, keys: true, vi: true, style: listStyle,
     });
     this.histBox = blessed.box({
@@ -87,11 +93,15 @@ export class Dashboard {
       border: 'line', tags: true, keys: true, vi: true, style: listStyle,
     });
     this.stallList = list({
-      parent: this.screen, bottom: 1, left: 0, width: '100%', height: 8, label: ' recent stalls ', border: 'line',
+      parent: this.screen, bottom: 1, left: 0, width: '50%', height: 8, label: ' recent stalls ', border: 'line',
+      tags: true, keys: true, vi: true, style: listStyle,
+    });
+    this.slowList = list({
+      parent: this.screen, bottom: 1, left: '50%', width: '50%', height: 8, label: ' slow packets ', border: 'line',
       tags: true, keys: true, vi: true, style: listStyle,
     });
     this.footer = blessed.box({ parent: this.screen, bottom: 0, left: 0, width: '100%', height: 1, content: KEYS, style: { inverse: true } });
-    this.panels = [this.cpuList, this.histBox, this.timerList, this.stallList];
+    this.panels = [this.cpuList, this.histBox, this.timerList, this.stallList, this.slowList];
     this.cpuList.focus();
     this.bindKeys();
     this.layout();
@@ -105,7 +115,7 @@ export class Dashboard {
   private layout(): void {
     const rows = (this.screen.height as number) || 24;
     const cpuHeight = Math.max(4, Math.min(this.cpuCount + 2, Math.floor(rows * 0.4)));
-    const middleTop = 3 + cpuHeight;
+    const middleTop = HEADER_ROWS + cpuHeight;
     const middleHeight = Math.max(4, rows - middleTop - 9);
     this.cpuList.height = cpuHeight;
     for (const p of [this.histBox, this.timerList]) {
@@ -209,7 +219,8 @@ export class Dashboard {
       `{bold}jitterscope top{/bold}  ${m.host}  ${m.kernel}  window ${this.window}  ` +
         `events ${Math.round(s.eventsPerSec).toLocaleString('en-US')}/s  ${drops}` +
         (this.paused ? '  {inverse}{bold} PAUSED {/bold}{/inverse}' : '') +
-        `  ${s.takenAt.toTimeString().slice(0, 8)}\n${modes}`,
+        `  ${s.takenAt.toTimeString().slice(0, 8)}\n${modes}\n` +
+        severity(s.report.verdict.culprit ? 10e6 : null, s.report.verdict.text.split('\n')[0]),
     );
 
     // per-CPU table: align the plain text first, then colour the cells
@@ -234,11 +245,21 @@ export class Dashboard {
       ),
     );
 
-    const stalls = s.report.stalls.rows.slice(-200).reverse();
+    const stalls = stallEvents(s.report.stalls.rows).slice(-200).reverse();
     this.stallList.setLabel(` recent stalls (>= ${fmtNs(s.report.stalls.thresholdNs)}, newest first) `);
     this.stallList.setItems(
       stalls.map((x) =>
-        severity(x.durationNs, `${wallTime(x.startNs, s.realtimeOffsetNs)}  cpu ${String(x.cpu).padEnd(3)} ${fmtNs(x.durationNs).padStart(8)}  ${x.culprit}`),
+        severity(x.durationNs, `${wallTime(x.startNs, s.realtimeOffsetNs)}  cpu ${String(x.cpu).padEnd(3)} ${fmtNs(x.durationNs).padStart(8)}  ${stallEventText(x)}`),
+      ),
+    );
+    const slow = s.report.packets.slow.slice(-200).reverse();
+    this.slowList.setLabel(` slow packets (waited >= ${fmtNs(s.report.packets.slowThresholdNs)}, newest first) `);
+    this.slowList.setItems(
+      slow.map((p) =>
+        severity(
+          p.waitNs,
+          `${fmtNs(p.waitNs ?? 0).padStart(7)}  cpu ${String(p.cpu).padEnd(3)} ${flowText(p)}  ${p.attribution ? `<- ${p.attribution.culprit}` : ''}`,
+        ),
       ),
     );
     this.screen.render();

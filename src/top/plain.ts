@@ -1,6 +1,7 @@
 // `top` without a terminal: a plain-text block per interval, like `top -b`.
 import { fmtNs, table, wallTime } from '../base/format';
-import { cpuTableText } from '../report/text';
+import { flowText } from '../diagnose/verdict';
+import { cpuTableText, stallEventText, stallEvents } from '../report/text';
 import { Snapshot } from './collector';
 
 export function plainBlock(s: Snapshot, newStallsSinceNs: number): string {
@@ -9,6 +10,7 @@ export function plainBlock(s: Snapshot, newStallsSinceNs: number): string {
   out.push(
     `jitterscope top ${s.takenAt.toISOString()}  window ${s.window}  events ${Math.round(s.eventsPerSec)}/s  drops ${s.dropsRecent} (total ${s.dropsTotal})`,
   );
+  out.push(r.verdict.text.split('\n')[0]);
   out.push(cpuTableText(r));
   const timers = r.timers.byMax.slice(0, 5);
   if (timers.length)
@@ -18,9 +20,15 @@ export function plainBlock(s: Snapshot, newStallsSinceNs: number): string {
         timers.map((t) => [t.symbol, String(t.cpu), String(t.count), fmtNs(t.p99Ns), fmtNs(t.maxNs), fmtNs(t.totalNs)]),
       ),
     );
-  const stalls = r.stalls.rows.filter((x) => x.startNs > newStallsSinceNs);
+  const stalls = stallEvents(r.stalls.rows).filter((x) => x.startNs > newStallsSinceNs);
   for (const x of stalls.slice(-10))
-    out.push(`stall  ${wallTime(x.startNs, s.realtimeOffsetNs)}  cpu ${x.cpu}  ${x.culprit}  ${fmtNs(x.durationNs)}`);
+    out.push(`stall  ${wallTime(x.startNs, s.realtimeOffsetNs)}  cpu ${x.cpu}  ${stallEventText(x)}  ${fmtNs(x.durationNs)}`);
   if (stalls.length > 10) out.push(`(${stalls.length - 10} more stalls)`);
+  const slow = r.packets.slow.filter((p) => p.startNs > newStallsSinceNs);
+  for (const p of slow.slice(-5))
+    out.push(
+      `slow   ${wallTime(p.startNs, s.realtimeOffsetNs)}  cpu ${p.cpu}  ${flowText(p)}  waited ${fmtNs(p.waitNs ?? 0)}  ${p.attribution ? `<- ${p.attribution.culprit}` : ''}`.trimEnd(),
+    );
+  if (slow.length > 5) out.push(`(${slow.length - 5} more slow packets)`);
   return out.join('\n') + '\n\n';
 }

@@ -1,0 +1,155 @@
+// Kernel: the receiving node's view, the article's case. A sender in network
+// namespace A talks to namespace B across a veth; RPS on B's veth steers to
+// CPU 1 where the lab stall runs; `record` runs in B only. Its verdict must
+// name bpf_timer_cb on CPU 1 and the RPS mask, for ICMP over IPv4 and IPv6
+// and for TCP, and name nothing without the stall.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { native } from '../src/kernel/addon';
+import { NetnsPair, readJson, ROOT, runCli, sh, skipUnlessKernel, startCli, tmpFile, validator, waitFor } from './helpers';
+
+function needsTwoCpus(t: { skip: (m?: string) => void }): boolean {
+  if (native().numPossibleCpus >= 2) return false;
+  process.stderr.write('SKIP: needs CPU 1\n');
+  t.skip('needs CPU 1');
+  return true;
+}
+
+/** The lab stall on CPU 1 in namespace b, steering vb's RPS to it; stopped with SIGINT. */
+async function startLab(net: NetnsPair) {
+  const lab = spawn('ip', net.exec(net.b, [process.execPath, path.join(ROOT, 'dist', 'src', 'cli.js'), 'lab', '--cpu', '1', '--stall-ms', '15', '--period-ms', '200', '--rps', 'vb']), {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  lab.stderr.on('data', (d) => (err += d));
+  const closed = new Promise<number | null>((r) => lab.on('close', r));
+  assert.ok(await waitFor(() => err.includes('lab: stalling'), 10_000), err);
+  return {
+    stop: async () => {
+      lab.kill('SIGINT');
+      assert.equal(await closed, 0, err);
+    },
+    kill: () => lab.kill('SIGKILL'),
+  };
+}
+
+/** `record` in namespace b while `load` runs; the report. */
+async function recordWhile(net: NetnsPair, seconds: number, load: () => Promise<void>) {
+  const out = tmpFile('receiver.json');
+  const rec = startCli(['record', '-d', `${seconds}s`, '-o', out], /tracing for/, { prefix: ['ip', ...net.exec(net.b, [])] });
+  assert.ok(await rec.ready, 'record never said it was tracing');
+  await load();
+  const res = await rec.done;
+  assert.equal(res.code, 0, res.stderr);
+  const r = readJson(out);
+  const validate = validator();
+  assert.ok(validate(r), JSON.stringify(validate.errors?.slice(0, 3)));
+  return r;
+}
+
+function pingFromA(net: NetnsPair, addr: string, id: number, v6 = false): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('ip', net.exec(net.a, ['taskset', '-c', '0', 'ping', v6 ? '-6' : '-4', '-q', '-n', '-e', String(id), '-c', '200', '-i', '0.02', addr]), { stdio: 'ignore' });
+    p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`ping exited ${code}`))));
+  });
+}
+
+/** Echo requests of this ping that waited >= 3 ms, and how many the stall explains. */
+function slowRequests(r: any, id: number, type: number) {
+  const slow = (r.packets.slow as any[]).filter((p) => p.id === id && p.type === type && p.waitNs >= 3e6);
+  const named = slow.filter((p) => p.attribution?.culprit === 'bpf_timer_cb' && p.attribution.cpu === 1);
+  return { slow, named };
+}
+
+function checkVerdict(r: any) {
+  const v = r.verdict;
+  assert.equal(v.culprit?.culprit, 'bpf_timer_cb', v.text);
+  assert.equal(v.culprit.cpu, 1);
+  const vb = v.rps.find((x: any) => x.interface === 'vb');
+  assert.ok(vb, `RPS of vb in the verdict: ${v.text}`);
+  assert.equal(vb.steersToCulpritCpu, true);
+  assert.match(v.text, /Verdict: bpf_timer_cb on CPU 1 \(hrtimer\)/);
+  assert.match(v.text, /RPS on vb: rx-0=CPU 1 — steers received packets to CPU 1/);
+}
+
+test('receiver side, ICMP over IPv4: echo requests delayed by the stall are blamed on bpf_timer_cb on CPU 1; a control run names nothing', async (t) => {
+  if (skipUnlessKernel(t) || needsTwoCpus(t)) return;
+  const net = new NetnsPair();
+  t.after(() => net.destroy());
+  sh(`ip netns exec ${net.b} sh -c 'echo 2 > /sys/class/net/vb/queues/rx-0/rps_cpus'`);
+  const control = await recordWhile(net, 6, () => pingFromA(net, net.addrB, 4101));
+  assert.equal(control.verdict.culprit, null, control.verdict.text);
+  assert.ok(control.histograms.some((h: any) => h.probe === 'packet_wait' && h.cpu === 1 && h.count >= 200), 'every packet counts in CPU 1 wait histogram');
+
+  const lab = await startLab(net);
+  t.after(() => lab.kill());
+  const r = await recordWhile(net, 6, () => pingFromA(net, net.addrB, 4102));
+  await lab.stop();
+  const { slow, named } = slowRequests(r, 4102, 8);
+  assert.ok(slow.length >= 5, `only ${slow.length} echo requests waited >= 3 ms`);
+  assert.ok(named.length >= 0.9 * slow.length, `${named.length} of ${slow.length} slow requests attributed to bpf_timer_cb on CPU 1`);
+  assert.ok(slow.every((p) => p.family === 4 && p.proto === 'icmp' && p.saddr === net.addrA && p.cpu === 1));
+  checkVerdict(r);
+});
+
+test('receiver side, ICMPv6: the same answer over IPv6 addresses', async (t) => {
+  if (skipUnlessKernel(t) || needsTwoCpus(t)) return;
+  const net = new NetnsPair();
+  t.after(() => net.destroy());
+  const lab = await startLab(net);
+  t.after(() => lab.kill());
+  const r = await recordWhile(net, 6, () => pingFromA(net, net.addr6B, 4103, true));
+  await lab.stop();
+  const { slow, named } = slowRequests(r, 4103, 128);
+  assert.ok(slow.length >= 5, `only ${slow.length} ICMPv6 echo requests waited >= 3 ms`);
+  assert.ok(named.length >= 0.9 * slow.length, `${named.length} of ${slow.length} attributed`);
+  assert.ok(slow.every((p) => p.family === 6 && p.proto === 'icmpv6' && p.saddr === net.addr6A && p.daddr === net.addr6B));
+  checkVerdict(r);
+});
+
+test('receiver side, TCP: the client\'s slow requests match slow packets by flow and time, blamed on bpf_timer_cb', async (t) => {
+  if (skipUnlessKernel(t) || needsTwoCpus(t)) return;
+  const net = new NetnsPair();
+  t.after(() => net.destroy());
+  const fixture = path.join(ROOT, 'test', 'fixtures', 'tcp-echo.js');
+  const server = spawn('ip', net.exec(net.b, ['taskset', '-c', '0', process.execPath, fixture, 'server', net.addrB, '7007']), { stdio: ['ignore', 'pipe', 'ignore'] });
+  t.after(() => server.kill());
+  let said = '';
+  server.stdout.on('data', (d) => (said += d));
+  assert.ok(await waitFor(() => said.includes('listening'), 5000), 'the echo server did not start');
+  const lab = await startLab(net);
+  t.after(() => lab.kill());
+  const clientOut = tmpFile('client.json');
+  const r = await recordWhile(net, 14, async () => {
+    const c = spawnSync('ip', net.exec(net.a, ['taskset', '-c', '0', process.execPath, fixture, 'client', net.addrB, '7007', '1000', '10', clientOut]), { encoding: 'utf8' });
+    assert.equal(c.status, 0, c.stderr);
+  });
+  await lab.stop();
+  const client = readJson(clientOut);
+  const slowReqs = (client.rows as { sentNs: number; rttMs: number }[]).filter((x) => x.rttMs >= 3);
+  assert.ok(slowReqs.length >= 5, `only ${slowReqs.length} of 1000 requests took >= 3 ms`);
+  const flowPackets = (r.packets.slow as any[]).filter(
+    (p) => p.proto === 'tcp' && ((p.sport === client.localPort && p.dport === 7007) || (p.sport === 7007 && p.dport === client.localPort)),
+  );
+  const matched = slowReqs
+    .map((q) => flowPackets.find((p) => p.startNs >= q.sentNs - 1e6 && p.startNs <= q.sentNs + q.rttMs * 1e6))
+    .filter((p) => p !== undefined);
+  // a slow request with no slow packet was delayed elsewhere (the processes share CPU 0): not this engine's to explain
+  assert.ok(matched.length >= 5, `only ${matched.length} of ${slowReqs.length} slow requests matched a slow packet of their flow`);
+  const named = matched.filter((p) => p.attribution?.culprit === 'bpf_timer_cb' && p.attribution.cpu === 1);
+  assert.ok(named.length >= 0.9 * matched.length, `${named.length} of ${matched.length} matched slow requests attributed to bpf_timer_cb on CPU 1`);
+  checkVerdict(r);
+  assert.ok(r.verdict.culprit.flows.some((f: any) => f.proto === 'tcp' && (f.dport === 7007 || f.sport === 7007)), 'the TCP flow is among the flows hit');
+});
+
+test('--packet-ms must be a positive number: one line, exit 2', async () => {
+  for (const bad of ['0', '-1', 'soon', '']) {
+    const r = await runCli(['record', '-d', '1s', '--packet-ms', bad]);
+    assert.equal(r.code, 2, `--packet-ms '${bad}': ${r.stderr}`);
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0], /--packet-ms: '.*' must be a number of milliseconds above 0/);
+  }
+});
