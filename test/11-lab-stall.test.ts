@@ -7,7 +7,7 @@ import { LabStall } from '../src/kernel/lab-stall';
 import { native } from '../src/kernel/addon';
 import { LiveTrace } from '../src/stream/live';
 import { buildReport } from '../src/report/model';
-import { runCli, skipUnlessKernel, tmpFile, readJson } from './helpers';
+import { runCli, skipUnlessKernel, tmpFile, readJson, unlessStolen } from './helpers';
 
 const STALL_MS = 15;
 
@@ -20,39 +20,42 @@ function needsTwoCpus(t: { skip: (m?: string) => void }): boolean {
 
 test('record attributes the lab stall to bpf_timer_cb on CPU 1', async (t) => {
   if (skipUnlessKernel(t) || needsTwoCpus(t)) return;
-  const out = tmpFile('stall.json');
-  const res = await (async () => {
-    const stall = new LabStall({ cpu: 1, stallMs: STALL_MS, periodMs: 200 });
-    try {
-      const r = await runCli(['record', '--duration', '2500ms', '--out', out]);
-      return { r, stats: stall.stats() };
-    } finally {
-      stall.stop();
-    }
-  })();
-  assert.equal(res.r.code, 0, res.r.stderr);
-  const { stats } = res;
-  assert.ok(stats.runs >= 10, `stall ran ${stats.runs} times`);
-  assert.equal(stats.cpu, 1);
-  assert.equal(stats.otherCpuRuns, 0, 'the stall stayed on CPU 1');
-  assert.ok(Math.abs(stats.maxNs / 1e6 - STALL_MS) < 3, `stall measured itself at ${stats.maxNs / 1e6} ms`);
+  await unlessStolen(t, async () => {
+    const out = tmpFile('stall.json');
+    const res = await (async () => {
+      const stall = new LabStall({ cpu: 1, stallMs: STALL_MS, periodMs: 200 });
+      try {
+        const r = await runCli(['record', '--duration', '2500ms', '--out', out]);
+        return { r, stats: stall.stats() };
+      } finally {
+        stall.stop();
+      }
+    })();
+    assert.equal(res.r.code, 0, res.r.stderr);
+    const { stats } = res;
+    assert.ok(stats.runs >= 10, `stall ran ${stats.runs} times`);
+    assert.equal(stats.cpu, 1);
+    assert.equal(stats.otherCpuRuns, 0, 'the stall stayed on CPU 1');
+    // its shortest run: a VM whose host preempts it (steal) stretches some runs, never all
+    assert.ok(Math.abs(stats.minNs / 1e6 - STALL_MS) < 3, `stall's shortest run measured ${stats.minNs / 1e6} ms`);
 
-  const report = readJson(out);
-  const rows = report.timers.byMax.filter((r: any) => r.symbol === 'bpf_timer_cb');
-  assert.equal(rows.length, 1, `bpf_timer_cb rows: ${JSON.stringify(rows)}`);
-  const row = rows[0];
-  assert.equal(row.cpu, 1);
-  assert.equal(row.kind, 'hrtimer');
-  assert.ok(row.count >= 10, `${row.count} runs traced`);
-  const ratio = row.maxNs / stats.maxNs;
-  assert.ok(ratio > 0.8 && ratio < 1.2, `traced max ${row.maxNs} vs stall's own ${stats.maxNs}`);
-  assert.equal(report.timers.byMax[0].symbol, 'bpf_timer_cb', 'it is the longest callback');
+    const report = readJson(out);
+    const rows = report.timers.byMax.filter((r: any) => r.symbol === 'bpf_timer_cb');
+    assert.equal(rows.length, 1, `bpf_timer_cb rows: ${JSON.stringify(rows)}`);
+    const row = rows[0];
+    assert.equal(row.cpu, 1);
+    assert.equal(row.kind, 'hrtimer');
+    assert.ok(row.count >= 10, `${row.count} runs traced`);
+    const ratio = row.maxNs / stats.maxNs;
+    assert.ok(ratio > 0.8 && ratio < 1.2, `traced max ${row.maxNs} vs stall's own ${stats.maxNs}`);
+    assert.equal(report.timers.byMax[0].symbol, 'bpf_timer_cb', 'it is the longest callback');
 
-  const hrt = report.histograms.find((h: any) => h.probe === 'softirq' && h.key === 'HRTIMER' && h.cpu === 1);
-  assert.ok(hrt, 'HRTIMER softirq on CPU 1');
-  assert.ok(hrt.max >= stats.maxNs, `HRTIMER softirq max ${hrt.max} < stall ${stats.maxNs}`);
-  const stalls = report.stalls.rows.filter((s: any) => s.culprit === 'bpf_timer_cb' && s.cpu === 1);
-  assert.ok(stalls.length >= 10, 'each run is listed as a stall');
+    const hrt = report.histograms.find((h: any) => h.probe === 'softirq' && h.key === 'HRTIMER' && h.cpu === 1);
+    assert.ok(hrt, 'HRTIMER softirq on CPU 1');
+    assert.ok(hrt.max >= stats.maxNs, `HRTIMER softirq max ${hrt.max} < stall ${stats.maxNs}`);
+    const stalls = report.stalls.rows.filter((s: any) => s.culprit === 'bpf_timer_cb' && s.cpu === 1);
+    assert.ok(stalls.length >= 10, 'each run is listed as a stall');
+  });
 });
 
 test('raw_tp flavour sees the same stall as tp_btf (fallback path)', async (t) => {

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { native } from '../src/kernel/addon';
-import { CLI, NetnsPair, readJson, runCli, sh, skipUnlessKernel, tmpFile, tracerPrograms, validator, waitFor } from './helpers';
+import { CLI, NetnsPair, readJson, runCli, sh, skipUnlessKernel, tmpFile, tracerPrograms, validator, waitFor, unlessStolen } from './helpers';
 
 function needsTwoCpus(t: { skip: (m?: string) => void }): boolean {
   if (native().numPossibleCpus >= 2) return false;
@@ -24,61 +24,63 @@ function pingFromA(net: NetnsPair, out: string) {
 
 test('ping names bpf_timer_cb on CPU 1 behind the slow replies; a control run names nothing', async (t) => {
   if (skipUnlessKernel(t) || needsTwoCpus(t)) return;
-  const net = new NetnsPair();
-  t.after(() => net.destroy());
-  // RPS steers what arrives on either end to CPU 1; ping runs on CPU 0
-  sh(`ip netns exec ${net.a} sh -c 'echo 2 > /sys/class/net/va/queues/rx-0/rps_cpus'`);
+  await unlessStolen(t, async () => {
+    const net = new NetnsPair();
+    t.after(() => net.destroy());
+    // RPS steers what arrives on either end to CPU 1; ping runs on CPU 0
+    sh(`ip netns exec ${net.a} sh -c 'echo 2 > /sys/class/net/va/queues/rx-0/rps_cpus'`);
 
-  // control first: RPS on CPU 1 but no stall
-  const control = tmpFile('control.json');
-  const c = pingFromA(net, control);
-  assert.equal(c.code, 0, c.stderr);
-  const cr = readJson(control);
-  assert.ok(validator()(cr));
-  assert.equal(cr.ping.verdict.received, 100);
-  assert.equal(cr.ping.replies.filter((r: any) => r.attribution?.culprit === 'bpf_timer_cb').length, 0);
-  assert.equal(cr.ping.verdict.culprit, null);
-  assert.match(c.stdout, /No slow replies|No culprit found/);
+    // control first: RPS on CPU 1 but no stall
+    const control = tmpFile('control.json');
+    const c = pingFromA(net, control);
+    assert.equal(c.code, 0, c.stderr);
+    const cr = readJson(control);
+    assert.ok(validator()(cr));
+    assert.equal(cr.ping.verdict.received, 100);
+    assert.equal(cr.ping.replies.filter((r: any) => r.attribution?.culprit === 'bpf_timer_cb').length, 0);
+    assert.equal(cr.ping.verdict.culprit, null);
+    assert.match(c.stdout, /No slow replies|No culprit found/);
 
-  // the lab stall on CPU 1, with RPS on vb set (and later restored) by `lab`
-  const lab = spawn('ip', ['netns', 'exec', net.b, process.execPath, CLI, 'lab', '--cpu', '1', '--stall-ms', '15', '--period-ms', '200', '--rps', 'vb'], {
-    stdio: ['ignore', 'ignore', 'pipe'],
+    // the lab stall on CPU 1, with RPS on vb set (and later restored) by `lab`
+    const lab = spawn('ip', ['netns', 'exec', net.b, process.execPath, CLI, 'lab', '--cpu', '1', '--stall-ms', '15', '--period-ms', '200', '--rps', 'vb'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let labErr = '';
+    lab.stderr.on('data', (d) => (labErr += d));
+    const labClosed = new Promise<number | null>((r) => lab.on('close', r));
+    t.after(() => lab.kill('SIGKILL'));
+    assert.ok(await waitFor(() => labErr.includes('lab: stalling'), 10000), labErr);
+    assert.equal(sh(`ip netns exec ${net.b} cat /sys/class/net/vb/queues/rx-0/rps_cpus`).trim(), '2');
+
+    const out = tmpFile('ping.json');
+    const p = pingFromA(net, out);
+    assert.equal(p.code, 0, p.stderr);
+    const r = readJson(out);
+    const validate = validator();
+    assert.ok(validate(r), JSON.stringify(validate.errors?.slice(0, 3)));
+    const rows = r.ping.replies as any[];
+    assert.equal(rows.length, 100);
+    const offCpu1 = rows.filter((x) => x.requestCpu !== 1 || x.replyCpu !== 1);
+    assert.ok(offCpu1.length <= 2, `RPS put both directions on CPU 1: ${JSON.stringify(offCpu1.slice(0, 3))}`);
+    const slow = rows.filter((x) => x.rttMs !== null && x.rttMs > 3);
+    assert.ok(slow.length >= 5, `only ${slow.length} replies slower than 3 ms`);
+    const named = slow.filter((x) => x.attribution?.culprit === 'bpf_timer_cb' && x.attribution.cpu === 1);
+    assert.ok(named.length >= 0.9 * slow.length, `${named.length} of ${slow.length} slow replies attributed to bpf_timer_cb`);
+    const v = r.ping.verdict;
+    assert.equal(v.culprit.culprit, 'bpf_timer_cb');
+    assert.equal(v.culprit.cpu, 1);
+    assert.ok(Math.abs(v.culprit.runs.maxMs - 15) < 3, `runs max ${v.culprit.runs.maxMs}`);
+    assert.equal(v.rps.interface, 'va');
+    assert.equal(v.rps.steersToCulpritCpu, true);
+    assert.match(p.stdout, /Culprit: bpf_timer_cb on CPU 1/);
+    assert.match(p.stdout, /RPS on va: rx-0=CPU 1 — steers received packets to CPU 1/);
+
+    lab.kill('SIGINT');
+    assert.equal(await labClosed, 0, labErr);
+    assert.match(labErr, /lab: stopped \(SIGINT\) after \d+ stalls/);
+    assert.equal(sh(`ip netns exec ${net.b} cat /sys/class/net/vb/queues/rx-0/rps_cpus`).trim(), '0', 'lab restored rps_cpus');
+    assert.ok(await waitFor(() => tracerPrograms().length === 0, 3000));
   });
-  let labErr = '';
-  lab.stderr.on('data', (d) => (labErr += d));
-  const labClosed = new Promise<number | null>((r) => lab.on('close', r));
-  t.after(() => lab.kill('SIGKILL'));
-  assert.ok(await waitFor(() => labErr.includes('lab: stalling'), 10000), labErr);
-  assert.equal(sh(`ip netns exec ${net.b} cat /sys/class/net/vb/queues/rx-0/rps_cpus`).trim(), '2');
-
-  const out = tmpFile('ping.json');
-  const p = pingFromA(net, out);
-  assert.equal(p.code, 0, p.stderr);
-  const r = readJson(out);
-  const validate = validator();
-  assert.ok(validate(r), JSON.stringify(validate.errors?.slice(0, 3)));
-  const rows = r.ping.replies as any[];
-  assert.equal(rows.length, 100);
-  const offCpu1 = rows.filter((x) => x.requestCpu !== 1 || x.replyCpu !== 1);
-  assert.ok(offCpu1.length <= 2, `RPS put both directions on CPU 1: ${JSON.stringify(offCpu1.slice(0, 3))}`);
-  const slow = rows.filter((x) => x.rttMs !== null && x.rttMs > 3);
-  assert.ok(slow.length >= 5, `only ${slow.length} replies slower than 3 ms`);
-  const named = slow.filter((x) => x.attribution?.culprit === 'bpf_timer_cb' && x.attribution.cpu === 1);
-  assert.ok(named.length >= 0.9 * slow.length, `${named.length} of ${slow.length} slow replies attributed to bpf_timer_cb`);
-  const v = r.ping.verdict;
-  assert.equal(v.culprit.culprit, 'bpf_timer_cb');
-  assert.equal(v.culprit.cpu, 1);
-  assert.ok(Math.abs(v.culprit.runs.maxMs - 15) < 3, `runs max ${v.culprit.runs.maxMs}`);
-  assert.equal(v.rps.interface, 'va');
-  assert.equal(v.rps.steersToCulpritCpu, true);
-  assert.match(p.stdout, /Culprit: bpf_timer_cb on CPU 1/);
-  assert.match(p.stdout, /RPS on va: rx-0=CPU 1 — steers received packets to CPU 1/);
-
-  lab.kill('SIGINT');
-  assert.equal(await labClosed, 0, labErr);
-  assert.match(labErr, /lab: stopped \(SIGINT\) after \d+ stalls/);
-  assert.equal(sh(`ip netns exec ${net.b} cat /sys/class/net/vb/queues/rx-0/rps_cpus`).trim(), '0', 'lab restored rps_cpus');
-  assert.ok(await waitFor(() => tracerPrograms().length === 0, 3000));
 });
 
 test('lab restores RPS and detaches on SIGTERM too', async (t) => {
