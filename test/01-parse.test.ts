@@ -5,6 +5,7 @@ import { parseCpuList, parseDurationMs, parseIntInRange } from '../src/commands/
 import { effectiveCaps, missingCaps, requireKernelBtf, requireTracingCaps } from '../src/host/caps';
 import { Kallsyms, key52FromHex } from '../src/host/kallsyms';
 import { UsageError, EnvironmentError } from '../src/base/errors';
+import { readStealNs } from '../src/host/steal';
 
 test('durations', () => {
   assert.equal(parseDurationMs('10s'), 10_000);
@@ -70,4 +71,15 @@ test('a kernel without BTF is one clear line, not a stack trace', () => {
       /this kernel has no BTF \(\/nonexistent\/btf\/vmlinux is missing; .*CONFIG_DEBUG_INFO_BTF=y/.test(e.message) &&
       !e.message.includes('\n'),
   );
+});
+
+test('steal per CPU from /proc/stat, in ns', () => {
+  const stat = [
+    'cpu  86377 0 33656 165807 1390 0 13091 14357 0 0',
+    'cpu0 43000 0 16000 80000 700 0 6500 7100 0 0',
+    'cpu1 43377 0 17656 85807 690 0 6591 7257 0 0',
+    'intr 123 4 5',
+  ].join('\n');
+  assert.deepEqual(readStealNs(stat), [71e9, 72.57e9]);
+  assert.deepEqual(readStealNs('cpu  1 2 3\n'), []);
 });

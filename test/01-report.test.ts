@@ -46,6 +46,7 @@ function sample(): Aggregator {
       pkt: { saddr: 'fd00::1', daddr: 'fd00::2', proto: 6, sport: 40000, dport: 7000, type: 0x18, arrivalCpu: 0 },
     });
   const agg = new Aggregator({ stallThresholdNs: 1e6 });
+  agg.stealNs[1] = 120e6; // the hypervisor took 120 ms from CPU 1
   // two batches, the second reusing a different buffer
   agg.consume(encode(ev.slice(0, 150)), 150);
   agg.consume(encode(ev.slice(150)), ev.length - 150);
@@ -121,6 +122,8 @@ test('the report validates against schema/report.v2.json and names callbacks', (
   assert.equal(r.verdict.culprit?.packets, 4);
   assert.deepEqual(r.verdict.culprit?.flows[0], { proto: 'tcp', saddr: 'fd00::1', sport: 40000, daddr: 'fd00::2', dport: 7000, packets: 4 });
   assert.match(r.verdict.text, /^Verdict: bpf_timer_cb on CPU 1 \(hrtimer\) delayed 4 of 5 slow packets \(80%/);
+  assert.deepEqual(r.verdict.hostSteal, [{ cpu: 1, ns: 120e6, share: 0.12 }]);
+  assert.match(r.verdict.text, /Host steal: the hypervisor took 120ms from CPU 1 \(12%\) of this trace/);
   assert.match(r.verdict.text, /Flows hit: tcp \[fd00::1\]:40000 -> \[fd00::2\]:7000 \(4\)/);
 });
 

@@ -64,9 +64,15 @@ export interface PacketVerdict {
   } | null;
   /** The interfaces the culprit's packets came in on, with their RPS masks. */
   rps: RpsFinding[];
+  /** CPUs the hypervisor took noticeable time from during the trace (VMs only). */
+  hostSteal: { cpu: number; ns: number; share: number }[];
   advice: string[];
   text: string;
 }
+
+/** Steal worth saying: this much on one CPU, or this share of the trace. */
+const STEAL_NOTE_NS = 50e6;
+const STEAL_NOTE_SHARE = 0.01;
 
 /** A culprit is named when it explains at least this many slow packets... */
 const MIN_CULPRIT_PACKETS = 3;
@@ -74,7 +80,13 @@ const MIN_CULPRIT_PACKETS = 3;
 const MIN_CULPRIT_SHARE = 0.3;
 
 /** The verdict over a trace's slow packets; `ifname` names an ifindex in this network namespace. */
-export function packetVerdict(slow: SlowPacket[], stalls: StallRow[], slowMs: number, ifname: (ifindex: number) => string | null): PacketVerdict {
+export function packetVerdict(
+  slow: SlowPacket[],
+  stalls: StallRow[],
+  slowMs: number,
+  ifname: (ifindex: number) => string | null,
+  steal: { perCpuNs: number[]; durationNs: number } = { perCpuNs: [], durationNs: 0 },
+): PacketVerdict {
   const attributed = slow.filter((p) => p.attribution).length;
   const lead = leadingOverlap(slow.map((p) => p.attribution), stalls);
   let culprit: PacketVerdict['culprit'] = null;
@@ -105,6 +117,9 @@ export function packetVerdict(slow: SlowPacket[], stalls: StallRow[], slowMs: nu
     attributed,
     culprit,
     rps: names.map((n) => rpsFinding(n, culprit)),
+    hostSteal: steal.perCpuNs
+      .map((ns, cpu) => ({ cpu, ns, share: steal.durationNs > 0 ? ns / steal.durationNs : 0 }))
+      .filter((x) => x.ns >= STEAL_NOTE_NS || (x.ns > 0 && x.share >= STEAL_NOTE_SHARE)),
     advice: culprit ? adviceForCulprit(culprit.culprit, culprit.cpu, culprit.runs.maxMs) : [],
   };
   return { ...facts, text: packetVerdictText(facts) };
@@ -126,6 +141,11 @@ export function packetVerdictText(v: Omit<PacketVerdict, 'text'>): string {
     lines.push(`Flows hit: ${c.flows.slice(0, 5).map((f) => `${flowText(f)} (${f.packets})`).join(', ')}`);
   }
   for (const r of v.rps) lines.push(rpsLine(r, c?.cpu));
+  if (v.hostSteal.length)
+    lines.push(
+      `Host steal: the hypervisor took ${v.hostSteal.map((x) => `${fmtNs(x.ns)} from CPU ${x.cpu} (${pct(x.share)})`).join(', ')} of this trace; ` +
+        'inside a VM that looks like a long callback or a wait with nothing running; check steal in /proc/stat, CPU overcommit on the host, or a dedicated instance.',
+    );
   for (const a of v.advice) lines.push(`Advice: ${a}`);
   return lines.join('\n');
 }

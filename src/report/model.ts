@@ -53,6 +53,8 @@ export interface CpuSummary {
   packetWaitP99: number | null;
   packetWaitMax: number | null;
   icmp: number;
+  /** Time the hypervisor took from this CPU (VMs), ns. */
+  stealNs: number;
   /** The longest timer callback run on this CPU. */
   worst: { culprit: string; durationNs: number } | null;
 }
@@ -205,6 +207,7 @@ export function buildReport(inp: ReportInput): Report {
       packetWaitP99: stat(agg.packetWait[cpu], 'p99'),
       packetWaitMax: stat(agg.packetWait[cpu], 'max'),
       icmp: agg.icmpCount[cpu] ?? 0,
+      stealNs: agg.stealNs[cpu] ?? 0,
       worst: worstByCpu[cpu] ?? null,
     }));
 
@@ -221,7 +224,8 @@ export function buildReport(inp: ReportInput): Report {
     durationNs: s.durationNs,
   }));
   const slow = attributePackets(agg.slowPackets(), indexStalls(stallRows));
-  const verdict = packetVerdict(slow, stallRows, agg.slowPacketNs / 1e6, (i) => interfaceByIndex(i));
+  const durationNs = (inp.endWall.getTime() - inp.start.wall.getTime()) * 1e6;
+  const verdict = packetVerdict(slow, stallRows, agg.slowPacketNs / 1e6, (i) => interfaceByIndex(i), { perCpuNs: agg.stealNs, durationNs });
 
   return {
     schema: REPORT_SCHEMA_ID,

@@ -96,6 +96,8 @@ export class Aggregator {
   readonly packetWait: (Histogram | undefined)[] = [];
   /** Packets whose arrival the kernel did not see, per CPU. */
   readonly packetWaitUnknown: number[] = [];
+  /** CPU time the hypervisor stole from each CPU meanwhile, ns (LiveTrace adds it). */
+  readonly stealNs: number[] = [];
   private readonly slowRing: Newest<Packet>;
   private readonly stallRing: Newest<Stall>;
   readonly events = { softirq: 0, timer: 0, hrtimer: 0, packet: 0, func: 0, unknown: 0 };
@@ -260,6 +262,7 @@ export class Aggregator {
     mergeList(this.packetWait, o.packetWait);
     o.icmpCount.forEach((n, cpu) => (this.icmpCount[cpu] = (this.icmpCount[cpu] ?? 0) + (n ?? 0)));
     o.packetWaitUnknown.forEach((n, cpu) => (this.packetWaitUnknown[cpu] = (this.packetWaitUnknown[cpu] ?? 0) + (n ?? 0)));
+    o.stealNs.forEach((n, cpu) => (this.stealNs[cpu] = (this.stealNs[cpu] ?? 0) + (n ?? 0)));
     for (const p of o.icmp) {
       if (this.icmp.length < this.maxPackets) this.icmp.push(p);
       else this.icmpNotKept++;

@@ -1,6 +1,7 @@
 // A live trace: a kernel trace session whose ring batches are aggregated as
 // they arrive. rotate() cuts the stream into intervals for views that show
 // windows (top, serve). Every command that traces goes through this.
+import { readStealNs } from '../host/steal';
 import { TraceSession, SessionOptions } from '../kernel/session';
 import { Aggregator, AggregatorOptions } from './aggregate';
 import { KernelHist, parsePercpuHist, since, toHistogram } from './kernel-histogram';
@@ -13,6 +14,8 @@ export class LiveTrace {
   readonly session: TraceSession;
   /** The kernel's packet-wait counters at the last fold. */
   private lastWait: KernelHist[] = [];
+  /** Steal per CPU at the last fold. */
+  private lastSteal = readStealNs();
 
   private constructor(opts: LiveTraceOptions) {
     this.aggregator = new Aggregator(opts);
@@ -23,7 +26,14 @@ export class LiveTrace {
     });
   }
 
-  /** Moves what the kernel's packet-wait histograms gained since the last fold into `into`. */
+  /** Moves what the kernel's packet-wait histograms and the host's steal gained since the last fold into `into`. */
+  private fold(into: Aggregator): void {
+    const steal = readStealNs();
+    steal.forEach((ns, cpu) => (into.stealNs[cpu] = (into.stealNs[cpu] ?? 0) + ns - (this.lastSteal[cpu] ?? ns)));
+    this.lastSteal = steal;
+    this.foldPacketWait(into);
+  }
+
   private foldPacketWait(into: Aggregator): void {
     const bytes = this.session.packetWaitBytes();
     if (!bytes) return;
@@ -47,7 +57,7 @@ export class LiveTrace {
   rotate(): Aggregator {
     const done = this.aggregator;
     this.session.drain();
-    this.foldPacketWait(done);
+    this.fold(done);
     this.aggregator = done.fresh();
     return done;
   }
@@ -56,6 +66,6 @@ export class LiveTrace {
   stop(): void {
     const running = this.session.packetWaitBytes() !== null;
     this.session.stop();
-    if (running) this.foldPacketWait(this.aggregator);
+    if (running) this.fold(this.aggregator);
   }
 }
