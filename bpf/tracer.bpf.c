@@ -462,10 +462,15 @@ static __always_inline void packet_done(const struct sk_buff *skb, unsigned char
 	submit(e);
 }
 
-static __always_inline int on_packet_receive(const struct sk_buff *skb)
+/* tp_btf hands over a typed skb whose scalar fields load directly (no helper
+ * call); raw_tp hands over a bare address, read through the helper. `btf` is
+ * a constant in each program, so each keeps only its own branch. */
+#define SKB_SCALAR(skb, field, btf) ((btf) ? (skb)->field : BPF_CORE_READ(skb, field))
+
+static __always_inline int on_packet_receive_flavour(const struct sk_buff *skb, bool btf)
 {
 	unsigned char *l3 = BPF_CORE_READ(skb, data);
-	__u16 protocol = BPF_CORE_READ(skb, protocol);
+	__u16 protocol = SKB_SCALAR(skb, protocol, btf);
 	struct seen w;
 	/* with icmp_rcv traced, IPv4 ICMP is counted and reported there, wait included */
 	if (icmp_from_icmp_rcv && protocol == bpf_htons(0x0800) && l4_proto(l3, protocol) == 1)
@@ -473,6 +478,16 @@ static __always_inline int on_packet_receive(const struct sk_buff *skb)
 	take_arrival(skb, &w);
 	packet_done(skb, l3, protocol, &w, stream_icmp);
 	return 0;
+}
+
+static __always_inline int on_packet_receive_btf(const struct sk_buff *skb)
+{
+	return on_packet_receive_flavour(skb, true);
+}
+
+static __always_inline int on_packet_receive(const struct sk_buff *skb)
+{
+	return on_packet_receive_flavour(skb, false);
 }
 
 /* At icmp_rcv the IP header is at head + network_header (skb->data is at the
@@ -536,4 +551,5 @@ TP_PAIR(hrtimer_expire_exit, hrt_exit, on_hrtimer_exit, struct hrtimer *, timer)
 TP_PAIR(netif_rx_entry, rx_arrive, on_packet_arrival, const struct sk_buff *, skb)
 TP_PAIR(napi_gro_receive_entry, gro_arrive, on_packet_arrival, const struct sk_buff *, skb)
 TP_PAIR(netif_receive_skb_entry, rcv_arrive, on_packet_arrival, const struct sk_buff *, skb)
-TP_PAIR(netif_receive_skb, skb_rcv, on_packet_receive, const struct sk_buff *, skb)
+SEC("tp_btf/netif_receive_skb") int BPF_PROG(js_skb_rcv, const struct sk_buff *skb) { return on_packet_receive_btf(skb); }
+SEC("raw_tp/netif_receive_skb") int BPF_PROG(jsr_skb_rcv, const struct sk_buff *skb) { return on_packet_receive(skb); }
