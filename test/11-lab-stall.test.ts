@@ -7,16 +7,10 @@ import { LabStall } from '../src/kernel/lab-stall';
 import { native } from '../src/kernel/addon';
 import { LiveTrace } from '../src/stream/live';
 import { buildReport } from '../src/report/model';
-import { runCli, skipUnlessKernel, tmpFile, readJson, unlessStolen } from './helpers';
+import { runCli, skipUnlessKernel, tmpFile, readJson, unlessStolen, needsTwoCpus } from './helpers';
 
 const STALL_MS = 15;
 
-function needsTwoCpus(t: { skip: (m?: string) => void }): boolean {
-  if (native().numPossibleCpus >= 2) return false;
-  process.stderr.write('SKIP: the lab stall test needs CPU 1\n');
-  t.skip('needs CPU 1');
-  return true;
-}
 
 test('record attributes the lab stall to bpf_timer_cb on CPU 1', async (t) => {
   if (skipUnlessKernel(t) || needsTwoCpus(t)) return;

@@ -3,15 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { native } from '../src/kernel/addon';
-import { CLI, NetnsPair, readJson, runCli, sh, skipUnlessKernel, tmpFile, tracerPrograms, validator, waitFor, unlessStolen } from './helpers';
+import { CLI, NetnsPair, readJson, runCli, sh, skipUnlessKernel, tmpFile, tracerPrograms, validator, waitFor, unlessStolen, needsTwoCpus } from './helpers';
 
-function needsTwoCpus(t: { skip: (m?: string) => void }): boolean {
-  if (native().numPossibleCpus >= 2) return false;
-  process.stderr.write('SKIP: needs CPU 1\n');
-  t.skip('needs CPU 1');
-  return true;
-}
 
 function pingFromA(net: NetnsPair, out: string) {
   const r = spawnSync(

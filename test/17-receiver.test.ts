@@ -7,15 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { native } from '../src/kernel/addon';
-import { NetnsPair, readJson, ROOT, runCli, sh, skipUnlessKernel, startCli, tmpFile, validator, waitFor, unlessStolen } from './helpers';
+import { NetnsPair, readJson, ROOT, runCli, sh, skipUnlessKernel, startCli, tmpFile, validator, waitFor, unlessStolen, needsTwoCpus } from './helpers';
 
-function needsTwoCpus(t: { skip: (m?: string) => void }): boolean {
-  if (native().numPossibleCpus >= 2) return false;
-  process.stderr.write('SKIP: needs CPU 1\n');
-  t.skip('needs CPU 1');
-  return true;
-}
 
 /** The lab stall on CPU 1 in namespace b, steering vb's RPS to it; stopped with SIGINT. */
 async function startLab(net: NetnsPair) {

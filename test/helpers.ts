@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
+import { native } from '../src/kernel/addon';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
 export const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
@@ -24,6 +25,14 @@ export function skipUnlessKernel(t: { skip: (msg?: string) => void }): boolean {
   if (!why) return false;
   process.stderr.write(`SKIP: ${why}\n`);
   t.skip(why);
+  return true;
+}
+
+/** Skips (with the reason printed) on a one-CPU machine: the lab stall runs on CPU 1. */
+export function needsTwoCpus(t: { skip: (msg?: string) => void }): boolean {
+  if (native().numPossibleCpus >= 2) return false;
+  process.stderr.write('SKIP: needs CPU 1\n');
+  t.skip('needs CPU 1');
   return true;
 }
 
