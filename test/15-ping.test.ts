@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { CLI, NetnsPair, readJson, runCli, sh, skipUnlessKernel, tmpFile, tracerPrograms, validator, waitFor, unlessStolen, needsTwoCpus } from './helpers';
+import { CLI, NetnsPair, readJson, runCli, sh, skipUnlessKernel, tmpFile, tracerPrograms, validator, waitFor, unlessStolen, needsTwoCpus, startLab } from './helpers';
 
 
 function pingFromA(net: NetnsPair, out: string) {
@@ -35,14 +35,8 @@ test('ping names bpf_timer_cb on CPU 1 behind the slow replies; a control run na
     assert.match(c.stdout, /No slow replies|No culprit found/);
 
     // the lab stall on CPU 1, with RPS on vb set (and later restored) by `lab`
-    const lab = spawn('ip', ['netns', 'exec', net.b, process.execPath, CLI, 'lab', '--cpu', '1', '--stall-ms', '15', '--period-ms', '200', '--rps', 'vb'], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    let labErr = '';
-    lab.stderr.on('data', (d) => (labErr += d));
-    const labClosed = new Promise<number | null>((r) => lab.on('close', r));
-    t.after(() => lab.kill('SIGKILL'));
-    assert.ok(await waitFor(() => labErr.includes('lab: stalling'), 10000), labErr);
+    const lab = await startLab(net);
+    t.after(() => lab.kill());
     assert.equal(sh(`ip netns exec ${net.b} cat /sys/class/net/vb/queues/rx-0/rps_cpus`).trim(), '2');
 
     const out = tmpFile('ping.json');
@@ -68,9 +62,8 @@ test('ping names bpf_timer_cb on CPU 1 behind the slow replies; a control run na
     assert.match(p.stdout, /Culprit: bpf_timer_cb on CPU 1/);
     assert.match(p.stdout, /RPS on va: rx-0=CPU 1 — steers received packets to CPU 1/);
 
-    lab.kill('SIGINT');
-    assert.equal(await labClosed, 0, labErr);
-    assert.match(labErr, /lab: stopped \(SIGINT\) after \d+ stalls/);
+    await lab.stop();
+    assert.match(lab.stderr(), /lab: stopped \(SIGINT\) after \d+ stalls/);
     assert.equal(sh(`ip netns exec ${net.b} cat /sys/class/net/vb/queues/rx-0/rps_cpus`).trim(), '0', 'lab restored rps_cpus');
     assert.ok(await waitFor(() => tracerPrograms().length === 0, 3000));
   });

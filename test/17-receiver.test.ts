@@ -7,26 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { NetnsPair, readJson, ROOT, runCli, sh, skipUnlessKernel, startCli, tmpFile, validator, waitFor, unlessStolen, needsTwoCpus } from './helpers';
+import { CLI, NetnsPair, readJson, ROOT, runCli, sh, skipUnlessKernel, startCli, tmpFile, validator, waitFor, unlessStolen, needsTwoCpus, startLab } from './helpers';
 
-
-/** The lab stall on CPU 1 in namespace b, steering vb's RPS to it; stopped with SIGINT. */
-async function startLab(net: NetnsPair) {
-  const lab = spawn('ip', net.exec(net.b, [process.execPath, path.join(ROOT, 'dist', 'src', 'cli.js'), 'lab', '--cpu', '1', '--stall-ms', '15', '--period-ms', '200', '--rps', 'vb']), {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let err = '';
-  lab.stderr.on('data', (d) => (err += d));
-  const closed = new Promise<number | null>((r) => lab.on('close', r));
-  assert.ok(await waitFor(() => err.includes('lab: stalling'), 10_000), err);
-  return {
-    stop: async () => {
-      lab.kill('SIGINT');
-      assert.equal(await closed, 0, err);
-    },
-    kill: () => lab.kill('SIGKILL'),
-  };
-}
 
 /** `record` in namespace b while `load` runs; the report. */
 async function recordWhile(net: NetnsPair, seconds: number, load: () => Promise<void>) {
@@ -164,7 +146,7 @@ test('jitterscope ping to an IPv6 address: slow replies are attributed like IPv4
     const out = tmpFile('ping6.json');
     const p = spawnSync(
       'ip',
-      net.exec(net.a, ['taskset', '-c', '0', process.execPath, path.join(ROOT, 'dist', 'src', 'cli.js'), 'ping', net.addr6B, '-c', '100', '-i', '50', '--slow-ms', '3', '--out', out]),
+      net.exec(net.a, ['taskset', '-c', '0', process.execPath, CLI, 'ping', net.addr6B, '-c', '100', '-i', '50', '--slow-ms', '3', '--out', out]),
       { encoding: 'utf8' },
     );
     await lab.stop();
@@ -188,7 +170,7 @@ test('an IPv6 target where IPv6 is disabled is one line, exit 2, nothing attache
   spawnSync('ip', ['netns', 'del', ns]);
   sh(`ip netns add ${ns} && ip netns exec ${ns} sysctl -qw net.ipv6.conf.all.disable_ipv6=1`);
   t.after(() => spawnSync('ip', ['netns', 'del', ns]));
-  const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, path.join(ROOT, 'dist', 'src', 'cli.js'), 'ping', '::1', '-c', '1'], { encoding: 'utf8' });
+  const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, CLI, 'ping', '::1', '-c', '1'], { encoding: 'utf8' });
   assert.equal(r.status, 2, r.stderr);
   const lines = r.stderr.trim().split('\n');
   assert.equal(lines.length, 1, r.stderr);

@@ -143,6 +143,30 @@ export class NetnsPair {
   }
 }
 
+/**
+ * `jitterscope lab` in namespace b: the stall on CPU 1, vb's RPS steered to it
+ * (and restored by lab on exit). Resolves once it is stalling.
+ */
+export async function startLab(net: NetnsPair) {
+  const lab = spawn('ip', net.exec(net.b, [process.execPath, CLI, 'lab', '--cpu', '1', '--stall-ms', '15', '--period-ms', '200', '--rps', 'vb']), {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let err = '';
+  lab.stderr!.on('data', (d) => (err += d));
+  const closed = new Promise<number | null>((r) => lab.on('close', r));
+  if (!(await waitFor(() => err.includes('lab: stalling'), 10_000))) throw new Error(`lab did not start: ${err}`);
+  return {
+    /** SIGINT, then its exit status must be 0. */
+    stop: async () => {
+      lab.kill('SIGINT');
+      const code = await closed;
+      if (code !== 0) throw new Error(`lab exited ${code}: ${err}`);
+    },
+    kill: () => lab.kill('SIGKILL'),
+    stderr: () => err,
+  };
+}
+
 export function tmpFile(name: string): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'jitterscope-test-'));
   return path.join(dir, name);

@@ -16,6 +16,7 @@ export class LiveTrace {
   private lastWait: KernelHist[] = [];
   /** Steal per CPU at the last fold. */
   private lastSteal = readStealNs();
+  private stopped = false;
 
   private constructor(opts: LiveTraceOptions) {
     this.aggregator = new Aggregator(opts);
@@ -64,8 +65,8 @@ export class LiveTrace {
 
   /** Detaches (draining the ring) and folds the last of the kernel's histograms in. Safe to call again. */
   stop(): void {
-    const running = this.session.packetWaitBytes() !== null;
     this.session.stop();
-    if (running) this.fold(this.aggregator);
+    if (!this.stopped) this.fold(this.aggregator);
+    this.stopped = true;
   }
 }
