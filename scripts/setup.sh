@@ -3,6 +3,7 @@
 # packages, the native build and the TypeScript build. Idempotent: each step
 # runs only when something it depends on is missing or newer than its output.
 #   scripts/setup.sh               everything
+#   scripts/setup.sh --tests       also what only the tests use (chromium)
 #   scripts/setup.sh --build-only  skip system packages
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +17,9 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 APT_PACKAGES=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libzstd-dev cmake make g++ binutils
   iproute2 iputils-ping libcap2-bin util-linux procps tmux
   qemu-system-x86 busybox-static cpio kmod xz-utils ipvsadm)
+# Only for the tests: the browser that renders the HTML reports (~270 MB).
+TEST_PACKAGES=(chromium)
+[[ ${1:-} == --tests ]] && APT_PACKAGES+=("${TEST_PACKAGES[@]}")
 
 if [[ ${1:-} != --build-only ]]; then
   missing=()

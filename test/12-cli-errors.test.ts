@@ -82,7 +82,7 @@ test('--help and --version work on every command', async () => {
   assert.match(v.stdout.trim(), /^\d+\.\d+\.\d+$/);
 });
 
-test('record loads only what it needs: no blessed (top only), no ajv (tests only)', async (t) => {
+test('record loads only what it needs: no blessed (top only), no ajv (report reading only)', async (t) => {
   if (skipUnlessKernel(t)) return;
   const list = tmpFile('modules.txt');
   const preload = tmpFile('preload.js');

@@ -3,11 +3,12 @@
 // events/s load to show the display keeps its refresh clock and the rate.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { LabStall } from '../src/kernel/lab-stall';
 import { native } from '../src/kernel/addon';
-import { CLI, runCli, skipUnlessKernel, tmpFile, tracerPrograms, waitFor, unlessStolen } from './helpers';
+import { CLI, NetnsPair, runCli, skipUnlessKernel, startLab, tmpFile, tracerPrograms, waitFor, unlessStolen } from './helpers';
+import { sparkLevel } from '../src/top/sparkline';
 
 const STALL_MS = 15;
 
@@ -99,6 +100,43 @@ test('dashboard: CPU 1 and bpf_timer_cb stand out; pause, drill-down, help and q
     assert.ok(await waitFor(() => top.exitCode() !== null, 5000), 'top did not exit on q');
     assert.equal(top.exitCode(), '0');
     assert.ok(await waitFor(() => tracerPrograms().length === 0, 3000), 'programs left after quit');
+  });
+});
+
+/** The newest `n` seconds of a CPU's NET_RX sparkline on the screen, as levels (-1: no NET_RX that second). */
+function sparkTail(screen: string, cpu: number, n: number): number[] {
+  const m = new RegExp(`cpu ${cpu}\\s+(.{60})\\|`, 'u').exec(screen);
+  if (!m) return [];
+  return [...m[1]].slice(-n).map(sparkLevel);
+}
+
+test('dashboard: the NET_RX sparkline of the stalled CPU rises with the stall and falls after it', async (t) => {
+  if (skipUnlessKernel(t) || needsTmuxAndTwoCpus(t)) return;
+  await unlessStolen(t, async () => {
+    const net = new NetnsPair();
+    t.after(() => net.destroy());
+    const top = startTop(['--delay', '1s']);
+    t.after(() => top.kill());
+    // a ping every 10 ms into namespace b, whose vb steers it (by RPS, once lab runs) to CPU 1
+    const pinger = spawn('ip', net.exec(net.a, ['ping', '-q', '-n', '-i', '0.01', net.addrB]), { stdio: 'ignore' });
+    t.after(() => pinger.kill());
+    assert.ok(await waitFor(() => /NET_RX wait, last 60 s/.test(top.capture()), 8000), top.capture());
+    const lab = await startLab(net);
+    t.after(() => lab.kill());
+    // rise: a 15 ms stall holds NET_RX on CPU 1 for up to 15 ms: level 4 (3-10 ms) or more within the last 3 s
+    const rose = await waitFor(() => sparkTail(top.capture(), 1, 3).some((l) => l >= 4), 10_000, 250);
+    assert.ok(rose, `no rise on CPU 1:\n${top.capture()}`);
+    await lab.stop();
+    // fall: 3 s in a row with CPU 1's NET_RX wait under 1 ms (levels 0-2), and the rise still in the history
+    const fell = await waitFor(() => {
+      const tail = sparkTail(top.capture(), 1, 3);
+      return tail.length === 3 && tail.every((l) => l >= 0 && l <= 2);
+    }, 12_000, 250);
+    const screen = top.capture();
+    assert.ok(fell, `no fall on CPU 1:\n${screen}`);
+    assert.ok(sparkTail(screen, 1, 60).some((l) => l >= 4), 'the rise is still in the last minute');
+    top.keys('q');
+    assert.ok(await waitFor(() => top.exitCode() === '0', 5000));
   });
 });
 

@@ -1,7 +1,7 @@
 // What every tracing command shares: the one-line messages, stop signals,
 // the --attach option, starting a live trace with its notes shown, and the
 // report of a finished trace.
-import { ClockPair } from '../base/clock';
+import { ClockPair, monotonicNs } from '../base/clock';
 import { requireTracingCaps } from '../host/caps';
 import { native } from '../kernel/addon';
 import { ATTACH_PREFS, AttachPref } from '../kernel/ladder';
@@ -55,7 +55,8 @@ export function tracingPreflight(cpusArg: string | undefined): { possible: numbe
 
 /** Starts tracing and says what is degraded: notes, inactive probes. */
 export function startTrace(opts: Omit<LiveTraceOptions, 'attach'> & { attach: string }, quiet = false): LiveTrace {
-  const trace = LiveTrace.start({ ...opts, attach: opts.attach as AttachPref });
+  // time series count from here (intervals then line up with the trace's start)
+  const trace = LiveTrace.start({ ...opts, seriesOriginNs: opts.seriesOriginNs ?? monotonicNs(), attach: opts.attach as AttachPref });
   if (!quiet) {
     for (const n of trace.session.notes) say(`note: ${n}`);
     for (const [name, p] of Object.entries(trace.session.probes)) if (!p.active) say(`probe ${name} inactive: ${p.reason}`);

@@ -10,9 +10,9 @@ import { EnvironmentError, UsageError } from '../base/errors';
 import { fmtNs } from '../base/format';
 import { interfaceByIndex, interfaceExists } from '../host/net';
 import { adviceForCulprit } from '../diagnose/advice';
-import { attributeReplies, leadingCulprit, ReplyRow } from '../diagnose/attribute';
-import { PingVerdict, pingVerdict, rpsFinding } from '../diagnose/verdict';
-import { Report } from '../report/model';
+import { attributeReplies, leadingCulprit } from '../diagnose/attribute';
+import { pingVerdict, rpsFinding } from '../diagnose/verdict';
+import { PingReport, PingSection, Report } from '../report/model';
 import { checkWritable, writeAtomic } from '../report/write';
 import { ATTACH_OPTION, onStopSignal, say, startTrace, traceReport, tracingPreflight } from './common';
 import { PingParams, PingRun, runPing } from './iputils';
@@ -30,20 +30,6 @@ export interface PingArgs {
   format: string;
   cpus?: string;
 }
-
-export interface PingSection {
-  target: string;
-  address: string;
-  id: number;
-  count: number;
-  intervalMs: number;
-  sizeBytes: number;
-  interface: string | null;
-  replies: ReplyRow[];
-  verdict: PingVerdict;
-}
-
-export type PingReport = Report & { ping: PingSection };
 
 export function pingOptions(y: Argv): Argv<PingArgs> {
   return y
@@ -115,7 +101,7 @@ export async function ping(argv: PingArgs): Promise<void> {
   };
 
   // runs at least a third of --slow-ms are kept, so shorter culprits still show
-  const trace = startTrace({ attach: argv.attach, cpus, stallThresholdNs: Math.min(1e6, (slowMs * 1e6) / 3), maxPackets: 100_000 });
+  const trace = startTrace({ attach: argv.attach, cpus, stallThresholdNs: Math.min(1e6, (slowMs * 1e6) / 3), maxPackets: 100_000, seriesIntervalNs: 1e9 });
   const start = clockPair();
   const stop = onStopSignal();
   const abort = new AbortController();

@@ -3,6 +3,7 @@
 import type { Argv } from 'yargs';
 import { clockPair } from '../base/clock';
 import { UsageError } from '../base/errors';
+import { renderHtml } from '../report/html';
 import { renderText } from '../report/text';
 import { checkWritable, writeAtomic } from '../report/write';
 import { ATTACH_OPTION, CPUS_OPTION, exitOnSecondSignal, onStopSignal, say, startTrace, traceReport, tracingPreflight } from './common';
@@ -18,13 +19,15 @@ export interface RecordArgs {
   'stall-ms': string;
   'packet-ms': string;
   'max-packets': string;
+  interval: string;
 }
 
 export function recordOptions(y: Argv): Argv<RecordArgs> {
   return y
     .option('duration', { alias: 'd', type: 'string', default: '10s', describe: 'How long to trace (10s, 500ms, 2m)' })
     .option('out', { alias: 'o', type: 'string', describe: 'Write the report to this file (atomically) instead of stdout' })
-    .option('format', { alias: 'f', choices: ['json', 'text'], default: 'json', describe: 'json: jitterscope.report/v2; text: histograms' })
+    .option('format', { alias: 'f', choices: ['json', 'text', 'html'], default: 'json', describe: 'json: jitterscope.report/v2; text: verdict and histograms; html: a page with plots (needs --out)' })
+    .option('interval', { type: 'string', default: '1s', describe: 'Time series step in the report (per CPU: NET_RX wait, softirq time, longest callback, slow packets)' })
     .option('cpus', CPUS_OPTION)
     .option('ring-mb', { type: 'string', default: '4', describe: 'Ring buffer size in MiB (power of two); raise it if drops are reported' })
     .option('stall-ms', { type: 'string', default: '1', describe: 'Keep softirq and timer runs at least this long as stalls' })
@@ -32,7 +35,8 @@ export function recordOptions(y: Argv): Argv<RecordArgs> {
     .option('packet-ms', { type: 'string', default: '1', describe: 'A packet that waited this long or longer is slow: kept with its flow and explained' })
     .option('attach', ATTACH_OPTION)
     .example('$0 record --duration 30s --out report.json', 'trace 30 s into report.json')
-    .example('$0 record -d 10s -f text --cpus 1', 'print histograms for CPU 1') as unknown as Argv<RecordArgs>;
+    .example('$0 record -d 10s -f text --cpus 1', 'print histograms for CPU 1')
+    .example('$0 record -d 60s -f html -o spikes.html', 'a page with the verdict, heat map and timeline') as unknown as Argv<RecordArgs>;
 }
 
 export async function record(argv: RecordArgs): Promise<void> {
@@ -42,10 +46,13 @@ export async function record(argv: RecordArgs): Promise<void> {
   const stallMs = parsePositiveMs(argv['stall-ms'], '--stall-ms');
   const packetMs = parsePositiveMs(argv['packet-ms'], '--packet-ms');
   const maxPackets = parseIntInRange(argv['max-packets'], '--max-packets', 0, 10_000_000);
+  const intervalMs = parseDurationMs(argv.interval, '--interval');
+  if (intervalMs < 10) throw new UsageError(`--interval: '${argv.interval}' is shorter than 10ms`);
+  if (argv.format === 'html' && !argv.out) throw new UsageError('--format html needs --out FILE.html');
   if (argv.out) checkWritable(argv.out);
   const { possible, cpus } = tracingPreflight(argv.cpus);
 
-  const trace = startTrace({ attach: argv.attach, cpus, ringBytes: ringMb << 20, stallThresholdNs: stallMs * 1e6, slowPacketNs: packetMs * 1e6, maxPackets });
+  const trace = startTrace({ attach: argv.attach, cpus, ringBytes: ringMb << 20, stallThresholdNs: stallMs * 1e6, slowPacketNs: packetMs * 1e6, maxPackets, seriesIntervalNs: intervalMs * 1e6 });
   const start = clockPair();
   const stop = onStopSignal();
   let stopReason = '';
@@ -63,7 +70,7 @@ export async function record(argv: RecordArgs): Promise<void> {
   }
   const report = traceReport(trace, start, stopReason ? [stopReason] : [], possible, cpus);
   const drops = report.meta.drops.total;
-  const text = argv.format === 'text' ? renderText(report) : JSON.stringify(report, null, 1) + '\n';
+  const text = argv.format === 'text' ? renderText(report) : argv.format === 'html' ? renderHtml(report) : JSON.stringify(report, null, 1) + '\n';
   if (argv.out) {
     writeAtomic(argv.out, text);
     say(`wrote ${argv.out} (${report.meta.events.total} events, ${drops} drops)`);

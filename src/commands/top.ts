@@ -51,7 +51,7 @@ export async function top(argv: TopArgs): Promise<void> {
   const tty = Boolean(process.stdout.isTTY) && !argv.batch && !argv.once && argv.iterations === undefined;
 
   // on the dashboard, notes and inactive probes show in its header instead
-  const trace = startTrace({ attach: argv.attach, cpus, stallThresholdNs: stallMs * 1e6, slowPacketNs: packetMs * 1e6, maxPackets: 1000 }, tty);
+  const trace = startTrace({ attach: argv.attach, cpus, stallThresholdNs: stallMs * 1e6, slowPacketNs: packetMs * 1e6, maxPackets: 1000, seriesIntervalNs: 1e9 }, tty);
   let synthetic: SyntheticLoad | undefined;
   const stop = onStopSignal();
   try {

@@ -9,11 +9,12 @@ import { Kallsyms } from '../host/kallsyms';
 import { Func, HRTIMER_SOFTIRQ, NET_RX_SOFTIRQ, SOFTIRQ_NAMES, TIMER_SOFTIRQ } from '../kernel/abi';
 import { isDirect } from '../kernel/ladder';
 import { ProbeName, ProbeStatus } from '../kernel/probes';
-import { attributePackets, indexStalls, SlowPacket, StallRow } from '../diagnose/attribute';
-import { PacketVerdict, packetVerdict } from '../diagnose/verdict';
+import { attributePackets, indexStalls, ReplyRow, SlowPacket, StallRow } from '../diagnose/attribute';
+import { PacketVerdict, packetVerdict, PingVerdict } from '../diagnose/verdict';
 import { interfaceByIndex } from '../host/net';
 import { Aggregator, Packet } from '../stream/aggregate';
 import { Histogram, HistogramSummary, Log2Bucket } from '../stream/histogram';
+import { ReportSeries, seriesSection, seriesTimerKeys } from './series';
 
 export type { Log2Bucket };
 
@@ -96,7 +97,24 @@ export interface Report {
     slowest: Packet[];
   };
   stalls: { thresholdNs: number; rows: StallRow[]; notKept: number };
+  /** Per-CPU figures per interval; absent in reports written before it existed. */
+  series?: ReportSeries;
 }
+
+/** What `ping` adds to the report: its replies, each explained, and its verdict. */
+export interface PingSection {
+  target: string;
+  address: string;
+  id: number;
+  count: number;
+  intervalMs: number;
+  sizeBytes: number;
+  interface: string | null;
+  replies: ReplyRow[];
+  verdict: PingVerdict;
+}
+
+export type PingReport = Report & { ping: PingSection };
 
 export interface ReportInput {
   aggregator: Aggregator;
@@ -158,7 +176,11 @@ export function buildReport(inp: ReportInput): Report {
   let ipvsRuns: PerCpu = agg.funcs[Func.ESTIMATION_TIMER] ?? [];
   const timerRows: TimerRow[] = [];
   const stalls = agg.stalls();
-  k?.resolveAll([...agg.timers.keys(), ...stalls.filter((s) => s.kind !== 'softirq').map((s) => s.key)]);
+  k?.resolveAll([
+    ...agg.timers.keys(),
+    ...stalls.filter((s) => s.kind !== 'softirq').map((s) => s.key),
+    ...(agg.series ? seriesTimerKeys(agg.series) : []),
+  ]);
   const worstByCpu: CpuSummary['worst'][] = [];
   for (const t of agg.timers.values()) {
     const symbol = symbolOf(k, t.key);
@@ -261,5 +283,6 @@ export function buildReport(inp: ReportInput): Report {
       slowest,
     },
     stalls: { thresholdNs: agg.stallThresholdNs, rows: stallRows, notKept: agg.stallsNotKept },
+    ...(agg.series ? { series: seriesSection(agg.series, (key) => symbolOf(k, key)) } : {}),
   };
 }

@@ -6,6 +6,7 @@
 import { Flag, Func, Kind, NR_SOFTIRQS } from '../kernel/abi';
 import { EventView, WORDS_PER_EVENT } from './decode';
 import { Histogram } from './histogram';
+import { Series } from './series';
 
 export type Protocol = 'tcp' | 'udp' | 'icmp' | 'icmpv6' | `ip-${number}`;
 
@@ -60,6 +61,9 @@ export interface AggregatorOptions {
   slowPacketNs?: number;
   maxPackets?: number;
   maxStalls?: number;
+  /** Keep per-CPU time series at this interval (ns), from `seriesOriginNs`; 0 or absent: none. */
+  seriesIntervalNs?: number;
+  seriesOriginNs?: number;
 }
 
 /** The newest `max` items, oldest first on read; counts what it let go. */
@@ -108,6 +112,8 @@ export class Aggregator {
   readonly slowPacketNs: number;
   readonly maxPackets: number;
   readonly maxStalls: number;
+  /** Per-interval figures, when asked for. */
+  readonly series: Series | undefined;
   private view: EventView | undefined;
 
   constructor(opts: AggregatorOptions = {}) {
@@ -117,6 +123,7 @@ export class Aggregator {
     this.maxStalls = opts.maxStalls ?? 10_000;
     this.slowRing = new Newest(this.maxPackets);
     this.stallRing = new Newest(this.maxStalls);
+    if (opts.seriesIntervalNs) this.series = new Series(opts.seriesIntervalNs, opts.seriesOriginNs ?? 0);
   }
 
   /** An empty aggregator with the same options. */
@@ -126,6 +133,8 @@ export class Aggregator {
       slowPacketNs: this.slowPacketNs,
       maxPackets: this.maxPackets,
       maxStalls: this.maxStalls,
+      seriesIntervalNs: this.series?.intervalNs,
+      seriesOriginNs: this.series?.originNs,
     });
   }
 
@@ -159,10 +168,9 @@ export class Aggregator {
         if (vec >= NR_SOFTIRQS) continue;
         const d = v.durationNs(w);
         (this.cpuRow(this.softirq, cpu)[vec] ??= new Histogram()).record(d);
-        if (!(v.flags(w) & Flag.WAIT_UNKNOWN)) {
-          const row = this.cpuRow(this.softirqWait, cpu);
-          (row[vec] ??= new Histogram()).record(v.softirqWaitNs(w));
-        }
+        const wait = v.flags(w) & Flag.WAIT_UNKNOWN ? null : v.softirqWaitNs(w);
+        if (wait !== null) (this.cpuRow(this.softirqWait, cpu)[vec] ??= new Histogram()).record(wait);
+        this.series?.softirq(cpu, vec, start, d, wait);
         if (d >= this.stallThresholdNs) this.stallRing.push({ kind: 'softirq', cpu, key: vec, startNs: start, durationNs: d });
       } else if (kind === Kind.TIMER || kind === Kind.HRTIMER) {
         const hr = kind === Kind.HRTIMER;
@@ -176,6 +184,7 @@ export class Aggregator {
         }
         const d = v.durationNs(w);
         (t.perCpu[cpu] ??= new Histogram()).record(d);
+        this.series?.timer(cpu, key, start, d);
         if (d >= this.stallThresholdNs) this.stallRing.push({ kind: t.kind, cpu, key, startNs: start, durationNs: d });
       } else if (kind === Kind.PACKET) {
         this.events.packet++;
@@ -218,7 +227,10 @@ export class Aggregator {
       waitNs: unknown ? null : wait,
       slow: (flags & Flag.SLOW) !== 0,
     };
-    if (p.slow) this.slowRing.push(p);
+    if (p.slow) {
+      this.slowRing.push(p);
+      this.series?.slowPacket(cpu, start);
+    }
     if (!isIcmp) return;
     this.icmpCount[cpu] = (this.icmpCount[cpu] ?? 0) + 1;
     if (!unknown) (this.icmpWait[cpu] ??= new Histogram()).record(wait);
@@ -272,6 +284,7 @@ export class Aggregator {
     this.slowRing.dropped += o.slowRing.dropped;
     for (const s of o.stalls()) this.stallRing.push(s);
     this.stallRing.dropped += o.stallRing.dropped;
+    if (this.series && o.series) this.series.merge(o.series);
     for (const k of Object.keys(this.events) as (keyof Aggregator['events'])[]) this.events[k] += o.events[k];
     if (o.firstNs && (!this.firstNs || o.firstNs < this.firstNs)) this.firstNs = o.firstNs;
     if (o.lastNs > this.lastNs) this.lastNs = o.lastNs;

@@ -18,8 +18,19 @@ interface Interval {
   drops: number;
 }
 
+/** Seconds of history the sparklines show. */
+export const HISTORY_POINTS = 60;
+
+/** One CPU's NET_RX wait max per second, oldest first (null: no NET_RX then). */
+export interface CpuHistory {
+  cpu: number;
+  netRxWaitMaxNs: (number | null)[];
+}
+
 export interface Snapshot {
   report: Report;
+  /** The last HISTORY_POINTS seconds, whatever the window. */
+  history: CpuHistory[];
   window: WindowName;
   /** Events per second over the last interval. */
   eventsPerSec: number;
@@ -63,6 +74,7 @@ export class Collector {
     this.lastTickNs = now;
     this.lastDrops = drops;
     this.total.merge(agg);
+    this.total.series?.keepLast(HISTORY_POINTS);
     // keep what the 10 s window needs, and at least one interval
     let keptMs = 0;
     let keep = 0;
@@ -105,6 +117,7 @@ export class Collector {
     });
     return {
       report,
+      history: this.history(),
       window,
       eventsPerSec: last && last.ms > 0 ? (last.agg.totalEvents * 1000) / last.ms : 0,
       dropsRecent: last?.drops ?? 0,
@@ -112,6 +125,20 @@ export class Collector {
       takenAt,
       realtimeOffsetNs: this.start.realtimeOffsetNs,
     };
+  }
+
+  private history(): CpuHistory[] {
+    const s = this.total.series;
+    if (!s) return [];
+    const n = s.points;
+    const out: CpuHistory[] = [];
+    s.cpus.forEach((c, cpu) => {
+      if (!c) return;
+      const values: (number | null)[] = [];
+      for (let j = 0; j < n; j++) values.push(j < c.length && c.waitCount[j] ? c.waitMax[j] : null);
+      out.push({ cpu, netRxWaitMaxNs: values });
+    });
+    return out;
   }
 
   /** Forgets everything collected so far (drops since start stay: they are never hidden). */

@@ -5,7 +5,8 @@ import { fmtNs, wallTime } from '../base/format';
 import { CpuSummary, HistogramRow } from '../report/model';
 import { flowText } from '../diagnose/verdict';
 import { CPU_TABLE_HEAD, cpuCells, cpuCellValues, renderHistogram, stallEventText, stallEvents } from '../report/text';
-import { Snapshot, WindowName, WINDOWS } from './collector';
+import { HISTORY_POINTS, Snapshot, WindowName, WINDOWS } from './collector';
+import { SPARK_LEGEND, sparkline } from './sparkline';
 
 /** Views of a CPU the histogram panel can show: [label, probe, key]. */
 const HIST_VIEWS: [string, HistogramRow['probe'], string | null][] = [
@@ -58,6 +59,7 @@ export class Dashboard {
   readonly screen: blessed.Widgets.Screen;
   private readonly header: blessed.Widgets.BoxElement;
   private readonly cpuList: List;
+  private readonly sparkBox: blessed.Widgets.BoxElement;
   private readonly histBox: blessed.Widgets.BoxElement;
   private readonly timerList: List;
   private readonly stallList: List;
@@ -83,6 +85,11 @@ export class Dashboard {
     this.cpuList = list({
       parent: this.screen, top: HEADER_ROWS, left: 0, width: '100%', height: '30%', label: ' CPUs ', border: 'line',
       tags: true, keys: true, vi: true, style: listStyle,
+    });
+    // NET_RX wait per CPU over the last minute, whatever the window
+    this.sparkBox = blessed.box({
+      parent: this.screen, top: '30%', left: 0, width: '100%', height: 4, label: ` NET_RX wait, last ${HISTORY_POINTS} s — ${SPARK_LEGEND} `,
+      border: 'line', tags: false, style: listStyle,
     });
     this.histBox = blessed.box({
       parent: this.screen, top: '30%+3', left: 0, width: '50%', height: '70%-12', label: ' histogram ',
@@ -115,9 +122,12 @@ export class Dashboard {
   private layout(): void {
     const rows = (this.screen.height as number) || 24;
     const cpuHeight = Math.max(4, Math.min(this.cpuCount + 2, Math.floor(rows * 0.4)));
-    const middleTop = HEADER_ROWS + cpuHeight;
+    const sparkHeight = Math.max(3, Math.min(this.cpuCount + 2, Math.floor(rows * 0.2)));
+    const middleTop = HEADER_ROWS + cpuHeight + sparkHeight;
     const middleHeight = Math.max(4, rows - middleTop - 9);
     this.cpuList.height = cpuHeight;
+    this.sparkBox.top = HEADER_ROWS + cpuHeight;
+    this.sparkBox.height = sparkHeight;
     for (const p of [this.histBox, this.timerList]) {
       p.top = middleTop;
       p.height = middleHeight;
@@ -233,6 +243,12 @@ export class Dashboard {
       rows.map((r, k) => cells[k].map((c, i) => severity(cpuCellValues(r)[i], pad(c, i))).join('  ')),
     );
 
+    this.sparkBox.setContent(
+      s.history
+        .filter((h) => rows.some((r) => r.cpu === h.cpu))
+        .map((h) => `cpu ${String(h.cpu).padEnd(3)} ${sparkline(h.netRxWaitMaxNs.slice(-HISTORY_POINTS)).padStart(HISTORY_POINTS)}|`)
+        .join('\n'),
+    );
     this.drawHistogram(s, rows);
 
     const timers = s.report.timers.byMax;

@@ -2,7 +2,8 @@
 import { fmtNs, table, wallTime } from '../base/format';
 import { flowText } from '../diagnose/verdict';
 import { cpuTableText, stallEventText, stallEvents } from '../report/text';
-import { Snapshot } from './collector';
+import { HISTORY_POINTS, Snapshot } from './collector';
+import { sparkline } from './sparkline';
 
 export function plainBlock(s: Snapshot, newStallsSinceNs: number): string {
   const r = s.report;
@@ -12,6 +13,8 @@ export function plainBlock(s: Snapshot, newStallsSinceNs: number): string {
   );
   out.push(r.verdict.text.split('\n')[0]);
   out.push(cpuTableText(r));
+  for (const h of s.history.filter((x) => r.cpus.some((c) => c.cpu === x.cpu)))
+    out.push(`NET_RX wait ${HISTORY_POINTS} s  cpu ${String(h.cpu).padEnd(3)} ${sparkline(h.netRxWaitMaxNs.slice(-HISTORY_POINTS)).padStart(HISTORY_POINTS)}|`);
   const timers = r.timers.byMax.slice(0, 5);
   if (timers.length)
     out.push(
