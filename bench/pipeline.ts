@@ -4,13 +4,14 @@
 // consumes as `record` does. Prints one line per offered rate, then
 // `pipeline: N events/s, D drops` for the highest rate consumed with no drops.
 import { EVENT_SIZE } from '../src/kernel/abi';
-import { Aggregator } from '../src/stream/aggregate';
+import { Aggregator, AggregatorOptions } from '../src/stream/aggregate';
 import { native } from '../src/kernel/addon';
 import { SyntheticLoad } from '../src/kernel/synthetic';
 import { WORDS_PER_EVENT } from '../src/stream/decode';
 
 async function runAt(rate: number, seconds: number) {
-  const agg = new Aggregator({ stallThresholdNs: 1e12 });
+  // as record aggregates: with the per-second time series
+  const agg = new Aggregator({ stallThresholdNs: 1e12, seriesIntervalNs: 1e9, seriesOriginNs: 0 });
   const t0 = process.hrtime.bigint();
   const load = new SyntheticLoad({ rate, seconds, cpu: 1 }, (buf, count) => agg.consume(buf, count));
   const produced = await load.finished;
@@ -23,7 +24,7 @@ async function runAt(rate: number, seconds: number) {
 }
 
 /** The aggregation alone, on a buffer of generator-like events: the JS ceiling. */
-function aggregationOnly(): number {
+function aggregationOnly(opts: AggregatorOptions = {}): number {
   const n = 1 << 14;
   const buf = new ArrayBuffer(n * EVENT_SIZE);
   const u32 = new Uint32Array(buf);
@@ -37,7 +38,7 @@ function aggregationOnly(): number {
     u32[w + 6] = i & 1;
     u16[w * 2 + 14] = i & 1 ? 1 : 2;
   }
-  const agg = new Aggregator();
+  const agg = new Aggregator(opts);
   const t0 = process.hrtime.bigint();
   let total = 0;
   while (Number(process.hrtime.bigint() - t0) < 1e9) {
@@ -54,7 +55,9 @@ async function main() {
   const seconds = Number(args.find((a) => a.startsWith('--seconds='))?.split('=')[1] ?? 3);
   const rates = (args.find((a) => a.startsWith('--rates='))?.split('=')[1] ?? '2,4,5,6,8,10').split(',').map((r) => Number(r) * 1e6);
   if (native().numPossibleCpus < 2) throw new Error('the benchmark needs 2 CPUs (producer on CPU 1, consumer on CPU 0)');
-  console.log(`aggregation alone (no kernel): ${M(aggregationOnly())}`);
+  const plain = aggregationOnly();
+  const withSeries = aggregationOnly({ seriesIntervalNs: 1e9, seriesOriginNs: 0 });
+  console.log(`aggregation alone (no kernel): ${M(plain)}; with the 1 s time series: ${M(withSeries)} (${((withSeries / plain) * 100).toFixed(0)} %)`);
   const sat = await runAt(0, seconds);
   console.log(`unthrottled producer: produced ${M(sat.produced)}, consumed ${M(sat.consumed)}, drops ${sat.drops}`);
   let best: Awaited<ReturnType<typeof runAt>> | undefined;
