@@ -17,8 +17,9 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 APT_PACKAGES=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libzstd-dev cmake make g++ binutils
   iproute2 iputils-ping libcap2-bin util-linux procps tmux
   qemu-system-x86 busybox-static cpio kmod xz-utils ipvsadm)
-# Only for the tests: the browser that renders the HTML reports (~270 MB).
-TEST_PACKAGES=(chromium)
+# Only for the tests: the browser that renders the HTML reports (~270 MB), and
+# Prometheus with promtool for the exporter tests.
+TEST_PACKAGES=(chromium prometheus)
 [[ ${1:-} == --tests ]] && APT_PACKAGES+=("${TEST_PACKAGES[@]}")
 
 if [[ ${1:-} != --build-only ]]; then

@@ -10,9 +10,10 @@ import { lab, labOptions } from './commands/lab';
 import { ping, pingOptions } from './commands/ping';
 import { record, recordOptions } from './commands/record';
 import { report, reportOptions } from './commands/report';
+import { serve, serveOptions } from './commands/serve';
 import { top, topOptions } from './commands/top';
 
-export const COMMANDS = ['top', 'record', 'ping', 'report', 'lab', 'doctor'] as const;
+export const COMMANDS = ['top', 'record', 'ping', 'serve', 'report', 'lab', 'doctor'] as const;
 
 export async function main(args: string[]): Promise<number> {
   const parser = yargs(args)
@@ -21,6 +22,7 @@ export async function main(args: string[]): Promise<number> {
     .command('record', 'Trace softirqs, timer callbacks and received packets, then write a report (JSON, text or HTML)', recordOptions, record)
     .command('top', 'Live per-CPU dashboard (plain text each interval when not on a terminal)', topOptions, top)
     .command('ping <target>', 'Ping while tracing; name the CPU and the callback behind every slow reply', pingOptions, ping)
+    .command('serve', 'Always-on exporter: Prometheus /metrics, /report?window=, /healthz until SIGTERM', serveOptions, serve)
     .command('report <file>', 'Read a saved report again: its text, or --html for a page with plots', reportOptions, report)
     .command('lab', 'Reproduction aid: stall one CPU in softirq context on a timer, optionally steering RPS to it', labOptions, lab)
     .command('doctor', 'What this kernel supports, which hook each probe will use, IPVS and RPS state, advice', doctorOptions, doctor)

@@ -1,7 +1,7 @@
 // Shared pieces of the kernel tests: running the CLI, listing our BPF programs,
 // network namespaces, and skipping (with the reason printed) when the machine
 // cannot run kernel tests.
-import { spawn, spawnSync, SpawnOptions } from 'node:child_process';
+import { spawn, spawnSync, SpawnOptions, ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -61,7 +61,7 @@ export function startCli(
   args: string[],
   marker: RegExp,
   opts: { prefix?: string[]; timeoutMs?: number } = {},
-): { ready: Promise<boolean>; done: Promise<CliResult> } {
+): { ready: Promise<boolean>; done: Promise<CliResult>; child: ChildProcess } {
   const cmd = [...(opts.prefix ?? []), process.execPath, CLI, ...args];
   const child = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   const timeoutMs = opts.timeoutMs ?? 15_000;
@@ -83,7 +83,7 @@ export function startCli(
       resolve({ code, signal, stdout, stderr });
     });
   });
-  return { ready, done };
+  return { ready, done, child };
 }
 
 /** Loaded BPF programs whose names are the tracer's (js_*, jsr_*, jsf_*, jsk_*). */

@@ -15,6 +15,7 @@ export interface StallEvent {
   culprit: string;
   /** The softirq a callback ran in ("HRTIMER softirq"), if it was long enough to be kept too. */
   within: string | null;
+  kind: StallRow['kind'];
 }
 
 /**
@@ -30,9 +31,9 @@ export function stallEvents(rows: StallRow[]): StallEvent[] {
     if (r.kind === 'softirq') continue;
     const outer = softirqs.find((s) => s.cpu === r.cpu && s.startNs <= r.startNs && s.startNs + s.durationNs >= r.startNs + r.durationNs);
     if (outer) used.add(outer);
-    out.push({ cpu: r.cpu, startNs: r.startNs, durationNs: r.durationNs, culprit: r.culprit, within: outer?.culprit ?? null });
+    out.push({ cpu: r.cpu, startNs: r.startNs, durationNs: r.durationNs, culprit: r.culprit, within: outer?.culprit ?? null, kind: r.kind });
   }
-  for (const s of softirqs) if (!used.has(s)) out.push({ cpu: s.cpu, startNs: s.startNs, durationNs: s.durationNs, culprit: s.culprit, within: null });
+  for (const s of softirqs) if (!used.has(s)) out.push({ cpu: s.cpu, startNs: s.startNs, durationNs: s.durationNs, culprit: s.culprit, within: null, kind: 'softirq' });
   return out.sort((a, b) => a.startNs - b.startNs);
 }
 

@@ -1,0 +1,133 @@
+// `jitterscope serve`: the always-on exporter. Binds its port first (a taken
+// port or a bad --listen is one line, exit 2, nothing attached), then traces
+// until SIGTERM or SIGINT, folding every second's report into the metrics and
+// keeping the last minutes for /report. Detaches on every way out.
+import http from 'node:http';
+import type { Argv } from 'yargs';
+import { clockPair, monotonicNs } from '../base/clock';
+import { UsageError } from '../base/errors';
+import { ipvsState } from '../host/ipvs';
+import { buildReport } from '../report/model';
+import { handler, listen, parseListen } from '../serve/http';
+import { Metrics } from '../serve/metrics';
+import { Recent } from '../serve/recent';
+import { Aggregator } from '../stream/aggregate';
+import { ATTACH_OPTION, CPUS_OPTION, onStopSignal, say, startTrace, tracingPreflight, VERSION } from './common';
+import { parseDurationMs, parseIntInRange, parsePositiveMs } from './options';
+
+export interface ServeArgs {
+  listen: string;
+  'per-cpu': boolean;
+  'top-callbacks': string;
+  'packet-ms': string;
+  'stall-ms': string;
+  'report-window': string;
+  attach: string;
+  cpus?: string;
+}
+
+export function serveOptions(y: Argv): Argv<ServeArgs> {
+  return y
+    .option('listen', { type: 'string', default: '127.0.0.1:9477', describe: 'Address and port to serve /metrics, /report and /healthz on' })
+    .option('per-cpu', { type: 'boolean', default: false, describe: 'A cpu label on every histogram (many series on big nodes)' })
+    .option('top-callbacks', { type: 'string', default: '20', describe: 'Timer callbacks with a series of their own; the rest are function="other"' })
+    .option('packet-ms', { type: 'string', default: '1', describe: 'A packet that waited this long is slow: counted by culprit' })
+    .option('stall-ms', { type: 'string', default: '1', describe: 'A softirq or timer run this long is a stall: counted by culprit' })
+    .option('report-window', { type: 'string', default: '5m', describe: 'The longest /report?window= served (memory grows with it)' })
+    .option('cpus', CPUS_OPTION)
+    .option('attach', ATTACH_OPTION)
+    .example('$0 serve', 'metrics on http://127.0.0.1:9477/metrics until SIGTERM')
+    .example('$0 serve --listen 0.0.0.0:9477 --per-cpu', 'scraped from elsewhere, with per-CPU series') as unknown as Argv<ServeArgs>;
+}
+
+const TICK_MS = 1000;
+
+export async function serve(argv: ServeArgs): Promise<void> {
+  const { host, port } = parseListen(argv.listen);
+  const topCallbacks = parseIntInRange(argv['top-callbacks'], '--top-callbacks', 1, 1000);
+  const packetMs = parsePositiveMs(argv['packet-ms'], '--packet-ms');
+  const stallMs = parsePositiveMs(argv['stall-ms'], '--stall-ms');
+  const maxWindowMs = parseDurationMs(argv['report-window'], '--report-window');
+  if (maxWindowMs > 3_600_000) throw new UsageError(`--report-window: '${argv['report-window']}' is longer than 1h`);
+  const { possible, cpus } = tracingPreflight(argv.cpus);
+
+  let tracing = false;
+  let metrics: Metrics | undefined;
+  let routeReport: (w: string) => string = () => {
+    throw new UsageError('not tracing yet');
+  };
+  const server = http.createServer(
+    handler({
+      metrics: async () => (metrics ? { contentType: metrics.contentType, body: await metrics.text() } : null),
+      report: (w) => routeReport(w),
+      healthy: () => tracing,
+    }),
+  );
+  await listen(server, host, port);
+
+  let trace: ReturnType<typeof startTrace> | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const stop = onStopSignal();
+  try {
+    trace = startTrace({ attach: argv.attach, cpus, stallThresholdNs: stallMs * 1e6, slowPacketNs: packetMs * 1e6, maxPackets: 10_000, seriesIntervalNs: 1e9 });
+    const session = trace.session;
+    const start = clockPair();
+    const live = trace;
+    const recent = new Recent(maxWindowMs * 1e6);
+    const m = new Metrics(
+      { perCpu: argv['per-cpu'], topCallbacks },
+      {
+        drops: () => session.drops().total,
+        probes: () => session.probes,
+        ipvs: () => ipvsState(session.kallsyms),
+        version: VERSION,
+      },
+    );
+    const reportOf = (agg: Aggregator, fromNs: number) => {
+      const nowNs = monotonicNs();
+      return buildReport({
+        aggregator: agg,
+        probes: session.probes,
+        notes: session.notes,
+        drops: session.drops(),
+        kallsyms: session.kallsyms,
+        start: { monoNs: fromNs, wall: new Date(Date.now() - (nowNs - fromNs) / 1e6), realtimeOffsetNs: start.realtimeOffsetNs },
+        endWall: new Date(),
+        possibleCpus: possible,
+        tracedCpus: cpus,
+        command: process.argv.slice(1),
+        version: VERSION,
+      });
+    };
+    let lastNs = start.monoNs;
+    const tick = () => {
+      const agg = live.rotate();
+      const nowNs = monotonicNs();
+      m.fold(reportOf(agg, lastNs));
+      recent.add(agg, lastNs, nowNs);
+      lastNs = nowNs;
+    };
+    routeReport = (w) => {
+      const ms = parseDurationMs(w, 'window');
+      if (ms > maxWindowMs) throw new UsageError(`window: ${w} is longer than the ${argv['report-window']} kept (--report-window)`);
+      const nowNs = monotonicNs();
+      const got = recent.window(ms * 1e6, nowNs);
+      if (!got) throw new UsageError('window: no interval has finished yet; ask again in a second');
+      return JSON.stringify(reportOf(got.agg, got.startNs)) + '\n';
+    };
+    metrics = m;
+    tracing = true;
+    timer = setInterval(tick, TICK_MS);
+    say(`serving http://${host.includes(':') ? `[${host}]` : host}:${port}/metrics (and /report?window=60s, /healthz); attached ${Math.round(process.uptime() * 1000)} ms after start; SIGTERM or Ctrl-C stops`);
+    const sig = await stop.signalled;
+    say(`stopping on ${sig}`);
+  } finally {
+    stop.dispose();
+    clearInterval(timer);
+    tracing = false;
+    trace?.stop();
+    server.closeAllConnections?.();
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+  say('detached');
+}

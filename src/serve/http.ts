@@ -1,0 +1,70 @@
+// The exporter's HTTP side: /metrics (Prometheus text format), /report?window=
+// (the JSON report of the last window, the same schema as record's), /healthz.
+// Anything else is a 4xx with a line saying what exists; the server goes on.
+import http from 'node:http';
+import { UsageError } from '../base/errors';
+
+export interface Routes {
+  /** null until tracing has started. */
+  metrics(): Promise<{ contentType: string; body: string } | null>;
+  /** The report JSON for the last `window` text (e.g. "60s"); throws UsageError for a bad window. */
+  report(window: string): string;
+  healthy(): boolean;
+}
+
+const HELP = 'try /metrics, /report?window=60s or /healthz';
+
+export function handler(routes: Routes) {
+  return (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const send = (code: number, type: string, body: string) => {
+      res.writeHead(code, { 'content-type': type, 'cache-control': 'no-store' });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    };
+    const text = (code: number, body: string) => send(code, 'text/plain; charset=utf-8', body + '\n');
+    if (req.method !== 'GET' && req.method !== 'HEAD') return text(405, `method ${req.method} not allowed: ${HELP}`);
+    const url = new URL(req.url ?? '/', 'http://exporter');
+    try {
+      if (url.pathname === '/metrics') {
+        routes.metrics().then(
+          (m) => (m ? send(200, m.contentType, m.body) : text(503, 'not tracing yet')),
+          (e) => text(500, `metrics failed: ${(e as Error).message}`),
+        );
+        return;
+      }
+      if (url.pathname === '/report') return send(200, 'application/json', routes.report(url.searchParams.get('window') ?? '60s'));
+      if (url.pathname === '/healthz') return routes.healthy() ? text(200, 'ok') : text(503, 'not tracing');
+      if (url.pathname === '/') return text(200, `jitterscope exporter: ${HELP}`);
+      return text(404, `not found: ${url.pathname}; ${HELP}`);
+    } catch (e) {
+      if (e instanceof UsageError) return text(400, e.message);
+      return text(500, (e as Error).message);
+    }
+  };
+}
+
+/** host:port, [v6]:port */
+export function parseListen(value: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || !(port >= 1 && port <= 65535)) throw new UsageError(`--listen: '${value}' is not HOST:PORT (e.g. 127.0.0.1:9477, [::1]:9477, 0.0.0.0:9477)`);
+  return { host: m[1] ?? m[2], port };
+}
+
+/** Binds before anything is traced: a taken port or a foreign address is a usage error. */
+export function listen(server: http.Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (e: NodeJS.ErrnoException) => {
+      const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+      if (e.code === 'EADDRINUSE') reject(new UsageError(`--listen ${where}: the port is in use; stop what holds it or choose another port`));
+      else if (e.code === 'EADDRNOTAVAIL' || e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN')
+        reject(new UsageError(`--listen ${where}: no such address on this host`));
+      else if (e.code === 'EACCES') reject(new UsageError(`--listen ${where}: not allowed to bind there (ports below 1024 need CAP_NET_BIND_SERVICE)`));
+      else reject(e);
+    };
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.removeListener('error', onError);
+      resolve();
+    });
+  });
+}

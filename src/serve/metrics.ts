@@ -1,0 +1,190 @@
+// The exporter's metrics: every interval's report folded into cumulative
+// Prometheus series, served through prom-client's registry. Histograms arrive
+// already bucketed (the report's power-of-two rows), so they are exposed as
+// precomputed histograms instead of observed value by value. Buckets are
+// powers of two nanoseconds, 1.024 µs to 2.15 s, then +Inf: exactly the
+// report's buckets, so nothing is re-binned.
+import client from 'prom-client';
+import { HistogramRow, Report } from '../report/model';
+import { stallEvents } from '../report/text';
+
+/** Bucket bounds: 2^10 .. 2^31 ns. */
+const FIRST_EXP = 10;
+const LAST_EXP = 31;
+const BOUNDS_NS = Array.from({ length: LAST_EXP - FIRST_EXP + 1 }, (_, i) => 2 ** (FIRST_EXP + i));
+const LE = BOUNDS_NS.map((ns) => String(ns / 1e9));
+
+type Labels = Record<string, string>;
+
+/** One precomputed histogram series: per-bucket (not cumulative) counts, the +Inf bucket last. */
+interface Series {
+  labels: Labels;
+  counts: Float64Array;
+  sumNs: number;
+  count: number;
+}
+
+/** A histogram family that prom-client's registry can print: it only needs get(). */
+class BucketedHistogram {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  private readonly series = new Map<string, Series>();
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+  ) {}
+
+  add(labels: Labels, row: Pick<HistogramRow, 'buckets' | 'sum' | 'count'>): void {
+    const key = JSON.stringify(labels);
+    let s = this.series.get(key);
+    if (!s) this.series.set(key, (s = { labels, counts: new Float64Array(BOUNDS_NS.length + 1), sumNs: 0, count: 0 }));
+    for (const b of row.buckets) {
+      // a power-of-two bucket [lo, hi) lies wholly under the first bound >= hi
+      const i = BOUNDS_NS.findIndex((ns) => b.hi <= ns);
+      s.counts[i < 0 ? BOUNDS_NS.length : i] += b.count;
+    }
+    s.sumNs += row.sum;
+    s.count += row.count;
+  }
+
+  /** Makes a series exist (at zero) so a family is never empty and rules can see it. */
+  touch(labels: Labels): void {
+    this.add(labels, { buckets: [], sum: 0, count: 0 });
+  }
+
+  get() {
+    const values: { labels: Labels; value: number; metricName: string }[] = [];
+    for (const s of this.series.values()) {
+      let cum = 0;
+      for (let i = 0; i < BOUNDS_NS.length; i++) {
+        cum += s.counts[i];
+        values.push({ metricName: `${this.name}_bucket`, labels: { ...s.labels, le: LE[i] }, value: cum });
+      }
+      values.push({ metricName: `${this.name}_bucket`, labels: { ...s.labels, le: '+Inf' }, value: s.count });
+      values.push({ metricName: `${this.name}_sum`, labels: s.labels, value: s.sumNs / 1e9 });
+      values.push({ metricName: `${this.name}_count`, labels: s.labels, value: s.count });
+    }
+    return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
+  }
+}
+
+export interface MetricsOptions {
+  perCpu: boolean;
+  /** Timer callbacks with a series of their own; the rest are function="other". */
+  topCallbacks: number;
+}
+
+/** Facts read at scrape time rather than folded per interval. */
+export interface LiveFacts {
+  drops(): number;
+  probes(): Report['meta']['probes'];
+  ipvs(): { services: number | null; destinations: number | null; runEstimation: number | null; estimator: string; loaded: boolean };
+  version: string;
+}
+
+/** Culprit labels beyond this many distinct values are counted as "other". */
+const MAX_CULPRITS = 50;
+
+export class Metrics {
+  readonly registry = new client.Registry();
+  private readonly netRxWait = new BucketedHistogram('jitterscope_net_rx_wait_seconds', 'Time from NET_RX softirq raise to its run');
+  private readonly netRxRun = new BucketedHistogram('jitterscope_net_rx_action_seconds', 'Run time of net_rx_action (or the NET_RX softirq where it is not traced directly)');
+  private readonly softirq = new BucketedHistogram('jitterscope_softirq_seconds', 'Run time of softirq handlers, by vector');
+  private readonly estimation = new BucketedHistogram('jitterscope_estimation_timer_seconds', "Run time of IPVS's estimation_timer (kernels before 6.2)");
+  private readonly packetWait = new BucketedHistogram('jitterscope_packet_wait_seconds', 'Time from a packet\'s arrival in the stack to its processing, every received packet');
+  private readonly callbacks = new BucketedHistogram('jitterscope_timer_callback_seconds', 'Run time of timer and hrtimer callbacks, by function (top N by total time, then "other")');
+  private readonly stalls: client.Counter<string>;
+  private readonly slowPackets: client.Counter<string>;
+  private readonly cpuSlowEvents: client.Counter<string>;
+  /** Callbacks that have a series of their own (kept once given, so counters never move between series). */
+  private readonly namedCallbacks = new Set<string>();
+  private readonly callbackTotals = new Map<string, number>();
+  private readonly culprits = new Set<string>();
+
+  constructor(
+    private readonly opts: MetricsOptions,
+    facts: LiveFacts,
+  ) {
+    const r = this.registry;
+    for (const h of [this.netRxWait, this.netRxRun, this.softirq, this.estimation, this.packetWait, this.callbacks]) r.registerMetric(h as unknown as client.Metric);
+    this.stalls = new client.Counter({ name: 'jitterscope_stalls_total', help: 'Softirq and timer runs at least --stall-ms long, by culprit (a callback counts once, not again for its softirq)', labelNames: ['culprit', 'kind'], registers: [r] });
+    this.slowPackets = new client.Counter({ name: 'jitterscope_slow_packets_total', help: 'Packets that waited at least --packet-ms, by the run that explains the wait ("unexplained" if none)', labelNames: ['culprit'], registers: [r] });
+    this.cpuSlowEvents = new client.Counter({ name: 'jitterscope_cpu_slow_events_total', help: 'Stalls and slow packets per CPU (always per CPU, to find the hot CPU without --per-cpu)', labelNames: ['cpu'], registers: [r] });
+    new client.Counter({
+      name: 'jitterscope_ring_drops_total', help: 'Events lost because the ring buffer was full', registers: [r],
+      collect() { this.reset(); this.inc(facts.drops()); },
+    });
+    new client.Gauge({
+      name: 'jitterscope_probe_info', help: 'How each probe is attached (1 for the current state)', labelNames: ['probe', 'via', 'mode', 'active'], registers: [r],
+      collect() {
+        this.reset();
+        for (const [probe, p] of Object.entries(facts.probes())) this.set({ probe, via: p.via ?? 'none', mode: p.mode ?? 'none', active: String(p.active) }, 1);
+      },
+    });
+    const ipvsGauge = (name: string, help: string, pick: (s: ReturnType<LiveFacts['ipvs']>) => number | null) =>
+      new client.Gauge({ name, help, registers: [r], collect() { const v = pick(facts.ipvs()); this.reset(); if (v !== null) this.set(v); } });
+    ipvsGauge('jitterscope_ipvs_services', 'IPVS virtual services (absent when ip_vs is not loaded)', (s) => s.services);
+    ipvsGauge('jitterscope_ipvs_destinations', 'IPVS real servers', (s) => s.destinations);
+    ipvsGauge('jitterscope_ipvs_run_estimation', 'net.ipv4.vs.run_estimation (1: the estimator runs)', (s) => s.runEstimation);
+    new client.Gauge({
+      name: 'jitterscope_ipvs_info', help: 'IPVS state: loaded, and which estimator the kernel has (timer: estimation_timer in TIMER softirq; kthread: 6.2+)', labelNames: ['loaded', 'estimator'], registers: [r],
+      collect() { const s = facts.ipvs(); this.reset(); this.set({ loaded: String(s.loaded), estimator: s.estimator }, 1); },
+    });
+    new client.Gauge({ name: 'jitterscope_build_info', help: 'The running jitterscope', labelNames: ['version'], registers: [r], collect() { this.set({ version: facts.version }, 1); } });
+    // families exist from the first scrape on
+    for (const h of [this.netRxWait, this.netRxRun, this.estimation, this.packetWait]) h.touch({});
+  }
+
+  /** Folds one interval's report in. */
+  fold(r: Report): void {
+    const perCpu = this.opts.perCpu;
+    const rows = r.histograms.filter((h) => (perCpu ? h.cpu !== null : h.cpu === null));
+    const cpuLabel = (h: HistogramRow): Labels => (perCpu ? { cpu: String(h.cpu) } : {});
+    for (const h of rows) {
+      if (h.probe === 'net_rx_wait') this.netRxWait.add(cpuLabel(h), h);
+      else if (h.probe === 'net_rx_action') this.netRxRun.add(cpuLabel(h), h);
+      else if (h.probe === 'softirq') this.softirq.add({ ...cpuLabel(h), vector: h.key ?? '' }, h);
+      else if (h.probe === 'ipvs_estimation') this.estimation.add(cpuLabel(h), h);
+      else if (h.probe === 'packet_wait') this.packetWait.add(cpuLabel(h), h);
+    }
+    this.foldCallbacks(r, perCpu);
+    for (const e of stallEvents(r.stalls.rows)) {
+      this.stalls.inc({ culprit: this.culprit(e.culprit), kind: e.kind });
+      this.cpuSlowEvents.inc({ cpu: String(e.cpu) });
+    }
+    for (const p of r.packets.slow) {
+      this.slowPackets.inc({ culprit: p.attribution ? this.culprit(p.attribution.culprit) : 'unexplained' });
+      this.cpuSlowEvents.inc({ cpu: String(p.cpu) });
+    }
+  }
+
+  private foldCallbacks(r: Report, perCpu: boolean): void {
+    const rows = r.histograms.filter((h) => h.probe === 'timer_callbacks' && (perCpu ? h.cpu !== null : h.cpu === null));
+    for (const h of rows) this.callbackTotals.set(h.key!, (this.callbackTotals.get(h.key!) ?? 0) + h.sum);
+    // the top N by total time so far get (and keep) a series; at most 2N ever
+    const top = [...this.callbackTotals.entries()].sort((a, b) => b[1] - a[1]).slice(0, this.opts.topCallbacks);
+    for (const [fn] of top) if (this.namedCallbacks.size < 2 * this.opts.topCallbacks) this.namedCallbacks.add(fn);
+    const kindOf = new Map(r.timers.byMax.concat(r.timers.byTotal).map((t) => [t.symbol, t.kind]));
+    for (const h of rows) {
+      const named = this.namedCallbacks.has(h.key!);
+      const labels: Labels = { ...(perCpu ? { cpu: String(h.cpu) } : {}), function: named ? h.key! : 'other', kind: named ? kindOf.get(h.key!) ?? 'timer' : 'mixed' };
+      this.callbacks.add(labels, h);
+    }
+  }
+
+  private culprit(name: string): string {
+    if (this.culprits.has(name)) return name;
+    if (this.culprits.size >= MAX_CULPRITS) return 'other';
+    this.culprits.add(name);
+    return name;
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
