@@ -29,6 +29,10 @@ kill -INT $rec
 wait $rec
 
 step 1000 services
+# Keep each timer on the CPU that arms it: with migration on, estimation_timer
+# re-arms itself onto whichever CPU is busy (during the ping, the sender's), and
+# RPS would steer the ping to a CPU the estimator has left.
+echo 0 > /proc/sys/kernel/timer_migration
 taskset -c 1 modprobe ip_vs
 rules 1000 | ipvsadm -R
 $JS record -d 7s -o $J/ipvs-1000.json
