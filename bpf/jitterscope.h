@@ -64,20 +64,30 @@ struct js_event {
 
 #define JS_EVENT_SIZE 80
 
-/* The in-kernel packet-wait histogram (per CPU): log2 buckets with 4 linear
- * sub-buckets, the same bounds src/stream/kernel-histogram.ts reads. */
+/* An in-kernel histogram (per CPU): log2 buckets with 4 linear sub-buckets,
+ * the same bounds src/stream/kernel-histogram.ts reads. Every packet's wait
+ * (map packet_wait), and in serve mode the short softirq and net_rx_action
+ * runs that are not streamed (map run_hists, indexed by enum js_kernel_hist). */
 #define JS_HIST_SUB_BITS 2
 #define JS_HIST_BUCKETS 160
 struct js_hist {
 	__u64 count;
 	__u64 sum_ns;
 	__u64 max_ns;
-	__u64 unknown; /* packets whose arrival was not seen */
+	__u64 unknown; /* values not known: a packet's arrival or a softirq's raise unseen */
 	__u64 buckets[JS_HIST_BUCKETS];
 };
 
 /* Softirq vectors as the kernel numbers them (include/linux/interrupt.h). */
 #define JS_NR_SOFTIRQS 10
 #define JS_NET_RX_SOFTIRQ 3
+
+/* Where each run histogram sits in run_hists. */
+enum js_kernel_hist {
+	JS_KH_SOFTIRQ_RUN = 0,                /* + vector: handler run time */
+	JS_KH_SOFTIRQ_WAIT = JS_NR_SOFTIRQS,  /* + vector: raise -> entry */
+	JS_KH_NET_RX_ACTION = 2 * JS_NR_SOFTIRQS, /* net_rx_action by fentry/kprobe */
+	JS_KH_COUNT,
+};
 
 #endif

@@ -32,6 +32,11 @@ const volatile bool icmp_from_icmp_rcv = false;
  * once this much data waits; user space also drains on a timer. Saves an
  * irq_work and a process wakeup per event. */
 const volatile __u64 wakeup_bytes = 0;
+/* Serve mode: softirq and net_rx_action runs shorter than stream_min_ns (and,
+ * for softirqs, whose wait is shorter too) are counted in run_hists instead of
+ * streamed; the longer ones still stream, so user space sees every stall. */
+const volatile bool kernel_hists = false;
+const volatile __u64 stream_min_ns = 0;
 
 struct hrtimer_slot {
 	__u64 timer;
@@ -89,6 +94,14 @@ struct {
 	__type(value, struct js_hist);
 } packet_wait SEC(".maps");
 
+/* Serve mode's run histograms per CPU, by enum js_kernel_hist. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, JS_KH_COUNT);
+	__type(key, __u32);
+	__type(value, struct js_hist);
+} run_hists SEC(".maps");
+
 static __always_inline bool cpu_wanted(__u32 cpu)
 {
 	if (!filter_cpus)
@@ -117,6 +130,50 @@ static __always_inline void submit(struct js_event *e)
 											   : BPF_RB_NO_WAKEUP;
 	}
 	bpf_ringbuf_submit(e, flags);
+}
+
+static __always_inline __u32 log2_u64(__u64 v)
+{
+	__u32 r = 0;
+	if (v >> 32) { v >>= 32; r += 32; }
+	if (v >> 16) { v >>= 16; r += 16; }
+	if (v >> 8) { v >>= 8; r += 8; }
+	if (v >> 4) { v >>= 4; r += 4; }
+	if (v >> 2) { v >>= 2; r += 2; }
+	if (v >> 1) r += 1;
+	return r;
+}
+
+/* Counts one value (or, not `known`, one unknown) into a struct js_hist. */
+static __always_inline void hist_add(struct js_hist *h, __u64 v, bool known)
+{
+	__u32 b;
+	if (!known) {
+		h->unknown++;
+		return;
+	}
+	if (v < (1 << JS_HIST_SUB_BITS)) {
+		b = v;
+	} else {
+		__u32 shift = log2_u64(v) - JS_HIST_SUB_BITS;
+		b = shift * (1 << JS_HIST_SUB_BITS) + (__u32)(v >> shift);
+	}
+	if (b >= JS_HIST_BUCKETS)
+		b = JS_HIST_BUCKETS - 1;
+	barrier_var(b); /* keep the clamp where the verifier can see it */
+	if (b < JS_HIST_BUCKETS)
+		h->buckets[b]++;
+	h->count++;
+	h->sum_ns += v;
+	if (v > h->max_ns)
+		h->max_ns = v;
+}
+
+static __always_inline void count_run(__u32 idx, __u64 v, bool known)
+{
+	struct js_hist *h = bpf_map_lookup_elem(&run_hists, &idx);
+	if (h)
+		hist_add(h, v, known);
 }
 
 /* ---- softirq ------------------------------------------------------------ */
@@ -152,7 +209,7 @@ static __always_inline int on_softirq_exit(unsigned int vec)
 {
 	struct cpu_state *s;
 	struct js_event *e;
-	__u64 now, start;
+	__u64 now, start, wait;
 	__u32 cpu = bpf_get_smp_processor_id();
 	if (vec >= JS_NR_SOFTIRQS || !cpu_wanted(cpu))
 		return 0;
@@ -161,15 +218,21 @@ static __always_inline int on_softirq_exit(unsigned int vec)
 		return 0; /* entry happened before we attached */
 	now = bpf_ktime_get_ns();
 	start = s->entry_ns[vec];
+	wait = s->wait_ns[vec];
 	s->entry_ns[vec] = 0;
+	if (kernel_hists && now - start < stream_min_ns && (wait == ~0ULL || wait < stream_min_ns)) {
+		count_run(JS_KH_SOFTIRQ_RUN + vec, now - start, true);
+		count_run(JS_KH_SOFTIRQ_WAIT + vec, wait, wait != ~0ULL);
+		return 0;
+	}
 	e = reserve();
 	if (!e)
 		return 0;
 	fill_run(e, JS_EV_SOFTIRQ, vec, start, now, cpu);
-	if (s->wait_ns[vec] == ~0ULL)
+	if (wait == ~0ULL)
 		e->flags = JS_F_WAIT_UNKNOWN;
 	else
-		e->softirq.wait_ns = s->wait_ns[vec];
+		e->softirq.wait_ns = wait;
 	submit(e);
 	return 0;
 }
@@ -290,45 +353,6 @@ static __always_inline int on_packet_arrival(const struct sk_buff *skb)
 	return 0;
 }
 
-static __always_inline __u32 log2_u64(__u64 v)
-{
-	__u32 r = 0;
-	if (v >> 32) { v >>= 32; r += 32; }
-	if (v >> 16) { v >>= 16; r += 16; }
-	if (v >> 8) { v >>= 8; r += 8; }
-	if (v >> 4) { v >>= 4; r += 4; }
-	if (v >> 2) { v >>= 2; r += 2; }
-	if (v >> 1) r += 1;
-	return r;
-}
-
-static __always_inline void record_wait(__u64 wait, bool known)
-{
-	__u32 zero = 0, b;
-	struct js_hist *h = bpf_map_lookup_elem(&packet_wait, &zero);
-	if (!h)
-		return;
-	if (!known) {
-		h->unknown++;
-		return;
-	}
-	if (wait < (1 << JS_HIST_SUB_BITS)) {
-		b = wait;
-	} else {
-		__u32 shift = log2_u64(wait) - JS_HIST_SUB_BITS;
-		b = shift * (1 << JS_HIST_SUB_BITS) + (__u32)(wait >> shift);
-	}
-	if (b >= JS_HIST_BUCKETS)
-		b = JS_HIST_BUCKETS - 1;
-	barrier_var(b); /* keep the clamp where the verifier can see it */
-	if (b < JS_HIST_BUCKETS)
-		h->buckets[b]++;
-	h->count++;
-	h->sum_ns += wait;
-	if (wait > h->max_ns)
-		h->max_ns = wait;
-}
-
 /* Headers at skb->data (the network header, at the net tracepoints) or at
  * head + network_header (anywhere). Fills the flow; false if not IP. */
 static __always_inline bool parse_packet(unsigned char *l3, __u16 protocol, struct js_event *e)
@@ -434,7 +458,12 @@ static __always_inline void packet_done(const struct sk_buff *skb, unsigned char
 	bool slow;
 	if (!cpu_wanted(w->cpu) && !(w->known && cpu_wanted(w->arrival_cpu)))
 		return;
-	record_wait(w->wait, w->known);
+	{
+		__u32 zero = 0;
+		struct js_hist *h = bpf_map_lookup_elem(&packet_wait, &zero);
+		if (h)
+			hist_add(h, w->wait, w->known);
+	}
 	slow = w->known && w->wait >= slow_packet_ns;
 	if (!slow) {
 		__u8 p;
@@ -516,13 +545,18 @@ static __always_inline int on_net_rx_action_entry(void)
 static __always_inline int on_net_rx_action_exit(void)
 {
 	struct cpu_state *s;
+	__u64 now;
 	__u32 cpu = bpf_get_smp_processor_id();
 	if (!cpu_wanted(cpu))
 		return 0;
 	s = my_state();
 	if (!s || !s->net_rx_action_ns)
 		return 0;
-	emit_run(JS_EV_FUNC, JS_FN_NET_RX_ACTION, s->net_rx_action_ns, bpf_ktime_get_ns(), cpu);
+	now = bpf_ktime_get_ns();
+	if (kernel_hists && now - s->net_rx_action_ns < stream_min_ns)
+		count_run(JS_KH_NET_RX_ACTION, now - s->net_rx_action_ns, true);
+	else
+		emit_run(JS_EV_FUNC, JS_FN_NET_RX_ACTION, s->net_rx_action_ns, now, cpu);
 	s->net_rx_action_ns = 0;
 	return 0;
 }

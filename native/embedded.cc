@@ -82,6 +82,12 @@ static Napi::Value Layout(const Napi::CallbackInfo &info) {
   hist.Set("valueBytes", static_cast<uint32_t>(sizeof(struct js_hist)));
   hist.Set("bucketsOffset", static_cast<uint32_t>(offsetof(struct js_hist, buckets)));
   o.Set("hist", hist);
+  Napi::Object kh = Napi::Object::New(env);
+  kh.Set("SOFTIRQ_RUN", static_cast<uint32_t>(JS_KH_SOFTIRQ_RUN));
+  kh.Set("SOFTIRQ_WAIT", static_cast<uint32_t>(JS_KH_SOFTIRQ_WAIT));
+  kh.Set("NET_RX_ACTION", static_cast<uint32_t>(JS_KH_NET_RX_ACTION));
+  kh.Set("COUNT", static_cast<uint32_t>(JS_KH_COUNT));
+  o.Set("kernelHists", kh);
   return o;
 }
 

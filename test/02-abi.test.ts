@@ -2,7 +2,7 @@
 // bpf/jitterscope.h) must equal the TypeScript decoder's offsets.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ABI_VERSION, EVENT_SIZE, MAX_CPUS, OFFSETS, Kind, Flag, Func, NR_SOFTIRQS, HIST_BUCKETS, HIST_SUB_BITS, HIST_VALUE_BYTES } from '../src/kernel/abi';
+import { ABI_VERSION, EVENT_SIZE, MAX_CPUS, OFFSETS, Kind, Flag, Func, NR_SOFTIRQS, HIST_BUCKETS, HIST_SUB_BITS, HIST_VALUE_BYTES, KernelHistIndex } from '../src/kernel/abi';
 import { EventView } from '../src/stream/decode';
 import { native } from '../src/kernel/addon';
 import { encode } from './encode';
@@ -22,6 +22,7 @@ test('addon layout equals the TypeScript decoder', () => {
     { subBits: HIST_SUB_BITS, buckets: HIST_BUCKETS, valueBytes: HIST_VALUE_BYTES, bucketsOffset: 32 },
     'struct js_hist as the kernel-histogram reader expects it',
   );
+  assert.deepEqual(l.kernelHists, { ...KernelHistIndex }, 'enum js_kernel_hist as LiveTrace reads run_hists');
 });
 
 test('EventView reads every field where the offsets say', () => {

@@ -108,10 +108,25 @@ test('6.1 + 20,000 services, RPS to the estimator CPU: ping names estimation_tim
   assert.ok(v.culprit.replies >= 2, `${v.culprit.replies} replies attributed`);
   assert.equal(v.rps.steersToCulpritCpu, true);
   assert.ok(v.advice.some((a: string) => /run_estimation=0/.test(a)));
-  // every slow reply that waited through an estimator run is attributed to it
+  // every slow reply whose longest overlapping callback (softirqs aside: the
+  // TIMER softirq holds the estimator) is an estimator run is attributed to it;
+  // under TCG a host pause can show as a longer callback, which rightly wins
   const slow = r.ping.replies.filter((x: any) => x.slow);
-  const hit = slow.filter((x: any) => x.overlaps.some((o: any) => o.culprit.startsWith('estimation_timer') && o.overlapMs >= 1));
-  assert.ok(hit.length >= 2);
+  const longest = (x: any) => x.overlaps.filter((o: any) => o.kind !== 'softirq').reduce((a: any, o: any) => (!a || o.overlapMs > a.overlapMs ? o : a), null);
+  const hit = slow.filter((x: any) => longest(x)?.culprit.startsWith('estimation_timer') && longest(x).overlapMs >= 1);
+  assert.ok(hit.length >= 2, `${hit.length} slow replies waited longest on an estimator run`);
   for (const x of hit) assert.equal(x.attribution?.culprit, 'estimation_timer [ip_vs]', `seq ${x.seq}: ${JSON.stringify(x.overlaps)}`);
   assert.match(fs.readFileSync(path.join(dir, 'ping-ipvs.txt'), 'utf8'), /Culprit: estimation_timer \[ip_vs\] on CPU \d/);
+});
+
+test('6.1: serve counts net_rx_action (fentry) in the kernel and exports it, with estimation_timer', (t) => {
+  const dir = job(t);
+  if (!dir) return;
+  const err = fs.readFileSync(path.join(dir, 'serve.err'), 'utf8');
+  assert.match(err, /serve exit 0/, err);
+  const text = fs.readFileSync(path.join(dir, 'serve-metrics.txt'), 'utf8');
+  const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
+  assert.match(text, /jitterscope_probe_info\{probe="net_rx_action",via="fentry",mode="fentry",active="true"\} 1/, text.slice(0, 3000));
+  assert.ok(value(/^jitterscope_net_rx_action_seconds_count (\d+)/m) >= 20, 'net_rx_action runs counted');
+  assert.ok(value(/^jitterscope_estimation_timer_seconds_count (\d+)/m) >= 1, 'estimation_timer runs exported');
 });

@@ -11,9 +11,10 @@ import { buildReport } from '../report/model';
 import { handler, listen, parseListen } from '../serve/http';
 import { Metrics } from '../serve/metrics';
 import { Recent } from '../serve/recent';
+import { SyntheticLoad } from '../kernel/synthetic';
 import { Aggregator } from '../stream/aggregate';
 import { ATTACH_OPTION, CPUS_OPTION, onStopSignal, say, startTrace, tracingPreflight, VERSION } from './common';
-import { parseDurationMs, parseIntInRange, parsePositiveMs } from './options';
+import { parseDurationMs, parseIntInRange, parsePositiveMs, parseRate } from './options';
 
 export interface ServeArgs {
   listen: string;
@@ -24,6 +25,7 @@ export interface ServeArgs {
   'report-window': string;
   attach: string;
   cpus?: string;
+  'synthetic-rate'?: string;
 }
 
 export function serveOptions(y: Argv): Argv<ServeArgs> {
@@ -36,6 +38,7 @@ export function serveOptions(y: Argv): Argv<ServeArgs> {
     .option('report-window', { type: 'string', default: '5m', describe: 'The longest /report?window= served (memory grows with it)' })
     .option('cpus', CPUS_OPTION)
     .option('attach', ATTACH_OPTION)
+    .option('synthetic-rate', { type: 'string', describe: 'Test aid: mix this many synthetic events/s (e.g. 200k) into the metrics (bench:soak)' })
     .example('$0 serve', 'metrics on http://127.0.0.1:9477/metrics until SIGTERM')
     .example('$0 serve --listen 0.0.0.0:9477 --per-cpu', 'scraped from elsewhere, with per-CPU series') as unknown as Argv<ServeArgs>;
 }
@@ -49,6 +52,7 @@ export async function serve(argv: ServeArgs): Promise<void> {
   const stallMs = parsePositiveMs(argv['stall-ms'], '--stall-ms');
   const maxWindowMs = parseDurationMs(argv['report-window'], '--report-window');
   if (maxWindowMs > 3_600_000) throw new UsageError(`--report-window: '${argv['report-window']}' is longer than 1h`);
+  const syntheticRate = argv['synthetic-rate'] !== undefined ? parseRate(argv['synthetic-rate'], '--synthetic-rate', 1, 50e6) : 0;
   const { possible, cpus } = tracingPreflight(argv.cpus);
 
   let tracing = false;
@@ -67,17 +71,35 @@ export async function serve(argv: ServeArgs): Promise<void> {
 
   let trace: ReturnType<typeof startTrace> | undefined;
   let timer: NodeJS.Timeout | undefined;
+  let synthetic: SyntheticLoad | undefined;
   const stop = onStopSignal();
   try {
-    trace = startTrace({ attach: argv.attach, cpus, stallThresholdNs: stallMs * 1e6, slowPacketNs: packetMs * 1e6, maxPackets: 10_000, seriesIntervalNs: 1e9 });
+    // Left on for days: the kernel counts the short softirq and net_rx_action
+    // runs and streams only what could be a stall, plus slow packets and timer
+    // callbacks; no ICMP listing, no time series. Little is streamed, so a
+    // small ring does (it is resident memory).
+    trace = startTrace({
+      attach: argv.attach,
+      cpus,
+      stallThresholdNs: stallMs * 1e6,
+      slowPacketNs: packetMs * 1e6,
+      kernelHistsBelowNs: stallMs * 1e6,
+      streamIcmp: false,
+      ringBytes: 1 << 20,
+      maxPackets: 10_000,
+    });
     const session = trace.session;
     const start = clockPair();
     const live = trace;
+    if (syntheticRate) {
+      synthetic = new SyntheticLoad({ rate: syntheticRate, ringBytes: 2 << 20 }, (buf, count) => live.aggregator.consume(buf, count));
+      say(`note: synthetic load of ${syntheticRate} events/s mixed into the metrics (--synthetic-rate)`);
+    }
     const recent = new Recent(maxWindowMs * 1e6);
     const m = new Metrics(
       { perCpu: argv['per-cpu'], topCallbacks },
       {
-        drops: () => session.drops().total,
+        drops: () => session.drops().total + (synthetic?.drops() ?? 0),
         probes: () => session.probes,
         ipvs: () => ipvsState(session.kallsyms),
         version: VERSION,
@@ -125,6 +147,7 @@ export async function serve(argv: ServeArgs): Promise<void> {
     stop.dispose();
     clearInterval(timer);
     tracing = false;
+    await synthetic?.stop();
     trace?.stop();
     server.closeAllConnections?.();
     await new Promise<void>((r) => server.close(() => r()));

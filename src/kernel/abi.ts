@@ -34,8 +34,10 @@ export const TIMER_SOFTIRQ = 1;
 export const NET_RX_SOFTIRQ = 3;
 export const HRTIMER_SOFTIRQ = 8;
 
-/** The in-kernel packet-wait histogram (struct js_hist): log2 buckets, 4 sub-buckets each. */
+/** An in-kernel histogram (struct js_hist): log2 buckets, 4 sub-buckets each. */
 export const HIST_SUB_BITS = 2;
 export const HIST_BUCKETS = 160;
 /** count, sum_ns, max_ns, unknown, then the buckets: u64 each. */
 export const HIST_VALUE_BYTES = (4 + HIST_BUCKETS) * 8;
+/** Where each run histogram sits in the tracer's run_hists map (enum js_kernel_hist). */
+export const KernelHistIndex = { SOFTIRQ_RUN: 0, SOFTIRQ_WAIT: 10, NET_RX_ACTION: 20, COUNT: 21 } as const;

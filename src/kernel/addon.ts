@@ -56,6 +56,7 @@ export interface AbiLayout {
   nrSoftirqs: number;
   funcs: Record<string, number>;
   hist: { subBits: number; buckets: number; valueBytes: number; bucketsOffset: number };
+  kernelHists: Record<string, number>;
 }
 
 export interface Addon {

@@ -6,7 +6,7 @@ import { BpfError } from '../base/errors';
 import { requireKernelBtf } from '../host/caps';
 import { ipvsSymbols } from '../host/ipvs';
 import { Kallsyms, loadKallsyms } from '../host/kallsyms';
-import { EVENT_SIZE, MAX_CPUS } from './abi';
+import { EVENT_SIZE, KernelHistIndex, MAX_CPUS } from './abi';
 import { BatchCallback, native, NativeBpfObject, NativeRingReader, readPercpuCounter } from './addon';
 import { IpvsProbe } from './ipvs-probe';
 import { AttachPref, checkForced, chooseModes, Choice, Features, isDirect, LadderProbe, probeFeatures } from './ladder';
@@ -30,6 +30,11 @@ export interface SessionOptions {
   slowPacketNs?: number;
   /** Stream every ICMP/ICMPv6 packet too, slow or not (default true: ping and the ICMP listing need them). */
   streamIcmp?: boolean;
+  /**
+   * Count softirq and net_rx_action runs shorter than this (ns) in the kernel's
+   * run_hists instead of streaming them (serve). Absent: every run is streamed.
+   */
+  kernelHistsBelowNs?: number;
 }
 
 export interface Drops {
@@ -58,6 +63,10 @@ export class TraceSession {
   private drainTimer: NodeJS.Timeout | undefined;
   private finalDrops: Drops | undefined;
   private finalPacketWait: Buffer | null | undefined;
+  private finalRunHists: (Buffer | null)[] | undefined;
+  private finalStreamed = 0;
+  /** True when short runs are counted in the kernel (SessionOptions.kernelHistsBelowNs). */
+  readonly kernelHists: boolean;
 
   private constructor(
     obj: NativeBpfObject,
@@ -72,6 +81,9 @@ export class TraceSession {
     this.obj = obj;
     this.tracerProbes = attached.probes;
     this.notes = [...notes, ...attached.notes];
+    this.kernelHists = opts.kernelHistsBelowNs !== undefined;
+    if (this.kernelHists)
+      this.notes.push(`softirq and net_rx_action runs under ${opts.kernelHistsBelowNs! / 1e6} ms are counted in the kernel (histograms read each interval); longer ones are streamed`);
     try {
       this.ring = new (native().RingReader)(obj, 'events', opts.onBatch, RING_BATCH_BYTES, EVENT_SIZE, EVENTS_PER_WAKEUP);
       this.drainTimer = setInterval(() => this.ring?.drain(), DRAIN_INTERVAL_MS).unref();
@@ -141,6 +153,11 @@ export class TraceSession {
     return this.ring ? this.ring.drain() : 0;
   }
 
+  /** Events read from the ring so far. */
+  streamedEvents(): number {
+    return this.ring ? this.ring.stats().events : this.finalStreamed;
+  }
+
   drops(): Drops {
     if (this.finalDrops) return this.finalDrops;
     return this.obj ? readPercpuCounter(this.obj, 'drops') : { total: 0, perCpu: [] };
@@ -150,6 +167,12 @@ export class TraceSession {
   packetWaitBytes(): Buffer | null {
     if (this.finalPacketWait !== undefined) return this.finalPacketWait;
     return this.obj ? this.obj.lookup('packet_wait', Buffer.alloc(4)) : null;
+  }
+
+  /** The kernel's per-CPU run histograms, one buffer per enum js_kernel_hist index (struct js_hist per CPU); [] when not kept. */
+  runHistBytes(): (Buffer | null)[] {
+    if (this.finalRunHists !== undefined) return this.finalRunHists;
+    return this.obj && this.kernelHists ? readRunHists(this.obj) : [];
   }
 
   /** Kernel run time and count per tracepoint program (needs kernel.bpf_stats_enabled=1 to count). */
@@ -169,6 +192,7 @@ export class TraceSession {
       try {
         this.ring.drain();
       } finally {
+        this.finalStreamed = this.ring.stats().events;
         this.ring.close();
         this.ring = undefined;
       }
@@ -178,12 +202,21 @@ export class TraceSession {
       try {
         this.finalDrops = readPercpuCounter(this.obj, 'drops');
         this.finalPacketWait = this.obj.lookup('packet_wait', Buffer.alloc(4));
+        this.finalRunHists = this.kernelHists ? readRunHists(this.obj) : [];
       } finally {
         this.obj.close();
         this.obj = undefined;
       }
     }
   }
+}
+
+function readRunHists(obj: NativeBpfObject): (Buffer | null)[] {
+  const key = Buffer.alloc(4);
+  return Array.from({ length: KernelHistIndex.COUNT }, (_, i) => {
+    key.writeUInt32LE(i);
+    return obj.lookup('run_hists', key);
+  });
 }
 
 function tracerSpec(flavour: Flavour, modes: Record<LadderProbe, Choice>, opts: SessionOptions, start: (o: NativeBpfObject) => void) {
@@ -200,6 +233,10 @@ function tracerSpec(flavour: Flavour, modes: Record<LadderProbe, Choice>, opts: 
     slow_packet_ns: globals.u64(opts.slowPacketNs ?? 1e6),
     stream_icmp: globals.bool(opts.streamIcmp ?? true),
   };
+  if (opts.kernelHistsBelowNs !== undefined) {
+    g.kernel_hists = globals.bool(true);
+    g.stream_min_ns = globals.u64(opts.kernelHistsBelowNs);
+  }
   if (opts.cpus) {
     g.cpu_mask = globals.cpuMask(opts.cpus, MAX_CPUS);
     g.filter_cpus = globals.bool(true);

@@ -49,7 +49,9 @@ export class SyntheticLoad {
       cpu: opts.cpu ?? -1,
       stop: this.stopFlag.buffer as SharedArrayBuffer,
     };
-    const worker = (this.worker = new Worker(__filename, { workerData: job }));
+    // the producer only loops over a syscall: a small heap keeps it from holding
+    // tens of MB of young generation that the measured process does not own
+    const worker = (this.worker = new Worker(__filename, { workerData: job, resourceLimits: { maxYoungGenerationSizeMb: 2, maxOldGenerationSizeMb: 16 } }));
     this.finished = new Promise<number>((resolve, reject) => {
       worker.once('message', (m: { produced: number }) => resolve(m.produced));
       worker.once('error', reject);

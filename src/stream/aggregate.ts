@@ -238,6 +238,22 @@ export class Aggregator {
     else this.icmpNotKept++;
   }
 
+  /**
+   * Adds runs counted elsewhere (the kernel's histograms, serve mode) as if they
+   * had been streamed: to the histograms and the event counts, not to stalls
+   * or series (the kernel streams every run long enough to be a stall).
+   */
+  absorb(what: 'softirq' | 'softirqWait' | 'func', cpu: number, key: number, h: Histogram): void {
+    if (what === 'func') {
+      ((this.funcs[key] ??= [])[cpu] ??= new Histogram()).merge(h);
+      this.events.func += h.count;
+      return;
+    }
+    if (key >= NR_SOFTIRQS) return;
+    (this.cpuRow(what === 'softirq' ? this.softirq : this.softirqWait, cpu)[key] ??= new Histogram()).merge(h);
+    if (what === 'softirq') this.events.softirq += h.count;
+  }
+
   private cpuRow(table: (Histogram | undefined)[][], cpu: number): (Histogram | undefined)[] {
     return (table[cpu] ??= new Array<Histogram | undefined>(NR_SOFTIRQS));
   }

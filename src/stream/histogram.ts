@@ -52,26 +52,66 @@ export interface Log2Bucket {
   count: number;
 }
 
+const EMPTY = new Float64Array(0);
+/** Buckets a histogram's storage starts with; it grows to cover what it sees. */
+const FIRST_SPAN = 32;
+
 export class Histogram {
-  counts = new Float64Array(BUCKET_COUNT);
+  /**
+   * Counts of buckets [base, base + bins.length) only: a callback's runs span
+   * a few powers of two, so storing all 1312 buckets (10 KiB) for each of the
+   * thousands of histograms `serve` keeps for /report would be mostly zeros.
+   */
+  private bins: Float64Array = EMPTY;
+  private base = 0;
   count = 0;
   sum = 0;
   min = Infinity;
   max = 0;
 
   record(v: number): void {
-    this.counts[bucketOf(v)]++;
+    const j = bucketOf(v) - this.base;
+    if (j >= 0 && j < this.bins.length) this.bins[j]++;
+    else this.addAt(j + this.base, 1);
     this.count++;
     this.sum += v;
     if (v < this.min) this.min = v;
     if (v > this.max) this.max = v;
   }
 
+  /** Adds `n` values that fall in bucket `i` (count, sum, min and max are the caller's). */
+  addToBucket(i: number, n: number): void {
+    this.addAt(i, n);
+  }
+
+  /** Every bucket's count, BUCKET_COUNT long (a copy). */
+  get counts(): Float64Array {
+    const out = new Float64Array(BUCKET_COUNT);
+    out.set(this.bins, this.base);
+    return out;
+  }
+
+  private addAt(i: number, n: number): void {
+    let j = i - this.base;
+    if (j < 0 || j >= this.bins.length) {
+      // grow to cover i, with as much slack again as the span already stored
+      const lo = this.bins.length ? Math.min(this.base, i) : i;
+      const hi = this.bins.length ? Math.max(this.base + this.bins.length, i + 1) : i + 1;
+      const want = Math.min(BUCKET_COUNT, Math.max(FIRST_SPAN, 2 * (hi - lo)));
+      const newBase = Math.max(0, Math.min(lo - ((want - (hi - lo)) >> 1), BUCKET_COUNT - want));
+      const bins = new Float64Array(want);
+      if (this.bins.length) bins.set(this.bins, this.base - newBase);
+      this.bins = bins;
+      this.base = newBase;
+      j = i - this.base;
+    }
+    this.bins[j] += n;
+  }
+
   merge(other: Histogram): this {
     if (!other.count) return this;
-    const a = this.counts;
-    const b = other.counts;
-    for (let i = 0; i < BUCKET_COUNT; i++) if (b[i]) a[i] += b[i];
+    const b = other.bins;
+    for (let k = 0; k < b.length; k++) if (b[k]) this.addAt(other.base + k, b[k]);
     this.count += other.count;
     this.sum += other.sum;
     if (other.min < this.min) this.min = other.min;
@@ -80,7 +120,8 @@ export class Histogram {
   }
 
   reset(): void {
-    this.counts.fill(0);
+    this.bins = EMPTY;
+    this.base = 0;
     this.count = 0;
     this.sum = 0;
     this.min = Infinity;
@@ -92,9 +133,10 @@ export class Histogram {
     if (!this.count) return 0;
     const rank = Math.max(1, Math.ceil(q * this.count));
     let seen = 0;
-    for (let i = 0; i < BUCKET_COUNT; i++) {
-      seen += this.counts[i];
+    for (let k = 0; k < this.bins.length; k++) {
+      seen += this.bins[k];
       if (seen >= rank) {
+        const i = this.base + k;
         const [lo, hi] = bucketBounds(i);
         const mid = i < LINEAR_LIMIT ? lo : (lo + hi - 1) / 2;
         return Math.min(this.max, Math.max(this.min, Math.round(mid)));
@@ -120,9 +162,10 @@ export class Histogram {
   log2Buckets(): Log2Bucket[] {
     const out: Log2Bucket[] = [];
     let cur: Log2Bucket | undefined;
-    for (let i = 0; i < BUCKET_COUNT; i++) {
-      const c = this.counts[i];
+    for (let k = 0; k < this.bins.length; k++) {
+      const c = this.bins[k];
       if (!c) continue;
+      const i = this.base + k;
       const lo = bucketBounds(i)[0];
       const slotLo = lo === 0 ? 0 : 2 ** Math.floor(Math.log2(lo));
       const slotHi = lo === 0 ? 1 : slotLo * 2;

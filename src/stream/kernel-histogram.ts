@@ -52,7 +52,7 @@ export function toHistogram(k: KernelHist): Histogram {
     if (!n) return;
     const [lo, hi] = kernelBucketBounds(i);
     const mid = Math.min(k.maxNs, Math.floor((lo + hi - 1) / 2));
-    h.counts[bucketOf(mid)] += n;
+    h.addToBucket(bucketOf(mid), n);
     if (first) h.min = lo;
     first = false;
   });

@@ -2,6 +2,7 @@
 // they arrive. rotate() cuts the stream into intervals for views that show
 // windows (top, serve). Every command that traces goes through this.
 import { readStealNs } from '../host/steal';
+import { Func, KernelHistIndex } from '../kernel/abi';
 import { TraceSession, SessionOptions } from '../kernel/session';
 import { Aggregator, AggregatorOptions } from './aggregate';
 import { KernelHist, parsePercpuHist, since, toHistogram } from './kernel-histogram';
@@ -14,6 +15,8 @@ export class LiveTrace {
   readonly session: TraceSession;
   /** The kernel's packet-wait counters at the last fold. */
   private lastWait: KernelHist[] = [];
+  /** The kernel's run histograms at the last fold: [enum js_kernel_hist][cpu]. */
+  private lastRuns: KernelHist[][] = [];
   /** Steal per CPU at the last fold. */
   private lastSteal = readStealNs();
   private stopped = false;
@@ -33,6 +36,24 @@ export class LiveTrace {
     steal.forEach((ns, cpu) => (into.stealNs[cpu] = (into.stealNs[cpu] ?? 0) + ns - (this.lastSteal[cpu] ?? ns)));
     this.lastSteal = steal;
     this.foldPacketWait(into);
+    this.foldRuns(into);
+  }
+
+  /** Serve mode: what the kernel counted of the runs it did not stream, added to the streamed ones. */
+  private foldRuns(into: Aggregator): void {
+    this.session.runHistBytes().forEach((bytes, idx) => {
+      if (!bytes) return;
+      const now = parsePercpuHist(bytes);
+      now.forEach((k, cpu) => {
+        const d = since(k, this.lastRuns[idx]?.[cpu]);
+        if (!d.count) return;
+        const h = toHistogram(d);
+        if (idx === KernelHistIndex.NET_RX_ACTION) into.absorb('func', cpu, Func.NET_RX_ACTION, h);
+        else if (idx >= KernelHistIndex.SOFTIRQ_WAIT) into.absorb('softirqWait', cpu, idx - KernelHistIndex.SOFTIRQ_WAIT, h);
+        else into.absorb('softirq', cpu, idx - KernelHistIndex.SOFTIRQ_RUN, h);
+      });
+      this.lastRuns[idx] = now;
+    });
   }
 
   private foldPacketWait(into: Aggregator): void {

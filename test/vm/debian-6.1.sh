@@ -67,4 +67,15 @@ rec=$!
 waitfor 'tracing for' $J/kprobe-ping.err
 ping -c 10 -i 0.2 -e 4242 127.0.0.1 > /dev/null
 wait $rec
+step serve: short net_rx_action runs counted in the kernel, fentry
+$JS serve --listen 127.0.0.1:9477 2> $J/serve.err &
+srv=$!
+waitfor 'serving http' $J/serve.err
+ping -c 20 -i 0.1 127.0.0.1 > /dev/null
+sleep 5
+node -e "fetch('http://127.0.0.1:9477/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))" > $J/serve-metrics.txt
+kill -TERM $srv
+wait $srv
+echo "serve exit $?" >> $J/serve.err
+
 step done
