@@ -17,7 +17,7 @@ import { NET_RX_SOFTIRQ, HRTIMER_SOFTIRQ } from '../src/kernel/abi';
 import { Histogram } from '../src/stream/histogram';
 import { LiveTrace } from '../src/stream/live';
 import { runCli, skipUnlessKernel, startCli, tracerPrograms, validator, waitFor, needsTwoCpus } from './helpers';
-import { soak, soakSummary } from '../bench/soak';
+import { freePort, soak, soakSummary } from '../bench/soak';
 
 const PROMETHEUS = '/usr/bin/prometheus';
 const PROMTOOL = '/usr/bin/promtool';
@@ -28,15 +28,6 @@ function needsPrometheus(t: { skip: (m?: string) => void }): boolean {
   process.stderr.write(`SKIP: ${why}\n`);
   t.skip(why);
   return true;
-}
-
-/** A port nothing listens on now. */
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 async function startServe(extra: string[] = []) {
