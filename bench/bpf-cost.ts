@@ -8,6 +8,8 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import { NativeBpfObject } from '../src/kernel/addon';
+import { loadObject } from '../src/kernel/loader';
 import { LiveTrace } from '../src/stream/live';
 
 const STATS = '/proc/sys/kernel/bpf_stats_enabled';
@@ -74,17 +76,24 @@ const SLICES = 15;
  * packets; the load runs in short slices and each figure is the median over
  * slices: a host pause lands in one slice's mean, not in the median.
  */
-async function sliced(traces: LiveTrace[], load: () => Promise<void>): Promise<{ slices: Slice[][]; totals: Stats[] }> {
+async function sliced(traces: LiveTrace[], load: () => Promise<void>, floor: NativeBpfObject): Promise<{ slices: Slice[][]; floors: number[]; totals: Stats[] }> {
   const slices: Slice[][] = traces.map(() => []);
+  const floors: number[] = [];
   const first = traces.map((t) => t.session.programStats());
   for (let i = 0; i < SLICES; i++) {
     const before = traces.map((t) => t.session.programStats());
+    const f0 = floor.programInfo(EMPTY_PROGRAM);
     await load();
     await new Promise((r) => setTimeout(r, 50));
     traces.forEach((t, k) => slices[k].push(slice(diff(t.session.programStats(), before[k]))));
+    const f1 = floor.programInfo(EMPTY_PROGRAM);
+    floors.push((f1.runTimeNs - f0.runTimeNs) / Math.max(1, f1.runCount - f0.runCount));
   }
-  return { slices, totals: traces.map((t, k) => diff(t.session.programStats(), first[k])) };
+  return { slices, floors, totals: traces.map((t, k) => diff(t.session.programStats(), first[k])) };
 }
+
+/** doctor's trial program on softirq_entry: it returns at once, so its run time is what any program costs there. */
+const EMPTY_PROGRAM = 'try_tp_btf';
 
 async function main() {
   const before = fs.readFileSync(STATS, 'utf8').trim();
@@ -92,9 +101,10 @@ async function main() {
   // record/top/ping stream every run; serve counts short runs in the kernel
   const stream = LiveTrace.start({});
   const serve = LiveTrace.start({ kernelHistsBelowNs: 1e6, streamIcmp: false, ringBytes: 1 << 20 });
+  const floor = loadObject({ object: 'features', autoload: (p) => p === EMPTY_PROGRAM, start: (o) => o.attach(EMPTY_PROGRAM) });
   try {
-    const tcp = await sliced([stream, serve], () => tcpLoad(300));
-    const icmp = await sliced([stream, serve], () => icmpFlood(1000));
+    const tcp = await sliced([stream, serve], () => tcpLoad(300), floor);
+    const icmp = await sliced([stream, serve], () => icmpFlood(1000), floor);
     console.log(`${'hook'.padEnd(12)} ${'stream ns/run'.padStart(14)} ${'serve ns/run'.padStart(13)} ${'runs'.padStart(9)}   (means over the TCP load, host pauses included)`);
     const [a, b] = tcp.totals;
     for (const x of a) {
@@ -113,12 +123,14 @@ async function main() {
     console.log(`bpf-cost: medians over ${SLICES} slices of each load, both modes attached at once`);
     row('per softirq (entry + exit)', (s) => s.perSoftirq, tcp, '(serve target <= 100 ns)');
     row('per softirq with raise', (s) => s.withRaise, tcp, '');
+    console.log(`bpf-cost: an empty program on softirq_entry: median ${median(tcp.floors).toFixed(0)} ns a run (min ${Math.min(...tcp.floors).toFixed(0)}): any entry + exit pair costs twice that`);
     row('per packet, TCP load', (s) => s.perPacket, tcp, '(serve target <= 60 ns)');
     row('per packet, ICMP flood', (s) => s.perPacket, icmp, '(stream: every ICMP packet streamed for ping)');
     stream.session.drain();
     serve.session.drain();
     console.log(`bpf-cost: events streamed: stream ${stream.session.streamedEvents()}, serve ${serve.session.streamedEvents()}; drops: ${stream.session.drops().total}, ${serve.session.drops().total}`);
   } finally {
+    floor.close();
     serve.stop();
     stream.stop();
     fs.writeFileSync(STATS, before);
