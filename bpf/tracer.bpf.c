@@ -321,15 +321,12 @@ static __always_inline int on_hrtimer_exit(struct hrtimer *timer)
 /* ---- packets ---------------------------------------------------------- */
 
 /* A pointer's bits as a number. tp_btf arguments are typed pointers, on which
- * the verifier allows no shifts. Spilled to the stack and read back in two
- * halves, they are plain numbers to a verifier that allows pointer leaks (it
- * does for CAP_PERFMON, which tracing needs anyway) — no helper call. */
+ * the verifier allows no shifts; a copy through the helper is a plain value. */
 static __always_inline __u64 ptr_bits(const void *p)
 {
-	const void *volatile slot = p;
-	__u32 lo = ((volatile __u32 *)&slot)[0];
-	__u32 hi = ((volatile __u32 *)&slot)[1];
-	return ((__u64)hi << 32) | lo;
+	__u64 v = 0;
+	bpf_probe_read_kernel(&v, sizeof(v), &p);
+	return v;
 }
 
 static __always_inline __u32 arrival_slot(__u64 skb)
@@ -501,7 +498,7 @@ static __always_inline void packet_done(const struct sk_buff *skb, unsigned char
 
 static __always_inline int on_packet_receive_flavour(const struct sk_buff *skb, bool btf)
 {
-	unsigned char *l3 = btf ? skb->data : BPF_CORE_READ(skb, data);
+	unsigned char *l3 = BPF_CORE_READ(skb, data);
 	__u16 protocol = SKB_SCALAR(skb, protocol, btf);
 	struct seen w;
 	/* with icmp_rcv traced, IPv4 ICMP is counted and reported there, wait included */
