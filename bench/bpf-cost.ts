@@ -101,6 +101,8 @@ async function main() {
   // record/top/ping stream every run; serve counts short runs in the kernel
   const stream = LiveTrace.start({});
   const serve = LiveTrace.start({ kernelHistsBelowNs: 1e6, streamIcmp: false, ringBytes: 1 << 20 });
+  // a fallback changes what is measured: say it (the tracer's notes name any)
+  for (const [mode, t] of [['stream', stream], ['serve', serve]] as const) for (const n of t.session.notes) console.log(`note (${mode}): ${n}`);
   const floor = loadObject({ object: 'features', autoload: (p) => p === EMPTY_PROGRAM, start: (o) => o.attach(EMPTY_PROGRAM) });
   try {
     const tcp = await sliced([stream, serve], () => tcpLoad(300), floor);
