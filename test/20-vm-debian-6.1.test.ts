@@ -96,7 +96,7 @@ test('6.1: ip_vs loaded while tracing attaches by itself; unloaded, the probe go
   assert.ok(r.meta.events.softirq > 0, 'tracing went on');
 });
 
-test('6.1 + 20,000 services, RPS to the estimator CPU: ping names estimation_timer', (t) => {
+test('6.1 + 40,000 services, RPS to the estimator CPU: ping names estimation_timer', (t) => {
   const dir = job(t);
   if (!dir) return;
   const r = read(dir, 'ping-ipvs.json');
