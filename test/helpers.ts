@@ -209,6 +209,9 @@ const LATE_WAKEUP_MS = 40;
 
 type Witness = { burst: number; total: number; late: number };
 
+/** Whether watchers can run pinned at real-time priority (chrt and taskset work): learnt once. */
+let pinnable: boolean | undefined;
+
 function startWatcher(cpu: number | null) {
   const argv = [process.execPath, '-e', STEAL_WATCHER];
   // real-time priority and a pinned CPU where possible; plain otherwise
@@ -238,8 +241,8 @@ function startWatcher(cpu: number | null) {
  * Without either, a failure fails.
  */
 export async function unlessStolen(t: { skip: (m?: string) => void }, body: () => Promise<void>): Promise<void> {
-  const pinned = spawnSync('chrt', ['-f', '10', 'true']).status === 0 && spawnSync('taskset', ['-c', '0', 'true']).status === 0;
-  const cpus = pinned ? [...Array(Math.min(os.cpus().length, 8)).keys()] : [null];
+  pinnable ??= spawnSync('chrt', ['-f', '10', 'true']).status === 0 && spawnSync('taskset', ['-c', '0', 'true']).status === 0;
+  const cpus = pinnable ? [...Array(Math.min(os.cpus().length, 8)).keys()] : [null];
   const stops = cpus.map(startWatcher);
   const stop = async () => {
     const seen = await Promise.all(stops.map((s) => s()));
