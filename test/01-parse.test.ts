@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseCpuList, parseDurationMs, parseIntInRange } from '../src/commands/options';
-import { effectiveCaps, missingCaps, requireKernelBtf, requireTracingCaps } from '../src/host/caps';
+import { effectiveCaps, missingCaps, requireKernelBtf, requireTracingCaps, seccompMode } from '../src/host/caps';
 import { Kallsyms, key52FromHex } from '../src/host/kallsyms';
 import { UsageError, EnvironmentError } from '../src/base/errors';
 import { readStealNs } from '../src/host/steal';
@@ -36,9 +36,11 @@ test('capabilities from /proc/self/status', () => {
   assert.deepEqual(missingCaps(effectiveCaps(status('0000000000000000'))), ['CAP_BPF', 'CAP_PERFMON']);
   assert.deepEqual(missingCaps(effectiveCaps(status('000000c000000000'))), []); // BPF + PERFMON
   assert.deepEqual(missingCaps(effectiveCaps(status('0000000000200000'))), []); // SYS_ADMIN
+  assert.equal(seccompMode('CapEff:\t0\nSeccomp:\t2\nSeccomp_filters:\t1\n'), 2);
+  assert.equal(seccompMode('Seccomp:\t0\n'), 0);
   assert.throws(
     () => requireTracingCaps(status('0000004000000000')),
-    (e: Error) => e instanceof EnvironmentError && /^missing capabilities CAP_BPF: /.test(e.message),
+    (e: Error) => e instanceof EnvironmentError && /^missing capability CAP_BPF: .*--cap-add=BPF,PERFMON/.test(e.message),
   );
 });
 

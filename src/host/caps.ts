@@ -26,8 +26,14 @@ export function requireTracingCaps(status?: string): void {
   const missing = missingCaps(effectiveCaps(status));
   if (missing.length)
     throw new EnvironmentError(
-      `missing capabilities ${missing.join(' and ')}: jitterscope needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN); run it as root`,
+      `missing ${missing.length > 1 ? 'capabilities' : 'capability'} ${missing.join(' and ')}: jitterscope needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN) to load its BPF programs; run it as root, or in a container add them (podman/docker --cap-add=BPF,PERFMON,SYSLOG; deploy/kubernetes has a DaemonSet)`,
     );
+}
+
+/** 2 when a seccomp filter is on this process (a container runtime's profile), 0 when none. */
+export function seccompMode(status = fs.readFileSync('/proc/self/status', 'utf8')): number {
+  const m = /^Seccomp:\s*(\d+)$/m.exec(status);
+  return m ? Number(m[1]) : 0;
 }
 
 /** The tracer's CO-RE programs need the kernel's BTF. */
