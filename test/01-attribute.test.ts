@@ -6,6 +6,7 @@ import { Packet } from '../src/stream/aggregate';
 import { attributeReplies, leadingCulprit, StallRow } from '../src/diagnose/attribute';
 import { parsePingOutput, pingArgs } from '../src/commands/iputils';
 import { verdictText, PingVerdict } from '../src/diagnose/verdict';
+import { adviceForCulprit, ipvsAdvice } from '../src/diagnose/advice';
 import { parseCpuMask, formatCpuMask } from '../src/host/net';
 
 
@@ -142,4 +143,15 @@ test('a callback that fills its softirq is named even when only the softirq reac
   const small = [stall(1, 'TIMER softirq', 'softirq', 120, 20), stall(1, 'process_timeout', 'timer', 121, 1)];
   const rows2 = attributeReplies(1, [{ seq: 1, rttMs: 36, wallMs: 0 }], packets, small, { id: 42, slowMs: 3 });
   assert.equal(rows2[0].attribution?.culprit, 'TIMER softirq');
+});
+
+test('IPVS advice: the run_estimation switch only where the kernel has it', () => {
+  const withSwitch = adviceForCulprit('estimation_timer [ip_vs]', 0, 120, { ipvsSwitch: true }).join('\n');
+  assert.match(withSwitch, /sysctl -w net\.ipv4\.vs\.run_estimation=0/);
+  assert.match(withSwitch, /kernel >= 6\.2/);
+  const without = adviceForCulprit('estimation_timer [ip_vs]', 0, 120, { ipvsSwitch: false }).join('\n');
+  assert.doesNotMatch(without, /sysctl -w|Keep it/);
+  assert.match(without, /no net\.ipv4\.vs\.run_estimation switch.*fewer IPVS services/);
+  assert.match(without, /kernel >= 6\.2/);
+  assert.deepEqual(ipvsAdvice(false, false), adviceForCulprit('estimation_timer', 0, 1, { ipvsSwitch: false }).slice(1));
 });

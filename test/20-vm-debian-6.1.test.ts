@@ -7,13 +7,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { vmSuite } from './vm';
 import { validator } from './helpers';
+import { assertPingNamesEstimator, ipvsAll, read } from './vm-ipvs';
 
 const suite = vmSuite('debian-6.1', 'debian-6.1.sh', 1_200_000);
 before(() => suite.boot());
 const job = (t: { skip: (m?: string) => void }) => suite.job(t);
 
-const read = (dir: string, f: string) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'));
-const ipvsAll = (r: any) => r.histograms.find((h: any) => h.probe === 'ipvs_estimation' && h.cpu === null);
 
 test('6.1: doctor finds fentry, kprobes and the timer estimator; its JSON validates', (t) => {
   const dir = job(t);
@@ -99,24 +98,7 @@ test('6.1: ip_vs loaded while tracing attaches by itself; unloaded, the probe go
 test('6.1 + 40,000 services, RPS to the estimator CPU: ping names estimation_timer', (t) => {
   const dir = job(t);
   if (!dir) return;
-  const r = read(dir, 'ping-ipvs.json');
-  assert.ok(validator()(r));
-  const cpu = Number(/estimator on CPU (\d+)/.exec(fs.readFileSync(path.join(dir, 'ping-cpus.txt'), 'utf8'))![1]);
-  const v = r.ping.verdict;
-  assert.equal(v.culprit?.culprit, 'estimation_timer [ip_vs]', fs.readFileSync(path.join(dir, 'ping-ipvs.txt'), 'utf8'));
-  assert.equal(v.culprit.cpu, cpu);
-  assert.ok(v.culprit.replies >= 2, `${v.culprit.replies} replies attributed`);
-  assert.equal(v.rps.steersToCulpritCpu, true);
-  assert.ok(v.advice.some((a: string) => /run_estimation=0/.test(a)));
-  // every slow reply whose longest overlapping callback (softirqs aside: the
-  // TIMER softirq holds the estimator) is an estimator run is attributed to it;
-  // under TCG a host pause can show as a longer callback, which rightly wins
-  const slow = r.ping.replies.filter((x: any) => x.slow);
-  const longest = (x: any) => x.overlaps.filter((o: any) => o.kind !== 'softirq').reduce((a: any, o: any) => (!a || o.overlapMs > a.overlapMs ? o : a), null);
-  const hit = slow.filter((x: any) => longest(x)?.culprit.startsWith('estimation_timer') && longest(x).overlapMs >= 1);
-  assert.ok(hit.length >= 2, `${hit.length} slow replies waited longest on an estimator run`);
-  for (const x of hit) assert.equal(x.attribution?.culprit, 'estimation_timer [ip_vs]', `seq ${x.seq}: ${JSON.stringify(x.overlaps)}`);
-  assert.match(fs.readFileSync(path.join(dir, 'ping-ipvs.txt'), 'utf8'), /Culprit: estimation_timer \[ip_vs\] on CPU \d/);
+  assertPingNamesEstimator(dir, true);
 });
 
 test('6.1: serve counts net_rx_action (fentry) in the kernel and exports it, with estimation_timer', (t) => {

@@ -11,11 +11,16 @@ import { ROOT } from './helpers';
 
 export const CACHE = process.env.JITTERSCOPE_KERNEL_CACHE ?? '/var/cache/jitterscope/kernels';
 
-/** Debian packages of the kernels the tests boot: the newest one matching. */
+/**
+ * Debian packages of the kernels the tests boot: the newest one matching, from
+ * the host's own sources, or from an older suite's (bullseye's 5.10 kernels are
+ * still in Debian's archive) through a private apt state used only to download.
+ */
 export const KERNELS = {
-  'debian-6.1': /^linux-image-6\.1\.0-\d+-amd64-unsigned$/,
-  'debian-6.12': /^linux-image-6\.12\.\d+\+deb12-amd64-unsigned$/,
-} as const;
+  'debian-5.10': { pkg: /^linux-image-5\.10\.0-\d+-amd64-unsigned$/, suite: 'bullseye' },
+  'debian-6.1': { pkg: /^linux-image-6\.1\.0-\d+-amd64-unsigned$/ },
+  'debian-6.12': { pkg: /^linux-image-6\.12\.\d+\+deb12-amd64-unsigned$/ },
+} satisfies Record<string, { pkg: RegExp; suite?: string }>;
 export type KernelName = keyof typeof KERNELS;
 
 export interface Kernel {
@@ -41,8 +46,29 @@ export function vmSkipReason(): string | null {
   return null;
 }
 
-function newestPackage(re: RegExp): string {
-  const names = run('apt-cache', ['search', '--names-only', '^linux-image-6\\.'])
+/**
+ * apt options that read `suite`'s package lists from a private directory under
+ * the cache (updated once a day at most), never the host's: nothing is installed
+ * from it, packages are only downloaded.
+ */
+function aptOptions(suite: string | undefined): string[] {
+  if (!suite) return [];
+  const dir = path.join(CACHE, `apt-${suite}`);
+  const lists = path.join(dir, 'lists');
+  fs.mkdirSync(path.join(lists, 'partial'), { recursive: true });
+  const sources = path.join(dir, 'sources.list');
+  fs.writeFileSync(sources, `deb http://deb.debian.org/debian ${suite} main\n`);
+  const opts = ['-o', `Dir::Etc::SourceList=${sources}`, '-o', 'Dir::Etc::SourceParts=/dev/null', '-o', `Dir::State::Lists=${lists}`];
+  const stamp = path.join(dir, 'updated');
+  if (!fs.existsSync(stamp) || Date.now() - fs.statSync(stamp).mtimeMs > 86_400_000) {
+    run('apt-get', [...opts, '-qq', 'update']);
+    fs.writeFileSync(stamp, new Date().toISOString());
+  }
+  return opts;
+}
+
+function newestPackage(re: RegExp, apt: string[]): string {
+  const names = run('apt-cache', [...apt, 'search', '--names-only', '^linux-image-[0-9]'])
     .split('\n')
     .map((l) => l.split(' ')[0])
     .filter((n) => re.test(n));
@@ -64,14 +90,16 @@ export function ensureKernel(name: KernelName): Kernel {
     const k = JSON.parse(fs.readFileSync(marker, 'utf8')) as Kernel;
     if (fs.existsSync(k.vmlinuz) && fs.existsSync(k.initramfs)) return k;
   }
-  const pkg = newestPackage(KERNELS[name]);
+  const { pkg: pattern, suite }: { pkg: RegExp; suite?: string } = KERNELS[name];
+  const apt = aptOptions(suite);
+  const pkg = newestPackage(pattern, apt);
   const version = pkg.replace(/^linux-image-/, '').replace(/-unsigned$/, '');
   const dir = path.join(CACHE, version);
   const root = path.join(dir, 'root');
   if (!fs.existsSync(path.join(root, 'boot', `vmlinuz-${version}`))) {
     fs.rmSync(dir, { recursive: true, force: true });
     fs.mkdirSync(dir, { recursive: true });
-    run('apt-get', ['download', pkg], { cwd: dir });
+    run('apt-get', [...apt, 'download', pkg], { cwd: dir });
     const deb = fs.readdirSync(dir).find((f) => f.endsWith('.deb'))!;
     run('dpkg-deb', ['-x', path.join(dir, deb), root]);
     fs.rmSync(path.join(dir, deb));

@@ -53,13 +53,18 @@ export function tracingPreflight(cpusArg: string | undefined): { possible: numbe
   return { possible, cpus: cpusArg !== undefined ? parseCpuList(cpusArg, possible) : undefined };
 }
 
-/** Starts tracing and says what is degraded: notes, inactive probes. */
+/** Starts tracing and says what is degraded: notes, inactive probes, probes below their best rung. */
 export function startTrace(opts: Omit<LiveTraceOptions, 'attach'> & { attach: string }, quiet = false): LiveTrace {
   // time series count from here (intervals then line up with the trace's start)
   const trace = LiveTrace.start({ ...opts, seriesOriginNs: opts.seriesOriginNs ?? monotonicNs(), attach: opts.attach as AttachPref });
   if (!quiet) {
     for (const n of trace.session.notes) say(`note: ${n}`);
     for (const [name, p] of Object.entries(trace.session.probes)) if (!p.active) say(`probe ${name} inactive: ${p.reason}`);
+    // a probe with a reason on a rung below fentry fell back: say which and why
+    const fallbacks = Object.entries(trace.session.probes)
+      .filter(([, p]) => p.active && p.reason && p.via !== 'fentry')
+      .map(([name, p]) => `${name} by ${(p.mode ?? '').split(' ')[0]} (${p.reason})`);
+    if (fallbacks.length) say(`fallback: ${fallbacks.join('; ')}`);
   }
   return trace;
 }

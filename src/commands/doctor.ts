@@ -2,7 +2,7 @@
 // hook each probe will use, IPVS state, RPS masks, and advice.
 import os from 'node:os';
 import type { Argv } from 'yargs';
-import { IPVS_ADVICE } from '../diagnose/advice';
+import { ipvsAdvice } from '../diagnose/advice';
 import { effectiveCaps, missingCaps, requireTracingCaps } from '../host/caps';
 import { ipvsState, IpvsState, ipvsSymbols } from '../host/ipvs';
 import { loadKallsyms } from '../host/kallsyms';
@@ -41,7 +41,7 @@ function doctorAdvice(r: Omit<DoctorReport, 'advice'>, possibleCpus: number): st
       out.push(
         `IPVS: ${ip.services ?? '?'} services and ${ip.destinations ?? '?'} destinations are walked by estimation_timer every 2 s in this namespace${ip.runEstimation === null ? ' (this kernel has no run_estimation switch)' : ''}.`,
       );
-      out.push(...IPVS_ADVICE.slice(ip.runEstimation === null ? 2 : 1));
+      out.push(...ipvsAdvice(ip.runEstimation !== null, false));
     }
   } else if (ip.estimator === 'kthread') {
     out.push(

@@ -8,6 +8,7 @@ import type { Argv } from 'yargs';
 import { clockPair } from '../base/clock';
 import { EnvironmentError, UsageError } from '../base/errors';
 import { fmtNs } from '../base/format';
+import { hasRunEstimationSwitch } from '../host/ipvs';
 import { interfaceByIndex, interfaceExists } from '../host/net';
 import { adviceForCulprit } from '../diagnose/advice';
 import { attributeReplies, leadingCulprit } from '../diagnose/attribute';
@@ -153,7 +154,7 @@ function pingSection(report: Report, target: string, p: PingParams, run: PingRun
     attributed: rows.filter((r) => r.slow && r.attribution).length,
     culprit,
     rps: ifname ? rpsFinding(ifname, culprit) : null,
-    advice: culprit ? adviceForCulprit(culprit.culprit, culprit.cpu, culprit.runs.maxMs) : [],
+    advice: culprit ? adviceForCulprit(culprit.culprit, culprit.cpu, culprit.runs.maxMs, { ipvsSwitch: hasRunEstimationSwitch() }) : [],
   });
   return {
     target,

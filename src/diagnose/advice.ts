@@ -2,17 +2,33 @@
 // says about IPVS. Text only; kept in one place so both say the same.
 import { IPVS_ESTIMATION_SYMBOL, isIpvsEstimation } from '../host/ipvs';
 
-export const IPVS_ADVICE = [
-  `IPVS's ${IPVS_ESTIMATION_SYMBOL} (kernels before 6.2) walks every IPVS service and destination every 2 s in TIMER softirq; with tens of thousands of rules one run takes tens to hundreds of ms, and packets that RPS steers to that CPU wait.`,
+const IPVS_WHY = `IPVS's ${IPVS_ESTIMATION_SYMBOL} (kernels before 6.2) walks every IPVS service and destination every 2 s in TIMER softirq; with tens of thousands of rules one run takes tens to hundreds of ms, and packets that RPS steers to that CPU wait.`;
+const IPVS_SWITCH = [
   'Fix now: sysctl -w net.ipv4.vs.run_estimation=0 in every network namespace that has IPVS rules (it is per namespace). Cost: the rate and byte counters of `ipvsadm -Ln --stats` stop changing.',
   'Keep it: set it again whenever ip_vs is reloaded (a sysctl.d file plus an install hook in /etc/modprobe.d/ip_vs.conf, or the node agent that loads ip_vs).',
+];
+const IPVS_NO_SWITCH =
+  'This kernel has no net.ipv4.vs.run_estimation switch (Debian 11 and mainline 5.10 lack it; some vendor 5.10 kernels, such as Alibaba Cloud Linux 3, backported it): the run shortens only with fewer IPVS services and destinations (kube-proxy in iptables or nftables mode, or fewer Services), or on a kernel that has the switch.';
+const IPVS_LASTING = [
   'Lasting fix: a kernel >= 6.2, whose estimator runs in kthreads (ipvs-e:*) that can be kept off the busy CPUs (net.ipv4.vs.est_cpulist, est_nice); or a live patch where kernel upgrades are slow.',
   'Also: RPS masks (/sys/class/net/DEV/queues/rx-N/rps_cpus) that keep packets off the CPU where the estimator runs shorten the wait.',
 ];
 
+/** What to do about estimation_timer; `hasSwitch`: the kernel has net.ipv4.vs.run_estimation. */
+export function ipvsAdvice(hasSwitch: boolean, withWhy = true): string[] {
+  return [...(withWhy ? [IPVS_WHY] : []), ...(hasSwitch ? IPVS_SWITCH : [IPVS_NO_SWITCH]), ...IPVS_LASTING];
+}
+
+/** What the advice needs to know of the host it was traced on. */
+export interface AdviceContext {
+  /** The kernel has net.ipv4.vs.run_estimation (false on Debian 11's 5.10). */
+  ipvsSwitch: boolean;
+}
+
+
 /** Advice about a culprit that held `cpu` for up to `maxMs` at a time. */
-export function adviceForCulprit(culprit: string, cpu: number, maxMs: number): string[] {
-  if (isIpvsEstimation(culprit)) return IPVS_ADVICE;
+export function adviceForCulprit(culprit: string, cpu: number, maxMs: number, ctx: AdviceContext = { ipvsSwitch: true }): string[] {
+  if (isIpvsEstimation(culprit)) return ipvsAdvice(ctx.ipvsSwitch);
   if (culprit === 'bpf_timer_cb')
     return [
       `bpf_timer_cb is a BPF timer callback; if \`jitterscope lab\` is running, this is its deliberate stall. Otherwise find the BPF program that arms the timer (bpftool prog show) and its owner.`,

@@ -3,7 +3,7 @@
 import { fmtNs, pct } from '../base/format';
 import { RpsQueue, rpsQueues } from '../host/net';
 import { Packet } from '../stream/aggregate';
-import { adviceForCulprit } from './advice';
+import { adviceForCulprit, AdviceContext } from './advice';
 import { Culprit, CulpritRuns, leadingOverlap, SlowPacket, StallRow } from './attribute';
 
 export interface RpsFinding {
@@ -86,6 +86,7 @@ export function packetVerdict(
   slowMs: number,
   ifname: (ifindex: number) => string | null,
   steal: { perCpuNs: number[]; durationNs: number } = { perCpuNs: [], durationNs: 0 },
+  advice?: AdviceContext,
 ): PacketVerdict {
   const attributed = slow.filter((p) => p.attribution).length;
   const lead = leadingOverlap(slow.map((p) => p.attribution), stalls);
@@ -120,7 +121,7 @@ export function packetVerdict(
     hostSteal: steal.perCpuNs
       .map((ns, cpu) => ({ cpu, ns, share: steal.durationNs > 0 ? ns / steal.durationNs : 0 }))
       .filter((x) => x.ns >= STEAL_NOTE_NS || (x.ns > 0 && x.share >= STEAL_NOTE_SHARE)),
-    advice: culprit ? adviceForCulprit(culprit.culprit, culprit.cpu, culprit.runs.maxMs) : [],
+    advice: culprit ? adviceForCulprit(culprit.culprit, culprit.cpu, culprit.runs.maxMs, advice) : [],
   };
   return { ...facts, text: packetVerdictText(facts) };
 }

@@ -78,6 +78,11 @@ function ipvsKthreads(): string[] {
   return names.sort();
 }
 
+/** The kernel has net.ipv4.vs.run_estimation (while ip_vs is loaded; Debian 11's 5.10 has not). */
+export function hasRunEstimationSwitch(): boolean {
+  return fs.existsSync('/proc/sys/net/ipv4/vs/run_estimation');
+}
+
 export function ipvsState(kallsyms: Kallsyms | undefined): IpvsState {
   const sym = ipvsSymbols(kallsyms);
   const table = read('/proc/net/ip_vs');

@@ -4,7 +4,7 @@
 import os from 'node:os';
 import { ClockPair } from '../base/clock';
 import { kernelAddressHex } from '../base/format';
-import { isIpvsEstimation } from '../host/ipvs';
+import { hasRunEstimationSwitch, isIpvsEstimation } from '../host/ipvs';
 import { Kallsyms } from '../host/kallsyms';
 import { Func, HRTIMER_SOFTIRQ, NET_RX_SOFTIRQ, SOFTIRQ_NAMES, TIMER_SOFTIRQ } from '../kernel/abi';
 import { isDirect } from '../kernel/ladder';
@@ -247,7 +247,9 @@ export function buildReport(inp: ReportInput): Report {
   }));
   const slow = attributePackets(agg.slowPackets(), indexStalls(stallRows));
   const durationNs = (inp.endWall.getTime() - inp.start.wall.getTime()) * 1e6;
-  const verdict = packetVerdict(slow, stallRows, agg.slowPacketNs / 1e6, (i) => interfaceByIndex(i), { perCpuNs: agg.stealNs, durationNs });
+  const verdict = packetVerdict(slow, stallRows, agg.slowPacketNs / 1e6, (i) => interfaceByIndex(i), { perCpuNs: agg.stealNs, durationNs }, {
+    ipvsSwitch: hasRunEstimationSwitch(),
+  });
 
   return {
     schema: REPORT_SCHEMA_ID,

@@ -1,14 +1,7 @@
 # Runs inside the Debian 6.1 guest (test/20-vm-6.1.test.ts): the real
 # estimation_timer at two IPVS sizes, each attach mode, ip_vs loaded and
 # unloaded while tracing, and ping attribution. Results go to /jsvm.
-J=/jsvm
-JS="node dist/src/cli.js"
-waitfor() { for _ in $(seq 1 240); do grep -q "$1" "$2" 2>/dev/null && return 0; sleep 0.5; done; echo "timed out waiting for '$1' in $2"; return 1; }
-rules() { node -e "
-const n = Number(process.argv[1]), port = process.argv[2] || '80'; const out = [];
-for (let i = 0; i < n; i++) out.push('-A -t 10.' + ((i >> 16) & 255) + '.' + ((i >> 8) & 255) + '.' + (i & 255) + ':' + port + ' -s rr');
-console.log(out.join('\\n'));" "$1" "$2"; }
-step() { echo "== $(date +%T) $*"; }
+. test/vm/common.sh
 
 step doctor without ip_vs
 $JS doctor --json > $J/doctor-noipvs.json
@@ -29,11 +22,7 @@ kill -INT $rec
 wait $rec
 
 step 1000 services
-# Keep each timer on the CPU that arms it: with migration on, estimation_timer
-# re-arms itself onto whichever CPU is busy (during the ping, the sender's), and
-# RPS would steer the ping to a CPU the estimator has left.
-echo 0 > /proc/sys/kernel/timer_migration
-taskset -c 1 modprobe ip_vs
+load_ipvs
 rules 1000 | ipvsadm -R
 $JS record -d 7s -o $J/ipvs-1000.json
 
@@ -54,16 +43,7 @@ step ping with RPS steering to the estimator CPU
 # spans at least one request even when this guest sends one every ~13 ms
 # instead of every 2 ms, as it does when its host is busy
 rules 20000 81 | ipvsadm -R
-cpu=$(node -e "
-const r = JSON.parse(require('fs').readFileSync('$J/ipvs-20000-auto.json', 'utf8'));
-const rows = r.histograms.filter((h) => h.probe === 'ipvs_estimation' && h.cpu !== null);
-console.log(rows.sort((a, b) => b.count - a.count)[0].cpu);")
-other=$((1 - cpu))
-printf '%x' $((1 << cpu)) > /sys/class/net/lo/queues/rx-0/rps_cpus
-echo "estimator on CPU $cpu, ping from CPU $other" > $J/ping-cpus.txt
-# every 2 ms (or as fast as the guest manages), so each run holds up requests
-taskset -c $other $JS ping 127.0.0.1 -c 3000 -i 2 --slow-ms 3 -o $J/ping-ipvs.json > $J/ping-ipvs.txt
-echo 0 > /sys/class/net/lo/queues/rx-0/rps_cpus
+ping_estimator $J/ipvs-20000-auto.json
 
 step kprobe on net_rx_action and icmp_rcv during a ping
 $JS record --attach kprobe -d 8s -o $J/kprobe-ping.json 2> $J/kprobe-ping.err &

@@ -1,0 +1,58 @@
+// VM: Debian 11's 5.10 kernel (bullseye's package, downloaded only), the kernel
+// generation most of the estimation_timer jitter lives on. vmlinux has BTF but
+// modules have none, so estimation_timer [ip_vs] is reached by kprobe while
+// net_rx_action and icmp_rcv use fentry. One boot runs test/vm/debian-5.10.sh.
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { vmSuite } from './vm';
+import { validator } from './helpers';
+import { assertPingNamesEstimator, ipvsAll, read } from './vm-ipvs';
+
+const suite = vmSuite('debian-5.10', 'debian-5.10.sh', 900_000);
+before(() => suite.boot());
+
+test('5.10: doctor chooses kprobe for estimation_timer (no module BTF), fentry for the rest', (t) => {
+  const dir = suite.job(t);
+  if (!dir) return;
+  const validate = validator('doctor.v1.json');
+  for (const f of ['doctor-noipvs.json', 'doctor-ipvs.json']) assert.ok(validate(read(dir, f)), `${f}: ${JSON.stringify(validate.errors)}`);
+  const before = read(dir, 'doctor-noipvs.json');
+  assert.match(before.kernel.release, /^5\.10\./);
+  assert.equal(before.kernel.btf, true);
+  assert.equal(before.attach.fentry.ok, true);
+  assert.equal(before.attach.kprobe.ok, true);
+  const d = read(dir, 'doctor-ipvs.json');
+  assert.equal(d.ipvs.estimator, 'timer');
+  assert.equal(d.ipvs.services, 20000);
+  assert.equal(d.ipvs.runEstimation, null, 'Debian 5.10 has no run_estimation switch');
+  assert.equal(d.probes.ipvs_estimation.mode, 'kprobe');
+  assert.match(JSON.stringify(d.probes.ipvs_estimation), /BTF/, 'it says why not fentry');
+  assert.equal(d.probes.net_rx_action.mode, 'fentry');
+  assert.equal(d.probes.icmp_rcv.mode, 'fentry');
+  const text = fs.readFileSync(path.join(dir, 'doctor-ipvs.txt'), 'utf8');
+  assert.match(text, /no run_estimation switch/);
+  assert.doesNotMatch(text, /sysctl -w net\.ipv4\.vs\.run_estimation/, 'no advice to set a switch 5.10 lacks');
+});
+
+test('5.10 + 20,000 services: record measures estimation_timer by kprobe, >= 3 runs', (t) => {
+  const dir = suite.job(t);
+  if (!dir) return;
+  const r = read(dir, 'ipvs-20000.json');
+  assert.ok(validator()(r));
+  assert.equal(r.meta.probes.ipvs_estimation.mode, 'kprobe');
+  assert.equal(r.meta.probes.ipvs_estimation.active, true);
+  const all = ipvsAll(r);
+  assert.ok(all && all.count >= 3, `${all?.count} runs`);
+  assert.ok(all.p50 >= 1e6, `median run ${all.p50} ns: 20,000 services take milliseconds`);
+  const row = r.timers.byMax.find((x: any) => x.symbol === 'estimation_timer [ip_vs]');
+  assert.ok(row, 'estimation_timer [ip_vs] among the timer callbacks, by name');
+  assert.match(fs.readFileSync(path.join(dir, 'ipvs-20000.err'), 'utf8'), /^jitterscope: fallback: ipvs_estimation by kprobe \(fentry needs ip_vs BTF/m);
+});
+
+test('5.10 + 40,000 services, RPS to the estimator CPU: ping names estimation_timer, advice without the missing switch', (t) => {
+  const dir = suite.job(t);
+  if (!dir) return;
+  assertPingNamesEstimator(dir, false);
+});

@@ -1,0 +1,40 @@
+// What the VM tests of kernels with estimation_timer (before 6.2) check alike:
+// reading the guest's files, and `jitterscope ping` with RPS steered to the
+// estimator's CPU naming it (test/vm/common.sh: ping_estimator).
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { validator } from './helpers';
+
+export const read = (dir: string, f: string) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'));
+
+/** The all-CPU estimation_timer histogram of a report. */
+export const ipvsAll = (r: any) => r.histograms.find((h: any) => h.probe === 'ipvs_estimation' && h.cpu === null);
+
+/** `hasSwitch`: the guest kernel has net.ipv4.vs.run_estimation, so the advice names it. */
+export function assertPingNamesEstimator(dir: string, hasSwitch: boolean): void {
+  const r = read(dir, 'ping-ipvs.json');
+  assert.ok(validator()(r));
+  const text = fs.readFileSync(path.join(dir, 'ping-ipvs.txt'), 'utf8');
+  const cpu = Number(/estimator on CPU (\d+)/.exec(fs.readFileSync(path.join(dir, 'ping-cpus.txt'), 'utf8'))![1]);
+  const v = r.ping.verdict;
+  assert.equal(v.culprit?.culprit, 'estimation_timer [ip_vs]', text);
+  assert.equal(v.culprit.cpu, cpu);
+  assert.ok(v.culprit.replies >= 2, `${v.culprit.replies} replies attributed`);
+  assert.equal(v.rps.steersToCulpritCpu, true);
+  const advice = v.advice.join('\n');
+  if (hasSwitch) assert.match(advice, /sysctl -w net\.ipv4\.vs\.run_estimation=0/);
+  else {
+    assert.doesNotMatch(advice, /sysctl -w/, 'no advice to set a switch this kernel lacks');
+    assert.match(advice, /no net\.ipv4\.vs\.run_estimation switch/);
+  }
+  // every slow reply whose longest overlapping callback (softirqs aside: the
+  // TIMER softirq holds the estimator) is an estimator run is attributed to it;
+  // under TCG a host pause can show as a longer callback, which rightly wins
+  const slow = r.ping.replies.filter((x: any) => x.slow);
+  const longest = (x: any) => x.overlaps.filter((o: any) => o.kind !== 'softirq').reduce((a: any, o: any) => (!a || o.overlapMs > a.overlapMs ? o : a), null);
+  const hit = slow.filter((x: any) => longest(x)?.culprit.startsWith('estimation_timer') && longest(x).overlapMs >= 1);
+  assert.ok(hit.length >= 2, `${hit.length} slow replies waited longest on an estimator run`);
+  for (const x of hit) assert.equal(x.attribution?.culprit, 'estimation_timer [ip_vs]', `seq ${x.seq}: ${JSON.stringify(x.overlaps)}`);
+  assert.match(text, /Culprit: estimation_timer \[ip_vs\] on CPU \d/);
+}

@@ -1,0 +1,22 @@
+# Runs inside the Debian 5.10 guest (test/22-vm-debian-5.10.test.ts): BTF for
+# vmlinux but none for modules, so estimation_timer [ip_vs] is reached by
+# kprobe while net_rx_action and icmp_rcv still use fentry.
+. test/vm/common.sh
+
+step doctor without ip_vs
+$JS doctor --json > $J/doctor-noipvs.json
+
+step 20000 services
+load_ipvs
+rules 20000 | ipvsadm -R
+$JS doctor --json > $J/doctor-ipvs.json
+$JS doctor > $J/doctor-ipvs.txt
+$JS record -d 8s -o $J/ipvs-20000.json 2> $J/ipvs-20000.err
+
+step ping with RPS steering to the estimator CPU
+# 20,000 services more: each estimator run (~9 ms at 20,000 here) then spans
+# a request even when this guest sends one every ~13 ms
+rules 20000 81 | ipvsadm -R
+ping_estimator $J/ipvs-20000.json
+
+step done
