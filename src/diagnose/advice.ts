@@ -25,7 +25,6 @@ export interface AdviceContext {
   ipvsSwitch: boolean;
 }
 
-
 /** Advice about a culprit that held `cpu` for up to `maxMs` at a time. */
 export function adviceForCulprit(culprit: string, cpu: number, maxMs: number, ctx: AdviceContext = { ipvsSwitch: true }): string[] {
   if (isIpvsEstimation(culprit)) return ipvsAdvice(ctx.ipvsSwitch);
