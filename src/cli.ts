@@ -5,7 +5,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { BpfError, EnvironmentError, UsageError } from './base/errors';
 import { say, VERSION } from './commands/common';
-import { seccompMode } from './host/caps';
+import { bpfRefusalHints } from './host/caps';
 import { doctor, doctorOptions } from './commands/doctor';
 import { lab, labOptions } from './commands/lab';
 import { ping, pingOptions } from './commands/ping';
@@ -56,12 +56,7 @@ function exitCodeFor(e: unknown): number {
     say(e.message);
     const last = e.detail.trim().split('\n').filter(Boolean).slice(-3);
     for (const l of last) process.stderr.write(`  libbpf: ${l}\n`);
-    if (e.code === 'EPERM' && seccompMode() === 2)
-      process.stderr.write(
-        '  a seccomp filter is on this process (a container profile); runtimes\' default profiles allow bpf() and perf_event_open() only with CAP_SYS_ADMIN: use deploy/podman/seccomp.json (--security-opt seccomp=FILE), or see deploy/kubernetes\n',
-      );
-    else if (e.code === 'EPERM' || e.code === 'EACCES')
-      process.stderr.write('  the kernel refused: check capabilities, kernel lockdown and kernel.unprivileged_bpf_disabled\n');
+    if (e.code === 'EPERM' || e.code === 'EACCES') for (const h of bpfRefusalHints(e.code)) process.stderr.write(`  ${h}\n`);
     return 1;
   }
   say(e instanceof Error ? e.message : String(e));

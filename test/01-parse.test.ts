@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseCpuList, parseDurationMs, parseIntInRange } from '../src/commands/options';
-import { effectiveCaps, missingCaps, requireKernelBtf, requireTracingCaps, seccompMode } from '../src/host/caps';
+import { bpfRefusalHints, effectiveCaps, missingCaps, requireKernelBtf, requireTracingCaps, seccompMode } from '../src/host/caps';
 import { Kallsyms, key52FromHex } from '../src/host/kallsyms';
 import { UsageError, EnvironmentError } from '../src/base/errors';
 import { readStealNs } from '../src/host/steal';
@@ -38,6 +38,15 @@ test('capabilities from /proc/self/status', () => {
   assert.deepEqual(missingCaps(effectiveCaps(status('0000000000200000'))), []); // SYS_ADMIN
   assert.equal(seccompMode('CapEff:\t0\nSeccomp:\t2\nSeccomp_filters:\t1\n'), 2);
   assert.equal(seccompMode('Seccomp:\t0\n'), 0);
+  // what an EPERM from the kernel is blamed on
+  const limits = (v: string) => `Limit Soft Limit Hard Limit Units\nMax locked memory         ${v}              ${v}              bytes\n`;
+  const plain = 'Seccomp:\t0\n';
+  assert.match(bpfRefusalHints('EPERM', 'Seccomp:\t2\n', '6.18.0', limits('8388608')).join('\n'), /^a seccomp filter is on this process.*deploy\/podman\/seccomp\.json/);
+  assert.match(bpfRefusalHints('EPERM', plain, '5.10.0-32-amd64', limits('8388608')).join('\n'), /^kernels before 5\.11 .*8388608 bytes here.*memlock=-1/);
+  assert.deepEqual(bpfRefusalHints('EPERM', plain, '5.10.0-32-amd64', limits('unlimited')), bpfRefusalHints('EPERM', plain, '6.1.0', limits('8388608')));
+  assert.match(bpfRefusalHints('EPERM', plain, '6.1.0', limits('8388608'))[0], /^the kernel refused: check capabilities/);
+  // EACCES is the verifier, not a filter or a limit
+  assert.deepEqual(bpfRefusalHints('EACCES', 'Seccomp:\t2\n', '5.10.0', limits('8388608')), bpfRefusalHints('EPERM', plain, '6.1.0', limits('8388608')));
   assert.throws(
     () => requireTracingCaps(status('0000004000000000')),
     (e: Error) => e instanceof EnvironmentError && /^missing capability CAP_BPF: .*--cap-add=BPF,PERFMON/.test(e.message),

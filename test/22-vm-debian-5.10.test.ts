@@ -36,6 +36,16 @@ test('5.10: doctor chooses kprobe for estimation_timer (no module BTF), fentry f
   assert.doesNotMatch(text, /sysctl -w net\.ipv4\.vs\.run_estimation/, 'no advice to set a switch 5.10 lacks');
 });
 
+test('5.10 with a 64 KiB memlock limit and no CAP_SYS_RESOURCE: the error says to raise the limit, nothing written', (t) => {
+  const dir = suite.job(t);
+  if (!dir) return;
+  const err = fs.readFileSync(path.join(dir, 'memlock.err'), 'utf8');
+  assert.match(err, /^exit 1$/m, err);
+  assert.match(err, /EPERM/);
+  assert.match(err, /kernels before 5\.11 charge BPF maps to the locked-memory limit \(65536 bytes here\).*memlock=-1/, err);
+  assert.ok(!fs.existsSync(path.join(dir, 'memlock.json')), 'no report');
+});
+
 test('5.10 + 20,000 services: record measures estimation_timer by kprobe, >= 3 runs', (t) => {
   const dir = suite.job(t);
   if (!dir) return;

@@ -28,11 +28,13 @@ export function assertPingNamesEstimator(dir: string, hasSwitch: boolean): void 
     assert.doesNotMatch(advice, /sysctl -w/, 'no advice to set a switch this kernel lacks');
     assert.match(advice, /no net\.ipv4\.vs\.run_estimation switch/);
   }
-  // every slow reply whose longest overlapping callback (softirqs aside: the
-  // TIMER softirq holds the estimator) is an estimator run is attributed to it;
-  // under TCG a host pause can show as a longer callback, which rightly wins
+  // every slow reply whose longest overlapping run (the TIMER softirq aside: it
+  // holds the estimator) is an estimator run is attributed to it; under TCG a
+  // host pause can show as a longer callback or another softirq (a 658 ms SCHED
+  // softirq was seen), which rightly wins
   const slow = r.ping.replies.filter((x: any) => x.slow);
-  const longest = (x: any) => x.overlaps.filter((o: any) => o.kind !== 'softirq').reduce((a: any, o: any) => (!a || o.overlapMs > a.overlapMs ? o : a), null);
+  const longest = (x: any) =>
+    x.overlaps.filter((o: any) => o.culprit !== 'TIMER softirq').reduce((a: any, o: any) => (!a || o.overlapMs > a.overlapMs ? o : a), null);
   const hit = slow.filter((x: any) => longest(x)?.culprit.startsWith('estimation_timer') && longest(x).overlapMs >= 1);
   assert.ok(hit.length >= 2, `${hit.length} slow replies waited longest on an estimator run`);
   for (const x of hit) assert.equal(x.attribution?.culprit, 'estimation_timer [ip_vs]', `seq ${x.seq}: ${JSON.stringify(x.overlaps)}`);

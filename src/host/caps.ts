@@ -2,7 +2,8 @@
 // gets one clear line instead of an EPERM from deep inside libbpf.
 import fs from 'node:fs';
 import { EnvironmentError } from '../base/errors';
-import { hasKernelBtf, KERNEL_BTF } from './kernel-info';
+import os from 'node:os';
+import { hasKernelBtf, KERNEL_BTF, kernelVersion } from './kernel-info';
 
 const CAP_SYS_ADMIN = 21;
 const CAP_PERFMON = 38;
@@ -34,6 +35,32 @@ export function requireTracingCaps(status?: string): void {
 export function seccompMode(status = fs.readFileSync('/proc/self/status', 'utf8')): number {
   const m = /^Seccomp:\s*(\d+)$/m.exec(status);
   return m ? Number(m[1]) : 0;
+}
+
+/**
+ * Why the kernel may have refused a BPF step (`code`: EPERM, EACCES) although the
+ * capabilities are there, most likely first: a container's seccomp profile,
+ * the locked-memory limit on kernels that charge maps to it, or the generic list.
+ */
+export function bpfRefusalHints(
+  code: string,
+  status = fs.readFileSync('/proc/self/status', 'utf8'),
+  release = os.release(),
+  limits = fs.readFileSync('/proc/self/limits', 'utf8'),
+): string[] {
+  const hints: string[] = [];
+  if (code === 'EPERM' && seccompMode(status) === 2)
+    hints.push(
+      "a seccomp filter is on this process (a container profile); runtimes' default profiles allow bpf() and perf_event_open() only with CAP_SYS_ADMIN: use deploy/podman/seccomp.json (--security-opt seccomp=FILE), or see deploy/kubernetes",
+    );
+  const [major, minor] = kernelVersion(release);
+  const memlock = /^Max locked memory\s+(\S+)/m.exec(limits)?.[1] ?? '?';
+  if (code === 'EPERM' && (major < 5 || (major === 5 && minor < 11)) && memlock !== 'unlimited')
+    hints.push(
+      `kernels before 5.11 charge BPF maps to the locked-memory limit (${memlock} bytes here): raise it (ulimit -l unlimited; podman/docker --ulimit memlock=-1) or grant CAP_SYS_RESOURCE so libbpf can`,
+    );
+  if (!hints.length) hints.push('the kernel refused: check capabilities, kernel lockdown and kernel.unprivileged_bpf_disabled');
+  return hints;
 }
 
 /** The tracer's CO-RE programs need the kernel's BTF. */

@@ -6,6 +6,11 @@
 step doctor without ip_vs
 $JS doctor --json > $J/doctor-noipvs.json
 
+step record with a 64 KiB locked-memory limit and no CAP_SYS_RESOURCE
+# 5.10 charges BPF maps to RLIMIT_MEMLOCK (5.11+ to the memory cgroup): what a
+# container without --ulimit memlock or CAP_SYS_RESOURCE meets
+sh -c 'ulimit -l 64; exec setpriv --bounding-set -sys_resource node dist/src/cli.js record -d 1s -o /jsvm/memlock.json' 2> $J/memlock.err || echo "exit $?" >> $J/memlock.err
+
 step 20000 services
 load_ipvs
 rules 20000 | ipvsadm -R
