@@ -52,7 +52,8 @@ let built = false;
 test('deploy/image/build.sh builds the image from scratch: <= 200 MB, Node LTS, no shell', (t) => {
   if (skipUnlessContainers(t)) return;
   podman(['rmi', '--force', IMAGE]);
-  const r = spawnSync('bash', [path.join(ROOT, 'deploy', 'image', 'build.sh'), '--tag', IMAGE], { encoding: 'utf8', timeout: 600_000 });
+  const archive = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'jitterscope-image-')), 'jitterscope.oci.tar');
+  const r = spawnSync('bash', [path.join(ROOT, 'deploy', 'image', 'build.sh'), '--tag', IMAGE, '--save', archive], { encoding: 'utf8', timeout: 600_000 });
   process.stderr.write(r.stdout);
   assert.equal(r.status, 0, r.stderr);
   built = true;
@@ -60,6 +61,10 @@ test('deploy/image/build.sh builds the image from scratch: <= 200 MB, Node LTS, 
   process.stderr.write(`image ${IMAGE}: ${(size / 1e6).toFixed(1)} MB\n`);
   assert.ok(size > 50e6 && size <= 200e6, `image is ${size} bytes`);
   assert.match(r.stdout, new RegExp(`${IMAGE}: ${Math.floor(size / 1e6)} MB`), 'build.sh prints the size');
+  // --save: an OCI archive (oci-layout, index.json) another host can podman load
+  const listing = spawnSync('tar', ['-tf', archive], { encoding: 'utf8' }).stdout.split('\n');
+  assert.ok(listing.includes('oci-layout') && listing.includes('index.json'), `OCI archive: ${listing.slice(0, 5).join(' ')}`);
+  fs.rmSync(path.dirname(archive), { recursive: true, force: true });
 
   const cfg = JSON.parse(podman(['image', 'inspect', '--format', '{{json .Config}}', IMAGE]).stdout);
   assert.deepEqual(cfg.Cmd, ['serve', '--listen', '0.0.0.0:9477']);
