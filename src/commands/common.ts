@@ -61,8 +61,9 @@ export function startTrace(opts: Omit<LiveTraceOptions, 'attach'> & { attach: st
     for (const n of trace.session.notes) say(`note: ${n}`);
     for (const [name, p] of Object.entries(trace.session.probes)) if (!p.active) say(`probe ${name} inactive: ${p.reason}`);
     // a probe with a reason on a rung below fentry fell back: say which and why
+    // (not when --attach put it there)
     const fallbacks = Object.entries(trace.session.probes)
-      .filter(([, p]) => p.active && p.reason && p.via !== 'fentry')
+      .filter(([, p]) => p.active && p.reason && p.via !== 'fentry' && !/^--attach \w+$/.test(p.reason))
       .map(([name, p]) => `${name} by ${(p.mode ?? '').split(' ')[0]} (${p.reason})`);
     if (fallbacks.length) say(`fallback: ${fallbacks.join('; ')}`);
   }

@@ -14,7 +14,9 @@ rec=$!
 waitfor 'tracing for' $J/hotplug.err
 taskset -c 1 modprobe ip_vs
 ipvsadm -A -t 10.0.0.1:80 -s rr
-sleep 7
+# the probe attaches at the next 2 s poll, slower in a busy emulated guest;
+# then at least two estimator runs (every 2 s)
+sleep 12
 ipvsadm -C
 rmmod ip_vs_rr ip_vs
 sleep 5
@@ -57,7 +59,7 @@ srv=$!
 waitfor 'serving http' $J/serve.err
 ping -c 20 -i 0.1 127.0.0.1 > /dev/null
 sleep 5
-node -e "fetch('http://127.0.0.1:9477/metrics').then((r) => r.text()).then((t) => process.stdout.write(t))" > $J/serve-metrics.txt
+busybox wget -q -O - http://127.0.0.1:9477/metrics > $J/serve-metrics.txt
 kill -TERM $srv
 wait $srv
 echo "serve exit $?" >> $J/serve.err
