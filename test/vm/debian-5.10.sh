@@ -3,9 +3,6 @@
 # kprobe while net_rx_action and icmp_rcv still use fentry.
 . test/vm/common.sh
 
-step doctor without ip_vs
-$JS doctor --json > $J/doctor-noipvs.json
-
 step record with a 64 KiB locked-memory limit and no CAP_SYS_RESOURCE
 # 5.10 charges BPF maps to RLIMIT_MEMLOCK (5.11+ to the memory cgroup): what a
 # container without --ulimit memlock or CAP_SYS_RESOURCE meets

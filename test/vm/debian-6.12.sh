@@ -2,8 +2,6 @@
 # kthread estimator (6.2+), where estimation_timer does not exist.
 J=/jsvm
 JS="node dist/src/cli.js"
-echo "== doctor without ip_vs"
-$JS doctor --json > $J/doctor-noipvs.json
 modprobe ip_vs
 ipvsadm -A -t 10.0.0.1:80 -s rr
 ipvsadm -a -t 10.0.0.1:80 -r 10.0.0.2:80 -m
