@@ -40,3 +40,23 @@ export function assertPingNamesEstimator(dir: string, hasSwitch: boolean): void 
   for (const x of hit) assert.equal(x.attribution?.culprit, 'estimation_timer [ip_vs]', `seq ${x.seq}: ${JSON.stringify(x.overlaps)}`);
   assert.match(text, /Culprit: estimation_timer \[ip_vs\] on CPU \d/);
 }
+
+/**
+ * Two reports traced at the same time (one by fentry, one by tracepoints) timed
+ * the same estimation_timer runs alike: runs matched by start (within 2 ms; runs
+ * are 2 s apart), at least 3 of them, median relative difference <= 25 %.
+ * Matching matters: the two records attach at different moments (a node start
+ * costs 15-75 s in the guest), so their histograms hold different runs.
+ */
+export function assertSameRunsTimed(a: any, b: any): void {
+  const runs = (r: any) => r.stalls.rows.filter((s: any) => s.culprit === 'estimation_timer [ip_vs]');
+  const pairs: [number, number][] = [];
+  for (const x of runs(a)) {
+    const y = runs(b).find((s: any) => Math.abs(s.startNs - x.startNs) < 2e6);
+    if (y) pairs.push([x.durationNs, y.durationNs]);
+  }
+  assert.ok(pairs.length >= 3, `${pairs.length} runs seen by both: ${JSON.stringify([runs(a), runs(b)])}`);
+  const diffs = pairs.map(([x, y]) => Math.abs(y - x) / x).sort((p, q) => p - q);
+  const median = diffs[Math.floor(diffs.length / 2)];
+  assert.ok(median <= 0.25, `median difference ${(median * 100).toFixed(1)} % over ${JSON.stringify(pairs)}`);
+}
