@@ -4,7 +4,11 @@
 // load and under an ICMP flood, both on loopback. Two modes attached at once,
 // side by side: streaming (record, top, ping: every run through the ring) and
 // serve (short runs counted in the kernel's histograms, only the long ones
-// streamed). Medians over short slices, since this VM's host pauses it.
+// streamed). Beside them, in the same run on the same hooks, what any tracer
+// pays on this machine: programs that do nothing (bpf_stats' own clock reads
+// and the call), and the least that times each softirq and packet exactly (a
+// clock read at each end and one slot; bpf/bench_gen.bpf.c). Medians over
+// short slices, since this VM's host pauses it.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -61,6 +65,36 @@ interface Slice {
   perPacket: number;
 }
 
+/** The floor programs' figures over one slice: the do-nothing pair and the least exact timer. */
+interface Floor {
+  emptySoftirq: number;
+  leastSoftirq: number;
+  emptyPacket: number;
+  leastPacket: number;
+}
+
+const FLOOR_PROGRAMS = ['empty_sirq_entry', 'empty_sirq_exit', 'empty_rx_arrive', 'empty_skb_rcv', 'floor_sirq_entry', 'floor_sirq_exit', 'floor_rx_arrive', 'floor_skb_rcv'];
+
+function floorStats(o: NativeBpfObject): Stats {
+  return FLOOR_PROGRAMS.map((hook) => {
+    const i = o.programInfo(hook);
+    return { hook, runTimeNs: i.runTimeNs, runCount: i.runCount };
+  });
+}
+
+function floorSlice(d: Stats): Floor {
+  const get = (h: string) => d.find((s) => s.hook === h)!;
+  const per = (h: string) => get(h).runTimeNs / Math.max(1, get(h).runCount);
+  // per packet: both hooks' time over the packets processed (one processing run each)
+  const packets = Math.max(1, get('empty_skb_rcv').runCount);
+  return {
+    emptySoftirq: per('empty_sirq_entry') + per('empty_sirq_exit'),
+    leastSoftirq: (get('floor_sirq_entry').runTimeNs + get('floor_sirq_exit').runTimeNs) / Math.max(1, get('floor_sirq_exit').runCount),
+    emptyPacket: (get('empty_rx_arrive').runTimeNs + get('empty_skb_rcv').runTimeNs) / packets,
+    leastPacket: (get('floor_rx_arrive').runTimeNs + get('floor_skb_rcv').runTimeNs) / Math.max(1, get('floor_skb_rcv').runCount),
+  };
+}
+
 function slice(d: Stats): Slice {
   const get = (h: string) => d.find((s) => s.hook === h)!;
   const runs = Math.max(1, get('sirq_exit').runCount);
@@ -72,28 +106,25 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const SLICES = 15;
 
 /**
- * Both modes attached at once, so they time the very same softirqs and
- * packets; the load runs in short slices and each figure is the median over
- * slices: a host pause lands in one slice's mean, not in the median.
+ * Both modes and the floor programs attached at once, so they time the very
+ * same softirqs and packets; the load runs in short slices and each figure is
+ * the median over slices: a host pause lands in one slice's mean, not in the
+ * median.
  */
-async function sliced(traces: LiveTrace[], load: () => Promise<void>, floor: NativeBpfObject): Promise<{ slices: Slice[][]; floors: number[]; totals: Stats[] }> {
+async function sliced(traces: LiveTrace[], load: () => Promise<void>, floor: NativeBpfObject): Promise<{ slices: Slice[][]; floors: Floor[]; totals: Stats[] }> {
   const slices: Slice[][] = traces.map(() => []);
-  const floors: number[] = [];
+  const floors: Floor[] = [];
   const first = traces.map((t) => t.session.programStats());
   for (let i = 0; i < SLICES; i++) {
     const before = traces.map((t) => t.session.programStats());
-    const f0 = floor.programInfo(EMPTY_PROGRAM);
+    const f0 = floorStats(floor);
     await load();
     await new Promise((r) => setTimeout(r, 50));
     traces.forEach((t, k) => slices[k].push(slice(diff(t.session.programStats(), before[k]))));
-    const f1 = floor.programInfo(EMPTY_PROGRAM);
-    floors.push((f1.runTimeNs - f0.runTimeNs) / Math.max(1, f1.runCount - f0.runCount));
+    floors.push(floorSlice(diff(floorStats(floor), f0)));
   }
   return { slices, floors, totals: traces.map((t, k) => diff(t.session.programStats(), first[k])) };
 }
-
-/** doctor's trial program on softirq_entry: it returns at once, so its run time is what any program costs there. */
-const EMPTY_PROGRAM = 'try_tp_btf';
 
 async function main() {
   const before = fs.readFileSync(STATS, 'utf8').trim();
@@ -103,7 +134,12 @@ async function main() {
   const serve = LiveTrace.start({ kernelHistsBelowNs: 1e6, streamIcmp: false, ringBytes: 1 << 20 });
   // a fallback changes what is measured: say it (the tracer's notes name any)
   for (const [mode, t] of [['stream', stream], ['serve', serve]] as const) for (const n of t.session.notes) console.log(`note (${mode}): ${n}`);
-  const floor = loadObject({ object: 'features', autoload: (p) => p === EMPTY_PROGRAM, start: (o) => o.attach(EMPTY_PROGRAM) });
+  const floor = loadObject({
+    object: 'bench_gen',
+    autoload: (p) => FLOOR_PROGRAMS.includes(p),
+    maxEntries: { events: 1 << 16 },
+    start: (o) => FLOOR_PROGRAMS.forEach((p) => o.attach(p)),
+  });
   try {
     const tcp = await sliced([stream, serve], () => tcpLoad(300), floor);
     const icmp = await sliced([stream, serve], () => icmpFlood(1000), floor);
@@ -123,11 +159,27 @@ async function main() {
       );
     };
     console.log(`bpf-cost: medians over ${SLICES} slices of each load, both modes attached at once`);
+    const floorRow = (what: string, pick: (f: Floor) => number, from: { floors: Floor[] }) => {
+      const m = from.floors.map(pick);
+      console.log(`bpf-cost: ${what.padEnd(30)} ${median(m).toFixed(0).padStart(5)} ns (min ${Math.min(...m).toFixed(0)})`);
+    };
     row('per softirq (entry + exit)', (s) => s.perSoftirq, tcp, '(serve target <= 100 ns)');
     row('per softirq with raise', (s) => s.withRaise, tcp, '');
-    console.log(`bpf-cost: an empty program on softirq_entry: median ${median(tcp.floors).toFixed(0)} ns a run (min ${Math.min(...tcp.floors).toFixed(0)}): any entry + exit pair costs twice that`);
-    row('per packet, TCP load', (s) => s.perPacket, tcp, '(serve target <= 60 ns)');
+    floorRow('  any pair that does nothing', (f) => f.emptySoftirq, tcp);
+    floorRow('  least exact timer of a run', (f) => f.leastSoftirq, tcp);
+    row('per packet, TCP load', (s) => s.perPacket, tcp, '(serve target <= 60 ns, stream <= 150 ns)');
+    floorRow('  any pair that does nothing', (f) => f.emptyPacket, tcp);
+    floorRow('  least exact timer of a wait', (f) => f.leastPacket, tcp);
     row('per packet, ICMP flood', (s) => s.perPacket, icmp, '(stream: every ICMP packet streamed for ping)');
+    floorRow('  least exact timer of a wait', (f) => f.leastPacket, icmp);
+    const least = median(tcp.floors.map((f) => f.leastSoftirq));
+    const serveSoftirq = median(tcp.slices[1].map((s) => s.perSoftirq));
+    const leastPacket = median(tcp.floors.map((f) => f.leastPacket));
+    const servePacket = median(tcp.slices[1].map((s) => s.perPacket));
+    console.log(
+      `bpf-cost: serve costs ${(serveSoftirq - least).toFixed(0)} ns a softirq and ${(servePacket - leastPacket).toFixed(0)} ns a packet above the least exact timer on this machine ` +
+        `(a do-nothing program costs ${median(tcp.floors.map((f) => f.emptySoftirq / 2)).toFixed(0)} ns a run here: bpf_stats' clock reads and the call)`,
+    );
     stream.session.drain();
     serve.session.drain();
     console.log(`bpf-cost: events streamed: stream ${stream.session.streamedEvents()}, serve ${serve.session.streamedEvents()}; drops: ${stream.session.drops().total}, ${serve.session.drops().total}`);

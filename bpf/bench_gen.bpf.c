@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
-/* Event generator for `npm run bench:pipeline`: each BPF_PROG_TEST_RUN of
- * bench_emit writes batch_size tracer-format events into its ring buffer, so
- * the addon and the TypeScript aggregation see exactly what the tracer sends. */
+/* Bench-only programs. The event generator for `npm run bench:pipeline` and
+ * bench:soak: each BPF_PROG_TEST_RUN of bench_emit writes batch_size
+ * tracer-format events into its ring buffer, so the addon and the TypeScript
+ * aggregation see exactly what the tracer sends. And the cost floor that
+ * `npm run bench:bpf-cost` prints beside the tracer's cost. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
 #define JS_RING_BYTES (64 << 20)
 #include "common.bpf.h"
 
@@ -56,5 +59,91 @@ int bench_emit(void *ctx)
 		.seed = bpf_get_prandom_u32(),
 	};
 	bpf_loop(batch_size, emit_one, &g, 0);
+	return 0;
+}
+
+/* ---- the cost floor, for `npm run bench:bpf-cost` ----------------------
+ * What any tracer pays on this machine, beside what the tracer pays: programs
+ * that do nothing (bpf_stats' own clock reads and the call), and the least a
+ * program can do to time each softirq and each packet exactly (one clock read
+ * at each end, one per-CPU or per-packet slot). Off unless the bench asks. */
+
+struct floor_cpu {
+	__u64 start[16];
+	__u64 sum, count;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct floor_cpu);
+} floor_cpu SEC(".maps");
+
+struct floor_slot {
+	__u64 skb, ts;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 8192);
+	__type(key, __u32);
+	__type(value, struct floor_slot);
+} floor_packets SEC(".maps");
+
+static __always_inline __u64 floor_skb_id(const struct sk_buff *skb)
+{
+	__u64 id;
+	asm volatile("%[id] = %[skb]\n\t%[id] -= %[base]" : [id] "=&r"(id) : [skb] "r"(skb), [base] "r"(&floor_packets));
+	return id;
+}
+
+SEC("tp_btf/softirq_entry") int BPF_PROG(empty_sirq_entry, unsigned int vec) { return 0; }
+SEC("tp_btf/softirq_exit") int BPF_PROG(empty_sirq_exit, unsigned int vec) { return 0; }
+SEC("tp_btf/netif_rx_entry") int BPF_PROG(empty_rx_arrive, const struct sk_buff *skb) { return 0; }
+SEC("tp_btf/netif_receive_skb") int BPF_PROG(empty_skb_rcv, const struct sk_buff *skb) { return 0; }
+
+SEC("tp_btf/softirq_entry") int BPF_PROG(floor_sirq_entry, unsigned int vec)
+{
+	__u32 zero = 0;
+	struct floor_cpu *c = bpf_map_lookup_elem(&floor_cpu, &zero);
+	if (c)
+		c->start[vec & 15] = bpf_ktime_get_ns();
+	return 0;
+}
+
+SEC("tp_btf/softirq_exit") int BPF_PROG(floor_sirq_exit, unsigned int vec)
+{
+	__u32 zero = 0;
+	struct floor_cpu *c = bpf_map_lookup_elem(&floor_cpu, &zero);
+	if (c && c->start[vec & 15]) {
+		c->sum += bpf_ktime_get_ns() - c->start[vec & 15];
+		c->count++;
+	}
+	return 0;
+}
+
+SEC("tp_btf/netif_rx_entry") int BPF_PROG(floor_rx_arrive, const struct sk_buff *skb)
+{
+	__u64 id = floor_skb_id(skb);
+	__u32 slot = (__u32)(id >> 8) & 8191;
+	struct floor_slot *s = bpf_map_lookup_elem(&floor_packets, &slot);
+	if (s) {
+		s->skb = id;
+		s->ts = bpf_ktime_get_ns();
+	}
+	return 0;
+}
+
+SEC("tp_btf/netif_receive_skb") int BPF_PROG(floor_skb_rcv, const struct sk_buff *skb)
+{
+	__u64 id = floor_skb_id(skb);
+	__u32 slot = (__u32)(id >> 8) & 8191, zero = 0;
+	struct floor_slot *s = bpf_map_lookup_elem(&floor_packets, &slot);
+	struct floor_cpu *c = bpf_map_lookup_elem(&floor_cpu, &zero);
+	if (s && c && s->skb == id) {
+		c->sum += bpf_ktime_get_ns() - s->ts;
+		c->count++;
+	}
 	return 0;
 }

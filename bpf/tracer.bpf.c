@@ -320,28 +320,46 @@ static __always_inline int on_hrtimer_exit(struct hrtimer *timer)
 
 /* ---- packets ---------------------------------------------------------- */
 
-/* A pointer's bits as a number. tp_btf arguments are typed pointers, on which
- * the verifier allows no shifts; a copy through the helper is a plain value. */
-static __always_inline __u64 ptr_bits(const void *p)
+/* A pointer's bits as a number. Typed pointers (tp_btf, fentry) allow no
+ * shifts or masks, but one pointer less another is a plain number to a program
+ * that may see kernel addresses (CAP_PERFMON): the skb's address less the
+ * arrivals map's, with no helper call. Untyped flavours (raw_tp, kprobe) hold
+ * the address as a number already and subtract the map's address, copied out
+ * through the helper, so both flavours agree on every packet's id. */
+static __always_inline __u64 skb_id_typed(const struct sk_buff *skb)
 {
-	__u64 v = 0;
-	bpf_probe_read_kernel(&v, sizeof(v), &p);
-	return v;
+	__u64 id;
+	asm volatile("%[id] = %[skb]\n\t"
+		     "%[id] -= %[base]"
+		     : [id] "=&r"(id)
+		     : [skb] "r"(skb), [base] "r"(&arrivals));
+	return id;
 }
+
+static __always_inline __u64 skb_id_untyped(const struct sk_buff *skb)
+{
+	const void *base = &arrivals;
+	__u64 b = 0;
+	bpf_probe_read_kernel(&b, sizeof(b), &base);
+	return (__u64)skb - b;
+}
+
+#define SKB_ID(skb, typed) ((typed) ? skb_id_typed(skb) : skb_id_untyped(skb))
 
 static __always_inline __u32 arrival_slot(__u64 skb)
 {
 	return (__u32)((skb >> 8) ^ (skb >> 21)) & (ARRIVAL_SLOTS - 1);
 }
 
-static __always_inline int on_packet_arrival(const struct sk_buff *skb)
+static __always_inline int on_packet_arrival(const struct sk_buff *skb, bool typed)
 {
-	__u64 id = ptr_bits(skb);
+	__u64 id = SKB_ID(skb, typed);
 	__u32 slot = arrival_slot(id);
 	struct arrival *a = bpf_map_lookup_elem(&arrivals, &slot);
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now;
 	if (!a)
 		return 0;
+	now = bpf_ktime_get_ns();
 	/* the same skb seen again within HANDOFF_NS is one packet handed on (GRO
 	 * then RPS): keep its first arrival. Older, it is a new packet in a reused
 	 * skb whose predecessor left without being seen processed. */
@@ -430,9 +448,9 @@ struct seen {
 };
 
 /* When and where `skb` arrived; forgets it (the address will be reused). */
-static __always_inline void take_arrival(const struct sk_buff *skb, struct seen *w)
+static __always_inline void take_arrival(const struct sk_buff *skb, bool typed, struct seen *w)
 {
-	__u64 id = ptr_bits(skb);
+	__u64 id = SKB_ID(skb, typed);
 	__u32 slot = arrival_slot(id);
 	struct arrival *a = bpf_map_lookup_elem(&arrivals, &slot);
 	w->now = w->start = bpf_ktime_get_ns();
@@ -450,26 +468,42 @@ static __always_inline void take_arrival(const struct sk_buff *skb, struct seen 
 	a->skb = 0;
 }
 
+/* tp_btf and fentry hand over a typed skb whose fields load directly (no
+ * helper call); raw_tp and kprobe hand over a bare address, read through the
+ * helper. `typed` is a constant in each program, so each keeps only its own
+ * branch. */
+#define SKB_FIELD(skb, field, typed) ((typed) ? (skb)->field : BPF_CORE_READ(skb, field))
+
+/* The network header: at skb->data on the net tracepoints; at head +
+ * network_header in icmp_rcv (skb->data is at the ICMP header by then). */
+static __always_inline unsigned char *network_header(const struct sk_buff *skb, bool at_icmp_rcv, bool typed)
+{
+	if (at_icmp_rcv)
+		return (unsigned char *)SKB_FIELD(skb, head, typed) + SKB_FIELD(skb, network_header, typed);
+	return (unsigned char *)SKB_FIELD(skb, data, typed);
+}
+
 /* Counts the wait; streams the packet when slow, or when it is ICMP and
- * `want_icmp`. `l3` is the network header. */
-static __always_inline void packet_done(const struct sk_buff *skb, unsigned char *l3, __u16 protocol, struct seen *w, bool want_icmp)
+ * `want_icmp`. Packet headers are read only for a packet that may stream: a
+ * packet that is neither slow nor wanted costs the histogram update alone. */
+static __always_inline void packet_done(const struct sk_buff *skb, __u16 protocol, struct seen *w, bool want_icmp, bool at_icmp_rcv, bool typed)
 {
 	struct js_event *e;
+	unsigned char *l3;
+	__u32 zero = 0;
+	struct js_hist *h;
 	bool slow;
 	if (!cpu_wanted(w->cpu) && !(w->known && cpu_wanted(w->arrival_cpu)))
 		return;
-	{
-		__u32 zero = 0;
-		struct js_hist *h = bpf_map_lookup_elem(&packet_wait, &zero);
-		if (h)
-			hist_add(h, w->wait, w->known);
-	}
+	h = bpf_map_lookup_elem(&packet_wait, &zero);
+	if (h)
+		hist_add(h, w->wait, w->known);
 	slow = w->known && w->wait >= slow_packet_ns;
+	if (!slow && !want_icmp)
+		return;
+	l3 = network_header(skb, at_icmp_rcv, typed);
 	if (!slow) {
-		__u8 p;
-		if (!want_icmp)
-			return;
-		p = l4_proto(l3, protocol);
+		__u8 p = l4_proto(l3, protocol);
 		if (p != 1 && p != 58)
 			return;
 	}
@@ -491,41 +525,23 @@ static __always_inline void packet_done(const struct sk_buff *skb, unsigned char
 	submit(e);
 }
 
-/* tp_btf hands over a typed skb whose scalar fields load directly (no helper
- * call); raw_tp hands over a bare address, read through the helper. `btf` is
- * a constant in each program, so each keeps only its own branch. */
-#define SKB_SCALAR(skb, field, btf) ((btf) ? (skb)->field : BPF_CORE_READ(skb, field))
-
-static __always_inline int on_packet_receive_flavour(const struct sk_buff *skb, bool btf)
+static __always_inline int on_packet_receive(const struct sk_buff *skb, bool typed)
 {
-	unsigned char *l3 = BPF_CORE_READ(skb, data);
-	__u16 protocol = SKB_SCALAR(skb, protocol, btf);
+	__u16 protocol = SKB_FIELD(skb, protocol, typed);
 	struct seen w;
 	/* with icmp_rcv traced, IPv4 ICMP is counted and reported there, wait included */
-	if (icmp_from_icmp_rcv && protocol == bpf_htons(0x0800) && l4_proto(l3, protocol) == 1)
+	if (icmp_from_icmp_rcv && protocol == bpf_htons(0x0800) && l4_proto(network_header(skb, false, typed), protocol) == 1)
 		return 0;
-	take_arrival(skb, &w);
-	packet_done(skb, l3, protocol, &w, stream_icmp);
+	take_arrival(skb, typed, &w);
+	packet_done(skb, protocol, &w, stream_icmp, false, typed);
 	return 0;
 }
 
-static __always_inline int on_packet_receive_btf(const struct sk_buff *skb)
-{
-	return on_packet_receive_flavour(skb, true);
-}
-
-static __always_inline int on_packet_receive(const struct sk_buff *skb)
-{
-	return on_packet_receive_flavour(skb, false);
-}
-
-/* At icmp_rcv the IP header is at head + network_header (skb->data is at the
- * ICMP header by then). */
-static __always_inline int on_icmp_rcv(const struct sk_buff *skb)
+static __always_inline int on_icmp_rcv(const struct sk_buff *skb, bool typed)
 {
 	struct seen w;
-	take_arrival(skb, &w);
-	packet_done(skb, BPF_CORE_READ(skb, head) + BPF_CORE_READ(skb, network_header), bpf_htons(0x0800), &w, stream_icmp);
+	take_arrival(skb, typed, &w);
+	packet_done(skb, bpf_htons(0x0800), &w, stream_icmp, true, typed);
 	return 0;
 }
 
@@ -566,8 +582,8 @@ SEC("fentry/net_rx_action") int BPF_PROG(jsf_nra_entry) { return on_net_rx_actio
 SEC("fexit/net_rx_action") int BPF_PROG(jsf_nra_exit) { return on_net_rx_action_exit(); }
 SEC("kprobe/net_rx_action") int BPF_KPROBE(jsk_nra_entry) { return on_net_rx_action_entry(); }
 SEC("kretprobe/net_rx_action") int BPF_KRETPROBE(jsk_nra_exit) { return on_net_rx_action_exit(); }
-SEC("fentry/icmp_rcv") int BPF_PROG(jsf_icmp_rcv, struct sk_buff *skb) { return on_icmp_rcv(skb); }
-SEC("kprobe/icmp_rcv") int BPF_KPROBE(jsk_icmp_rcv, struct sk_buff *skb) { return on_icmp_rcv(skb); }
+SEC("fentry/icmp_rcv") int BPF_PROG(jsf_icmp_rcv, struct sk_buff *skb) { return on_icmp_rcv(skb, true); }
+SEC("kprobe/icmp_rcv") int BPF_KPROBE(jsk_icmp_rcv, struct sk_buff *skb) { return on_icmp_rcv(skb, false); }
 
 /* ---- the two program families ------------------------------------------ */
 
@@ -582,8 +598,12 @@ TP_PAIR(timer_expire_entry, tmr_entry, on_timer_entry, struct timer_list *, time
 TP_PAIR(timer_expire_exit, tmr_exit, on_timer_exit, struct timer_list *, timer)
 TP_PAIR(hrtimer_expire_entry, hrt_entry, on_hrtimer_entry, struct hrtimer *, timer)
 TP_PAIR(hrtimer_expire_exit, hrt_exit, on_hrtimer_exit, struct hrtimer *, timer)
-TP_PAIR(netif_rx_entry, rx_arrive, on_packet_arrival, const struct sk_buff *, skb)
-TP_PAIR(napi_gro_receive_entry, gro_arrive, on_packet_arrival, const struct sk_buff *, skb)
-TP_PAIR(netif_receive_skb_entry, rcv_arrive, on_packet_arrival, const struct sk_buff *, skb)
-SEC("tp_btf/netif_receive_skb") int BPF_PROG(js_skb_rcv, const struct sk_buff *skb) { return on_packet_receive_btf(skb); }
-SEC("raw_tp/netif_receive_skb") int BPF_PROG(jsr_skb_rcv, const struct sk_buff *skb) { return on_packet_receive(skb); }
+/* The packet hooks tell the body which flavour it runs in (typed or not). */
+#define TP_PAIR_TYPED(tp, name, body, type, arg)                              \
+	SEC("tp_btf/" #tp) int BPF_PROG(js_##name, type arg) { return body(arg, true); } \
+	SEC("raw_tp/" #tp) int BPF_PROG(jsr_##name, type arg) { return body(arg, false); }
+
+TP_PAIR_TYPED(netif_rx_entry, rx_arrive, on_packet_arrival, const struct sk_buff *, skb)
+TP_PAIR_TYPED(napi_gro_receive_entry, gro_arrive, on_packet_arrival, const struct sk_buff *, skb)
+TP_PAIR_TYPED(netif_receive_skb_entry, rcv_arrive, on_packet_arrival, const struct sk_buff *, skb)
+TP_PAIR_TYPED(netif_receive_skb, skb_rcv, on_packet_receive, const struct sk_buff *, skb)

@@ -3,6 +3,7 @@
 // stall measured itself, and in the HRTIMER softirq on CPU 1.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { LabStall } from '../src/kernel/lab-stall';
 import { native } from '../src/kernel/addon';
 import { LiveTrace } from '../src/stream/live';
@@ -52,13 +53,17 @@ test('record attributes the lab stall to bpf_timer_cb on CPU 1', async (t) => {
   });
 });
 
-test('raw_tp flavour sees the same stall as tp_btf (fallback path)', async (t) => {
+test('raw_tp flavour sees the same stall as tp_btf, and times packets (fallback path)', async (t) => {
   if (skipUnlessKernel(t) || needsTwoCpus(t)) return;
   const stall = new LabStall({ cpu: 1, stallMs: STALL_MS, periodMs: 200 });
   const trace = LiveTrace.start({ flavour: 'raw_tp' });
   const session = trace.session;
   try {
-    await new Promise((r) => setTimeout(r, 1500));
+    // loopback pings: the raw_tp packet hooks must find each echo's arrival
+    // (the untyped skb id must match between arrival and processing)
+    const ping = spawnSync('ping', ['-c', '20', '-i', '0.05', '-q', '127.0.0.1'], { encoding: 'utf8' });
+    assert.equal(ping.status, 0, ping.stderr);
+    await new Promise((r) => setTimeout(r, 500));
   } finally {
     trace.stop();
     stall.stop();
@@ -74,4 +79,8 @@ test('raw_tp flavour sees the same stall as tp_btf (fallback path)', async (t) =
   const row = r.timers.byMax.find((x) => x.symbol === 'bpf_timer_cb');
   assert.ok(row && row.cpu === 1 && row.maxNs > 0.8 * STALL_MS * 1e6, JSON.stringify(row));
   assert.ok(trace.aggregator.events.softirq > 0);
+  const echoes = trace.aggregator.icmp.filter((p) => p.proto === 'icmp' && p.type === 8 && p.daddr === '127.0.0.1');
+  assert.ok(echoes.length >= 20, `${echoes.length} echo requests streamed`);
+  const timed = echoes.filter((p) => p.waitNs !== null);
+  assert.ok(timed.length >= 0.9 * echoes.length, `${timed.length} of ${echoes.length} echo requests with a known wait`);
 });

@@ -37,6 +37,7 @@ export class SyntheticLoad {
   constructor(opts: SyntheticOptions, onBatch: BatchCallback) {
     const obj = (this.obj = loadObject({
       object: 'bench_gen',
+      autoload: (p) => p === 'bench_emit',
       globals: { batch_size: globals.u32(SYNTHETIC_BATCH) },
       maxEntries: { events: opts.ringBytes ?? 64 << 20 },
       start: (o) => (this.ring = new (native().RingReader)(o, 'events', onBatch, 256 * 1024, EVENT_SIZE, 1 << 18)),
