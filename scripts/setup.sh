@@ -20,7 +20,7 @@ APT_PACKAGES=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libzstd-dev cm
 # Only for the tests: the browser that renders the HTML reports (~270 MB), and
 # Prometheus with promtool for the exporter tests, podman (rootful, runc) and
 # mmdebstrap for the container image tests.
-TEST_PACKAGES=(chromium prometheus podman runc catatonit mmdebstrap)
+TEST_PACKAGES=(chromium prometheus podman runc catatonit mmdebstrap iperf3)
 [[ ${1:-} == --tests ]] && APT_PACKAGES+=("${TEST_PACKAGES[@]}")
 
 if [[ ${1:-} != --build-only ]]; then

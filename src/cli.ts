@@ -6,13 +6,21 @@ import { hideBin } from 'yargs/helpers';
 import { BpfError, EnvironmentError, UsageError } from './base/errors';
 import { say, VERSION } from './commands/common';
 import { bpfRefusalHints } from './host/caps';
-import { doctor, doctorOptions } from './commands/doctor';
-import { lab, labOptions } from './commands/lab';
-import { ping, pingOptions } from './commands/ping';
-import { record, recordOptions } from './commands/record';
-import { report, reportOptions } from './commands/report';
-import { serve, serveOptions } from './commands/serve';
-import { top, topOptions } from './commands/top';
+
+/*
+ * Each command's module is required only when that command runs (yargs calls
+ * only the chosen command's builder): serve, left running on every node, does
+ * not carry the dashboard, the HTML report or the ping code in its memory.
+ */
+const commands = {
+  doctor: () => require('./commands/doctor') as typeof import('./commands/doctor'),
+  lab: () => require('./commands/lab') as typeof import('./commands/lab'),
+  ping: () => require('./commands/ping') as typeof import('./commands/ping'),
+  record: () => require('./commands/record') as typeof import('./commands/record'),
+  report: () => require('./commands/report') as typeof import('./commands/report'),
+  serve: () => require('./commands/serve') as typeof import('./commands/serve'),
+  top: () => require('./commands/top') as typeof import('./commands/top'),
+};
 
 export const COMMANDS = ['top', 'record', 'ping', 'serve', 'report', 'lab', 'doctor'] as const;
 
@@ -20,13 +28,13 @@ export async function main(args: string[]): Promise<number> {
   const parser = yargs(args)
     .scriptName('jitterscope')
     .usage('$0 <command> [options]\n\nFind the cause of network latency spikes on this node (eBPF).')
-    .command('record', 'Trace softirqs, timer callbacks and received packets, then write a report (JSON, text or HTML)', recordOptions, record)
-    .command('top', 'Live per-CPU dashboard (plain text each interval when not on a terminal)', topOptions, top)
-    .command('ping <target>', 'Ping while tracing; name the CPU and the callback behind every slow reply', pingOptions, ping)
-    .command('serve', 'Always-on exporter: Prometheus /metrics, /report?window=, /healthz until SIGTERM', serveOptions, serve)
-    .command('report <file>', 'Read a saved report again: its text, or --html for a page with plots', reportOptions, report)
-    .command('lab', 'Reproduction aid: stall one CPU in softirq context on a timer, optionally steering RPS to it', labOptions, lab)
-    .command('doctor', 'What this kernel supports, which hook each probe will use, IPVS and RPS state, advice', doctorOptions, doctor)
+    .command('record', 'Trace softirqs, timer callbacks and received packets, then write a report (JSON, text or HTML)', (y) => commands.record().recordOptions(y), (a) => commands.record().record(a))
+    .command('top', 'Live per-CPU dashboard (plain text each interval when not on a terminal)', (y) => commands.top().topOptions(y), (a) => commands.top().top(a))
+    .command('ping <target>', 'Ping while tracing; name the CPU and the callback behind every slow reply', (y) => commands.ping().pingOptions(y), (a) => commands.ping().ping(a))
+    .command('serve', 'Always-on exporter: Prometheus /metrics, /report?window=, /healthz until SIGTERM', (y) => commands.serve().serveOptions(y), (a) => commands.serve().serve(a))
+    .command('report <file>', 'Read a saved report again: its text, or --html for a page with plots', (y) => commands.report().reportOptions(y), (a) => commands.report().report(a))
+    .command('lab', 'Reproduction aid: stall one CPU in softirq context on a timer, optionally steering RPS to it', (y) => commands.lab().labOptions(y), (a) => commands.lab().lab(a))
+    .command('doctor', 'What this kernel supports, which hook each probe will use, IPVS and RPS state, advice', (y) => commands.doctor().doctorOptions(y), (a) => commands.doctor().doctor(a))
     .demandCommand(1, `name a command: ${COMMANDS.join(', ')}`)
     .strict()
     .version(VERSION)

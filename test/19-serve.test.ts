@@ -17,7 +17,7 @@ import { NET_RX_SOFTIRQ, HRTIMER_SOFTIRQ } from '../src/kernel/abi';
 import { Histogram } from '../src/stream/histogram';
 import { LiveTrace } from '../src/stream/live';
 import { runCli, skipUnlessKernel, startCli, tracerPrograms, validator, waitFor, needsTwoCpus } from './helpers';
-import { freePort, soak, soakSummary } from '../bench/soak';
+import { freePort, soak, soakSummary, udpLoadMissing } from '../bench/soak';
 
 const PROMETHEUS = '/usr/bin/prometheus';
 const PROMTOOL = '/usr/bin/promtool';
@@ -176,14 +176,20 @@ test('serve: bad --listen and a taken port are one line, exit 2, nothing attache
   assert.match(other.stderr, /no such address on this host/);
 });
 
-test('serve at 200k synthetic events/s for 60 s, scraped every second: RSS flat once /report\'s window is full (bench:soak, short)', async (t) => {
+test('serve under a real UDP flood (~200k kernel events/s) for 100 s, scraped every second: RSS flat once /report\'s window is full and the heap has settled (bench:soak, short)', async (t) => {
   if (skipUnlessKernel(t) || needsTwoCpus(t)) return;
-  // the 20 s window is full after 25 s; growth is measured over the last 30 s.
-  // The peak is printed against its target, not asserted: a figure for bench:soak.
-  const r = await soak(60, '200k', 30, ['--report-window', '20s']);
-  process.stderr.write(soakSummary(r, '200k') + '\n');
-  assert.match(r.stderr, /synthetic load of 200000 events\/s/);
-  assert.ok(r.scrapes >= 40, `only ${r.scrapes} scrapes answered`);
+  const missing = udpLoadMissing();
+  if (missing) return t.skip(missing);
+  // the 20 s window is full after 25 s and V8's old generation settles by ~60 s
+  // (measured: +8 MB between 30 and 60 s, flat after); growth is measured over
+  // the last 40 s. The peak is printed against its target, not asserted: a
+  // figure for bench:soak.
+  const r = await soak(100, { kind: 'udp', pps: 100_000 }, 60, ['--report-window', '20s']);
+  process.stderr.write(soakSummary(r) + '\n');
+  assert.ok(r.scrapes >= 70, `only ${r.scrapes} scrapes answered`);
+  // the load is real: serve counted tens of thousands of packets a second
+  assert.ok(r.packetsPerSec >= 20_000, `serve counted ${r.packetsPerSec.toFixed(0)} packets/s`);
+  assert.ok(r.eventsPerSec >= 2 * r.packetsPerSec * 0.9, `${r.eventsPerSec.toFixed(0)} events/s for ${r.packetsPerSec.toFixed(0)} packets/s`);
   assert.ok(r.growthMb <= 5, `RSS grew ${r.growthMb.toFixed(1)} MB in the last 30 s: ${r.samples.map((x) => x.rssMb.toFixed(0)).join(' ')}`);
 });
 

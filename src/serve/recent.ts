@@ -1,5 +1,8 @@
 // What /report?window= needs: the last few minutes of intervals, merged into
-// chunks (5 s by default) so memory stays bounded whatever the uptime.
+// chunks (5 s by default) so memory stays bounded whatever the uptime. Each
+// chunk keeps the newest `listed` slow packets and stalls (and counts the
+// rest): a flood where every packet is slow would otherwise hold 10,000
+// packet records per chunk, ~40 MB over a 60 s window.
 import { Aggregator } from '../stream/aggregate';
 
 interface Chunk {
@@ -16,11 +19,13 @@ export class Recent {
     /** The longest window kept (ns). */
     readonly maxNs: number,
     readonly chunkNs = 5e9,
+    /** Slow packets and stalls listed per chunk; a window lists the newest of its chunks'. */
+    readonly listed = 1000,
   ) {}
 
   /** One finished interval, [startNs, endNs). */
   add(agg: Aggregator, startNs: number, endNs: number): void {
-    if (!this.current) this.current = { agg: agg.fresh(), startNs, endNs };
+    if (!this.current) this.current = { agg: agg.fresh({ maxPackets: this.listed, maxStalls: this.listed }), startNs, endNs };
     this.current.agg.merge(agg);
     this.current.endNs = endNs;
     if (endNs - this.current.startNs >= this.chunkNs) {

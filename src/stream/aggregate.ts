@@ -126,8 +126,8 @@ export class Aggregator {
     if (opts.seriesIntervalNs) this.series = new Series(opts.seriesIntervalNs, opts.seriesOriginNs ?? 0);
   }
 
-  /** An empty aggregator with the same options. */
-  fresh(): Aggregator {
+  /** An empty aggregator with the same options, or with some of them changed. */
+  fresh(changed: Pick<AggregatorOptions, 'maxPackets' | 'maxStalls'> = {}): Aggregator {
     return new Aggregator({
       stallThresholdNs: this.stallThresholdNs,
       slowPacketNs: this.slowPacketNs,
@@ -135,6 +135,7 @@ export class Aggregator {
       maxStalls: this.maxStalls,
       seriesIntervalNs: this.series?.intervalNs,
       seriesOriginNs: this.series?.originNs,
+      ...changed,
     });
   }
 
