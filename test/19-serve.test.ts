@@ -186,7 +186,7 @@ test('serve under a real UDP flood (~200k kernel events/s) for 100 s, scraped ev
   // figure for bench:soak.
   const r = await soak(100, { kind: 'udp', pps: 100_000 }, 60, ['--report-window', '20s']);
   process.stderr.write(soakSummary(r) + '\n');
-  assert.ok(r.scrapes >= 70, `only ${r.scrapes} scrapes answered`);
+  assert.ok(r.scrapes >= 60, `only ${r.scrapes} scrapes answered`);
   // the load is real: serve counted tens of thousands of packets a second
   assert.ok(r.packetsPerSec >= 20_000, `serve counted ${r.packetsPerSec.toFixed(0)} packets/s`);
   assert.ok(r.eventsPerSec >= 2 * r.packetsPerSec * 0.9, `${r.eventsPerSec.toFixed(0)} events/s for ${r.packetsPerSec.toFixed(0)} packets/s`);
