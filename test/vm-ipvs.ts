@@ -29,13 +29,18 @@ export function assertPingNamesEstimator(dir: string, hasSwitch: boolean): void 
     assert.match(advice, /no net\.ipv4\.vs\.run_estimation switch/);
   }
   // every slow reply whose longest overlapping run (the TIMER softirq aside: it
-  // holds the estimator) is an estimator run is attributed to it; under TCG a
-  // host pause can show as a longer callback or another softirq (a 658 ms SCHED
-  // softirq was seen), which rightly wins
+  // holds the estimator) is an estimator run that filled a quarter of the wait
+  // (the engine's share) is attributed to it. Under TCG a host pause shows as a
+  // longer callback or softirq: a 658 ms SCHED softirq was seen, and a 264 ms
+  // TIMER softirq of which the estimator ran 18.7 ms; the softirq rightly wins
+  // those, as the estimator explains little of the wait.
   const slow = r.ping.replies.filter((x: any) => x.slow);
   const longest = (x: any) =>
     x.overlaps.filter((o: any) => o.culprit !== 'TIMER softirq').reduce((a: any, o: any) => (!a || o.overlapMs > a.overlapMs ? o : a), null);
-  const hit = slow.filter((x: any) => longest(x)?.culprit.startsWith('estimation_timer') && longest(x).overlapMs >= 1);
+  const hit = slow.filter((x: any) => {
+    const o = longest(x);
+    return o?.culprit.startsWith('estimation_timer') && o.overlapMs >= 1 && o.overlapMs >= 0.25 * (x.waitMs ?? x.rttMs);
+  });
   assert.ok(hit.length >= 2, `${hit.length} slow replies waited longest on an estimator run`);
   for (const x of hit) assert.equal(x.attribution?.culprit, 'estimation_timer [ip_vs]', `seq ${x.seq}: ${JSON.stringify(x.overlaps)}`);
   assert.match(text, /Culprit: estimation_timer \[ip_vs\] on CPU \d/);
