@@ -21,6 +21,9 @@ enum js_event_kind {
 	JS_EV_HRTIMER = 3,  /* one hrtimer callback run: key = callback address */
 	JS_EV_PACKET = 4,   /* one received packet (slow, or ICMP echo): key = ifindex */
 	JS_EV_FUNC = 5,     /* one run of a traced kernel function: key = enum js_func */
+	JS_EV_PAUSE = 6,    /* a hard hrtimer fired late: from start (its expiry) for duration the
+	                     * CPU took no timer interrupt (the host did not run this vCPU, or
+	                     * interrupts were off): key = the late timer's callback address */
 };
 
 /* Functions traced by fentry/fexit or kprobe/kretprobe. */

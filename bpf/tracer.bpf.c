@@ -37,6 +37,8 @@ const volatile __u64 wakeup_bytes = 0;
  * streamed; the longer ones still stream, so user space sees every stall. */
 const volatile bool kernel_hists = false;
 const volatile __u64 stream_min_ns = 0;
+/* A hard CLOCK_MONOTONIC hrtimer that fires at least this late is a pause. */
+const volatile __u64 pause_min_ns = 1000000;
 
 struct hrtimer_slot {
 	__u64 timer;
@@ -55,6 +57,7 @@ struct cpu_state {
 	__u64 timer_fn;
 	struct hrtimer_slot hrt[2];
 	__u64 net_rx_action_ns;
+	__u64 pause_end_ns; /* end of the last pause streamed */
 };
 
 struct {
@@ -280,6 +283,8 @@ static __always_inline int on_timer_exit(struct timer_list *timer)
 static __always_inline int on_hrtimer_entry(struct hrtimer *timer)
 {
 	struct cpu_state *s;
+	__u64 now, start;
+	__s64 expires;
 	int i;
 	if (!cpu_wanted(bpf_get_smp_processor_id()))
 		return 0;
@@ -289,9 +294,29 @@ static __always_inline int on_hrtimer_entry(struct hrtimer *timer)
 	/* user space attaches exits before entries, so a busy slot 0 is a
 	 * timer this one interrupted, never a stale entry */
 	i = s->hrt[0].start_ns ? 1 : 0;
+	now = bpf_ktime_get_ns();
 	s->hrt[i].timer = (__u64)timer;
 	s->hrt[i].fn = (__u64)BPF_CORE_READ(timer, function);
-	s->hrt[i].start_ns = bpf_ktime_get_ns();
+	s->hrt[i].start_ns = now;
+	/* A hard hrtimer runs from the timer interrupt, which interrupts softirqs
+	 * too: firing well after its (hard) expiry means this CPU took no
+	 * interrupt meanwhile. Soft ones wait for HRTIMER softirq, so their
+	 * lateness is a softirq's, already timed; other clocks than
+	 * CLOCK_MONOTONIC do not compare with bpf_ktime_get_ns(). */
+	expires = BPF_CORE_READ(timer, node.expires);
+	if (expires <= 0 || now < (__u64)expires + pause_min_ns)
+		return 0;
+	if (bpf_core_field_exists(timer->is_soft) && BPF_CORE_READ(timer, is_soft))
+		return 0;
+	if (BPF_CORE_READ(timer, base, clockid) != 1 /* CLOCK_MONOTONIC */)
+		return 0;
+	/* the timers one interrupt finds late share the pause: stream only what
+	 * the last pause on this CPU did not cover, so pauses never overlap */
+	start = (__u64)expires > s->pause_end_ns ? (__u64)expires : s->pause_end_ns;
+	if (now < start + pause_min_ns)
+		return 0;
+	s->pause_end_ns = now;
+	emit_run(JS_EV_PAUSE, s->hrt[i].fn, start, now, bpf_get_smp_processor_id());
 	return 0;
 }
 

@@ -65,6 +65,7 @@ static Napi::Value Layout(const Napi::CallbackInfo &info) {
   kinds.Set("HRTIMER", static_cast<uint32_t>(JS_EV_HRTIMER));
   kinds.Set("PACKET", static_cast<uint32_t>(JS_EV_PACKET));
   kinds.Set("FUNC", static_cast<uint32_t>(JS_EV_FUNC));
+  kinds.Set("PAUSE", static_cast<uint32_t>(JS_EV_PAUSE));
   o.Set("kinds", kinds);
   Napi::Object flags = Napi::Object::New(env);
   flags.Set("WAIT_UNKNOWN", static_cast<uint32_t>(JS_F_WAIT_UNKNOWN));

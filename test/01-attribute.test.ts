@@ -3,9 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Packet } from '../src/stream/aggregate';
-import { attributeReplies, leadingCulprit, StallRow } from '../src/diagnose/attribute';
+import { attributeReplies, leadingCulprit, PAUSE_CULPRIT, pauseFinding, StallRow } from '../src/diagnose/attribute';
 import { parsePingOutput, pingArgs } from '../src/commands/iputils';
-import { verdictText, PingVerdict } from '../src/diagnose/verdict';
+import { verdictAdvice, verdictText, PingVerdict } from '../src/diagnose/verdict';
 import { adviceForCulprit, ipvsAdvice } from '../src/diagnose/advice';
 import { parseCpuMask, formatCpuMask } from '../src/host/net';
 
@@ -101,6 +101,33 @@ test('a slow reply is attributed to the timer callback that overlapped its wait,
   assert.deepEqual(c.runs, { count: 1, p50Ms: 15, maxMs: 15 });
 });
 
+test('a pause inside a long TIMER softirq is named over the softirq and the short callback in it', () => {
+  // what CI's 6.1 guest saw under TCG: a 264 ms TIMER softirq of which estimation_timer
+  // ran 18.7 ms; the host had stopped the vCPU for most of the rest (the tick fired late)
+  const packets = [pkt(38, 8, 1, 1000, 270), pkt(38, 0, 1, 1270.1, 0.01)];
+  const stalls = [
+    stall(1, 'TIMER softirq', 'softirq', 1002, 264.6),
+    stall(1, 'estimation_timer [ip_vs]', 'timer', 1003, 18.7),
+    stall(1, PAUSE_CULPRIT, 'pause', 1025, 240),
+    stall(0, PAUSE_CULPRIT, 'pause', 1025, 240), // the other CPU paused too: not this packet's
+  ];
+  const rows = attributeReplies(38, [{ seq: 38, rttMs: 270.2, wallMs: 0 }], packets, stalls, { id: 42, slowMs: 3 });
+  const a = rows[37].attribution!;
+  assert.deepEqual({ culprit: a.culprit, kind: a.kind, cpu: a.cpu }, { culprit: PAUSE_CULPRIT, kind: 'pause', cpu: 1 });
+  assert.ok(Math.abs(a.overlapMs - 240) < 1e-6);
+  // without the pause the softirq is named: the estimator explains 7 % of the wait
+  const without = attributeReplies(38, [{ seq: 38, rttMs: 270.2, wallMs: 0 }], packets, stalls.slice(0, 2), { id: 42, slowMs: 3 });
+  assert.equal(without[37].attribution!.culprit, 'TIMER softirq');
+  // and a pause that covers little of a wait does not displace the estimator filling it
+  const estimator = [stall(1, 'TIMER softirq', 'softirq', 1002, 264.6), stall(1, 'estimation_timer [ip_vs]', 'timer', 1003, 250), stall(1, PAUSE_CULPRIT, 'pause', 1100, 8)];
+  const est = attributeReplies(38, [{ seq: 38, rttMs: 270.2, wallMs: 0 }], packets, estimator, { id: 42, slowMs: 3 });
+  assert.equal(est[37].attribution!.culprit, 'estimation_timer [ip_vs]');
+  const advice = adviceForCulprit(PAUSE_CULPRIT, 1, 240).join('\n');
+  assert.match(advice, /CPU 1 took no timer interrupt for up to 240\.0 ms/);
+  assert.match(advice, /vCPU/);
+  assert.match(advice, /irqsoff/);
+});
+
 test('a short overlap does not make a culprit', () => {
   const packets = [pkt(1, 8, 1, 100, 10), pkt(1, 0, 1, 110, 0.01)];
   const stalls = [stall(1, 'tick_nohz_handler', 'hrtimer', 104, 0.2)];
@@ -115,6 +142,7 @@ test('verdict text names culprit, share, RPS and advice, or says no culprit', ()
     sent: 100, received: 100, lost: 0, slowMs: 3, slow: 14, slowShare: 0.14, attributed: 13,
     culprit: { culprit: 'estimation_timer [ip_vs]', kind: 'timer', cpu: 1, replies: 13, share: 13 / 14, runs: { count: 5, p50Ms: 15, maxMs: 16 } },
     rps: { interface: 'eth0', queues: [{ queue: 'rx-0', cpus: [1] }], steersToCulpritCpu: true },
+    pauses: null,
     advice: ['sysctl -w net.ipv4.vs.run_estimation=0'],
     text: '',
   };
@@ -127,6 +155,38 @@ test('verdict text names culprit, share, RPS and advice, or says no culprit', ()
   assert.match(none, /No culprit found/);
   const clean = verdictText('db-1', { ...base, slow: 0, slowShare: 0, culprit: null, attributed: 0, rps: null, advice: [] });
   assert.match(clean, /No slow replies: no culprit to name/);
+  assert.doesNotMatch(t, /Host pauses/);
+  const paused = verdictText('db-1', { ...base, slow: 40, attributed: 38, pauses: { count: 25, maxMs: 240, cpus: [0, 1] } });
+  assert.match(paused, /Culprit: estimation_timer \[ip_vs\] on CPU 1 \(timer\) delayed 13 of 40 slow replies/);
+  assert.doesNotMatch(paused, /Other culprits/, '13 + 25 pauses = all 38 attributed');
+  assert.match(paused, /Host pauses: 25 of 40 slow replies waited on CPUs 0,1 while it took no timer interrupt \(up to 240\.0 ms\)/);
+  const onlyPauses = verdictText('db-1', { ...base, culprit: null, attributed: 3, pauses: { count: 3, maxMs: 120, cpus: [1] } });
+  assert.match(onlyPauses, /No culprit in this kernel/);
+  assert.match(onlyPauses, /Host pauses: 3 of 14 slow replies waited on CPU 1/);
+});
+
+test('the culprit is the kernel\'s: pauses explaining more replies are reported apart, with their advice after the culprit\'s', () => {
+  const packets: Packet[] = [];
+  const replies = [];
+  for (let i = 1; i <= 6; i++) {
+    packets.push(pkt(i, 8, 1, i * 100, 20), pkt(i, 0, 1, i * 100 + 20.1, 0.01));
+    replies.push({ seq: i, rttMs: 20.2, wallMs: i });
+  }
+  const stalls = [
+    stall(1, 'estimation_timer [ip_vs]', 'timer', 100, 20), // seq 1, 2: the estimator
+    stall(1, 'estimation_timer [ip_vs]', 'timer', 200, 20),
+    ...[3, 4, 5, 6].map((i) => stall(1, PAUSE_CULPRIT, 'pause', i * 100, 19)), // seq 3-6: the host
+  ];
+  const rows = attributeReplies(6, replies, packets, stalls, { id: 42, slowMs: 3 });
+  assert.deepEqual(rows.map((r) => r.attribution?.kind), ['timer', 'timer', 'pause', 'pause', 'pause', 'pause']);
+  const c = leadingCulprit(rows, stalls)!;
+  assert.deepEqual({ culprit: c.culprit, replies: c.replies }, { culprit: 'estimation_timer [ip_vs]', replies: 2 });
+  const p = pauseFinding(rows.map((r) => r.attribution), stalls)!;
+  assert.deepEqual(p, { count: 4, maxMs: 19, cpus: [1] });
+  const advice = verdictAdvice({ ...c, count: c.replies }, p, { ipvsSwitch: true });
+  assert.match(advice[0], /estimation_timer/);
+  assert.match(advice.join('\n'), /took no timer interrupt for up to 19\.0 ms/);
+  assert.equal(verdictAdvice({ ...c, count: 5 }, p).some((a) => /timer interrupt/.test(a)), false, 'fewer pauses than the culprit: no pause advice');
 });
 
 test('a callback that fills its softirq is named even when only the softirq reaches the share of the wait', () => {

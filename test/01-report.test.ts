@@ -9,7 +9,7 @@ import { Kallsyms, key52FromHex } from '../src/host/kallsyms';
 import { PROBE_NAMES, ProbeName, ProbeStatus } from '../src/kernel/probes';
 import { buildReport } from '../src/report/model';
 import { renderHistogram, renderText, stallEvents, stallEventText } from '../src/report/text';
-import { StallRow } from '../src/diagnose/attribute';
+import { PAUSE_CULPRIT, StallRow } from '../src/diagnose/attribute';
 import { checkWritable, writeAtomic } from '../src/report/write';
 import { encode, Kind, Flag, FakeEvent } from './encode';
 import { tmpFile, validator } from './helpers';
@@ -70,7 +70,7 @@ function report(agg = sample()) {
 
 test('aggregation counts, per-CPU histograms and ICMP packets', () => {
   const agg = sample();
-  assert.deepEqual(agg.events, { softirq: 200, timer: 2, hrtimer: 1, packet: 6, func: 0, unknown: 0 });
+  assert.deepEqual(agg.events, { softirq: 200, timer: 2, hrtimer: 1, packet: 6, func: 0, pause: 0, unknown: 0 });
   assert.equal(agg.softirq[0]![3]!.count, 50);
   assert.equal(agg.softirq[1]![3]!.count, 50);
   assert.equal(agg.softirqWait[1]![1], undefined, 'unknown waits are not recorded');
@@ -89,6 +89,37 @@ test('aggregation counts, per-CPU histograms and ICMP packets', () => {
   );
   assert.equal(agg.stalls().length, 2, 'the 15 ms and 40 ms timer runs are stalls');
   assert.equal(agg.timers.get(key52FromHex('ffffffff8150e200'))!.perCpu[1]!.max, 15_000_000);
+});
+
+test('pauses: every late hard hrtimer counts, those past --stall-ms are stalls named as pauses, and a packet waiting across one is blamed on it', () => {
+  const agg = sample();
+  const tick = 0xffffffff81111000n;
+  agg.consume(
+    encode([
+      { kind: Kind.PAUSE, cpu: 0, startNs: 4e9, durationNs: 500_000, key: tick }, // under the stall threshold
+      { kind: Kind.PAUSE, cpu: 1, startNs: 5e9, durationNs: 240e6, key: tick },
+      {
+        kind: Kind.PACKET, cpu: 1, startNs: 5e9 - 1e6, durationNs: 245e6, flags: Flag.SLOW,
+        pkt: { saddr: '198.18.0.1', daddr: '198.18.0.2', proto: 17, sport: 5000, dport: 53, arrivalCpu: 0 },
+      },
+    ]),
+    3,
+  );
+  assert.equal(agg.events.pause, 2);
+  assert.equal(agg.pauses[1]!.max, 240e6);
+  assert.equal(agg.pauses[0]!.count, 1);
+  const pauses = agg.stalls().filter((s) => s.kind === 'pause');
+  assert.deepEqual(pauses.map((s) => [s.cpu, s.durationNs]), [[1, 240e6]]);
+  assert.equal(new Aggregator().merge(agg).pauses[1]!.max, 240e6, 'merge keeps pauses');
+  const r = report(agg);
+  const validate = validator();
+  assert.ok(validate(JSON.parse(JSON.stringify(r))), JSON.stringify(validate.errors, null, 1));
+  assert.equal(r.meta.events.pause, 2);
+  const row = r.stalls.rows.find((s) => s.kind === 'pause')!;
+  assert.deepEqual({ culprit: row.culprit, cpu: row.cpu, startNs: row.startNs }, { culprit: PAUSE_CULPRIT, cpu: 1, startNs: 5e9 });
+  const udp = r.packets.slow.find((p) => p.proto === 'udp')!;
+  assert.equal(udp.attribution?.culprit, PAUSE_CULPRIT);
+  assert.match(renderText(r), /host pause or IRQs off/);
 });
 
 test('merging aggregators equals aggregating everything at once', () => {

@@ -33,3 +33,24 @@ test('6.12: doctor reports the kthread estimator; record runs and exits 0', (t) 
   assert.ok(r.meta.events.total > 0);
   assert.match(fs.readFileSync(path.join(dir, 'record.err'), 'utf8'), /jitterscope: wrote \/jsvm\/record.json/);
 });
+
+test('6.12: the host stops the VM for 1.5 s: record names a host pause of that length on the guest\'s CPUs', (t) => {
+  const dir = suite.job(t);
+  if (!dir) return;
+  const done = JSON.parse(fs.readFileSync(path.join(dir, 'pause-done'), 'utf8'));
+  assert.equal(done.requestedMs, 1500, JSON.stringify(done));
+  const r = JSON.parse(fs.readFileSync(path.join(dir, 'pause.json'), 'utf8'));
+  const validate = validator();
+  assert.ok(validate(r), JSON.stringify(validate.errors?.slice(0, 3)));
+  const pauses = r.stalls.rows.filter((s: any) => s.kind === 'pause');
+  assert.ok(pauses.every((s: any) => s.culprit === 'host pause or IRQs off'));
+  // the host's stop, seen on each CPU (each had a 10 ms sleep due): no guest code ran
+  // for the stop's length, give or take what TCG and the host's timer add
+  for (const cpu of [0, 1]) {
+    const longest = Math.max(0, ...pauses.filter((s: any) => s.cpu === cpu).map((s: any) => s.durationNs / 1e6));
+    assert.ok(longest >= 0.85 * done.stoppedMs && longest <= done.stoppedMs + 1000, `CPU ${cpu}: longest pause ${longest} ms, host stopped ${done.stoppedMs} ms: ${JSON.stringify(pauses.slice(0, 10))}`);
+  }
+  assert.ok(r.meta.events.pause >= 2);
+  const hist = r.histograms.find((h: any) => h.probe === 'pause' && h.cpu === null);
+  assert.ok(hist && hist.max >= 0.85 * done.stoppedMs * 1e6, JSON.stringify(hist));
+});

@@ -3,7 +3,7 @@
 // guest runs the very same node, addon and scripts. Runs a shell script in the
 // guest and returns its exit status and output. Kernels come from Debian with
 // `apt-get download` and are cached in /var/cache/jitterscope/kernels.
-import { spawn, spawnSync } from 'node:child_process';
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -211,9 +211,11 @@ sleep 30
     q.stdout.on('data', (d) => (con += d));
     q.stderr.on('data', (d) => (con += d));
     const timer = setTimeout(() => q.kill('SIGKILL'), timeoutMs);
+    const pauses = servePauses(q, jobDir);
     q.on('error', reject);
     q.on('close', () => {
       clearTimeout(timer);
+      clearInterval(pauses);
       const m = /jsvm-exit:(\d+)/.exec(con);
       let output = '';
       try {
@@ -224,6 +226,32 @@ sleep 30
       resolve({ code: m ? Number(m[1]) : null, output, console: con, jobDir, seconds: (Date.now() - started) / 1000 });
     });
   });
+}
+
+/**
+ * A guest script asks the host to stop the whole VM for N ms by writing N to
+ * /jsvm/pause-request: the host sends qemu SIGSTOP, then SIGCONT N ms later,
+ * and answers in /jsvm/pause-done with how long it really was. The guest's
+ * clock runs on meanwhile (a SIGSTOP is not a vm stop), so inside the guest
+ * this is a vCPU the host did not run: a host pause, made on purpose.
+ */
+function servePauses(q: ChildProcess, jobDir: string): NodeJS.Timeout {
+  const request = path.join(jobDir, 'pause-request');
+  let busy = false;
+  return setInterval(() => {
+    if (busy || !fs.existsSync(request)) return;
+    const ms = Number(fs.readFileSync(request, 'utf8').trim());
+    fs.unlinkSync(request);
+    if (!(ms > 0 && ms <= 10_000)) return void fs.writeFileSync(path.join(jobDir, 'pause-done'), JSON.stringify({ error: `bad request ${ms}` }));
+    busy = true;
+    const t0 = performance.now();
+    q.kill('SIGSTOP');
+    setTimeout(() => {
+      q.kill('SIGCONT');
+      fs.writeFileSync(path.join(jobDir, 'pause-done'), JSON.stringify({ requestedMs: ms, stoppedMs: Math.round(performance.now() - t0) }));
+      busy = false;
+    }, ms);
+  }, 100);
 }
 
 /** What a guest kernel prints when it, not the script, went wrong. */

@@ -10,9 +10,8 @@ import { EnvironmentError, UsageError } from '../base/errors';
 import { fmtNs } from '../base/format';
 import { hasRunEstimationSwitch } from '../host/ipvs';
 import { interfaceByIndex, interfaceExists } from '../host/net';
-import { adviceForCulprit } from '../diagnose/advice';
-import { attributeReplies, leadingCulprit } from '../diagnose/attribute';
-import { pingVerdict, rpsFinding } from '../diagnose/verdict';
+import { attributeReplies, leadingCulprit, pauseFinding } from '../diagnose/attribute';
+import { pingVerdict, rpsFinding, verdictAdvice } from '../diagnose/verdict';
 import { PingReport, PingSection, Report } from '../report/model';
 import { checkWritable, writeAtomic } from '../report/write';
 import { ATTACH_OPTION, onStopSignal, say, startTrace, traceReport, tracingPreflight } from './common';
@@ -141,6 +140,7 @@ function pingSection(report: Report, target: string, p: PingParams, run: PingRun
   const rows = attributeReplies(run.sent, run.replies, report.icmp.packets, report.stalls.rows, { id: p.id, slowMs });
   const culprit = leadingCulprit(rows, report.stalls.rows);
   const slow = rows.filter((r) => r.slow).length;
+  const pauses = pauseFinding(rows.filter((r) => r.slow).map((r) => r.attribution), report.stalls.rows);
   // the interface the replies came in on, in this network namespace
   const replyIf = report.icmp.packets.find((x) => x.id === p.id && (x.type === 0 || x.type === 129))?.ifindex;
   const ifname = p.iface ?? (replyIf !== undefined ? interfaceByIndex(replyIf) : null);
@@ -154,7 +154,8 @@ function pingSection(report: Report, target: string, p: PingParams, run: PingRun
     attributed: rows.filter((r) => r.slow && r.attribution).length,
     culprit,
     rps: ifname ? rpsFinding(ifname, culprit) : null,
-    advice: culprit ? adviceForCulprit(culprit.culprit, culprit.cpu, culprit.runs.maxMs, { ipvsSwitch: hasRunEstimationSwitch() }) : [],
+    pauses,
+    advice: verdictAdvice(culprit && { ...culprit, count: culprit.replies }, pauses, { ipvsSwitch: hasRunEstimationSwitch() }),
   });
   return {
     target,

@@ -1,6 +1,7 @@
 // What to do about a culprit: the advice a verdict gives, and what `doctor`
 // says about IPVS. Text only; kept in one place so both say the same.
 import { IPVS_ESTIMATION_SYMBOL, isIpvsEstimation } from '../host/ipvs';
+import { PAUSE_CULPRIT } from './attribute';
 
 const IPVS_WHY = `IPVS's ${IPVS_ESTIMATION_SYMBOL} (kernels before 6.2) walks every IPVS service and destination every 2 s in TIMER softirq; with tens of thousands of rules one run takes tens to hundreds of ms, and packets that RPS steers to that CPU wait.`;
 const IPVS_SWITCH = [
@@ -28,6 +29,12 @@ export interface AdviceContext {
 /** Advice about a culprit that held `cpu` for up to `maxMs` at a time. */
 export function adviceForCulprit(culprit: string, cpu: number, maxMs: number, ctx: AdviceContext = { ipvsSwitch: true }): string[] {
   if (isIpvsEstimation(culprit)) return ipvsAdvice(ctx.ipvsSwitch);
+  if (culprit === PAUSE_CULPRIT)
+    return [
+      `CPU ${cpu} took no timer interrupt for up to ${maxMs.toFixed(1)} ms at a time (a hard hrtimer fired that late), so nothing in the kernel ran there, packets included.`,
+      'In a VM: the host did not run this vCPU (CPU overcommit, a CPU quota on the VM, a noisy neighbour); steal in /proc/stat often misses it. Ask for dedicated or pinned vCPUs, or move the workload to an instance type without overcommit.',
+      'On bare metal: something held interrupts off that long (a driver, SMIs, a long spin_lock_irqsave); the ftrace irqsoff tracer names the code path.',
+    ];
   if (culprit === 'bpf_timer_cb')
     return [
       `bpf_timer_cb is a BPF timer callback; if \`jitterscope lab\` is running, this is its deliberate stall. Otherwise find the BPF program that arms the timer (bpftool prog show) and its owner.`,

@@ -36,6 +36,13 @@ export interface WaitWindow {
   to: number;
 }
 
+/**
+ * The culprit of a pause: a hard hrtimer fired late, so its CPU took no timer
+ * interrupt meanwhile. In a VM the host did not run the vCPU (steal accounting
+ * often misses it); on bare metal something held interrupts off.
+ */
+export const PAUSE_CULPRIT = 'host pause or IRQs off';
+
 /** A timer callback covering this much of its softirq's overlap is named instead of the softirq. */
 const INNER_SHARE = 0.8;
 
@@ -106,11 +113,16 @@ export interface CulpritRuns {
   maxMs: number;
 }
 
-/** The run most of `attributions` name, how many it explains, and the distribution of its runs. */
+/**
+ * The run most of `attributions` name, how many it explains, and the
+ * distribution of its runs. Pauses are not candidates: they are the host's (or
+ * interrupts held off), not a run in this kernel; verdicts report them apart
+ * (pauseFinding), so a busy hypervisor does not hide the kernel's culprit.
+ */
 export function leadingOverlap(attributions: (Overlap | null)[], stalls: StallRow[]): { overlap: Overlap; explained: number; runs: CulpritRuns } | null {
   const counts = new Map<string, { o: Overlap; n: number }>();
   for (const a of attributions) {
-    if (!a) continue;
+    if (!a || a.kind === 'pause') continue;
     const k = `${a.kind}|${a.culprit}|${a.cpu}`;
     const c = counts.get(k) ?? { o: a, n: 0 };
     c.n++;
@@ -197,6 +209,21 @@ export function attributeReplies(sent: number, replies: PingReply[], packets: Pa
     });
   }
   return rows;
+}
+
+/** Slow packets or replies a pause explained: how many, the longest pause on their CPUs, and those CPUs. */
+export interface PauseFinding {
+  count: number;
+  maxMs: number;
+  cpus: number[];
+}
+
+export function pauseFinding(attributions: (Overlap | null)[], stalls: StallRow[]): PauseFinding | null {
+  const hit = attributions.filter((a): a is Overlap => a?.kind === 'pause');
+  if (!hit.length) return null;
+  const cpus = [...new Set(hit.map((a) => a.cpu))].sort((a, b) => a - b);
+  const longest = stalls.filter((s) => s.kind === 'pause' && cpus.includes(s.cpu)).reduce((m, s) => Math.max(m, s.durationNs), 0);
+  return { count: hit.length, maxMs: longest / 1e6, cpus };
 }
 
 export interface Culprit {

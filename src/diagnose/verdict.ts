@@ -4,7 +4,7 @@ import { fmtNs, pct } from '../base/format';
 import { RpsQueue, rpsQueues } from '../host/net';
 import { Packet } from '../stream/aggregate';
 import { adviceForCulprit, AdviceContext } from './advice';
-import { Culprit, CulpritRuns, leadingOverlap, SlowPacket, StallRow } from './attribute';
+import { Culprit, CulpritRuns, leadingOverlap, PAUSE_CULPRIT, PauseFinding, pauseFinding, SlowPacket, StallRow } from './attribute';
 
 export interface RpsFinding {
   interface: string;
@@ -66,6 +66,8 @@ export interface PacketVerdict {
   rps: RpsFinding[];
   /** CPUs the hypervisor took noticeable time from during the trace (VMs only). */
   hostSteal: { cpu: number; ns: number; share: number }[];
+  /** Slow packets that waited on a CPU taking no interrupt (host pause or IRQs off). */
+  pauses: PauseFinding | null;
   advice: string[];
   text: string;
 }
@@ -121,9 +123,33 @@ export function packetVerdict(
     hostSteal: steal.perCpuNs
       .map((ns, cpu) => ({ cpu, ns, share: steal.durationNs > 0 ? ns / steal.durationNs : 0 }))
       .filter((x) => x.ns >= STEAL_NOTE_NS || (x.ns > 0 && x.share >= STEAL_NOTE_SHARE)),
-    advice: culprit ? adviceForCulprit(culprit.culprit, culprit.cpu, culprit.runs.maxMs, advice) : [],
   };
-  return { ...facts, text: packetVerdictText(facts) };
+  const pauses = pauseFinding(slow.map((p) => p.attribution), stalls);
+  const full = { ...facts, pauses, advice: verdictAdvice(culprit && { ...culprit, count: culprit.packets }, pauses, advice) };
+  return { ...full, text: packetVerdictText(full) };
+}
+
+/**
+ * The culprit's advice, then the pauses' when they explain at least as many
+ * slow packets or replies (or nothing else does).
+ */
+export function verdictAdvice(
+  culprit: { culprit: string; cpu: number; count: number; runs: CulpritRuns } | null,
+  pauses: PauseFinding | null,
+  ctx?: AdviceContext,
+): string[] {
+  const out = culprit ? adviceForCulprit(culprit.culprit, culprit.cpu, culprit.runs.maxMs, ctx) : [];
+  if (pauses && pauses.count >= (culprit?.count ?? 0)) out.push(...adviceForCulprit(PAUSE_CULPRIT, pauses.cpus[0], pauses.maxMs, ctx));
+  return out;
+}
+
+/** The verdict line about pauses: `what` is "slow packets" or "slow replies". */
+function pausesLine(p: PauseFinding, slow: number, what: string): string {
+  const cpus = p.cpus.length === 1 ? `CPU ${p.cpus[0]}` : `CPUs ${p.cpus.join(',')}`;
+  return (
+    `Host pauses: ${p.count} of ${slow} ${what} waited on ${cpus} while it took no timer interrupt (up to ${p.maxMs.toFixed(1)} ms): ` +
+    'the host did not run the vCPU, or interrupts were off. Not counted against the culprit above.'
+  );
 }
 
 export function packetVerdictText(v: Omit<PacketVerdict, 'text'>): string {
@@ -141,6 +167,7 @@ export function packetVerdictText(v: Omit<PacketVerdict, 'text'>): string {
     );
     lines.push(`Flows hit: ${c.flows.slice(0, 5).map((f) => `${flowText(f)} (${f.packets})`).join(', ')}`);
   }
+  if (v.pauses) lines.push(pausesLine(v.pauses, v.slow, 'slow packets'));
   for (const r of v.rps) lines.push(rpsLine(r, c?.cpu));
   if (v.hostSteal.length)
     lines.push(
@@ -172,6 +199,8 @@ export interface PingVerdict {
   attributed: number;
   culprit: Culprit | null;
   rps: RpsFinding | null;
+  /** Slow replies that waited on a CPU taking no interrupt (host pause or IRQs off). */
+  pauses: PauseFinding | null;
   advice: string[];
   text: string;
 }
@@ -191,7 +220,9 @@ export function verdictText(target: string, v: PingFacts): string {
   if (!v.slow) lines.push('No slow replies: no culprit to name.');
   else if (!v.culprit)
     lines.push(
-      `No culprit found: none of the ${v.slow} slow replies overlapped a long softirq or timer callback on the CPUs that handled them; the delay is elsewhere (sender, network, or the remote host).`,
+      v.pauses
+        ? `No culprit in this kernel: no softirq or timer callback on the CPUs that handled them explains the ${v.slow} slow replies.`
+        : `No culprit found: none of the ${v.slow} slow replies overlapped a long softirq or timer callback on the CPUs that handled them; the delay is elsewhere (sender, network, or the remote host).`,
     );
   else {
     const c = v.culprit;
@@ -199,8 +230,10 @@ export function verdictText(target: string, v: PingFacts): string {
       `Culprit: ${c.culprit} on CPU ${c.cpu} (${c.kind}) delayed ${c.replies} of ${v.slow} slow replies (${pct(c.share)}); ` +
         `its runs: ${c.runs.count}, p50 ${c.runs.p50Ms.toFixed(1)} ms, max ${c.runs.maxMs.toFixed(1)} ms.`,
     );
-    if (v.attributed > c.replies) lines.push(`Other culprits explain ${v.attributed - c.replies} more slow replies (see the report).`);
+    const others = v.attributed - c.replies - (v.pauses?.count ?? 0);
+    if (others > 0) lines.push(`Other culprits explain ${others} more slow replies (see the report).`);
   }
+  if (v.pauses) lines.push(pausesLine(v.pauses, v.slow, 'slow replies'));
   if (v.rps) lines.push(rpsLine(v.rps, v.culprit?.cpu));
   for (const a of v.advice) lines.push(`Advice: ${a}`);
   return lines.join('\n');

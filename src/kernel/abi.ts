@@ -24,7 +24,7 @@ export const OFFSETS = {
   'pkt.code': 72,
 } as const;
 
-export const Kind = { SOFTIRQ: 1, TIMER: 2, HRTIMER: 3, PACKET: 4, FUNC: 5 } as const;
+export const Kind = { SOFTIRQ: 1, TIMER: 2, HRTIMER: 3, PACKET: 4, FUNC: 5, PAUSE: 6 } as const;
 export const Func = { ESTIMATION_TIMER: 1, NET_RX_ACTION: 2 } as const;
 export const Flag = { WAIT_UNKNOWN: 1, IPV6: 2, SLOW: 4 } as const;
 

@@ -35,6 +35,8 @@ export interface SessionOptions {
    * run_hists instead of streaming them (serve). Absent: every run is streamed.
    */
   kernelHistsBelowNs?: number;
+  /** A hard hrtimer this late (ns) is streamed as a pause: the CPU took no interrupt meanwhile (default 1 ms). */
+  pauseMinNs?: number;
 }
 
 export interface Drops {
@@ -232,6 +234,7 @@ function tracerSpec(flavour: Flavour, modes: Record<LadderProbe, Choice>, opts: 
     icmp_from_icmp_rcv: globals.bool(isDirect(modes.icmp_rcv.mode)),
     slow_packet_ns: globals.u64(opts.slowPacketNs ?? 1e6),
     stream_icmp: globals.bool(opts.streamIcmp ?? true),
+    pause_min_ns: globals.u64(opts.pauseMinNs ?? 1e6),
   };
   if (opts.kernelHistsBelowNs !== undefined) {
     g.kernel_hists = globals.bool(true);

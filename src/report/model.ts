@@ -9,7 +9,7 @@ import { Kallsyms } from '../host/kallsyms';
 import { Func, HRTIMER_SOFTIRQ, NET_RX_SOFTIRQ, SOFTIRQ_NAMES, TIMER_SOFTIRQ } from '../kernel/abi';
 import { isDirect } from '../kernel/ladder';
 import { ProbeName, ProbeStatus } from '../kernel/probes';
-import { attributePackets, indexStalls, ReplyRow, SlowPacket, StallRow } from '../diagnose/attribute';
+import { attributePackets, indexStalls, PAUSE_CULPRIT, ReplyRow, SlowPacket, StallRow } from '../diagnose/attribute';
 import { PacketVerdict, packetVerdict, PingVerdict } from '../diagnose/verdict';
 import { interfaceByIndex } from '../host/net';
 import { Aggregator, Packet } from '../stream/aggregate';
@@ -21,7 +21,7 @@ export type { Log2Bucket };
 export const REPORT_SCHEMA_ID = 'jitterscope.report/v2';
 
 export interface HistogramRow extends HistogramSummary {
-  probe: ProbeName | 'softirq_wait';
+  probe: ProbeName | 'softirq_wait' | 'pause';
   cpu: number | null; // null: all CPUs merged
   key: string | null;
   unit: 'ns';
@@ -170,6 +170,7 @@ export function buildReport(inp: ReportInput): Report {
   perCpuRows(histograms, 'net_rx_wait', null, netRxWait);
   perCpuRows(histograms, 'icmp_rcv', null, agg.icmpWait);
   perCpuRows(histograms, 'packet_wait', null, agg.packetWait);
+  perCpuRows(histograms, 'pause', null, agg.pauses);
 
   // fentry/kprobe runs of estimation_timer (kept even if ip_vs went away since);
   // without them, its runs as a timer callback
@@ -178,7 +179,7 @@ export function buildReport(inp: ReportInput): Report {
   const stalls = agg.stalls();
   k?.resolveAll([
     ...agg.timers.keys(),
-    ...stalls.filter((s) => s.kind !== 'softirq').map((s) => s.key),
+    ...stalls.filter((s) => s.kind === 'timer' || s.kind === 'hrtimer').map((s) => s.key),
     ...(agg.series ? seriesTimerKeys(agg.series) : []),
   ]);
   const worstByCpu: CpuSummary['worst'][] = [];
@@ -241,7 +242,7 @@ export function buildReport(inp: ReportInput): Report {
   const stallRows: StallRow[] = stalls.map((s) => ({
     cpu: s.cpu,
     kind: s.kind,
-    culprit: s.kind === 'softirq' ? `${SOFTIRQ_NAMES[s.key]} softirq` : symbolOf(k, s.key),
+    culprit: s.kind === 'softirq' ? `${SOFTIRQ_NAMES[s.key]} softirq` : s.kind === 'pause' ? PAUSE_CULPRIT : symbolOf(k, s.key),
     startNs: s.startNs,
     durationNs: s.durationNs,
   }));

@@ -136,6 +136,10 @@ export function renderText(r: Report): string {
     out.push('');
     out.push(renderHistogram(`@net_rx_wait_ns[cpu ${h.cpu}]`, h.buckets));
   }
+  for (const h of r.histograms.filter((h) => h.probe === 'pause' && h.cpu !== null)) {
+    out.push('');
+    out.push(renderHistogram(`@pause_ns[cpu ${h.cpu}] (no timer interrupt: host pause or IRQs off)`, h.buckets));
+  }
   for (const t of r.timers.byMax.slice(0, 3)) {
     const h = r.histograms.find((x) => x.probe === 'timer_callbacks' && x.key === t.symbol && x.cpu === t.cpu);
     if (h) {

@@ -110,6 +110,7 @@ export class Metrics {
   private readonly softirq = new BucketedHistogram('jitterscope_softirq_seconds', 'Run time of softirq handlers, by vector');
   private readonly estimation = new BucketedHistogram('jitterscope_estimation_timer_seconds', "Run time of IPVS's estimation_timer (kernels before 6.2)");
   private readonly packetWait = new BucketedHistogram('jitterscope_packet_wait_seconds', 'Time from a packet\'s arrival in the stack to its processing, every received packet');
+  private readonly pauses = new BucketedHistogram('jitterscope_pause_seconds', 'How long a CPU took no timer interrupt, pauses of at least --stall-ms (a hard hrtimer fired that late: the host did not run the vCPU, or interrupts were off)');
   private readonly callbacks = new BucketedHistogram('jitterscope_timer_callback_seconds', 'Run time of timer and hrtimer callbacks, by function (top N by total time, then "other")');
   private readonly stalls: Counter;
   private readonly slowPackets: Counter;
@@ -124,7 +125,7 @@ export class Metrics {
     facts: LiveFacts,
   ) {
     const r = this.registry;
-    for (const h of [this.netRxWait, this.netRxRun, this.softirq, this.estimation, this.packetWait, this.callbacks]) r.registerMetric(h as unknown as PromClient.Metric);
+    for (const h of [this.netRxWait, this.netRxRun, this.softirq, this.estimation, this.packetWait, this.pauses, this.callbacks]) r.registerMetric(h as unknown as PromClient.Metric);
     this.stalls = new client.Counter({ name: 'jitterscope_stalls_total', help: 'Softirq and timer runs at least --stall-ms long, by culprit (a callback counts once, not again for its softirq; "not_listed": past the 1,000 a second that are attributed)', labelNames: ['culprit', 'kind'], registers: [r] });
     this.slowPackets = new client.Counter({ name: 'jitterscope_slow_packets_total', help: 'Packets that waited at least --packet-ms, by the run that explains the wait ("unexplained" if none; "not_listed": past the 1,000 a second that are attributed)', labelNames: ['culprit'], registers: [r] });
     this.cpuSlowEvents = new client.Counter({ name: 'jitterscope_cpu_slow_events_total', help: 'Stalls and slow packets per CPU (always per CPU, to find the hot CPU without --per-cpu)', labelNames: ['cpu'], registers: [r] });
@@ -150,7 +151,7 @@ export class Metrics {
     });
     new client.Gauge({ name: 'jitterscope_build_info', help: 'The running jitterscope', labelNames: ['version'], registers: [r], collect() { this.set({ version: facts.version }, 1); } });
     // families exist from the first scrape on
-    for (const h of [this.netRxWait, this.netRxRun, this.estimation, this.packetWait]) h.touch({});
+    for (const h of [this.netRxWait, this.netRxRun, this.estimation, this.packetWait, this.pauses]) h.touch({});
   }
 
   /** Folds one interval's report in. */
@@ -164,6 +165,7 @@ export class Metrics {
       else if (h.probe === 'softirq') this.softirq.add({ ...cpuLabel(h), vector: h.key ?? '' }, h);
       else if (h.probe === 'ipvs_estimation') this.estimation.add(cpuLabel(h), h);
       else if (h.probe === 'packet_wait') this.packetWait.add(cpuLabel(h), h);
+      else if (h.probe === 'pause') this.pauses.add(cpuLabel(h), h);
     }
     this.foldCallbacks(r, perCpu);
     for (const e of stallEvents(r.stalls.rows)) {

@@ -37,12 +37,13 @@ export interface Packet {
 
 const MAX_FUNC = Math.max(...Object.values(Func));
 
-export type StallKind = 'softirq' | 'timer' | 'hrtimer';
+/** 'pause': the CPU took no timer interrupt for a while (a hard hrtimer fired that late). */
+export type StallKind = 'softirq' | 'timer' | 'hrtimer' | 'pause';
 
 export interface Stall {
   kind: StallKind;
   cpu: number;
-  key: number; // softirq vector, or callback address (low 52 bits)
+  key: number; // softirq vector, or callback address (low 52 bits; for a pause, the late timer's)
   startNs: number;
   durationNs: number;
 }
@@ -100,11 +101,13 @@ export class Aggregator {
   readonly packetWait: (Histogram | undefined)[] = [];
   /** Packets whose arrival the kernel did not see, per CPU. */
   readonly packetWaitUnknown: number[] = [];
+  /** Pauses per CPU: how late hard hrtimers fired (the CPU took no interrupt meanwhile). */
+  readonly pauses: (Histogram | undefined)[] = [];
   /** CPU time the hypervisor stole from each CPU meanwhile, ns (LiveTrace adds it). */
   readonly stealNs: number[] = [];
   private readonly slowRing: Newest<Packet>;
   private readonly stallRing: Newest<Stall>;
-  readonly events = { softirq: 0, timer: 0, hrtimer: 0, packet: 0, func: 0, unknown: 0 };
+  readonly events = { softirq: 0, timer: 0, hrtimer: 0, packet: 0, func: 0, pause: 0, unknown: 0 };
   firstNs = 0;
   lastNs = 0;
 
@@ -187,6 +190,11 @@ export class Aggregator {
         (t.perCpu[cpu] ??= new Histogram()).record(d);
         this.series?.timer(cpu, key, start, d);
         if (d >= this.stallThresholdNs) this.stallRing.push({ kind: t.kind, cpu, key, startNs: start, durationNs: d });
+      } else if (kind === Kind.PAUSE) {
+        this.events.pause++;
+        const d = v.durationNs(w);
+        (this.pauses[cpu] ??= new Histogram()).record(d);
+        if (d >= this.stallThresholdNs) this.stallRing.push({ kind: 'pause', cpu, key: v.key52(w), startNs: start, durationNs: d });
       } else if (kind === Kind.PACKET) {
         this.events.packet++;
         this.addPacket(v, w, cpu, start);
@@ -289,6 +297,7 @@ export class Aggregator {
     }
     mergeList(this.icmpWait, o.icmpWait);
     mergeList(this.packetWait, o.packetWait);
+    mergeList(this.pauses, o.pauses);
     o.icmpCount.forEach((n, cpu) => (this.icmpCount[cpu] = (this.icmpCount[cpu] ?? 0) + (n ?? 0)));
     o.packetWaitUnknown.forEach((n, cpu) => (this.packetWaitUnknown[cpu] = (this.packetWaitUnknown[cpu] ?? 0) + (n ?? 0)));
     o.stealNs.forEach((n, cpu) => (this.stealNs[cpu] = (this.stealNs[cpu] ?? 0) + (n ?? 0)));

@@ -7,7 +7,7 @@ import { TraceSession, SessionOptions } from '../kernel/session';
 import { Aggregator, AggregatorOptions } from './aggregate';
 import { KernelHist, parsePercpuHist, since, toHistogram } from './kernel-histogram';
 
-export type LiveTraceOptions = Omit<SessionOptions, 'onBatch' | 'slowPacketNs'> & AggregatorOptions;
+export type LiveTraceOptions = Omit<SessionOptions, 'onBatch' | 'slowPacketNs' | 'pauseMinNs'> & AggregatorOptions;
 
 export class LiveTrace {
   /** Where events go now; rotate() swaps in a fresh one. */
@@ -26,6 +26,7 @@ export class LiveTrace {
     this.session = TraceSession.start({
       ...opts,
       slowPacketNs: this.aggregator.slowPacketNs,
+      pauseMinNs: this.aggregator.stallThresholdNs,
       onBatch: (buf, count) => this.aggregator.consume(buf, count),
     });
   }

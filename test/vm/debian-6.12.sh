@@ -15,4 +15,17 @@ rec=$!
 sleep 1
 ping -c 5 -i 0.5 127.0.0.1 > /dev/null || true
 wait $rec
+echo "== host pause"
+# a timer due every 10 ms on each CPU, so each has one to fire late
+taskset -c 0 sh -c 'while :; do sleep 0.01; done' & s0=$!
+taskset -c 1 sh -c 'while :; do sleep 0.01; done' & s1=$!
+$JS record -d 6s -o $J/pause.json 2> $J/pause.err &
+rec=$!
+until grep -q "tracing for" $J/pause.err || ! kill -0 $rec 2>/dev/null; do sleep 0.5; done
+sleep 1
+echo 1500 > $J/pause-request # the host stops this VM for 1.5 s (test/vm.ts)
+n=0
+until [ -e $J/pause-done ] || [ $n -ge 100 ]; do sleep 0.2; n=$((n + 1)); done
+wait $rec
+kill $s0 $s1
 echo "== done"
