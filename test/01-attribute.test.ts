@@ -159,10 +159,10 @@ test('verdict text names culprit, share, RPS and advice, or says no culprit', ()
   const paused = verdictText('db-1', { ...base, slow: 40, attributed: 38, pauses: { count: 25, maxMs: 240, cpus: [0, 1] } });
   assert.match(paused, /Culprit: estimation_timer \[ip_vs\] on CPU 1 \(timer\) delayed 13 of 40 slow replies/);
   assert.doesNotMatch(paused, /Other culprits/, '13 + 25 pauses = all 38 attributed');
-  assert.match(paused, /Host pauses: 25 of 40 slow replies waited on CPUs 0,1 while it took no timer interrupt \(up to 240\.0 ms\)/);
+  assert.match(paused, /Host pauses: 25 of 40 slow replies waited on CPUs 0,1 while they took no timer interrupt \(up to 240\.0 ms\)/);
   const onlyPauses = verdictText('db-1', { ...base, culprit: null, attributed: 3, pauses: { count: 3, maxMs: 120, cpus: [1] } });
   assert.match(onlyPauses, /No culprit in this kernel/);
-  assert.match(onlyPauses, /Host pauses: 3 of 14 slow replies waited on CPU 1/);
+  assert.match(onlyPauses, /Host pauses: 3 of 14 slow replies waited on CPU 1 while it took no timer interrupt/);
 });
 
 test('the culprit is the kernel\'s: pauses explaining more replies are reported apart, with their advice after the culprit\'s', () => {

@@ -21,7 +21,7 @@ const probes = Object.fromEntries(
 ) as Record<ProbeName, ProbeStatus>;
 const kallsyms = new Kallsyms('ffffffff8150e200 t bpf_timer_cb\nffffffff81000100 t tick_nohz_handler\n');
 
-/** One second: NET_RX waits on CPU 1 (one of 15 ms), the 15 ms bpf_timer_cb run, a slow packet inside it. */
+/** One second: NET_RX waits on CPU 1 (one of 15 ms), the 15 ms bpf_timer_cb run, a slow packet inside it; a 30 ms host pause on CPU 0. */
 function interval(k: number): ReturnType<typeof buildReport> {
   const t0 = 1e9 + k * 1e9;
   const ev: FakeEvent[] = [];
@@ -29,6 +29,7 @@ function interval(k: number): ReturnType<typeof buildReport> {
   ev.push({ kind: Kind.SOFTIRQ, cpu: 1, startNs: t0 + 99.5e6, durationNs: 16e6, key: 8n, waitNs: 1000 });
   ev.push({ kind: Kind.HRTIMER, cpu: 1, startNs: t0 + 1e8, durationNs: 15e6, key: 0xffffffff8150e200n });
   ev.push({ kind: Kind.HRTIMER, cpu: 0, startNs: t0 + 1e8, durationNs: 4000, key: 0xffffffff81000100n });
+  ev.push({ kind: Kind.PAUSE, cpu: 0, startNs: t0 + 5e8, durationNs: 30e6, key: 0xffffffff81000100n }); // the tick came 30 ms late
   ev.push({
     kind: Kind.PACKET, cpu: 1, startNs: t0 + 1.02e8, durationNs: 9e6, flags: Flag.SLOW,
     pkt: { saddr: '198.18.0.1', daddr: '198.18.0.2', proto: 6, sport: 40000, dport: 7000 },
@@ -75,6 +76,12 @@ test('metrics: seconds, cumulative power-of-two buckets, counters by culprit, pe
   assert.match(text, /^jitterscope_slow_packets_total\{culprit="bpf_timer_cb"\} 2$/m);
   assert.match(text, /^jitterscope_cpu_slow_events_total\{cpu="1"\} 4$/m);
   assert.match(text, /^jitterscope_ring_drops_total 7$/m);
+  // the pauses: a histogram of their own, and stall events by the pause culprit
+  assert.equal(value(text, /^jitterscope_pause_seconds_count /), 2);
+  assert.equal(value(text, /^jitterscope_pause_seconds_bucket\{le="0\.016777216"\}/), 0);
+  assert.equal(value(text, /^jitterscope_pause_seconds_bucket\{le="0\.033554432"\}/), 2);
+  assert.match(text, /^jitterscope_stalls_total\{culprit="host pause or IRQs off",kind="pause"\} 2$/m);
+  assert.match(text, /^jitterscope_cpu_slow_events_total\{cpu="0"\} 2$/m);
   assert.match(text, /^jitterscope_probe_info\{probe="packet_wait",via="tracepoint",mode="tp_btf",active="true"\} 1$/m);
   assert.match(text, /^jitterscope_ipvs_info\{loaded="false",estimator="none"\} 1$/m);
   assert.doesNotMatch(text, /cpu="\d+",le=/, 'no per-CPU histogram series unless asked');

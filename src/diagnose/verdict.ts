@@ -147,7 +147,7 @@ export function verdictAdvice(
 function pausesLine(p: PauseFinding, slow: number, what: string): string {
   const cpus = p.cpus.length === 1 ? `CPU ${p.cpus[0]}` : `CPUs ${p.cpus.join(',')}`;
   return (
-    `Host pauses: ${p.count} of ${slow} ${what} waited on ${cpus} while it took no timer interrupt (up to ${p.maxMs.toFixed(1)} ms): ` +
+    `Host pauses: ${p.count} of ${slow} ${what} waited on ${cpus} while ${p.cpus.length === 1 ? 'it' : 'they'} took no timer interrupt (up to ${p.maxMs.toFixed(1)} ms): ` +
     'the host did not run the vCPU, or interrupts were off. Not counted against the culprit above.'
   );
 }

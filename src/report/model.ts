@@ -56,6 +56,8 @@ export interface CpuSummary {
   icmp: number;
   /** Time the hypervisor took from this CPU (VMs), ns. */
   stealNs: number;
+  /** The longest host pause (no timer interrupt) on this CPU; absent in reports before pauses were traced. */
+  pauseMax?: number | null;
   /** The longest timer callback run on this CPU. */
   worst: { culprit: string; durationNs: number } | null;
 }
@@ -231,6 +233,7 @@ export function buildReport(inp: ReportInput): Report {
       packetWaitMax: stat(agg.packetWait[cpu], 'max'),
       icmp: agg.icmpCount[cpu] ?? 0,
       stealNs: agg.stealNs[cpu] ?? 0,
+      pauseMax: stat(agg.pauses[cpu], 'max'),
       worst: worstByCpu[cpu] ?? null,
     }));
 

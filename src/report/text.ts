@@ -61,7 +61,7 @@ export function renderHistogram(title: string, buckets: Log2Bucket[], width = 52
   return lines.join('\n');
 }
 
-export const CPU_TABLE_HEAD = ['CPU', 'pkt wait p99', 'max', 'NET_RX wait p99', 'max', 'NET_RX run p99', 'max', 'TIMER max', 'HRTIMER max', 'ipvs_est max', 'ICMP', 'steal', 'longest callback'];
+export const CPU_TABLE_HEAD = ['CPU', 'pkt wait p99', 'max', 'NET_RX wait p99', 'max', 'NET_RX run p99', 'max', 'TIMER max', 'HRTIMER max', 'ipvs_est max', 'ICMP', 'steal', 'paused max', 'longest callback'];
 
 /** The cells of one CPU row, as text. */
 export function cpuCells(c: CpuSummary): string[] {
@@ -79,6 +79,7 @@ export function cpuCells(c: CpuSummary): string[] {
     ns(c.ipvsMax),
     String(c.icmp),
     c.stealNs ? fmtNs(c.stealNs) : '0',
+    ns(c.pauseMax ?? null),
     c.worst ? `${c.worst.culprit} ${fmtNs(c.worst.durationNs)}` : '-',
   ];
 }
@@ -86,7 +87,7 @@ export function cpuCells(c: CpuSummary): string[] {
 /** The figures behind each cell (for colouring), null where a cell is not a duration. */
 export function cpuCellValues(c: CpuSummary): (number | null)[] {
   return [
-    null, c.packetWaitP99, c.packetWaitMax, c.netRxWaitP99, c.netRxWaitMax, c.netRxRunP99, c.netRxRunMax, c.timerSoftirqMax, c.hrtimerSoftirqMax, c.ipvsMax, null, c.stealNs || null,
+    null, c.packetWaitP99, c.packetWaitMax, c.netRxWaitP99, c.netRxWaitMax, c.netRxRunP99, c.netRxRunMax, c.timerSoftirqMax, c.hrtimerSoftirqMax, c.ipvsMax, null, c.stealNs || null, c.pauseMax ?? null,
     c.worst?.durationNs ?? null,
   ];
 }
