@@ -185,7 +185,8 @@ test('the culprit is the kernel\'s: pauses explaining more replies are reported 
   assert.deepEqual(p, { count: 4, maxMs: 19, cpus: [1] });
   const advice = verdictAdvice({ ...c, count: c.replies }, p, { ipvsSwitch: true });
   assert.match(advice[0], /estimation_timer/);
-  assert.match(advice.join('\n'), /took no timer interrupt for up to 19\.0 ms/);
+  assert.match(advice.join('\n'), /CPU 1 took no timer interrupt for up to 19\.0 ms/);
+  assert.match(verdictAdvice(null, { count: 3, maxMs: 50, cpus: [0, 1] }).join('\n'), /^CPUs 0,1 took no timer interrupt for up to 50\.0 ms/);
   assert.equal(verdictAdvice({ ...c, count: 5 }, p).some((a) => /timer interrupt/.test(a)), false, 'fewer pauses than the culprit: no pause advice');
 });
 

@@ -240,7 +240,9 @@ function servePauses(q: ChildProcess, jobDir: string): NodeJS.Timeout {
   let busy = false;
   return setInterval(() => {
     if (busy || !fs.existsSync(request)) return;
-    const ms = Number(fs.readFileSync(request, 'utf8').trim());
+    const text = fs.readFileSync(request, 'utf8').trim();
+    if (!text) return; // written next, or never: the next look decides
+    const ms = Number(text);
     fs.unlinkSync(request);
     if (!(ms > 0 && ms <= 10_000)) return void fs.writeFileSync(path.join(jobDir, 'pause-done'), JSON.stringify({ error: `bad request ${ms}` }));
     busy = true;

@@ -29,12 +29,7 @@ export interface AdviceContext {
 /** Advice about a culprit that held `cpu` for up to `maxMs` at a time. */
 export function adviceForCulprit(culprit: string, cpu: number, maxMs: number, ctx: AdviceContext = { ipvsSwitch: true }): string[] {
   if (isIpvsEstimation(culprit)) return ipvsAdvice(ctx.ipvsSwitch);
-  if (culprit === PAUSE_CULPRIT)
-    return [
-      `CPU ${cpu} took no timer interrupt for up to ${maxMs.toFixed(1)} ms at a time (a hard hrtimer fired that late), so nothing in the kernel ran there, packets included.`,
-      'In a VM: the host did not run this vCPU (CPU overcommit, a CPU quota on the VM, a noisy neighbour); steal in /proc/stat often misses it. Ask for dedicated or pinned vCPUs, or move the workload to an instance type without overcommit.',
-      'On bare metal: something held interrupts off that long (a driver, SMIs, a long spin_lock_irqsave); the ftrace irqsoff tracer names the code path.',
-    ];
+  if (culprit === PAUSE_CULPRIT) return pauseAdvice([cpu], maxMs);
   if (culprit === 'bpf_timer_cb')
     return [
       `bpf_timer_cb is a BPF timer callback; if \`jitterscope lab\` is running, this is its deliberate stall. Otherwise find the BPF program that arms the timer (bpftool prog show) and its owner.`,
@@ -45,5 +40,15 @@ export function adviceForCulprit(culprit: string, cpu: number, maxMs: number, ct
     ];
   return [
     `${culprit} ran up to ${maxMs.toFixed(1)} ms in softirq context on CPU ${cpu}; packets processed on that CPU wait for it. Find what arms it (its module or subsystem), and keep RPS from steering packets to CPU ${cpu} meanwhile.`,
+  ];
+}
+
+/** Advice about host pauses on `cpus`, the longest `maxMs`. */
+export function pauseAdvice(cpus: number[], maxMs: number): string[] {
+  const which = cpus.length === 1 ? `CPU ${cpus[0]}` : `CPUs ${cpus.join(',')}`;
+  return [
+    `${which} took no timer interrupt for up to ${maxMs.toFixed(1)} ms at a time (a hard hrtimer fired that late), so nothing in the kernel ran there, packets included.`,
+    'In a VM: the host did not run the vCPU (CPU overcommit, a CPU quota on the VM, a noisy neighbour); steal in /proc/stat often misses it. Ask for dedicated or pinned vCPUs, or move the workload to an instance type without overcommit.',
+    'On bare metal: something held interrupts off that long (a driver, SMIs, a long spin_lock_irqsave); the ftrace irqsoff tracer names the code path.',
   ];
 }

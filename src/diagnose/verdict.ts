@@ -3,8 +3,8 @@
 import { fmtNs, pct } from '../base/format';
 import { RpsQueue, rpsQueues } from '../host/net';
 import { Packet } from '../stream/aggregate';
-import { adviceForCulprit, AdviceContext } from './advice';
-import { Culprit, CulpritRuns, leadingOverlap, PAUSE_CULPRIT, PauseFinding, pauseFinding, SlowPacket, StallRow } from './attribute';
+import { adviceForCulprit, AdviceContext, pauseAdvice } from './advice';
+import { Culprit, CulpritRuns, leadingOverlap, PauseFinding, pauseFinding, SlowPacket, StallRow } from './attribute';
 
 export interface RpsFinding {
   interface: string;
@@ -139,7 +139,7 @@ export function verdictAdvice(
   ctx?: AdviceContext,
 ): string[] {
   const out = culprit ? adviceForCulprit(culprit.culprit, culprit.cpu, culprit.runs.maxMs, ctx) : [];
-  if (pauses && pauses.count >= (culprit?.count ?? 0)) out.push(...adviceForCulprit(PAUSE_CULPRIT, pauses.cpus[0], pauses.maxMs, ctx));
+  if (pauses && pauses.count >= (culprit?.count ?? 0)) out.push(...pauseAdvice(pauses.cpus, pauses.maxMs));
   return out;
 }
 
