@@ -43,11 +43,13 @@ export function adviceForCulprit(culprit: string, cpu: number, maxMs: number, ct
   ];
 }
 
+/** "CPU 1" or "CPUs 0,1". */
+export const cpusText = (cpus: number[]) => (cpus.length === 1 ? `CPU ${cpus[0]}` : `CPUs ${cpus.join(',')}`);
+
 /** Advice about host pauses on `cpus`, the longest `maxMs`. */
 export function pauseAdvice(cpus: number[], maxMs: number): string[] {
-  const which = cpus.length === 1 ? `CPU ${cpus[0]}` : `CPUs ${cpus.join(',')}`;
   return [
-    `${which} took no timer interrupt for up to ${maxMs.toFixed(1)} ms at a time (a hard hrtimer fired that late), so nothing in the kernel ran there, packets included.`,
+    `${cpusText(cpus)} took no timer interrupt for up to ${maxMs.toFixed(1)} ms at a time (a hard hrtimer fired that late), so nothing in the kernel ran there, packets included.`,
     'In a VM: the host did not run the vCPU (CPU overcommit, a CPU quota on the VM, a noisy neighbour); steal in /proc/stat often misses it. Ask for dedicated or pinned vCPUs, or move the workload to an instance type without overcommit.',
     'On bare metal: something held interrupts off that long (a driver, SMIs, a long spin_lock_irqsave); the ftrace irqsoff tracer names the code path.',
   ];

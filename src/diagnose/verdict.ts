@@ -3,7 +3,7 @@
 import { fmtNs, pct } from '../base/format';
 import { RpsQueue, rpsQueues } from '../host/net';
 import { Packet } from '../stream/aggregate';
-import { adviceForCulprit, AdviceContext, pauseAdvice } from './advice';
+import { adviceForCulprit, AdviceContext, cpusText, pauseAdvice } from './advice';
 import { Culprit, CulpritRuns, leadingOverlap, PauseFinding, pauseFinding, SlowPacket, StallRow } from './attribute';
 
 export interface RpsFinding {
@@ -145,9 +145,8 @@ export function verdictAdvice(
 
 /** The verdict line about pauses: `what` is "slow packets" or "slow replies". */
 function pausesLine(p: PauseFinding, slow: number, what: string): string {
-  const cpus = p.cpus.length === 1 ? `CPU ${p.cpus[0]}` : `CPUs ${p.cpus.join(',')}`;
   return (
-    `Host pauses: ${p.count} of ${slow} ${what} waited on ${cpus} while ${p.cpus.length === 1 ? 'it' : 'they'} took no timer interrupt (up to ${p.maxMs.toFixed(1)} ms): ` +
+    `Host pauses: ${p.count} of ${slow} ${what} waited on ${cpusText(p.cpus)} while ${p.cpus.length === 1 ? 'it' : 'they'} took no timer interrupt (up to ${p.maxMs.toFixed(1)} ms): ` +
     'the host did not run the vCPU, or interrupts were off. Not counted against the culprit above.'
   );
 }
