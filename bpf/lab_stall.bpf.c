@@ -2,9 +2,16 @@
 /* The lab stall: a bpf_timer whose callback busy-loops for stall_ns every
  * period_ns, in HRTIMER softirq context on the CPU that started it. It stands
  * in for IPVS's estimation_timer on kernels without IPVS, giving tests and
- * demos a culprit with a known CPU and duration. It measures its own runs. */
+ * demos a culprit with a known CPU and duration. It measures its own runs.
+ *
+ * The lab pause (lab_irqs_off, loaded only when asked for): interrupts held
+ * off on one CPU from inside the hard timer interrupt, which is what a host
+ * pausing the vCPU looks like from inside the guest. Tests use it to make
+ * pauses on demand on a machine whose host never pauses it. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -83,4 +90,51 @@ int lab_stall_start(void *ctx)
 	bpf_timer_init(&el->timer, &stall_timer, 1 /* CLOCK_MONOTONIC */);
 	bpf_timer_set_callback(&el->timer, stall_cb);
 	return bpf_timer_start(&el->timer, period_ns, BPF_F_TIMER_CPU_PIN) ? 2 : 0;
+}
+
+const volatile __u64 irqs_off_ns = 0;
+const volatile __u64 irqs_off_period_ns = 1000000000;
+const volatile __u32 irqs_off_cpu = 1;
+
+/* Layout mirrored by src/kernel/lab-stall.ts. */
+struct irqs_off_stats {
+	__u64 next_ns;
+	__u64 runs;
+	__u64 max_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct irqs_off_stats);
+} irqs_off_stats SEC(".maps");
+
+/* Before a hard hrtimer callback, in the timer interrupt with interrupts off:
+ * spin, so that timer (and any due meanwhile) fires late, as after a host
+ * pause. Attached before a tracer, it runs before the tracer's entry hook,
+ * which then sees the whole spin as the timer's lateness. */
+SEC("tp_btf/hrtimer_expire_entry")
+int BPF_PROG(lab_irqs_off, struct hrtimer *timer)
+{
+	__u32 zero = 0;
+	struct irqs_off_stats *st;
+	__u64 now, deadline, took;
+
+	if (bpf_get_smp_processor_id() != irqs_off_cpu)
+		return 0;
+	if (bpf_core_field_exists(timer->is_soft) && BPF_CORE_READ(timer, is_soft))
+		return 0;
+	st = bpf_map_lookup_elem(&irqs_off_stats, &zero);
+	now = bpf_ktime_get_ns();
+	if (!st || now < st->next_ns)
+		return 0;
+	st->next_ns = now + irqs_off_period_ns;
+	deadline = now + irqs_off_ns;
+	bpf_loop(1 << 23, spin, &deadline, 0);
+	took = bpf_ktime_get_ns() - now;
+	st->runs++;
+	if (took > st->max_ns)
+		st->max_ns = took;
+	return 0;
 }

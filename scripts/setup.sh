@@ -67,6 +67,8 @@ fi
 
 if newer_than dist/src/cli.js src test bench tsconfig.json package-lock.json; then
   log "compiling TypeScript"
+  # from clean: a test or module deleted from the sources must not live on in dist/
+  rm -rf dist
   npx --no-install tsc -p .
   touch dist/src/cli.js
 fi

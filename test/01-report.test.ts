@@ -8,7 +8,7 @@ import { Aggregator } from '../src/stream/aggregate';
 import { Kallsyms, key52FromHex } from '../src/host/kallsyms';
 import { PROBE_NAMES, ProbeName, ProbeStatus } from '../src/kernel/probes';
 import { buildReport } from '../src/report/model';
-import { renderHistogram, renderText, stallEvents, stallEventText } from '../src/report/text';
+import { lossText, renderHistogram, renderText, stallEvents, stallEventText } from '../src/report/text';
 import { PAUSE_CULPRIT, StallRow } from '../src/diagnose/attribute';
 import { checkWritable, writeAtomic } from '../src/report/write';
 import { encode, Kind, Flag, FakeEvent } from './encode';
@@ -58,7 +58,7 @@ function report(agg = sample()) {
     aggregator: agg,
     probes,
     notes: ['test'],
-    drops: { total: 0, perCpu: [0, 0] },
+    drops: { total: 0, perCpu: [0, 0], badRecords: 0, consumeErrors: 0 },
     kallsyms,
     start: { wall: new Date(0), monoNs: 1e9, realtimeOffsetNs: 0 },
     endWall: new Date(1000),
@@ -120,6 +120,39 @@ test('pauses: every late hard hrtimer counts, those past --stall-ms are stalls n
   const udp = r.packets.slow.find((p) => p.proto === 'udp')!;
   assert.equal(udp.attribution?.culprit, PAUSE_CULPRIT);
   assert.match(renderText(r), /host pause or IRQs off/);
+});
+
+test('meta.events.total is the sum of its parts, pauses included', () => {
+  const agg = sample();
+  agg.consume(encode([{ kind: Kind.PAUSE, cpu: 1, startNs: 5e9, durationNs: 2e6, key: 0xffffffff81111000n }]), 1);
+  const e = report(agg).meta.events;
+  const { total, ...parts } = e;
+  assert.equal(total, Object.values(parts).reduce((a, b) => a + b, 0));
+  assert.ok(e.pause >= 1);
+});
+
+test('--max-packets 0 keeps no packet and counts every one as not kept', () => {
+  const agg = new Aggregator({ maxPackets: 0 });
+  const pkt = (seq: number) => ({
+    kind: Kind.PACKET, cpu: 1, startNs: 1e9 + seq, durationNs: 5e6, flags: Flag.SLOW,
+    pkt: { saddr: '198.18.0.1', daddr: '198.18.0.2', proto: 1, type: 8, sport: 7, dport: seq },
+  });
+  agg.consume(encode([pkt(1), pkt(2), pkt(3)]), 3);
+  assert.equal(agg.icmp.length, 0);
+  assert.equal(agg.icmpNotKept, 3);
+  assert.equal(agg.slowPackets().length, 0);
+  assert.equal(agg.slowPacketsNotKept, 3);
+  const r = report(agg);
+  assert.equal(r.packets.slow.length, 0);
+  assert.equal(r.packets.slowNotKept, 3);
+  assert.equal(r.icmp.packetsNotKept, 3);
+  assert.ok(validator()(JSON.parse(JSON.stringify(r))));
+});
+
+test('losses are named in the text report: drops, bad records, read errors', () => {
+  assert.match(lossText({ total: 0, badRecords: 0, consumeErrors: 0 }), /^drops: 0 {2}bad records: 0 {2}read errors: 0$/);
+  const t = lossText({ total: 5, badRecords: 2, consumeErrors: 1 });
+  assert.match(t, /drops: 5 {2}bad records: 2 {2}read errors: 1 {2}\(the ring buffer was full.*; records the reader could not decode.*; reading the ring failed/);
 });
 
 test('merging aggregators equals aggregating everything at once', () => {

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { readManifests, validateManifest, podForPodman, KUBE_DIR, YAML } from './kube';
-import { ROOT } from './helpers';
+import { ROOT, skipIf } from './helpers';
 
 const manifests = readManifests();
 const daemonSet = () => structuredClone(manifests.find((m) => m.doc.kind === 'DaemonSet')!.doc);
@@ -84,8 +84,7 @@ test('deploy/podman/seccomp.json is the default profile with bpf and perf_event_
   assert.equal(rules('perf_event_open')[0].includes.caps[0], 'CAP_PERFMON');
   const source = '/usr/share/containers/seccomp.json';
   if (!fs.existsSync(source)) {
-    process.stderr.write(`SKIP (derivation check): ${source} is missing (Debian package golang-github-containers-common, with podman)\n`);
-    t.skip(`${source} missing`);
+    skipIf(t, `derivation check: ${source} is missing (Debian package golang-github-containers-common, with podman)`);
     return;
   }
   const r = spawnSync(process.execPath, [path.join(ROOT, 'deploy', 'podman', 'make-seccomp.js'), source], { encoding: 'utf8' });

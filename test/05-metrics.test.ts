@@ -14,7 +14,7 @@ import { PROBE_NAMES, ProbeName, ProbeStatus } from '../src/kernel/probes';
 import { buildReport } from '../src/report/model';
 import { Metrics } from '../src/serve/metrics';
 import { encode, Flag, Kind, FakeEvent } from './encode';
-import { ROOT } from './helpers';
+import { ROOT, skipIf } from './helpers';
 
 const probes = Object.fromEntries(
   PROBE_NAMES.map((p): [ProbeName, ProbeStatus] => [p, { active: true, via: 'tracepoint', mode: 'tp_btf', reason: null, hooks: [] }]),
@@ -37,7 +37,7 @@ function interval(k: number): ReturnType<typeof buildReport> {
   const agg = new Aggregator({ stallThresholdNs: 1e6 });
   agg.consume(encode(ev), ev.length);
   return buildReport({
-    aggregator: agg, probes, notes: [], drops: { total: 0, perCpu: [0, 0] }, kallsyms,
+    aggregator: agg, probes, notes: [], drops: { total: 0, perCpu: [0, 0], badRecords: 0, consumeErrors: 0 }, kallsyms,
     start: { wall: new Date(k * 1000), monoNs: t0, realtimeOffsetNs: 0 }, endWall: new Date(k * 1000 + 1000),
     possibleCpus: 2, command: ['serve'], version: '0.0.0',
   });
@@ -45,7 +45,7 @@ function interval(k: number): ReturnType<typeof buildReport> {
 
 function metrics(perCpu = false, topCallbacks = 20) {
   return new Metrics({ perCpu, topCallbacks }, {
-    drops: () => 7,
+    drops: () => ({ total: 7, badRecords: 2, consumeErrors: 1 }),
     probes: () => probes,
     ipvs: () => ({ loaded: false, services: null, destinations: null, runEstimation: null, estimator: 'none' }),
     version: '0.0.0',
@@ -76,6 +76,8 @@ test('metrics: seconds, cumulative power-of-two buckets, counters by culprit, pe
   assert.match(text, /^jitterscope_slow_packets_total\{culprit="bpf_timer_cb"\} 2$/m);
   assert.match(text, /^jitterscope_cpu_slow_events_total\{cpu="1"\} 4$/m);
   assert.match(text, /^jitterscope_ring_drops_total 7$/m);
+  assert.match(text, /^jitterscope_ring_bad_records_total 2$/m);
+  assert.match(text, /^jitterscope_ring_read_errors_total 1$/m);
   // the pauses: a histogram of their own, and stall events by the pause culprit
   assert.equal(value(text, /^jitterscope_pause_seconds_count /), 2);
   assert.equal(value(text, /^jitterscope_pause_seconds_bucket\{le="0\.016777216"\}/), 0);
@@ -101,11 +103,7 @@ test('metrics: callbacks beyond --top-callbacks are function="other", and a seri
 
 const PROMTOOL = '/usr/bin/promtool';
 function needsPromtool(t: { skip: (m?: string) => void }): boolean {
-  if (fs.existsSync(PROMTOOL)) return false;
-  const why = `${PROMTOOL} is missing (npm test installs Debian's prometheus)`;
-  process.stderr.write(`SKIP: ${why}\n`);
-  t.skip(why);
-  return true;
+  return skipIf(t, fs.existsSync(PROMTOOL) ? null : `${PROMTOOL} is missing (npm test installs Debian's prometheus)`);
 }
 
 test('promtool check metrics accepts the exposition', async (t) => {

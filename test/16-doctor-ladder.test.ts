@@ -6,7 +6,7 @@ import { parseIpvsTable } from '../src/host/ipvs';
 import { kernelVersion } from '../src/host/kernel-info';
 import { checkForced, chooseModes, Features } from '../src/kernel/ladder';
 import { EnvironmentError } from '../src/base/errors';
-import { readJson, runCli, skipUnlessKernel, tmpFile, validator } from './helpers';
+import { readJson, readReport, runCli, skipUnlessKernel, tmpFile, validator, skipIf } from './helpers';
 
 test('doctor --json validates and reports what this kernel allows', async (t) => {
   if (skipUnlessKernel(t)) return;
@@ -22,7 +22,7 @@ test('doctor --json validates and reports what this kernel allows', async (t) =>
   const out = tmpFile('r.json');
   const rec = await runCli(['record', '-d', '300ms', '-o', out]);
   assert.equal(rec.code, 0, rec.stderr);
-  const used = readJson(out).meta.probes;
+  const used = readReport(out).meta.probes;
   for (const p of ['net_rx_action', 'icmp_rcv', 'softirq'])
     assert.ok(used[p].mode.startsWith(d.probes[p].mode), `${p}: doctor says ${d.probes[p].mode}, record used ${used[p].mode}`);
   const text = await runCli(['doctor']);
@@ -38,9 +38,8 @@ test('a forced mode the kernel lacks is one line naming the modes it has, exit 2
   const missing = (['fentry', 'kprobe'] as const).filter((m) => !d.attach[m].ok);
   if (!missing.length) {
     // the wording is still covered without a kernel, by the forced-mode unit test below
-    const why = 'this kernel allows both fentry and kprobe: no mode to refuse through the CLI';
-    process.stderr.write(`SKIP: ${why}\n`);
-    return t.skip(why);
+    skipIf(t, 'this kernel allows both fentry and kprobe: no mode to refuse through the CLI');
+    return;
   }
   for (const mode of missing) {
     const r = await runCli(['record', '--attach', mode, '-d', '1s']);
@@ -54,7 +53,7 @@ test('a forced mode the kernel lacks is one line naming the modes it has, exit 2
   const out = tmpFile('tp.json');
   const ok = await runCli(['record', '--attach', 'tracepoint', '-d', '500ms', '-o', out]);
   assert.equal(ok.code, 0, ok.stderr);
-  const rep = readJson(out);
+  const rep = readReport(out);
   assert.match(rep.meta.probes.net_rx_action.mode, /^(tp_btf|raw_tp) /);
   assert.match(rep.meta.probes.net_rx_action.reason, /--attach tracepoint/);
 });

@@ -8,15 +8,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import { CLI, NetnsPair, readJson, runCli, sh, skipUnlessKernel, startCli, tmpFile, validator, needsTwoCpus, startLab } from './helpers';
+import { CLI, NetnsPair, readJson, runCli, sh, skipUnlessKernel, startCli, tmpFile, validator, needsTwoCpus, startLab, skipIf } from './helpers';
 import { browserSkipReason, render, Rendered } from './browser';
 
 function needsBrowser(t: { skip: (m?: string) => void }): boolean {
-  const why = browserSkipReason();
-  if (!why) return false;
-  process.stderr.write(`SKIP: ${why}\n`);
-  t.skip(why);
-  return true;
+  return skipIf(t, browserSkipReason());
 }
 
 function checkPage(page: Rendered, file: string, verdict: RegExp) {

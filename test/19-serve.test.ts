@@ -16,18 +16,14 @@ import { LabStall } from '../src/kernel/lab-stall';
 import { NET_RX_SOFTIRQ, HRTIMER_SOFTIRQ } from '../src/kernel/abi';
 import { Histogram } from '../src/stream/histogram';
 import { LiveTrace } from '../src/stream/live';
-import { runCli, skipUnlessKernel, startCli, tracerPrograms, validator, waitFor, needsTwoCpus } from './helpers';
+import { runCli, skipUnlessKernel, startCli, tracerPrograms, validator, waitFor, needsTwoCpus, skipIf } from './helpers';
 import { freePort, soak, soakSummary, udpLoadMissing } from '../bench/soak';
 
 const PROMETHEUS = '/usr/bin/prometheus';
 const PROMTOOL = '/usr/bin/promtool';
 
 function needsPrometheus(t: { skip: (m?: string) => void }): boolean {
-  if (fs.existsSync(PROMETHEUS) && fs.existsSync(PROMTOOL)) return false;
-  const why = `${PROMETHEUS} is missing (npm test installs Debian's prometheus)`;
-  process.stderr.write(`SKIP: ${why}\n`);
-  t.skip(why);
-  return true;
+  return skipIf(t, fs.existsSync(PROMETHEUS) && fs.existsSync(PROMTOOL) ? null : `${PROMETHEUS} is missing (npm test installs Debian's prometheus)`);
 }
 
 async function startServe(extra: string[] = []) {
@@ -179,7 +175,7 @@ test('serve: bad --listen and a taken port are one line, exit 2, nothing attache
 test('serve under a real UDP flood (~200k kernel events/s) for 100 s, scraped every second: RSS flat once /report\'s window is full and the heap has settled (bench:soak, short)', async (t) => {
   if (skipUnlessKernel(t) || needsTwoCpus(t)) return;
   const missing = udpLoadMissing();
-  if (missing) return t.skip(missing);
+  if (skipIf(t, missing)) return;
   // the 20 s window is full after 25 s and V8's old generation settles by ~60 s
   // (measured: +8 MB between 30 and 60 s, flat after); growth is measured over
   // the last 40 s. The peak is printed against its target, not asserted: a

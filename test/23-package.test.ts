@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { LabStall } from '../src/kernel/lab-stall';
-import { ROOT, readJson, skipUnlessKernel, needsTwoCpus } from './helpers';
+import { ROOT, readReport, skipUnlessKernel, needsTwoCpus } from './helpers';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'jitterscope-pack-'));
 const prefix = path.join(work, 'prefix');
@@ -81,7 +81,7 @@ test('the installed package: doctor, record (names the lab stall), top and ping'
     stall.stop();
   }
   assert.equal(rec.status, 0, rec.stderr);
-  const row = readJson(out).timers.byMax.find((r: any) => r.symbol === 'bpf_timer_cb');
+  const row = readReport(out).timers.byMax.find((r: any) => r.symbol === 'bpf_timer_cb');
   assert.ok(row && row.cpu === 1 && row.count >= 5, `bpf_timer_cb on CPU 1: ${JSON.stringify(row)}`);
 
   const top = jitterscope(['top', '--once', '--delay', '500ms']);

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { LabStall } from '../src/kernel/lab-stall';
-import { ROOT, skipUnlessKernel, needsTwoCpus } from './helpers';
+import { ROOT, skipUnlessKernel, needsTwoCpus, skipIf } from './helpers';
 import { readManifests, podForPodman, YAML } from './kube';
 
 const IMAGE = 'localhost/jitterscope:test';
@@ -40,11 +40,7 @@ function missingTools(): string | null {
 
 function skipUnlessContainers(t: { skip: (m?: string) => void }): boolean {
   if (skipUnlessKernel(t)) return true;
-  const why = missingTools();
-  if (!why) return false;
-  process.stderr.write(`SKIP: ${why}\n`);
-  t.skip(why);
-  return true;
+  return skipIf(t, missingTools());
 }
 
 let built = false;

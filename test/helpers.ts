@@ -5,6 +5,7 @@ import { spawn, spawnSync, SpawnOptions, ChildProcess } from 'node:child_process
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import assert from 'node:assert/strict';
 import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
 import { native } from '../src/kernel/addon';
@@ -19,21 +20,26 @@ export function kernelSkipReason(): string | null {
   return null;
 }
 
-/** Skips the current test with the reason on stderr, or returns false when it may run. */
-export function skipUnlessKernel(t: { skip: (msg?: string) => void }): boolean {
-  const why = kernelSkipReason();
+/**
+ * The one way a test skips: with the reason on stderr and in the test's
+ * result (npm test lists every skip at the end). Returns true so a test can
+ * `if (skipIf(t, why)) return;`; a null reason does nothing and returns false.
+ */
+export function skipIf(t: { skip: (msg?: string) => void }, why: string | null): boolean {
   if (!why) return false;
   process.stderr.write(`SKIP: ${why}\n`);
   t.skip(why);
   return true;
 }
 
+/** Skips the current test with the reason on stderr, or returns false when it may run. */
+export function skipUnlessKernel(t: { skip: (msg?: string) => void }): boolean {
+  return skipIf(t, kernelSkipReason());
+}
+
 /** Skips (with the reason printed) on a one-CPU machine: the lab stall runs on CPU 1. */
 export function needsTwoCpus(t: { skip: (msg?: string) => void }): boolean {
-  if (native().numPossibleCpus >= 2) return false;
-  process.stderr.write('SKIP: needs CPU 1\n');
-  t.skip('needs CPU 1');
-  return true;
+  return skipIf(t, native().numPossibleCpus >= 2 ? null : 'needs CPU 1');
 }
 
 export interface CliResult {
@@ -144,11 +150,27 @@ export class NetnsPair {
 }
 
 /**
+ * JITTERSCOPE_TEST_PAUSES=MS[/EVERY_MS] makes every lab stall the tests start
+ * also hold interrupts off on its CPU for MS every EVERY_MS (default 700):
+ * a machine whose host pauses it, on demand, to show the timing tests still
+ * pass there and can still fail.
+ */
+export function injectedPauses(): { pauseMs: number; pausePeriodMs: number } | null {
+  const v = process.env.JITTERSCOPE_TEST_PAUSES;
+  if (!v) return null;
+  const [ms, every] = v.split('/').map(Number);
+  if (!(ms > 0)) throw new Error(`JITTERSCOPE_TEST_PAUSES='${v}': give MS or MS/EVERY_MS`);
+  return { pauseMs: ms, pausePeriodMs: every || 700 };
+}
+
+/**
  * `jitterscope lab` in namespace b: the stall on CPU 1, vb's RPS steered to it
  * (and restored by lab on exit). Resolves once it is stalling.
  */
 export async function startLab(net: NetnsPair) {
-  const lab = spawn('ip', net.exec(net.b, [process.execPath, CLI, 'lab', '--cpu', '1', '--stall-ms', '15', '--period-ms', '200', '--rps', 'vb']), {
+  const pause = injectedPauses();
+  const pauseArgs = pause ? ['--pause-ms', String(pause.pauseMs), '--pause-every-ms', String(pause.pausePeriodMs)] : [];
+  const lab = spawn('ip', net.exec(net.b, [process.execPath, CLI, 'lab', '--cpu', '1', '--stall-ms', '15', '--period-ms', '200', '--rps', 'vb', ...pauseArgs]), {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let err = '';
@@ -176,93 +198,17 @@ export function readJson<T = any>(file: string): T {
   return JSON.parse(fs.readFileSync(file, 'utf8')) as T;
 }
 
+/** Reads a report a command wrote and checks it against the project's schema: whatever the host did, a report must be valid. */
+export function readReport<T = any>(file: string): T {
+  const r = readJson<T>(file);
+  const validate = validator();
+  assert.ok(validate(r), `${file} fails schema/report.v2.json: ${JSON.stringify(validate.errors?.slice(0, 3))}`);
+  return r;
+}
+
 /** The report validator, compiled from schema/report.v2.json with ajv (strict). */
 export function validator(schema = 'report.v2.json'): ((data: unknown) => boolean) & { errors?: unknown[] | null } {
   const ajv = new Ajv({ allErrors: true, strict: true });
   addFormats(ajv);
   return ajv.compile(JSON.parse(fs.readFileSync(path.join(ROOT, 'schema', schema), 'utf8'))) as any;
-}
-
-/**
- * A watcher of host preemption, in its own process so a test blocked in
- * spawnSync does not stop it. Two witnesses, because the hypervisor does not
- * account every preemption as steal:
- *  - steal time (/proc/stat, 10 ms ticks): every 50 ms, how much each CPU lost
- *    since the last look; the largest burst is kept;
- *  - wake-up lateness: the watcher runs at real-time priority pinned to one CPU
- *    and wakes every 5 ms; how late a wake-up comes is how long nothing in the
- *    guest could run there (a softirq or the host holding the CPU).
- */
-const STEAL_WATCHER = `
-const fs = require('fs');
-const read = () => fs.readFileSync('/proc/stat', 'utf8').split('\\n').filter((l) => /^cpu\\d+ /.test(l)).map((l) => Number(l.trim().split(/\\s+/)[8]) * 10);
-let last = read(), burst = 0, total = 0, late = 0, prev = performance.now();
-setInterval(() => { const now = read(); now.forEach((v, i) => { const d = v - (last[i] || 0); total += d; if (d > burst) burst = d; }); last = now; }, 50);
-setInterval(() => { const now = performance.now(); late = Math.max(late, now - prev - 5); prev = now; }, 5);
-process.on('SIGTERM', () => { process.stdout.write(JSON.stringify({ burst, total, late: Math.round(late) })); process.exit(0); });
-`;
-
-/** A preemption this long (ms, on one CPU, within 50 ms) distorts what a timing test measures. */
-const STEAL_BURST_MS = 30;
-/** A wake-up this late on a CPU: well beyond the 15 ms lab stall the timing tests run. */
-const LATE_WAKEUP_MS = 40;
-
-type Witness = { burst: number; total: number; late: number };
-
-/** Whether watchers can run pinned at real-time priority (chrt and taskset work): learnt once. */
-let pinnable: boolean | undefined;
-
-function startWatcher(cpu: number | null) {
-  const argv = [process.execPath, '-e', STEAL_WATCHER];
-  // real-time priority and a pinned CPU where possible; plain otherwise
-  const cmd = cpu === null ? argv : ['chrt', '-f', '10', 'taskset', '-c', String(cpu), ...argv];
-  const watcher = spawn(cmd[0], cmd.slice(1), { stdio: ['ignore', 'pipe', 'ignore'] });
-  let said = '';
-  watcher.stdout!.on('data', (d) => (said += d));
-  watcher.on('error', () => {});
-  const closed = new Promise((r) => watcher.on('close', r));
-  return async (): Promise<Witness> => {
-    watcher.kill('SIGTERM');
-    await closed;
-    try {
-      return JSON.parse(said) as Witness;
-    } catch {
-      return { burst: 0, total: 0, late: 0 };
-    }
-  };
-}
-
-/**
- * Runs a timing-sensitive test body. If it fails and, meanwhile, the host
- * preempted one of this VM's CPUs for STEAL_BURST_MS or more at once (as steal
- * time), or a real-time wake-up on some CPU came LATE_WAKEUP_MS late, the test
- * is skipped with the figures printed: such a preemption shows inside the VM as
- * a callback or a wait that long, which no tracer in the guest can tell apart.
- * Without either, a failure fails.
- */
-export async function unlessStolen(t: { skip: (m?: string) => void }, body: () => Promise<void>): Promise<void> {
-  pinnable ??= spawnSync('chrt', ['-f', '10', 'true']).status === 0 && spawnSync('taskset', ['-c', '0', 'true']).status === 0;
-  const cpus = pinnable ? [...Array(Math.min(os.cpus().length, 8)).keys()] : [null];
-  const stops = cpus.map(startWatcher);
-  const stop = async () => {
-    const seen = await Promise.all(stops.map((s) => s()));
-    return {
-      burst: Math.max(...seen.map((w) => w.burst)),
-      total: Math.max(...seen.map((w) => w.total)),
-      late: Math.max(...seen.map((w) => w.late)),
-    };
-  };
-  try {
-    await body();
-  } catch (e) {
-    const w = await stop();
-    if (w.burst < STEAL_BURST_MS && w.late < LATE_WAKEUP_MS) throw e;
-    const why =
-      `the host preempted a CPU of this VM during the test (longest steal burst ${w.burst} ms, ${w.total} ms stolen in all; ` +
-      `latest real-time wake-up ${w.late} ms late); it failed with: ${(e as Error).message.split('\n')[0]}`;
-    process.stderr.write(`SKIP: ${why}\n`);
-    t.skip(why);
-    return;
-  }
-  await stop();
 }

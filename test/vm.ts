@@ -7,7 +7,7 @@ import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ROOT } from './helpers';
+import { ROOT, skipIf } from './helpers';
 
 export const CACHE = process.env.JITTERSCOPE_KERNEL_CACHE ?? '/var/cache/jitterscope/kernels';
 
@@ -298,10 +298,7 @@ export function vmSuite(kernel: KernelName, script: string, timeoutMs: number) {
       }
     },
     job(t: { skip: (m?: string) => void }): string | null {
-      if (skip) {
-        t.skip(skip);
-        return null;
-      }
+      if (skipIf(t, skip)) return null;
       if (bootError) throw bootError;
       if (!vm) throw new Error('the VM did not run');
       if (vm.code !== 0) throw new Error(`guest script failed (exit ${vm.code}):\n${vm.output}\n--- console ---\n${consoleExcerpt(vm.console)}`);

@@ -17,6 +17,8 @@ export interface LabArgs {
   'period-ms': string;
   rps?: string[];
   duration?: string;
+  'pause-ms'?: string;
+  'pause-every-ms': string;
 }
 
 export function labOptions(y: Argv): Argv<LabArgs> {
@@ -26,6 +28,8 @@ export function labOptions(y: Argv): Argv<LabArgs> {
     .option('period-ms', { type: 'string', default: '200', describe: 'Time between stalls' })
     .option('rps', { type: 'string', array: true, describe: "DEV or DEV:CPUS: steer DEV's receive queues to the stalled CPU (or CPUS) while running" })
     .option('duration', { alias: 'd', type: 'string', describe: 'Stop after this long (default: until Ctrl-C)' })
+    .option('pause-ms', { type: 'string', describe: 'Also hold interrupts off on the CPU this long, from its timer interrupt: what a host pausing the vCPU looks like (tests use it)' })
+    .option('pause-every-ms', { type: 'string', default: '1000', describe: 'Time between those pauses' })
     .example('$0 lab --cpu 1 --rps lo', 'stall CPU 1 and steer loopback to it; try ping 127.0.0.1') as unknown as Argv<LabArgs>;
 }
 
@@ -38,6 +42,10 @@ export async function lab(argv: LabArgs): Promise<void> {
   if (!(periodMs >= 10 && periodMs <= 600_000)) throw new UsageError(`--period-ms: '${argv['period-ms']}' must be 10 to 600000 ms`);
   if (stallMs >= periodMs) throw new UsageError('--stall-ms must be shorter than --period-ms');
   const durationMs = argv.duration !== undefined ? parseDurationMs(argv.duration) : Infinity;
+  const pauseMs = argv['pause-ms'] === undefined ? 0 : Number(argv['pause-ms']);
+  const pauseEveryMs = Number(argv['pause-every-ms']);
+  if (!(pauseMs >= 0 && pauseMs <= 50)) throw new UsageError(`--pause-ms: '${argv['pause-ms']}' must be 0 to 50 ms`);
+  if (!(pauseEveryMs >= 100 && pauseEveryMs <= 600_000)) throw new UsageError(`--pause-every-ms: '${argv['pause-every-ms']}' must be 100 to 600000 ms`);
   const steer: { dev: string; cpus: number[] }[] = [];
   for (const spec of argv.rps ?? []) {
     const [dev, list] = spec.split(':');
@@ -67,7 +75,8 @@ export async function lab(argv: LabArgs): Promise<void> {
         fs.writeFileSync(file, formatCpuMask(cpus));
         say(`rps: ${dev} ${q.queue} -> CPU ${cpus.join(',')} (was ${q.cpus.length ? 'CPU ' + q.cpus.join(',') : 'off'})`);
       }
-    stall = new LabStall({ cpu, stallMs, periodMs });
+    stall = new LabStall({ cpu, stallMs, periodMs, pauseMs, pausePeriodMs: pauseEveryMs });
+    if (pauseMs) say(`lab: holding interrupts off on CPU ${cpu} for ${pauseMs} ms every ${pauseEveryMs} ms (a pause, as the host would make)`);
     say(`lab: stalling CPU ${cpu} for ${stallMs} ms every ${periodMs} ms in HRTIMER softirq (bpf_timer_cb); Ctrl-C stops and restores`);
     // a signal handler alone does not keep Node's loop alive: this timer does
     let timer: NodeJS.Timeout | undefined;
@@ -80,7 +89,8 @@ export async function lab(argv: LabArgs): Promise<void> {
     ]);
     clearInterval(timer);
     const st = stall.stats();
-    say(`lab: stopped (${reason}) after ${st.runs} stalls, longest ${(st.maxNs / 1e6).toFixed(2)} ms${st.otherCpuRuns ? `, ${st.otherCpuRuns} ran off CPU ${cpu}` : ''}`);
+    const ps = stall.pauseStats();
+    say(`lab: stopped (${reason}) after ${st.runs} stalls, longest ${(st.maxNs / 1e6).toFixed(2)} ms${st.otherCpuRuns ? `, ${st.otherCpuRuns} ran off CPU ${cpu}` : ''}${pauseMs ? `; ${ps.runs} pauses, longest ${(ps.maxNs / 1e6).toFixed(2)} ms` : ''}`);
   } finally {
     stop.dispose();
     stall?.stop();

@@ -1,18 +1,17 @@
 // `jitterscope ping`: ping while tracing, tie every reply to its ICMP events
 // and to what its CPU was running, and sum it up in a verdict. A ping report
 // is the base report plus a `ping` section.
-import dns from 'node:dns/promises';
-import fs from 'node:fs';
-import net from 'node:net';
 import type { Argv } from 'yargs';
 import { clockPair } from '../base/clock';
 import { EnvironmentError, UsageError } from '../base/errors';
 import { fmtNs } from '../base/format';
 import { hasRunEstimationSwitch } from '../host/ipvs';
-import { interfaceByIndex, interfaceExists } from '../host/net';
+import { interfaceByIndex } from '../host/net';
+import { resolvePingTarget } from '../host/target';
 import { attributeReplies, leadingCulprit, pauseFinding } from '../diagnose/attribute';
 import { pingVerdict, rpsFinding, verdictAdvice } from '../diagnose/verdict';
 import { PingReport, PingSection, Report } from '../report/model';
+import { lossText } from '../report/text';
 import { checkWritable, writeAtomic } from '../report/write';
 import { ATTACH_OPTION, onStopSignal, say, startTrace, traceReport, tracingPreflight } from './common';
 import { PingParams, PingRun, runPing } from './iputils';
@@ -25,6 +24,8 @@ export interface PingArgs {
   interval: string;
   size: string;
   interface?: string;
+  '4'?: boolean;
+  '6'?: boolean;
   'slow-ms': string;
   out?: string;
   format: string;
@@ -38,43 +39,15 @@ export function pingOptions(y: Argv): Argv<PingArgs> {
     .option('interval', { alias: 'i', type: 'string', default: '50', describe: 'Milliseconds between requests' })
     .option('size', { alias: 's', type: 'string', default: '56', describe: 'Payload bytes' })
     .option('interface', { alias: 'I', type: 'string', describe: 'Send from this interface' })
+    .option('4', { type: 'boolean', describe: 'IPv4 only (a name must have an IPv4 address)' })
+    .option('6', { type: 'boolean', describe: 'IPv6 only (a name must have an IPv6 address)' })
+    .conflicts('4', '6')
     .option('slow-ms', { type: 'string', default: '3', describe: 'A reply this slow or slower is explained' })
     .option('out', { alias: 'o', type: 'string', describe: 'Also write the report (with one row per reply) here' })
     .option('format', { alias: 'f', choices: ['text', 'json'], default: 'text', describe: 'text: verdict; json: the report' })
     .option('cpus', { type: 'string', describe: 'Trace only these CPUs (default: all)' })
     .option('attach', ATTACH_OPTION)
     .example('$0 ping 10.0.0.7 -c 600 -i 100', 'a minute of pings, then the verdict') as unknown as Argv<PingArgs>;
-}
-
-/** Why IPv6 cannot be used on this host, or null. */
-function ipv6Unavailable(): string | null {
-  if (!fs.existsSync('/proc/net/if_inet6')) return 'this kernel has no IPv6 (/proc/net/if_inet6 is missing)';
-  try {
-    if (fs.readFileSync('/proc/sys/net/ipv6/conf/all/disable_ipv6', 'utf8').trim() === '1') return 'IPv6 is disabled here (net.ipv6.conf.all.disable_ipv6=1)';
-  } catch {
-    // no sysctl: IPv6 as the kernel has it
-  }
-  return null;
-}
-
-/** The address to ping: an IP literal as given, or the name resolved (IPv4 first, as ping does). */
-async function resolveTarget(target: string): Promise<{ address: string; family: 4 | 6 }> {
-  let address = target;
-  let family = net.isIP(target);
-  if (!family) {
-    try {
-      const r = await dns.lookup(target);
-      address = r.address;
-      family = r.family;
-    } catch (e) {
-      throw new UsageError(`ping ${target}: cannot resolve it (${(e as NodeJS.ErrnoException).code ?? e}); give a host name or an IP address`);
-    }
-  }
-  if (family === 6) {
-    const why = ipv6Unavailable();
-    if (why) throw new UsageError(`ping ${target}: ${address} is an IPv6 address, but ${why}`);
-  }
-  return { address, family: family === 6 ? 6 : 4 };
 }
 
 export async function ping(argv: PingArgs): Promise<void> {
@@ -84,10 +57,8 @@ export async function ping(argv: PingArgs): Promise<void> {
     throw new UsageError(`--interval: '${argv.interval}' must be 1 to 60000 milliseconds`);
   const sizeBytes = parseIntInRange(argv.size, '--size', 0, 65_507);
   const slowMs = parsePositiveMs(argv['slow-ms'], '--slow-ms');
-  if (argv.interface !== undefined && !interfaceExists(argv.interface))
-    throw new UsageError(`--interface: no interface '${argv.interface}' in this network namespace (see ip link)`);
   if (argv.out) checkWritable(argv.out);
-  const { address, family } = await resolveTarget(argv.target);
+  const { address, family } = await resolvePingTarget(argv.target, { family: argv['6'] ? 6 : argv['4'] ? 4 : undefined, iface: argv.interface });
   const { possible, cpus } = tracingPreflight(argv.cpus);
   const params: PingParams = {
     address,
@@ -132,8 +103,8 @@ export async function ping(argv: PingArgs): Promise<void> {
     const slow = slowRepliesText(report.ping);
     process.stdout.write(`${slow ? slow + '\n\n' : ''}${report.ping.verdict.text}\n`);
   }
-  const drops = report.meta.drops.total;
-  if (drops) say(`warning: ${drops} events were dropped; attribution may miss some`);
+  const d = report.meta.drops;
+  if (d.total || d.badRecords || d.consumeErrors) say(`warning: events were lost, so attribution may miss some (${lossText(d)})`);
 }
 
 function pingSection(report: Report, target: string, p: PingParams, run: PingRun, slowMs: number): PingSection {

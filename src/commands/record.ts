@@ -4,7 +4,7 @@ import type { Argv } from 'yargs';
 import { clockPair } from '../base/clock';
 import { UsageError } from '../base/errors';
 import { renderHtml } from '../report/html';
-import { renderText } from '../report/text';
+import { lossText, renderText } from '../report/text';
 import { checkWritable, writeAtomic } from '../report/write';
 import { ATTACH_OPTION, CPUS_OPTION, exitOnSecondSignal, onStopSignal, say, startTrace, traceReport, tracingPreflight } from './common';
 import { parseDurationMs, parseIntInRange, parsePositiveMs } from './options';
@@ -31,7 +31,7 @@ export function recordOptions(y: Argv): Argv<RecordArgs> {
     .option('cpus', CPUS_OPTION)
     .option('ring-mb', { type: 'string', default: '4', describe: 'Ring buffer size in MiB (power of two); raise it if drops are reported' })
     .option('stall-ms', { type: 'string', default: '1', describe: 'Keep softirq and timer runs at least this long as stalls' })
-    .option('max-packets', { type: 'string', default: '10000', describe: 'Keep at most this many ICMP packets in the report' })
+    .option('max-packets', { type: 'string', default: '10000', describe: 'Keep at most this many ICMP packets, and slow packets, in the report (0: none; those not kept are counted)' })
     .option('packet-ms', { type: 'string', default: '1', describe: 'A packet that waited this long or longer is slow: kept with its flow and explained' })
     .option('attach', ATTACH_OPTION)
     .example('$0 record --duration 30s --out report.json', 'trace 30 s into report.json')
@@ -69,12 +69,10 @@ export async function record(argv: RecordArgs): Promise<void> {
     trace.stop();
   }
   const report = traceReport(trace, start, stopReason ? [stopReason] : [], possible, cpus);
-  const drops = report.meta.drops.total;
   const text = argv.format === 'text' ? renderText(report) : argv.format === 'html' ? renderHtml(report) : JSON.stringify(report, null, 1) + '\n';
-  if (argv.out) {
-    writeAtomic(argv.out, text);
-    say(`wrote ${argv.out} (${report.meta.events.total} events, ${drops} drops)`);
-  } else process.stdout.write(text);
+  if (argv.out) writeAtomic(argv.out, text);
+  else process.stdout.write(text);
+  // the end-of-run line: what was written and everything lost on the way
+  say(`${argv.out ? `wrote ${argv.out}` : 'traced'} (${report.meta.events.total} events; ${lossText(report.meta.drops)})`);
   if (stopReason) say(stopReason);
-  if (drops) say(`warning: ${drops} events were dropped because the ring buffer was full; raise --ring-mb`);
 }

@@ -109,7 +109,10 @@ export async function serve(argv: ServeArgs): Promise<void> {
     const m = new Metrics(
       { perCpu: argv['per-cpu'], topCallbacks },
       {
-        drops: () => session.drops().total + (synthetic?.drops() ?? 0),
+        drops: () => {
+          const d = session.drops();
+          return { total: d.total + (synthetic?.drops() ?? 0), badRecords: d.badRecords, consumeErrors: d.consumeErrors };
+        },
         probes: () => session.probes,
         ipvs: () => ipvsState(session.kallsyms),
         version: VERSION,

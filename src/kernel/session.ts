@@ -39,9 +39,15 @@ export interface SessionOptions {
   pauseMinNs?: number;
 }
 
+/** What was lost on the way from the kernel: never silent (every view and report shows it). */
 export interface Drops {
+  /** Events the kernel could not reserve ring space for (the ring was full). */
   total: number;
   perCpu: number[];
+  /** Ring records the reader could not use (short or of an unknown size). */
+  badRecords: number;
+  /** Ring reads that failed (ring_buffer__consume errors). */
+  consumeErrors: number;
 }
 
 /** 4 MiB holds ~75,000 events: 75 ms of a 1 M events/s burst between wakeups.
@@ -67,6 +73,7 @@ export class TraceSession {
   private finalPacketWait: Buffer | null | undefined;
   private finalRunHists: (Buffer | null)[] | undefined;
   private finalStreamed = 0;
+  private finalRingStats = { badRecords: 0, consumeErrors: 0 };
   /** True when short runs are counted in the kernel (SessionOptions.kernelHistsBelowNs). */
   readonly kernelHists: boolean;
 
@@ -162,7 +169,14 @@ export class TraceSession {
 
   drops(): Drops {
     if (this.finalDrops) return this.finalDrops;
-    return this.obj ? readPercpuCounter(this.obj, 'drops') : { total: 0, perCpu: [] };
+    const kernel = this.obj ? readPercpuCounter(this.obj, 'drops') : { total: 0, perCpu: [] };
+    return { ...kernel, ...this.ringLoss() };
+  }
+
+  private ringLoss(): { badRecords: number; consumeErrors: number } {
+    if (!this.ring) return this.finalRingStats;
+    const st = this.ring.stats();
+    return { badRecords: st.badRecords, consumeErrors: st.consumeErrors };
   }
 
   /** The kernel's per-CPU packet-wait histograms as the map holds them (struct js_hist per CPU). */
@@ -195,6 +209,7 @@ export class TraceSession {
         this.ring.drain();
       } finally {
         this.finalStreamed = this.ring.stats().events;
+        this.finalRingStats = this.ringLoss();
         this.ring.close();
         this.ring = undefined;
       }
@@ -202,7 +217,7 @@ export class TraceSession {
     this.ipvs?.close();
     if (this.obj) {
       try {
-        this.finalDrops = readPercpuCounter(this.obj, 'drops');
+        this.finalDrops = { ...readPercpuCounter(this.obj, 'drops'), ...this.finalRingStats };
         this.finalPacketWait = this.obj.lookup('packet_wait', Buffer.alloc(4));
         this.finalRunHists = this.kernelHists ? readRunHists(this.obj) : [];
       } finally {

@@ -88,13 +88,16 @@ function tables(r: Report): string {
   const drops = m.drops.total
     ? `<p class="warn">${m.drops.total} events were dropped (ring buffer full): the figures undercount. Per CPU: ${esc(m.drops.perCpu.join(', '))}.</p>`
     : '<p>No events were dropped.</p>';
+  const lost = (m.drops.badRecords ?? 0) + (m.drops.consumeErrors ?? 0)
+    ? `<p class="warn">The ring reader lost records: ${m.drops.badRecords ?? 0} could not be decoded, ${m.drops.consumeErrors ?? 0} reads failed.</p>`
+    : '';
   const notes = m.notes.length ? `<ul>${m.notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul>` : '<p>No notes.</p>';
   return `<h2>Timer callbacks, longest first</h2>
 <table id="callbacks">${head(['callback', 'kind', 'CPU', 'runs', 'p99', 'max', 'total'])}${callbacks.join('')}</table>
 <h2>Probes</h2>
 <table id="probes">${head(['probe', 'attached by', 'note'])}${probes.join('')}</table>
 <h2>Drops and notes</h2>
-${drops}
+${drops}${lost}
 ${notes}`;
 }
 

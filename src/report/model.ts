@@ -9,6 +9,7 @@ import { Kallsyms } from '../host/kallsyms';
 import { Func, HRTIMER_SOFTIRQ, NET_RX_SOFTIRQ, SOFTIRQ_NAMES, TIMER_SOFTIRQ } from '../kernel/abi';
 import { isDirect } from '../kernel/ladder';
 import { ProbeName, ProbeStatus } from '../kernel/probes';
+import type { Drops } from '../kernel/session';
 import { attributePackets, indexStalls, PAUSE_CULPRIT, ReplyRow, SlowPacket, StallRow } from '../diagnose/attribute';
 import { PacketVerdict, packetVerdict, PingVerdict } from '../diagnose/verdict';
 import { interfaceByIndex } from '../host/net';
@@ -75,7 +76,8 @@ export interface Report {
     clock: { source: 'CLOCK_MONOTONIC'; startNs: number; realtimeOffsetNs: number };
     cpus: { possible: number; traced: number[] | 'all' };
     probes: Record<string, ProbeStatus>;
-    drops: { total: number; perCpu: number[] };
+    /** Ring-full drops per CPU, and records the reader lost (absent in reports before they were counted). */
+    drops: { total: number; perCpu: number[]; badRecords?: number; consumeErrors?: number };
     events: Aggregator['events'] & { total: number };
     notes: string[];
   };
@@ -122,7 +124,7 @@ export interface ReportInput {
   aggregator: Aggregator;
   probes: Record<ProbeName, ProbeStatus>;
   notes: string[];
-  drops: { total: number; perCpu: number[] };
+  drops: Drops;
   kallsyms?: Kallsyms;
   /** When tracing started, on both clocks. */
   start: ClockPair;
@@ -268,7 +270,7 @@ export function buildReport(inp: ReportInput): Report {
       clock: { source: 'CLOCK_MONOTONIC', startNs: inp.start.monoNs, realtimeOffsetNs: inp.start.realtimeOffsetNs },
       cpus: { possible: inp.possibleCpus, traced: inp.tracedCpus ?? 'all' },
       probes: inp.probes,
-      drops: inp.drops,
+      drops: { total: inp.drops.total, perCpu: inp.drops.perCpu, badRecords: inp.drops.badRecords, consumeErrors: inp.drops.consumeErrors },
       events: { ...agg.events, total: agg.totalEvents },
       notes: inp.notes,
     },

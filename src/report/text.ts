@@ -105,7 +105,7 @@ export function renderText(r: Report): string {
   out.push(
     `jitterscope ${m.tool.version} on ${m.host} (${m.kernel}), ${(m.durationMs / 1000).toFixed(1)} s from ${m.startTime}`,
   );
-  out.push(`events: ${m.events.total}  drops: ${m.drops.total}${m.drops.total ? '  (ring buffer was full: figures undercount)' : ''}`);
+  out.push(`events: ${m.events.total}  ${lossText(m.drops)}`);
   out.push('');
   out.push('probes:');
   for (const [name, p] of Object.entries(m.probes))
@@ -165,4 +165,20 @@ export function renderText(r: Report): string {
     for (const s of longest) out.push(`  cpu ${s.cpu}  ${stallEventText(s)}  ${fmtNs(s.durationNs)}`);
   }
   return out.join('\n') + '\n';
+}
+
+/**
+ * What was lost between the kernel and the report, in one phrase: ring-full
+ * drops, and records the reader lost (malformed, or a failed read). Every
+ * loss is named, with what it means; none is left out when it is zero.
+ */
+export function lossText(d: { total: number; badRecords?: number; consumeErrors?: number }): string {
+  const bad = d.badRecords ?? 0;
+  const errors = d.consumeErrors ?? 0;
+  const parts = [`drops: ${d.total}`, `bad records: ${bad}`, `read errors: ${errors}`];
+  const why: string[] = [];
+  if (d.total) why.push('the ring buffer was full: figures undercount; raise --ring-mb');
+  if (bad) why.push('records the reader could not decode were skipped');
+  if (errors) why.push('reading the ring failed: events may be missing');
+  return parts.join('  ') + (why.length ? `  (${why.join('; ')})` : '');
 }

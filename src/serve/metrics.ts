@@ -94,7 +94,8 @@ export interface MetricsOptions {
 
 /** Facts read at scrape time rather than folded per interval. */
 export interface LiveFacts {
-  drops(): number;
+  /** Ring-full drops, and records the ring reader lost (undecodable, failed reads). */
+  drops(): { total: number; badRecords: number; consumeErrors: number };
   probes(): Report['meta']['probes'];
   ipvs(): { services: number | null; destinations: number | null; runEstimation: number | null; estimator: string; loaded: boolean };
   version: string;
@@ -131,7 +132,15 @@ export class Metrics {
     this.cpuSlowEvents = new client.Counter({ name: 'jitterscope_cpu_slow_events_total', help: 'Stalls and slow packets per CPU (always per CPU, to find the hot CPU without --per-cpu)', labelNames: ['cpu'], registers: [r] });
     new client.Counter({
       name: 'jitterscope_ring_drops_total', help: 'Events lost because the ring buffer was full', registers: [r],
-      collect() { this.reset(); this.inc(facts.drops()); },
+      collect() { this.reset(); this.inc(facts.drops().total); },
+    });
+    new client.Counter({
+      name: 'jitterscope_ring_bad_records_total', help: 'Ring records the reader could not decode (short, or of an unknown size)', registers: [r],
+      collect() { this.reset(); this.inc(facts.drops().badRecords); },
+    });
+    new client.Counter({
+      name: 'jitterscope_ring_read_errors_total', help: 'Ring buffer reads that failed (events may be missing)', registers: [r],
+      collect() { this.reset(); this.inc(facts.drops().consumeErrors); },
     });
     new client.Gauge({
       name: 'jitterscope_probe_info', help: 'How each probe is attached (1 for the current state)', labelNames: ['probe', 'via', 'mode', 'active'], registers: [r],

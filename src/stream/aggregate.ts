@@ -74,7 +74,8 @@ export class Newest<T> {
   dropped = 0;
   constructor(readonly max: number) {}
   push(x: T): void {
-    if (this.items.length < this.max) this.items.push(x);
+    if (this.max === 0) this.dropped++;
+    else if (this.items.length < this.max) this.items.push(x);
     else {
       this.items[this.next] = x;
       this.next = (this.next + 1) % this.max;
@@ -144,7 +145,7 @@ export class Aggregator {
 
   get totalEvents(): number {
     const e = this.events;
-    return e.softirq + e.timer + e.hrtimer + e.packet + e.func + e.unknown;
+    return e.softirq + e.timer + e.hrtimer + e.packet + e.func + e.pause + e.unknown;
   }
 
   get stallsNotKept(): number {

@@ -82,8 +82,10 @@ export class Collector {
     this.intervals = this.intervals.slice(-Math.max(1, keep));
   }
 
+  /** Everything lost on the way: ring-full drops, and records the reader could not use. */
   private drops(): number {
-    return this.trace.session.drops().total + (this.opts.extraDrops?.() ?? 0);
+    const d = this.trace.session.drops();
+    return d.total + (d.badRecords ?? 0) + (d.consumeErrors ?? 0) + (this.opts.extraDrops?.() ?? 0);
   }
 
   /** A report of the window as of the last tick(). */
@@ -105,7 +107,7 @@ export class Collector {
       aggregator: agg,
       probes: session.probes,
       notes: session.notes,
-      drops: { total: this.lastDrops, perCpu: session.drops().perCpu },
+      drops: { ...session.drops(), total: this.lastDrops },
       kallsyms: session.kallsyms,
       start: this.start,
       endWall: takenAt,
