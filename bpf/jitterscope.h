@@ -11,7 +11,7 @@
 #include <linux/types.h>
 #endif
 
-#define JS_ABI_VERSION 2
+#define JS_ABI_VERSION 3
 #define JS_MAX_CPUS 1024
 #define JS_CPU_MASK_WORDS (JS_MAX_CPUS / 64)
 
@@ -24,6 +24,8 @@ enum js_event_kind {
 	JS_EV_PAUSE = 6,    /* a hard hrtimer fired late: from start (its expiry) for duration the
 	                     * CPU took no timer interrupt (the host did not run this vCPU, or
 	                     * interrupts were off): key = the late timer's callback address */
+	JS_EV_TASK = 7,     /* a task held the CPU while NET_RX was pending on it (raised, not yet
+	                     * run): from start for duration, until it switched out; key = pid */
 };
 
 /* Functions traced by fentry/fexit or kprobe/kretprobe. */
@@ -36,6 +38,11 @@ enum js_event_flags {
 	JS_F_WAIT_UNKNOWN = 1,  /* softirq: the raise was not seen; packet: the arrival was not seen */
 	JS_F_IPV6 = 2,          /* packet: addresses are IPv6 (else IPv4 in their first 4 bytes) */
 	JS_F_SLOW = 4,          /* packet: waited at least the slow-packet threshold */
+	JS_F_NAPI = 8,          /* packet: first seen in a NAPI poll; its wait starts at the NET_RX
+	                         * raise that scheduled the poll (it sat in the NIC's ring) */
+	JS_F_WAIT_BOUND = 16,   /* packet: not the poll's first packet, so that wait is an upper
+	                         * bound (it may have reached the ring after the raise) */
+	JS_F_DEFERRED = 32,     /* softirq: NET_RX ran in ksoftirqd, not at an interrupt's exit */
 };
 
 /* Every record has the same size, so a batch is a flat array of them. */
@@ -62,6 +69,11 @@ struct js_event {
 			__u8 code;         /* ICMP code */
 			__u8 pad[7];
 		} pkt;
+		struct {
+			char comm[16];     /* the task that held the CPU */
+			__u32 pid;         /* its thread id */
+			__u32 tgid;        /* its process id */
+		} task;
 	};
 };
 

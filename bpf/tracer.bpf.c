@@ -39,6 +39,8 @@ const volatile bool kernel_hists = false;
 const volatile __u64 stream_min_ns = 0;
 /* A hard CLOCK_MONOTONIC hrtimer that fires at least this late is a pause. */
 const volatile __u64 pause_min_ns = 1000000;
+/* A task that held a CPU this long while NET_RX waited there is streamed. */
+const volatile __u64 task_min_ns = 300000;
 
 struct hrtimer_slot {
 	__u64 timer;
@@ -58,6 +60,9 @@ struct cpu_state {
 	struct hrtimer_slot hrt[2];
 	__u64 net_rx_action_ns;
 	__u64 pause_end_ns; /* end of the last pause streamed */
+	__u64 task_since_ns; /* while NET_RX is pending: when the current task's stretch began */
+	__u32 napi_packets;  /* packets first seen in NAPI polls of the current NET_RX run */
+	bool net_rx_deferred; /* the current NET_RX run is ksoftirqd's */
 };
 
 struct {
@@ -74,9 +79,11 @@ struct {
  * after GRO) keeps its first arrival. */
 struct arrival {
 	__u64 skb;
-	__u64 ts_ns;
+	__u64 ts_ns;   /* when its wait began: first sighting, or its NAPI poll's NET_RX raise */
+	__u64 seen_ns; /* first sighting, for telling a hand-off from a reused skb */
 	__u32 cpu;
-	__u32 pad;
+	__u16 flags;   /* JS_F_NAPI, JS_F_WAIT_BOUND */
+	__u16 pad;
 };
 
 #define ARRIVAL_SLOTS 8192
@@ -205,6 +212,18 @@ static __always_inline int on_softirq_entry(unsigned int vec)
 	s->entry_ns[vec] = now;
 	s->wait_ns[vec] = s->raise_ns[vec] ? now - s->raise_ns[vec] : ~0ULL;
 	s->raise_ns[vec] = 0;
+	if (vec == JS_NET_RX_SOFTIRQ) {
+		s->napi_packets = 0;
+		s->task_since_ns = 0;
+		/* a late run: was it handed to ksoftirqd? (only late runs pay for the look) */
+		s->net_rx_deferred = false;
+		if (s->wait_ns[vec] != ~0ULL && s->wait_ns[vec] >= slow_packet_ns) {
+			char comm[16] = {};
+			bpf_get_current_comm(comm, sizeof(comm));
+			s->net_rx_deferred = comm[0] == 'k' && comm[1] == 's' && comm[2] == 'o' && comm[3] == 'f' && comm[4] == 't' &&
+					     comm[5] == 'i' && comm[6] == 'r' && comm[7] == 'q' && comm[8] == 'd' && comm[9] == '/';
+		}
+	}
 	return 0;
 }
 
@@ -223,7 +242,9 @@ static __always_inline int on_softirq_exit(unsigned int vec)
 	start = s->entry_ns[vec];
 	wait = s->wait_ns[vec];
 	s->entry_ns[vec] = 0;
-	if (kernel_hists && now - start < stream_min_ns && (wait == ~0ULL || wait < stream_min_ns)) {
+	/* serve keeps short runs in the kernel; a NET_RX run that started late (a
+	 * receive stall) always streams, whatever --stall-ms says */
+	if (kernel_hists && now - start < stream_min_ns && (wait == ~0ULL || (wait < stream_min_ns && !(vec == JS_NET_RX_SOFTIRQ && wait >= slow_packet_ns)))) {
 		count_run(JS_KH_SOFTIRQ_RUN + vec, now - start, true);
 		count_run(JS_KH_SOFTIRQ_WAIT + vec, wait, wait != ~0ULL);
 		return 0;
@@ -236,6 +257,8 @@ static __always_inline int on_softirq_exit(unsigned int vec)
 		e->flags = JS_F_WAIT_UNKNOWN;
 	else
 		e->softirq.wait_ns = wait;
+	if (vec == JS_NET_RX_SOFTIRQ && s->net_rx_deferred)
+		e->flags |= JS_F_DEFERRED;
 	submit(e);
 	return 0;
 }
@@ -376,24 +399,52 @@ static __always_inline __u32 arrival_slot(__u64 skb)
 	return (__u32)((skb >> 8) ^ (skb >> 21)) & (ARRIVAL_SLOTS - 1);
 }
 
-static __always_inline int on_packet_arrival(const struct sk_buff *skb, bool typed)
+/* A packet first seen now. `napi`: in a NAPI poll (napi_gro_receive), where it
+ * has been waiting in the NIC's ring since before the poll: its wait starts at
+ * the NET_RX raise that scheduled the poll (the interrupt), exactly for the
+ * poll's first packet and as an upper bound for later ones. Outside a NET_RX
+ * run (threaded NAPI, busy polling) there is no raise to go by: first sighting. */
+static __always_inline int on_packet_arrival(const struct sk_buff *skb, bool typed, bool napi)
 {
 	__u64 id = SKB_ID(skb, typed);
 	__u32 slot = arrival_slot(id);
 	struct arrival *a = bpf_map_lookup_elem(&arrivals, &slot);
-	__u64 now;
+	struct cpu_state *s;
+	__u64 now, ts;
+	__u16 flags = 0;
 	if (!a)
 		return 0;
 	now = bpf_ktime_get_ns();
 	/* the same skb seen again within HANDOFF_NS is one packet handed on (GRO
 	 * then RPS): keep its first arrival. Older, it is a new packet in a reused
 	 * skb whose predecessor left without being seen processed. */
-	if (a->skb == id && now - a->ts_ns < HANDOFF_NS)
+	if (a->skb == id && now - a->seen_ns < HANDOFF_NS)
 		return 0;
-	a->ts_ns = now;
+	ts = now;
+	if (napi) {
+		s = my_state();
+		if (s && s->entry_ns[JS_NET_RX_SOFTIRQ] && s->wait_ns[JS_NET_RX_SOFTIRQ] != ~0ULL) {
+			ts = s->entry_ns[JS_NET_RX_SOFTIRQ] - s->wait_ns[JS_NET_RX_SOFTIRQ];
+			flags = JS_F_NAPI | (s->napi_packets ? JS_F_WAIT_BOUND : 0);
+			s->napi_packets++;
+		}
+	}
+	a->ts_ns = ts;
+	a->seen_ns = now;
 	a->cpu = bpf_get_smp_processor_id();
+	a->flags = flags;
 	a->skb = id;
 	return 0;
+}
+
+static __always_inline int on_backlog_arrival(const struct sk_buff *skb, bool typed)
+{
+	return on_packet_arrival(skb, typed, false);
+}
+
+static __always_inline int on_napi_arrival(const struct sk_buff *skb, bool typed)
+{
+	return on_packet_arrival(skb, typed, true);
 }
 
 /* Headers at skb->data (the network header, at the net tracepoints) or at
@@ -469,6 +520,7 @@ static __always_inline __u8 l4_proto(unsigned char *l3, __u16 protocol)
 struct seen {
 	__u64 now, start, wait;
 	__u32 cpu, arrival_cpu;
+	__u16 flags; /* the arrival's JS_F_NAPI, JS_F_WAIT_BOUND */
 	bool known;
 };
 
@@ -481,6 +533,7 @@ static __always_inline void take_arrival(const struct sk_buff *skb, bool typed, 
 	w->now = w->start = bpf_ktime_get_ns();
 	w->cpu = w->arrival_cpu = bpf_get_smp_processor_id();
 	w->wait = 0;
+	w->flags = 0;
 	w->known = false;
 	if (!a || a->skb != id)
 		return;
@@ -489,6 +542,7 @@ static __always_inline void take_arrival(const struct sk_buff *skb, bool typed, 
 		w->start = a->ts_ns;
 		w->wait = w->now - a->ts_ns;
 		w->arrival_cpu = a->cpu;
+		w->flags = a->flags;
 	}
 	a->skb = 0;
 }
@@ -541,7 +595,7 @@ static __always_inline void packet_done(const struct sk_buff *skb, __u16 protoco
 	e->key = BPF_CORE_READ(skb, dev, ifindex);
 	e->cpu = w->cpu;
 	e->kind = JS_EV_PACKET;
-	e->flags = (w->known ? 0 : JS_F_WAIT_UNKNOWN) | (slow ? JS_F_SLOW : 0);
+	e->flags = (w->known ? w->flags : JS_F_WAIT_UNKNOWN) | (slow ? JS_F_SLOW : 0);
 	e->pkt.arrival_cpu = w->arrival_cpu;
 	if (!parse_packet(l3, protocol, e) || (!slow && !is_icmp(e))) {
 		bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);
@@ -567,6 +621,45 @@ static __always_inline int on_icmp_rcv(const struct sk_buff *skb, bool typed)
 	struct seen w;
 	take_arrival(skb, typed, &w);
 	packet_done(skb, bpf_htons(0x0800), &w, stream_icmp, true, typed);
+	return 0;
+}
+
+/* ---- tasks that hold a CPU while NET_RX waits ----------------------------- */
+
+/* While NET_RX is pending on a CPU (raised, not yet run), each task that runs
+ * there until it switches out is streamed with its stretch: when the run is
+ * deferred to ksoftirqd (or NAPI runs in a thread), a task that keeps the CPU
+ * is what the packets wait for. Outside that window a switch costs one look
+ * at the pending raise. */
+static __always_inline int on_sched_switch(struct task_struct *prev)
+{
+	struct cpu_state *s;
+	struct js_event *e;
+	__u64 raise, now, start;
+	__u32 cpu = bpf_get_smp_processor_id(), pid;
+	if (!cpu_wanted(cpu))
+		return 0;
+	s = my_state();
+	if (!s)
+		return 0;
+	raise = s->raise_ns[JS_NET_RX_SOFTIRQ];
+	if (!raise)
+		return 0;
+	now = bpf_ktime_get_ns();
+	start = s->task_since_ns > raise ? s->task_since_ns : raise;
+	s->task_since_ns = now;
+	pid = BPF_CORE_READ(prev, pid);
+	if (!pid || now - start < task_min_ns) /* the idle task waits for nothing */
+		return 0;
+	e = reserve();
+	if (!e)
+		return 0;
+	fill_run(e, JS_EV_TASK, pid, start, now, cpu);
+	__builtin_memset(&e->task, 0, sizeof(e->task));
+	BPF_CORE_READ_STR_INTO(&e->task.comm, prev, comm);
+	e->task.pid = pid;
+	e->task.tgid = BPF_CORE_READ(prev, tgid);
+	submit(e);
 	return 0;
 }
 
@@ -623,12 +716,14 @@ TP_PAIR(timer_expire_entry, tmr_entry, on_timer_entry, struct timer_list *, time
 TP_PAIR(timer_expire_exit, tmr_exit, on_timer_exit, struct timer_list *, timer)
 TP_PAIR(hrtimer_expire_entry, hrt_entry, on_hrtimer_entry, struct hrtimer *, timer)
 TP_PAIR(hrtimer_expire_exit, hrt_exit, on_hrtimer_exit, struct hrtimer *, timer)
+SEC("tp_btf/sched_switch") int BPF_PROG(js_sched_switch, bool preempt, struct task_struct *prev) { return on_sched_switch(prev); }
+SEC("raw_tp/sched_switch") int BPF_PROG(jsr_sched_switch, bool preempt, struct task_struct *prev) { return on_sched_switch(prev); }
 /* The packet hooks tell the body which flavour it runs in (typed or not). */
 #define TP_PAIR_TYPED(tp, name, body, type, arg)                              \
 	SEC("tp_btf/" #tp) int BPF_PROG(js_##name, type arg) { return body(arg, true); } \
 	SEC("raw_tp/" #tp) int BPF_PROG(jsr_##name, type arg) { return body(arg, false); }
 
-TP_PAIR_TYPED(netif_rx_entry, rx_arrive, on_packet_arrival, const struct sk_buff *, skb)
-TP_PAIR_TYPED(napi_gro_receive_entry, gro_arrive, on_packet_arrival, const struct sk_buff *, skb)
-TP_PAIR_TYPED(netif_receive_skb_entry, rcv_arrive, on_packet_arrival, const struct sk_buff *, skb)
+TP_PAIR_TYPED(netif_rx_entry, rx_arrive, on_backlog_arrival, const struct sk_buff *, skb)
+TP_PAIR_TYPED(napi_gro_receive_entry, gro_arrive, on_napi_arrival, const struct sk_buff *, skb)
+TP_PAIR_TYPED(netif_receive_skb_entry, rcv_arrive, on_backlog_arrival, const struct sk_buff *, skb)
 TP_PAIR_TYPED(netif_receive_skb, skb_rcv, on_packet_receive, const struct sk_buff *, skb)

@@ -57,6 +57,9 @@ static Napi::Value Layout(const Napi::CallbackInfo &info) {
   OFF("pkt.proto", pkt.proto);
   OFF("pkt.type", pkt.type);
   OFF("pkt.code", pkt.code);
+  OFF("task.comm", task.comm);
+  OFF("task.pid", task.pid);
+  OFF("task.tgid", task.tgid);
 #undef OFF
   o.Set("offsets", off);
   Napi::Object kinds = Napi::Object::New(env);
@@ -66,11 +69,15 @@ static Napi::Value Layout(const Napi::CallbackInfo &info) {
   kinds.Set("PACKET", static_cast<uint32_t>(JS_EV_PACKET));
   kinds.Set("FUNC", static_cast<uint32_t>(JS_EV_FUNC));
   kinds.Set("PAUSE", static_cast<uint32_t>(JS_EV_PAUSE));
+  kinds.Set("TASK", static_cast<uint32_t>(JS_EV_TASK));
   o.Set("kinds", kinds);
   Napi::Object flags = Napi::Object::New(env);
   flags.Set("WAIT_UNKNOWN", static_cast<uint32_t>(JS_F_WAIT_UNKNOWN));
   flags.Set("IPV6", static_cast<uint32_t>(JS_F_IPV6));
   flags.Set("SLOW", static_cast<uint32_t>(JS_F_SLOW));
+  flags.Set("NAPI", static_cast<uint32_t>(JS_F_NAPI));
+  flags.Set("WAIT_BOUND", static_cast<uint32_t>(JS_F_WAIT_BOUND));
+  flags.Set("DEFERRED", static_cast<uint32_t>(JS_F_DEFERRED));
   o.Set("flags", flags);
   o.Set("nrSoftirqs", JS_NR_SOFTIRQS);
   Napi::Object funcs = Napi::Object::New(env);

@@ -70,7 +70,7 @@ function report(agg = sample()) {
 
 test('aggregation counts, per-CPU histograms and ICMP packets', () => {
   const agg = sample();
-  assert.deepEqual(agg.events, { softirq: 200, timer: 2, hrtimer: 1, packet: 6, func: 0, pause: 0, unknown: 0 });
+  assert.deepEqual(agg.events, { softirq: 200, timer: 2, hrtimer: 1, packet: 6, func: 0, pause: 0, task: 0, unknown: 0 });
   assert.equal(agg.softirq[0]![3]!.count, 50);
   assert.equal(agg.softirq[1]![3]!.count, 50);
   assert.equal(agg.softirqWait[1]![1], undefined, 'unknown waits are not recorded');
@@ -78,7 +78,7 @@ test('aggregation counts, per-CPU histograms and ICMP packets', () => {
   assert.equal(agg.icmp.length, 2);
   assert.deepEqual(agg.icmp[0], {
     startNs: 3e9, cpu: 1, arrivalCpu: 0, ifindex: 0, family: 4, proto: 'icmp', saddr: '198.18.0.1', daddr: '198.18.0.2',
-    sport: null, dport: null, type: 8, code: 0, id: 4242, seq: 1, waitNs: 2_500_000, slow: true,
+    sport: null, dport: null, type: 8, code: 0, id: 4242, seq: 1, waitNs: 2_500_000, slow: true, path: 'backlog',
   });
   assert.equal(agg.icmp[1].waitNs, null);
   const slow = agg.slowPackets();

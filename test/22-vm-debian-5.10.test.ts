@@ -6,11 +6,12 @@ import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { vmSuite } from './vm';
+import { TEST_NIC, vmSuite } from './vm';
 import { validator } from './helpers';
 import { assertPingNamesEstimator, ipvsAll, read } from './vm-ipvs';
+import { assertNicRingBlamesEstimator, irqs } from './vm-nic';
 
-const suite = vmSuite('debian-5.10', 'debian-5.10.sh', 900_000);
+const suite = vmSuite('debian-5.10', 'debian-5.10.sh', 900_000, TEST_NIC);
 before(() => suite.boot());
 
 test('5.10: doctor chooses kprobe for estimation_timer (no module BTF), fentry for the rest', (t) => {
@@ -65,4 +66,13 @@ test('5.10 + 40,000 services, RPS to the estimator CPU: ping names estimation_ti
   const dir = suite.job(t);
   if (!dir) return;
   assertPingNamesEstimator(dir, false);
+});
+
+test('5.10 (kprobe path): with the NIC\'s interrupt on the estimator\'s CPU, requests that waited in the NIC ring are timed from the interrupt and blamed on estimation_timer', (t) => {
+  const dir = suite.job(t);
+  if (!dir) return;
+  const n = irqs(dir, 'irq-on-estimator');
+  assert.ok(n.cpu1 >= 0.9 * (n.cpu0 + n.cpu1), `the NIC's interrupts landed on CPU 1: ${JSON.stringify(n)}`);
+  assert.equal(read(dir, 'irq-on-estimator.json').meta.probes.ipvs_estimation.mode, 'kprobe');
+  assertNicRingBlamesEstimator(t, dir, 'irq-on-estimator', 5201);
 });

@@ -12,6 +12,8 @@ export interface FakeEvent {
   waitNs?: number;
   /** A packet: IPv4 dotted or IPv6 addresses; ICMP id/seq travel as sport/dport. */
   pkt?: { saddr: string; daddr: string; proto: number; sport?: number; dport?: number; type?: number; code?: number; arrivalCpu?: number };
+  /** A task event's comm and ids. */
+  task?: { comm: string; pid: number; tgid?: number };
 }
 
 export function encode(events: FakeEvent[]): ArrayBuffer {
@@ -43,6 +45,11 @@ export function encode(events: FakeEvent[]): ArrayBuffer {
       dv.setUint8(o + OFFSETS['pkt.proto'], e.pkt.proto);
       dv.setUint8(o + OFFSETS['pkt.type'], e.pkt.type ?? 0);
       dv.setUint8(o + OFFSETS['pkt.code'], e.pkt.code ?? 0);
+    }
+    if (e.task) {
+      [...e.task.comm.slice(0, 15)].forEach((ch, j) => dv.setUint8(o + OFFSETS['task.comm'] + j, ch.charCodeAt(0)));
+      dv.setUint32(o + OFFSETS['task.pid'], e.task.pid, true);
+      dv.setUint32(o + OFFSETS['task.tgid'], e.task.tgid ?? e.task.pid, true);
     }
   });
   return buf;

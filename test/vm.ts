@@ -172,8 +172,23 @@ export interface VmResult {
   seconds: number;
 }
 
+/**
+ * A NIC into the guest: a tap device on this host, a virtio-net device in the
+ * guest, so traffic goes through a real NIC driver path there (an interrupt
+ * per queue, NAPI polls, napi_gro_receive), not the backlog path of veth and
+ * lo. The host end gets `hostAddr`, the guest script configures `guestAddr`.
+ */
+export interface NicOptions {
+  tap: string;
+  hostAddr: string;
+  guestAddr: string;
+}
+
+/** The NIC the NIC tests use: addresses from RFC 5737's documentation range 203.0.113.0/24. */
+export const TEST_NIC: NicOptions = { tap: 'jstap0', hostAddr: '203.0.113.1', guestAddr: '203.0.113.2' };
+
 /** Boots `kernel`, runs `script` (sh) in the project directory as root, powers off. */
-export function runInVm(kernel: Kernel, script: string, timeoutMs = 600_000): Promise<VmResult> {
+export function runInVm(kernel: Kernel, script: string, timeoutMs = 600_000, nic?: NicOptions): Promise<VmResult> {
   const jobDir = fs.mkdtempSync(path.join(os.tmpdir(), 'jsvm-job-'));
   fs.chmodSync(jobDir, 0o777);
   const modules = path.join(kernel.root, 'lib', 'modules');
@@ -193,9 +208,14 @@ echo o > /proc/sysrq-trigger
 sleep 30
 `,
   );
-  fs.writeFileSync(path.join(jobDir, 'test.sh'), `set -e\n${script}\n`);
+  const nicEnv = nic ? `NIC_HOST=${nic.hostAddr} NIC_GUEST=${nic.guestAddr}\n` : '';
+  fs.writeFileSync(path.join(jobDir, 'test.sh'), `set -e\n${nicEnv}${script}\n`);
+  if (nic) spawnSync('ip', ['link', 'del', nic.tap]); // a tap left by a killed run
+  const nicArgs = nic
+    ? ['-netdev', `tap,id=n0,ifname=${nic.tap},script=no,downscript=no`, '-device', 'virtio-net-pci,netdev=n0']
+    : ['-nic', 'none'];
   const args = [
-    '-accel', 'tcg', '-cpu', 'max', '-smp', '2', '-m', '2048', '-nographic', '-no-reboot', '-nic', 'none',
+    '-accel', 'tcg', '-cpu', 'max', '-smp', '2', '-m', '2048', '-nographic', '-no-reboot', ...nicArgs,
     '-kernel', kernel.vmlinuz, '-initrd', kernel.initramfs,
     // loglevel 5 prints the stacks of kernel warnings; a soft lockup panics (and so
     // ends the run at once) with every CPU's stack on the console
@@ -212,10 +232,13 @@ sleep 30
     q.stderr.on('data', (d) => (con += d));
     const timer = setTimeout(() => q.kill('SIGKILL'), timeoutMs);
     const pauses = servePauses(q, jobDir);
+    const pings = nic ? servePings(jobDir, nic) : undefined;
     q.on('error', reject);
     q.on('close', () => {
       clearTimeout(timer);
       clearInterval(pauses);
+      if (pings) clearInterval(pings);
+      if (nic) spawnSync('ip', ['link', 'del', nic.tap]);
       const m = /jsvm-exit:(\d+)/.exec(con);
       let output = '';
       try {
@@ -256,6 +279,47 @@ function servePauses(q: ChildProcess, jobDir: string): NodeJS.Timeout {
   }, 100);
 }
 
+/**
+ * The host side of the NIC: once qemu has made the tap, give it its address;
+ * then, each time the guest writes /jsvm/host-ping-request ("NAME COUNT
+ * INTERVAL_MS ID [flood]"), ping the guest from this host (iputils, -D
+ * timestamps, the given ICMP id; with "flood", a ping -f meanwhile) and leave
+ * the output in /jsvm/NAME.host-ping.txt, written whole and renamed, so the
+ * guest waits for the file to appear.
+ */
+function servePings(jobDir: string, nic: NicOptions): NodeJS.Timeout {
+  const request = path.join(jobDir, 'host-ping-request');
+  let configured = false;
+  let busy = false;
+  return setInterval(() => {
+    if (!configured) {
+      if (spawnSync('ip', ['link', 'show', nic.tap]).status !== 0) return;
+      spawnSync('ip', ['addr', 'add', `${nic.hostAddr}/24`, 'dev', nic.tap]);
+      spawnSync('ip', ['link', 'set', nic.tap, 'up']);
+      configured = true;
+    }
+    if (busy || !fs.existsSync(request)) return;
+    const words = fs.readFileSync(request, 'utf8').trim().split(/\s+/);
+    if (words.length < 4) return; // written next: the next look reads it whole
+    fs.unlinkSync(request);
+    const [name, count, intervalMs, id, flood] = words;
+    busy = true;
+    const p = spawn('ping', ['-D', '-n', '-c', count, '-i', String(Number(intervalMs) / 1000), '-e', id, '-W', '1', nic.guestAddr], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // "flood": a ping -f alongside, so the guest's softirq runs go over budget and NET_RX is left to ksoftirqd
+    const f = flood === 'flood' ? spawn('ping', ['-f', '-q', '-n', nic.guestAddr], { stdio: 'ignore' }) : undefined;
+    let out = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (out += d));
+    p.on('close', (code) => {
+      f?.kill('SIGINT');
+      const file = path.join(jobDir, `${name}.host-ping.txt`);
+      fs.writeFileSync(`${file}.tmp`, `${out}exit ${code}\n`);
+      fs.renameSync(`${file}.tmp`, file);
+      busy = false;
+    });
+  }, 100);
+}
+
 /** What a guest kernel prints when it, not the script, went wrong. */
 const GUEST_KERNEL_FAULT = /BUG: soft lockup|Kernel panic|rcu: INFO: rcu_preempt/;
 
@@ -271,12 +335,20 @@ export function consoleExcerpt(con: string): string {
  * the reason printed when this machine cannot run VMs, or fails them with the
  * guest's output when the script failed.
  */
-export function vmSuite(kernel: KernelName, script: string, timeoutMs: number) {
+export function vmSuite(kernel: KernelName, script: string, timeoutMs: number, nic?: NicOptions) {
   const skip = vmSkipReason();
   let vm: VmResult | undefined;
   let bootError: Error | undefined;
   return {
     async boot(): Promise<void> {
+      // a developer's aid: check a guest's results again without booting it
+      // (JITTERSCOPE_VM_JOB=/tmp/jsvm-job-XXXX, the job directory a run left)
+      const reuse = process.env.JITTERSCOPE_VM_JOB;
+      if (reuse) {
+        process.stderr.write(`NOTE: reusing the guest results in ${reuse} (JITTERSCOPE_VM_JOB); no VM was booted\n`);
+        vm = { code: 0, output: '', console: '', jobDir: reuse, seconds: 0 };
+        return;
+      }
       if (skip) {
         process.stderr.write(`SKIP: ${skip}\n`);
         return;
@@ -284,13 +356,13 @@ export function vmSuite(kernel: KernelName, script: string, timeoutMs: number) {
       try {
         const k = ensureKernel(kernel);
         const text = fs.readFileSync(path.join(ROOT, 'test', 'vm', script), 'utf8');
-        vm = await runInVm(k, text, timeoutMs);
+        vm = await runInVm(k, text, timeoutMs, nic);
         process.stderr.write(`${kernel} guest ran ${vm.seconds.toFixed(0)} s, exit ${vm.code}\n`);
         if (vm.code === null && GUEST_KERNEL_FAULT.test(vm.console)) {
           // seen twice in ~40 runs, both times with both emulated CPUs stuck:
           // shown in full, then the guest boots once more; twice in a row fails
           process.stderr.write(`WARN: the ${kernel} guest kernel locked up; booting it once more. Its console:\n${consoleExcerpt(vm.console)}\n`);
-          vm = await runInVm(k, text, timeoutMs);
+          vm = await runInVm(k, text, timeoutMs, nic);
           process.stderr.write(`${kernel} guest ran ${vm.seconds.toFixed(0)} s, exit ${vm.code}\n`);
         }
       } catch (e) {

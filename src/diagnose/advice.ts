@@ -34,6 +34,11 @@ export function adviceForCulprit(culprit: string, cpu: number, maxMs: number, ct
     return [
       `bpf_timer_cb is a BPF timer callback; if \`jitterscope lab\` is running, this is its deliberate stall. Otherwise find the BPF program that arms the timer (bpftool prog show) and its owner.`,
     ];
+  if (/\[\d+\]$/.test(culprit))
+    return [
+      `${culprit} held CPU ${cpu} for up to ${maxMs.toFixed(1)} ms while NET_RX waited there for ksoftirqd (or a NAPI thread): once a softirq run goes over its budget the kernel hands softirqs to ksoftirqd, which then waits behind this task.`,
+      `If it is a real-time (SCHED_FIFO/RR) task, keep it off CPU ${cpu} or let it sleep (chrt -p, taskset); move the NIC queue's interrupt (/proc/irq/N/smp_affinity) and RPS away from CPU ${cpu}; or run threaded NAPI (echo 1 > /sys/class/net/DEV/threaded) with a priority above the task's.`,
+    ];
   if (culprit.endsWith(' softirq'))
     return [
       `${culprit} ran up to ${maxMs.toFixed(1)} ms at a time on CPU ${cpu}; record with a lower --stall-ms to see which timer callbacks or packets it was busy with.`,

@@ -2,7 +2,7 @@
 // CPU(s) while it waited. One engine, two uses: a slow packet seen on the
 // receiving node (record, top), and a ping reply (the request and reply
 // packets together). Pure logic: no kernel here.
-import { Packet, StallKind } from '../stream/aggregate';
+import { Packet, ReceiveStall, StallKind } from '../stream/aggregate';
 
 /** A run of a softirq or timer callback long enough to matter, by name. */
 export interface StallRow {
@@ -43,6 +43,11 @@ export interface WaitWindow {
  */
 export const PAUSE_CULPRIT = 'host pause or IRQs off';
 
+/** A task as a culprit: comm[pid], as ps and top name it. */
+export function taskCulprit(comm: string, pid: number): string {
+  return `${comm}[${pid}]`;
+}
+
 /** A timer callback covering this much of its softirq's overlap is named instead of the softirq. */
 const INNER_SHARE = 0.8;
 
@@ -57,9 +62,12 @@ export function indexStalls(stalls: StallRow[]): StallIndex {
 
 /**
  * The runs that overlapped these windows (longest overlap first), and the one
- * that explains a wait of `waitMs` (null: unknown): a timer callback first, as
- * the more specific answer than the softirq it ran in; failing that, a softirq
- * other than NET_RX, which is the packet's own processing.
+ * that explains a wait of `waitMs` (null: unknown): a timer callback (or a
+ * host pause) first, as the more specific answer than the softirq it ran in;
+ * failing that, a softirq other than NET_RX, which is the packet's own
+ * processing; failing that, a task that held the CPU while NET_RX waited for
+ * ksoftirqd (a task's stretch also spans the interrupts and softirqs that ran
+ * on top of it, so anything more specific comes first).
  */
 export function explainWait(windows: WaitWindow[], waitMs: number | null, stalls: StallIndex, opts: EngineOptions = {}) {
   const minOverlapMs = opts.minOverlapMs ?? 0.5;
@@ -78,13 +86,13 @@ export function explainWait(windows: WaitWindow[], waitMs: number | null, stalls
       }
   const overlaps = [...acc.values()].sort((a, b) => b.overlapMs - a.overlapMs);
   const explains = (o: Overlap) => o.overlapMs >= minOverlapMs && (waitMs === null || o.overlapMs >= minShare * waitMs);
-  let attribution = overlaps.find((o) => o.kind !== 'softirq' && explains(o)) ?? null;
+  let attribution = overlaps.find((o) => o.kind !== 'softirq' && o.kind !== 'task' && explains(o)) ?? null;
   if (!attribution) {
     const softirq = overlaps.find((o) => o.kind === 'softirq' && o.culprit !== 'NET_RX softirq' && explains(o));
     // a callback that filled most of that softirq's overlap is still the answer, even
     // when it alone falls just short of the share (its run sits inside the softirq's)
-    const inner = softirq && overlaps.find((o) => o.kind !== 'softirq' && o.cpu === softirq.cpu && o.overlapMs >= INNER_SHARE * softirq.overlapMs);
-    attribution = inner || softirq || null;
+    const inner = softirq && overlaps.find((o) => o.kind !== 'softirq' && o.kind !== 'task' && o.cpu === softirq.cpu && o.overlapMs >= INNER_SHARE * softirq.overlapMs);
+    attribution = inner || softirq || overlaps.find((o) => o.kind === 'task' && explains(o)) || null;
   }
   return { overlaps, attribution };
 }
@@ -104,6 +112,18 @@ export function attributePackets(packets: Packet[], stalls: StallIndex, opts: En
   return packets.map((p) => ({
     ...p,
     attribution: p.waitNs === null ? null : explainWait([packetWindow(p)], p.waitNs / 1e6, stalls, opts).attribution,
+  }));
+}
+
+export interface ReceiveStallRow extends ReceiveStall {
+  attribution: Overlap | null;
+}
+
+/** Each receive stall with what held its CPU from the raise to the run. */
+export function attributeReceiveStalls(stalls: ReceiveStall[], index: StallIndex, opts: EngineOptions = {}): ReceiveStallRow[] {
+  return stalls.map((r) => ({
+    ...r,
+    attribution: explainWait([{ cpus: [r.cpu], from: r.raiseNs, to: r.startNs }], r.waitNs / 1e6, index, opts).attribution,
   }));
 }
 

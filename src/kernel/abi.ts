@@ -2,7 +2,7 @@
 // offsets, kinds and flags. Checked against the addon's offsetof table by
 // test/02-abi.test.ts; stream/decode.ts reads events with these offsets.
 
-export const ABI_VERSION = 2;
+export const ABI_VERSION = 3;
 export const EVENT_SIZE = 80;
 export const MAX_CPUS = 1024;
 
@@ -22,11 +22,14 @@ export const OFFSETS = {
   'pkt.proto': 70,
   'pkt.type': 71,
   'pkt.code': 72,
+  'task.comm': 32,
+  'task.pid': 48,
+  'task.tgid': 52,
 } as const;
 
-export const Kind = { SOFTIRQ: 1, TIMER: 2, HRTIMER: 3, PACKET: 4, FUNC: 5, PAUSE: 6 } as const;
+export const Kind = { SOFTIRQ: 1, TIMER: 2, HRTIMER: 3, PACKET: 4, FUNC: 5, PAUSE: 6, TASK: 7 } as const;
 export const Func = { ESTIMATION_TIMER: 1, NET_RX_ACTION: 2 } as const;
-export const Flag = { WAIT_UNKNOWN: 1, IPV6: 2, SLOW: 4 } as const;
+export const Flag = { WAIT_UNKNOWN: 1, IPV6: 2, SLOW: 4, NAPI: 8, WAIT_BOUND: 16, DEFERRED: 32 } as const;
 
 export const NR_SOFTIRQS = 10;
 export const SOFTIRQ_NAMES = ['HI', 'TIMER', 'NET_TX', 'NET_RX', 'BLOCK', 'IRQ_POLL', 'TASKLET', 'SCHED', 'HRTIMER', 'RCU'];

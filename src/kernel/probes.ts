@@ -44,6 +44,8 @@ export const HOOKS: Hook[] = [
   { name: 'rx_arrive', tracepoint: 'net:netif_rx_entry', requiredBy: [], helps: ['icmp_rcv', 'packet_wait'] },
   { name: 'gro_arrive', tracepoint: 'net:napi_gro_receive_entry', requiredBy: [], helps: ['icmp_rcv', 'packet_wait'] },
   { name: 'rcv_arrive', tracepoint: 'net:netif_receive_skb_entry', requiredBy: [], helps: ['icmp_rcv', 'packet_wait'] },
+  // the tasks that held a CPU while NET_RX waited there (ksoftirqd's runs)
+  { name: 'sched_switch', tracepoint: 'sched:sched_switch', requiredBy: [], helps: ['net_rx_wait'] },
 ];
 
 export interface ProbeStatus {
@@ -63,9 +65,9 @@ const TRACEPOINT_DERIVATION: Record<ProbeName, string> = {
   timer_callbacks: 'timer_expire_*, hrtimer_expire_*',
   softirq: 'softirq_entry/exit',
   net_rx_action: 'softirq_entry/exit, vector NET_RX',
-  net_rx_wait: 'softirq_raise -> softirq_entry, vector NET_RX',
-  icmp_rcv: 'netif_receive_skb (+ arrival from netif_rx_entry, napi_gro_receive_entry, netif_receive_skb_entry)',
-  packet_wait: 'netif_rx_entry, napi_gro_receive_entry, netif_receive_skb_entry -> netif_receive_skb; IPv4/IPv6, any protocol',
+  net_rx_wait: 'softirq_raise -> softirq_entry, vector NET_RX; sched_switch while it waits',
+  icmp_rcv: 'netif_receive_skb (+ arrival from netif_rx_entry, netif_receive_skb_entry, or the NET_RX raise of a NAPI poll)',
+  packet_wait: 'netif_rx_entry, netif_receive_skb_entry or the NET_RX raise of a NAPI poll (napi_gro_receive_entry) -> netif_receive_skb; IPv4/IPv6, any protocol',
 };
 
 /** Program names of the fentry and kprobe variants of the probes that have them. */

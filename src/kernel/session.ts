@@ -250,6 +250,8 @@ function tracerSpec(flavour: Flavour, modes: Record<LadderProbe, Choice>, opts: 
     slow_packet_ns: globals.u64(opts.slowPacketNs ?? 1e6),
     stream_icmp: globals.bool(opts.streamIcmp ?? true),
     pause_min_ns: globals.u64(opts.pauseMinNs ?? 1e6),
+    // a task that held a CPU a third of a slow packet's wait while NET_RX waited there
+    task_min_ns: globals.u64((opts.slowPacketNs ?? 1e6) / 3),
   };
   if (opts.kernelHistsBelowNs !== undefined) {
     g.kernel_hists = globals.bool(true);

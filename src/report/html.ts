@@ -62,6 +62,13 @@ export function pageData(r: Report) {
       flow: flowText(p),
       culprit: p.attribution ? `${p.attribution.culprit} on CPU ${p.attribution.cpu}` : null,
     })),
+    receiveStalls: (r.receive?.stalls ?? []).map((x) => ({
+      t: at.mono(x.raiseNs),
+      cpu: x.cpu,
+      waitMs: x.waitNs / 1e6,
+      deferred: x.deferred,
+      culprit: x.attribution ? `${x.attribution.culprit} on CPU ${x.attribution.cpu}` : null,
+    })),
     replies: (ping?.replies ?? [])
       .filter((x) => x.wallTime !== null && x.rttMs !== null)
       .map((x) => ({ t: at.wall(x.wallTime!), cpu: x.replyCpu ?? x.requestCpu, rttMs: x.rttMs, slow: x.slow, seq: x.seq })),
@@ -154,6 +161,9 @@ const PAGE_SCRIPT = String.raw`
   const marks = [];
   if (D.slowPackets.length) marks.push({ type: 'scatter', label: 'slow packet', pointStyle: 'triangle', pointRadius: 4, backgroundColor: '#000', order: 1,
     data: D.slowPackets.map((p) => ({ x: p.t, y: p.cpu + 0.25, p })) });
+  // a late NET_RX run: a thin bar from its raise to its start, just above the CPU's line
+  if (D.receiveStalls.length) marks.push({ type: 'line', label: 'NET_RX waiting (late run)', borderColor: '#000', borderWidth: 2, pointRadius: 0, spanGaps: false, parsing: false, order: 1,
+    data: D.receiveStalls.flatMap((w) => [{ x: w.t, y: w.cpu + 0.15, w }, { x: w.t + w.waitMs / 1000, y: w.cpu + 0.15, w }, { x: w.t + w.waitMs / 1000, y: NaN }]) });
   const replies = D.replies.filter((r) => r.cpu !== null);
   if (replies.length) {
     marks.push({ type: 'scatter', label: 'ping reply', pointRadius: 1.5, backgroundColor: '#2ca02c', order: 1, data: replies.filter((r) => !r.slow).map((r) => ({ x: r.t, y: r.cpu - 0.25, r })) });
@@ -170,6 +180,7 @@ const PAGE_SCRIPT = String.raw`
         if (o.s) return o.s.culprit + ' on CPU ' + o.s.cpu + ': ' + fmtMs(o.s.ms) + ' at ' + o.s.t.toFixed(3) + ' s';
         if (o.p) return o.p.flow + ' waited ' + (o.p.waitMs === null ? '?' : fmtMs(o.p.waitMs)) + (o.p.culprit ? ' — ' + o.p.culprit : '');
         if (o.r) return 'reply ' + o.r.seq + ': ' + fmtMs(o.r.rttMs);
+        if (o.w) return 'NET_RX waited ' + fmtMs(o.w.waitMs) + (o.w.deferred ? ' (ksoftirqd)' : '') + (o.w.culprit ? ' — ' + o.w.culprit : '');
         return '';
       } } } },
     },
@@ -220,7 +231,7 @@ ${m.events.total} events; command: <code>${esc(m.command.join(' '))}</code></p>
 ${verdictBlock(r)}
 <h2>NET_RX wait per CPU over time (longest wait in each ${r.series ? fmtNs(r.series.intervalNs) : ''} interval)</h2>
 <div class="box" id="heatmap-box"><canvas id="heatmap"></canvas></div>
-<h2>Stalls per CPU, with slow packets (▲ above the line) and ping replies (below)</h2>
+<h2>Stalls per CPU, with slow packets (▲ above the line), late NET_RX runs (a thin bar from raise to run) and ping replies (below)</h2>
 <div class="box" id="timeline-box"><canvas id="timeline"></canvas></div>
 <h2>NET_RX wait per CPU</h2>
 <div class="box small" id="netrx-box"><canvas id="netrx"></canvas></div>

@@ -10,10 +10,10 @@ import { Func, HRTIMER_SOFTIRQ, NET_RX_SOFTIRQ, SOFTIRQ_NAMES, TIMER_SOFTIRQ } f
 import { isDirect } from '../kernel/ladder';
 import { ProbeName, ProbeStatus } from '../kernel/probes';
 import type { Drops } from '../kernel/session';
-import { attributePackets, indexStalls, PAUSE_CULPRIT, ReplyRow, SlowPacket, StallRow } from '../diagnose/attribute';
+import { attributePackets, attributeReceiveStalls, indexStalls, PAUSE_CULPRIT, ReceiveStallRow, ReplyRow, SlowPacket, StallRow, taskCulprit } from '../diagnose/attribute';
 import { PacketVerdict, packetVerdict, PingVerdict } from '../diagnose/verdict';
 import { interfaceByIndex } from '../host/net';
-import { Aggregator, Packet } from '../stream/aggregate';
+import { Aggregator, Packet, Stall } from '../stream/aggregate';
 import { Histogram, HistogramSummary, Log2Bucket } from '../stream/histogram';
 import { ReportSeries, seriesSection, seriesTimerKeys } from './series';
 
@@ -101,6 +101,8 @@ export interface Report {
     slowest: Packet[];
   };
   stalls: { thresholdNs: number; rows: StallRow[]; notKept: number };
+  /** NET_RX runs that started at least the slow-packet threshold late, each explained; absent in older reports. */
+  receive?: { thresholdNs: number; stalls: ReceiveStallRow[]; notKept: number };
   /** Per-CPU figures per interval; absent in reports written before it existed. */
   series?: ReportSeries;
 }
@@ -155,6 +157,14 @@ function perCpuRows(out: HistogramRow[], probe: HistogramRow['probe'], key: stri
 
 function symbolOf(k: Kallsyms | undefined, key52: number): string {
   return k?.resolve(key52) ?? kernelAddressHex(key52);
+}
+
+/** A stall's culprit by name: "TIMER softirq", a callback's symbol, the pause, or a task as comm[pid]. */
+function stallCulprit(s: Stall, k: Kallsyms | undefined): string {
+  if (s.kind === 'softirq') return `${SOFTIRQ_NAMES[s.key]} softirq`;
+  if (s.kind === 'pause') return PAUSE_CULPRIT;
+  if (s.kind === 'task') return taskCulprit(s.label ?? '?', s.key);
+  return symbolOf(k, s.key);
 }
 
 export function buildReport(inp: ReportInput): Report {
@@ -247,15 +257,17 @@ export function buildReport(inp: ReportInput): Report {
   const stallRows: StallRow[] = stalls.map((s) => ({
     cpu: s.cpu,
     kind: s.kind,
-    culprit: s.kind === 'softirq' ? `${SOFTIRQ_NAMES[s.key]} softirq` : s.kind === 'pause' ? PAUSE_CULPRIT : symbolOf(k, s.key),
+    culprit: stallCulprit(s, k),
     startNs: s.startNs,
     durationNs: s.durationNs,
   }));
-  const slow = attributePackets(agg.slowPackets(), indexStalls(stallRows));
+  const index = indexStalls(stallRows);
+  const slow = attributePackets(agg.slowPackets(), index);
+  const receive = attributeReceiveStalls(agg.receiveStalls(), index);
   const durationNs = (inp.endWall.getTime() - inp.start.wall.getTime()) * 1e6;
   const verdict = packetVerdict(slow, stallRows, agg.slowPacketNs / 1e6, (i) => interfaceByIndex(i), { perCpuNs: agg.stealNs, durationNs }, {
     ipvsSwitch: hasRunEstimationSwitch(),
-  });
+  }, receive);
 
   return {
     schema: REPORT_SCHEMA_ID,
@@ -291,6 +303,7 @@ export function buildReport(inp: ReportInput): Report {
       slowest,
     },
     stalls: { thresholdNs: agg.stallThresholdNs, rows: stallRows, notKept: agg.stallsNotKept },
+    receive: { thresholdNs: agg.slowPacketNs, stalls: receive, notKept: agg.receiveStallsNotKept },
     ...(agg.series ? { series: seriesSection(agg.series, (key) => symbolOf(k, key)) } : {}),
   };
 }

@@ -164,6 +164,13 @@ export function renderText(r: Report): string {
     out.push(`stalls of ${fmtNs(r.stalls.thresholdNs)} or more: ${events.length}; longest:`);
     for (const s of longest) out.push(`  cpu ${s.cpu}  ${stallEventText(s)}  ${fmtNs(s.durationNs)}`);
   }
+  const receive = r.receive?.stalls ?? [];
+  if (receive.length) {
+    out.push('');
+    out.push(`receive stalls (NET_RX runs that started ${fmtNs(r.receive!.thresholdNs)} or more after their raise): ${receive.length}; longest:`);
+    for (const x of [...receive].sort((a, b) => b.waitNs - a.waitNs).slice(0, 5))
+      out.push(`  cpu ${x.cpu}  waited ${fmtNs(x.waitNs)}${x.deferred ? ' (ran in ksoftirqd)' : ''}  ${x.attribution ? `${x.attribution.culprit} on CPU ${x.attribution.cpu}` : '-'}`);
+  }
   return out.join('\n') + '\n';
 }
 

@@ -115,6 +115,7 @@ export class Metrics {
   private readonly callbacks = new BucketedHistogram('jitterscope_timer_callback_seconds', 'Run time of timer and hrtimer callbacks, by function (top N by total time, then "other")');
   private readonly stalls: Counter;
   private readonly slowPackets: Counter;
+  private readonly receiveStalls: Counter;
   private readonly cpuSlowEvents: Counter;
   /** Callbacks that have a series of their own (kept once given, so counters never move between series). */
   private readonly namedCallbacks = new Set<string>();
@@ -129,7 +130,8 @@ export class Metrics {
     for (const h of [this.netRxWait, this.netRxRun, this.softirq, this.estimation, this.packetWait, this.pauses, this.callbacks]) r.registerMetric(h as unknown as PromClient.Metric);
     this.stalls = new client.Counter({ name: 'jitterscope_stalls_total', help: 'Softirq and timer runs at least --stall-ms long, by culprit (a callback counts once, not again for its softirq; "not_listed": past the 1,000 a second that are attributed)', labelNames: ['culprit', 'kind'], registers: [r] });
     this.slowPackets = new client.Counter({ name: 'jitterscope_slow_packets_total', help: 'Packets that waited at least --packet-ms, by the run that explains the wait ("unexplained" if none; "not_listed": past the 1,000 a second that are attributed)', labelNames: ['culprit'], registers: [r] });
-    this.cpuSlowEvents = new client.Counter({ name: 'jitterscope_cpu_slow_events_total', help: 'Stalls and slow packets per CPU (always per CPU, to find the hot CPU without --per-cpu)', labelNames: ['cpu'], registers: [r] });
+    this.receiveStalls = new client.Counter({ name: 'jitterscope_receive_stalls_total', help: 'NET_RX runs that started at least --packet-ms after they were raised (packets waited in a NIC ring or backlog meanwhile), by what held the CPU ("unexplained" if nothing did; "not_listed": past the 1,000 a second that are attributed)', labelNames: ['culprit', 'kind'], registers: [r] });
+    this.cpuSlowEvents = new client.Counter({ name: 'jitterscope_cpu_slow_events_total', help: 'Stalls, slow packets and late NET_RX runs per CPU (always per CPU, to find the hot CPU without --per-cpu)', labelNames: ['cpu'], registers: [r] });
     new client.Counter({
       name: 'jitterscope_ring_drops_total', help: 'Events lost because the ring buffer was full', registers: [r],
       collect() { this.reset(); this.inc(facts.drops().total); },
@@ -185,6 +187,11 @@ export class Metrics {
       this.slowPackets.inc({ culprit: p.attribution ? this.culprit(p.attribution.culprit) : 'unexplained' });
       this.cpuSlowEvents.inc({ cpu: String(p.cpu) });
     }
+    for (const x of r.receive?.stalls ?? []) {
+      this.receiveStalls.inc(x.attribution ? { culprit: this.culprit(x.attribution.culprit), kind: x.attribution.kind } : { culprit: 'unexplained', kind: 'none' });
+      this.cpuSlowEvents.inc({ cpu: String(x.cpu) });
+    }
+    if (r.receive?.notKept) this.receiveStalls.inc({ culprit: NOT_LISTED, kind: 'any' }, r.receive.notKept);
     // past the per-interval listing (a flood where every packet is slow): counted, not attributed
     if (r.packets.slowNotKept) this.slowPackets.inc({ culprit: NOT_LISTED }, r.packets.slowNotKept);
     if (r.stalls.notKept) this.stalls.inc({ culprit: NOT_LISTED, kind: 'any' }, r.stalls.notKept);

@@ -3,50 +3,16 @@
 // packets of any protocol, and stalls. Runs once per batch in the hot path:
 // no allocation per event except for the rare packet and stall records.
 
-import { Flag, Func, Kind, NR_SOFTIRQS } from '../kernel/abi';
+import { Flag, Func, Kind, NET_RX_SOFTIRQ, NR_SOFTIRQS } from '../kernel/abi';
 import { EventView, WORDS_PER_EVENT } from './decode';
 import { Histogram } from './histogram';
+import { Newest, Packet, PROTOCOLS, Protocol, ReceiveStall, Stall } from './records';
 import { Series } from './series';
 
-export type Protocol = 'tcp' | 'udp' | 'icmp' | 'icmpv6' | `ip-${number}`;
-
-const PROTOCOLS: Record<number, Protocol> = { 6: 'tcp', 17: 'udp', 1: 'icmp', 58: 'icmpv6' };
-
-/** A received packet, as streamed: slow ones of any protocol, and every ICMP one. */
-export interface Packet {
-  startNs: number; // arrival (or processing when arrival was not seen), monotonic
-  cpu: number; // CPU that processed it (__netif_receive_skb)
-  arrivalCpu: number;
-  ifindex: number;
-  family: 4 | 6;
-  proto: Protocol;
-  saddr: string;
-  daddr: string;
-  /** TCP and UDP ports; null for ICMP. */
-  sport: number | null;
-  dport: number | null;
-  /** ICMP type, code and echo id/seq; null for TCP and UDP. */
-  type: number | null;
-  code: number | null;
-  id: number | null;
-  seq: number | null;
-  waitNs: number | null; // arrival -> processing; null when the arrival was not seen
-  /** Waited at least the slow-packet threshold. */
-  slow: boolean;
-}
+export type { Packet, Protocol, ReceiveStall, Stall, StallKind } from './records';
+export { Newest } from './records';
 
 const MAX_FUNC = Math.max(...Object.values(Func));
-
-/** 'pause': the CPU took no timer interrupt for a while (a hard hrtimer fired that late). */
-export type StallKind = 'softirq' | 'timer' | 'hrtimer' | 'pause';
-
-export interface Stall {
-  kind: StallKind;
-  cpu: number;
-  key: number; // softirq vector, or callback address (low 52 bits; for a pause, the late timer's)
-  startNs: number;
-  durationNs: number;
-}
 
 export interface TimerStats {
   kind: 'timer' | 'hrtimer';
@@ -67,25 +33,7 @@ export interface AggregatorOptions {
   seriesOriginNs?: number;
 }
 
-/** The newest `max` items, oldest first on read; counts what it let go. */
-export class Newest<T> {
-  private readonly items: T[] = [];
-  private next = 0;
-  dropped = 0;
-  constructor(readonly max: number) {}
-  push(x: T): void {
-    if (this.max === 0) this.dropped++;
-    else if (this.items.length < this.max) this.items.push(x);
-    else {
-      this.items[this.next] = x;
-      this.next = (this.next + 1) % this.max;
-      this.dropped++;
-    }
-  }
-  list(): T[] {
-    return this.items.slice(this.next).concat(this.items.slice(0, this.next));
-  }
-}
+
 
 export class Aggregator {
   readonly softirq: (Histogram | undefined)[][] = [];
@@ -108,7 +56,8 @@ export class Aggregator {
   readonly stealNs: number[] = [];
   private readonly slowRing: Newest<Packet>;
   private readonly stallRing: Newest<Stall>;
-  readonly events = { softirq: 0, timer: 0, hrtimer: 0, packet: 0, func: 0, pause: 0, unknown: 0 };
+  private readonly receiveRing: Newest<ReceiveStall>;
+  readonly events = { softirq: 0, timer: 0, hrtimer: 0, packet: 0, func: 0, pause: 0, task: 0, unknown: 0 };
   firstNs = 0;
   lastNs = 0;
 
@@ -127,6 +76,7 @@ export class Aggregator {
     this.maxStalls = opts.maxStalls ?? 10_000;
     this.slowRing = new Newest(this.maxPackets);
     this.stallRing = new Newest(this.maxStalls);
+    this.receiveRing = new Newest(this.maxStalls);
     if (opts.seriesIntervalNs) this.series = new Series(opts.seriesIntervalNs, opts.seriesOriginNs ?? 0);
   }
 
@@ -145,7 +95,7 @@ export class Aggregator {
 
   get totalEvents(): number {
     const e = this.events;
-    return e.softirq + e.timer + e.hrtimer + e.packet + e.func + e.pause + e.unknown;
+    return e.softirq + e.timer + e.hrtimer + e.packet + e.func + e.pause + e.task + e.unknown;
   }
 
   get stallsNotKept(): number {
@@ -154,6 +104,10 @@ export class Aggregator {
 
   get slowPacketsNotKept(): number {
     return this.slowRing.dropped;
+  }
+
+  get receiveStallsNotKept(): number {
+    return this.receiveRing.dropped;
   }
 
   /** Consumes `count` events from the start of `buffer`. */
@@ -177,6 +131,8 @@ export class Aggregator {
         if (wait !== null) (this.cpuRow(this.softirqWait, cpu)[vec] ??= new Histogram()).record(wait);
         this.series?.softirq(cpu, vec, start, d, wait);
         if (d >= this.stallThresholdNs) this.stallRing.push({ kind: 'softirq', cpu, key: vec, startNs: start, durationNs: d });
+        if (vec === NET_RX_SOFTIRQ && wait !== null && wait >= this.slowPacketNs)
+          this.receiveRing.push({ cpu, raiseNs: start - wait, startNs: start, waitNs: wait, runNs: d, deferred: (v.flags(w) & Flag.DEFERRED) !== 0 });
       } else if (kind === Kind.TIMER || kind === Kind.HRTIMER) {
         const hr = kind === Kind.HRTIMER;
         if (hr) this.events.hrtimer++;
@@ -196,6 +152,9 @@ export class Aggregator {
         const d = v.durationNs(w);
         (this.pauses[cpu] ??= new Histogram()).record(d);
         if (d >= this.stallThresholdNs) this.stallRing.push({ kind: 'pause', cpu, key: v.key52(w), startNs: start, durationNs: d });
+      } else if (kind === Kind.TASK) {
+        this.events.task++;
+        this.stallRing.push({ kind: 'task', cpu, key: v.taskPid(w), startNs: start, durationNs: v.durationNs(w), label: v.taskComm(w) });
       } else if (kind === Kind.PACKET) {
         this.events.packet++;
         this.addPacket(v, w, cpu, start);
@@ -236,6 +195,7 @@ export class Aggregator {
       seq: isIcmp ? v.pktDport(w) : null,
       waitNs: unknown ? null : wait,
       slow: (flags & Flag.SLOW) !== 0,
+      path: flags & Flag.WAIT_BOUND ? 'napi-bound' : flags & Flag.NAPI ? 'napi' : 'backlog',
     };
     if (p.slow) {
       this.slowRing.push(p);
@@ -271,6 +231,11 @@ export class Aggregator {
   /** Kept stalls, oldest first. */
   stalls(): Stall[] {
     return this.stallRing.list();
+  }
+
+  /** Kept receive stalls (NET_RX runs that started late), oldest first. */
+  receiveStalls(): ReceiveStall[] {
+    return this.receiveRing.list();
   }
 
   /** Kept slow packets (any protocol), oldest first. */
@@ -311,6 +276,8 @@ export class Aggregator {
     this.slowRing.dropped += o.slowRing.dropped;
     for (const s of o.stalls()) this.stallRing.push(s);
     this.stallRing.dropped += o.stallRing.dropped;
+    for (const r of o.receiveStalls()) this.receiveRing.push(r);
+    this.receiveRing.dropped += o.receiveRing.dropped;
     if (this.series && o.series) this.series.merge(o.series);
     for (const k of Object.keys(this.events) as (keyof Aggregator['events'])[]) this.events[k] += o.events[k];
     if (o.firstNs && (!this.firstNs || o.firstNs < this.firstNs)) this.firstNs = o.firstNs;

@@ -79,6 +79,19 @@ export class EventView {
   pktCode(w: number): number {
     return this.u8[w * 4 + 72];
   }
+  /** A task event's comm (NUL-terminated, 16 bytes). */
+  taskComm(w: number): string {
+    const at = w * 4 + 32;
+    let end = at;
+    while (end < at + 16 && this.u8[end] !== 0) end++;
+    return String.fromCharCode(...this.u8.subarray(at, end));
+  }
+  taskPid(w: number): number {
+    return this.u32[w + 12];
+  }
+  taskTgid(w: number): number {
+    return this.u32[w + 13];
+  }
 }
 
 function ipv4(b: Uint8Array, at: number): string {

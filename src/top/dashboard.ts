@@ -268,16 +268,23 @@ export class Dashboard {
         severity(x.durationNs, `${wallTime(x.startNs, s.realtimeOffsetNs)}  cpu ${String(x.cpu).padEnd(3)} ${fmtNs(x.durationNs).padStart(8)}  ${stallEventText(x)}`),
       ),
     );
-    const slow = s.report.packets.slow.slice(-200).reverse();
-    this.slowList.setLabel(` slow packets (waited >= ${fmtNs(s.report.packets.slowThresholdNs)}, newest first) `);
-    this.slowList.setItems(
-      slow.map((p) =>
-        severity(
-          p.waitNs,
-          `${fmtNs(p.waitNs ?? 0).padStart(7)}  cpu ${String(p.cpu).padEnd(3)} ${flowText(p)}  ${p.attribution ? `<- ${p.attribution.culprit}` : ''}`,
-        ),
-      ),
-    );
+    // slow packets and receive stalls (NET_RX runs that started late) in one list, newest first
+    const waits = [
+      ...s.report.packets.slow.map((p) => ({
+        at: p.startNs,
+        waitNs: p.waitNs,
+        text: `${fmtNs(p.waitNs ?? 0).padStart(7)}  cpu ${String(p.cpu).padEnd(3)} ${flowText(p)}  ${p.attribution ? `<- ${p.attribution.culprit}` : ''}`,
+      })),
+      ...(s.report.receive?.stalls ?? []).map((r) => ({
+        at: r.raiseNs,
+        waitNs: r.waitNs,
+        text: `${fmtNs(r.waitNs).padStart(7)}  cpu ${String(r.cpu).padEnd(3)} NET_RX started late${r.deferred ? ' (ksoftirqd)' : ''}  ${r.attribution ? `<- ${r.attribution.culprit}` : ''}`,
+      })),
+    ]
+      .sort((a, b) => b.at - a.at)
+      .slice(0, 200);
+    this.slowList.setLabel(` slow packets and late NET_RX runs (waited >= ${fmtNs(s.report.packets.slowThresholdNs)}, newest first) `);
+    this.slowList.setItems(waits.map((x) => severity(x.waitNs, x.text)));
     this.screen.render();
   }
 

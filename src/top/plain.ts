@@ -33,5 +33,11 @@ export function plainBlock(s: Snapshot, newStallsSinceNs: number): string {
       `slow   ${wallTime(p.startNs, s.realtimeOffsetNs)}  cpu ${p.cpu}  ${flowText(p)}  waited ${fmtNs(p.waitNs ?? 0)}  ${p.attribution ? `<- ${p.attribution.culprit}` : ''}`.trimEnd(),
     );
   if (slow.length > 5) out.push(`(${slow.length - 5} more slow packets)`);
+  const late = (r.receive?.stalls ?? []).filter((x) => x.startNs > newStallsSinceNs);
+  for (const x of late.slice(-5))
+    out.push(
+      `recv   ${wallTime(x.raiseNs, s.realtimeOffsetNs)}  cpu ${x.cpu}  NET_RX started ${fmtNs(x.waitNs)} late${x.deferred ? ' (ksoftirqd)' : ''}  ${x.attribution ? `<- ${x.attribution.culprit}` : ''}`.trimEnd(),
+    );
+  if (late.length > 5) out.push(`(${late.length - 5} more late NET_RX runs)`);
   return out.join('\n') + '\n\n';
 }

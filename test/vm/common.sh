@@ -32,3 +32,50 @@ console.log(rows.sort((a, b) => b.count - a.count)[0].cpu);")
   taskset -c $other $JS ping 127.0.0.1 -c 3000 -i 2 --slow-ms 3 -o $J/ping-ipvs.json > $J/ping-ipvs.txt
   echo 0 > /sys/class/net/lo/queues/rx-0/rps_cpus
 }
+
+# ---- a NIC into the guest (test/vm.ts: NicOptions sets NIC_HOST, NIC_GUEST) ----
+
+# nic_up: virtio-net up with NIC_GUEST; sets NIC (its name) and IRQ (its receive
+# queue's interrupt) and waits until the host end answers
+nic_up() {
+  modprobe virtio_net
+  NIC=
+  for _ in $(seq 1 40); do NIC=$(ls /sys/class/net | grep -v '^lo$' | head -1); [ -n "$NIC" ] && break; sleep 0.25; done
+  ip addr add $NIC_GUEST/24 dev $NIC
+  ip link set $NIC up
+  IRQ=$(awk -F: '/virtio[0-9]+-input\.0/ { gsub(/ /, "", $1); print $1; exit }' /proc/interrupts)
+  echo "nic $NIC irq $IRQ" > $J/nic.txt
+  for _ in $(seq 1 120); do ping -c 1 -W 1 $NIC_HOST > /dev/null 2>&1 && return 0; sleep 0.5; done
+  echo "the host end $NIC_HOST never answered"
+  return 1
+}
+# nic_irq CPU: the receive queue's interrupt on CPU only
+nic_irq() { printf '%x' $((1 << $1)) > /proc/irq/$IRQ/smp_affinity; }
+# nic_rps MASK: RPS for the NIC's receive queue (0: off)
+nic_rps() { echo $1 > /sys/class/net/$NIC/queues/rx-0/rps_cpus; }
+# interrupts_on CPU: how many of the NIC's receive interrupts CPU has taken
+interrupts_on() { awk -v irq="$IRQ:" -v col=$(($1 + 2)) '$1 == irq { print $col }' /proc/interrupts; }
+# host_ping NAME COUNT INTERVAL_MS ID [flood]: the host pings this guest (test/vm.ts:
+# servePings); returns once its output is in $J/NAME.host-ping.txt. The request
+# is written whole, then renamed (and retried: 9p once failed a create).
+host_ping() {
+  for i in 1 2 3 4 5; do
+    (echo "$1 $2 $3 $4 ${5:-}" > $J/host-ping-request.new && mv $J/host-ping-request.new $J/host-ping-request) 2>> $J/host-ping-request.log && break
+    sleep 0.5
+  done
+  n=0
+  until [ -e $J/$1.host-ping.txt ] || [ $n -ge 1200 ]; do sleep 0.25; n=$((n + 1)); done
+  [ -e $J/$1.host-ping.txt ] || { echo "the host never pinged for $1"; return 1; }
+}
+# record_host_ping NAME COUNT INTERVAL_MS ID [flood]: `record` in this guest while the
+# host pings it: $J/NAME.json, $J/NAME.host-ping.txt, and the interrupt counts
+record_host_ping() {
+  before0=$(interrupts_on 0); before1=$(interrupts_on 1)
+  $JS record -d 10m -o $J/$1.json 2> $J/$1.err &
+  rec=$!
+  waitfor 'tracing for' $J/$1.err
+  host_ping $1 $2 $3 $4 ${5:-}
+  kill -INT $rec
+  wait $rec
+  echo "cpu0 $(($(interrupts_on 0) - before0)) cpu1 $(($(interrupts_on 1) - before1))" > $J/$1.irqs.txt
+}

@@ -1,6 +1,7 @@
 # Runs inside the Debian 5.10 guest (test/22-vm-debian-5.10.test.ts): BTF for
 # vmlinux but none for modules, so estimation_timer [ip_vs] is reached by
-# kprobe while net_rx_action and icmp_rcv still use fentry.
+# kprobe while net_rx_action and icmp_rcv still use fentry; and the NIC path
+# (a virtio-net NIC fed by the host through a tap) on this older kernel.
 . test/vm/common.sh
 
 step record with a 64 KiB locked-memory limit and no CAP_SYS_RESOURCE
@@ -20,5 +21,10 @@ step ping with RPS steering to the estimator CPU
 # a request even when this guest sends one every ~13 ms
 rules 20000 81 | ipvsadm -R
 ping_estimator $J/ipvs-20000.json
+
+step "the NIC path: the NIC's interrupt on the estimator's CPU 1, RPS off, the host pinging"
+nic_up
+nic_irq 1
+record_host_ping irq-on-estimator 4500 10 5201
 
 step done

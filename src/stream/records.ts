@@ -1,0 +1,91 @@
+// The records the aggregator keeps besides its histograms (packets, stalls,
+// receive stalls) and the bounded list that keeps the newest of them.
+
+export type Protocol = 'tcp' | 'udp' | 'icmp' | 'icmpv6' | `ip-${number}`;
+
+export const PROTOCOLS: Record<number, Protocol> = { 6: 'tcp', 17: 'udp', 1: 'icmp', 58: 'icmpv6' };
+
+/** A received packet, as streamed: slow ones of any protocol, and every ICMP one. */
+export interface Packet {
+  startNs: number; // arrival (or processing when arrival was not seen), monotonic
+  cpu: number; // CPU that processed it (__netif_receive_skb)
+  arrivalCpu: number;
+  ifindex: number;
+  family: 4 | 6;
+  proto: Protocol;
+  saddr: string;
+  daddr: string;
+  /** TCP and UDP ports; null for ICMP. */
+  sport: number | null;
+  dport: number | null;
+  /** ICMP type, code and echo id/seq; null for TCP and UDP. */
+  type: number | null;
+  code: number | null;
+  id: number | null;
+  seq: number | null;
+  waitNs: number | null; // arrival -> processing; null when the arrival was not seen
+  /** Waited at least the slow-packet threshold. */
+  slow: boolean;
+  /**
+   * How its wait was measured: 'backlog' from when it was queued (exact);
+   * 'napi' first seen in a NAPI poll, its wait from the NET_RX raise that
+   * scheduled the poll (exact for the poll's first packet); 'napi-bound' a
+   * later packet of such a poll (an upper bound). Absent in older reports.
+   */
+  path?: 'backlog' | 'napi' | 'napi-bound';
+}
+
+/**
+ * 'pause': the CPU took no timer interrupt for a while (a hard hrtimer fired
+ * that late). 'task': a task held the CPU while NET_RX waited there.
+ */
+export type StallKind = 'softirq' | 'timer' | 'hrtimer' | 'pause' | 'task';
+
+export interface Stall {
+  kind: StallKind;
+  cpu: number;
+  /** softirq vector, callback address (low 52 bits; for a pause, the late timer's), or a task's pid */
+  key: number;
+  startNs: number;
+  durationNs: number;
+  /** A task's comm. */
+  label?: string;
+}
+
+/**
+ * A receive stall: a NET_RX run that started at least the slow-packet
+ * threshold after it was raised. Whatever held the CPU from the raise to the
+ * run held up every packet that run then processed.
+ */
+export interface ReceiveStall {
+  cpu: number;
+  raiseNs: number;
+  /** When the run started (monotonic). */
+  startNs: number;
+  /** raise -> start. */
+  waitNs: number;
+  /** How long the run took. */
+  runNs: number;
+  /** It ran in ksoftirqd (the kernel deferred it), not at an interrupt's exit. */
+  deferred: boolean;
+}
+
+/** The newest `max` items, oldest first on read; counts what it let go. */
+export class Newest<T> {
+  private readonly items: T[] = [];
+  private next = 0;
+  dropped = 0;
+  constructor(readonly max: number) {}
+  push(x: T): void {
+    if (this.max === 0) this.dropped++;
+    else if (this.items.length < this.max) this.items.push(x);
+    else {
+      this.items[this.next] = x;
+      this.next = (this.next + 1) % this.max;
+      this.dropped++;
+    }
+  }
+  list(): T[] {
+    return this.items.slice(this.next).concat(this.items.slice(0, this.next));
+  }
+}

@@ -1,0 +1,46 @@
+# Runs inside the Debian 6.1 guest (test/25-vm-nic.test.ts): packets that wait
+# in a real NIC's ring (virtio-net, fed by the host through a tap) while
+# estimation_timer holds the CPU, the default node's layout: multi-queue NIC,
+# RPS off, the queue's interrupt on one CPU. Results go to /jsvm.
+. test/vm/common.sh
+
+step NIC up
+nic_up
+step 40000 services, estimation_timer on CPU 1
+load_ipvs
+rules 20000 | ipvsadm -R
+rules 20000 81 | ipvsadm -R
+
+step "(a) interrupt on the estimator's CPU, RPS off; the host pings every 10 ms"
+nic_irq 1
+nic_rps 0
+record_host_ping irq-on-estimator 3000 10 5101
+
+step "(b) control: the interrupt on the other CPU"
+nic_irq 0
+record_host_ping irq-elsewhere 1000 10 5102
+
+step "(e) the article's topology: the interrupt on CPU 0, RPS steering to CPU 1"
+nic_rps 2
+record_host_ping rps-to-estimator 3000 10 5103
+nic_rps 0
+
+step "(f) jitterscope ping from this guest to the host: the replies come through the NIC ring"
+nic_irq 1
+taskset -c 0 $JS ping $NIC_HOST -c 3000 -i 10 --slow-ms 3 -o $J/ping-nic.json > $J/ping-nic.txt 2> $J/ping-nic.err
+
+step "(c) NET_RX left to ksoftirqd while a SCHED_FIFO task holds CPU 1"
+# no rules: the estimator's runs take microseconds again
+ipvsadm -C
+nic_irq 1
+# busy 30 ms, asleep 270 ms, at real-time priority on CPU 1 (KERNEL-LAB: "A starved ksoftirqd")
+chrt -f 50 taskset -c 1 node -e "
+const s = new Int32Array(new SharedArrayBuffer(4));
+require('fs').writeFileSync('$J/spinner.pid', String(process.pid));
+for (;;) { const t = Date.now(); while (Date.now() - t < 30) {} Atomics.wait(s, 0, 0, 270); }" &
+spin=$!
+waitfor . $J/spinner.pid
+record_host_ping ksoftirqd 1500 10 5104 flood
+kill $spin
+
+step done
