@@ -5,10 +5,12 @@
 //
 // --load udp (the default, serve's real case): kernel events. A UDP flood of
 // small datagrams between two network namespaces (iperf3, two senders) makes
-// every packet two packet-hook runs and a NET_RX softirq; serve counts them in
-// the kernel's histograms and streams only the slow ones. The events/s printed
-// is what serve itself counted: packets, softirq runs and timer callbacks, from
-// its own /metrics. --pps sets the packet rate (default 100k: ~200k events/s).
+// every packet one look by serve's packet hook and a NET_RX softirq run; serve
+// counts the runs in the kernel's histograms and streams only the long ones.
+// The packets/s printed is the receiving veth's own counter; the events/s is
+// what serve itself counted (softirq runs, timer callbacks and the packets of
+// late NET_RX runs) from its /metrics. --pps sets the packet rate (default
+// 100k: ~100k events/s; ~200k before serve stopped timing every packet).
 //
 // --load synthetic: generated events through a second ring and the streaming
 // path (--rate, default 200k): the worst case, as if every run were long.
@@ -80,12 +82,18 @@ function sumSeries(text: string, names: string[]): number {
 
 const EVENT_SERIES = ['jitterscope_packet_wait_seconds_count', 'jitterscope_softirq_seconds_count', 'jitterscope_timer_callback_seconds_count'];
 
+/** A UDP flood under way: its stop, and the packets the receiving veth has taken so far (its own counter, not serve's). */
+interface Flood {
+  stop: () => Promise<void>;
+  received: () => number;
+}
+
 /**
  * A UDP flood from namespace a to namespace b: two iperf3 senders of 64-byte
  * datagrams at pps/2 each (iperf3 is single-threaded; one sender tops out
  * below 100k packets/s here). Returns a stop function.
  */
-async function udpFlood(pps: number, seconds: number): Promise<() => Promise<void>> {
+async function udpFlood(pps: number, seconds: number): Promise<Flood> {
   const net = new NetnsPair();
   const procs: ChildProcess[] = [];
   const stop = async () => {
@@ -105,7 +113,9 @@ async function udpFlood(pps: number, seconds: number): Promise<() => Promise<voi
       c.once('close', (code) => code && !c.killed && process.stderr.write(`soak: iperf3 sender exited ${code}: ${err}\n`));
       procs.push(c);
     }
-    return stop;
+    // serve times only the packets of late NET_RX runs: the interface counts them all
+    const received = () => Number(spawnSync('ip', net.exec(net.b, ['cat', '/sys/class/net/vb/statistics/rx_packets']), { encoding: 'utf8' }).stdout.trim());
+    return { stop, received };
   } catch (e) {
     await stop();
     throw e;
@@ -118,14 +128,14 @@ export async function soak(seconds: number, load: SoakLoad = { kind: 'udp', pps:
   // as the image runs it (NODE_OPTIONS there): without it V8's young generation
   // grows to 2 x 16 MB under a scrape a second, ~12 MB more RSS
   const child = spawn(process.execPath, [...SERVE_NODE_FLAGS, CLI, 'serve', '--listen', `127.0.0.1:${port}`, ...loadArgs, ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stopLoad: (() => Promise<void>) | undefined;
+  let flood: Flood | undefined;
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
   const exited = new Promise<number | null>((r) => child.on('close', r));
   try {
     for (let i = 0; i < 100 && !/serving http/.test(stderr); i++) await sleep(200);
     if (!/serving http/.test(stderr)) throw new Error(`serve did not start: ${stderr}`);
-    if (load.kind === 'udp') stopLoad = await udpFlood(load.pps, seconds);
+    if (load.kind === 'udp') flood = await udpFlood(load.pps, seconds);
     const samples: { t: number; rssMb: number; anonMb: number }[] = [];
     let scrapes = 0;
     const t0 = Date.now();
@@ -137,7 +147,7 @@ export async function soak(seconds: number, load: SoakLoad = { kind: 'udp', pps:
       if (r.status !== 200) throw new Error(`/metrics answered ${r.status}`);
       const text = await r.text();
       scrapes++;
-      const now = { t: Date.now() / 1000, events: sumSeries(text, EVENT_SERIES), packets: sumSeries(text, ['jitterscope_packet_wait_seconds_count']) };
+      const now = { t: Date.now() / 1000, events: sumSeries(text, EVENT_SERIES), packets: flood?.received() ?? NaN };
       // counts start once the first interval is folded in: rates from the second scrape on
       if (scrapes === 2) first = now;
       last = now;
@@ -168,7 +178,7 @@ export async function soak(seconds: number, load: SoakLoad = { kind: 'udp', pps:
       stderr,
     };
   } finally {
-    await stopLoad?.();
+    await flood?.stop();
     child.kill('SIGTERM');
     await exited;
   }
@@ -177,7 +187,7 @@ export async function soak(seconds: number, load: SoakLoad = { kind: 'udp', pps:
 export function soakSummary(r: SoakResult): string {
   const what =
     r.load.kind === 'udp'
-      ? `a UDP flood (${(r.packetsPerSec / 1000).toFixed(0)}k packets/s; ${(r.eventsPerSec / 1000).toFixed(0)}k kernel events/s counted by serve)`
+      ? `a UDP flood (${(r.packetsPerSec / 1000).toFixed(0)}k packets/s received; ${(r.eventsPerSec / 1000).toFixed(0)}k kernel events/s counted by serve)`
       : `${r.load.rate} synthetic events/s through the streaming path`;
   return (
     `soak: serve under ${what} for ${r.seconds} s, ${r.scrapes} scrapes, node ${process.version} ${SERVE_NODE_FLAGS.join(' ')}: RSS peak ${r.peakMb.toFixed(1)} MB (target <= 80; of it private ${r.peakAnonMb.toFixed(1)} MB, the rest the node binary's shared pages), ` +

@@ -43,6 +43,8 @@ enum js_event_flags {
 	JS_F_WAIT_BOUND = 16,   /* packet: not the poll's first packet, so that wait is an upper
 	                         * bound (it may have reached the ring after the raise) */
 	JS_F_DEFERRED = 32,     /* softirq: NET_RX ran in ksoftirqd, not at an interrupt's exit */
+	JS_F_LATE_RUN = 64,     /* packet (serve): processed in a NET_RX run that started late, timed
+	                         * from that run's raise (an upper bound); no arrival hook ran */
 };
 
 /* Every record has the same size, so a batch is a flat array of them. */

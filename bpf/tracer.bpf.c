@@ -61,6 +61,7 @@ struct cpu_state {
 	__u64 net_rx_action_ns;
 	__u64 pause_end_ns; /* end of the last pause streamed */
 	__u64 task_since_ns; /* while NET_RX is pending: when the current task's stretch began */
+	__u64 late_raise_ns; /* the raise of the current NET_RX run, if it started late; else 0 */
 	__u32 napi_packets;  /* packets first seen in NAPI polls of the current NET_RX run */
 	bool net_rx_deferred; /* the current NET_RX run is ksoftirqd's */
 };
@@ -217,7 +218,9 @@ static __always_inline int on_softirq_entry(unsigned int vec)
 		s->task_since_ns = 0;
 		/* a late run: was it handed to ksoftirqd? (only late runs pay for the look) */
 		s->net_rx_deferred = false;
+		s->late_raise_ns = 0;
 		if (s->wait_ns[vec] != ~0ULL && s->wait_ns[vec] >= slow_packet_ns) {
+			s->late_raise_ns = now - s->wait_ns[vec];
 			char comm[16] = {};
 			bpf_get_current_comm(comm, sizeof(comm));
 			s->net_rx_deferred = comm[0] == 'k' && comm[1] == 's' && comm[2] == 'o' && comm[3] == 'f' && comm[4] == 't' &&
@@ -242,6 +245,8 @@ static __always_inline int on_softirq_exit(unsigned int vec)
 	start = s->entry_ns[vec];
 	wait = s->wait_ns[vec];
 	s->entry_ns[vec] = 0;
+	if (vec == JS_NET_RX_SOFTIRQ)
+		s->late_raise_ns = 0;
 	/* serve keeps short runs in the kernel; a NET_RX run that started late (a
 	 * receive stall) always streams, whatever --stall-ms says */
 	if (kernel_hists && now - start < stream_min_ns && (wait == ~0ULL || (wait < stream_min_ns && !(vec == JS_NET_RX_SOFTIRQ && wait >= slow_packet_ns)))) {
@@ -616,6 +621,26 @@ static __always_inline int on_packet_receive(const struct sk_buff *skb, bool typ
 	return 0;
 }
 
+/* serve: no arrival hook runs at all. A packet processed in a NET_RX run
+ * that started late waited at least since that run's raise... at most: it may
+ * have arrived after the raise (an upper bound, flagged). Any other packet
+ * leaves at the first look: one map lookup and a compare. */
+static __always_inline int on_late_packet(const struct sk_buff *skb, bool typed)
+{
+	struct cpu_state *s = my_state();
+	struct seen w;
+	if (!s || !s->late_raise_ns)
+		return 0;
+	w.now = bpf_ktime_get_ns();
+	w.start = s->late_raise_ns;
+	w.wait = w.now - w.start;
+	w.cpu = w.arrival_cpu = bpf_get_smp_processor_id();
+	w.flags = JS_F_LATE_RUN;
+	w.known = true;
+	packet_done(skb, SKB_FIELD(skb, protocol, typed), &w, false, false, typed);
+	return 0;
+}
+
 static __always_inline int on_icmp_rcv(const struct sk_buff *skb, bool typed)
 {
 	struct seen w;
@@ -727,3 +752,4 @@ TP_PAIR_TYPED(netif_rx_entry, rx_arrive, on_backlog_arrival, const struct sk_buf
 TP_PAIR_TYPED(napi_gro_receive_entry, gro_arrive, on_napi_arrival, const struct sk_buff *, skb)
 TP_PAIR_TYPED(netif_receive_skb_entry, rcv_arrive, on_backlog_arrival, const struct sk_buff *, skb)
 TP_PAIR_TYPED(netif_receive_skb, skb_rcv, on_packet_receive, const struct sk_buff *, skb)
+TP_PAIR_TYPED(netif_receive_skb, skb_late, on_late_packet, const struct sk_buff *, skb)

@@ -78,6 +78,7 @@ static Napi::Value Layout(const Napi::CallbackInfo &info) {
   flags.Set("NAPI", static_cast<uint32_t>(JS_F_NAPI));
   flags.Set("WAIT_BOUND", static_cast<uint32_t>(JS_F_WAIT_BOUND));
   flags.Set("DEFERRED", static_cast<uint32_t>(JS_F_DEFERRED));
+  flags.Set("LATE_RUN", static_cast<uint32_t>(JS_F_LATE_RUN));
   o.Set("flags", flags);
   o.Set("nrSoftirqs", JS_NR_SOFTIRQS);
   Napi::Object funcs = Napi::Object::New(env);

@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
-# Runs every test, layer by layer (unit, then kernel), one file at a time:
-# kernel tests share the machine's CPUs, RPS masks and tracepoints. Ends with
-# one summary of every skipped test and its reason (test/report/skip-summary.ts).
-set -euo pipefail
+# Runs the linter (ESLint, typescript-eslint's recommended rules) and every
+# test, layer by layer (unit, then kernel), one file at a time: kernel tests
+# share the machine's CPUs, RPS masks and tracepoints. Ends with one summary of
+# every skipped test and its reason (test/report/skip-summary.ts).
+#   scripts/test.sh                          lint, then every test
+#   scripts/test.sh dist/test/14-top.test.js only those test files (no lint)
+set -uo pipefail
 cd "$(dirname "$0")/.."
-# with arguments, only those test files (e.g. dist/test/14-top.test.js)
+lint=0
 files=("$@")
-((${#files[@]})) || files=(dist/test/*.test.js)
-exec node --test --test-concurrency=1 \
+if ((${#files[@]} == 0)); then
+  files=(dist/test/*.test.js)
+  echo "lint: eslint ." >&2
+  npx --no-install eslint . || lint=1
+fi
+node --test --test-concurrency=1 \
   --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=./dist/test/report/skip-summary.js --test-reporter-destination=stdout \
   "${files[@]}"
+tests=$?
+((lint)) && echo "lint: eslint found problems (above): npm test fails" >&2
+((tests || lint)) && exit 1
+exit 0

@@ -12,6 +12,7 @@ import { bpfRefusalHints } from './host/caps';
  * only the chosen command's builder): serve, left running on every node, does
  * not carry the dashboard, the HTML report or the ping code in its memory.
  */
+/* eslint-disable @typescript-eslint/no-require-imports -- the lazy loading said above */
 const commands = {
   doctor: () => require('./commands/doctor') as typeof import('./commands/doctor'),
   lab: () => require('./commands/lab') as typeof import('./commands/lab'),
@@ -21,6 +22,7 @@ const commands = {
   serve: () => require('./commands/serve') as typeof import('./commands/serve'),
   top: () => require('./commands/top') as typeof import('./commands/top'),
 };
+/* eslint-enable @typescript-eslint/no-require-imports */
 
 export const COMMANDS = ['top', 'record', 'ping', 'serve', 'report', 'lab', 'doctor'] as const;
 

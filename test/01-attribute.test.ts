@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { Packet } from '../src/stream/aggregate';
 import { attributeReplies, leadingCulprit, PAUSE_CULPRIT, pauseFinding, StallRow } from '../src/diagnose/attribute';
 import { parsePingOutput, pingArgs } from '../src/commands/iputils';
-import { verdictAdvice, verdictText, PingVerdict } from '../src/diagnose/verdict';
+import { verdictAdvice } from '../src/diagnose/verdict';
+import { verdictText, PingVerdict } from '../src/diagnose/ping';
 import { adviceForCulprit, ipvsAdvice } from '../src/diagnose/advice';
 import { parseCpuMask, formatCpuMask } from '../src/host/net';
 

@@ -8,6 +8,7 @@ import { attributePackets, attributeReceiveStalls, explainWait, indexStalls, Rec
 import { chooseCulprit, packetVerdict } from '../src/diagnose/verdict';
 import { buildReport } from '../src/report/model';
 import { renderText } from '../src/report/text';
+import { NO_HOST_FACTS } from '../src/base/host-facts';
 import { adviceForCulprit } from '../src/diagnose/advice';
 import { PROBE_NAMES, ProbeName, ProbeStatus } from '../src/kernel/probes';
 import { encode, Flag, Kind } from './encode';
@@ -55,7 +56,7 @@ test('the mixed run: many short unexplained waits do not hide the run behind the
   assert.ok(c.share < 0.3, `by count alone it would not be: ${c.share}`);
   assert.ok(c.waitShare > 0.5, `it explains most of the waiting: ${c.waitShare}`);
   assert.deepEqual([c.tail.explained, c.tail.of], [12, 13], 'all but one of the longest quarter');
-  const v = packetVerdict(attributed, runs, 1, () => null, undefined, { ipvsSwitch: true });
+  const v = packetVerdict(attributed, runs, 1, NO_HOST_FACTS);
   assert.match(v.text, /^Verdict: estimation_timer \[ip_vs\] on CPU 1 \(timer\) delayed 14 of 49 slow packets \(29%.*\) and [\d.]+ ms of their waiting \(\d+%\), 12 of the 13 longest waits/);
   assert.match(v.text, /run_estimation/, 'with the IPVS advice');
 });
@@ -78,7 +79,7 @@ test('receive stalls: with no slow packets the verdict stands on them, naming th
   const rows = attributeReceiveStalls(receive, index);
   assert.ok(rows.every((r) => r.attribution?.culprit === EST), 'each late run is explained by the run before it');
   // one packet of a late run (first seen in its NAPI poll): short, not slow enough to count
-  const v = packetVerdict([], runs, 1, () => null, undefined, { ipvsSwitch: true }, rows);
+  const v = packetVerdict([], runs, 1, NO_HOST_FACTS, undefined, rows);
   assert.ok(v.culprit);
   assert.equal(v.culprit.basis, 'receive-stalls');
   assert.equal(v.culprit.receiveStalls.explained, 20);

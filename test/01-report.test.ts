@@ -204,7 +204,7 @@ test('the schema rejects a report that breaks it', () => {
 test('text rendering has the per-CPU table, callbacks and bpftrace-style histograms', () => {
   const text = renderText(report());
   assert.match(text, /^Verdict: bpf_timer_cb on CPU 1/, 'the verdict comes first');
-  assert.match(text, /slowest packets \(of 5\):\n  tcp \[fd00::1\]:40000 -> \[fd00::2\]:7000  waited 8.00ms  cpu 0->1  bpf_timer_cb on CPU 1/);
+  assert.match(text, /slowest packets \(of 5\):\n {2}tcp \[fd00::1\]:40000 -> \[fd00::2\]:7000 {2}waited 8.00ms {2}cpu 0->1 {2}bpf_timer_cb on CPU 1/);
   assert.match(text, /CPU\s+pkt wait p99\s+max\s+NET_RX wait p99/);
   assert.match(text, /estimation_timer \[ip_vs\]\s+timer\s+0\s+1/);
   assert.match(text, /@net_rx_wait_ns\[cpu 0\]:\n\[256, 512\)\s+6 \|@+\s*\|\n\[512, 1K\)\s+44 \|@+\|/);

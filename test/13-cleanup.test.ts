@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import { CLI, skipUnlessKernel, tmpFile, tracerPrograms, waitFor, readJson, validator, runCli } from './helpers';
 
 function startRecord(out: string) {
@@ -58,7 +59,7 @@ test('kill -9: the kernel drops the programs, an existing report is untouched', 
   assert.ok(await waitFor(() => tracerPrograms().length === 0, 5000), 'programs left after kill -9');
   assert.equal(fs.readFileSync(out, 'utf8'), 'previous report');
   assert.deepEqual(
-    fs.readdirSync(require('node:path').dirname(out)).filter((f: string) => f.endsWith('.tmp')),
+    fs.readdirSync(path.dirname(out)).filter((f: string) => f.endsWith('.tmp')),
     [],
     'no temp file',
   );

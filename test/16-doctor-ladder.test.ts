@@ -6,7 +6,7 @@ import { parseIpvsTable } from '../src/host/ipvs';
 import { kernelVersion } from '../src/host/kernel-info';
 import { checkForced, chooseModes, Features } from '../src/kernel/ladder';
 import { EnvironmentError } from '../src/base/errors';
-import { readJson, readReport, runCli, skipUnlessKernel, tmpFile, validator, skipIf } from './helpers';
+import { readReport, runCli, skipUnlessKernel, tmpFile, validator, skipIf } from './helpers';
 
 test('doctor --json validates and reports what this kernel allows', async (t) => {
   if (skipUnlessKernel(t)) return;

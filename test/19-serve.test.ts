@@ -16,7 +16,7 @@ import { LabStall } from '../src/kernel/lab-stall';
 import { NET_RX_SOFTIRQ, HRTIMER_SOFTIRQ } from '../src/kernel/abi';
 import { Histogram } from '../src/stream/histogram';
 import { LiveTrace } from '../src/stream/live';
-import { runCli, skipUnlessKernel, startCli, tracerPrograms, validator, waitFor, needsTwoCpus, skipIf } from './helpers';
+import { NetnsPair, runCli, skipUnlessKernel, startCli, startLab, tracerPrograms, validator, waitFor, needsTwoCpus, skipIf } from './helpers';
 import { freePort, soak, soakSummary, udpLoadMissing } from '../bench/soak';
 
 const PROMETHEUS = '/usr/bin/prometheus';
@@ -172,7 +172,7 @@ test('serve: bad --listen and a taken port are one line, exit 2, nothing attache
   assert.match(other.stderr, /no such address on this host/);
 });
 
-test('serve under a real UDP flood (~200k kernel events/s) for 100 s, scraped every second: RSS flat once /report\'s window is full and the heap has settled (bench:soak, short)', async (t) => {
+test('serve under a real UDP flood (~100k packets/s) for 100 s, scraped every second: RSS flat once /report\'s window is full and the heap has settled (bench:soak, short)', async (t) => {
   if (skipUnlessKernel(t) || needsTwoCpus(t)) return;
   const missing = udpLoadMissing();
   if (skipIf(t, missing)) return;
@@ -183,9 +183,10 @@ test('serve under a real UDP flood (~200k kernel events/s) for 100 s, scraped ev
   const r = await soak(100, { kind: 'udp', pps: 100_000 }, 60, ['--report-window', '20s']);
   process.stderr.write(soakSummary(r) + '\n');
   assert.ok(r.scrapes >= 60, `only ${r.scrapes} scrapes answered`);
-  // the load is real: serve counted tens of thousands of packets a second
-  assert.ok(r.packetsPerSec >= 20_000, `serve counted ${r.packetsPerSec.toFixed(0)} packets/s`);
-  assert.ok(r.eventsPerSec >= 2 * r.packetsPerSec * 0.9, `${r.eventsPerSec.toFixed(0)} events/s for ${r.packetsPerSec.toFixed(0)} packets/s`);
+  // the load is real: tens of thousands of packets a second reached the receiving veth, and serve
+  // counted a softirq run for most of them (it times packets only in late NET_RX runs)
+  assert.ok(r.packetsPerSec >= 20_000, `the veth received ${r.packetsPerSec.toFixed(0)} packets/s`);
+  assert.ok(r.eventsPerSec >= 0.5 * r.packetsPerSec, `${r.eventsPerSec.toFixed(0)} events/s for ${r.packetsPerSec.toFixed(0)} packets/s`);
   assert.ok(r.growthMb <= 5, `RSS grew ${r.growthMb.toFixed(1)} MB in the last 30 s: ${r.samples.map((x) => x.rssMb.toFixed(0)).join(' ')}`);
 });
 
@@ -226,5 +227,44 @@ test('serve mode: short runs counted in the kernel add up to what streaming ever
     stall.stop();
     inKernel.stop();
     stream.stop();
+  }
+});
+
+test('serve times packets only in NET_RX runs that started late, with no arrival hook: the same slow packets as streaming, from the raise (an upper bound)', async (t) => {
+  if (skipUnlessKernel(t) || needsTwoCpus(t)) return;
+  const pair = new NetnsPair();
+  t.after(() => pair.destroy());
+  // both at once in namespace b's view of the kernel (tracing is not per namespace)
+  const stream = LiveTrace.start({});
+  const serve = LiveTrace.start({ kernelHistsBelowNs: 1e6, streamIcmp: false, lateRunPacketsOnly: true, ringBytes: 1 << 20 });
+  t.after(() => {
+    serve.stop();
+    stream.stop();
+  });
+  assert.match(serve.session.probes.packet_wait.mode ?? '', /only in NET_RX runs that started --packet-ms late \(serve\)/);
+  assert.equal(serve.session.probes.icmp_rcv.active, false);
+  assert.ok(serve.session.notes.some((n) => /no per-packet arrival hook/.test(n)));
+  assert.equal(serve.session.programStats().find((h) => h.hook === 'rx_arrive')?.runCount, 0, 'serve loads no arrival hook');
+  const lab = await startLab(pair);
+  t.after(() => lab.kill());
+  stream.rotate();
+  serve.rotate();
+  const ping = spawnSync('ip', pair.exec(pair.a, ['ping', '-q', '-n', '-e', '4301', '-c', '300', '-i', '0.013', pair.addrB]), { encoding: 'utf8' });
+  assert.equal(ping.status, 0, ping.stderr);
+  await lab.stop();
+  await new Promise((r) => setTimeout(r, 300));
+  const a = stream.rotate().slowPackets().filter((p) => p.id === 4301 && p.type === 8);
+  const b = serve.rotate().slowPackets().filter((p) => p.id === 4301 && p.type === 8);
+  process.stderr.write(`slow echo requests: streaming ${a.length}, serve ${b.length}\n`);
+  assert.ok(b.every((p) => p.path === 'late-run' && p.cpu === 1), 'serve lists packets of late runs, timed from the raise');
+  assert.ok(a.every((p) => p.path === 'backlog'));
+  // every request streaming saw wait 2 ms or more was processed in a late run: serve has it,
+  // and its wait from the raise is at least the exact one (minus the slack of two clock reads)
+  const long = a.filter((p) => (p.waitNs ?? 0) >= 2e6);
+  assert.ok(long.length >= 5, `only ${long.length} requests waited 2 ms or more`);
+  for (const p of long) {
+    const q = b.find((x) => x.seq === p.seq);
+    assert.ok(q, `request ${p.seq} (waited ${(p.waitNs! / 1e6).toFixed(2)} ms) is among serve's slow packets`);
+    assert.ok(q.waitNs! >= p.waitNs! - 0.2e6, `request ${p.seq}: serve ${q.waitNs} ns < streaming ${p.waitNs} ns`);
   }
 });

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { TEST_NIC, vmSuite } from './vm';
 import { readReport } from './helpers';
 import { assertNicRingBlamesEstimator, blamed, EST, estimatorOnCpu1, irqs, timingVerdict } from './vm-nic';
-import { judgeShare, Judgement, packetWindow, pausesOf, replyWindow, SampleWindow } from './excuse';
+import { judgeShare, packetWindow, pausesOf, replyWindow, SampleWindow } from './excuse';
 
 const suite = vmSuite('debian-6.1', 'nic-6.1.sh', 1_200_000, TEST_NIC);
 before(() => suite.boot());

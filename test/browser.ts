@@ -30,7 +30,7 @@ export interface Rendered {
 }
 
 export async function render(file: string, name: string): Promise<Rendered> {
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- a test-only dependency, loaded when a page is drawn
   const puppeteer = require('puppeteer-core');
   const browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu'] });
   try {

@@ -53,7 +53,7 @@ export function readManifests(dir = KUBE_DIR): Manifest[] {
 function validatorFor(doc: any): Validator {
   const name = SCHEMAS[`${doc.apiVersion}/${doc.kind}`];
   if (!name) throw new Error(`no schema here for apiVersion ${doc.apiVersion} kind ${doc.kind}`);
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- the schema module is chosen at run time
   return require(path.join(ROOT, 'node_modules', 'kubernetes-models', '_schemas', `${name}.js`)).validate as Validator;
 }
 

@@ -240,7 +240,7 @@ sleep 30
       if (pings) clearInterval(pings);
       if (nic) spawnSync('ip', ['link', 'del', nic.tap]);
       const m = /jsvm-exit:(\d+)/.exec(con);
-      let output = '';
+      let output: string;
       try {
         output = fs.readFileSync(path.join(jobDir, 'output.log'), 'utf8');
       } catch {

@@ -1,6 +1,7 @@
 // What every tracing command shares: the one-line messages, stop signals,
 // the --attach option, starting a live trace with its notes shown, and the
 // report of a finished trace.
+import { gatherHostFacts } from '../host/facts';
 import { ClockPair, monotonicNs } from '../base/clock';
 import { requireTracingCaps } from '../host/caps';
 import { native } from '../kernel/addon';
@@ -9,7 +10,7 @@ import { buildReport, Report } from '../report/model';
 import { LiveTrace, LiveTraceOptions } from '../stream/live';
 import { parseCpuList } from './options';
 
-// eslint-disable-next-line @typescript-eslint/no-var-requires
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- package.json is outside the TypeScript tree: read at run time
 export const VERSION: string = require('../../../package.json').version;
 
 /** One line on stderr, prefixed with the tool's name. */
@@ -85,5 +86,6 @@ export function traceReport(trace: LiveTrace, start: ClockPair, extraNotes: stri
     tracedCpus,
     command: process.argv.slice(1),
     version: VERSION,
+    facts: gatherHostFacts(),
   });
 }

@@ -5,11 +5,10 @@ import type { Argv } from 'yargs';
 import { clockPair } from '../base/clock';
 import { EnvironmentError, UsageError } from '../base/errors';
 import { fmtNs } from '../base/format';
-import { hasRunEstimationSwitch } from '../host/ipvs';
-import { interfaceByIndex } from '../host/net';
+import { gatherHostFacts } from '../host/facts';
 import { resolvePingTarget } from '../host/target';
-import { attributeReplies, leadingCulprit, pauseFinding } from '../diagnose/attribute';
-import { pingVerdict, rpsFinding, verdictAdvice } from '../diagnose/verdict';
+import { attributeReplies } from '../diagnose/attribute';
+import { pingVerdictOf } from '../diagnose/ping';
 import { PingReport, PingSection, Report } from '../report/model';
 import { lossText } from '../report/text';
 import { checkWritable, writeAtomic } from '../report/write';
@@ -109,25 +108,11 @@ export async function ping(argv: PingArgs): Promise<void> {
 
 function pingSection(report: Report, target: string, p: PingParams, run: PingRun, slowMs: number): PingSection {
   const rows = attributeReplies(run.sent, run.replies, report.icmp.packets, report.stalls.rows, { id: p.id, slowMs });
-  const culprit = leadingCulprit(rows, report.stalls.rows);
-  const slow = rows.filter((r) => r.slow).length;
-  const pauses = pauseFinding(rows.filter((r) => r.slow).map((r) => r.attribution), report.stalls.rows);
+  const facts = gatherHostFacts();
   // the interface the replies came in on, in this network namespace
   const replyIf = report.icmp.packets.find((x) => x.id === p.id && (x.type === 0 || x.type === 129))?.ifindex;
-  const ifname = p.iface ?? (replyIf !== undefined ? interfaceByIndex(replyIf) : null);
-  const verdict = pingVerdict(target, {
-    sent: run.sent,
-    received: run.replies.length,
-    lost: run.sent - run.replies.length,
-    slowMs,
-    slow,
-    slowShare: run.replies.length ? slow / run.replies.length : 0,
-    attributed: rows.filter((r) => r.slow && r.attribution).length,
-    culprit,
-    rps: ifname ? rpsFinding(ifname, culprit) : null,
-    pauses,
-    advice: verdictAdvice(culprit && { ...culprit, count: culprit.replies }, pauses, { ipvsSwitch: hasRunEstimationSwitch() }),
-  });
+  const ifname = p.iface ?? (replyIf !== undefined ? (facts.interfaces[replyIf] ?? null) : null);
+  const verdict = pingVerdictOf({ target, sent: run.sent, received: run.replies.length, slowMs, ifname }, rows, report.stalls.rows, facts);
   return {
     target,
     address: p.address,

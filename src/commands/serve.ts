@@ -2,6 +2,7 @@
 // port or a bad --listen is one line, exit 2, nothing attached), then traces
 // until SIGTERM or SIGINT, folding every second's report into the metrics and
 // keeping the last minutes for /report. Detaches on every way out.
+import { gatherHostFacts } from '../host/facts';
 import http from 'node:http';
 import type { Argv } from 'yargs';
 import { clockPair, monotonicNs } from '../base/clock';
@@ -91,6 +92,7 @@ export async function serve(argv: ServeArgs): Promise<void> {
       slowPacketNs: packetMs * 1e6,
       kernelHistsBelowNs: stallMs * 1e6,
       streamIcmp: false,
+      lateRunPacketsOnly: true,
       ringBytes: 1 << 20,
       // an interval lists (and attributes) at most this many slow packets and
       // stalls; the metrics count the rest as culprit="not_listed". Listing
@@ -132,6 +134,7 @@ export async function serve(argv: ServeArgs): Promise<void> {
         tracedCpus: cpus,
         command: process.argv.slice(1),
         version: VERSION,
+        facts: gatherHostFacts(),
       });
     };
     let lastNs = start.monoNs;

@@ -1,6 +1,6 @@
 // What to do about a culprit: the advice a verdict gives, and what `doctor`
 // says about IPVS. Text only; kept in one place so both say the same.
-import { IPVS_ESTIMATION_SYMBOL, isIpvsEstimation } from '../host/ipvs';
+import { IPVS_ESTIMATION_SYMBOL, isIpvsEstimation } from '../base/host-facts';
 import { PAUSE_CULPRIT } from './attribute';
 
 const IPVS_WHY = `IPVS's ${IPVS_ESTIMATION_SYMBOL} (kernels before 6.2) walks every IPVS service and destination every 2 s in TIMER softirq; with tens of thousands of rules one run takes tens to hundreds of ms, and packets that RPS steers to that CPU wait.`;

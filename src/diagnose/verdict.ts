@@ -1,7 +1,7 @@
 // Verdicts: the culprit behind the slow packets, the RPS masks that steer
 // traffic onto its CPU, and what to do — as data and as the text people read.
 import { fmtNs, pct } from '../base/format';
-import { RpsQueue, rpsQueues } from '../host/net';
+import { HostFacts, RpsQueue } from '../base/host-facts';
 import { adviceForCulprit, AdviceContext, cpusText, pauseAdvice } from './advice';
 import { Culprit, CulpritRuns, Overlap, PauseFinding, pauseFinding, ReceiveStallRow, SlowPacket, StallRow } from './attribute';
 
@@ -12,13 +12,13 @@ export interface RpsFinding {
   steersToCulpritCpu: boolean | null;
 }
 
-/** The RPS masks of `ifname` in this network namespace, held against the culprit's CPU. */
-export function rpsFinding(ifname: string, culprit: { cpu: number } | null): RpsFinding {
-  const queues = rpsQueues(ifname);
+/** The RPS masks of `ifname` (from the host's facts), held against the culprit's CPU. */
+export function rpsFinding(ifname: string, culprit: { cpu: number } | null, facts: HostFacts): RpsFinding {
+  const queues = facts.rps[ifname] ?? [];
   return { interface: ifname, queues, steersToCulpritCpu: culprit ? queues.some((q) => q.cpus.includes(culprit.cpu)) : null };
 }
 
-function rpsLine(r: RpsFinding, cpu: number | undefined): string {
+export function rpsLine(r: RpsFinding, cpu: number | undefined): string {
   const masks = r.queues.map((q) => `${q.queue}=${q.cpus.length ? 'CPU ' + q.cpus.join(',') : 'off'}`).join(' ');
   const tail =
     r.steersToCulpritCpu === null || cpu === undefined
@@ -197,34 +197,33 @@ export function chooseCulprit(all: SlowPacket[], receiveAll: ReceiveStallRow[], 
   };
 }
 
-/** The verdict over a trace's slow packets and receive stalls; `ifname` names an ifindex in this network namespace. */
+/** The verdict over a trace's slow packets and receive stalls; `facts` are the host's (interface names, RPS masks, IPVS switch). */
 export function packetVerdict(
   slow: SlowPacket[],
   stalls: StallRow[],
   slowMs: number,
-  ifname: (ifindex: number) => string | null,
+  facts: HostFacts,
   steal: { perCpuNs: number[]; durationNs: number } = { perCpuNs: [], durationNs: 0 },
-  advice?: AdviceContext,
   receive: ReceiveStallRow[] = [],
 ): PacketVerdict {
   const attributed = slow.filter((p) => p.attribution).length;
   const culprit = chooseCulprit(slow, receive, stalls);
   const hit = culprit ? slow.filter((p) => p.attribution && p.attribution.culprit === culprit.culprit && p.attribution.cpu === culprit.cpu && p.attribution.kind === culprit.kind) : [];
-  const names = [...new Set(hit.map((p) => ifname(p.ifindex)).filter((n): n is string => n !== null))].sort();
-  const facts = {
+  const names = [...new Set(hit.map((p) => facts.interfaces[p.ifindex]).filter((n): n is string => n !== undefined))].sort();
+  const found = {
     slowMs,
     slow: slow.length,
     attributed,
     culprit,
     receive: receive.length ? { count: receive.length, maxMs: Math.max(...receive.map((r) => r.waitNs)) / 1e6, deferred: receive.filter((r) => r.deferred).length } : null,
-    rps: names.map((n) => rpsFinding(n, culprit)),
+    rps: names.map((n) => rpsFinding(n, culprit, facts)),
     hostSteal: steal.perCpuNs
       .map((ns, cpu) => ({ cpu, ns, share: steal.durationNs > 0 ? ns / steal.durationNs : 0 }))
       .filter((x) => x.ns >= STEAL_NOTE_NS || (x.ns > 0 && x.share >= STEAL_NOTE_SHARE)),
   };
   const pauses = pauseFinding(slow.map((p) => p.attribution), stalls);
   const count = culprit ? Math.max(culprit.packets, culprit.receiveStalls.explained) : 0;
-  const full = { ...facts, pauses, advice: verdictAdvice(culprit && { ...culprit, count }, pauses, advice) };
+  const full = { ...found, pauses, advice: verdictAdvice(culprit && { ...culprit, count }, pauses, { ipvsSwitch: facts.ipvsSwitch }) };
   return { ...full, text: packetVerdictText(full) };
 }
 
@@ -243,7 +242,7 @@ export function verdictAdvice(
 }
 
 /** The verdict line about pauses: `what` is "slow packets" or "slow replies". */
-function pausesLine(p: PauseFinding, slow: number, what: string): string {
+export function pausesLine(p: PauseFinding, slow: number, what: string): string {
   return (
     `Host pauses: ${p.count} of ${slow} ${what} waited on ${cpusText(p.cpus)} while ${p.cpus.length === 1 ? 'it' : 'they'} took no timer interrupt (up to ${p.maxMs.toFixed(1)} ms): ` +
     'the host did not run the vCPU, or interrupts were off. Not counted against the culprit above.'
@@ -300,57 +299,7 @@ export function slowPacketsText(slow: SlowPacket[], limit = 10): string {
   for (const p of rows)
     lines.push(
       // a later packet of a NAPI poll waited at most that long (see Packet.path)
-      `  ${flowText(p)}  waited ${p.path === 'napi-bound' ? '<= ' : ''}${fmtNs(p.waitNs ?? 0)}  cpu ${p.arrivalCpu}->${p.cpu}${p.path === 'backlog' || !p.path ? '' : ' (NIC ring)'}  ${p.attribution ? `${p.attribution.culprit} on CPU ${p.attribution.cpu}` : '-'}`,
+      `  ${flowText(p)}  waited ${p.path === 'napi-bound' || p.path === 'late-run' ? '<= ' : ''}${fmtNs(p.waitNs ?? 0)}  cpu ${p.arrivalCpu}->${p.cpu}${p.path === 'napi' || p.path === 'napi-bound' ? ' (NIC ring)' : p.path === 'late-run' ? ' (late NET_RX run)' : ''}  ${p.attribution ? `${p.attribution.culprit} on CPU ${p.attribution.cpu}` : '-'}`,
     );
-  return lines.join('\n');
-}
-
-export interface PingVerdict {
-  sent: number;
-  received: number;
-  lost: number;
-  slowMs: number;
-  slow: number;
-  slowShare: number;
-  attributed: number;
-  culprit: Culprit | null;
-  rps: RpsFinding | null;
-  /** Slow replies that waited on a CPU taking no interrupt (host pause or IRQs off). */
-  pauses: PauseFinding | null;
-  advice: string[];
-  text: string;
-}
-
-export type PingFacts = Omit<PingVerdict, 'text'>;
-
-/** The verdict with its text, made in one step. */
-export function pingVerdict(target: string, facts: PingFacts): PingVerdict {
-  return { ...facts, text: verdictText(target, facts) };
-}
-
-export function verdictText(target: string, v: PingFacts): string {
-  const lines: string[] = [];
-  lines.push(
-    `jitterscope ping ${target}: ${v.received} of ${v.sent} replies, ${v.lost} lost; ${v.slow} slow (>= ${v.slowMs} ms, ${pct(v.slowShare)}).`,
-  );
-  if (!v.slow) lines.push('No slow replies: no culprit to name.');
-  else if (!v.culprit)
-    lines.push(
-      v.pauses
-        ? `No culprit in this kernel: no softirq or timer callback on the CPUs that handled them explains the ${v.slow} slow replies.`
-        : `No culprit found: none of the ${v.slow} slow replies overlapped a long softirq or timer callback on the CPUs that handled them; the delay is elsewhere (sender, network, or the remote host).`,
-    );
-  else {
-    const c = v.culprit;
-    lines.push(
-      `Culprit: ${c.culprit} on CPU ${c.cpu} (${c.kind}) delayed ${c.replies} of ${v.slow} slow replies (${pct(c.share)}); ` +
-        `its runs: ${c.runs.count}, p50 ${c.runs.p50Ms.toFixed(1)} ms, max ${c.runs.maxMs.toFixed(1)} ms.`,
-    );
-    const others = v.attributed - c.replies - (v.pauses?.count ?? 0);
-    if (others > 0) lines.push(`Other culprits explain ${others} more slow replies (see the report).`);
-  }
-  if (v.pauses) lines.push(pausesLine(v.pauses, v.slow, 'slow replies'));
-  if (v.rps) lines.push(rpsLine(v.rps, v.culprit?.cpu));
-  for (const a of v.advice) lines.push(`Advice: ${a}`);
   return lines.join('\n');
 }

@@ -2,15 +2,11 @@
 // estimator this kernel runs (estimation_timer before 6.2, kthreads since),
 // the rule counts and the estimator's sysctls in this network namespace.
 import fs from 'node:fs';
+import { IPVS_ESTIMATION_SYMBOL, isIpvsEstimation } from '../base/host-facts';
 import { Kallsyms } from './kallsyms';
 
-/** The timer callback that walks every IPVS rule on kernels before 6.2. */
-export const IPVS_ESTIMATION_SYMBOL = 'estimation_timer';
-
-/** Whether a resolved symbol ("estimation_timer [ip_vs]", ...) is the IPVS estimator. */
-export function isIpvsEstimation(symbol: string): boolean {
-  return symbol === IPVS_ESTIMATION_SYMBOL || symbol.startsWith(IPVS_ESTIMATION_SYMBOL + ' ');
-}
+/** The timer callback that walks every IPVS rule on kernels before 6.2 (defined with the host facts). */
+export { IPVS_ESTIMATION_SYMBOL, isIpvsEstimation };
 
 export function ipvsLoaded(): boolean {
   return fs.existsSync('/sys/module/ip_vs');

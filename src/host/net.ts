@@ -2,11 +2,25 @@
 // ifindex -> name, and the RPS masks that decide which CPU processes packets.
 import fs from 'node:fs';
 import path from 'node:path';
+import type { RpsQueue } from '../base/host-facts';
 
 const NET = '/sys/class/net';
 
 export function interfaceExists(name: string, root = NET): boolean {
   return /^[\w.:@-]+$/.test(name) && fs.existsSync(path.join(root, name));
+}
+
+/** Every interface's name by its ifindex. */
+export function interfaceIndexes(root = NET): Record<number, string> {
+  const out: Record<number, string> = {};
+  for (const name of safeReaddir(root)) {
+    try {
+      out[Number(fs.readFileSync(path.join(root, name, 'ifindex'), 'utf8'))] = name;
+    } catch {
+      // interface went away while we looked
+    }
+  }
+  return out;
 }
 
 export function interfaceByIndex(ifindex: number, root = NET): string | null {
@@ -39,10 +53,7 @@ export function formatCpuMask(cpus: number[]): string {
   return out.join(',');
 }
 
-export interface RpsQueue {
-  queue: string; // rx-0
-  cpus: number[]; // empty: RPS off for this queue
-}
+export type { RpsQueue };
 
 export function rpsQueues(dev: string, root = NET): RpsQueue[] {
   const dir = path.join(root, dev, 'queues');

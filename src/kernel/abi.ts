@@ -29,7 +29,7 @@ export const OFFSETS = {
 
 export const Kind = { SOFTIRQ: 1, TIMER: 2, HRTIMER: 3, PACKET: 4, FUNC: 5, PAUSE: 6, TASK: 7 } as const;
 export const Func = { ESTIMATION_TIMER: 1, NET_RX_ACTION: 2 } as const;
-export const Flag = { WAIT_UNKNOWN: 1, IPV6: 2, SLOW: 4, NAPI: 8, WAIT_BOUND: 16, DEFERRED: 32 } as const;
+export const Flag = { WAIT_UNKNOWN: 1, IPV6: 2, SLOW: 4, NAPI: 8, WAIT_BOUND: 16, DEFERRED: 32, LATE_RUN: 64 } as const;
 
 export const NR_SOFTIRQS = 10;
 export const SOFTIRQ_NAMES = ['HI', 'TIMER', 'NET_TX', 'NET_RX', 'BLOCK', 'IRQ_POLL', 'TASKLET', 'SCHED', 'HRTIMER', 'RCU'];

@@ -81,7 +81,7 @@ let addon: Addon | undefined;
 
 export function native(): Addon {
   if (!addon) {
-    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- a native addon loads only through require
     addon = require(ADDON_PATH) as Addon;
     addon.setErrorClass(BpfError);
   }

@@ -25,6 +25,8 @@ export interface Hook {
   requiredBy: ProbeName[];
   /** Probes that lose detail without it. */
   helps: ProbeName[];
+  /** Attached only when streaming every packet (record, top, ping), or only in serve. */
+  only?: 'stream' | 'serve';
 }
 
 /**
@@ -40,13 +42,20 @@ export const HOOKS: Hook[] = [
   { name: 'tmr_entry', tracepoint: 'timer:timer_expire_entry', requiredBy: ['timer_callbacks', 'ipvs_estimation'], helps: [] },
   { name: 'hrt_exit', tracepoint: 'timer:hrtimer_expire_exit', requiredBy: [], helps: ['timer_callbacks'] },
   { name: 'hrt_entry', tracepoint: 'timer:hrtimer_expire_entry', requiredBy: [], helps: ['timer_callbacks'] },
-  { name: 'skb_rcv', tracepoint: 'net:netif_receive_skb', requiredBy: ['icmp_rcv', 'packet_wait'], helps: [] },
-  { name: 'rx_arrive', tracepoint: 'net:netif_rx_entry', requiredBy: [], helps: ['icmp_rcv', 'packet_wait'] },
-  { name: 'gro_arrive', tracepoint: 'net:napi_gro_receive_entry', requiredBy: [], helps: ['icmp_rcv', 'packet_wait'] },
-  { name: 'rcv_arrive', tracepoint: 'net:netif_receive_skb_entry', requiredBy: [], helps: ['icmp_rcv', 'packet_wait'] },
+  { name: 'skb_rcv', tracepoint: 'net:netif_receive_skb', requiredBy: ['icmp_rcv', 'packet_wait'], helps: [], only: 'stream' },
+  { name: 'rx_arrive', tracepoint: 'net:netif_rx_entry', requiredBy: [], helps: ['icmp_rcv', 'packet_wait'], only: 'stream' },
+  { name: 'gro_arrive', tracepoint: 'net:napi_gro_receive_entry', requiredBy: [], helps: ['icmp_rcv', 'packet_wait'], only: 'stream' },
+  { name: 'rcv_arrive', tracepoint: 'net:netif_receive_skb_entry', requiredBy: [], helps: ['icmp_rcv', 'packet_wait'], only: 'stream' },
+  // serve: no arrival hooks; packets of NET_RX runs that started late, timed from their raise
+  { name: 'skb_late', tracepoint: 'net:netif_receive_skb', requiredBy: ['packet_wait'], helps: [], only: 'serve' },
   // the tasks that held a CPU while NET_RX waited there (ksoftirqd's runs)
   { name: 'sched_switch', tracepoint: 'sched:sched_switch', requiredBy: [], helps: ['net_rx_wait'] },
 ];
+
+/** The hooks a session of this kind attaches. */
+export function hooksFor(serve: boolean): Hook[] {
+  return HOOKS.filter((h) => !h.only || h.only === (serve ? 'serve' : 'stream'));
+}
 
 export interface ProbeStatus {
   active: boolean;
@@ -77,14 +86,17 @@ export const DIRECT_PROGRAMS: Record<'ipvs_estimation' | 'net_rx_action' | 'icmp
   icmp_rcv: { fentry: ['jsf_icmp_rcv'], kprobe: ['jsk_icmp_rcv'] },
 };
 
+/** In serve, packet_wait keeps only the packets of late NET_RX runs (no per-packet arrival hook). */
+const SERVE_PACKET_WAIT = 'netif_receive_skb, only in NET_RX runs that started --packet-ms late (serve), timed from their raise';
+
 /** What a probe on the tracepoint rung reports as its status. */
-export function tracepointStatus(probe: ProbeName, flavour: Flavour, reason: string | null): ProbeStatus {
+export function tracepointStatus(probe: ProbeName, flavour: Flavour, reason: string | null, serve = false): ProbeStatus {
   return {
     active: true,
     via: 'tracepoint',
-    mode: `${flavour} (${TRACEPOINT_DERIVATION[probe]})`,
+    mode: `${flavour} (${serve && probe === 'packet_wait' ? SERVE_PACKET_WAIT : TRACEPOINT_DERIVATION[probe]})`,
     reason,
-    hooks: HOOKS.filter((h) => h.requiredBy.includes(probe) || h.helps.includes(probe)).map((h) => h.tracepoint),
+    hooks: hooksFor(serve).filter((h) => h.requiredBy.includes(probe) || h.helps.includes(probe)).map((h) => h.tracepoint),
   };
 }
 

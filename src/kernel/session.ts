@@ -12,7 +12,7 @@ import { IpvsProbe } from './ipvs-probe';
 import { AttachPref, checkForced, chooseModes, Choice, Features, isDirect, LadderProbe, probeFeatures } from './ladder';
 import { globals, loadObject } from './loader';
 import {
-  DIRECT_PROGRAMS, Flavour, FLAVOUR_PREFIX, HOOKS, inactiveStatus, PROBE_NAMES, ProbeName, ProbeStatus, tracepointStatus,
+  DIRECT_PROGRAMS, Flavour, FLAVOUR_PREFIX, HOOKS, hooksFor, inactiveStatus, PROBE_NAMES, ProbeName, ProbeStatus, tracepointStatus,
 } from './probes';
 
 export interface SessionOptions {
@@ -37,6 +37,12 @@ export interface SessionOptions {
   kernelHistsBelowNs?: number;
   /** A hard hrtimer this late (ns) is streamed as a pause: the CPU took no interrupt meanwhile (default 1 ms). */
   pauseMinNs?: number;
+  /**
+   * serve: no per-packet arrival hook; only packets processed in a NET_RX run
+   * that started late are timed (from its raise) and streamed, and no ICMP
+   * packet is listed. Every other packet costs one look at a per-CPU flag.
+   */
+  lateRunPacketsOnly?: boolean;
 }
 
 /** What was lost on the way from the kernel: never silent (every view and report shows it). */
@@ -76,6 +82,8 @@ export class TraceSession {
   private finalRingStats = { badRecords: 0, consumeErrors: 0 };
   /** True when short runs are counted in the kernel (SessionOptions.kernelHistsBelowNs). */
   readonly kernelHists: boolean;
+  /** serve's packet hooks (SessionOptions.lateRunPacketsOnly). */
+  readonly lateRunPacketsOnly: boolean;
 
   private constructor(
     obj: NativeBpfObject,
@@ -91,6 +99,9 @@ export class TraceSession {
     this.tracerProbes = attached.probes;
     this.notes = [...notes, ...attached.notes];
     this.kernelHists = opts.kernelHistsBelowNs !== undefined;
+    this.lateRunPacketsOnly = opts.lateRunPacketsOnly ?? false;
+    if (this.lateRunPacketsOnly)
+      this.notes.push('packets are timed only in NET_RX runs that started late (from their raise, an upper bound), with no per-packet arrival hook: packet_wait counts those packets alone');
     if (this.kernelHists)
       this.notes.push(`softirq and net_rx_action runs under ${opts.kernelHistsBelowNs! / 1e6} ms are counted in the kernel (histograms read each interval); longer ones are streamed`);
     try {
@@ -132,7 +143,7 @@ export class TraceSession {
     for (;;) {
       try {
         let attached: ReturnType<typeof attachTracer> | undefined;
-        const obj = loadObject(tracerSpec(flavour, modes, opts, (o) => (attached = attachTracer(o, flavour, modes))));
+        const obj = loadObject(tracerSpec(flavour, modes, opts, (o) => (attached = attachTracer(o, flavour, modes, opts.lateRunPacketsOnly ?? false))));
         return new TraceSession(obj, attached!, flavour, features, kallsyms, modes.ipvs_estimation, opts, notes);
       } catch (e) {
         if (!(e instanceof BpfError) || e.step.startsWith('set ')) throw e;
@@ -195,7 +206,9 @@ export class TraceSession {
   programStats(): { hook: string; runTimeNs: number; runCount: number }[] {
     const obj = this.obj;
     if (!obj) return [];
+    // the hooks this session loaded; the others count nothing
     return HOOKS.map((h) => {
+      if (!hooksFor(this.lateRunPacketsOnly).includes(h)) return { hook: h.name, runTimeNs: 0, runCount: 0 };
       const info = obj.programInfo(FLAVOUR_PREFIX[this.flavour] + h.name);
       return { hook: h.name, runTimeNs: info.runTimeNs, runCount: info.runCount };
     });
@@ -238,11 +251,14 @@ function readRunHists(obj: NativeBpfObject): (Buffer | null)[] {
 
 function tracerSpec(flavour: Flavour, modes: Record<LadderProbe, Choice>, opts: SessionOptions, start: (o: NativeBpfObject) => void) {
   const prefix = FLAVOUR_PREFIX[flavour];
+  const serve = opts.lateRunPacketsOnly ?? false;
   const wanted = new Set<string>();
-  for (const probe of ['net_rx_action', 'icmp_rcv'] as const) {
+  for (const probe of serve ? (['net_rx_action'] as const) : (['net_rx_action', 'icmp_rcv'] as const)) {
     const m = modes[probe].mode;
     if (isDirect(m)) DIRECT_PROGRAMS[probe][m].forEach((p) => wanted.add(p));
   }
+  // a hook this kind of session does not attach is not loaded either (verifier time)
+  const unused = new Set(HOOKS.filter((h) => !hooksFor(serve).includes(h)).map((h) => prefix + h.name));
   const ringBytes = opts.ringBytes ?? DEFAULT_RING_BYTES;
   const g: Record<string, Buffer> = {
     wakeup_bytes: globals.u64(Math.min(WAKEUP_BYTES, ringBytes / 4)),
@@ -263,7 +279,7 @@ function tracerSpec(flavour: Flavour, modes: Record<LadderProbe, Choice>, opts: 
   }
   return {
     object: 'tracer' as const,
-    autoload: (p: string) => p.startsWith(prefix) || wanted.has(p),
+    autoload: (p: string) => (p.startsWith(prefix) && !unused.has(p)) || wanted.has(p),
     globals: g,
     maxEntries: { events: ringBytes },
     start,
@@ -275,9 +291,10 @@ function tracerSpec(flavour: Flavour, modes: Record<LadderProbe, Choice>, opts: 
  * say so) and the chosen fentry/kprobe programs (which must attach), and
  * works out every probe's status.
  */
-function attachTracer(obj: NativeBpfObject, flavour: Flavour, modes: Record<LadderProbe, Choice>) {
+function attachTracer(obj: NativeBpfObject, flavour: Flavour, modes: Record<LadderProbe, Choice>, serve: boolean) {
   const failed = new Map<string, string>();
-  for (const hook of HOOKS) {
+  const hooks = hooksFor(serve);
+  for (const hook of hooks) {
     try {
       obj.attach(FLAVOUR_PREFIX[flavour] + hook.name);
     } catch (e) {
@@ -285,12 +302,16 @@ function attachTracer(obj: NativeBpfObject, flavour: Flavour, modes: Record<Ladd
       failed.set(hook.name, `${hook.tracepoint}: ${e.code}`);
     }
   }
-  for (const probe of ['net_rx_action', 'icmp_rcv'] as const) {
+  for (const probe of serve ? (['net_rx_action'] as const) : (['net_rx_action', 'icmp_rcv'] as const)) {
     const mode = modes[probe].mode;
     if (isDirect(mode)) for (const prog of DIRECT_PROGRAMS[probe][mode]) obj.attach(prog);
   }
   const probes = {} as Record<ProbeName, ProbeStatus>;
   for (const probe of PROBE_NAMES) {
+    if (serve && probe === 'icmp_rcv') {
+      probes[probe] = inactiveStatus('serve lists no ICMP packets (ping and record do); their waits count in packet_wait');
+      continue;
+    }
     // ipvs_estimation gets its tracepoint status here: its fallback; IpvsProbe owns its ladder
     const ladder = probe === 'ipvs_estimation' ? undefined : (modes as Partial<Record<ProbeName, Choice>>)[probe];
     if (ladder?.mode === null) {
@@ -302,15 +323,15 @@ function attachTracer(obj: NativeBpfObject, flavour: Flavour, modes: Record<Ladd
       probes[probe] = { active: true, via: ladder.mode, mode: ladder.mode, reason: ladder.reason || null, hooks: [`${ladder.mode}:${fn}`] };
       continue;
     }
-    const hooks = HOOKS.filter((h) => h.requiredBy.includes(probe) || h.helps.includes(probe));
-    const missing = (role: 'requiredBy' | 'helps') => hooks.filter((h) => h[role].includes(probe) && failed.has(h.name)).map((h) => failed.get(h.name));
+    const mine = hooks.filter((h) => h.requiredBy.includes(probe) || h.helps.includes(probe));
+    const missing = (role: 'requiredBy' | 'helps') => mine.filter((h) => h[role].includes(probe) && failed.has(h.name)).map((h) => failed.get(h.name));
     const missingRequired = missing('requiredBy');
     const missingHelpers = missing('helps');
     if (missingRequired.length) {
-      probes[probe] = { ...inactiveStatus('could not attach ' + missingRequired.join(', ')), hooks: hooks.map((h) => h.tracepoint) };
+      probes[probe] = { ...inactiveStatus('could not attach ' + missingRequired.join(', ')), hooks: mine.map((h) => h.tracepoint) };
       continue;
     }
-    const s = tracepointStatus(probe, flavour, ladder?.reason || null);
+    const s = tracepointStatus(probe, flavour, ladder?.reason || null, serve);
     if (missingHelpers.length) s.reason = [s.reason, 'partial: could not attach ' + missingHelpers.join(', ')].filter(Boolean).join('; ');
     probes[probe] = s;
   }

@@ -4,15 +4,15 @@
 import os from 'node:os';
 import { ClockPair } from '../base/clock';
 import { kernelAddressHex } from '../base/format';
-import { hasRunEstimationSwitch, isIpvsEstimation } from '../host/ipvs';
+import { HostFacts, isIpvsEstimation, NO_HOST_FACTS } from '../base/host-facts';
 import { Kallsyms } from '../host/kallsyms';
 import { Func, HRTIMER_SOFTIRQ, NET_RX_SOFTIRQ, SOFTIRQ_NAMES, TIMER_SOFTIRQ } from '../kernel/abi';
 import { isDirect } from '../kernel/ladder';
 import { ProbeName, ProbeStatus } from '../kernel/probes';
 import type { Drops } from '../kernel/session';
 import { attributePackets, attributeReceiveStalls, indexStalls, PAUSE_CULPRIT, ReceiveStallRow, ReplyRow, SlowPacket, StallRow, taskCulprit } from '../diagnose/attribute';
-import { PacketVerdict, packetVerdict, PingVerdict } from '../diagnose/verdict';
-import { interfaceByIndex } from '../host/net';
+import { PacketVerdict, packetVerdict } from '../diagnose/verdict';
+import { PingVerdict } from '../diagnose/ping';
 import { Aggregator, Packet, Stall } from '../stream/aggregate';
 import { Histogram, HistogramSummary, Log2Bucket } from '../stream/histogram';
 import { ReportSeries, seriesSection, seriesTimerKeys } from './series';
@@ -128,6 +128,8 @@ export interface ReportInput {
   notes: string[];
   drops: Drops;
   kallsyms?: Kallsyms;
+  /** The host's facts for the verdict (RPS masks, interface names, IPVS switch), gathered by the command; none: no RPS finding. */
+  facts?: HostFacts;
   /** When tracing started, on both clocks. */
   start: ClockPair;
   endWall: Date;
@@ -265,9 +267,7 @@ export function buildReport(inp: ReportInput): Report {
   const slow = attributePackets(agg.slowPackets(), index);
   const receive = attributeReceiveStalls(agg.receiveStalls(), index);
   const durationNs = (inp.endWall.getTime() - inp.start.wall.getTime()) * 1e6;
-  const verdict = packetVerdict(slow, stallRows, agg.slowPacketNs / 1e6, (i) => interfaceByIndex(i), { perCpuNs: agg.stealNs, durationNs }, {
-    ipvsSwitch: hasRunEstimationSwitch(),
-  }, receive);
+  const verdict = packetVerdict(slow, stallRows, agg.slowPacketNs / 1e6, inp.facts ?? NO_HOST_FACTS, { perCpuNs: agg.stealNs, durationNs }, receive);
 
   return {
     schema: REPORT_SCHEMA_ID,

@@ -31,9 +31,9 @@ export function readReport(file: string): Report {
   if (theirs > mine) throw new UsageError(`${file}: written by a newer jitterscope (${schema}); this one reads ${REPORT_SCHEMA_ID}: upgrade jitterscope`);
   if (theirs < mine) throw new UsageError(`${file}: ${schema} is an older format this version does not read; record it again`);
   // ajv only here: the tracing commands never load it
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded here only, never by the tracing commands
   const Ajv = require('ajv').default;
-  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- as above
   const addFormats = require('ajv-formats').default;
   const ajv = new Ajv({ allErrors: false, strict: true });
   addFormats(ajv);

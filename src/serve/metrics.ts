@@ -19,11 +19,13 @@ const BOUNDS_NS = Array.from({ length: LAST_EXP - FIRST_EXP + 1 }, (_, i) => 2 *
  * uses (+13 MB of the node binary's pages and +7 MB of heap on Node 24,
  * against +3 MB this way; measured with /proc/self/status).
  */
+/* eslint-disable @typescript-eslint/no-require-imports -- the three modules alone, as said above */
 const client = {
   Registry: require('prom-client/lib/registry') as typeof PromClient.Registry,
   Counter: require('prom-client/lib/counter') as typeof PromClient.Counter,
   Gauge: require('prom-client/lib/gauge') as typeof PromClient.Gauge,
 };
+/* eslint-enable @typescript-eslint/no-require-imports */
 type Counter = PromClient.Counter<string>;
 
 /** The culprit label of slow packets and stalls past an interval's listing (see serve's maxPackets). */
@@ -110,7 +112,7 @@ export class Metrics {
   private readonly netRxRun = new BucketedHistogram('jitterscope_net_rx_action_seconds', 'Run time of net_rx_action (or the NET_RX softirq where it is not traced directly)');
   private readonly softirq = new BucketedHistogram('jitterscope_softirq_seconds', 'Run time of softirq handlers, by vector');
   private readonly estimation = new BucketedHistogram('jitterscope_estimation_timer_seconds', "Run time of IPVS's estimation_timer (kernels before 6.2)");
-  private readonly packetWait = new BucketedHistogram('jitterscope_packet_wait_seconds', 'Time from a packet\'s arrival in the stack to its processing, every received packet');
+  private readonly packetWait = new BucketedHistogram('jitterscope_packet_wait_seconds', 'Packets processed in a NET_RX run that started at least --packet-ms after its raise, by the time since that raise (an upper bound of their wait); other packets are not timed by serve');
   private readonly pauses = new BucketedHistogram('jitterscope_pause_seconds', 'How long a CPU took no timer interrupt, pauses of at least --stall-ms (a hard hrtimer fired that late: the host did not run the vCPU, or interrupts were off)');
   private readonly callbacks = new BucketedHistogram('jitterscope_timer_callback_seconds', 'Run time of timer and hrtimer callbacks, by function (top N by total time, then "other")');
   private readonly stalls: Counter;

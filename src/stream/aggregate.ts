@@ -195,7 +195,7 @@ export class Aggregator {
       seq: isIcmp ? v.pktDport(w) : null,
       waitNs: unknown ? null : wait,
       slow: (flags & Flag.SLOW) !== 0,
-      path: flags & Flag.WAIT_BOUND ? 'napi-bound' : flags & Flag.NAPI ? 'napi' : 'backlog',
+      path: flags & Flag.LATE_RUN ? 'late-run' : flags & Flag.WAIT_BOUND ? 'napi-bound' : flags & Flag.NAPI ? 'napi' : 'backlog',
     };
     if (p.slow) {
       this.slowRing.push(p);

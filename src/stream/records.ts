@@ -30,9 +30,11 @@ export interface Packet {
    * How its wait was measured: 'backlog' from when it was queued (exact);
    * 'napi' first seen in a NAPI poll, its wait from the NET_RX raise that
    * scheduled the poll (exact for the poll's first packet); 'napi-bound' a
-   * later packet of such a poll (an upper bound). Absent in older reports.
+   * later packet of such a poll (an upper bound); 'late-run' (serve) timed
+   * from the raise of the late NET_RX run that processed it (an upper bound).
+   * Absent in older reports.
    */
-  path?: 'backlog' | 'napi' | 'napi-bound';
+  path?: 'backlog' | 'napi' | 'napi-bound' | 'late-run';
 }
 
 /**

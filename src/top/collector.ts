@@ -2,6 +2,7 @@
 // refresh), keeps enough of them for the 10 s window plus a running total, and
 // produces immutable snapshots (a report of the window) for the views.
 // snapshot() has no side effects: it may be called any number of times.
+import type { HostFacts } from '../base/host-facts';
 import { clockPair, monotonicNs } from '../base/clock';
 import { buildReport, Report } from '../report/model';
 import { Aggregator } from '../stream/aggregate';
@@ -49,6 +50,8 @@ export interface CollectorOptions {
   tracedCpus?: number[];
   /** Other event sources feeding the same aggregator (e.g. synthetic load): their drops count too. */
   extraDrops?: () => number;
+  /** The host's facts for the verdict (the command gathers them; read again each snapshot, masks change). */
+  facts?: () => HostFacts;
 }
 
 export class Collector {
@@ -104,6 +107,7 @@ export class Collector {
     const session = this.trace.session;
     const takenAt = new Date();
     const report = buildReport({
+      facts: this.opts.facts?.(),
       aggregator: agg,
       probes: session.probes,
       notes: session.notes,

@@ -28,7 +28,7 @@ export async function runPlain(c: Collector, delayMs: number, iterations: number
 export async function runDashboard(c: Collector, cpus: number, delayMs: number, window: WindowName, signalled: Promise<string>): Promise<void> {
   const { Dashboard } = await import('./dashboard');
   await new Promise<void>((resolve) => {
-    let timer: NodeJS.Timeout | undefined;
+    let timer: NodeJS.Timeout | undefined = undefined;
     let done = false;
     const finish = () => {
       if (done) return;

@@ -22,7 +22,7 @@ record_host_ping irq-elsewhere 1000 10 5102
 
 step "(e) the article's topology: the interrupt on CPU 0, RPS steering to CPU 1"
 nic_rps 2
-record_host_ping rps-to-estimator 3000 10 5103
+record_host_ping rps-to-estimator 6000 10 5103
 nic_rps 0
 
 step "(f) jitterscope ping from this guest to the host: the replies come through the NIC ring"
