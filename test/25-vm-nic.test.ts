@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TEST_NIC, vmSuite } from './vm';
 import { readReport } from './helpers';
-import { assertNicRingBlamesEstimator, blamed, EST, estimatorOnCpu1, irqs, timingVerdict } from './vm-nic';
+import { assertNicRingBlamesEstimator, blamed, EST, nicScenario, timingVerdict } from './vm-nic';
 import { judgeShare, packetWindow, pausesOf, replyWindow, SampleWindow } from './excuse';
 
 const suite = vmSuite('debian-6.1', 'nic-6.1.sh', 1_200_000, TEST_NIC);
@@ -25,10 +25,7 @@ test('NIC (a): interrupt on the estimator\'s CPU, RPS off: the requests the host
 test('NIC (b): control, the interrupt on the other CPU: no estimation_timer blame', (t) => {
   const dir = suite.job(t);
   if (!dir) return;
-  const r = readReport(path.join(dir, 'irq-elsewhere.json'));
-  const n = irqs(dir, 'irq-elsewhere');
-  assert.ok(n.cpu0 >= 0.9 * (n.cpu0 + n.cpu1), `the NIC's interrupts landed on CPU 0: ${JSON.stringify(n)}`);
-  estimatorOnCpu1(r);
+  const r = nicScenario(dir, 'irq-elsewhere', 0);
   const ours = r.packets.slow.filter((p: any) => p.id === 5102);
   assert.equal(ours.filter((p: any) => p.attribution?.culprit === EST).length, 0, 'no request of this ping blamed on the estimator');
   assert.ok(ours.every((p: any) => p.cpu === 0), 'the requests were processed on CPU 0');
@@ -38,10 +35,7 @@ test('NIC (b): control, the interrupt on the other CPU: no estimation_timer blam
 test('NIC (e): the article\'s topology, interrupt on CPU 0 and RPS to the estimator\'s CPU 1: the verdict names it, weighed by the waits', (t) => {
   const dir = suite.job(t);
   if (!dir) return;
-  const r = readReport(path.join(dir, 'rps-to-estimator.json'));
-  const n = irqs(dir, 'rps-to-estimator');
-  assert.ok(n.cpu0 >= 0.9 * (n.cpu0 + n.cpu1), `the NIC's interrupts landed on CPU 0: ${JSON.stringify(n)}`);
-  estimatorOnCpu1(r);
+  const r = nicScenario(dir, 'rps-to-estimator', 0);
   // the waits of 5 ms or more an estimator run overlapped; in this emulated guest other things
   // hold a CPU that long too (a 7.6 ms process_timeout, the tracer's own node on CPU 0): never blamed on it
   const runs = r.stalls.rows.filter((x: any) => x.culprit === EST);

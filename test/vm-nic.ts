@@ -43,6 +43,19 @@ export function estimatorOnCpu1(r: any): void {
 }
 
 /**
+ * A scenario's report, after the set-up it needs held: the NIC's receive
+ * interrupts landed on `irqCpu` and the estimator ran on CPU 1.
+ */
+export function nicScenario(dir: string, name: string, irqCpu: 0 | 1): any {
+  const r = readReport(path.join(dir, `${name}.json`));
+  const n = irqs(dir, name);
+  const on = irqCpu === 0 ? n.cpu0 : n.cpu1;
+  assert.ok(on >= 0.9 * (n.cpu0 + n.cpu1), `the NIC's interrupts landed on CPU ${irqCpu}: ${JSON.stringify(n)}`);
+  estimatorOnCpu1(r);
+  return r;
+}
+
+/**
  * Scenario (a): the NIC's interrupt on the estimator's CPU 1, RPS off, the host
  * pinging with ICMP id `id` while `record` ran as NAME. Requests the host saw
  * slow while an estimator run was on CPU 1 must be slow in the guest, timed
@@ -50,10 +63,7 @@ export function estimatorOnCpu1(r: any): void {
  * and blamed on it; none the estimator did not overlap may be.
  */
 export function assertNicRingBlamesEstimator(t: { skip: (m?: string) => void }, dir: string, name: string, id: number): void {
-  const r = readReport(path.join(dir, `${name}.json`));
-  const n = irqs(dir, name);
-  assert.ok(n.cpu1 >= 0.9 * (n.cpu0 + n.cpu1), `the NIC's interrupts landed on CPU 1: ${JSON.stringify(n)}`);
-  estimatorOnCpu1(r);
+  const r = nicScenario(dir, name, 1);
   const napi = r.packets.slow.filter((p: any) => p.path === 'napi' || p.path === 'napi-bound');
   assert.ok(napi.length >= 1, 'slow packets first seen in a NAPI poll, timed from its raise');
   assert.ok((r.receive?.stalls ?? []).some(blamed), 'receive stalls blamed on the estimator');
