@@ -9,6 +9,7 @@
 #include <bpf/bpf_tracing.h>
 #define JS_RING_BYTES (64 << 20)
 #include "common.bpf.h"
+#include "skb_id.bpf.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -91,11 +92,10 @@ struct {
 	__type(value, struct floor_slot);
 } floor_packets SEC(".maps");
 
+/* the tracer's own packet id (skb_id.bpf.h), relative to this object's map */
 static __always_inline __u64 floor_skb_id(const struct sk_buff *skb)
 {
-	__u64 id;
-	asm volatile("%[id] = %[skb]\n\t%[id] -= %[base]" : [id] "=&r"(id) : [skb] "r"(skb), [base] "r"(&floor_packets));
-	return id;
+	return ptr_less_typed(skb, &floor_packets);
 }
 
 SEC("tp_btf/softirq_entry") int BPF_PROG(empty_sirq_entry, unsigned int vec) { return 0; }

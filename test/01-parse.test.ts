@@ -6,6 +6,11 @@ import { bpfRefusalHints, effectiveCaps, missingCaps, requireKernelBtf, requireT
 import { Kallsyms, key52FromHex } from '../src/host/kallsyms';
 import { UsageError, EnvironmentError } from '../src/base/errors';
 import { readStealNs } from '../src/host/steal';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { threadedNapiInterfaces } from '../src/host/net';
+import { threadedNapiNote } from '../src/commands/common';
 
 test('durations', () => {
   assert.equal(parseDurationMs('10s'), 10_000);
@@ -93,4 +98,18 @@ test('steal per CPU from /proc/stat, in ns', () => {
   ].join('\n');
   assert.deepEqual(readStealNs(stat), [71e9, 72.57e9]);
   assert.deepEqual(readStealNs('cpu  1 2 3\n'), []);
+});
+
+test('threaded NAPI interfaces are found (and said): their poll threads\' wait is not measured', () => {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'jitterscope-net-'));
+  try {
+    for (const [dev, threaded] of [['eth0', '1\n'], ['eth1', '0\n'], ['lo', null]] as const) {
+      fs.mkdirSync(path.join(root, dev));
+      if (threaded !== null) fs.writeFileSync(path.join(root, dev, 'threaded'), threaded);
+    }
+    assert.deepEqual(threadedNapiInterfaces(root), ['eth0']);
+    assert.match(threadedNapiNote(['eth0']), /^eth0 polls in NAPI threads \(threaded=1\): their packets are timed from when a poll first sees them/);
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
 });

@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { Aggregator } from '../src/stream/aggregate';
 import { Kallsyms } from '../src/host/kallsyms';
 import { seriesSection } from '../src/report/series';
+import { buildReport } from '../src/report/model';
+import { PROBE_NAMES, ProbeName, ProbeStatus } from '../src/kernel/probes';
 import { sparkline, sparkLevel } from '../src/top/sparkline';
 import { encode, Flag, Kind, FakeEvent } from './encode';
 
@@ -94,4 +96,30 @@ test('sparkline: fixed log levels, blanks for no data', () => {
   const line = sparkline([null, 50_000, 200_000, 2e6, 15e6, 150e6]);
   assert.equal(line, ' ▁▂▄▆█');
   assert.deepEqual([...line].map(sparkLevel), [-1, 0, 1, 3, 5, 7]);
+});
+
+test('reading changes nothing: two sections (and two reports) in a row are equal, events after them still count, and merging leaves its source alone', () => {
+  const agg = feed(new Aggregator({ seriesIntervalNs: S, seriesOriginNs: ORIGIN }), threeSeconds());
+  const sym = (k: number) => kallsyms.resolve(k) ?? String(k);
+  const first = seriesSection(agg.series!, sym);
+  assert.deepEqual(seriesSection(agg.series!, sym), first, 'a second read gives the same');
+  // a read leaves the open interval open: 100 waits of 5 ms read mid-interval, then 300 short
+  // ones in the same interval; its p99 is over all 400 (5 ms), not over the 300 after the read
+  const open = feed(new Aggregator({ seriesIntervalNs: S, seriesOriginNs: ORIGIN }), Array.from({ length: 100 }, (_, i) => ({ kind: Kind.SOFTIRQ, cpu: 1, startNs: ORIGIN + i * 1e6, durationNs: 30_000, key: 3n, waitNs: 5e6 })));
+  seriesSection(open.series!, sym);
+  feed(open, Array.from({ length: 300 }, (_, i) => ({ kind: Kind.SOFTIRQ, cpu: 1, startNs: ORIGIN + 0.5 * S + i * 1e6, durationNs: 30_000, key: 3n, waitNs: 20_000 })));
+  const p99 = seriesSection(open.series!, sym).cpus[0].netRxWaitP99Ns[0]!;
+  assert.ok(p99 >= 4.5e6, `the interval's p99 ${p99} ns forgot the waits read before`);
+  // merge reads its argument without changing it
+  const source = feed(new Aggregator({ seriesIntervalNs: S, seriesOriginNs: ORIGIN }), threeSeconds());
+  const before = seriesSection(source.series!, sym);
+  new Aggregator({ seriesIntervalNs: S, seriesOriginNs: ORIGIN }).merge(source);
+  assert.deepEqual(seriesSection(source.series!, sym), before);
+  // and a report built twice from the same aggregator is the same report
+  const probes = Object.fromEntries(PROBE_NAMES.map((n) => [n, { active: true, via: 'tracepoint', mode: 'tp_btf', reason: null, hooks: [] }])) as unknown as Record<ProbeName, ProbeStatus>;
+  const input = {
+    aggregator: agg, probes, notes: [], drops: { total: 0, perCpu: [0, 0], badRecords: 0, consumeErrors: 0 }, kallsyms,
+    start: { wall: new Date(0), monoNs: ORIGIN, realtimeOffsetNs: 0 }, endWall: new Date(3000), possibleCpus: 2, command: [], version: 'test',
+  };
+  assert.deepEqual(buildReport(input), buildReport(input));
 });

@@ -3,11 +3,13 @@
 // guest runs the very same node, addon and scripts. Runs a shell script in the
 // guest and returns its exit status and output. Kernels come from Debian with
 // `apt-get download` and are cached in /var/cache/jitterscope/kernels.
-import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ROOT, skipIf } from './helpers';
+import { servePauses, servePings } from './vm-host';
+import { buildInitramfs } from './vm-initramfs';
 
 export const CACHE = process.env.JITTERSCOPE_KERNEL_CACHE ?? '/var/cache/jitterscope/kernels';
 
@@ -111,55 +113,6 @@ export function ensureKernel(name: KernelName): Kernel {
   return k;
 }
 
-const INIT = `#!/bin/busybox sh
-/bin/busybox --install -s /bin
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-for m in $(cat /modules.order); do insmod /modules/$m || echo "jsvm: insmod $m failed"; done
-mkdir -p /mnt/lower /mnt/rw /mnt/root
-mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=262144 hostroot /mnt/lower || echo "jsvm: mounting the host root failed"
-mount -t tmpfs -o size=1g tmpfs /mnt/rw
-mkdir -p /mnt/rw/upper /mnt/rw/work
-mount -t overlay -o lowerdir=/mnt/lower,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work overlay /mnt/root || echo "jsvm: overlay failed"
-mkdir -p /mnt/root/jsvm
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 job /mnt/root/jsvm || echo "jsvm: mounting the job share failed"
-mount --move /proc /mnt/root/proc
-mount --move /sys /mnt/root/sys
-mount --move /dev /mnt/root/dev
-exec switch_root /mnt/root /bin/sh /jsvm/guest.sh
-`;
-
-function buildInitramfs(root: string, version: string, dir: string): string {
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'jsvm-initramfs-'));
-  try {
-    for (const d of ['bin', 'proc', 'sys', 'dev', 'mnt', 'modules']) fs.mkdirSync(path.join(work, d), { recursive: true });
-    fs.copyFileSync('/bin/busybox', path.join(work, 'bin', 'busybox'));
-    fs.chmodSync(path.join(work, 'bin', 'busybox'), 0o755);
-    fs.writeFileSync(path.join(work, 'init'), INIT, { mode: 0o755 });
-    const order: string[] = [];
-    for (const mod of ['virtio_pci', '9pnet_virtio', '9p', 'overlay']) {
-      const deps = run('modprobe', ['-d', root, '-S', version, '--show-depends', mod]);
-      for (const line of deps.split('\n')) {
-        const m = /^insmod (\S+)/.exec(line.trim());
-        if (!m) continue; // "builtin ..." needs nothing
-        const base = path.basename(m[1]).replace(/\.(xz|zst|gz)$/, '');
-        if (order.includes(base)) continue;
-        order.push(base);
-        const out = path.join(work, 'modules', base);
-        if (m[1].endsWith('.xz')) fs.writeFileSync(out, spawnSync('xz', ['-dc', m[1]], { maxBuffer: 64 << 20 }).stdout);
-        else fs.copyFileSync(m[1], out);
-      }
-    }
-    fs.writeFileSync(path.join(work, 'modules.order'), order.join('\n') + '\n');
-    const out = path.join(dir, 'initramfs.cpio.gz');
-    run('sh', ['-c', `cd '${work}' && find . | cpio -o -H newc --quiet | gzip -1 > '${out}'`]);
-    return out;
-  } finally {
-    fs.rmSync(work, { recursive: true, force: true });
-  }
-}
-
 export interface VmResult {
   /** The script's exit status, or null when the guest never reported one. */
   code: number | null;
@@ -249,75 +202,6 @@ sleep 30
       resolve({ code: m ? Number(m[1]) : null, output, console: con, jobDir, seconds: (Date.now() - started) / 1000 });
     });
   });
-}
-
-/**
- * A guest script asks the host to stop the whole VM for N ms by writing N to
- * /jsvm/pause-request: the host sends qemu SIGSTOP, then SIGCONT N ms later,
- * and answers in /jsvm/pause-done with how long it really was. The guest's
- * clock runs on meanwhile (a SIGSTOP is not a vm stop), so inside the guest
- * this is a vCPU the host did not run: a host pause, made on purpose.
- */
-function servePauses(q: ChildProcess, jobDir: string): NodeJS.Timeout {
-  const request = path.join(jobDir, 'pause-request');
-  let busy = false;
-  return setInterval(() => {
-    if (busy || !fs.existsSync(request)) return;
-    const text = fs.readFileSync(request, 'utf8').trim();
-    if (!text) return; // written next, or never: the next look decides
-    const ms = Number(text);
-    fs.unlinkSync(request);
-    if (!(ms > 0 && ms <= 10_000)) return void fs.writeFileSync(path.join(jobDir, 'pause-done'), JSON.stringify({ error: `bad request ${ms}` }));
-    busy = true;
-    const t0 = performance.now();
-    q.kill('SIGSTOP');
-    setTimeout(() => {
-      q.kill('SIGCONT');
-      fs.writeFileSync(path.join(jobDir, 'pause-done'), JSON.stringify({ requestedMs: ms, stoppedMs: Math.round(performance.now() - t0) }));
-      busy = false;
-    }, ms);
-  }, 100);
-}
-
-/**
- * The host side of the NIC: once qemu has made the tap, give it its address;
- * then, each time the guest writes /jsvm/host-ping-request ("NAME COUNT
- * INTERVAL_MS ID [flood]"), ping the guest from this host (iputils, -D
- * timestamps, the given ICMP id; with "flood", a ping -f meanwhile) and leave
- * the output in /jsvm/NAME.host-ping.txt, written whole and renamed, so the
- * guest waits for the file to appear.
- */
-function servePings(jobDir: string, nic: NicOptions): NodeJS.Timeout {
-  const request = path.join(jobDir, 'host-ping-request');
-  let configured = false;
-  let busy = false;
-  return setInterval(() => {
-    if (!configured) {
-      if (spawnSync('ip', ['link', 'show', nic.tap]).status !== 0) return;
-      spawnSync('ip', ['addr', 'add', `${nic.hostAddr}/24`, 'dev', nic.tap]);
-      spawnSync('ip', ['link', 'set', nic.tap, 'up']);
-      configured = true;
-    }
-    if (busy || !fs.existsSync(request)) return;
-    const words = fs.readFileSync(request, 'utf8').trim().split(/\s+/);
-    if (words.length < 4) return; // written next: the next look reads it whole
-    fs.unlinkSync(request);
-    const [name, count, intervalMs, id, flood] = words;
-    busy = true;
-    const p = spawn('ping', ['-D', '-n', '-c', count, '-i', String(Number(intervalMs) / 1000), '-e', id, '-W', '1', nic.guestAddr], { stdio: ['ignore', 'pipe', 'pipe'] });
-    // "flood": a ping -f alongside, so the guest's softirq runs go over budget and NET_RX is left to ksoftirqd
-    const f = flood === 'flood' ? spawn('ping', ['-f', '-q', '-n', nic.guestAddr], { stdio: 'ignore' }) : undefined;
-    let out = '';
-    p.stdout.on('data', (d) => (out += d));
-    p.stderr.on('data', (d) => (out += d));
-    p.on('close', (code) => {
-      f?.kill('SIGINT');
-      const file = path.join(jobDir, `${name}.host-ping.txt`);
-      fs.writeFileSync(`${file}.tmp`, `${out}exit ${code}\n`);
-      fs.renameSync(`${file}.tmp`, file);
-      busy = false;
-    });
-  }, 100);
 }
 
 /** What a guest kernel prints when it, not the script, went wrong. */

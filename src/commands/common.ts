@@ -1,6 +1,7 @@
 // What every tracing command shares: the one-line messages, stop signals,
 // the --attach option, starting a live trace with its notes shown, and the
 // report of a finished trace.
+import { threadedNapiInterfaces } from '../host/net';
 import { gatherHostFacts } from '../host/facts';
 import { ClockPair, monotonicNs } from '../base/clock';
 import { requireTracingCaps } from '../host/caps';
@@ -54,10 +55,19 @@ export function tracingPreflight(cpusArg: string | undefined): { possible: numbe
   return { possible, cpus: cpusArg !== undefined ? parseCpuList(cpusArg, possible) : undefined };
 }
 
+/** What threaded NAPI leaves out: the poll threads' own wait. */
+export function threadedNapiNote(ifaces: string[]): string {
+  return `${ifaces.join(', ')} ${ifaces.length === 1 ? 'polls' : 'poll'} in NAPI threads (threaded=1): ` +
+    'their packets are timed from when a poll first sees them, not from the interrupt, and a poll thread\'s wait to run is not measured';
+}
+
 /** Starts tracing and says what is degraded: notes, inactive probes, probes below their best rung. */
 export function startTrace(opts: Omit<LiveTraceOptions, 'attach'> & { attach: string }, quiet = false): LiveTrace {
   // time series count from here (intervals then line up with the trace's start)
   const trace = LiveTrace.start({ ...opts, seriesOriginNs: opts.seriesOriginNs ?? monotonicNs(), attach: opts.attach as AttachPref });
+  // not silent: what this trace cannot time on this host
+  const threaded = threadedNapiInterfaces();
+  if (threaded.length) trace.session.notes.push(threadedNapiNote(threaded));
   if (!quiet) {
     for (const n of trace.session.notes) say(`note: ${n}`);
     for (const [name, p] of Object.entries(trace.session.probes)) if (!p.active) say(`probe ${name} inactive: ${p.reason}`);

@@ -3,7 +3,11 @@
 import { fmtNs, pct } from '../base/format';
 import { HostFacts, RpsQueue } from '../base/host-facts';
 import { adviceForCulprit, AdviceContext, cpusText, pauseAdvice } from './advice';
-import { Culprit, CulpritRuns, Overlap, PauseFinding, pauseFinding, ReceiveStallRow, SlowPacket, StallRow } from './attribute';
+import { CulpritRuns, PauseFinding, pauseFinding, ReceiveStallRow, SlowPacket, StallRow } from './attribute';
+import { chooseCulprit, Flow, flowText, PacketCulprit } from './culprit';
+
+export { chooseCulprit, flowText };
+export type { Flow, PacketCulprit };
 
 export interface RpsFinding {
   interface: string;
@@ -31,45 +35,6 @@ export function rpsLine(r: RpsFinding, cpu: number | undefined): string {
 
 // ---- the receiving node: slow packets of any protocol -----------------------
 
-export interface Flow {
-  proto: string;
-  saddr: string;
-  sport: number | null;
-  daddr: string;
-  dport: number | null;
-  /** Slow packets of this flow the culprit delayed. */
-  packets: number;
-}
-
-export function flowText(f: Pick<Flow, 'proto' | 'saddr' | 'sport' | 'daddr' | 'dport'>): string {
-  const at = (a: string, port: number | null) => (port === null ? a : a.includes(':') ? `[${a}]:${port}` : `${a}:${port}`);
-  return `${f.proto} ${at(f.saddr, f.sport)} -> ${at(f.daddr, f.dport)}`;
-}
-
-/** What a culprit explains, weighed three ways: by count, by waiting time, by the tail. */
-export interface PacketCulprit {
-  culprit: string;
-  kind: Culprit['kind'];
-  cpu: number;
-  /** What the verdict stands on: the slow packets, or (few of them) the receive stalls. */
-  basis: 'packets' | 'receive-stalls';
-  /** Slow packets it explains, and their share of the slow packets no host pause explains. */
-  packets: number;
-  share: number;
-  /** The waiting time of those packets (ms), and its share of those slow packets' waiting. */
-  waitMs: number;
-  waitShare: number;
-  /** The longest waits: how many of them it explains. */
-  tail: { explained: number; of: number; minMs: number };
-  /** Receive stalls (late NET_RX runs) it explains, and their waits. */
-  receiveStalls: { explained: number; of: number; p50Ms: number; maxMs: number };
-  runs: CulpritRuns;
-  /** The flows it delayed, most delayed first. */
-  flows: Flow[];
-  /** Source addresses of the packets that waited through its runs. */
-  waiting: string[];
-}
-
 export interface PacketVerdict {
   /** Packets that waited at least this long are slow. */
   slowMs: number;
@@ -91,111 +56,6 @@ export interface PacketVerdict {
 /** Steal worth saying: this much on one CPU, or this share of the trace. */
 const STEAL_NOTE_NS = 50e6;
 const STEAL_NOTE_SHARE = 0.01;
-
-/** A culprit is named when it explains at least this many slow packets (or receive stalls)... */
-const MIN_CULPRIT_PACKETS = 3;
-/** ...and at least this share of them, or of their waiting time: a stray overlap is not a verdict... */
-const MIN_CULPRIT_SHARE = 0.3;
-/** ...or at least this share of the longest waits. */
-const MIN_TAIL_SHARE = 0.5;
-/** The tail: this share of the slow packets, the longest-waiting, and at least MIN_CULPRIT_PACKETS. */
-const TAIL_SHARE = 0.25;
-
-const keyOf = (o: Overlap) => `${o.kind}|${o.culprit}|${o.cpu}`;
-
-interface Tally {
-  o: Overlap;
-  packets: SlowPacket[];
-  waitNs: number;
-  tail: number;
-  stalls: ReceiveStallRow[];
-}
-
-/**
- * Every run that explains some slow packets or receive stalls, with what it
- * explains. Pauses are not candidates (see leadingOverlap).
- */
-function tally(slow: SlowPacket[], tailSet: Set<SlowPacket>, receive: ReceiveStallRow[]): Tally[] {
-  const by = new Map<string, Tally>();
-  const get = (o: Overlap) => by.get(keyOf(o)) ?? by.set(keyOf(o), { o, packets: [], waitNs: 0, tail: 0, stalls: [] }).get(keyOf(o))!;
-  for (const p of slow) {
-    if (!p.attribution || p.attribution.kind === 'pause') continue;
-    const t = get(p.attribution);
-    t.packets.push(p);
-    t.waitNs += p.waitNs ?? 0;
-    if (tailSet.has(p)) t.tail++;
-  }
-  for (const r of receive) if (r.attribution && r.attribution.kind !== 'pause') get(r.attribution).stalls.push(r);
-  return [...by.values()];
-}
-
-const quantileMs = (ns: number[], q: number) => {
-  const v = [...ns].sort((a, b) => a - b);
-  return v.length ? v[Math.min(v.length - 1, Math.floor(q * (v.length - 1)))] / 1e6 : 0;
-};
-
-/**
- * The culprit behind the slow packets, weighed by the waiting it explains as
- * well as by count: many short waits nothing explains must not hide the run
- * behind the long ones. When slow packets are few, receive stalls (NET_RX
- * runs that started late: packets waiting in a NIC's ring are first seen only
- * after the wait) stand in for them.
- */
-export function chooseCulprit(all: SlowPacket[], receiveAll: ReceiveStallRow[], stalls: StallRow[]): PacketCulprit | null {
-  // shares are of what the kernel made wait: a host pause explains its packets
-  // apart (pauseFinding), and a busy hypervisor must not hide the kernel's culprit
-  const slow = all.filter((p) => p.attribution?.kind !== 'pause');
-  const receive = receiveAll.filter((r) => r.attribution?.kind !== 'pause');
-  const totalWaitNs = slow.reduce((a, p) => a + (p.waitNs ?? 0), 0);
-  const tailN = Math.min(slow.length, Math.max(MIN_CULPRIT_PACKETS, Math.ceil(TAIL_SHARE * slow.length)));
-  const tail = [...slow].sort((a, b) => (b.waitNs ?? 0) - (a.waitNs ?? 0)).slice(0, tailN);
-  const tallies = tally(slow, new Set(tail), receive);
-  const byPackets = tallies
-    .filter((t) => t.packets.length >= MIN_CULPRIT_PACKETS)
-    .filter((t) => t.packets.length / slow.length >= MIN_CULPRIT_SHARE || (totalWaitNs > 0 && t.waitNs / totalWaitNs >= MIN_CULPRIT_SHARE) || (tailN > 0 && t.tail / tailN >= MIN_TAIL_SHARE))
-    .sort((a, b) => b.waitNs - a.waitNs || b.packets.length - a.packets.length);
-  const stallWait = (t: Tally) => t.stalls.reduce((a, r) => a + r.waitNs, 0);
-  const byStalls = tallies
-    .filter((t) => t.stalls.length >= MIN_CULPRIT_PACKETS && t.stalls.length / receive.length >= MIN_CULPRIT_SHARE)
-    .sort((a, b) => stallWait(b) - stallWait(a));
-  const best = byPackets[0] ?? byStalls[0];
-  if (!best) return null;
-  const o = best.o;
-  const flows = new Map<string, Flow>();
-  for (const p of best.packets) {
-    const f: Flow = { proto: p.proto, saddr: p.saddr, sport: p.sport, daddr: p.daddr, dport: p.dport, packets: 0 };
-    const k = flowText(f);
-    (flows.get(k) ?? flows.set(k, f).get(k)!).packets++;
-  }
-  // the packets a late run processed first: slow packets on its CPU, processed within its run
-  const waiting = new Set(best.packets.map((p) => p.saddr));
-  for (const r of best.stalls)
-    for (const p of slow) if (p.cpu === r.cpu && p.waitNs !== null && p.startNs + p.waitNs >= r.startNs && p.startNs + p.waitNs <= r.startNs + r.runNs) waiting.add(p.saddr);
-  const runs = stalls
-    .filter((s) => s.culprit === o.culprit && s.cpu === o.cpu && s.kind === o.kind)
-    .map((s) => s.durationNs / 1e6)
-    .sort((a, b) => a - b);
-  return {
-    culprit: o.culprit,
-    kind: o.kind,
-    cpu: o.cpu,
-    basis: byPackets[0] ? 'packets' : 'receive-stalls',
-    packets: best.packets.length,
-    share: slow.length ? best.packets.length / slow.length : 0,
-    waitMs: best.waitNs / 1e6,
-    waitShare: totalWaitNs ? best.waitNs / totalWaitNs : 0,
-    tail: { explained: best.tail, of: tailN, minMs: tail.length ? (tail[tail.length - 1].waitNs ?? 0) / 1e6 : 0 },
-    receiveStalls: {
-      explained: best.stalls.length,
-      of: receive.length,
-      p50Ms: quantileMs(best.stalls.map((r) => r.waitNs), 0.5),
-      maxMs: quantileMs(best.stalls.map((r) => r.waitNs), 1),
-    },
-    runs: { count: runs.length, p50Ms: runs[Math.floor((runs.length - 1) / 2)] ?? 0, maxMs: runs[runs.length - 1] ?? 0 },
-    flows: [...flows.values()].sort((a, b) => b.packets - a.packets).slice(0, 10),
-    waiting: [...waiting].slice(0, 5),
-  };
-}
 
 /** The verdict over a trace's slow packets and receive stalls; `facts` are the host's (interface names, RPS masks, IPVS switch). */
 export function packetVerdict(

@@ -83,6 +83,19 @@ function safeReaddir(dir: string): string[] {
   }
 }
 
+/** Interfaces whose NAPI polls run in kernel threads (/sys/class/net/DEV/threaded = 1). */
+export function threadedNapiInterfaces(root = NET): string[] {
+  return safeReaddir(root)
+    .filter((d) => {
+      try {
+        return fs.readFileSync(path.join(root, d, 'threaded'), 'utf8').trim() === '1';
+      } catch {
+        return false;
+      }
+    })
+    .sort();
+}
+
 /** Every interface of this network namespace that has receive queues, with their RPS masks. */
 export function rpsState(root = NET): { interface: string; queues: RpsQueue[] }[] {
   return safeReaddir(root)

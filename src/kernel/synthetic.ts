@@ -1,7 +1,8 @@
 // Synthetic load: the bench generator (bpf/bench_gen.bpf.c) writing tracer-
 // format events at a chosen rate from a worker thread, into a ring read on the
-// main loop. Used by `npm run bench:pipeline` and by `top --synthetic-rate` to
-// show the pipeline and the dashboard keep up; never part of a real trace.
+// main loop. Used by `npm run bench:pipeline`, and by `top --synthetic-rate`,
+// `serve --synthetic-rate` and `bench:soak --load=synthetic` to show the
+// pipeline, the dashboard and the exporter keep up; never part of a real trace.
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { EVENT_SIZE } from './abi';
 import { BatchCallback, native, NativeBpfObject, NativeRingReader, readPercpuCounter } from './addon';

@@ -10,117 +10,18 @@ import { Func, HRTIMER_SOFTIRQ, NET_RX_SOFTIRQ, SOFTIRQ_NAMES, TIMER_SOFTIRQ } f
 import { isDirect } from '../kernel/ladder';
 import { ProbeName, ProbeStatus } from '../kernel/probes';
 import type { Drops } from '../kernel/session';
-import { attributePackets, attributeReceiveStalls, indexStalls, PAUSE_CULPRIT, ReceiveStallRow, ReplyRow, SlowPacket, StallRow, taskCulprit } from '../diagnose/attribute';
-import { PacketVerdict, packetVerdict } from '../diagnose/verdict';
-import { PingVerdict } from '../diagnose/ping';
-import { Aggregator, Packet, Stall } from '../stream/aggregate';
-import { Histogram, HistogramSummary, Log2Bucket } from '../stream/histogram';
-import { ReportSeries, seriesSection, seriesTimerKeys } from './series';
+import { attributePackets, attributeReceiveStalls, indexStalls, PAUSE_CULPRIT, StallRow, taskCulprit } from '../diagnose/attribute';
+import { packetVerdict } from '../diagnose/verdict';
+import { Aggregator, Stall } from '../stream/aggregate';
+import { Histogram, Log2Bucket } from '../stream/histogram';
+import { seriesSection, seriesTimerKeys } from './series';
+
+import { CpuSummary, HistogramRow, Report, REPORT_SCHEMA_ID, TimerRow } from './types';
 
 export type { Log2Bucket };
+export type { CpuSummary, HistogramRow, PingReport, PingSection, Report, TimerRow } from './types';
+export { REPORT_SCHEMA_ID };
 
-export const REPORT_SCHEMA_ID = 'jitterscope.report/v2';
-
-export interface HistogramRow extends HistogramSummary {
-  probe: ProbeName | 'softirq_wait' | 'pause';
-  cpu: number | null; // null: all CPUs merged
-  key: string | null;
-  unit: 'ns';
-  buckets: Log2Bucket[];
-}
-
-export interface TimerRow {
-  symbol: string;
-  address: string;
-  kind: 'timer' | 'hrtimer';
-  cpu: number;
-  count: number;
-  totalNs: number;
-  maxNs: number;
-  p99Ns: number;
-}
-
-/** One CPU's headline figures, in ns (null: nothing measured). */
-export interface CpuSummary {
-  cpu: number;
-  netRxWaitP99: number | null;
-  netRxWaitMax: number | null;
-  /** net_rx_action by fentry/kprobe where traced so, else the NET_RX softirq. */
-  netRxRunP99: number | null;
-  netRxRunMax: number | null;
-  timerSoftirqMax: number | null;
-  hrtimerSoftirqMax: number | null;
-  ipvsMax: number | null;
-  /** Every received packet's wait from arrival to processing on this CPU. */
-  packetWaitP99: number | null;
-  packetWaitMax: number | null;
-  icmp: number;
-  /** Time the hypervisor took from this CPU (VMs), ns. */
-  stealNs: number;
-  /** The longest host pause (no timer interrupt) on this CPU; absent in reports before pauses were traced. */
-  pauseMax?: number | null;
-  /** The longest timer callback run on this CPU. */
-  worst: { culprit: string; durationNs: number } | null;
-}
-
-export interface Report {
-  schema: typeof REPORT_SCHEMA_ID;
-  meta: {
-    tool: { name: 'jitterscope'; version: string };
-    host: string;
-    kernel: string;
-    command: string[];
-    startTime: string;
-    endTime: string;
-    durationMs: number;
-    clock: { source: 'CLOCK_MONOTONIC'; startNs: number; realtimeOffsetNs: number };
-    cpus: { possible: number; traced: number[] | 'all' };
-    probes: Record<string, ProbeStatus>;
-    /** Ring-full drops per CPU, and records the reader lost (absent in reports before they were counted). */
-    drops: { total: number; perCpu: number[]; badRecords?: number; consumeErrors?: number };
-    events: Aggregator['events'] & { total: number };
-    notes: string[];
-  };
-  cpus: CpuSummary[];
-  histograms: HistogramRow[];
-  timers: { byMax: TimerRow[]; byTotal: TimerRow[] };
-  /** The culprit behind the slow packets, if one stands out. */
-  verdict: PacketVerdict;
-  packets: {
-    slowThresholdNs: number;
-    /** Packets (any protocol) that waited at least the threshold, oldest first, with what explains each. */
-    slow: SlowPacket[];
-    slowNotKept: number;
-    /** Packets whose arrival the kernel did not see (their wait is unknown). */
-    waitUnknown: number;
-  };
-  icmp: {
-    perCpu: { cpu: number; count: number }[];
-    packets: Packet[];
-    packetsNotKept: number;
-    slowest: Packet[];
-  };
-  stalls: { thresholdNs: number; rows: StallRow[]; notKept: number };
-  /** NET_RX runs that started at least the slow-packet threshold late, each explained; absent in older reports. */
-  receive?: { thresholdNs: number; stalls: ReceiveStallRow[]; notKept: number };
-  /** Per-CPU figures per interval; absent in reports written before it existed. */
-  series?: ReportSeries;
-}
-
-/** What `ping` adds to the report: its replies, each explained, and its verdict. */
-export interface PingSection {
-  target: string;
-  address: string;
-  id: number;
-  count: number;
-  intervalMs: number;
-  sizeBytes: number;
-  interface: string | null;
-  replies: ReplyRow[];
-  verdict: PingVerdict;
-}
-
-export type PingReport = Report & { ping: PingSection };
 
 export interface ReportInput {
   aggregator: Aggregator;
@@ -298,7 +199,7 @@ export function buildReport(inp: ReportInput): Report {
     },
     icmp: {
       perCpu: agg.icmpCount.map((count, cpu) => ({ cpu, count })).filter((r) => r.count),
-      packets: agg.icmp,
+      packets: agg.icmp.slice(), // a copy: the aggregator goes on (top, serve)
       packetsNotKept: agg.icmpNotKept,
       slowest,
     },

@@ -29,25 +29,26 @@ export function seriesTimerKeys(s: Series): number[] {
   return [...keys];
 }
 
+/** The series as JSON; reading it changes nothing (the open interval's p99 is read, not closed). */
 export function seriesSection(s: Series, symbolOf: (key: number) => string): ReportSeries {
-  s.closeAll();
   const points = s.points;
   const cpus: CpuSeriesRow[] = [];
+  // a CPU's columns may be shorter than the longest: the missing points are empty
+  const column = (col: number[]) => Array.from({ length: points }, (_, j) => col[j] ?? 0);
   s.cpus.forEach((c, cpu) => {
     if (!c) return;
-    c.grow(points);
     const softirqNs: Record<string, number[]> = {};
     c.softirqNs.forEach((col, vec) => {
-      if (col.some((v) => v > 0)) softirqNs[SOFTIRQ_NAMES[vec]] = col.slice(0, points);
+      if (col.some((v) => v > 0)) softirqNs[SOFTIRQ_NAMES[vec]] = column(col);
     });
-    const waited = (col: number[]) => col.slice(0, points).map((v, j) => (c.waitCount[j] ? v : null));
+    const waited = (value: (j: number) => number) => Array.from({ length: points }, (_, j) => (c.waitCount[j] ? value(j) : null));
     cpus.push({
       cpu,
-      netRxWaitMaxNs: waited(c.waitMax),
-      netRxWaitP99Ns: waited(c.waitP99),
+      netRxWaitMaxNs: waited((j) => c.waitMax[j]),
+      netRxWaitP99Ns: waited((j) => c.p99At(j)),
       softirqNs,
-      longestTimer: c.timerMaxNs.slice(0, points).map((ns, j) => (c.timerKey[j] ? { symbol: symbolOf(c.timerKey[j]), durationNs: ns } : null)),
-      slowPackets: c.slowPackets.slice(0, points),
+      longestTimer: Array.from({ length: points }, (_, j) => (c.timerKey[j] ? { symbol: symbolOf(c.timerKey[j]), durationNs: c.timerMaxNs[j] } : null)),
+      slowPackets: column(c.slowPackets),
     });
   });
   return { intervalNs: s.intervalNs, startNs: s.originNs + s.base * s.intervalNs, points, cpus };

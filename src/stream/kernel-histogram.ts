@@ -1,6 +1,8 @@
-// The per-CPU packet-wait histograms the kernel keeps (struct js_hist in
-// bpf/jitterscope.h): parsed from the map's bytes, differenced between two
-// reads, and turned into our Histogram so they merge and print like the rest.
+// The per-CPU histograms the kernel keeps (struct js_hist in bpf/jitterscope.h):
+// packet waits (every packet in record/top, the packets of late NET_RX runs in
+// serve) and serve's short softirq and net_rx_action runs; parsed from the
+// map's bytes, differenced between two reads, and turned into our Histogram
+// so they merge and print like the rest.
 import { HIST_BUCKETS, HIST_SUB_BITS, HIST_VALUE_BYTES } from '../kernel/abi';
 import { bucketOf, Histogram } from './histogram';
 

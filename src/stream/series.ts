@@ -38,6 +38,11 @@ export class CpuSeries {
     }
   }
 
+  /** Interval j's NET_RX wait p99, the open interval's read from its histogram: a read changes nothing. */
+  p99At(j: number): number {
+    return j === this.openIndex && this.open.count ? this.open.quantile(0.99) : (this.waitP99[j] ?? 0);
+  }
+
   /** Moves the open interval's p99 into its column. */
   close(): void {
     if (this.openIndex >= 0 && this.open.count) this.waitP99[this.openIndex] = this.open.quantile(0.99);
@@ -147,13 +152,13 @@ export class Series {
 
   /** Number of intervals from `base` that any CPU holds. */
   get points(): number {
-    return Math.max(0, ...this.cpus.map((c) => c?.length ?? 0));
+    // reduce, not map: a CPU with no events is a hole in the array, which map keeps as a hole (NaN in Math.max)
+    return this.cpus.reduce((n, c) => Math.max(n, c?.length ?? 0), 0);
   }
 
-  /** Folds a series on the same grid into this one: maxima, sums; p99 as the larger of the two. */
+  /** Folds a series on the same grid into this one: maxima, sums; p99 as the larger of the two. Reads `o` without changing it. */
   merge(o: Series): this {
     if (o.intervalNs !== this.intervalNs || o.originNs !== this.originNs) throw new Error('series on different grids');
-    o.closeAll();
     this.closeAll();
     if (o.empty) return this;
     if (this.empty) {
@@ -168,7 +173,8 @@ export class Series {
       for (let k = 0; k < from.length; k++) {
         const j = off + k;
         if (from.waitMax[k] > into.waitMax[j]) into.waitMax[j] = from.waitMax[k];
-        if (from.waitP99[k] > into.waitP99[j]) into.waitP99[j] = from.waitP99[k];
+        const p99 = from.p99At(k);
+        if (p99 > into.waitP99[j]) into.waitP99[j] = p99;
         into.waitCount[j] += from.waitCount[k];
         for (let v = 0; v < NR_SOFTIRQS; v++) into.softirqNs[v][j] += from.softirqNs[v][k];
         if (from.timerMaxNs[k] > into.timerMaxNs[j]) {

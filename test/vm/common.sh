@@ -71,7 +71,9 @@ host_ping() {
 # host pings it: $J/NAME.json, $J/NAME.host-ping.txt, and the interrupt counts
 record_host_ping() {
   before0=$(interrupts_on 0); before1=$(interrupts_on 1)
-  $JS record -d 10m -o $J/$1.json 2> $J/$1.err &
+  # on CPU 0: the tracer's own node threads stay off CPU 1, where the estimator (or the
+  # spinner) and the NIC's interrupt are (a 5-8 ms node[PID] stretch there was seen)
+  taskset -c 0 $JS record -d 10m -o $J/$1.json 2> $J/$1.err &
   rec=$!
   waitfor 'tracing for' $J/$1.err
   host_ping $1 $2 $3 $4 ${5:-}

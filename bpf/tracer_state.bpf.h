@@ -1,0 +1,138 @@
+/* The tracer's load-time settings, per-CPU state and maps, and the few helpers
+ * every hook uses (tracer.bpf.c includes it first). */
+/* Bytes one event takes in the ring: the record and its 8-byte header. */
+#define JS_RECORD_BYTES (JS_EVENT_SIZE + 8)
+
+/* Load-time settings, written through .rodata by user space. */
+const volatile bool filter_cpus = false;
+const volatile __u64 cpu_mask[JS_CPU_MASK_WORDS] = {};
+/* Packets that waited at least this long are streamed with their flow. */
+const volatile __u64 slow_packet_ns = 1000000;
+/* Stream every ICMP and ICMPv6 packet too (ping matches replies by them). */
+const volatile bool stream_icmp = true;
+/* ICMP packets are reported from icmp_rcv (fentry/kprobe) instead of the
+ * netif_receive_skb tracepoint. */
+const volatile bool icmp_from_icmp_rcv = false;
+/* 0: libbpf's adaptive wakeup on every submit. Otherwise wake the reader only
+ * once this much data waits; user space also drains on a timer. Saves an
+ * irq_work and a process wakeup per event. */
+const volatile __u64 wakeup_bytes = 0;
+/* Serve mode: softirq and net_rx_action runs shorter than stream_min_ns (and,
+ * for softirqs, whose wait is shorter too) are counted in run_hists instead of
+ * streamed; the longer ones still stream, so user space sees every stall. */
+const volatile bool kernel_hists = false;
+const volatile __u64 stream_min_ns = 0;
+/* A hard CLOCK_MONOTONIC hrtimer that fires at least this late is a pause. */
+const volatile __u64 pause_min_ns = 1000000;
+/* A task that held a CPU this long while NET_RX waited there is streamed. */
+const volatile __u64 task_min_ns = 300000;
+
+struct hrtimer_slot {
+	__u64 timer;
+	__u64 start_ns;
+	__u64 fn;
+};
+
+/* Per-CPU state: softirqs do not nest per vector, timer_list callbacks do not
+ * nest, and a hard hrtimer can interrupt a soft one: two hrtimer slots. */
+struct cpu_state {
+	__u64 raise_ns[JS_NR_SOFTIRQS];
+	__u64 entry_ns[JS_NR_SOFTIRQS];
+	__u64 wait_ns[JS_NR_SOFTIRQS];
+	__u64 timer;
+	__u64 timer_start_ns;
+	__u64 timer_fn;
+	struct hrtimer_slot hrt[2];
+	__u64 net_rx_action_ns;
+	__u64 pause_end_ns; /* end of the last pause streamed */
+	__u64 task_since_ns; /* while NET_RX is pending: when the current task's stretch began */
+	__u64 late_raise_ns; /* the raise of the current NET_RX run, if it started late; else 0 */
+	__u32 napi_packets;  /* packets first seen in NAPI polls of the current NET_RX run */
+	bool net_rx_deferred; /* the current NET_RX run is ksoftirqd's */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cpu_state);
+} state SEC(".maps");
+
+/* Where and when a packet was first seen, by skb address: a direct-mapped
+ * table, not a hash map. An insert is one array slot write (a hash map
+ * insert costs ~10x more); a collision overwrites an older packet, whose wait
+ * then reads as unknown, which is counted. A packet handed on (RPS enqueue
+ * after GRO) keeps its first arrival. */
+struct arrival {
+	__u64 skb;
+	__u64 ts_ns;   /* when its wait began: first sighting, or its NAPI poll's NET_RX raise */
+	__u64 seen_ns; /* first sighting, for telling a hand-off from a reused skb */
+	__u32 cpu;
+	__u16 flags;   /* JS_F_NAPI, JS_F_WAIT_BOUND */
+	__u16 pad;
+};
+
+#define ARRIVAL_SLOTS 8192
+#define HANDOFF_NS 1000000ULL
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ARRIVAL_SLOTS);
+	__type(key, __u32);
+	__type(value, struct arrival);
+} arrivals SEC(".maps");
+
+/* Every packet's wait, per CPU that processed it (see struct js_hist). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct js_hist);
+} packet_wait SEC(".maps");
+
+/* Serve mode's run histograms per CPU, by enum js_kernel_hist. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, JS_KH_COUNT);
+	__type(key, __u32);
+	__type(value, struct js_hist);
+} run_hists SEC(".maps");
+
+static __always_inline bool cpu_wanted(__u32 cpu)
+{
+	if (!filter_cpus)
+		return true;
+	if (cpu >= JS_MAX_CPUS)
+		return false;
+	return (cpu_mask[cpu / 64] >> (cpu % 64)) & 1;
+}
+
+static __always_inline struct cpu_state *my_state(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&state, &zero);
+}
+
+static __always_inline void submit(struct js_event *e)
+{
+	__u64 flags = 0, avail;
+	if (wakeup_bytes) {
+		/* Wake only as the waiting data crosses each multiple of
+		 * wakeup_bytes: a reader that lags must not turn every later event
+		 * into a forced wakeup (an IPI, microseconds in a VM). The reader's
+		 * drain timer picks up anything a race lets slip past. */
+		avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+		flags = avail >= wakeup_bytes && avail % wakeup_bytes < JS_RECORD_BYTES ? BPF_RB_FORCE_WAKEUP
+											   : BPF_RB_NO_WAKEUP;
+	}
+	bpf_ringbuf_submit(e, flags);
+}
+
+
+static __always_inline void count_run(__u32 idx, __u64 v, bool known)
+{
+	struct js_hist *h = bpf_map_lookup_elem(&run_hists, &idx);
+	if (h)
+		hist_add(h, v, known);
+}
+

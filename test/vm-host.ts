@@ -1,0 +1,76 @@
+// The host's side of a guest run (test/vm.ts): requests the guest script
+// leaves in the job share — stop the VM for a while (a host pause, made on
+// purpose), ping the guest through its NIC — answered in the same share.
+import { ChildProcess, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { NicOptions } from './vm';
+
+/**
+ * A guest script asks the host to stop the whole VM for N ms by writing N to
+ * /jsvm/pause-request: the host sends qemu SIGSTOP, then SIGCONT N ms later,
+ * and answers in /jsvm/pause-done with how long it really was. The guest's
+ * clock runs on meanwhile (a SIGSTOP is not a vm stop), so inside the guest
+ * this is a vCPU the host did not run: a host pause, made on purpose.
+ */
+export function servePauses(q: ChildProcess, jobDir: string): NodeJS.Timeout {
+  const request = path.join(jobDir, 'pause-request');
+  let busy = false;
+  return setInterval(() => {
+    if (busy || !fs.existsSync(request)) return;
+    const text = fs.readFileSync(request, 'utf8').trim();
+    if (!text) return; // written next, or never: the next look decides
+    const ms = Number(text);
+    fs.unlinkSync(request);
+    if (!(ms > 0 && ms <= 10_000)) return void fs.writeFileSync(path.join(jobDir, 'pause-done'), JSON.stringify({ error: `bad request ${ms}` }));
+    busy = true;
+    const t0 = performance.now();
+    q.kill('SIGSTOP');
+    setTimeout(() => {
+      q.kill('SIGCONT');
+      fs.writeFileSync(path.join(jobDir, 'pause-done'), JSON.stringify({ requestedMs: ms, stoppedMs: Math.round(performance.now() - t0) }));
+      busy = false;
+    }, ms);
+  }, 100);
+}
+
+/**
+ * The host side of the NIC: once qemu has made the tap, give it its address;
+ * then, each time the guest writes /jsvm/host-ping-request ("NAME COUNT
+ * INTERVAL_MS ID [flood]"), ping the guest from this host (iputils, -D
+ * timestamps, the given ICMP id; with "flood", a ping -f meanwhile) and leave
+ * the output in /jsvm/NAME.host-ping.txt, written whole and renamed, so the
+ * guest waits for the file to appear.
+ */
+export function servePings(jobDir: string, nic: NicOptions): NodeJS.Timeout {
+  const request = path.join(jobDir, 'host-ping-request');
+  let configured = false;
+  let busy = false;
+  return setInterval(() => {
+    if (!configured) {
+      if (spawnSync('ip', ['link', 'show', nic.tap]).status !== 0) return;
+      spawnSync('ip', ['addr', 'add', `${nic.hostAddr}/24`, 'dev', nic.tap]);
+      spawnSync('ip', ['link', 'set', nic.tap, 'up']);
+      configured = true;
+    }
+    if (busy || !fs.existsSync(request)) return;
+    const words = fs.readFileSync(request, 'utf8').trim().split(/\s+/);
+    if (words.length < 4) return; // written next: the next look reads it whole
+    fs.unlinkSync(request);
+    const [name, count, intervalMs, id, flood] = words;
+    busy = true;
+    const p = spawn('ping', ['-D', '-n', '-c', count, '-i', String(Number(intervalMs) / 1000), '-e', id, '-W', '1', nic.guestAddr], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // "flood": a ping -f alongside, so the guest's softirq runs go over budget and NET_RX is left to ksoftirqd
+    const f = flood === 'flood' ? spawn('ping', ['-f', '-q', '-n', nic.guestAddr], { stdio: 'ignore' }) : undefined;
+    let out = '';
+    p.stdout.on('data', (d) => (out += d));
+    p.stderr.on('data', (d) => (out += d));
+    p.on('close', (code) => {
+      f?.kill('SIGINT');
+      const file = path.join(jobDir, `${name}.host-ping.txt`);
+      fs.writeFileSync(`${file}.tmp`, `${out}exit ${code}\n`);
+      fs.renameSync(`${file}.tmp`, file);
+      busy = false;
+    });
+  }, 100);
+}
