@@ -1,10 +1,10 @@
 // What every tracing command shares: the one-line messages, stop signals,
 // the --attach option, starting a live trace with its notes shown, and the
 // report of a finished trace.
-import { threadedNapiInterfaces } from '../host/net';
-import { gatherHostFacts } from '../host/facts';
 import { ClockPair, monotonicNs } from '../base/clock';
 import { requireTracingCaps } from '../host/caps';
+import { gatherHostFacts } from '../host/facts';
+import { threadedNapiInterfaces } from '../host/net';
 import { native } from '../kernel/addon';
 import { ATTACH_PREFS, AttachPref } from '../kernel/ladder';
 import { buildReport, Report } from '../report/model';

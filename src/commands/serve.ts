@@ -2,7 +2,7 @@
 // port or a bad --listen is one line, exit 2, nothing attached), then traces
 // until SIGTERM or SIGINT, folding every second's report into the metrics and
 // keeping the last minutes for /report. Detaches on every way out.
-import { gatherHostFacts } from '../host/facts';
+import { recentHostFacts } from '../host/facts';
 import http from 'node:http';
 import type { Argv } from 'yargs';
 import { clockPair, monotonicNs } from '../base/clock';
@@ -134,7 +134,7 @@ export async function serve(argv: ServeArgs): Promise<void> {
         tracedCpus: cpus,
         command: process.argv.slice(1),
         version: VERSION,
-        facts: gatherHostFacts(),
+        facts: recentHostFacts(),
       });
     };
     let lastNs = start.monoNs;

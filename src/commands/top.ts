@@ -1,6 +1,6 @@
 // `jitterscope top`: the live per-CPU dashboard, or plain text each interval
 // when not on a terminal (like `top -b`).
-import { gatherHostFacts } from '../host/facts';
+import { recentHostFacts } from '../host/facts';
 import type { Argv } from 'yargs';
 import { UsageError } from '../base/errors';
 import { SyntheticLoad } from '../kernel/synthetic';
@@ -66,7 +66,7 @@ export async function top(argv: TopArgs): Promise<void> {
       possibleCpus: possible,
       tracedCpus: cpus,
       extraDrops: () => synthetic?.drops() ?? 0,
-      facts: gatherHostFacts,
+      facts: recentHostFacts,
     });
     const window = argv.window as WindowName;
     if (tty) await runDashboard(collector, cpus?.length ?? possible, delayMs, window, stop.signalled);
