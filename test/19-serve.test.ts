@@ -236,6 +236,10 @@ test('serve times packets only in NET_RX runs that started late, with no arrival
   const pair = new NetnsPair();
   t.after(() => pair.destroy());
   // both at once in namespace b's view of the kernel (tracing is not per namespace)
+  // the lab first: its hooks run before the tracers' on the same tracepoint, so a pause it
+  // makes (JITTERSCOPE_TEST_PAUSES) is timed whole, as a host's would be
+  const lab = await startLab(pair);
+  t.after(() => lab.kill());
   const stream = LiveTrace.start({});
   const serve = LiveTrace.start({ kernelHistsBelowNs: 1e6, streamIcmp: false, lateRunPacketsOnly: true, ringBytes: 1 << 20 });
   t.after(() => {
@@ -246,8 +250,6 @@ test('serve times packets only in NET_RX runs that started late, with no arrival
   assert.equal(serve.session.probes.icmp_rcv.active, false);
   assert.ok(serve.session.notes.some((n) => /no per-packet arrival hook/.test(n)));
   assert.equal(serve.session.programStats().find((h) => h.hook === 'rx_arrive')?.runCount, 0, 'serve loads no arrival hook');
-  const lab = await startLab(pair);
-  t.after(() => lab.kill());
   await timingTest(t, async ({ scale }) => {
     stream.rotate();
     serve.rotate();

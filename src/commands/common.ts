@@ -2,6 +2,7 @@
 // the --attach option, starting a live trace with its notes shown, and the
 // report of a finished trace.
 import { ClockPair, monotonicNs } from '../base/clock';
+import type { HostFacts } from '../base/host-facts';
 import { requireTracingCaps } from '../host/caps';
 import { gatherHostFacts } from '../host/facts';
 import { threadedNapiInterfaces } from '../host/net';
@@ -81,8 +82,8 @@ export function startTrace(opts: Omit<LiveTraceOptions, 'attach'> & { attach: st
   return trace;
 }
 
-/** The report of everything a finished trace aggregated. */
-export function traceReport(trace: LiveTrace, start: ClockPair, extraNotes: string[], possibleCpus: number, tracedCpus?: number[]): Report {
+/** The report of everything a finished trace aggregated; `facts` gathered now unless given. */
+export function traceReport(trace: LiveTrace, start: ClockPair, extraNotes: string[], possibleCpus: number, tracedCpus?: number[], facts: HostFacts = gatherHostFacts()): Report {
   const s = trace.session;
   return buildReport({
     aggregator: trace.aggregator,
@@ -96,6 +97,6 @@ export function traceReport(trace: LiveTrace, start: ClockPair, extraNotes: stri
     tracedCpus,
     command: process.argv.slice(1),
     version: VERSION,
-    facts: gatherHostFacts(),
+    facts,
   });
 }

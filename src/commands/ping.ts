@@ -5,6 +5,7 @@ import type { Argv } from 'yargs';
 import { clockPair } from '../base/clock';
 import { EnvironmentError, UsageError } from '../base/errors';
 import { fmtNs } from '../base/format';
+import type { HostFacts } from '../base/host-facts';
 import { gatherHostFacts } from '../host/facts';
 import { resolvePingTarget } from '../host/target';
 import { attributeReplies } from '../diagnose/attribute';
@@ -91,8 +92,9 @@ export async function ping(argv: PingArgs): Promise<void> {
     stop.dispose();
     trace.stop();
   }
-  const base = traceReport(trace, start, stopReason ? [stopReason] : [], possible, cpus);
-  const report: PingReport = { ...base, ping: pingSection(base, argv.target, params, run, slowMs) };
+  const facts = gatherHostFacts(); // once, for the base verdict and the ping's
+  const base = traceReport(trace, start, stopReason ? [stopReason] : [], possible, cpus, facts);
+  const report: PingReport = { ...base, ping: pingSection(base, argv.target, params, run, slowMs, facts) };
   if (argv.out) {
     writeAtomic(argv.out, JSON.stringify(report, null, 1) + '\n');
     say(`wrote ${argv.out}`);
@@ -106,9 +108,8 @@ export async function ping(argv: PingArgs): Promise<void> {
   if (d.total || d.badRecords || d.consumeErrors) say(`warning: events were lost, so attribution may miss some (${lossText(d)})`);
 }
 
-function pingSection(report: Report, target: string, p: PingParams, run: PingRun, slowMs: number): PingSection {
+function pingSection(report: Report, target: string, p: PingParams, run: PingRun, slowMs: number, facts: HostFacts): PingSection {
   const rows = attributeReplies(run.sent, run.replies, report.icmp.packets, report.stalls.rows, { id: p.id, slowMs });
-  const facts = gatherHostFacts();
   // the interface the replies came in on, in this network namespace
   const replyIf = report.icmp.packets.find((x) => x.id === p.id && (x.type === 0 || x.type === 129))?.ifindex;
   const ifname = p.iface ?? (replyIf !== undefined ? (facts.interfaces[replyIf] ?? null) : null);
