@@ -9,13 +9,23 @@ import { globals } from './loader';
 import {
   DIRECT_PROGRAMS, Flavour, FLAVOUR_PREFIX, HOOKS, hooksFor, inactiveStatus, PROBE_NAMES, ProbeName, ProbeStatus, tracepointStatus,
 } from './probes';
-import type { SessionOptions } from './session';
 
 /** 4 MiB holds ~75,000 events: 75 ms of a 1 M events/s burst between wakeups.
  * The ring is mapped into this process, so its size is resident memory. */
 const DEFAULT_RING_BYTES = 4 << 20;
 /** The BPF side wakes the reader once this much is waiting (the reader also drains on a timer). */
 const WAKEUP_BYTES = 64 * 1024;
+
+/** What the tracer object needs of a session's options (SessionOptions in session.ts has these). */
+export interface TracerSettings {
+  cpus?: number[];
+  ringBytes?: number;
+  slowPacketNs?: number;
+  streamIcmp?: boolean;
+  kernelHistsBelowNs?: number;
+  pauseMinNs?: number;
+  lateRunPacketsOnly?: boolean;
+}
 
 const FUNCTION_OF: Record<LadderProbe, string> = { ipvs_estimation: 'estimation_timer', net_rx_action: 'net_rx_action', icmp_rcv: 'icmp_rcv' };
 
@@ -27,7 +37,7 @@ export function readRunHists(obj: NativeBpfObject): (Buffer | null)[] {
   });
 }
 
-export function tracerSpec(flavour: Flavour, modes: Record<LadderProbe, Choice>, opts: SessionOptions, start: (o: NativeBpfObject) => void) {
+export function tracerSpec(flavour: Flavour, modes: Record<LadderProbe, Choice>, opts: TracerSettings, start: (o: NativeBpfObject) => void) {
   const prefix = FLAVOUR_PREFIX[flavour];
   const serve = opts.lateRunPacketsOnly ?? false;
   const wanted = new Set<string>();
@@ -87,7 +97,7 @@ export function attachTracer(obj: NativeBpfObject, flavour: Flavour, modes: Reco
   const probes = {} as Record<ProbeName, ProbeStatus>;
   for (const probe of PROBE_NAMES) {
     if (serve && probe === 'icmp_rcv') {
-      probes[probe] = inactiveStatus('serve lists no ICMP packets (ping and record do); their waits count in packet_wait');
+      probes[probe] = inactiveStatus('serve lists no ICMP packets (ping and record do): an ICMP packet counts like any other, in a late NET_RX run only');
       continue;
     }
     // ipvs_estimation gets its tracepoint status here: its fallback; IpvsProbe owns its ladder
