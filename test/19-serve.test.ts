@@ -178,17 +178,18 @@ test('serve under a real UDP flood (~100k packets/s) for 100 s, scraped every se
   const missing = udpLoadMissing();
   if (skipIf(t, missing)) return;
   // the 20 s window is full after 25 s and V8's old generation settles by ~60 s
-  // (measured: +8 MB between 30 and 60 s, flat after); growth is measured over
-  // the last 40 s. The peak is printed against its target, not asserted: a
-  // figure for bench:soak.
-  const r = await soak(100, { kind: 'udp', pps: 100_000 }, 60, ['--report-window', '20s']);
+  // (measured: +8 MB between 30 and 60 s, flat after), in one CI run of eight
+  // by ~75 s (71 MB at 60 s, 76 MB at 75 s and flat at 76 to the end, the same
+  // peak as the others); growth is measured over the last 25 s. The peak is
+  // printed against its target, not asserted: a figure for bench:soak.
+  const r = await soak(100, { kind: 'udp', pps: 100_000 }, 75, ['--report-window', '20s']);
   process.stderr.write(soakSummary(r) + '\n');
   assert.ok(r.scrapes >= 60, `only ${r.scrapes} scrapes answered`);
   // the load is real: tens of thousands of packets a second reached the receiving veth, and serve
   // counted a softirq run for most of them (it times packets only in late NET_RX runs)
   assert.ok(r.packetsPerSec >= 20_000, `the veth received ${r.packetsPerSec.toFixed(0)} packets/s`);
   assert.ok(r.eventsPerSec >= 0.5 * r.packetsPerSec, `${r.eventsPerSec.toFixed(0)} events/s for ${r.packetsPerSec.toFixed(0)} packets/s`);
-  assert.ok(r.growthMb <= 5, `RSS grew ${r.growthMb.toFixed(1)} MB in the last 30 s: ${r.samples.map((x) => x.rssMb.toFixed(0)).join(' ')}`);
+  assert.ok(r.growthMb <= 5, `RSS grew ${r.growthMb.toFixed(1)} MB in the last 25 s: ${r.samples.map((x) => x.rssMb.toFixed(0)).join(' ')}`);
 });
 
 test('serve mode: short runs counted in the kernel add up to what streaming every run sees', async (t) => {
