@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { TEST_NIC, vmSuite } from './vm';
-import { readReport } from './helpers';
+import { readReport, skipIf } from './helpers';
 import { assertNicRingBlamesEstimator, blamed, EST, nicScenario, timingVerdict } from './vm-nic';
 import { judgeShare, packetWindow, pausesOf, replyWindow, SampleWindow } from './excuse';
 
@@ -44,6 +44,10 @@ test('NIC (e): the article\'s topology, interrupt on CPU 0 and RPS to the estima
   assert.equal(long.filter((p: any) => !overlapped(p) && blamed(p)).length, 0, 'a wait no estimator run overlapped is not blamed on it');
   const j = judgeShare({ what: 'waits >= 5 ms an estimator run overlapped, blamed on it', samples: long.filter(overlapped), window: packetWindow, ok: blamed, minShare: 0.9, minSamples: 5 }, pausesOf(r));
   if (!timingVerdict(t, [j])) return;
+  // the verdict is a timing figure too: when host pauses explain over a third of the slow packets
+  // (one CI run: 168 of 347 under emulation) the emulator's own short waits outweigh the estimator's
+  const paused = r.verdict.pauses?.count ?? 0;
+  if (skipIf(t, paused > r.verdict.slow / 3 ? `host pauses explained ${paused} of ${r.verdict.slow} slow packets: too noisy a guest to hold the verdict to the estimator (${r.verdict.text.split('\n')[0]})` : null)) return;
   assert.equal(r.verdict.culprit?.culprit, EST, r.verdict.text);
   assert.match(r.verdict.text, /and [\d.]+ ms of their waiting \(\d+%\)/, 'the verdict states the share of waiting time');
 });
