@@ -15,7 +15,12 @@
 // --load synthetic: generated events through a second ring and the streaming
 // path (--rate, default 200k): the worst case, as if every run were long.
 //
-// `--seconds=60` is the short version the tests run (test/19-serve);
+// `--perf=S` also samples serve with perf for S seconds after the warm-up (999
+// Hz, on any CPU) and prints its CPU time per second from the samples: what
+// it costs to keep on. `--cli=PATH` runs another build's cli.js (a before/after
+// comparison in one harness).
+//
+// `--seconds=60` is the short version the tests run (test/kernel/19-serve);
 // `--report-window=` is passed on to serve (what /report keeps grows until that
 // window is full, so a short run uses a short window).
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
@@ -43,6 +48,32 @@ export interface SoakResult {
   growthMb: number;
   scrapes: number;
   stderr: string;
+  /** With perf: serve's CPU milliseconds per second, from perf samples. */
+  perf?: { samples: number; seconds: number; cpuMsPerSec: number };
+}
+
+export interface SoakOptions {
+  /** Seconds of perf sampling after the warm-up (0: none). */
+  perfSeconds?: number;
+  /** The cli.js to run (default this build's). */
+  cli?: string;
+}
+
+const PERF_HZ = 999;
+
+/** perf record on `pid` for `seconds`; resolves to the number of samples it took. */
+function perfSamples(pid: number, seconds: number): Promise<number> {
+  const out = `/tmp/jitterscope-soak-${process.pid}.perf`;
+  return new Promise((resolve, reject) => {
+    const p = spawn('perf', ['record', '-q', '-F', String(PERF_HZ), '-p', String(pid), '-o', out, '--', 'sleep', String(seconds)], { stdio: 'ignore' });
+    p.once('error', reject);
+    p.once('close', (code) => {
+      if (code !== 0) return reject(new Error(`perf record exited ${code}`));
+      const script = spawnSync('perf', ['script', '-i', out, '-F', 'pid'], { encoding: 'utf8', maxBuffer: 1 << 28 });
+      fs.rmSync(out, { force: true });
+      resolve(script.stdout.split('\n').filter((l) => l.trim()).length);
+    });
+  });
 }
 
 const CLI = path.join(__dirname, '..', 'src', 'cli.js');
@@ -122,12 +153,12 @@ async function udpFlood(pps: number, seconds: number): Promise<Flood> {
   }
 }
 
-export async function soak(seconds: number, load: SoakLoad = { kind: 'udp', pps: 100_000 }, warmupS = Math.min(60, seconds / 4), extra: string[] = []): Promise<SoakResult> {
+export async function soak(seconds: number, load: SoakLoad = { kind: 'udp', pps: 100_000 }, warmupS = Math.min(60, seconds / 4), extra: string[] = [], opts: SoakOptions = {}): Promise<SoakResult> {
   const port = await freePort();
   const loadArgs = load.kind === 'synthetic' ? ['--synthetic-rate', load.rate] : [];
   // as the image runs it (NODE_OPTIONS there): without it V8's young generation
   // grows to 2 x 16 MB under a scrape a second, ~12 MB more RSS
-  const child = spawn(process.execPath, [...SERVE_NODE_FLAGS, CLI, 'serve', '--listen', `127.0.0.1:${port}`, ...loadArgs, ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...SERVE_NODE_FLAGS, opts.cli ?? CLI, 'serve', '--listen', `127.0.0.1:${port}`, ...loadArgs, ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
   let flood: Flood | undefined;
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
@@ -142,7 +173,10 @@ export async function soak(seconds: number, load: SoakLoad = { kind: 'udp', pps:
     let nextSample = 0;
     let first: { t: number; events: number; packets: number } | undefined;
     let last = first;
+    const perfS = opts.perfSeconds ?? 0;
+    let perf: Promise<number> | undefined;
     while (Date.now() - t0 < seconds * 1000) {
+      if (perfS && !perf && Date.now() - t0 >= warmupS * 1000) perf = perfSamples(child.pid!, Math.min(perfS, Math.max(1, seconds - warmupS - 2)));
       const r = await fetch(`http://127.0.0.1:${port}/metrics`);
       if (r.status !== 200) throw new Error(`/metrics answered ${r.status}`);
       const text = await r.text();
@@ -164,7 +198,10 @@ export async function soak(seconds: number, load: SoakLoad = { kind: 'udp', pps:
     const mr = after.reduce((a, s) => a + s.rssMb, 0) / n;
     const slope = after.reduce((a, s) => a + (s.t - mt) * (s.rssMb - mr), 0) / after.reduce((a, s) => a + (s.t - mt) ** 2, 0);
     const span = first && last && last.t > first.t ? last.t - first.t : NaN;
+    const perfSecs = Math.min(perfS, Math.max(1, seconds - warmupS - 2));
+    const samplesTaken = perf ? await perf : 0;
     return {
+      ...(perf ? { perf: { samples: samplesTaken, seconds: perfSecs, cpuMsPerSec: (samplesTaken / PERF_HZ / perfSecs) * 1000 } } : {}),
       seconds,
       load,
       eventsPerSec: first && last ? (last.events - first.events) / span : NaN,
@@ -191,7 +228,8 @@ export function soakSummary(r: SoakResult): string {
       : `${r.load.rate} synthetic events/s through the streaming path`;
   return (
     `soak: serve under ${what} for ${r.seconds} s, ${r.scrapes} scrapes, node ${process.version} ${SERVE_NODE_FLAGS.join(' ')}: RSS peak ${r.peakMb.toFixed(1)} MB (target <= 80; of it private ${r.peakAnonMb.toFixed(1)} MB, the rest the node binary's shared pages), ` +
-    `growth after warm-up ${r.growthMb.toFixed(1)} MB, slope ${r.slopeMbPerHour.toFixed(1)} MB/h (target <= 5 MB in an hour)`
+    `growth after warm-up ${r.growthMb.toFixed(1)} MB, slope ${r.slopeMbPerHour.toFixed(1)} MB/h (target <= 5 MB in an hour)` +
+    (r.perf ? `; CPU ${r.perf.cpuMsPerSec.toFixed(1)} ms per second (perf: ${r.perf.samples} samples at ${PERF_HZ} Hz over ${r.perf.seconds} s)` : '')
   );
 }
 
@@ -211,7 +249,8 @@ if (require.main === module) {
     process.exit(2);
   }
   const load: SoakLoad = kind === 'udp' ? { kind, pps: Number(arg('pps') ?? 100_000) } : { kind, rate: arg('rate') ?? '200k' };
-  soak(seconds, load, undefined, window ? ['--report-window', window] : []).then(
+  const cli = arg('cli');
+  soak(seconds, load, undefined, window ? ['--report-window', window] : [], { perfSeconds: Number(arg('perf') ?? 0), cli: cli ? path.resolve(cli) : undefined }).then(
     (r) => {
       for (const s of r.samples) console.log(`  t=${s.t.toFixed(0)}s rss=${s.rssMb.toFixed(1)} MB anon=${s.anonMb.toFixed(1)} MB`);
       console.log(soakSummary(r));

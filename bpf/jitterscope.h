@@ -11,7 +11,7 @@
 #include <linux/types.h>
 #endif
 
-#define JS_ABI_VERSION 3
+#define JS_ABI_VERSION 4
 #define JS_MAX_CPUS 1024
 #define JS_CPU_MASK_WORDS (JS_MAX_CPUS / 64)
 
@@ -45,6 +45,10 @@ enum js_event_flags {
 	JS_F_DEFERRED = 32,     /* softirq: NET_RX ran in ksoftirqd, not at an interrupt's exit */
 	JS_F_LATE_RUN = 64,     /* packet (serve): processed in a NET_RX run that started late, timed
 	                         * from that run's raise (an upper bound); no arrival hook ran */
+	JS_F_THREADED = 128,    /* softirq NET_RX: the run of a NAPI thread (threaded=1), from its
+	                         * switch-in; wait_ns is wakeup (or preemption) -> switch-in;
+	                         * streamed only when late. packet: first seen in such a run, timed
+	                         * from that thread's wakeup */
 };
 
 /* Every record has the same size, so a batch is a flat array of them. */
@@ -57,8 +61,9 @@ struct js_event {
 	__u16 flags;       /* enum js_event_flags */
 	union {
 		struct {
-			__u64 wait_ns; /* raise -> entry on this CPU */
-			__u64 reserved;
+			__u64 wait_ns;     /* raise -> entry on this CPU */
+			__u32 thread_pid;  /* JS_F_THREADED: the NAPI thread */
+			__u32 reserved;
 		} softirq;
 		struct {
 			__u8 saddr[16];    /* network byte order; IPv4 in the first 4 bytes */

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 /* jitterscope tracer: softirq and NET_RX waits, timer callbacks, host pauses,
- * tasks that hold a CPU while NET_RX waits, and received packets' waits, from
+ * NAPI threads' waits, tasks that hold a CPU while receive processing waits,
+ * and received packets' waits, from
  * tracepoints (and fentry/kprobe where the ladder picks them). The bodies are
- * in tracer_state/tracer_runs/tracer_packets.bpf.h; this file defines the
+ * in tracer_state/runs/threads/packets.bpf.h; this file defines the
  * programs.
  *
  * Every hook exists twice: as tp_btf (preferred, cheapest) and as raw_tp
@@ -22,6 +23,7 @@ char LICENSE[] SEC("license") = "GPL";
 #include "skb_id.bpf.h"
 #include "tracer_state.bpf.h"
 #include "tracer_runs.bpf.h"
+#include "tracer_threads.bpf.h"
 #include "tracer_packets.bpf.h"
 
 /* ---- the programs ------------------------------------------------------ */
@@ -47,8 +49,9 @@ TP_PAIR(timer_expire_entry, tmr_entry, on_timer_entry, struct timer_list *, time
 TP_PAIR(timer_expire_exit, tmr_exit, on_timer_exit, struct timer_list *, timer)
 TP_PAIR(hrtimer_expire_entry, hrt_entry, on_hrtimer_entry, struct hrtimer *, timer)
 TP_PAIR(hrtimer_expire_exit, hrt_exit, on_hrtimer_exit, struct hrtimer *, timer)
-SEC("tp_btf/sched_switch") int BPF_PROG(js_sched_switch, bool preempt, struct task_struct *prev) { return on_sched_switch(prev); }
-SEC("raw_tp/sched_switch") int BPF_PROG(jsr_sched_switch, bool preempt, struct task_struct *prev) { return on_sched_switch(prev); }
+SEC("tp_btf/sched_switch") int BPF_PROG(js_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next) { return on_sched_switch(preempt, prev, next); }
+SEC("raw_tp/sched_switch") int BPF_PROG(jsr_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next) { return on_sched_switch(preempt, prev, next); }
+TP_PAIR(sched_wakeup, sched_wakeup, on_sched_wakeup, struct task_struct *, p)
 /* The packet hooks tell the body which flavour it runs in (typed or not). */
 #define TP_PAIR_TYPED(tp, name, body, type, arg)                              \
 	SEC("tp_btf/" #tp) int BPF_PROG(js_##name, type arg) { return body(arg, true); } \

@@ -12,8 +12,9 @@ static __always_inline __u32 arrival_slot(__u64 skb)
 /* A packet first seen now. `napi`: in a NAPI poll (napi_gro_receive), where it
  * has been waiting in the NIC's ring since before the poll: its wait starts at
  * the NET_RX raise that scheduled the poll (the interrupt), exactly for the
- * poll's first packet and as an upper bound for later ones. Outside a NET_RX
- * run (threaded NAPI, busy polling) there is no raise to go by: first sighting. */
+ * poll's first packet and as an upper bound for later ones. In a NAPI
+ * thread's run the same holds from the thread's wakeup. Elsewhere (busy
+ * polling) there is nothing to go by: first sighting. */
 static __always_inline int on_packet_arrival(const struct sk_buff *skb, bool typed, bool napi)
 {
 	__u64 id = SKB_ID(skb, typed);
@@ -36,6 +37,10 @@ static __always_inline int on_packet_arrival(const struct sk_buff *skb, bool typ
 		if (s && s->entry_ns[JS_NET_RX_SOFTIRQ] && s->wait_ns[JS_NET_RX_SOFTIRQ] != ~0ULL) {
 			ts = s->entry_ns[JS_NET_RX_SOFTIRQ] - s->wait_ns[JS_NET_RX_SOFTIRQ];
 			flags = JS_F_NAPI | (s->napi_packets ? JS_F_WAIT_BOUND : 0);
+			s->napi_packets++;
+		} else if (s && s->thread_entry_ns) {
+			ts = s->thread_wake_ns;
+			flags = JS_F_NAPI | JS_F_THREADED | (s->napi_packets ? JS_F_WAIT_BOUND : 0);
 			s->napi_packets++;
 		}
 	}
@@ -234,13 +239,17 @@ static __always_inline int on_late_packet(const struct sk_buff *skb, bool typed)
 {
 	struct cpu_state *s = my_state();
 	struct seen w;
-	if (!s || !s->late_raise_ns)
+	__u64 raise;
+	if (!s)
+		return 0;
+	raise = s->late_raise_ns ? s->late_raise_ns : s->thread_late_ns;
+	if (!raise)
 		return 0;
 	w.now = bpf_ktime_get_ns();
-	w.start = s->late_raise_ns;
+	w.start = raise;
 	w.wait = w.now - w.start;
 	w.cpu = w.arrival_cpu = bpf_get_smp_processor_id();
-	w.flags = JS_F_LATE_RUN;
+	w.flags = JS_F_LATE_RUN | (s->late_raise_ns ? 0 : JS_F_THREADED);
 	w.known = true;
 	packet_done(skb, SKB_FIELD(skb, protocol, typed), &w, false, false, typed);
 	return 0;

@@ -1,6 +1,6 @@
 /* The tracer's run hooks: softirqs (raise, entry, exit), timer_list and
- * hrtimer callbacks (and the pauses a late hard hrtimer reveals), the tasks
- * that hold a CPU while NET_RX waits, and net_rx_action by fentry/kprobe. */
+ * hrtimer callbacks (and the pauses a late hard hrtimer reveals), and
+ * net_rx_action by fentry/kprobe. */
 
 /* ---- softirq ------------------------------------------------------------ */
 
@@ -30,7 +30,6 @@ static __always_inline int on_softirq_entry(unsigned int vec)
 	s->raise_ns[vec] = 0;
 	if (vec == JS_NET_RX_SOFTIRQ) {
 		s->napi_packets = 0;
-		s->task_since_ns = 0;
 		/* a late run: was it handed to ksoftirqd? (only late runs pay for the look) */
 		s->net_rx_deferred = false;
 		s->late_raise_ns = 0;
@@ -183,46 +182,6 @@ static __always_inline int on_hrtimer_exit(struct hrtimer *timer)
 	emit_run(JS_EV_HRTIMER, s->hrt[i].fn, s->hrt[i].start_ns, bpf_ktime_get_ns(), cpu);
 	s->hrt[i].start_ns = 0;
 	s->hrt[i].timer = 0;
-	return 0;
-}
-
-
-/* ---- tasks that hold a CPU while NET_RX waits ----------------------------- */
-
-/* While NET_RX is pending on a CPU (raised, not yet run), each task that runs
- * there until it switches out is streamed with its stretch: when the run is
- * deferred to ksoftirqd (or NAPI runs in a thread), a task that keeps the CPU
- * is what the packets wait for. Outside that window a switch costs one look
- * at the pending raise. */
-static __always_inline int on_sched_switch(struct task_struct *prev)
-{
-	struct cpu_state *s;
-	struct js_event *e;
-	__u64 raise, now, start;
-	__u32 cpu = bpf_get_smp_processor_id(), pid;
-	if (!cpu_wanted(cpu))
-		return 0;
-	s = my_state();
-	if (!s)
-		return 0;
-	raise = s->raise_ns[JS_NET_RX_SOFTIRQ];
-	if (!raise)
-		return 0;
-	now = bpf_ktime_get_ns();
-	start = s->task_since_ns > raise ? s->task_since_ns : raise;
-	s->task_since_ns = now;
-	pid = BPF_CORE_READ(prev, pid);
-	if (!pid || now - start < task_min_ns) /* the idle task waits for nothing */
-		return 0;
-	e = reserve();
-	if (!e)
-		return 0;
-	fill_run(e, JS_EV_TASK, pid, start, now, cpu);
-	__builtin_memset(&e->task, 0, sizeof(e->task));
-	BPF_CORE_READ_STR_INTO(&e->task.comm, prev, comm);
-	e->task.pid = pid;
-	e->task.tgid = BPF_CORE_READ(prev, tgid);
-	submit(e);
 	return 0;
 }
 

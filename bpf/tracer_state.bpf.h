@@ -26,6 +26,9 @@ const volatile __u64 stream_min_ns = 0;
 const volatile __u64 pause_min_ns = 1000000;
 /* A task that held a CPU this long while NET_RX waited there is streamed. */
 const volatile __u64 task_min_ns = 300000;
+/* Some devices poll in NAPI threads (threaded=1): time those threads' waits
+ * from their wakeup (sched_wakeup is attached only then). */
+const volatile bool napi_threads = false;
 
 struct hrtimer_slot {
 	__u64 timer;
@@ -49,6 +52,11 @@ struct cpu_state {
 	__u64 late_raise_ns; /* the raise of the current NET_RX run, if it started late; else 0 */
 	__u32 napi_packets;  /* packets first seen in NAPI polls of the current NET_RX run */
 	bool net_rx_deferred; /* the current NET_RX run is ksoftirqd's */
+	/* the NAPI thread running on this CPU, if any, and when it was woken */
+	__u32 thread_pid;
+	__u64 thread_entry_ns;
+	__u64 thread_wake_ns;
+	__u64 thread_late_ns; /* its wake, if this run started late; else 0 */
 };
 
 struct {
@@ -74,6 +82,23 @@ struct arrival {
 
 #define ARRIVAL_SLOTS 8192
 #define HANDOFF_NS 1000000ULL
+
+/* NAPI threads woken and not yet running: pid -> wakeup time. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u64);
+} napi_wakes SEC(".maps");
+
+/* By CPU: since when a NAPI thread woken for it has waited (0: none). A
+ * wakeup can run on another CPU than its target, so not a per-CPU map. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, JS_MAX_CPUS);
+	__type(key, __u32);
+	__type(value, __u64);
+} napi_pending SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

@@ -49,6 +49,7 @@ static Napi::Value Layout(const Napi::CallbackInfo &info) {
   OFF("kind", kind);
   OFF("flags", flags);
   OFF("softirq.wait_ns", softirq.wait_ns);
+  OFF("softirq.thread_pid", softirq.thread_pid);
   OFF("pkt.saddr", pkt.saddr);
   OFF("pkt.daddr", pkt.daddr);
   OFF("pkt.sport", pkt.sport);
@@ -79,6 +80,7 @@ static Napi::Value Layout(const Napi::CallbackInfo &info) {
   flags.Set("WAIT_BOUND", static_cast<uint32_t>(JS_F_WAIT_BOUND));
   flags.Set("DEFERRED", static_cast<uint32_t>(JS_F_DEFERRED));
   flags.Set("LATE_RUN", static_cast<uint32_t>(JS_F_LATE_RUN));
+  flags.Set("THREADED", static_cast<uint32_t>(JS_F_THREADED));
   o.Set("flags", flags);
   o.Set("nrSoftirqs", JS_NR_SOFTIRQS);
   Napi::Object funcs = Napi::Object::New(env);

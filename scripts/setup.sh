@@ -18,9 +18,10 @@ APT_PACKAGES=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libzstd-dev cm
   iproute2 iputils-ping libcap2-bin util-linux procps tmux
   qemu-system-x86 busybox-static cpio kmod xz-utils ipvsadm)
 # Only for the tests: the browser that renders the HTML reports (~270 MB), and
-# Prometheus with promtool for the exporter tests, podman (rootful, runc) and
+# Prometheus with promtool for the exporter tests, podman (rootful, runc),
+# ethtool (threaded NAPI on a veth) and
 # mmdebstrap for the container image tests.
-TEST_PACKAGES=(chromium prometheus podman runc catatonit mmdebstrap iperf3)
+TEST_PACKAGES=(chromium prometheus podman runc catatonit mmdebstrap iperf3 ethtool)
 [[ ${1:-} == --tests ]] && APT_PACKAGES+=("${TEST_PACKAGES[@]}")
 
 if [[ ${1:-} != --build-only ]]; then

@@ -10,6 +10,8 @@ export interface FakeEvent {
   key?: bigint;
   flags?: number;
   waitNs?: number;
+  /** A softirq event flagged THREADED: the NAPI thread's pid. */
+  threadPid?: number;
   /** A packet: IPv4 dotted or IPv6 addresses; ICMP id/seq travel as sport/dport. */
   pkt?: { saddr: string; daddr: string; proto: number; sport?: number; dport?: number; type?: number; code?: number; arrivalCpu?: number };
   /** A task event's comm and ids. */
@@ -27,7 +29,10 @@ export function encode(events: FakeEvent[]): ArrayBuffer {
     dv.setUint32(o + OFFSETS.cpu, e.cpu, true);
     dv.setUint16(o + OFFSETS.kind, e.kind, true);
     dv.setUint16(o + OFFSETS.flags, e.flags ?? 0, true);
-    if (e.kind === Kind.SOFTIRQ) dv.setBigUint64(o + OFFSETS['softirq.wait_ns'], BigInt(e.waitNs ?? 0), true);
+    if (e.kind === Kind.SOFTIRQ) {
+      dv.setBigUint64(o + OFFSETS['softirq.wait_ns'], BigInt(e.waitNs ?? 0), true);
+      dv.setUint32(o + OFFSETS['softirq.thread_pid'], e.threadPid ?? 0, true);
+    }
     if (e.pkt) {
       const ip = (s: string, at: number) => {
         if (!s.includes(':')) return s.split('.').forEach((b, j) => dv.setUint8(o + at + j, Number(b)));

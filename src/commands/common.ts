@@ -5,10 +5,10 @@ import { ClockPair, monotonicNs } from '../base/clock';
 import type { HostFacts } from '../base/host-facts';
 import { requireTracingCaps } from '../host/caps';
 import { gatherHostFacts } from '../host/facts';
-import { threadedNapiInterfaces } from '../host/net';
 import { native } from '../kernel/addon';
 import { ATTACH_PREFS, AttachPref } from '../kernel/ladder';
 import { buildReport, Report } from '../report/model';
+import { Aggregator } from '../stream/aggregate';
 import { LiveTrace, LiveTraceOptions } from '../stream/live';
 import { parseCpuList } from './options';
 
@@ -56,19 +56,10 @@ export function tracingPreflight(cpusArg: string | undefined): { possible: numbe
   return { possible, cpus: cpusArg !== undefined ? parseCpuList(cpusArg, possible) : undefined };
 }
 
-/** What threaded NAPI leaves out: the poll threads' own wait. */
-export function threadedNapiNote(ifaces: string[]): string {
-  return `${ifaces.join(', ')} ${ifaces.length === 1 ? 'polls' : 'poll'} in NAPI threads (threaded=1): ` +
-    'their packets are timed from when a poll first sees them, not from the interrupt, and a poll thread\'s wait to run is not measured';
-}
-
 /** Starts tracing and says what is degraded: notes, inactive probes, probes below their best rung. */
 export function startTrace(opts: Omit<LiveTraceOptions, 'attach'> & { attach: string }, quiet = false): LiveTrace {
   // time series count from here (intervals then line up with the trace's start)
   const trace = LiveTrace.start({ ...opts, seriesOriginNs: opts.seriesOriginNs ?? monotonicNs(), attach: opts.attach as AttachPref });
-  // not silent: what this trace cannot time on this host
-  const threaded = threadedNapiInterfaces();
-  if (threaded.length) trace.session.notes.push(threadedNapiNote(threaded));
   if (!quiet) {
     for (const n of trace.session.notes) say(`note: ${n}`);
     for (const [name, p] of Object.entries(trace.session.probes)) if (!p.active) say(`probe ${name} inactive: ${p.reason}`);
@@ -82,21 +73,34 @@ export function startTrace(opts: Omit<LiveTraceOptions, 'attach'> & { attach: st
   return trace;
 }
 
-/** The report of everything a finished trace aggregated; `facts` gathered now unless given. */
-export function traceReport(trace: LiveTrace, start: ClockPair, extraNotes: string[], possibleCpus: number, tracedCpus?: number[], facts: HostFacts = gatherHostFacts()): Report {
-  const s = trace.session;
+export interface ReportOfTrace {
+  trace: LiveTrace;
+  /** What to report: the whole trace (default, its aggregator) or one window of it (serve's /report). */
+  aggregator?: Aggregator;
+  /** When what is reported began, on both clocks. */
+  start: ClockPair;
+  extraNotes?: string[];
+  possibleCpus: number;
+  tracedCpus?: number[];
+  /** The host's facts for the verdict; gathered now unless given. */
+  facts?: HostFacts;
+}
+
+/** The one way a command makes a report of a trace (record, ping, serve's /report). */
+export function reportFromTrace(o: ReportOfTrace): Report {
+  const s = o.trace.session;
   return buildReport({
-    aggregator: trace.aggregator,
+    aggregator: o.aggregator ?? o.trace.aggregator,
     probes: s.probes,
-    notes: [...s.notes, ...extraNotes],
+    notes: [...s.notes, ...(o.extraNotes ?? [])],
     drops: s.drops(),
     kallsyms: s.kallsyms,
-    start,
+    start: o.start,
     endWall: new Date(),
-    possibleCpus,
-    tracedCpus,
+    possibleCpus: o.possibleCpus,
+    tracedCpus: o.tracedCpus,
     command: process.argv.slice(1),
     version: VERSION,
-    facts,
+    facts: o.facts ?? gatherHostFacts(),
   });
 }

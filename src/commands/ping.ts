@@ -13,7 +13,7 @@ import { pingVerdictOf } from '../diagnose/ping';
 import { PingReport, PingSection, Report } from '../report/model';
 import { lossText } from '../report/text';
 import { checkWritable, writeAtomic } from '../report/write';
-import { ATTACH_OPTION, onStopSignal, say, startTrace, traceReport, tracingPreflight } from './common';
+import { ATTACH_OPTION, onStopSignal, say, startTrace, reportFromTrace, tracingPreflight } from './common';
 import { PingParams, PingRun, runPing } from './iputils';
 import { parseIntInRange, parsePositiveMs } from './options';
 
@@ -93,7 +93,7 @@ export async function ping(argv: PingArgs): Promise<void> {
     trace.stop();
   }
   const facts = gatherHostFacts(); // once, for the base verdict and the ping's
-  const base = traceReport(trace, start, stopReason ? [stopReason] : [], possible, cpus, facts);
+  const base = reportFromTrace({ trace, start, extraNotes: stopReason ? [stopReason] : [], possibleCpus: possible, tracedCpus: cpus, facts });
   const report: PingReport = { ...base, ping: pingSection(base, argv.target, params, run, slowMs, facts) };
   if (argv.out) {
     writeAtomic(argv.out, JSON.stringify(report, null, 1) + '\n');

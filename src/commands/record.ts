@@ -6,7 +6,7 @@ import { UsageError } from '../base/errors';
 import { renderHtml } from '../report/html';
 import { lossText, renderText } from '../report/text';
 import { checkWritable, writeAtomic } from '../report/write';
-import { ATTACH_OPTION, CPUS_OPTION, exitOnSecondSignal, onStopSignal, say, startTrace, traceReport, tracingPreflight } from './common';
+import { ATTACH_OPTION, CPUS_OPTION, exitOnSecondSignal, onStopSignal, say, startTrace, reportFromTrace, tracingPreflight } from './common';
 import { parseDurationMs, parseIntInRange, parsePositiveMs } from './options';
 
 export interface RecordArgs {
@@ -68,7 +68,7 @@ export async function record(argv: RecordArgs): Promise<void> {
     stop.dispose();
     trace.stop();
   }
-  const report = traceReport(trace, start, stopReason ? [stopReason] : [], possible, cpus);
+  const report = reportFromTrace({ trace, start, extraNotes: stopReason ? [stopReason] : [], possibleCpus: possible, tracedCpus: cpus });
   const text = argv.format === 'text' ? renderText(report) : argv.format === 'html' ? renderHtml(report) : JSON.stringify(report, null, 1) + '\n';
   if (argv.out) writeAtomic(argv.out, text);
   else process.stdout.write(text);

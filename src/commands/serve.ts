@@ -8,13 +8,13 @@ import type { Argv } from 'yargs';
 import { clockPair, monotonicNs } from '../base/clock';
 import { UsageError } from '../base/errors';
 import { ipvsState } from '../host/ipvs';
-import { buildReport } from '../report/model';
+import { summarize } from '../report/summary';
 import { handler, listen, parseListen } from '../serve/http';
 import { Metrics } from '../serve/metrics';
 import { Recent } from '../serve/recent';
 import { SyntheticLoad } from '../kernel/synthetic';
 import { Aggregator } from '../stream/aggregate';
-import { ATTACH_OPTION, CPUS_OPTION, onStopSignal, say, startTrace, tracingPreflight, VERSION } from './common';
+import { ATTACH_OPTION, CPUS_OPTION, onStopSignal, reportFromTrace, say, startTrace, tracingPreflight, VERSION } from './common';
 import { parseDurationMs, parseIntInRange, parsePositiveMs, parseRate } from './options';
 
 export interface ServeArgs {
@@ -120,28 +120,18 @@ export async function serve(argv: ServeArgs): Promise<void> {
         version: VERSION,
       },
     );
+    // /report only: the full report of a window (verdict, host facts, histogram rows)
     const reportOf = (agg: Aggregator, fromNs: number) => {
       const nowNs = monotonicNs();
-      return buildReport({
-        aggregator: agg,
-        probes: session.probes,
-        notes: session.notes,
-        drops: session.drops(),
-        kallsyms: session.kallsyms,
-        start: { monoNs: fromNs, wall: new Date(Date.now() - (nowNs - fromNs) / 1e6), realtimeOffsetNs: start.realtimeOffsetNs },
-        endWall: new Date(),
-        possibleCpus: possible,
-        tracedCpus: cpus,
-        command: process.argv.slice(1),
-        version: VERSION,
-        facts: recentHostFacts(),
-      });
+      const from = { monoNs: fromNs, wall: new Date(Date.now() - (nowNs - fromNs) / 1e6), realtimeOffsetNs: start.realtimeOffsetNs };
+      return reportFromTrace({ trace: live, aggregator: agg, start: from, possibleCpus: possible, tracedCpus: cpus, facts: recentHostFacts() });
     };
     let lastNs = start.monoNs;
+    // each second: the interval's summary into the metrics (no report, no verdict, no /sys reads)
     const tick = () => {
       const agg = live.rotate();
       const nowNs = monotonicNs();
-      m.fold(reportOf(agg, lastNs));
+      m.fold(summarize(agg, { probes: session.probes, kallsyms: session.kallsyms }));
       recent.add(agg, lastNs, nowNs);
       lastNs = nowNs;
     };

@@ -6,7 +6,7 @@ import { UsageError } from '../base/errors';
 import { SyntheticLoad } from '../kernel/synthetic';
 import { Collector, WindowName, WINDOWS } from '../top/collector';
 import { runDashboard, runPlain } from '../top/loop';
-import { ATTACH_OPTION, CPUS_OPTION, onStopSignal, say, startTrace, tracingPreflight, VERSION } from './common';
+import { ATTACH_OPTION, CPUS_OPTION, onStopSignal, say, startTrace, tracingPreflight } from './common';
 import { parseDurationMs, parseIntInRange, parsePositiveMs, parseRate } from './options';
 
 export interface TopArgs {
@@ -61,10 +61,6 @@ export async function top(argv: TopArgs): Promise<void> {
       say(`note: synthetic load of ${syntheticRate} events/s mixed into the display (--synthetic-rate)`);
     }
     const collector = new Collector(trace, {
-      version: VERSION,
-      command: process.argv.slice(1),
-      possibleCpus: possible,
-      tracedCpus: cpus,
       extraDrops: () => synthetic?.drops() ?? 0,
       facts: recentHostFacts,
     });

@@ -42,7 +42,7 @@ export interface PacketVerdict {
   attributed: number;
   culprit: PacketCulprit | null;
   /** The receive stalls of the trace (null: none). */
-  receive: { count: number; maxMs: number; deferred: number } | null;
+  receive: { count: number; maxMs: number; deferred: number; napiThread: number } | null;
   /** The interfaces the culprit's packets came in on, with their RPS masks. */
   rps: RpsFinding[];
   /** CPUs the hypervisor took noticeable time from during the trace (VMs only). */
@@ -75,7 +75,7 @@ export function packetVerdict(
     slow: slow.length,
     attributed,
     culprit,
-    receive: receive.length ? { count: receive.length, maxMs: Math.max(...receive.map((r) => r.waitNs)) / 1e6, deferred: receive.filter((r) => r.deferred).length } : null,
+    receive: receive.length ? { count: receive.length, maxMs: Math.max(...receive.map((r) => r.waitNs)) / 1e6, deferred: receive.filter((r) => r.deferred).length, napiThread: receive.filter((r) => r.napiThread !== null).length } : null,
     rps: names.map((n) => rpsFinding(n, culprit, facts)),
     hostSteal: steal.perCpuNs
       .map((ns, cpu) => ({ cpu, ns, share: steal.durationNs > 0 ? ns / steal.durationNs : 0 }))
@@ -138,7 +138,7 @@ export function packetVerdictText(v: Omit<PacketVerdict, 'text'>): string {
   }
   if (r)
     lines.push(
-      `Receive stalls: ${r.count} NET_RX runs started >= ${v.slowMs} ms after they were raised (longest wait ${r.maxMs.toFixed(1)} ms${r.deferred ? `; ${r.deferred} of them in ksoftirqd` : ''})` +
+      `Receive stalls: ${r.count} NET_RX runs started >= ${v.slowMs} ms after they were raised (longest wait ${r.maxMs.toFixed(1)} ms${r.deferred ? `; ${r.deferred} of them in ksoftirqd` : ''}${r.napiThread ? `; ${r.napiThread} of them NAPI thread runs, timed from the thread's wakeup` : ''})` +
         `${c ? `; ${c.receiveStalls.explained} explained by ${c.culprit}` : ''}. Packets waiting in a NIC's ring are first seen after such a wait.`,
     );
   if (v.pauses) lines.push(pausesLine(v.pauses, v.slow, 'slow packets'));

@@ -2,10 +2,17 @@
 // whether a function (estimation_timer, ...) exists on this kernel.
 //
 // The file has ~120k lines (5 MB); parsing it into a map costs ~40 MB and
-// ~120 ms, and even holding its text costs ~25 MB of RSS once read. So nothing
-// is kept: the file is streamed in 256 KiB chunks and scanned only for the
-// addresses asked for, once per batch of new addresses, with results cached.
+// ~120 ms, and even holding its text costs ~25 MB of RSS once read. So the
+// file is streamed in 256 KiB chunks, and what is kept is an index of the
+// text symbols alone (host/symbol-index.ts: typed arrays and one byte
+// buffer, ~2.5 MB). It is built once per process, at the first lookup (not at start-up,
+// which only asks whether a few names exist), and built again when an address
+// falls where no symbol is known and /proc/modules changed since (a module
+// loaded), looked at no more than every RELOAD_MS.
 import fs from 'node:fs';
+import { buildIndex, KallsymsSource, nameAt, SymbolIndex } from './symbol-index';
+
+export type { KallsymsSource };
 
 const TWO32 = 4294967296;
 
@@ -13,12 +20,6 @@ const TWO32 = 4294967296;
 export function key52FromHex(hex: string): number {
   const h = hex.padStart(16, '0');
   return parseInt(h.slice(8), 16) + (parseInt(h.slice(0, 8), 16) & 0xfffff) * TWO32;
-}
-
-interface Line {
-  key: number;
-  name: string;
-  module: string | null;
 }
 
 /** Calls fn for every text symbol line ("ffffffff8150e200 t bpf_timer_cb [mod]"). */
@@ -36,57 +37,59 @@ function eachTextSymbol(text: string, fn: (key: number, at: number) => void): vo
   }
 }
 
-function lineAt(text: string, at: number): Line {
-  let end = text.indexOf('\n', at);
-  if (end < 0) end = text.length;
-  const rest = text.slice(at + 19, end);
-  const tab = rest.indexOf('\t');
-  return {
-    key: key52FromHex(text.slice(at, at + 16)),
-    name: tab < 0 ? rest : rest.slice(0, tab),
-    module: tab < 0 ? null : rest.slice(tab + 1).replace(/^\[|\]$/g, ''),
-  };
-}
-
 // further than this from a symbol is not a function offset
 const MAX_OFFSET = 1 << 20;
 
-/** Text in chunks that each end at a line boundary. */
-export type KallsymsSource = () => Iterable<string>;
 
-function* fileChunks(path: string): Generator<string> {
+const asText = (chunk: string | Buffer) => (typeof chunk === 'string' ? chunk : chunk.toString('latin1'));
+
+/** The file in 256 KiB pieces of whole lines, as bytes (each one valid until the next is asked for). */
+function* fileChunks(path: string): Generator<Buffer> {
   const fd = fs.openSync(path, 'r');
   try {
     const buf = Buffer.allocUnsafe(256 * 1024);
-    let carry = '';
+    let kept = 0; // a partial last line, moved to the front
     for (;;) {
-      const n = fs.readSync(fd, buf, 0, buf.length, null);
+      const n = fs.readSync(fd, buf, kept, buf.length - kept, null);
       if (n <= 0) break;
-      const text = carry + buf.toString('latin1', 0, n);
-      const cut = text.lastIndexOf('\n') + 1;
-      carry = text.slice(cut);
-      if (cut) yield text.slice(0, cut);
+      const filled = kept + n;
+      const cut = buf.lastIndexOf(10, filled - 1) + 1;
+      if (cut) yield buf.subarray(0, cut);
+      buf.copy(buf, 0, cut, filled);
+      kept = filled - cut;
+      if (kept === buf.length) throw new Error(`${path}: a line longer than ${buf.length} bytes`);
     }
-    if (carry) yield carry;
+    if (kept) yield buf.subarray(0, kept);
   } finally {
     fs.closeSync(fd);
   }
 }
 
+/** /proc/modules is compared at most this often, on a lookup that missed. */
+const RELOAD_MS = 5000;
+
 export class Kallsyms {
   private readonly cache = new Map<number, string | null>();
+  private index: SymbolIndex | undefined;
+  private modules = '';
+  private modulesCheckedAt = 0;
   /** True when every address reads as zero (kernel.kptr_restrict, or no CAP_SYSLOG). */
   readonly hidden: boolean;
 
   private readonly source: KallsymsSource;
 
   /** From the text itself (tests) or a source of chunks (the file). */
-  constructor(source: string | KallsymsSource) {
+  constructor(
+    source: string | KallsymsSource,
+    /** What changes when a module loads or unloads (the text of /proc/modules). */
+    private readonly modulesNow: () => string = () => '',
+    private readonly now: () => number = Date.now,
+  ) {
     this.source = typeof source === 'string' ? () => [source] : source;
     let seen = 0;
     let nonzero = 0;
     for (const chunk of this.source()) {
-      eachTextSymbol(chunk, (key) => {
+      eachTextSymbol(asText(chunk), (key) => {
         seen++;
         if (key) nonzero++;
       });
@@ -98,7 +101,46 @@ export class Kallsyms {
   /** Throws (ENOENT, EACCES) at once if the file cannot be read. */
   static load(path = '/proc/kallsyms'): Kallsyms {
     fs.accessSync(path, fs.constants.R_OK);
-    return new Kallsyms(() => fileChunks(path));
+    return new Kallsyms(
+      () => fileChunks(path),
+      () => {
+        try {
+          return fs.readFileSync('/proc/modules', 'latin1');
+        } catch {
+          return '';
+        }
+      },
+    );
+  }
+
+  /** How many times the index was built (once, plus once per module load that a lookup ran into). */
+  indexBuilds = 0;
+
+  private ensureIndex(): SymbolIndex {
+    if (!this.index) {
+      this.modules = this.modulesNow();
+      this.modulesCheckedAt = this.now();
+      this.index = buildIndex(this.source);
+      this.indexBuilds++;
+    }
+    return this.index;
+  }
+
+  /** The name for `key` from the index: "name [module]", "name+0xoff", or null (no symbol close below). */
+  private lookup(ix: SymbolIndex, key: number): string | null {
+    let lo = 0;
+    let hi = ix.order.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (ix.addrs[ix.order[mid]] <= key) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo === 0 || !key) return null;
+    const i = ix.order[lo - 1];
+    const off = key - ix.addrs[i];
+    const name = nameAt(ix, i);
+    const mod = ix.moduleOf[i] ? ` [${ix.modules[ix.moduleOf[i] - 1]}]` : '';
+    return off === 0 ? `${name}${mod}` : off < MAX_OFFSET ? `${name}+0x${off.toString(16)}${mod}` : null;
   }
 
   /** The symbol starting at `key` ("name" or "name [module]"), else the nearest below as name+0xoff. */
@@ -107,43 +149,28 @@ export class Kallsyms {
     return this.cache.get(key) ?? null;
   }
 
-  /** Resolves every uncached key in one pass over the text. */
+  /** Resolves every uncached key from the index (built at the first call). */
   resolveAll(keys: Iterable<number>): void {
-    const want = [...new Set(keys)].filter((k) => !this.cache.has(k)).sort((a, b) => a - b);
+    const want = [...new Set(keys)].filter((k) => !this.cache.has(k));
     if (!want.length) return;
     if (this.hidden) {
       for (const k of want) this.cache.set(k, null);
       return;
     }
-    // best[j]: the highest symbol address <= want[j] seen so far, and its line
-    const best = new Float64Array(want.length).fill(-1);
-    const bestLine: (Line | undefined)[] = new Array(want.length);
-    for (const chunk of this.source()) eachTextSymbol(chunk, (addr, at) => {
-      let lo = 0;
-      let hi = want.length;
-      while (lo < hi) {
-        const mid = (lo + hi) >> 1;
-        if (want[mid] < addr) lo = mid + 1;
-        else hi = mid;
+    let ix = this.ensureIndex();
+    // an address no symbol explains: a module may have loaded since the index was built
+    if (want.some((k) => k && this.lookup(ix, k) === null) && this.now() - this.modulesCheckedAt >= RELOAD_MS) {
+      this.modulesCheckedAt = this.now();
+      if (this.modulesNow() !== this.modules) {
+        this.index = undefined;
+        ix = this.ensureIndex();
       }
-      // lo: first wanted key >= addr; later keys inherit via the prefix pass below
-      if (lo < want.length && addr > best[lo]) {
-        best[lo] = addr;
-        bestLine[lo] = lineAt(chunk, at);
-      }
-    });
-    for (let j = 1; j < want.length; j++)
-      if (best[j - 1] > best[j]) {
-        best[j] = best[j - 1];
-        bestLine[j] = bestLine[j - 1];
-      }
-    want.forEach((k, j) => {
-      const s = bestLine[j];
-      if (!s || !k) return this.cache.set(k, null);
-      const off = k - s.key;
-      const mod = s.module ? ` [${s.module}]` : '';
-      this.cache.set(k, off === 0 ? `${s.name}${mod}` : off < MAX_OFFSET ? `${s.name}+0x${off.toString(16)}${mod}` : null);
-    });
+    }
+    for (const k of want) {
+      const name = this.lookup(ix, k);
+      // an unknown address is not cached: a later reload may name it
+      if (name !== null || !k) this.cache.set(k, name);
+    }
   }
 
   /** Whether a text symbol of this name is visible (false when addresses are hidden). */
@@ -155,7 +182,7 @@ export class Kallsyms {
   find(name: string): number | undefined {
     const re = new RegExp(`^([0-9a-f]{16}) [tTwW] ${name.replace(/[^\w.]/g, '\\$&')}(\\t|$)`, 'm');
     for (const chunk of this.source()) {
-      const m = re.exec(chunk);
+      const m = re.exec(asText(chunk));
       if (m) return key52FromHex(m[1]);
     }
     return undefined;

@@ -83,23 +83,34 @@ function safeReaddir(dir: string): string[] {
   }
 }
 
-/** Interfaces whose NAPI polls run in kernel threads (/sys/class/net/DEV/threaded = 1). */
-export function threadedNapiInterfaces(root = NET): string[] {
-  return safeReaddir(root)
-    .filter((d) => {
-      try {
-        return fs.readFileSync(path.join(root, d, 'threaded'), 'utf8').trim() === '1';
-      } catch {
-        return false;
-      }
-    })
-    .sort();
-}
-
 /** Every interface of this network namespace that has receive queues, with their RPS masks. */
 export function rpsState(root = NET): { interface: string; queues: RpsQueue[] }[] {
   return safeReaddir(root)
     .sort()
     .map((d) => ({ interface: d, queues: rpsQueues(d, root) }))
     .filter((d) => d.queues.length);
+}
+
+/**
+ * The NAPI poll threads of every network namespace (kernel threads named
+ * napi/DEV-ID, children of kthreadd), by pid. Their devices may live in
+ * namespaces whose /sys this process does not see.
+ */
+export function napiThreads(proc = '/proc'): { pid: number; comm: string }[] {
+  let pids: string[];
+  try {
+    pids = fs.readFileSync(path.join(proc, '2/task/2/children'), 'utf8').trim().split(/\s+/).filter(Boolean);
+  } catch {
+    pids = safeReaddir(proc).filter((d) => /^\d+$/.test(d)); // no CONFIG_PROC_CHILDREN: every process
+  }
+  const out: { pid: number; comm: string }[] = [];
+  for (const pid of pids) {
+    try {
+      const comm = fs.readFileSync(path.join(proc, pid, 'comm'), 'utf8').trim();
+      if (comm.startsWith('napi/')) out.push({ pid: Number(pid), comm });
+    } catch {
+      // it exited while we looked
+    }
+  }
+  return out.sort((a, b) => a.pid - b.pid);
 }

@@ -2,7 +2,7 @@
 // offsets, kinds and flags. Checked against the addon's offsetof table by
 // test/02-abi.test.ts; stream/decode.ts reads events with these offsets.
 
-export const ABI_VERSION = 3;
+export const ABI_VERSION = 4;
 export const EVENT_SIZE = 80;
 export const MAX_CPUS = 1024;
 
@@ -14,6 +14,7 @@ export const OFFSETS = {
   kind: 28,
   flags: 30,
   'softirq.wait_ns': 32,
+  'softirq.thread_pid': 40,
   'pkt.saddr': 32,
   'pkt.daddr': 48,
   'pkt.sport': 64,
@@ -29,7 +30,7 @@ export const OFFSETS = {
 
 export const Kind = { SOFTIRQ: 1, TIMER: 2, HRTIMER: 3, PACKET: 4, FUNC: 5, PAUSE: 6, TASK: 7 } as const;
 export const Func = { ESTIMATION_TIMER: 1, NET_RX_ACTION: 2 } as const;
-export const Flag = { WAIT_UNKNOWN: 1, IPV6: 2, SLOW: 4, NAPI: 8, WAIT_BOUND: 16, DEFERRED: 32, LATE_RUN: 64 } as const;
+export const Flag = { WAIT_UNKNOWN: 1, IPV6: 2, SLOW: 4, NAPI: 8, WAIT_BOUND: 16, DEFERRED: 32, LATE_RUN: 64, THREADED: 128 } as const;
 
 export const NR_SOFTIRQS = 10;
 export const SOFTIRQ_NAMES = ['HI', 'TIMER', 'NET_TX', 'NET_RX', 'BLOCK', 'IRQ_POLL', 'TASKLET', 'SCHED', 'HRTIMER', 'RCU'];

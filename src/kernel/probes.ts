@@ -27,6 +27,8 @@ export interface Hook {
   helps: ProbeName[];
   /** Attached only when streaming every packet (record, top, ping), or only in serve. */
   only?: 'stream' | 'serve';
+  /** Attached only when some device polls in NAPI threads (a cost on every wakeup otherwise). */
+  napiThreads?: true;
 }
 
 /**
@@ -50,11 +52,13 @@ export const HOOKS: Hook[] = [
   { name: 'skb_late', tracepoint: 'net:netif_receive_skb', requiredBy: ['packet_wait'], helps: [], only: 'serve' },
   // the tasks that held a CPU while NET_RX waited there (ksoftirqd's runs)
   { name: 'sched_switch', tracepoint: 'sched:sched_switch', requiredBy: [], helps: ['net_rx_wait'] },
+  // NAPI threads' wakeups: their wait to run (threaded=1 devices)
+  { name: 'sched_wakeup', tracepoint: 'sched:sched_wakeup', requiredBy: [], helps: ['net_rx_wait', 'packet_wait'], napiThreads: true },
 ];
 
 /** The hooks a session of this kind attaches. */
-export function hooksFor(serve: boolean): Hook[] {
-  return HOOKS.filter((h) => !h.only || h.only === (serve ? 'serve' : 'stream'));
+export function hooksFor(serve: boolean, napiThreads = false): Hook[] {
+  return HOOKS.filter((h) => (!h.only || h.only === (serve ? 'serve' : 'stream')) && (!h.napiThreads || napiThreads));
 }
 
 export interface ProbeStatus {
@@ -74,7 +78,7 @@ const TRACEPOINT_DERIVATION: Record<ProbeName, string> = {
   timer_callbacks: 'timer_expire_*, hrtimer_expire_*',
   softirq: 'softirq_entry/exit',
   net_rx_action: 'softirq_entry/exit, vector NET_RX',
-  net_rx_wait: 'softirq_raise -> softirq_entry, vector NET_RX; sched_switch while it waits',
+  net_rx_wait: 'softirq_raise -> softirq_entry, vector NET_RX; NAPI threads sched_wakeup -> sched_switch; sched_switch while it waits',
   icmp_rcv: 'netif_receive_skb (+ arrival from netif_rx_entry, netif_receive_skb_entry, or the NET_RX raise of a NAPI poll)',
   packet_wait: 'netif_rx_entry, netif_receive_skb_entry or the NET_RX raise of a NAPI poll (napi_gro_receive_entry) -> netif_receive_skb; IPv4/IPv6, any protocol',
 };
@@ -90,13 +94,13 @@ export const DIRECT_PROGRAMS: Record<'ipvs_estimation' | 'net_rx_action' | 'icmp
 const SERVE_PACKET_WAIT = 'netif_receive_skb, only in NET_RX runs that started --packet-ms late (serve), timed from their raise';
 
 /** What a probe on the tracepoint rung reports as its status. */
-export function tracepointStatus(probe: ProbeName, flavour: Flavour, reason: string | null, serve = false): ProbeStatus {
+export function tracepointStatus(probe: ProbeName, flavour: Flavour, reason: string | null, serve = false, napiThreads = false): ProbeStatus {
   return {
     active: true,
     via: 'tracepoint',
     mode: `${flavour} (${serve && probe === 'packet_wait' ? SERVE_PACKET_WAIT : TRACEPOINT_DERIVATION[probe]})`,
     reason,
-    hooks: hooksFor(serve).filter((h) => h.requiredBy.includes(probe) || h.helps.includes(probe)).map((h) => h.tracepoint),
+    hooks: hooksFor(serve, napiThreads).filter((h) => h.requiredBy.includes(probe) || h.helps.includes(probe)).map((h) => h.tracepoint),
   };
 }
 

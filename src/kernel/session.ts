@@ -6,6 +6,7 @@ import { BpfError } from '../base/errors';
 import { requireKernelBtf } from '../host/caps';
 import { ipvsSymbols } from '../host/ipvs';
 import { Kallsyms, loadKallsyms } from '../host/kallsyms';
+import { napiThreads } from '../host/net';
 import { EVENT_SIZE } from './abi';
 import { BatchCallback, native, NativeBpfObject, NativeRingReader, readPercpuCounter } from './addon';
 import { IpvsProbe } from './ipvs-probe';
@@ -42,6 +43,8 @@ export interface SessionOptions {
    * packet is listed. Every other packet costs one look at a per-CPU flag.
    */
   lateRunPacketsOnly?: boolean;
+  /** Time NAPI threads from wakeup to run (sched_wakeup). Default: when any exists at start. */
+  napiThreads?: boolean;
 }
 
 /** What was lost on the way from the kernel: never silent (every view and report shows it). */
@@ -76,6 +79,8 @@ export class TraceSession {
   readonly kernelHists: boolean;
   /** serve's packet hooks (SessionOptions.lateRunPacketsOnly). */
   readonly lateRunPacketsOnly: boolean;
+  /** NAPI threads' wakeups are traced (SessionOptions.napiThreads). */
+  readonly napiThreads: boolean;
 
   private constructor(
     obj: NativeBpfObject,
@@ -92,6 +97,7 @@ export class TraceSession {
     this.notes = [...notes, ...attached.notes];
     this.kernelHists = opts.kernelHistsBelowNs !== undefined;
     this.lateRunPacketsOnly = opts.lateRunPacketsOnly ?? false;
+    this.napiThreads = opts.napiThreads ?? false;
     if (this.lateRunPacketsOnly)
       this.notes.push('packets are timed only in NET_RX runs that started late (from their raise, an upper bound), with no per-packet arrival hook: packet_wait counts those packets alone');
     if (this.kernelHists)
@@ -128,6 +134,11 @@ export class TraceSession {
     const { kallsyms, note } = loadKallsyms();
     const notes = note ? [note] : [];
     const modes = chooseModes(features, ipvsSymbols(kallsyms), pref);
+    // not silent: which NAPI threads are timed, and at what cost
+    const threads = opts.napiThreads === false ? [] : napiThreads();
+    if (threads.length)
+      notes.push(`NAPI threads (threaded=1) ${threads.map((t) => t.comm).join(', ')}: timed from wakeup to run (sched_wakeup, a look at each wakeup); their packets from the thread's wakeup`);
+    opts = { ...opts, napiThreads: opts.napiThreads ?? threads.length > 0 };
     let flavour: Flavour = opts.flavour ?? (features.tp_btf.ok ? 'tp_btf' : 'raw_tp');
     if (!opts.flavour && flavour === 'raw_tp') notes.push(`tp_btf unavailable (${features.tp_btf.error}): using raw_tp tracepoints`);
 
@@ -135,7 +146,7 @@ export class TraceSession {
     for (;;) {
       try {
         let attached: ReturnType<typeof attachTracer> | undefined;
-        const obj = loadObject(tracerSpec(flavour, modes, opts, (o) => (attached = attachTracer(o, flavour, modes, opts.lateRunPacketsOnly ?? false))));
+        const obj = loadObject(tracerSpec(flavour, modes, opts, (o) => (attached = attachTracer(o, flavour, modes, opts.lateRunPacketsOnly ?? false, opts.napiThreads ?? false))));
         return new TraceSession(obj, attached!, flavour, features, kallsyms, modes.ipvs_estimation, opts, notes);
       } catch (e) {
         if (!(e instanceof BpfError) || e.step.startsWith('set ')) throw e;
@@ -200,7 +211,7 @@ export class TraceSession {
     if (!obj) return [];
     // the hooks this session loaded; the others count nothing
     return HOOKS.map((h) => {
-      if (!hooksFor(this.lateRunPacketsOnly).includes(h)) return { hook: h.name, runTimeNs: 0, runCount: 0 };
+      if (!hooksFor(this.lateRunPacketsOnly, this.napiThreads).includes(h)) return { hook: h.name, runTimeNs: 0, runCount: 0 };
       const info = obj.programInfo(FLAVOUR_PREFIX[this.flavour] + h.name);
       return { hook: h.name, runTimeNs: info.runTimeNs, runCount: info.runCount };
     });

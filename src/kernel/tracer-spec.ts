@@ -25,6 +25,7 @@ export interface TracerSettings {
   kernelHistsBelowNs?: number;
   pauseMinNs?: number;
   lateRunPacketsOnly?: boolean;
+  napiThreads?: boolean;
 }
 
 const FUNCTION_OF: Record<LadderProbe, string> = { ipvs_estimation: 'estimation_timer', net_rx_action: 'net_rx_action', icmp_rcv: 'icmp_rcv' };
@@ -46,7 +47,8 @@ export function tracerSpec(flavour: Flavour, modes: Record<LadderProbe, Choice>,
     if (isDirect(m)) DIRECT_PROGRAMS[probe][m].forEach((p) => wanted.add(p));
   }
   // a hook this kind of session does not attach is not loaded either (verifier time)
-  const unused = new Set(HOOKS.filter((h) => !hooksFor(serve).includes(h)).map((h) => prefix + h.name));
+  const napi = opts.napiThreads ?? false;
+  const unused = new Set(HOOKS.filter((h) => !hooksFor(serve, napi).includes(h)).map((h) => prefix + h.name));
   const ringBytes = opts.ringBytes ?? DEFAULT_RING_BYTES;
   const g: Record<string, Buffer> = {
     wakeup_bytes: globals.u64(Math.min(WAKEUP_BYTES, ringBytes / 4)),
@@ -56,6 +58,7 @@ export function tracerSpec(flavour: Flavour, modes: Record<LadderProbe, Choice>,
     pause_min_ns: globals.u64(opts.pauseMinNs ?? 1e6),
     // a task that held a CPU a third of a slow packet's wait while NET_RX waited there
     task_min_ns: globals.u64((opts.slowPacketNs ?? 1e6) / 3),
+    napi_threads: globals.bool(napi),
   };
   if (opts.kernelHistsBelowNs !== undefined) {
     g.kernel_hists = globals.bool(true);
@@ -79,9 +82,9 @@ export function tracerSpec(flavour: Flavour, modes: Record<LadderProbe, Choice>,
  * say so) and the chosen fentry/kprobe programs (which must attach), and
  * works out every probe's status.
  */
-export function attachTracer(obj: NativeBpfObject, flavour: Flavour, modes: Record<LadderProbe, Choice>, serve: boolean) {
+export function attachTracer(obj: NativeBpfObject, flavour: Flavour, modes: Record<LadderProbe, Choice>, serve: boolean, napiThreads: boolean) {
   const failed = new Map<string, string>();
-  const hooks = hooksFor(serve);
+  const hooks = hooksFor(serve, napiThreads);
   for (const hook of hooks) {
     try {
       obj.attach(FLAVOUR_PREFIX[flavour] + hook.name);
@@ -119,7 +122,7 @@ export function attachTracer(obj: NativeBpfObject, flavour: Flavour, modes: Reco
       probes[probe] = { ...inactiveStatus('could not attach ' + missingRequired.join(', ')), hooks: mine.map((h) => h.tracepoint) };
       continue;
     }
-    const s = tracepointStatus(probe, flavour, ladder?.reason || null, serve);
+    const s = tracepointStatus(probe, flavour, ladder?.reason || null, serve, napiThreads);
     if (missingHelpers.length) s.reason = [s.reason, 'partial: could not attach ' + missingHelpers.join(', ')].filter(Boolean).join('; ');
     probes[probe] = s;
   }

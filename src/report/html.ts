@@ -67,6 +67,7 @@ export function pageData(r: Report) {
       cpu: x.cpu,
       waitMs: x.waitNs / 1e6,
       deferred: x.deferred,
+      thread: x.napiThread !== null,
       culprit: x.attribution ? `${x.attribution.culprit} on CPU ${x.attribution.cpu}` : null,
     })),
     replies: (ping?.replies ?? [])
@@ -180,7 +181,7 @@ const PAGE_SCRIPT = String.raw`
         if (o.s) return o.s.culprit + ' on CPU ' + o.s.cpu + ': ' + fmtMs(o.s.ms) + ' at ' + o.s.t.toFixed(3) + ' s';
         if (o.p) return o.p.flow + ' waited ' + (o.p.waitMs === null ? '?' : fmtMs(o.p.waitMs)) + (o.p.culprit ? ' — ' + o.p.culprit : '');
         if (o.r) return 'reply ' + o.r.seq + ': ' + fmtMs(o.r.rttMs);
-        if (o.w) return 'NET_RX waited ' + fmtMs(o.w.waitMs) + (o.w.deferred ? ' (ksoftirqd)' : '') + (o.w.culprit ? ' — ' + o.w.culprit : '');
+        if (o.w) return (o.w.thread ? 'NAPI thread waited ' : 'NET_RX waited ') + fmtMs(o.w.waitMs) + (o.w.deferred ? ' (ksoftirqd)' : '') + (o.w.culprit ? ' — ' + o.w.culprit : '');
         return '';
       } } } },
     },

@@ -92,7 +92,7 @@ export function cpuCellValues(c: CpuSummary): (number | null)[] {
   ];
 }
 
-export function cpuTableText(r: Report): string {
+export function cpuTableText(r: Pick<Report, 'cpus'>): string {
   return table(CPU_TABLE_HEAD, r.cpus.map(cpuCells), [0, CPU_TABLE_HEAD.length - 1]);
 }
 
@@ -169,7 +169,7 @@ export function renderText(r: Report): string {
     out.push('');
     out.push(`receive stalls (NET_RX runs that started ${fmtNs(r.receive!.thresholdNs)} or more after their raise): ${receive.length}; longest:`);
     for (const x of [...receive].sort((a, b) => b.waitNs - a.waitNs).slice(0, 5))
-      out.push(`  cpu ${x.cpu}  waited ${fmtNs(x.waitNs)}${x.deferred ? ' (ran in ksoftirqd)' : ''}  ${x.attribution ? `${x.attribution.culprit} on CPU ${x.attribution.cpu}` : '-'}`);
+      out.push(`  cpu ${x.cpu}  waited ${fmtNs(x.waitNs)}${x.deferred ? ' (ran in ksoftirqd)' : ''}${x.napiThread !== null ? ` (NAPI thread pid ${x.napiThread})` : ''}  ${x.attribution ? `${x.attribution.culprit} on CPU ${x.attribution.cpu}` : '-'}`);
   }
   return out.join('\n') + '\n';
 }

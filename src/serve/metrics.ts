@@ -1,12 +1,15 @@
-// The exporter's metrics: every interval's report folded into cumulative
-// Prometheus series, served through prom-client's registry. Histograms arrive
-// already bucketed (the report's power-of-two rows), so they are exposed as
-// precomputed histograms instead of observed value by value. Buckets are
-// powers of two nanoseconds, 1.024 µs to 2.15 s, then +Inf: exactly the
-// report's buckets, so nothing is re-binned.
+// The exporter's metrics: every interval's summary (report/summary.ts) folded
+// into cumulative Prometheus series, served through prom-client's registry.
+// Histograms arrive already bucketed, so they are exposed as precomputed
+// histograms instead of observed value by value. Buckets are powers of two
+// nanoseconds, 1.024 µs to 2.15 s, then +Inf. Both sources nest in them, so
+// nothing is re-binned: a streamed histogram's power-of-two buckets, and the
+// kernel's own (four per power of two), read straight from its counts.
 import type * as PromClient from 'prom-client';
-import { HistogramRow, Report } from '../report/model';
+import { Report } from '../report/model';
+import { HistogramSource, TraceSummary } from '../report/summary';
 import { stallEvents } from '../report/text';
+import { kernelBucketBounds } from '../stream/kernel-histogram';
 
 /** Bucket bounds: 2^10 .. 2^31 ns. */
 const FIRST_EXP = 10;
@@ -54,22 +57,35 @@ class BucketedHistogram {
     readonly help: string,
   ) {}
 
-  add(labels: Labels, row: Pick<HistogramRow, 'buckets' | 'sum' | 'count'>): void {
+  private at(labels: Labels): Series {
     const key = JSON.stringify(labels);
     let s = this.series.get(key);
     if (!s) this.series.set(key, (s = { labels, counts: new Float64Array(BOUNDS_NS.length + 1), sumNs: 0, count: 0 }));
-    for (const b of row.buckets) {
-      // a power-of-two bucket [lo, hi) lies wholly under the first bound >= hi
-      const i = BOUNDS_NS.findIndex((ns) => b.hi <= ns);
-      s.counts[i < 0 ? BOUNDS_NS.length : i] += b.count;
+    return s;
+  }
+
+  add(labels: Labels, src: HistogramSource): void {
+    const s = this.at(labels);
+    // a bucket [lo, hi) of either kind lies wholly under the first bound >= hi
+    const put = (hi: number, n: number) => {
+      const i = BOUNDS_NS.findIndex((ns) => hi <= ns);
+      s.counts[i < 0 ? BOUNDS_NS.length : i] += n;
+    };
+    if (src.streamed) {
+      for (const b of src.streamed.log2Buckets()) put(b.hi, b.count);
+      s.sumNs += src.streamed.sum;
+      s.count += src.streamed.count;
     }
-    s.sumNs += row.sum;
-    s.count += row.count;
+    if (src.kernel) {
+      src.kernel.buckets.forEach((n, i) => n && put(kernelBucketBounds(i)[1], n));
+      s.sumNs += src.kernel.sumNs;
+      s.count += src.kernel.count;
+    }
   }
 
   /** Makes a series exist (at zero) so a family is never empty and rules can see it. */
   touch(labels: Labels): void {
-    this.add(labels, { buckets: [], sum: 0, count: 0 });
+    this.at(labels);
   }
 
   get() {
@@ -167,12 +183,11 @@ export class Metrics {
     for (const h of [this.netRxWait, this.netRxRun, this.estimation, this.packetWait, this.pauses]) h.touch({});
   }
 
-  /** Folds one interval's report in. */
-  fold(r: Report): void {
+  /** Folds one interval's summary in. */
+  fold(r: TraceSummary): void {
     const perCpu = this.opts.perCpu;
-    const rows = r.histograms.filter((h) => (perCpu ? h.cpu !== null : h.cpu === null));
-    const cpuLabel = (h: HistogramRow): Labels => (perCpu ? { cpu: String(h.cpu) } : {});
-    for (const h of rows) {
+    const cpuLabel = (h: HistogramSource): Labels => (perCpu ? { cpu: String(h.cpu) } : {});
+    for (const h of r.histograms) {
       if (h.probe === 'net_rx_wait') this.netRxWait.add(cpuLabel(h), h);
       else if (h.probe === 'net_rx_action') this.netRxRun.add(cpuLabel(h), h);
       else if (h.probe === 'softirq') this.softirq.add({ ...cpuLabel(h), vector: h.key ?? '' }, h);
@@ -199,9 +214,9 @@ export class Metrics {
     if (r.stalls.notKept) this.stalls.inc({ culprit: NOT_LISTED, kind: 'any' }, r.stalls.notKept);
   }
 
-  private foldCallbacks(r: Report, perCpu: boolean): void {
-    const rows = r.histograms.filter((h) => h.probe === 'timer_callbacks' && (perCpu ? h.cpu !== null : h.cpu === null));
-    for (const h of rows) this.callbackTotals.set(h.key!, (this.callbackTotals.get(h.key!) ?? 0) + h.sum);
+  private foldCallbacks(r: TraceSummary, perCpu: boolean): void {
+    const rows = r.histograms.filter((h) => h.probe === 'timer_callbacks');
+    for (const h of rows) this.callbackTotals.set(h.key!, (this.callbackTotals.get(h.key!) ?? 0) + (h.streamed?.sum ?? 0));
     // the top N by total time so far get (and keep) a series; at most 2N ever
     const top = [...this.callbackTotals.entries()].sort((a, b) => b[1] - a[1]).slice(0, this.opts.topCallbacks);
     for (const [fn] of top) if (this.namedCallbacks.size < 2 * this.opts.topCallbacks) this.namedCallbacks.add(fn);

@@ -6,6 +6,7 @@
 import { Flag, Func, Kind, NET_RX_SOFTIRQ, NR_SOFTIRQS } from '../kernel/abi';
 import { EventView, WORDS_PER_EVENT } from './decode';
 import { Histogram } from './histogram';
+import { KernelCounts, KernelHist, KernelTable } from './kernel-histogram';
 import { Newest, Packet, PROTOCOLS, Protocol, ReceiveStall, Stall } from './records';
 import { Series } from './series';
 
@@ -46,8 +47,8 @@ export class Aggregator {
   /** ICMP and ICMPv6 packets, oldest first, up to maxPackets. */
   readonly icmp: Packet[] = [];
   icmpNotKept = 0;
-  /** Every packet's wait per CPU, folded in from the kernel's histograms (LiveTrace). */
-  readonly packetWait: (Histogram | undefined)[] = [];
+  /** What the kernel counted itself (LiveTrace): every packet's wait, and serve's short softirq and net_rx_action runs. */
+  readonly kernel = new KernelCounts();
   /** Packets whose arrival the kernel did not see, per CPU. */
   readonly packetWaitUnknown: number[] = [];
   /** Pauses per CPU: how late hard hrtimers fired (the CPU took no interrupt meanwhile). */
@@ -126,13 +127,19 @@ export class Aggregator {
         const vec = v.keyLo(w);
         if (vec >= NR_SOFTIRQS) continue;
         const d = v.durationNs(w);
+        if (v.flags(w) & Flag.THREADED) {
+          // a NAPI thread's late run: a receive stall, not a softirq run (only late ones stream)
+          const wait = v.softirqWaitNs(w);
+          this.receiveRing.push({ cpu, raiseNs: start - wait, startNs: start, waitNs: wait, runNs: d, deferred: false, napiThread: v.softirqThreadPid(w) });
+          continue;
+        }
         (this.cpuRow(this.softirq, cpu)[vec] ??= new Histogram()).record(d);
         const wait = v.flags(w) & Flag.WAIT_UNKNOWN ? null : v.softirqWaitNs(w);
         if (wait !== null) (this.cpuRow(this.softirqWait, cpu)[vec] ??= new Histogram()).record(wait);
         this.series?.softirq(cpu, vec, start, d, wait);
         if (d >= this.stallThresholdNs) this.stallRing.push({ kind: 'softirq', cpu, key: vec, startNs: start, durationNs: d });
         if (vec === NET_RX_SOFTIRQ && wait !== null && wait >= this.slowPacketNs)
-          this.receiveRing.push({ cpu, raiseNs: start - wait, startNs: start, waitNs: wait, runNs: d, deferred: (v.flags(w) & Flag.DEFERRED) !== 0 });
+          this.receiveRing.push({ cpu, raiseNs: start - wait, startNs: start, waitNs: wait, runNs: d, deferred: (v.flags(w) & Flag.DEFERRED) !== 0, napiThread: null });
       } else if (kind === Kind.TIMER || kind === Kind.HRTIMER) {
         const hr = kind === Kind.HRTIMER;
         if (hr) this.events.hrtimer++;
@@ -209,19 +216,15 @@ export class Aggregator {
   }
 
   /**
-   * Adds runs counted elsewhere (the kernel's histograms, serve mode) as if they
-   * had been streamed: to the histograms and the event counts, not to stalls
-   * or series (the kernel streams every run long enough to be a stall).
+   * Adds what the kernel counted (packet waits; serve's short runs), kept as
+   * it came (KernelCounts); runs count as events, not as stalls or series
+   * points (the kernel streams every run long enough to be a stall).
    */
-  absorb(what: 'softirq' | 'softirqWait' | 'func', cpu: number, key: number, h: Histogram): void {
-    if (what === 'func') {
-      ((this.funcs[key] ??= [])[cpu] ??= new Histogram()).merge(h);
-      this.events.func += h.count;
-      return;
-    }
-    if (key >= NR_SOFTIRQS) return;
-    (this.cpuRow(what === 'softirq' ? this.softirq : this.softirqWait, cpu)[key] ??= new Histogram()).merge(h);
-    if (what === 'softirq') this.events.softirq += h.count;
+  addKernel(table: KernelTable, cpu: number, key: number, h: KernelHist): void {
+    if ((table === 'softirq' || table === 'softirqWait') && key >= NR_SOFTIRQS) return;
+    this.kernel.add(table, cpu, key, h);
+    if (table === 'softirq') this.events.softirq += h.count;
+    else if (table === 'func') this.events.func += h.count;
   }
 
   private cpuRow(table: (Histogram | undefined)[][], cpu: number): (Histogram | undefined)[] {
@@ -262,7 +265,7 @@ export class Aggregator {
       mergeList(mine.perCpu, t.perCpu);
     }
     mergeList(this.icmpWait, o.icmpWait);
-    mergeList(this.packetWait, o.packetWait);
+    this.kernel.merge(o.kernel);
     mergeList(this.pauses, o.pauses);
     o.icmpCount.forEach((n, cpu) => (this.icmpCount[cpu] = (this.icmpCount[cpu] ?? 0) + (n ?? 0)));
     o.packetWaitUnknown.forEach((n, cpu) => (this.packetWaitUnknown[cpu] = (this.packetWaitUnknown[cpu] ?? 0) + (n ?? 0)));

@@ -51,6 +51,10 @@ export class EventView {
   softirqWaitNs(w: number): number {
     return this.u32[w + 8] + this.u32[w + 9] * TWO32;
   }
+  /** A NAPI thread's run (flag THREADED): the thread's pid. */
+  softirqThreadPid(w: number): number {
+    return this.u32[w + 10];
+  }
   /** Packet addresses: IPv4 dotted, or IPv6 (RFC 5952 text) when flags say IPV6. */
   pktSaddr(w: number, v6: boolean): string {
     return v6 ? ipv6(this.u8, w * 4 + 32) : ipv4(this.u8, w * 4 + 32);

@@ -1,8 +1,9 @@
 // The per-CPU histograms the kernel keeps (struct js_hist in bpf/jitterscope.h):
 // packet waits (every packet in record/top, the packets of late NET_RX runs in
 // serve) and serve's short softirq and net_rx_action runs; parsed from the
-// map's bytes, differenced between two reads, and turned into our Histogram
-// so they merge and print like the rest.
+// map's bytes, differenced between two reads, and kept as they came
+// (KernelCounts): the exporter reads their buckets directly, and a report
+// turns them into our Histogram (toHistogram) for its quantiles.
 import { HIST_BUCKETS, HIST_SUB_BITS, HIST_VALUE_BYTES } from '../kernel/abi';
 import { bucketOf, Histogram } from './histogram';
 
@@ -62,4 +63,49 @@ export function toHistogram(k: KernelHist): Histogram {
   h.sum = k.sumNs;
   h.max = k.maxNs;
   return h;
+}
+
+/** a + b (neither changes). */
+export function sumKernelHists(a: KernelHist, b: KernelHist): KernelHist {
+  return {
+    count: a.count + b.count,
+    sumNs: a.sumNs + b.sumNs,
+    maxNs: Math.max(a.maxNs, b.maxNs),
+    unknown: a.unknown + b.unknown,
+    buckets: a.buckets.map((n, i) => n + b.buckets[i]),
+  };
+}
+
+/** Which aggregator table a kernel histogram adds to: softirq runs and waits (key: vector), traced functions (key: enum js_func), packet waits (key 0). */
+export type KernelTable = 'softirq' | 'softirqWait' | 'func' | 'packetWait';
+
+export interface KernelEntry {
+  table: KernelTable;
+  cpu: number;
+  key: number;
+  hist: KernelHist;
+}
+
+/** Kernel-counted histograms of an interval (or of merged ones), by table, key and CPU. */
+export class KernelCounts {
+  private readonly byId = new Map<string, KernelEntry>();
+
+  add(table: KernelTable, cpu: number, key: number, hist: KernelHist): void {
+    const id = `${table}/${key}/${cpu}`;
+    const e = this.byId.get(id);
+    this.byId.set(id, { table, cpu, key, hist: e ? sumKernelHists(e.hist, hist) : hist });
+  }
+
+  get(table: KernelTable, cpu: number, key: number): KernelHist | undefined {
+    return this.byId.get(`${table}/${key}/${cpu}`)?.hist;
+  }
+
+  merge(o: KernelCounts): void {
+    for (const e of o.byId.values()) this.add(e.table, e.cpu, e.key, e.hist);
+  }
+
+  entries(table?: KernelTable): KernelEntry[] {
+    const all = [...this.byId.values()];
+    return table ? all.filter((e) => e.table === table) : all;
+  }
 }

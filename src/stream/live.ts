@@ -5,7 +5,7 @@ import { readStealNs } from '../host/steal';
 import { Func, KernelHistIndex } from '../kernel/abi';
 import { TraceSession, SessionOptions } from '../kernel/session';
 import { Aggregator, AggregatorOptions } from './aggregate';
-import { KernelHist, parsePercpuHist, since, toHistogram } from './kernel-histogram';
+import { KernelHist, parsePercpuHist, since } from './kernel-histogram';
 
 export type LiveTraceOptions = Omit<SessionOptions, 'onBatch' | 'slowPacketNs' | 'pauseMinNs'> & AggregatorOptions;
 
@@ -40,7 +40,7 @@ export class LiveTrace {
     this.foldRuns(into);
   }
 
-  /** Serve mode: what the kernel counted of the runs it did not stream, added to the streamed ones. */
+  /** Serve mode: what the kernel counted of the runs it did not stream (the streamed ones are in the aggregator already). */
   private foldRuns(into: Aggregator): void {
     this.session.runHistBytes().forEach((bytes, idx) => {
       if (!bytes) return;
@@ -48,10 +48,9 @@ export class LiveTrace {
       now.forEach((k, cpu) => {
         const d = since(k, this.lastRuns[idx]?.[cpu]);
         if (!d.count) return;
-        const h = toHistogram(d);
-        if (idx === KernelHistIndex.NET_RX_ACTION) into.absorb('func', cpu, Func.NET_RX_ACTION, h);
-        else if (idx >= KernelHistIndex.SOFTIRQ_WAIT) into.absorb('softirqWait', cpu, idx - KernelHistIndex.SOFTIRQ_WAIT, h);
-        else into.absorb('softirq', cpu, idx - KernelHistIndex.SOFTIRQ_RUN, h);
+        if (idx === KernelHistIndex.NET_RX_ACTION) into.addKernel('func', cpu, Func.NET_RX_ACTION, d);
+        else if (idx >= KernelHistIndex.SOFTIRQ_WAIT) into.addKernel('softirqWait', cpu, idx - KernelHistIndex.SOFTIRQ_WAIT, d);
+        else into.addKernel('softirq', cpu, idx - KernelHistIndex.SOFTIRQ_RUN, d);
       });
       this.lastRuns[idx] = now;
     });
@@ -64,10 +63,7 @@ export class LiveTrace {
     now.forEach((k, cpu) => {
       const d = since(k, this.lastWait[cpu]);
       if (d.unknown) into.packetWaitUnknown[cpu] = (into.packetWaitUnknown[cpu] ?? 0) + d.unknown;
-      if (!d.count) return;
-      const h = toHistogram(d);
-      if (into.packetWait[cpu]) into.packetWait[cpu]!.merge(h);
-      else into.packetWait[cpu] = h;
+      if (d.count) into.addKernel('packetWait', cpu, 0, d);
     });
     this.lastWait = now;
   }

@@ -28,7 +28,7 @@ export interface Packet {
   slow: boolean;
   /**
    * How its wait was measured: 'backlog' from when it was queued (exact);
-   * 'napi' first seen in a NAPI poll, its wait from the NET_RX raise that
+   * 'napi' first seen in a NAPI poll, its wait from the NET_RX raise (or the NAPI thread's wakeup) that
    * scheduled the poll (exact for the poll's first packet); 'napi-bound' a
    * later packet of such a poll (an upper bound); 'late-run' (serve) timed
    * from the raise of the late NET_RX run that processed it (an upper bound).
@@ -55,8 +55,8 @@ export interface Stall {
 }
 
 /**
- * A receive stall: a NET_RX run that started at least the slow-packet
- * threshold after it was raised. Whatever held the CPU from the raise to the
+ * A receive stall: a NET_RX run (or a NAPI thread's run) that started at
+ * least the slow-packet threshold after it was raised (woken). Whatever held the CPU from the raise to the
  * run held up every packet that run then processed.
  */
 export interface ReceiveStall {
@@ -70,6 +70,8 @@ export interface ReceiveStall {
   runNs: number;
   /** It ran in ksoftirqd (the kernel deferred it), not at an interrupt's exit. */
   deferred: boolean;
+  /** The run of a NAPI thread (threaded=1), this pid; raise is its wakeup (or preemption). Else null. */
+  napiThread: number | null;
 }
 
 /** The newest `max` items, oldest first on read; counts what it let go. */

@@ -1,10 +1,14 @@
 // The dashboard's collector: cuts the live trace into intervals (one per
 // refresh), keeps enough of them for the 10 s window plus a running total, and
-// produces immutable snapshots (a report of the window) for the views.
-// snapshot() has no side effects: it may be called any number of times.
-import type { HostFacts } from '../base/host-facts';
+// produces immutable snapshots (the window's summary and verdict, no report)
+// for the views. snapshot() has no side effects: it may be called any number
+// of times.
+import os from 'node:os';
+import { HostFacts, NO_HOST_FACTS } from '../base/host-facts';
 import { clockPair, monotonicNs } from '../base/clock';
-import { buildReport, Report } from '../report/model';
+import type { PacketVerdict } from '../diagnose/verdict';
+import type { ProbeName, ProbeStatus } from '../kernel/probes';
+import { summarize, summaryVerdict, TraceSummary } from '../report/summary';
 import { Aggregator } from '../stream/aggregate';
 import { LiveTrace } from '../stream/live';
 
@@ -29,7 +33,11 @@ export interface CpuHistory {
 }
 
 export interface Snapshot {
-  report: Report;
+  summary: TraceSummary;
+  verdict: PacketVerdict;
+  probes: Record<ProbeName, ProbeStatus>;
+  host: string;
+  kernel: string;
   /** The last HISTORY_POINTS seconds, whatever the window. */
   history: CpuHistory[];
   window: WindowName;
@@ -44,10 +52,6 @@ export interface Snapshot {
 }
 
 export interface CollectorOptions {
-  version: string;
-  command: string[];
-  possibleCpus: number;
-  tracedCpus?: number[];
   /** Other event sources feeding the same aggregator (e.g. synthetic load): their drops count too. */
   extraDrops?: () => number;
   /** The host's facts for the verdict (the command gathers them; read again each snapshot, masks change). */
@@ -91,7 +95,7 @@ export class Collector {
     return d.total + (d.badRecords ?? 0) + (d.consumeErrors ?? 0) + (this.opts.extraDrops?.() ?? 0);
   }
 
-  /** A report of the window as of the last tick(). */
+  /** The window's summary and verdict as of the last tick(). */
   snapshot(window: WindowName): Snapshot {
     let agg: Aggregator;
     if (window === 'all') agg = this.total;
@@ -106,23 +110,14 @@ export class Collector {
     const last = this.intervals[this.intervals.length - 1];
     const session = this.trace.session;
     const takenAt = new Date();
-    const report = buildReport({
-      facts: this.opts.facts?.(),
-      aggregator: agg,
-      probes: session.probes,
-      notes: session.notes,
-      drops: { ...session.drops(), total: this.lastDrops },
-      kallsyms: session.kallsyms,
-      start: this.start,
-      endWall: takenAt,
-      possibleCpus: this.opts.possibleCpus,
-      tracedCpus: this.opts.tracedCpus,
-      command: this.opts.command,
-      version: this.opts.version,
-      topTimers: 50,
-    });
+    const summary = summarize(agg, { probes: session.probes, kallsyms: session.kallsyms, topTimers: 50 });
+    const windowMs = window === 'all' ? takenAt.getTime() - this.start.wall.getTime() : WINDOW_MS[window];
     return {
-      report,
+      summary,
+      verdict: summaryVerdict(summary, agg, this.opts.facts?.() ?? NO_HOST_FACTS, windowMs * 1e6),
+      probes: session.probes,
+      host: os.hostname(),
+      kernel: os.release(),
       history: this.history(),
       window,
       eventsPerSec: last && last.ms > 0 ? (last.agg.totalEvents * 1000) / last.ms : 0,

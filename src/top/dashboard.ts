@@ -3,6 +3,7 @@
 import blessed from 'blessed';
 import { fmtNs, wallTime } from '../base/format';
 import { CpuSummary, HistogramRow } from '../report/model';
+import { histogramRow, sourceHistogram } from '../report/summary';
 import { flowText } from '../diagnose/verdict';
 import { CPU_TABLE_HEAD, cpuCells, cpuCellValues, renderHistogram, stallEventText, stallEvents } from '../report/text';
 import { HISTORY_POINTS, Snapshot, WindowName, WINDOWS } from './collector';
@@ -129,7 +130,7 @@ export class Dashboard {
       this.draw();
     });
     this.timerList.key(['enter'], () => {
-      const t = this.last?.report.timers.byMax[this.timerList.selected];
+      const t = this.last?.summary.timers.byMax[this.timerList.selected];
       if (!t) return;
       this.histTimer = { symbol: t.symbol, cpu: t.cpu };
       this.draw();
@@ -163,7 +164,7 @@ export class Dashboard {
   }
 
   private cpuRows(): CpuSummary[] {
-    return this.last?.report.cpus ?? [];
+    return this.last?.summary.cpus ?? [];
   }
 
   /** Takes a new snapshot (ignored while paused) and redraws. */
@@ -184,17 +185,16 @@ export class Dashboard {
       this.screen.render();
       return;
     }
-    const m = s.report.meta;
-    const modes = Object.entries(m.probes)
+    const modes = Object.entries(s.probes)
       .map(([name, p]) => `${name}: ${p.active ? (p.mode ?? '').split(' ')[0] : '{yellow-fg}inactive{/yellow-fg}'}`)
       .join('  ');
     const drops = s.dropsTotal ? `{red-fg}drops ${s.dropsRecent} (total ${s.dropsTotal}){/red-fg}` : 'drops 0';
     this.header.setContent(
-      `{bold}jitterscope top{/bold}  ${m.host}  ${m.kernel}  window ${this.window}  ` +
+      `{bold}jitterscope top{/bold}  ${s.host}  ${s.kernel}  window ${this.window}  ` +
         `events ${Math.round(s.eventsPerSec).toLocaleString('en-US')}/s  ${drops}` +
         (this.paused ? '  {inverse}{bold} PAUSED {/bold}{/inverse}' : '') +
         `  ${s.takenAt.toTimeString().slice(0, 8)}\n${modes}\n` +
-        severity(s.report.verdict.culprit ? 10e6 : null, s.report.verdict.text.split('\n')[0]),
+        severity(s.verdict.culprit ? 10e6 : null, s.verdict.text.split('\n')[0]),
     );
 
     // per-CPU table: align the plain text first, then colour the cells
@@ -215,7 +215,7 @@ export class Dashboard {
     );
     this.drawHistogram(s, rows);
 
-    const timers = s.report.timers.byMax;
+    const timers = s.summary.timers.byMax;
     const tw = [32, 4, 8, 9, 9, 9];
     const tcell = (t: string[]) => t.map((c, i) => (i === 0 ? c.slice(0, tw[0]).padEnd(tw[0]) : c.padStart(tw[i]))).join(' ');
     this.timerList.setLabel(` timer callbacks (by max) — ${tcell(['callback', 'CPU', 'count', 'p99', 'max', 'total'])} `);
@@ -225,8 +225,8 @@ export class Dashboard {
       ),
     );
 
-    const stalls = stallEvents(s.report.stalls.rows).slice(-200).reverse();
-    this.stallList.setLabel(` recent stalls (>= ${fmtNs(s.report.stalls.thresholdNs)}, newest first) `);
+    const stalls = stallEvents(s.summary.stalls.rows).slice(-200).reverse();
+    this.stallList.setLabel(` recent stalls (>= ${fmtNs(s.summary.stalls.thresholdNs)}, newest first) `);
     this.stallList.setItems(
       stalls.map((x) =>
         severity(x.durationNs, `${wallTime(x.startNs, s.realtimeOffsetNs)}  cpu ${String(x.cpu).padEnd(3)} ${fmtNs(x.durationNs).padStart(8)}  ${stallEventText(x)}`),
@@ -234,20 +234,20 @@ export class Dashboard {
     );
     // slow packets and receive stalls (NET_RX runs that started late) in one list, newest first
     const waits = [
-      ...s.report.packets.slow.map((p) => ({
+      ...s.summary.packets.slow.map((p) => ({
         at: p.startNs,
         waitNs: p.waitNs,
         text: `${fmtNs(p.waitNs ?? 0).padStart(7)}  cpu ${String(p.cpu).padEnd(3)} ${flowText(p)}  ${p.attribution ? `<- ${p.attribution.culprit}` : ''}`,
       })),
-      ...(s.report.receive?.stalls ?? []).map((r) => ({
+      ...s.summary.receive.stalls.map((r) => ({
         at: r.raiseNs,
         waitNs: r.waitNs,
-        text: `${fmtNs(r.waitNs).padStart(7)}  cpu ${String(r.cpu).padEnd(3)} NET_RX started late${r.deferred ? ' (ksoftirqd)' : ''}  ${r.attribution ? `<- ${r.attribution.culprit}` : ''}`,
+        text: `${fmtNs(r.waitNs).padStart(7)}  cpu ${String(r.cpu).padEnd(3)} ${r.napiThread !== null ? 'NAPI thread' : 'NET_RX'} started late${r.deferred ? ' (ksoftirqd)' : ''}  ${r.attribution ? `<- ${r.attribution.culprit}` : ''}`,
       })),
     ]
       .sort((a, b) => b.at - a.at)
       .slice(0, 200);
-    this.slowList.setLabel(` slow packets and late NET_RX runs (waited >= ${fmtNs(s.report.packets.slowThresholdNs)}, newest first) `);
+    this.slowList.setLabel(` slow packets and late NET_RX runs (waited >= ${fmtNs(s.summary.packets.slowThresholdNs)}, newest first) `);
     this.slowList.setItems(waits.map((x) => severity(x.waitNs, x.text)));
     this.screen.render();
   }
@@ -258,12 +258,12 @@ export class Dashboard {
     if (this.histTimer) {
       const t = this.histTimer;
       title = `${t.symbol} on CPU ${t.cpu}`;
-      h = s.report.histograms.find((x) => x.probe === 'timer_callbacks' && x.key === t.symbol && x.cpu === t.cpu);
+      h = rowOf(s, 'timer_callbacks', t.symbol, t.cpu);
     } else {
       const cpu = this.histCpu ?? rows[this.cpuList.selected]?.cpu ?? 0;
       const [label, probe, key] = HIST_VIEWS[this.histView];
       title = `${label} on CPU ${cpu}`;
-      h = s.report.histograms.find((x) => x.probe === probe && x.key === key && x.cpu === cpu);
+      h = rowOf(s, probe, key, cpu);
     }
     this.histBox.setLabel(` ${title} (←/→ measure) `);
     if (!h) {
@@ -280,3 +280,9 @@ export class Dashboard {
   }
 }
 
+
+/** The histogram row of one probe, key and CPU in a snapshot, made only for the one shown. */
+function rowOf(s: Snapshot, probe: HistogramRow['probe'], key: string | null, cpu: number): HistogramRow | undefined {
+  const src = s.summary.histograms.find((x) => x.probe === probe && x.key === key && x.cpu === cpu);
+  return src && histogramRow(probe, cpu, key, sourceHistogram(src));
+}

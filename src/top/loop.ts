@@ -20,7 +20,7 @@ export async function runPlain(c: Collector, delayMs: number, iterations: number
     c.tick();
     const snap = c.snapshot(window);
     process.stdout.write(plainBlock(snap, lastStallNs));
-    for (const x of [...snap.report.stalls.rows, ...snap.report.packets.slow]) if (x.startNs > lastStallNs) lastStallNs = x.startNs;
+    for (const x of [...snap.summary.stalls.rows, ...snap.summary.packets.slow]) if (x.startNs > lastStallNs) lastStallNs = x.startNs;
   }
 }
 

@@ -6,12 +6,12 @@ import { HISTORY_POINTS, Snapshot } from './collector';
 import { sparkline } from './sparkline';
 
 export function plainBlock(s: Snapshot, newStallsSinceNs: number): string {
-  const r = s.report;
+  const r = s.summary;
   const out: string[] = [];
   out.push(
     `jitterscope top ${s.takenAt.toISOString()}  window ${s.window}  events ${Math.round(s.eventsPerSec)}/s  drops ${s.dropsRecent} (total ${s.dropsTotal})`,
   );
-  out.push(r.verdict.text.split('\n')[0]);
+  out.push(s.verdict.text.split('\n')[0]);
   out.push(cpuTableText(r));
   for (const h of s.history.filter((x) => r.cpus.some((c) => c.cpu === x.cpu)))
     out.push(`NET_RX wait ${HISTORY_POINTS} s  cpu ${String(h.cpu).padEnd(3)} ${sparkline(h.netRxWaitMaxNs.slice(-HISTORY_POINTS)).padStart(HISTORY_POINTS)}|`);
@@ -33,10 +33,10 @@ export function plainBlock(s: Snapshot, newStallsSinceNs: number): string {
       `slow   ${wallTime(p.startNs, s.realtimeOffsetNs)}  cpu ${p.cpu}  ${flowText(p)}  waited ${fmtNs(p.waitNs ?? 0)}  ${p.attribution ? `<- ${p.attribution.culprit}` : ''}`.trimEnd(),
     );
   if (slow.length > 5) out.push(`(${slow.length - 5} more slow packets)`);
-  const late = (r.receive?.stalls ?? []).filter((x) => x.startNs > newStallsSinceNs);
+  const late = r.receive.stalls.filter((x) => x.startNs > newStallsSinceNs);
   for (const x of late.slice(-5))
     out.push(
-      `recv   ${wallTime(x.raiseNs, s.realtimeOffsetNs)}  cpu ${x.cpu}  NET_RX started ${fmtNs(x.waitNs)} late${x.deferred ? ' (ksoftirqd)' : ''}  ${x.attribution ? `<- ${x.attribution.culprit}` : ''}`.trimEnd(),
+      `recv   ${wallTime(x.raiseNs, s.realtimeOffsetNs)}  cpu ${x.cpu}  ${x.napiThread !== null ? 'NAPI thread' : 'NET_RX'} started ${fmtNs(x.waitNs)} late${x.deferred ? ' (ksoftirqd)' : ''}  ${x.attribution ? `<- ${x.attribution.culprit}` : ''}`.trimEnd(),
     );
   if (late.length > 5) out.push(`(${late.length - 5} more late NET_RX runs)`);
   return out.join('\n') + '\n\n';

@@ -41,6 +41,14 @@ for (;;) { const t = Date.now(); while (Date.now() - t < 30) {} Atomics.wait(s, 
 spin=$!
 waitfor . $J/spinner.pid
 record_host_ping ksoftirqd 1500 10 5104 flood
+
+step "(g) threaded NAPI: eth0 polls in napi/eth0-* threads on CPU 1, behind the same task"
+echo 1 > /sys/class/net/eth0/threaded
+for p in /proc/[0-9]*; do
+  case "$(cat $p/comm 2>/dev/null)" in napi/eth0-*) taskset -p 2 ${p#/proc/} > /dev/null ;; esac
+done
+record_host_ping napi-thread 1500 10 5105
+echo 0 > /sys/class/net/eth0/threaded
 kill $spin
 
 step done

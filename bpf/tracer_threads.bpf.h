@@ -1,0 +1,139 @@
+/* The tracer's scheduler hooks: NAPI threads (threaded=1) from wakeup to run,
+ * and the tasks that hold a CPU while receive processing waits there (NET_RX
+ * raised and not yet run, or a NAPI thread woken and not yet running). */
+
+#define JS_PF_KTHREAD 0x00200000 /* include/linux/sched.h */
+
+static __always_inline bool is_napi_thread(struct task_struct *p)
+{
+	char c[5];
+	if (!(BPF_CORE_READ(p, flags) & JS_PF_KTHREAD))
+		return false;
+	if (bpf_core_read(c, sizeof(c), &p->comm))
+		return false;
+	return c[0] == 'n' && c[1] == 'a' && c[2] == 'p' && c[3] == 'i' && c[4] == '/';
+}
+
+/* A task woke. A NAPI thread (an interrupt scheduled its poll) starts
+ * waiting now, for the CPU the scheduler picked. */
+static __always_inline int on_sched_wakeup(struct task_struct *p)
+{
+	__u64 now, *pending;
+	__u32 pid, cpu;
+	if (!napi_threads || !is_napi_thread(p))
+		return 0;
+	cpu = BPF_CORE_READ(p, wake_cpu);
+	if (!cpu_wanted(cpu))
+		return 0;
+	now = bpf_ktime_get_ns();
+	pid = BPF_CORE_READ(p, pid);
+	bpf_map_update_elem(&napi_wakes, &pid, &now, BPF_ANY);
+	pending = bpf_map_lookup_elem(&napi_pending, &cpu);
+	if (pending && !*pending)
+		*pending = now;
+	return 0;
+}
+
+/* A NAPI thread's run ended (it slept, or was preempted): stream it when it
+ * started late, as a NET_RX run flagged THREADED (a receive stall). */
+static __always_inline void napi_thread_out(struct cpu_state *s, __u64 now, __u32 cpu, __u32 pid, bool preempt)
+{
+	__u64 wait = s->thread_entry_ns - s->thread_wake_ns, *pending;
+	struct js_event *e;
+	if (wait >= slow_packet_ns && (e = reserve())) {
+		fill_run(e, JS_EV_SOFTIRQ, JS_NET_RX_SOFTIRQ, s->thread_entry_ns, now, cpu);
+		e->softirq.wait_ns = wait;
+		e->flags = JS_F_THREADED;
+		e->softirq.thread_pid = pid;
+		submit(e);
+	}
+	s->thread_pid = 0;
+	s->thread_entry_ns = 0;
+	s->thread_late_ns = 0;
+	pending = bpf_map_lookup_elem(&napi_pending, &cpu);
+	if (!preempt) {
+		/* it sleeps: a wakeup seen while it still ran (before it
+		 * could sleep) was not a wait */
+		bpf_map_delete_elem(&napi_wakes, &pid);
+		if (pending)
+			*pending = 0;
+		return;
+	}
+	/* preempted mid-poll: its packets wait again from now */
+	bpf_map_update_elem(&napi_wakes, &pid, &now, BPF_ANY);
+	if (pending && !*pending)
+		*pending = now;
+}
+
+/* A NAPI thread woken earlier runs now: its wait to run ends. */
+static __always_inline void napi_thread_in(struct cpu_state *s, __u64 now, __u32 cpu, struct task_struct *next)
+{
+	__u32 pid = BPF_CORE_READ(next, pid);
+	__u64 *wake = bpf_map_lookup_elem(&napi_wakes, &pid), *pending;
+	if (!wake)
+		return;
+	s->thread_pid = pid;
+	s->thread_wake_ns = *wake;
+	s->thread_entry_ns = now;
+	s->thread_late_ns = now - *wake >= slow_packet_ns ? *wake : 0;
+	s->napi_packets = 0;
+	bpf_map_delete_elem(&napi_wakes, &pid);
+	pending = bpf_map_lookup_elem(&napi_pending, &cpu);
+	if (pending)
+		*pending = 0;
+}
+
+/* While receive processing is pending on a CPU, each task that runs there
+ * until it switches out is streamed with its stretch: when the run is
+ * deferred to ksoftirqd or a NAPI thread, a task that keeps the CPU is what
+ * the packets wait for. Outside that window a switch costs a look at the
+ * pending raise. */
+static __always_inline void task_held(struct cpu_state *s, __u64 raise, __u64 now, __u32 cpu, struct task_struct *prev)
+{
+	struct js_event *e;
+	__u64 start = s->task_since_ns > raise ? s->task_since_ns : raise;
+	__u32 pid;
+	s->task_since_ns = now;
+	pid = BPF_CORE_READ(prev, pid);
+	if (!pid || now - start < task_min_ns) /* the idle task waits for nothing */
+		return;
+	e = reserve();
+	if (!e)
+		return;
+	fill_run(e, JS_EV_TASK, pid, start, now, cpu);
+	__builtin_memset(&e->task, 0, sizeof(e->task));
+	BPF_CORE_READ_STR_INTO(&e->task.comm, prev, comm);
+	e->task.pid = pid;
+	e->task.tgid = BPF_CORE_READ(prev, tgid);
+	submit(e);
+}
+
+static __always_inline int on_sched_switch(bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	struct cpu_state *s;
+	__u64 raise, now, *pending;
+	__u32 cpu = bpf_get_smp_processor_id();
+	if (!cpu_wanted(cpu))
+		return 0;
+	s = my_state();
+	if (!s)
+		return 0;
+	raise = s->raise_ns[JS_NET_RX_SOFTIRQ];
+	if (!napi_threads) {
+		if (raise)
+			task_held(s, raise, bpf_ktime_get_ns(), cpu, prev);
+		return 0;
+	}
+	now = bpf_ktime_get_ns();
+	pending = bpf_map_lookup_elem(&napi_pending, &cpu);
+	if (pending && *pending && (!raise || *pending < raise))
+		raise = *pending;
+	/* what `prev` held up first, then the NAPI thread's wait ends or begins */
+	if (raise)
+		task_held(s, raise, now, cpu, prev);
+	if (s->thread_pid && BPF_CORE_READ(prev, pid) == s->thread_pid)
+		napi_thread_out(s, now, cpu, s->thread_pid, preempt);
+	if (is_napi_thread(next))
+		napi_thread_in(s, now, cpu, next);
+	return 0;
+}

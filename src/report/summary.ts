@@ -1,0 +1,205 @@
+// The summary of a trace, or of an interval of one: per-CPU figures, timer
+// callbacks, stalls, slow packets and receive stalls with what explains each,
+// and every histogram as it was counted (streamed, kernel-counted, or both).
+// Live views read this each refresh (top draws it, serve folds it into
+// Prometheus); a report is this plus its metadata, histogram rows, the ICMP
+// listing, time series and the verdict (report/model.ts). Reading changes
+// nothing in the aggregator.
+import { kernelAddressHex } from '../base/format';
+import { isIpvsEstimation } from '../base/host-facts';
+import { Kallsyms } from '../host/kallsyms';
+import { Func, HRTIMER_SOFTIRQ, NET_RX_SOFTIRQ, SOFTIRQ_NAMES, TIMER_SOFTIRQ } from '../kernel/abi';
+import { isDirect } from '../kernel/ladder';
+import { ProbeName, ProbeStatus } from '../kernel/probes';
+import { HostFacts } from '../base/host-facts';
+import { packetVerdict, PacketVerdict } from '../diagnose/verdict';
+import { attributePackets, attributeReceiveStalls, indexStalls, PAUSE_CULPRIT, ReceiveStallRow, SlowPacket, StallRow, taskCulprit } from '../diagnose/attribute';
+import { Aggregator, Stall } from '../stream/aggregate';
+import { Histogram } from '../stream/histogram';
+import { KernelHist, KernelTable, toHistogram } from '../stream/kernel-histogram';
+import { CpuSummary, HistogramRow, TimerRow } from './types';
+
+/** One histogram on one CPU, as counted: streamed events, the kernel's own buckets, or both. */
+export interface HistogramSource {
+  probe: HistogramRow['probe'];
+  cpu: number;
+  /** Softirq vector name, callback symbol; null for the per-CPU probes. */
+  key: string | null;
+  streamed?: Histogram;
+  kernel?: KernelHist;
+}
+
+export interface TraceSummary {
+  cpus: CpuSummary[];
+  timers: { byMax: TimerRow[]; byTotal: TimerRow[] };
+  stalls: { thresholdNs: number; rows: StallRow[]; notKept: number };
+  packets: { slowThresholdNs: number; slow: SlowPacket[]; slowNotKept: number; waitUnknown: number };
+  receive: { thresholdNs: number; stalls: ReceiveStallRow[]; notKept: number };
+  histograms: HistogramSource[];
+}
+
+export interface SummaryContext {
+  probes: Record<ProbeName, ProbeStatus>;
+  kallsyms?: Kallsyms;
+  /** Timer rows kept in each list (default 20). */
+  topTimers?: number;
+}
+
+export function symbolOf(k: Kallsyms | undefined, key52: number): string {
+  return k?.resolve(key52) ?? kernelAddressHex(key52);
+}
+
+/** A stall's culprit by name: "TIMER softirq", a callback's symbol, the pause, or a task as comm[pid]. */
+function stallCulprit(s: Stall, k: Kallsyms | undefined): string {
+  if (s.kind === 'softirq') return `${SOFTIRQ_NAMES[s.key]} softirq`;
+  if (s.kind === 'pause') return PAUSE_CULPRIT;
+  if (s.kind === 'task') return taskCulprit(s.label ?? '?', s.key);
+  return symbolOf(k, s.key);
+}
+
+/** A source's counts in one Histogram (a new one when the kernel counted some: at its buckets' middles). */
+export function sourceHistogram(s: HistogramSource): Histogram {
+  if (!s.kernel) return s.streamed ?? new Histogram();
+  const h = toHistogram(s.kernel);
+  return s.streamed ? h.merge(s.streamed) : h;
+}
+
+/** Per CPU, the streamed histograms of a table and what the kernel counted for it. */
+function sources(agg: Aggregator, table: KernelTable, key: number): { streamed?: Histogram; kernel?: KernelHist }[] {
+  const out: { streamed?: Histogram; kernel?: KernelHist }[] = [];
+  const streamed = (cpu: number) =>
+    table === 'softirq' ? agg.softirq[cpu]?.[key] : table === 'softirqWait' ? agg.softirqWait[cpu]?.[key] : table === 'func' ? agg.funcs[key]?.[cpu] : undefined;
+  const cpus = table === 'func' ? (agg.funcs[key] ?? []).map((_, c) => c) : table === 'packetWait' ? [] : (table === 'softirq' ? agg.softirq : agg.softirqWait).map((_, c) => c);
+  for (const cpu of cpus) {
+    const h = streamed(cpu);
+    if (h?.count) out[cpu] = { streamed: h };
+  }
+  for (const e of agg.kernel.entries(table)) if (e.key === key && e.hist.count) (out[e.cpu] ??= {}).kernel = e.hist;
+  return out;
+}
+
+function push(out: HistogramSource[], probe: HistogramRow['probe'], key: string | null, list: { streamed?: Histogram; kernel?: KernelHist }[]): void {
+  list.forEach((s, cpu) => s && (s.streamed?.count || s.kernel?.count) && out.push({ probe, cpu, key, ...s }));
+}
+
+/** Every histogram of the trace, per CPU, in the report's row order. */
+function histogramSources(agg: Aggregator, ctx: SummaryContext): HistogramSource[] {
+  const out: HistogramSource[] = [];
+  const list = (hs: (Histogram | undefined)[]) => hs.map((h) => (h?.count ? { streamed: h } : undefined)) as { streamed?: Histogram }[];
+  for (let vec = 0; vec < SOFTIRQ_NAMES.length; vec++) {
+    push(out, 'softirq', SOFTIRQ_NAMES[vec], sources(agg, 'softirq', vec));
+    push(out, 'softirq_wait', SOFTIRQ_NAMES[vec], sources(agg, 'softirqWait', vec));
+  }
+  const netRx = ctx.probes.net_rx_action;
+  if (netRx?.active) push(out, 'net_rx_action', null, isDirect(netRx.via) ? sources(agg, 'func', Func.NET_RX_ACTION) : sources(agg, 'softirq', NET_RX_SOFTIRQ));
+  if (ctx.probes.net_rx_wait?.active) push(out, 'net_rx_wait', null, sources(agg, 'softirqWait', NET_RX_SOFTIRQ));
+  push(out, 'icmp_rcv', null, list(agg.icmpWait));
+  push(out, 'packet_wait', null, sources(agg, 'packetWait', 0));
+  push(out, 'pause', null, list(agg.pauses));
+  // fentry/kprobe runs of estimation_timer (kept even if ip_vs went away since); without them, its runs as a timer callback
+  let ipvs = agg.funcs[Func.ESTIMATION_TIMER] ? list(agg.funcs[Func.ESTIMATION_TIMER]) : [];
+  for (const t of agg.timers.values()) {
+    const symbol = symbolOf(ctx.kallsyms, t.key);
+    push(out, 'timer_callbacks', symbol, list(t.perCpu));
+    if (!agg.funcs[Func.ESTIMATION_TIMER] && ctx.probes.ipvs_estimation?.active && isIpvsEstimation(symbol)) ipvs = list(t.perCpu);
+  }
+  push(out, 'ipvs_estimation', null, ipvs);
+  return out;
+}
+
+function timerRows(agg: Aggregator, k: Kallsyms | undefined): TimerRow[] {
+  const rows: TimerRow[] = [];
+  for (const t of agg.timers.values()) {
+    const symbol = symbolOf(k, t.key);
+    t.perCpu.forEach((h, cpu) => {
+      if (h?.count) rows.push({ symbol, address: kernelAddressHex(t.key), kind: t.kind, cpu, count: h.count, totalNs: h.sum, maxNs: h.max, p99Ns: h.quantile(0.99) });
+    });
+  }
+  return rows;
+}
+
+function cpuSummaries(agg: Aggregator, hs: HistogramSource[], timers: TimerRow[]): CpuSummary[] {
+  const merged = new Map<string, Histogram>();
+  for (const s of hs) if (s.probe !== 'timer_callbacks') merged.set(`${s.probe}/${s.key}/${s.cpu}`, sourceHistogram(s));
+  const at = (probe: HistogramRow['probe'], cpu: number, key: string | null = null) => merged.get(`${probe}/${key}/${cpu}`);
+  const stat = (h: Histogram | undefined, f: 'p99' | 'max') => (!h?.count ? null : f === 'max' ? h.max : h.quantile(0.99));
+  const worst: CpuSummary['worst'][] = [];
+  for (const t of timers) if (!worst[t.cpu] || t.maxNs > worst[t.cpu]!.durationNs) worst[t.cpu] = { culprit: t.symbol, durationNs: t.maxNs };
+  const cpus = new Set<number>(hs.filter((s) => s.probe !== 'softirq_wait' && s.probe !== 'pause' && s.probe !== 'net_rx_wait').map((s) => s.cpu));
+  agg.icmpCount.forEach((n, cpu) => n && cpus.add(cpu));
+  return [...cpus]
+    .sort((a, b) => a - b)
+    .map((cpu) => ({
+      cpu,
+      netRxWaitP99: stat(at('net_rx_wait', cpu), 'p99'),
+      netRxWaitMax: stat(at('net_rx_wait', cpu), 'max'),
+      netRxRunP99: stat(at('net_rx_action', cpu), 'p99'),
+      netRxRunMax: stat(at('net_rx_action', cpu), 'max'),
+      timerSoftirqMax: stat(at('softirq', cpu, SOFTIRQ_NAMES[TIMER_SOFTIRQ]), 'max'),
+      hrtimerSoftirqMax: stat(at('softirq', cpu, SOFTIRQ_NAMES[HRTIMER_SOFTIRQ]), 'max'),
+      ipvsMax: stat(at('ipvs_estimation', cpu), 'max'),
+      packetWaitP99: stat(at('packet_wait', cpu), 'p99'),
+      packetWaitMax: stat(at('packet_wait', cpu), 'max'),
+      icmp: agg.icmpCount[cpu] ?? 0,
+      stealNs: agg.stealNs[cpu] ?? 0,
+      pauseMax: stat(at('pause', cpu), 'max'),
+      worst: worst[cpu] ?? null,
+    }));
+}
+
+export function summarize(agg: Aggregator, ctx: SummaryContext): TraceSummary {
+  const k = ctx.kallsyms;
+  const stalls = agg.stalls();
+  // one symbol lookup pass for every address this summary names
+  k?.resolveAll([...agg.timers.keys(), ...stalls.filter((s) => s.kind === 'timer' || s.kind === 'hrtimer').map((s) => s.key)]);
+  const histograms = histogramSources(agg, ctx);
+  const rows = timerRows(agg, k);
+  const top = ctx.topTimers ?? 20;
+  const stallRows: StallRow[] = stalls.map((s) => ({ cpu: s.cpu, kind: s.kind, culprit: stallCulprit(s, k), startNs: s.startNs, durationNs: s.durationNs }));
+  const index = indexStalls(stallRows);
+  return {
+    cpus: cpuSummaries(agg, histograms, rows),
+    timers: { byMax: [...rows].sort((a, b) => b.maxNs - a.maxNs).slice(0, top), byTotal: [...rows].sort((a, b) => b.totalNs - a.totalNs).slice(0, top) },
+    stalls: { thresholdNs: agg.stallThresholdNs, rows: stallRows, notKept: agg.stallsNotKept },
+    packets: {
+      slowThresholdNs: agg.slowPacketNs,
+      slow: attributePackets(agg.slowPackets(), index),
+      slowNotKept: agg.slowPacketsNotKept,
+      waitUnknown: agg.packetWaitUnknown.reduce((a, b) => a + (b ?? 0), 0),
+    },
+    receive: { thresholdNs: agg.slowPacketNs, stalls: attributeReceiveStalls(agg.receiveStalls(), index), notKept: agg.receiveStallsNotKept },
+    histograms,
+  };
+}
+
+/** A histogram's report row (its summary and power-of-two buckets). */
+export function histogramRow(probe: HistogramRow['probe'], cpu: number | null, key: string | null, h: Histogram): HistogramRow {
+  return { probe, cpu, key, unit: 'ns', ...h.summary(), buckets: h.log2Buckets() };
+}
+
+/** The report's histogram rows: each source per CPU, then one merged (cpu: null) row per probe and key. */
+export function histogramRows(hs: HistogramSource[]): HistogramRow[] {
+  const out: HistogramRow[] = [];
+  const groups = new Map<string, HistogramSource[]>();
+  for (const s of hs) {
+    const id = `${s.probe}/${s.key}`;
+    const g = groups.get(id);
+    if (g) g.push(s);
+    else groups.set(id, [s]);
+  }
+  for (const g of groups.values()) {
+    const all = new Histogram();
+    for (const s of g) {
+      const h = sourceHistogram(s);
+      out.push(histogramRow(s.probe, s.cpu, s.key, h));
+      all.merge(h);
+    }
+    if (all.count) out.push(histogramRow(g[0].probe, null, g[0].key, all));
+  }
+  return out;
+}
+
+/** The verdict over a summary's slow packets and receive stalls; `durationNs` weighs the host's steal. */
+export function summaryVerdict(sum: TraceSummary, agg: Aggregator, facts: HostFacts, durationNs: number): PacketVerdict {
+  return packetVerdict(sum.packets.slow, sum.stalls.rows, agg.slowPacketNs / 1e6, facts, { perCpuNs: agg.stealNs, durationNs }, sum.receive.stalls);
+}

@@ -1,0 +1,112 @@
+// Kernel (this host): doctor tells what loads here, and the attach ladder
+// honours --attach, refusing a mode the kernel lacks with one line.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseIpvsTable } from '../../src/host/ipvs';
+import { kernelVersion } from '../../src/host/kernel-info';
+import { checkForced, chooseModes, Features } from '../../src/kernel/ladder';
+import { EnvironmentError } from '../../src/base/errors';
+import { readReport, runCli, skipUnlessKernel, tmpFile, validator, skipIf } from '../helpers';
+
+test('doctor --json validates and reports what this kernel allows', async (t) => {
+  if (skipUnlessKernel(t)) return;
+  const r = await runCli(['doctor', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const d = JSON.parse(r.stdout);
+  const validate = validator('doctor.v1.json');
+  assert.ok(validate(d), JSON.stringify(validate.errors));
+  assert.equal(d.kernel.btf, true);
+  assert.equal(d.attach.tp_btf.ok, true);
+  assert.equal(d.attach.raw_tp.ok, true);
+  // what each mode's trial says must agree with what record then does
+  const out = tmpFile('r.json');
+  const rec = await runCli(['record', '-d', '300ms', '-o', out]);
+  assert.equal(rec.code, 0, rec.stderr);
+  const used = readReport(out).meta.probes;
+  for (const p of ['net_rx_action', 'icmp_rcv', 'softirq'])
+    assert.ok(used[p].mode.startsWith(d.probes[p].mode), `${p}: doctor says ${d.probes[p].mode}, record used ${used[p].mode}`);
+  const text = await runCli(['doctor']);
+  assert.equal(text.code, 0);
+  assert.match(text.stdout, /attach modes \(tested by loading\):/);
+  assert.match(text.stdout, /probes will use:/);
+  assert.match(text.stdout, /IPVS: /);
+});
+
+test('a forced mode the kernel lacks is one line naming the modes it has, exit 2', async (t) => {
+  if (skipUnlessKernel(t)) return;
+  const d = JSON.parse((await runCli(['doctor', '--json'])).stdout);
+  const missing = (['fentry', 'kprobe'] as const).filter((m) => !d.attach[m].ok);
+  if (!missing.length) {
+    // the wording is still covered without a kernel, by the forced-mode unit test below
+    skipIf(t, 'this kernel allows both fentry and kprobe: no mode to refuse through the CLI');
+    return;
+  }
+  for (const mode of missing) {
+    const r = await runCli(['record', '--attach', mode, '-d', '1s']);
+    assert.equal(r.code, 2, r.stderr);
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0], new RegExp(`--attach ${mode}: this kernel does not allow ${mode} programs \\(.+\\); it has: .*tracepoint`));
+  }
+  const bad = await runCli(['record', '--attach', 'uprobe']);
+  assert.equal(bad.code, 2);
+  const out = tmpFile('tp.json');
+  const ok = await runCli(['record', '--attach', 'tracepoint', '-d', '500ms', '-o', out]);
+  assert.equal(ok.code, 0, ok.stderr);
+  const rep = readReport(out);
+  assert.match(rep.meta.probes.net_rx_action.mode, /^(tp_btf|raw_tp) /);
+  assert.match(rep.meta.probes.net_rx_action.reason, /--attach tracepoint/);
+});
+
+test('forcing a mode the kernel lacks names the modes it has (no kernel)', () => {
+  const ok = { ok: true, error: null };
+  const f: Features = { btf: true, fentry: { ok: false, error: 'load: EPERM' }, kprobe: ok, tp_btf: ok, raw_tp: ok, tracefs: null };
+  assert.throws(
+    () => checkForced(f, 'fentry'),
+    (e: Error) => e instanceof EnvironmentError && e.message === '--attach fentry: this kernel does not allow fentry programs (load: EPERM); it has: kprobe, tracepoint',
+  );
+  assert.doesNotThrow(() => checkForced(f, 'kprobe'));
+  assert.doesNotThrow(() => checkForced(f, 'auto'));
+  const none: Features = { ...f, kprobe: { ok: false, error: 'attach: ENOENT' } };
+  assert.throws(() => checkForced(none, 'kprobe'), /--attach kprobe: .*\(attach: ENOENT\); it has: tracepoint$/);
+});
+
+test('ladder choices (no kernel): best rung, forced rung, IPVS states', () => {
+  const ok = { ok: true, error: null };
+  const no = (e: string) => ({ ok: false, error: e });
+  const all: Features = { btf: true, fentry: ok, kprobe: ok, tp_btf: ok, raw_tp: ok, tracefs: null };
+  const ipvsTimer = { loaded: true, estimationTimer: true, moduleBtf: true, kthreadEstimator: false };
+  let c = chooseModes(all, ipvsTimer, 'auto');
+  assert.equal(c.ipvs_estimation.mode, 'fentry');
+  assert.equal(c.net_rx_action.mode, 'fentry');
+  c = chooseModes(all, { ...ipvsTimer, moduleBtf: false }, 'auto');
+  assert.equal(c.ipvs_estimation.mode, 'kprobe');
+  assert.match(c.ipvs_estimation.reason, /ip_vs BTF/);
+  c = chooseModes({ ...all, fentry: no('load: EPERM') }, ipvsTimer, 'auto');
+  assert.equal(c.icmp_rcv.mode, 'kprobe');
+  assert.match(c.icmp_rcv.reason, /fentry unavailable \(load: EPERM\)/);
+  c = chooseModes(all, ipvsTimer, 'tracepoint');
+  assert.equal(c.ipvs_estimation.mode, 'tracepoint');
+  c = chooseModes(all, { loaded: false, estimationTimer: false, moduleBtf: false, kthreadEstimator: false }, 'auto');
+  assert.equal(c.ipvs_estimation.mode, null);
+  assert.match(c.ipvs_estimation.reason, /not loaded/);
+  c = chooseModes(all, { loaded: true, estimationTimer: false, moduleBtf: true, kthreadEstimator: true }, 'auto');
+  assert.equal(c.ipvs_estimation.mode, null);
+  assert.match(c.ipvs_estimation.reason, />= 6\.2/);
+});
+
+test('parsing /proc/net/ip_vs and kernel versions (no kernel)', () => {
+  const table = [
+    'IP Virtual Server version 1.2.1 (size=4096)',
+    'Prot LocalAddress:Port Scheduler Flags',
+    '  -> RemoteAddress:Port Forward Weight ActiveConn InActConn',
+    'TCP  0A000001:0050 rr',
+    '  -> 0A000002:0050      Masq    1      0          0',
+    '  -> 0A000003:0050      Masq    1      0          0',
+    'UDP  0A000001:0035 rr',
+    'FWM  00000001 rr',
+  ].join('\n');
+  assert.deepEqual(parseIpvsTable(table), { services: 3, destinations: 2 });
+  assert.deepEqual(kernelVersion('6.1.0-56-amd64'), [6, 1]);
+  assert.deepEqual(kernelVersion('6.12.117+deb12-amd64'), [6, 12]);
+});

@@ -1,0 +1,120 @@
+// Unit: the excuse a host pause gives a timing test (test/excuse.ts), on a
+// recorded run that holds pauses: `jitterscope ping` across two namespaces
+// with the lab stall on CPU 1 and lab pauses (interrupts held off 20 ms every
+// 700 ms on CPU 1). A pause must set aside only the samples it touched; a
+// wrong attribution elsewhere, or a schema error, must still fail.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { readJson, ROOT, validator } from '../helpers';
+import { judgeCount, judgeShare, pausesOf, replyWindow, timingTest, touchedByPause } from '../excuse';
+
+const FIXTURE = path.join(ROOT, 'test', 'fixtures', 'ping-with-pauses.json');
+const fixture = () => readJson(FIXTURE);
+
+function slowOf(r: any) {
+  const window = (x: any) => replyWindow(x, r.meta.clock.realtimeOffsetNs, [0]);
+  const slow = (r.ping.replies as any[]).filter((x) => x.slow);
+  const pauses = pausesOf(r);
+  return { slow, window, pauses, paused: slow.filter((x) => touchedByPause(window(x), pauses)) };
+}
+
+const named = (x: any) => x.attribution?.culprit === 'bpf_timer_cb' && x.attribution.cpu === 1;
+const check = (r: any) => {
+  const { slow, window, pauses } = slowOf(r);
+  return judgeShare({ what: 'slow replies blamed on bpf_timer_cb', samples: slow, window, ok: named, minShare: 0.9, minSamples: 5 }, pauses);
+};
+
+/** A stand-in for node:test's context that records a skip. */
+function fakeT() {
+  const seen: { skipped: string | null } = { skipped: null };
+  return { seen, t: { skip: (m?: string) => (seen.skipped = m ?? '') } };
+}
+
+test('the recorded run is valid, holds pauses on CPU 1, and they touched some slow replies', () => {
+  const r = fixture();
+  assert.ok(validator()(r));
+  const { slow, pauses, paused } = slowOf(r);
+  assert.ok(pauses.length >= 3 && pauses.every((p) => p.cpu === 1), JSON.stringify(pauses));
+  assert.ok(slow.length >= 10);
+  assert.ok(paused.length >= 1 && paused.length < slow.length, `${paused.length} of ${slow.length} slow replies touched`);
+  // the reply the engine itself blamed on a pause is among them
+  for (const x of slow.filter((s) => s.attribution?.kind === 'pause')) assert.ok(paused.includes(x), `seq ${x.seq}`);
+});
+
+test('as recorded, the run passes: the paused replies are set aside, the rest are the stall', () => {
+  const j = check(fixture());
+  assert.equal(j.verdict, 'pass', j.text);
+  assert.ok(j.excused >= 1);
+});
+
+test('a wrong attribution outside the paused samples still fails', () => {
+  const r = fixture();
+  const { slow, paused } = slowOf(r);
+  const clean = slow.filter((x) => !paused.includes(x));
+  for (const x of clean.slice(0, 2)) x.attribution = { ...x.attribution, culprit: 'tick_nohz_handler' };
+  const j = check(r);
+  assert.equal(j.verdict, 'fail', j.text);
+});
+
+test('a wrong attribution in paused samples only is excused', () => {
+  const r = fixture();
+  for (const x of slowOf(r).paused) x.attribution = null;
+  assert.equal(check(r).verdict, 'pass');
+});
+
+test('with every sample paused, too few are left: more traffic, then a skip; never a pass', async () => {
+  const r = fixture();
+  // a pause over the whole run on both CPUs: no slow reply is clean
+  r.stalls.rows.push({ cpu: 0, kind: 'pause', culprit: 'host pause or IRQs off', startNs: 0, durationNs: 1e19 });
+  r.stalls.rows.push({ cpu: 1, kind: 'pause', culprit: 'host pause or IRQs off', startNs: 0, durationNs: 1e19 });
+  const j = check(r);
+  assert.equal(j.verdict, 'too-few', j.text);
+  assert.equal(j.clean, 0);
+  const { seen, t } = fakeT();
+  let runs = 0;
+  const outcome = await timingTest(t, async () => {
+    runs++;
+    return [check(r)];
+  });
+  assert.equal(outcome, 'skip');
+  assert.equal(runs, 3, 'extended twice before giving up');
+  assert.match(seen.skipped ?? '', /too few clean samples/);
+});
+
+test('a schema error fails even when every sample was paused', async () => {
+  const r = fixture();
+  r.stalls.rows.push({ cpu: 1, kind: 'pause', culprit: 'host pause or IRQs off', startNs: 0, durationNs: 1e19 });
+  r.ping.address = 'not an address';
+  const { seen, t } = fakeT();
+  await assert.rejects(
+    timingTest(t, async () => {
+      const validate = validator();
+      assert.ok(validate(r), JSON.stringify(validate.errors));
+      return [check(r)];
+    }),
+    /ping\/address|must match/,
+  );
+  assert.equal(seen.skipped, null);
+});
+
+test('a shortfall the pauses cannot explain fails', () => {
+  const r = fixture();
+  const { slow, window, pauses } = slowOf(r);
+  // only 3 samples, none paused: too few, and not the host's doing
+  const few = slow.filter((x) => !touchedByPause(window(x), pauses)).slice(0, 3);
+  assert.equal(judgeCount('slow replies', few, window, 5, pauses).verdict, 'fail');
+  // ...and excused samples that could not have met the share either: fail, not too-few
+  const bad = slow.map((x) => ({ ...x, attribution: null }));
+  const j = judgeShare({ what: 'w', samples: bad, window, ok: named, minShare: 0.9, minSamples: 100 }, pauses);
+  assert.equal(j.verdict, 'fail', j.text);
+});
+
+test('a pause touches only samples on its CPUs and near its time', () => {
+  const p = [{ cpu: 1, startNs: 100e6, durationNs: 20e6 }];
+  assert.equal(touchedByPause({ cpus: [1], fromNs: 110e6, toNs: 111e6 }, p), true);
+  assert.equal(touchedByPause({ cpus: [0], fromNs: 110e6, toNs: 111e6 }, p), false, 'another CPU');
+  assert.equal(touchedByPause({ cpus: [1], fromNs: 121e6, toNs: 130e6 }, p), false, 'after it');
+  assert.equal(touchedByPause({ cpus: [1], fromNs: 50e6, toNs: 70e6 }, p), false, 'well before it');
+  assert.equal(touchedByPause({ cpus: [0, 1], fromNs: 85e6, toNs: 95e6 }, p), true, 'within the lead before its first sighting');
+});

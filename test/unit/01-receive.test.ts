@@ -1,0 +1,156 @@
+// Unit: receive stalls (NET_RX runs that started late), packets first seen in a
+// NAPI poll, tasks that held a CPU while NET_RX waited, and the verdict that
+// weighs culprits by the waiting they explain — on made-up events (no kernel).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Aggregator, Packet } from '../../src/stream/aggregate';
+import { attributePackets, attributeReceiveStalls, explainWait, indexStalls, ReceiveStallRow, StallRow } from '../../src/diagnose/attribute';
+import { chooseCulprit, packetVerdict } from '../../src/diagnose/verdict';
+import { buildReport } from '../../src/report/model';
+import { renderText } from '../../src/report/text';
+import { NO_HOST_FACTS } from '../../src/base/host-facts';
+import { adviceForCulprit } from '../../src/diagnose/advice';
+import { PROBE_NAMES, ProbeName, ProbeStatus } from '../../src/kernel/probes';
+import { encode, Flag, Kind } from '../encode';
+import { validator } from '../helpers';
+
+const MS = 1e6;
+const EST = 'estimation_timer [ip_vs]';
+
+function stall(cpu: number, culprit: string, kind: StallRow['kind'], startMs: number, durMs: number): StallRow {
+  return { cpu, culprit, kind, startNs: startMs * MS, durationNs: durMs * MS };
+}
+
+function packet(cpu: number, arriveMs: number, waitMs: number, saddr = '10.94.0.1'): Packet {
+  return {
+    startNs: arriveMs * MS, cpu, arrivalCpu: cpu, ifindex: 2, family: 4, proto: 'udp', saddr, daddr: '10.94.0.2',
+    sport: 5000, dport: 53, type: null, code: null, id: null, seq: null, waitNs: waitMs * MS, slow: true, path: 'backlog',
+  };
+}
+
+function report(agg: Aggregator) {
+  const probes = Object.fromEntries(PROBE_NAMES.map((n) => [n, { active: true, via: 'tracepoint', mode: 'tp_btf', reason: null, hooks: [] }])) as unknown as Record<ProbeName, ProbeStatus>;
+  return buildReport({
+    aggregator: agg, probes, notes: [], drops: { total: 0, perCpu: [0, 0], badRecords: 0, consumeErrors: 0 },
+    start: { wall: new Date(0), monoNs: 0, realtimeOffsetNs: 0 }, endWall: new Date(10_000), possibleCpus: 2, command: [], version: 'test',
+  });
+}
+
+test('the mixed run: many short unexplained waits do not hide the run behind the long ones (weighed by waiting time and tail)', () => {
+  // estimation_timer every 2 s on CPU 1 for 15 ms; RPS puts packets there
+  const runs: StallRow[] = [];
+  for (let i = 0; i < 12; i++) runs.push(stall(1, EST, 'timer', 1000 + i * 2000, 15));
+  const slow: Packet[] = [];
+  // 14 explained: 12 long ones (11-17 ms) and 2 shorter ones, each inside a run
+  for (let i = 0; i < 12; i++) slow.push(packet(1, 1000 + i * 2000 + 1, 11 + (i % 6)));
+  slow.push(packet(1, 1000 + 2 + 2000 * 3, 4), packet(1, 1000 + 5 + 2000 * 5, 5));
+  // 35 short waits (1-6 ms) nothing explains, far from the runs
+  for (let i = 0; i < 35; i++) slow.push(packet(1, 1500 + Math.floor(i / 3) * 2000 + (i % 3) * 300, 1 + (i % 6) * 0.9, '10.94.0.9'));
+  const index = indexStalls(runs);
+  const attributed = attributePackets(slow, index);
+  assert.equal(attributed.filter((p) => p.attribution?.culprit === EST).length, 14);
+  const c = chooseCulprit(attributed, [], runs);
+  assert.ok(c, 'a culprit is named');
+  assert.equal(c.culprit, EST);
+  assert.equal(c.basis, 'packets');
+  assert.ok(c.share < 0.3, `by count alone it would not be: ${c.share}`);
+  assert.ok(c.waitShare > 0.5, `it explains most of the waiting: ${c.waitShare}`);
+  assert.deepEqual([c.tail.explained, c.tail.of], [12, 13], 'all but one of the longest quarter');
+  const v = packetVerdict(attributed, runs, 1, NO_HOST_FACTS);
+  assert.match(v.text, /^Verdict: estimation_timer \[ip_vs\] on CPU 1 \(timer\) delayed 14 of 49 slow packets \(29%.*\) and [\d.]+ ms of their waiting \(\d+%\), 12 of the 13 longest waits/);
+  assert.match(v.text, /run_estimation/, 'with the IPVS advice');
+});
+
+test('a stray overlap is still not a verdict', () => {
+  const runs = [stall(1, 'tick_nohz_handler', 'hrtimer', 100, 2)];
+  const slow = attributePackets([packet(1, 100, 2), ...Array.from({ length: 20 }, (_, i) => packet(1, 1000 + i * 100, 3))], indexStalls(runs));
+  assert.equal(chooseCulprit(slow, [], runs), null);
+});
+
+test('receive stalls: with no slow packets the verdict stands on them, naming the waiting flows', () => {
+  const runs: StallRow[] = [];
+  const receive: ReceiveStallRow[] = [];
+  for (let i = 0; i < 20; i++) {
+    runs.push(stall(1, EST, 'timer', 1000 + i * 2000, 13 + (i % 8)));
+    // NET_RX raised 1 ms into the run (the NIC's interrupt), run right after it
+    receive.push({ cpu: 1, raiseNs: (1001 + i * 2000) * MS, startNs: (1000 + i * 2000 + 13 + (i % 8)) * MS, waitNs: (12 + (i % 8)) * MS, runNs: 0.1 * MS, deferred: false, napiThread: null, attribution: null });
+  }
+  const index = indexStalls(runs);
+  const rows = attributeReceiveStalls(receive, index);
+  assert.ok(rows.every((r) => r.attribution?.culprit === EST), 'each late run is explained by the run before it');
+  // one packet of a late run (first seen in its NAPI poll): short, not slow enough to count
+  const v = packetVerdict([], runs, 1, NO_HOST_FACTS, undefined, rows);
+  assert.ok(v.culprit);
+  assert.equal(v.culprit.basis, 'receive-stalls');
+  assert.equal(v.culprit.receiveStalls.explained, 20);
+  assert.match(v.text, /^Verdict: estimation_timer \[ip_vs\] on CPU 1 \(timer\) held receive processing 20 times \(20 of 20 late NET_RX runs; waits p50 1\d\.\d ms, max 19\.0 ms\)/);
+  assert.match(v.text, /Receive stalls: 20 NET_RX runs started >= 1 ms after they were raised/);
+});
+
+test('a task that held the CPU while NET_RX waited for ksoftirqd is the culprit, unless a callback ran there', () => {
+  const task = stall(1, 'spin[4242]', 'task', 100, 30);
+  const window = [{ cpus: [1], from: 101 * MS, to: 130 * MS }];
+  assert.equal(explainWait(window, 29, indexStalls([task])).attribution?.culprit, 'spin[4242]');
+  // a timer callback inside the task's stretch is the more specific answer
+  const both = indexStalls([task, stall(1, EST, 'timer', 101, 20)]);
+  assert.equal(explainWait(window, 29, both).attribution?.culprit, EST);
+});
+
+test('the aggregator keeps late NET_RX runs, tasks and NAPI packets; the report carries them and validates', () => {
+  const agg = new Aggregator({ slowPacketNs: 1 * MS, stallThresholdNs: 1 * MS });
+  agg.consume(
+    encode([
+      // a NET_RX run 12 ms after its raise, in ksoftirqd; one 0.2 ms after (not a stall)
+      { kind: Kind.SOFTIRQ, cpu: 1, startNs: 1012 * MS, durationNs: 0.1 * MS, key: 3n, waitNs: 12 * MS, flags: Flag.DEFERRED },
+      { kind: Kind.SOFTIRQ, cpu: 1, startNs: 2000 * MS, durationNs: 0.1 * MS, key: 3n, waitNs: 0.2 * MS },
+      // the task that held CPU 1 meanwhile
+      { kind: Kind.TASK, cpu: 1, startNs: 1000 * MS, durationNs: 12 * MS, key: 4242n, task: { comm: 'spin', pid: 4242, tgid: 4240 } },
+      // packets of that run: the first exact from the raise, the next an upper bound
+      { kind: Kind.PACKET, cpu: 1, startNs: 1000 * MS, durationNs: 12.05 * MS, flags: Flag.SLOW | Flag.NAPI, key: 2n, pkt: { saddr: '10.94.0.1', daddr: '10.94.0.2', proto: 1, type: 8, sport: 9, dport: 1 } },
+      { kind: Kind.PACKET, cpu: 1, startNs: 1000 * MS, durationNs: 12.06 * MS, flags: Flag.SLOW | Flag.NAPI | Flag.WAIT_BOUND, key: 2n, pkt: { saddr: '10.94.0.1', daddr: '10.94.0.2', proto: 1, type: 8, sport: 9, dport: 2 } },
+    ]),
+    5,
+  );
+  assert.equal(agg.events.task, 1);
+  const late = agg.receiveStalls();
+  assert.equal(late.length, 1);
+  assert.deepEqual(late[0], { cpu: 1, raiseNs: 1000 * MS, startNs: 1012 * MS, waitNs: 12 * MS, runNs: 0.1 * MS, deferred: true, napiThread: null });
+  assert.deepEqual(agg.slowPackets().map((p) => p.path), ['napi', 'napi-bound']);
+  const r = report(agg);
+  const validate = validator();
+  assert.ok(validate(JSON.parse(JSON.stringify(r))), JSON.stringify(validate.errors?.slice(0, 3)));
+  assert.equal(r.stalls.rows.find((s) => s.kind === 'task')?.culprit, 'spin[4242]');
+  assert.equal(r.receive?.stalls[0].attribution?.culprit, 'spin[4242]');
+  assert.ok(r.packets.slow.every((p) => p.attribution?.culprit === 'spin[4242]'), 'the packets of the late run too');
+  assert.equal(r.meta.events.total, 5);
+  const text = renderText(r);
+  assert.match(text, /receive stalls \(NET_RX runs that started 1\.00ms or more after their raise\): 1; longest:\n {2}cpu 1 {2}waited 12\.0ms \(ran in ksoftirqd\) {2}spin\[4242\] on CPU 1/);
+  assert.match(text, /waited <= 12\.1ms {2}cpu 1->1 \(NIC ring\)/);
+  assert.match(adviceForCulprit('spin[4242]', 1, 30).join(' '), /spin\[4242\] held CPU 1 for up to 30\.0 ms while NET_RX waited there for ksoftirqd/);
+});
+
+test('a NAPI thread\'s late run is a receive stall, not a softirq run, and names the task that held its CPU', () => {
+  const agg = new Aggregator({ slowPacketNs: 1 * MS, stallThresholdNs: 1 * MS });
+  agg.consume(
+    encode([
+      // napi/eth0-257 woken at 1000 ms, switched in at 1025 ms behind a SCHED_FIFO spinner
+      { kind: Kind.SOFTIRQ, cpu: 1, startNs: 1025 * MS, durationNs: 0.3 * MS, key: 3n, waitNs: 25 * MS, flags: Flag.THREADED, threadPid: 257 },
+      { kind: Kind.TASK, cpu: 1, startNs: 1000 * MS, durationNs: 25 * MS, key: 4242n, task: { comm: 'spin', pid: 4242, tgid: 4242 } },
+      // the first packet of that poll, timed from the wakeup
+      { kind: Kind.PACKET, cpu: 1, startNs: 1000 * MS, durationNs: 25.1 * MS, flags: Flag.SLOW | Flag.NAPI, key: 2n, pkt: { saddr: '10.94.0.1', daddr: '10.94.0.2', proto: 17, sport: 53, dport: 4000 } },
+    ]),
+    3,
+  );
+  assert.equal(agg.receiveStalls().length, 1);
+  assert.deepEqual(agg.receiveStalls()[0], { cpu: 1, raiseNs: 1000 * MS, startNs: 1025 * MS, waitNs: 25 * MS, runNs: 0.3 * MS, deferred: false, napiThread: 257 });
+  const r = report(agg);
+  assert.equal(agg.events.softirq, 1);
+  assert.deepEqual(r.histograms.filter((h) => h.probe === 'softirq' || h.probe === 'softirq_wait'), [], 'no NET_RX softirq run was counted');
+  const validate = validator();
+  assert.ok(validate(JSON.parse(JSON.stringify(r))), JSON.stringify(validate.errors?.slice(0, 3)));
+  assert.equal(r.receive?.stalls[0].attribution?.culprit, 'spin[4242]');
+  assert.equal(r.packets.slow[0].attribution?.culprit, 'spin[4242]');
+  const text = renderText(r);
+  assert.match(text, /cpu 1 {2}waited 25\.0ms \(NAPI thread pid 257\) {2}spin\[4242\] on CPU 1/);
+  assert.match(text, /1 of them NAPI thread runs, timed from the thread's wakeup/);
+});

@@ -1,0 +1,129 @@
+// VM: the NIC path on Debian's 6.1 kernel. The guest has a virtio-net NIC fed
+// by this host through a tap device, IPVS with 40,000 services and its
+// estimation_timer on CPU 1. Packets that reach the NIC while the estimator
+// holds the CPU wait in the NIC's ring, are first seen in the NAPI poll after
+// the wait, and must still be timed from the interrupt and blamed on the
+// estimator. One boot runs test/vm/nic-6.1.sh; the host side pings the guest.
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { TEST_NIC, vmSuite } from './vm';
+import { readReport, skipIf } from '../helpers';
+import { assertNicRingBlamesEstimator, blamed, EST, nicScenario, timingVerdict } from './vm-nic';
+import { judgeShare, packetWindow, pausesOf, replyWindow, SampleWindow } from '../excuse';
+
+const suite = vmSuite('debian-6.1', 'nic-6.1.sh', 1_200_000, TEST_NIC);
+before(() => suite.boot());
+
+test('NIC (a): interrupt on the estimator\'s CPU, RPS off: the requests the host saw slow are slow in the guest, from the interrupt, blamed on estimation_timer', (t) => {
+  const dir = suite.job(t);
+  if (!dir) return;
+  assertNicRingBlamesEstimator(t, dir, 'irq-on-estimator', 5101);
+});
+
+test('NIC (b): control, the interrupt on the other CPU: no estimation_timer blame', (t) => {
+  const dir = suite.job(t);
+  if (!dir) return;
+  const r = nicScenario(dir, 'irq-elsewhere', 0);
+  const ours = r.packets.slow.filter((p: any) => p.id === 5102);
+  assert.equal(ours.filter((p: any) => p.attribution?.culprit === EST).length, 0, 'no request of this ping blamed on the estimator');
+  assert.ok(ours.every((p: any) => p.cpu === 0), 'the requests were processed on CPU 0');
+  assert.notEqual(r.verdict.culprit?.culprit, EST, r.verdict.text);
+});
+
+test('NIC (e): the article\'s topology, interrupt on CPU 0 and RPS to the estimator\'s CPU 1: the verdict names it, weighed by the waits', (t) => {
+  const dir = suite.job(t);
+  if (!dir) return;
+  const r = nicScenario(dir, 'rps-to-estimator', 0);
+  // the waits of 5 ms or more an estimator run overlapped; in this emulated guest other things
+  // hold a CPU that long too (a 7.6 ms process_timeout, the tracer's own node on CPU 0): never blamed on it
+  const runs = r.stalls.rows.filter((x: any) => x.culprit === EST);
+  const overlapped = (p: any) => runs.some((x: any) => [p.cpu, p.arrivalCpu].includes(x.cpu) && x.startNs < p.startNs + p.waitNs && x.startNs + x.durationNs > p.startNs);
+  const long = r.packets.slow.filter((p: any) => p.waitNs >= 5e6);
+  assert.equal(long.filter((p: any) => !overlapped(p) && blamed(p)).length, 0, 'a wait no estimator run overlapped is not blamed on it');
+  const j = judgeShare({ what: 'waits >= 5 ms an estimator run overlapped, blamed on it', samples: long.filter(overlapped), window: packetWindow, ok: blamed, minShare: 0.9, minSamples: 5 }, pausesOf(r));
+  if (!timingVerdict(t, [j])) return;
+  // the verdict is a timing figure too: when host pauses explain over a third of the slow packets
+  // (one CI run: 168 of 347 under emulation) the emulator's own short waits outweigh the estimator's
+  const paused = r.verdict.pauses?.count ?? 0;
+  if (skipIf(t, paused > r.verdict.slow / 3 ? `host pauses explained ${paused} of ${r.verdict.slow} slow packets: too noisy a guest to hold the verdict to the estimator (${r.verdict.text.split('\n')[0]})` : null)) return;
+  assert.equal(r.verdict.culprit?.culprit, EST, r.verdict.text);
+  assert.match(r.verdict.text, /and [\d.]+ ms of their waiting \(\d+%\)/, 'the verdict states the share of waiting time');
+});
+
+test('NIC (f): jitterscope ping from the guest: replies that waited in the NIC ring are blamed on estimation_timer', (t) => {
+  const dir = suite.job(t);
+  if (!dir) return;
+  const r = readReport(path.join(dir, 'ping-nic.json'));
+  assert.equal(r.ping.address, TEST_NIC.hostAddr);
+  assert.ok(r.ping.verdict.received >= 2850, `${r.ping.verdict.received} of 3000 replies`);
+  assert.ok(r.ping.replies.filter((x: any) => x.replyCpu === 1).length >= 2700, 'the replies were processed on CPU 1, where the interrupt is');
+  // a reply slow for another reason (the host's side, the request's way out) waited little in this guest: not this engine's to explain
+  // an estimator run among what overlapped the reply's wait (a reply can also wait behind a
+  // long NET_RX run of its own, 3.7 ms here under emulation: not the estimator's)
+  const waited = r.ping.replies.filter((x: any) => x.slow && x.waitMs !== null && x.waitMs >= 3);
+  assert.equal(waited.filter((x: any) => !x.overlaps.some((o: any) => o.culprit === EST) && blamed(x)).length, 0, 'a reply no estimator run overlapped is not blamed on it');
+  const window = (x: any) => replyWindow(x, r.meta.clock.realtimeOffsetNs, [0]);
+  const samples = waited.filter((x: any) => x.overlaps.some((o: any) => o.culprit === EST));
+  const j = judgeShare({ what: 'slow replies that waited >= 3 ms in the guest while an estimator run overlapped, blamed on it', samples, window, ok: blamed, minShare: 0.9, minSamples: 5 }, pausesOf(r));
+  if (!timingVerdict(t, [j])) return;
+  assert.equal(r.ping.verdict.culprit?.culprit, EST, r.ping.verdict.text);
+  assert.match(fs.readFileSync(path.join(dir, 'ping-nic.txt'), 'utf8'), /Culprit: estimation_timer \[ip_vs\] on CPU 1/);
+});
+
+test('NIC (c): NET_RX left to ksoftirqd behind a SCHED_FIFO task: the receive stalls and their packets name the task', (t) => {
+  const dir = suite.job(t);
+  if (!dir) return;
+  const r = readReport(path.join(dir, 'ksoftirqd.json'));
+  const pid = Number(fs.readFileSync(path.join(dir, 'spinner.pid'), 'utf8'));
+  const spinner = `node[${pid}]`;
+  assert.ok(r.stalls.rows.some((s: any) => s.kind === 'task' && s.culprit === spinner && s.cpu === 1), `the spinner's stretches while NET_RX waited: ${JSON.stringify(r.stalls.rows.filter((s: any) => s.kind === 'task').slice(0, 5))}`);
+  const named = (x: any) => x.attribution?.culprit === spinner && x.attribution.kind === 'task';
+  // the runs the kernel left to ksoftirqd on CPU 1 that waited 5 ms or more while the spinner held
+  // CPU 1 (other tasks can hold it too: the tracer's own node threads were seen there for 5-8 ms)
+  const spun = r.stalls.rows.filter((s: any) => s.kind === 'task' && s.culprit === spinner);
+  const held = (x: any) => spun.some((s: any) => s.startNs < x.startNs && s.startNs + s.durationNs > x.raiseNs);
+  const late = (r.receive?.stalls ?? []).filter((x: any) => x.cpu === 1 && x.deferred && x.waitNs >= 5e6);
+  assert.equal(late.filter((x: any) => !held(x) && named(x)).length, 0, 'a run the spinner did not hold up is not blamed on it');
+  const deferred = late.filter(held);
+  const stallWindow = (x: any): SampleWindow => ({ cpus: [x.cpu], fromNs: x.raiseNs, toNs: x.startNs });
+  // the 10 ms ping's requests among the packets those runs processed
+  const packets = r.packets.slow.filter((p: any) => p.id === 5104 && p.cpu === 1 && p.waitNs >= 5e6);
+  const pauses = pausesOf(r);
+  const judgements = [
+    judgeShare({ what: 'late NET_RX runs in ksoftirqd blamed on the SCHED_FIFO task', samples: deferred, window: stallWindow, ok: named, minShare: 0.9, minSamples: 5 }, pauses),
+    judgeShare({ what: 'requests that waited >= 5 ms on CPU 1 blamed on the task', samples: packets, window: packetWindow, ok: named, minShare: 0.9, minSamples: 3 }, pauses),
+  ];
+  if (!timingVerdict(t, judgements)) return;
+  assert.equal(r.verdict.culprit?.culprit, spinner, r.verdict.text);
+  assert.match(r.verdict.text, /in ksoftirqd/);
+  assert.ok(r.verdict.advice.some((a: string) => a.includes('SCHED_FIFO')), 'advice for a task that starves ksoftirqd');
+});
+
+test('NIC (g): threaded NAPI behind a SCHED_FIFO task: the NAPI thread\'s late runs and the requests it polled name the task', (t) => {
+  const dir = suite.job(t);
+  if (!dir) return;
+  const r = readReport(path.join(dir, 'napi-thread.json'));
+  const spinner = `node[${Number(fs.readFileSync(path.join(dir, 'spinner.pid'), 'utf8'))}]`;
+  assert.match(fs.readFileSync(path.join(dir, 'napi-thread.err'), 'utf8'), /note: NAPI threads \(threaded=1\) [^\n]*napi\/eth0-/);
+  assert.ok(r.meta.probes.net_rx_wait.hooks.includes('sched:sched_wakeup'), 'sched_wakeup attached');
+  const spun = r.stalls.rows.filter((s: any) => s.kind === 'task' && s.culprit === spinner && s.cpu === 1);
+  assert.ok(spun.length >= 3, `the spinner's stretches while the NAPI thread waited: ${spun.length}`);
+  const named = (x: any) => x.attribution?.culprit === spinner && x.attribution.kind === 'task';
+  const held = (x: any) => spun.some((s: any) => s.startNs < x.startNs && s.startNs + s.durationNs > x.raiseNs);
+  const threadRuns = (r.receive?.stalls ?? []).filter((x: any) => x.napiThread !== null);
+  assert.ok(threadRuns.every((x: any) => x.cpu === 1), 'the NAPI threads ran on CPU 1, where they were pinned');
+  assert.equal(threadRuns.filter((x: any) => !held(x) && named(x)).length, 0, 'a run the spinner did not overlap is not blamed on it');
+  const late = threadRuns.filter((x: any) => x.waitNs >= 5e6 && held(x));
+  const requests = r.packets.slow.filter((p: any) => p.id === 5105 && p.type === 8 && p.cpu === 1 && p.waitNs >= 5e6);
+  assert.ok(requests.every((p: any) => p.path === 'napi' || p.path === 'napi-bound'), 'timed from the NAPI thread\'s wakeup');
+  const stallWindow = (x: any): SampleWindow => ({ cpus: [x.cpu], fromNs: x.raiseNs, toNs: x.startNs });
+  const pauses = pausesOf(r);
+  const judgements = [
+    judgeShare({ what: 'NAPI thread runs the spinner held >= 5 ms, blamed on it', samples: late, window: stallWindow, ok: named, minShare: 0.9, minSamples: 5 }, pauses),
+    judgeShare({ what: 'requests that waited >= 5 ms on CPU 1 blamed on the task', samples: requests, window: packetWindow, ok: named, minShare: 0.9, minSamples: 3 }, pauses),
+  ];
+  if (!timingVerdict(t, judgements)) return;
+  assert.equal(r.verdict.culprit?.culprit, spinner, r.verdict.text);
+});
