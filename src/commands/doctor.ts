@@ -59,7 +59,7 @@ function doctorAdvice(r: Omit<DoctorReport, 'advice'>, possibleCpus: number): st
 function runDoctor(possibleCpus: number): DoctorReport {
   const release = os.release();
   const caps = missingCaps(effectiveCaps());
-  const f: Features = probeFeatures();
+  const f: Features = probeFeatures({ fresh: true }); // doctor checks the kernel now, not what this boot cached
   // without kallsyms the IPVS estimator reads as unknown ("none")
   const { kallsyms } = loadKallsyms();
   const modes = chooseModes(f, ipvsSymbols(kallsyms), 'auto');

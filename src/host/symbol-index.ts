@@ -1,6 +1,6 @@
 // An index of /proc/kallsyms' text symbols (host/kallsyms.ts builds it once,
 // at its first lookup): addresses, names and modules in typed arrays and one
-// byte buffer, read from the file's bytes in two passes.
+// byte buffer, from the file's bytes, read once, in two passes.
 
 /** Text in chunks that each end at a line boundary: strings (tests) or the file's bytes. */
 export type KallsymsSource = () => Iterable<string | Buffer>;
@@ -42,17 +42,18 @@ function stubAt(b: Buffer, at: number): boolean {
 }
 
 /** Calls fn(line start, end of name, end of line) for every text symbol line. */
-function eachTextLine(source: KallsymsSource, fn: (b: Buffer, at: number, nameEnd: number, end: number) => void): void {
-  for (const chunk of source()) {
-    const b = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk;
+function eachTextLine(chunks: Buffer[], fn: (b: Buffer, at: number, nameEnd: number, end: number) => void): void {
+  for (const b of chunks) {
     let at = 0;
     while (at < b.length) {
       let end = b.indexOf(10, at);
       if (end < 0) end = b.length;
       const t = b[at + 17];
       if (end - at > 19 && b[at + 16] === 32 && (t === 116 || t === 84 || t === 119 || t === 87) && !stubAt(b, at + 19)) {
-        const tab = b.indexOf(9, at + 19);
-        fn(b, at, tab >= 0 && tab < end ? tab : end, end);
+        // the tab before a module name, looked for within this line only
+        let nameEnd = at + 19;
+        while (nameEnd < end && b[nameEnd] !== 9) nameEnd++;
+        fn(b, at, nameEnd, end);
       }
       at = end + 1;
     }
@@ -60,10 +61,12 @@ function eachTextLine(source: KallsymsSource, fn: (b: Buffer, at: number, nameEn
 }
 
 export function buildIndex(source: KallsymsSource): SymbolIndex {
+  // the file read once (the kernel spends ~36 ms making its text), held for the two passes
+  const chunks = [...source()].map((c) => (typeof c === 'string' ? Buffer.from(c, 'latin1') : Buffer.from(c)));
   // first pass: how many, and how many name bytes; second: fill arrays of exactly that size
   let count = 0;
   let bytes = 0;
-  eachTextLine(source, (_b, at, nameEnd) => {
+  eachTextLine(chunks, (_b, at, nameEnd) => {
     count++;
     bytes += Math.min(nameEnd - at - 19, 65535);
   });
@@ -79,8 +82,7 @@ export function buildIndex(source: KallsymsSource): SymbolIndex {
   const modules = new Map<string, number>();
   let n = 0;
   let used = 0;
-  eachTextLine(source, (b, at, nameEnd, end) => {
-    if (n === count) return; // the file grew between the passes (a module loaded): the next reload has it
+  eachTextLine(chunks, (b, at, nameEnd, end) => {
     const len = Math.min(nameEnd - at - 19, 65535, bytes - used);
     b.copy(ix.blob, used, at + 19, at + 19 + len);
     ix.addrs[n] = hexAt(b, at + 8, 8) + (hexAt(b, at, 8) % 0x100000) * TWO32;

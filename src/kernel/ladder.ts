@@ -5,6 +5,9 @@ import { BpfError, EnvironmentError } from '../base/errors';
 import { hasKernelBtf } from '../host/kernel-info';
 import { IpvsSymbols } from '../host/ipvs';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ADDON_PATH } from './addon';
 import { loadObject } from './loader';
 
 export interface Trial {
@@ -51,8 +54,63 @@ function tracefsMount(): string | null {
 
 let cached: Features | undefined;
 
-export function probeFeatures(): Features {
-  if (cached) return cached;
+/**
+ * What the trial programs found, kept for the rest of the boot: the same
+ * kernel gives the same answers, and the trials cost ~17 ms of every start.
+ * Keyed by boot id, kernel release and this build's addon; in /run (a
+ * tmpfs: gone at reboot; JITTERSCOPE_FEATURE_CACHE moves it). Where it cannot be
+ * written, every start probes.
+ */
+export const FEATURE_CACHE = process.env.JITTERSCOPE_FEATURE_CACHE || '/run/jitterscope/features.json';
+
+/**
+ * This boot, this kernel, this build (the addon that embeds the trial
+ * programs), and what this process may do (its capabilities, the kernel's
+ * lockdown): a run with fewer rights finds less, and must not speak for others.
+ */
+function cacheKey(): string | null {
+  try {
+    const addon = fs.statSync(ADDON_PATH);
+    const caps = /^CapEff:\s*(\w+)/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '?';
+    let lockdown = '';
+    try {
+      lockdown = fs.readFileSync('/sys/kernel/security/lockdown', 'utf8').trim();
+    } catch {
+      // no securityfs here: the same for every run on this boot
+    }
+    return [fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(), os.release(), `${addon.size}:${addon.mtimeMs}`, caps, lockdown].join(' ');
+  } catch {
+    return null;
+  }
+}
+
+function readCache(key: string, file: string): Features | undefined {
+  try {
+    const c = JSON.parse(fs.readFileSync(file, 'utf8')) as { key: string; features: Features };
+    return c.key === key ? c.features : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function writeCache(key: string, file: string, features: Features): void {
+  try {
+    fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    const tmp = `${file}.${process.pid}`;
+    fs.writeFileSync(tmp, JSON.stringify({ key, features }), { mode: 0o600 });
+    fs.renameSync(tmp, file);
+  } catch {
+    // read-only /run (a container without it): the next start probes again
+  }
+}
+
+/** What this kernel offers. `fresh`: run the trials even if this boot's answers are cached (doctor). */
+export function probeFeatures(opts: { fresh?: boolean; cacheFile?: string } = {}): Features {
+  if (cached && !opts.fresh) return cached;
+  const key = cacheKey();
+  const file = opts.cacheFile ?? FEATURE_CACHE;
+  const fromCache = !opts.fresh && key ? readCache(key, file) : undefined;
+  if (fromCache) return (cached = { ...fromCache, tracefs: tracefsMount() });
   const btf = hasKernelBtf();
   cached = {
     btf,
@@ -62,6 +120,7 @@ export function probeFeatures(): Features {
     raw_tp: trial('try_raw_tp', false),
     tracefs: tracefsMount(),
   };
+  if (key) writeCache(key, file, cached);
   return cached;
 }
 

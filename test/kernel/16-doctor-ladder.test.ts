@@ -1,6 +1,7 @@
 // Kernel (this host): doctor tells what loads here, and the attach ladder
 // honours --attach, refusing a mode the kernel lacks with one line.
 import { test } from 'node:test';
+import fs from 'node:fs';
 import assert from 'node:assert/strict';
 import { parseIpvsTable } from '../../src/host/ipvs';
 import { kernelVersion } from '../../src/host/kernel-info';
@@ -109,4 +110,31 @@ test('parsing /proc/net/ip_vs and kernel versions (no kernel)', () => {
   assert.deepEqual(parseIpvsTable(table), { services: 3, destinations: 2 });
   assert.deepEqual(kernelVersion('6.1.0-56-amd64'), [6, 1]);
   assert.deepEqual(kernelVersion('6.12.117+deb12-amd64'), [6, 12]);
+});
+
+test('the trial programs\' answers are kept for the boot: a start reads them, a changed key or doctor probes again', async (t) => {
+  if (skipUnlessKernel(t)) return;
+  const cache = tmpFile('features.json');
+  const env = { ...process.env, JITTERSCOPE_FEATURE_CACHE: cache };
+  const out = tmpFile('r.json');
+  const first = await runCli(['record', '-d', '100ms', '-o', out], { env });
+  assert.equal(first.code, 0, first.stderr);
+  const written = JSON.parse(fs.readFileSync(cache, 'utf8'));
+  assert.equal(written.features.tp_btf.ok, true, 'this run probed and kept what it found');
+  assert.match(written.key, new RegExp(`^${fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()} `), 'keyed by this boot');
+  // what the cache says is what the next start believes: tp_btf "refused" sends it to raw_tp, said as a fallback
+  written.features.tp_btf = { ok: false, error: 'load: EPERM (from the cache)' };
+  fs.writeFileSync(cache, JSON.stringify(written));
+  const cachedRun = await runCli(['record', '-d', '100ms', '-o', out], { env });
+  assert.equal(cachedRun.code, 0, cachedRun.stderr);
+  assert.match(cachedRun.stderr, /tp_btf unavailable \(load: EPERM \(from the cache\)\): using raw_tp tracepoints/);
+  // doctor checks the kernel itself
+  const doc = await runCli(['doctor', '--json'], { env });
+  assert.equal(JSON.parse(doc.stdout).attach.tp_btf.ok, true, 'doctor ran the trial again');
+  // another key (another boot, build or set of capabilities): probed again, and kept anew
+  fs.writeFileSync(cache, JSON.stringify({ ...written, key: 'another boot' }));
+  const fresh = await runCli(['record', '-d', '100ms', '-o', out], { env });
+  assert.equal(fresh.code, 0, fresh.stderr);
+  assert.doesNotMatch(fresh.stderr, /using raw_tp/);
+  assert.equal(JSON.parse(fs.readFileSync(cache, 'utf8')).features.tp_btf.ok, true);
 });
