@@ -10,17 +10,28 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 lint=0
-files=("$@")
-if ((${#files[@]} == 0)); then
-  files=(dist/test/unit/*.test.js dist/test/kernel/*.test.js dist/test/vm/*.test.js dist/test/fleet/*.test.js)
+tests=0
+summary=$(mktemp)
+trap 'rm -f "$summary"' EXIT
+# one node --test run per folder, in this order (a run sorts its files by path)
+run() {
+  JITTERSCOPE_SKIP_FILE=$summary node --test --test-concurrency=1 \
+    --test-reporter=spec --test-reporter-destination=stdout \
+    --test-reporter=./dist/test/report/skip-summary.js --test-reporter-destination=stdout \
+    "$@" || tests=1
+}
+if (($# == 0)); then
   echo "lint: eslint ." >&2
   npx --no-install eslint . || lint=1
+  for dir in unit kernel vm fleet; do
+    files=(dist/test/$dir/*.test.js)
+    [[ -e ${files[0]} ]] && run "${files[@]}"
+  done
+else
+  run "$@"
 fi
-node --test --test-concurrency=1 \
-  --test-reporter=spec --test-reporter-destination=stdout \
-  --test-reporter=./dist/test/report/skip-summary.js --test-reporter-destination=stdout \
-  "${files[@]}"
-tests=$?
+awk -F'\t' '$1 == "COUNT" { p += $2; f += $3 } $1 == "SKIP" { s[++n] = $2 }
+  END { printf "\nSkipped tests: %d (passed %d, failed %d)\n", n, p, f; for (i = 1; i <= n; i++) print s[i] }' "$summary"
 ((lint)) && echo "lint: eslint found problems (above): npm test fails" >&2
 ((tests || lint)) && exit 1
 exit 0

@@ -62,7 +62,9 @@ function eachTextLine(chunks: Buffer[], fn: (b: Buffer, at: number, nameEnd: num
 
 export function buildIndex(source: KallsymsSource): SymbolIndex {
   // the file read once (the kernel spends ~36 ms making its text), held for the two passes
-  const chunks = [...source()].map((c) => (typeof c === 'string' ? Buffer.from(c, 'latin1') : Buffer.from(c)));
+  // (each copied as it comes: the file's chunks are views of one buffer that the next read overwrites)
+  const chunks: Buffer[] = [];
+  for (const c of source()) chunks.push(typeof c === 'string' ? Buffer.from(c, 'latin1') : Buffer.from(c));
   // first pass: how many, and how many name bytes; second: fill arrays of exactly that size
   let count = 0;
   let bytes = 0;

@@ -9,6 +9,7 @@ import { readStealNs } from '../../src/host/steal';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { tmpFile } from '../helpers';
 import { napiThreads } from '../../src/host/net';
 
 test('durations', () => {
@@ -110,6 +111,22 @@ test('kallsyms: the file is read once, and again only when a lookup misses after
   assert.equal(k.resolve(est), 'estimation_timer [ip_vs]');
   assert.equal(k.indexBuilds, 2);
   assert.ok(reads > built, 'read again for the module');
+});
+
+test('kallsyms: a file of many chunks is indexed whole (first, middle and last symbols; modules)', () => {
+  const file = tmpFile('kallsyms');
+  const lines: string[] = [];
+  // ~1.6 MB: seven 256 KiB reads; addresses out of order (modules come last), as in the real file
+  for (let i = 0; i < 40_000; i++) lines.push(`ffffffff81${(0x100000 + i * 16).toString(16).padStart(6, '0')} t fn_${i}`);
+  lines.push('ffffffffc0a01000 t estimation_timer\t[ip_vs]', 'ffffffff80000000 T first_text');
+  fs.writeFileSync(file, lines.join('\n') + '\n');
+  const k = Kallsyms.load(file);
+  assert.equal(k.resolve(key52FromHex('ffffffff81100000')), 'fn_0');
+  assert.equal(k.resolve(key52FromHex('ffffffff81138800')), 'fn_14464');
+  assert.equal(k.resolve(key52FromHex('ffffffff8119c3f4')), 'fn_39999+0x4');
+  assert.equal(k.resolve(key52FromHex('ffffffffc0a01000')), 'estimation_timer [ip_vs]');
+  assert.equal(k.resolve(key52FromHex('ffffffff80000010')), 'first_text+0x10');
+  assert.equal(k.indexBuilds, 1);
 });
 
 test('a kernel without BTF is one clear line, not a stack trace', () => {
