@@ -20,6 +20,7 @@ const volatile __u64 period_ns = 200000000;
 
 struct stall_elem {
 	struct bpf_timer timer;
+	__u64 flags; /* bpf_timer_start's: BPF_F_TIMER_CPU_PIN where the kernel has it (6.7+), else 0 */
 };
 
 struct {
@@ -72,7 +73,7 @@ static int stall_cb(void *map, __u32 *key, struct stall_elem *el)
 		if (cpu != st->cpu)
 			st->other_cpu_runs++;
 	}
-	bpf_timer_start(&el->timer, period_ns, BPF_F_TIMER_CPU_PIN);
+	bpf_timer_start(&el->timer, period_ns, el->flags);
 	return 0;
 }
 
@@ -89,7 +90,14 @@ int lab_stall_start(void *ctx)
 	st->cpu = bpf_get_smp_processor_id();
 	bpf_timer_init(&el->timer, &stall_timer, 1 /* CLOCK_MONOTONIC */);
 	bpf_timer_set_callback(&el->timer, stall_cb);
-	return bpf_timer_start(&el->timer, period_ns, BPF_F_TIMER_CPU_PIN) ? 2 : 0;
+	el->flags = BPF_F_TIMER_CPU_PIN;
+	if (!bpf_timer_start(&el->timer, period_ns, el->flags))
+		return 0;
+	/* before 6.7 no flags are allowed: the timer then stays on the CPU that
+	 * armed it unless timer migration moves it (kernel.timer_migration=0
+	 * keeps it; runs elsewhere are counted in other_cpu_runs) */
+	el->flags = 0;
+	return bpf_timer_start(&el->timer, period_ns, 0) ? 2 : 0;
 }
 
 const volatile __u64 irqs_off_ns = 0;

@@ -64,6 +64,7 @@ const char *ErrnoName(int e) {
     case ERANGE: return "ERANGE";
     case ENOSYS: return "ENOSYS";
     case ENOTSUP: return "ENOTSUP";
+    case 524: return "ENOTSUPP"; // the kernel's own "not supported" (e.g. fentry without direct calls on arm64 6.1)
     case ESTALE: return "ESTALE";
     case ENOTTY: return "ENOTTY";
     case ENOEXEC: return "ENOEXEC";

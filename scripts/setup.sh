@@ -3,7 +3,8 @@
 # packages, the native build and the TypeScript build. Idempotent: each step
 # runs only when something it depends on is missing or newer than its output.
 #   scripts/setup.sh               everything
-#   scripts/setup.sh --tests       also what only the tests use (chromium)
+#   scripts/setup.sh --tests       also what only the tests use (chromium), and the arm64 addon
+#   scripts/setup.sh --package     also the arm64 addon (npm pack carries both)
 #   scripts/setup.sh --build-only  skip system packages
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +23,10 @@ APT_PACKAGES=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libzstd-dev cm
 # ethtool (threaded NAPI on a veth) and
 # mmdebstrap for the container image tests.
 TEST_PACKAGES=(chromium prometheus podman runc catatonit mmdebstrap iperf3 ethtool)
-[[ ${1:-} == --tests ]] && APT_PACKAGES+=("${TEST_PACKAGES[@]}")
+# The arm64 addon, cross-built (scripts/build-arm64.sh), and the arm64 guest.
+ARM64_PACKAGES=(gcc-aarch64-linux-gnu g++-aarch64-linux-gnu)
+[[ ${1:-} == --tests ]] && APT_PACKAGES+=("${TEST_PACKAGES[@]}" "${ARM64_PACKAGES[@]}" qemu-system-arm)
+[[ ${1:-} == --package ]] && APT_PACKAGES+=("${ARM64_PACKAGES[@]}")
 
 if [[ ${1:-} != --build-only ]]; then
   missing=()
@@ -64,6 +68,17 @@ if newer_than "$addon" bpf native CMakeLists.txt package-lock.json; then
     exit 1
   }
   touch "$addon"
+fi
+
+arm64=build/prebuilt/linux-arm64/jitterscope.node
+if [[ ${1:-} == --tests || ${1:-} == --package ]] && newer_than "$arm64" bpf native scripts/build-arm64.sh package-lock.json build/gen/vmlinux.h; then
+  log "cross-building the arm64 addon (scripts/build-arm64.sh)"
+  bash scripts/build-arm64.sh >build-arm64.log 2>&1 || {
+    tail -20 build-arm64.log >&2
+    log "arm64 build failed; full log in $(pwd)/build-arm64.log"
+    exit 1
+  }
+  touch "$arm64"
 fi
 
 if newer_than dist/src/cli.js src test bench tsconfig.json package-lock.json; then

@@ -30,9 +30,13 @@ function doctorAdvice(r: Omit<DoctorReport, 'advice'>, possibleCpus: number): st
   const out: string[] = [];
   if (!r.kernel.btf) out.push('This kernel has no BTF (CONFIG_DEBUG_INFO_BTF): jitterscope needs it for CO-RE; use a distribution kernel built with BTF.');
   if (!r.capabilities.ok) out.push(`Run as root: missing ${r.capabilities.missing.join(', ')}.`);
-  if (r.kernel.btf && !r.attach.fentry.ok)
+  const instead = `probes use ${r.attach.kprobe.ok ? 'kprobes' : 'tracepoints'} instead, which cost a little more or see a little less.`;
+  if (r.kernel.btf && r.attach.fentry.error === 'attach: ENOTSUPP')
+    // Debian's arm64 6.1, for one: the programs load, the trampoline cannot be made
+    out.push(`fentry programs load but this kernel cannot attach them (ENOTSUPP: a kernel without DYNAMIC_FTRACE_WITH_DIRECT_CALLS, such as Debian's arm64 6.1); ${instead}`);
+  else if (r.kernel.btf && !r.attach.fentry.ok)
     out.push(
-      `fentry is not allowed here (${r.attach.fentry.error})${r.kernel.lockdown && r.kernel.lockdown !== 'none' ? ` (kernel lockdown: ${r.kernel.lockdown})` : ''}; probes use ${r.attach.kprobe.ok ? 'kprobes' : 'tracepoints'} instead, which cost a little more or see a little less.`,
+      `fentry is not allowed here (${r.attach.fentry.error})${r.kernel.lockdown && r.kernel.lockdown !== 'none' ? ` (kernel lockdown: ${r.kernel.lockdown})` : ''}; ${instead}`,
     );
   const ip = r.ipvs;
   if (ip.estimator === 'timer') {

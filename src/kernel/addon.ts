@@ -1,7 +1,9 @@
-// Typed facade over the native addon (build/Release/jitterscope.node): the
-// generic libbpf verbs. Only this file loads the addon.
+// Typed facade over the native addon (this checkout's build/Release, or the
+// prebuilt build/prebuilt/linux-ARCH jitterscope.node): the generic libbpf
+// verbs. Only this file loads the addon.
+import fs from 'node:fs';
 import path from 'node:path';
-import { BpfError } from '../base/errors';
+import { BpfError, EnvironmentError } from '../base/errors';
 
 /** The BPF objects compiled into the addon (bpf/NAME.bpf.c). */
 export type EmbeddedObject = 'tracer' | 'ipvs' | 'features' | 'lab_stall' | 'bench_gen';
@@ -75,14 +77,50 @@ export interface Addon {
   setErrorClass(ctor: typeof BpfError): void;
 }
 
-export const ADDON_PATH = path.resolve(__dirname, '..', '..', '..', 'build', 'Release', 'jitterscope.node');
+/** The platforms a prebuilt addon is shipped for (the package carries one per entry). */
+export const PREBUILT_PLATFORMS = ['linux-x64', 'linux-arm64'] as const;
+
+const BUILD = path.resolve(__dirname, '..', '..', '..', 'build');
+
+/** The Node arch an ELF file is built for (its e_machine), or null. */
+export function elfArch(file: string): string | null {
+  try {
+    const fd = fs.openSync(file, 'r');
+    const h = Buffer.alloc(20);
+    fs.readSync(fd, h, 0, 20, 0);
+    fs.closeSync(fd);
+    if (h.readUInt32BE(0) !== 0x7f454c46) return null;
+    return ({ 0x3e: 'x64', 0xb7: 'arm64' } as Record<number, string>)[h.readUInt16LE(18)] ?? null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The addon for this machine: this checkout's native build (build/Release,
+ * what `npm run build` makes; the package carries the x64 one) when it is
+ * built for this CPU, else the prebuilt one for this platform
+ * (build/prebuilt/linux-ARCH: the package carries arm64's). Elsewhere, one
+ * line saying what is supported and how to build.
+ */
+export function addonPath(platform: string = process.platform, arch: string = process.arch, archOf: (file: string) => string | null = elfArch): string {
+  const key = `${platform}-${arch}`;
+  const supported = (PREBUILT_PLATFORMS as readonly string[]).includes(key);
+  const own = path.join(BUILD, 'Release', 'jitterscope.node');
+  if (supported && archOf(own) === arch) return own;
+  const prebuilt = path.join(BUILD, 'prebuilt', key, 'jitterscope.node');
+  if (supported && archOf(prebuilt) === arch) return prebuilt;
+  throw new EnvironmentError(
+    `no jitterscope addon for ${key}: the package ships ${PREBUILT_PLATFORMS.join(' and ')}; on another Linux machine build it from a checkout (as root: npm run build, which needs clang, libbpf-dev and a kernel with BTF)`,
+  );
+}
 
 let addon: Addon | undefined;
 
 export function native(): Addon {
   if (!addon) {
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- a native addon loads only through require
-    addon = require(ADDON_PATH) as Addon;
+    addon = require(addonPath()) as Addon;
     addon.setErrorClass(BpfError);
   }
   return addon;

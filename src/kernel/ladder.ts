@@ -7,7 +7,7 @@ import { IpvsSymbols } from '../host/ipvs';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ADDON_PATH } from './addon';
+import { addonPath } from './addon';
 import { loadObject } from './loader';
 
 export interface Trial {
@@ -70,7 +70,7 @@ export const FEATURE_CACHE = process.env.JITTERSCOPE_FEATURE_CACHE || '/run/jitt
  */
 function cacheKey(): string | null {
   try {
-    const addon = fs.statSync(ADDON_PATH);
+    const addon = fs.statSync(addonPath());
     const caps = /^CapEff:\s*(\w+)/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '?';
     let lockdown = '';
     try {

@@ -1,5 +1,5 @@
-// The prebuilt package: `npm pack` gives a tarball with the compiled addon (BPF
-// objects embedded) and the compiled JavaScript; installed into a fresh prefix
+// The prebuilt package: `npm pack` gives a tarball with the compiled addons for
+// x86-64 and arm64 (BPF objects embedded) and the compiled JavaScript; installed into a fresh prefix
 // and run with a PATH that holds node and ping and nothing of the toolchain, it
 // records the lab stall by name, and runs doctor, top and ping.
 import { test } from 'node:test';
@@ -32,7 +32,8 @@ test('npm pack: the tarball holds the addon and the compiled JavaScript, no sour
   const [info] = JSON.parse(r.stdout.slice(r.stdout.indexOf('[')));
   tarball = path.join(work, info.filename);
   const files: string[] = info.files.map((f: { path: string }) => f.path);
-  for (const f of ['bin/jitterscope', 'build/Release/jitterscope.node', 'dist/src/cli.js', 'schema/report.v2.json', 'deploy/kubernetes/daemonset.yaml'])
+  // both platforms' addons: x86-64 (the native build) and arm64 (cross-built)
+  for (const f of ['bin/jitterscope', 'build/Release/jitterscope.node', 'build/prebuilt/linux-arm64/jitterscope.node', 'dist/src/cli.js', 'schema/report.v2.json', 'deploy/kubernetes/daemonset.yaml'])
     assert.ok(files.includes(f), `${f} is in the tarball`);
   const sources = files.filter((f) => /^(bpf|native|src|test|bench)\/|^dist\/(test|bench)\/|CMakeLists/.test(f));
   assert.deepEqual(sources, [], 'no sources or tests in the tarball');

@@ -15,7 +15,19 @@ import { LabStall } from '../../src/kernel/lab-stall';
 import { ROOT, skipUnlessKernel, needsTwoCpus, skipIf } from '../helpers';
 import { readManifests, podForPodman, YAML } from '../kube';
 
-const IMAGE = 'localhost/jitterscope:test';
+/** The manifest list build.sh makes; its linux/amd64 image is the one run here, its arm64 one is inspected. */
+const LIST = 'localhost/jitterscope:test';
+const IMAGE = `${LIST}-amd64`;
+const ARM64 = `${LIST}-arm64`;
+
+/** The Node arch of an ELF file inside a mounted image (from e_machine). */
+function elfMachine(file: string): string {
+  const h = Buffer.alloc(20);
+  const fd = fs.openSync(file, 'r');
+  fs.readSync(fd, h, 0, 20, 0);
+  fs.closeSync(fd);
+  return ({ 0x3e: 'x64', 0xb7: 'arm64' } as Record<number, string>)[h.readUInt16LE(18)] ?? `e_machine ${h.readUInt16LE(18)}`;
+}
 const PODMAN_DIR = path.join(ROOT, 'deploy', 'podman');
 /** The project's podman settings (runc, ulimits, host network): see containers.conf. */
 const env = { ...process.env, CONTAINERS_CONF: path.join(PODMAN_DIR, 'containers.conf') };
@@ -45,19 +57,36 @@ function skipUnlessContainers(t: { skip: (m?: string) => void }): boolean {
 
 let built = false;
 
-test('deploy/image/build.sh builds the image from scratch: <= 200 MB, Node LTS, no shell', (t) => {
+test('deploy/image/build.sh builds linux/amd64 and linux/arm64 images from scratch, and a manifest list over both: <= 200 MB each, Node LTS, no shell', (t) => {
   if (skipUnlessContainers(t)) return;
-  podman(['rmi', '--force', IMAGE]);
+  podman(['manifest', 'rm', LIST]);
+  for (const i of [LIST, IMAGE, ARM64]) podman(['rmi', '--force', i]);
   const archive = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'jitterscope-image-')), 'jitterscope.oci.tar');
-  const r = spawnSync('bash', [path.join(ROOT, 'deploy', 'image', 'build.sh'), '--tag', IMAGE, '--save', archive], { encoding: 'utf8', timeout: 600_000 });
+  const r = spawnSync('bash', [path.join(ROOT, 'deploy', 'image', 'build.sh'), '--tag', LIST, '--save', archive], { encoding: 'utf8', timeout: 900_000 });
   process.stderr.write(r.stdout);
   assert.equal(r.status, 0, r.stderr);
   built = true;
-  const size = Number(podman(['image', 'inspect', '--format', '{{.Size}}', IMAGE]).stdout);
-  process.stderr.write(`image ${IMAGE}: ${(size / 1e6).toFixed(1)} MB\n`);
-  assert.ok(size > 50e6 && size <= 200e6, `image is ${size} bytes`);
-  assert.match(r.stdout, new RegExp(`${IMAGE}: ${Math.floor(size / 1e6)} MB`), 'build.sh prints the size');
-  // --save: an OCI archive (oci-layout, index.json) another host can podman load
+  for (const [image, arch] of [[IMAGE, 'amd64'], [ARM64, 'arm64']]) {
+    const size = Number(podman(['image', 'inspect', '--format', '{{.Size}}', image]).stdout);
+    process.stderr.write(`image ${image}: ${(size / 1e6).toFixed(1)} MB\n`);
+    assert.ok(size > 50e6 && size <= 200e6, `${image} is ${size} bytes`);
+    assert.match(r.stdout, new RegExp(`${image}: ${Math.floor(size / 1e6)} MB \\(linux/${arch}, Node `), 'build.sh prints the size');
+    assert.equal(podman(['image', 'inspect', '--format', '{{.Architecture}}', image]).stdout.trim(), arch);
+  }
+  const list = JSON.parse(podman(['manifest', 'inspect', LIST]).stdout);
+  assert.deepEqual(list.manifests.map((m: any) => `${m.platform.os}/${m.platform.architecture}`).sort(), ['linux/amd64', 'linux/arm64'], 'one manifest list over both');
+  // the arm64 image: arm64's node, and the package's arm64 addon beside the x64 one
+  const mount = podman(['image', 'mount', ARM64]);
+  assert.equal(mount.status, 0, mount.stderr);
+  try {
+    const root = mount.stdout.trim();
+    assert.equal(elfMachine(path.join(root, 'usr/local/bin/node')), 'arm64');
+    assert.equal(elfMachine(path.join(root, 'usr/local/lib/node_modules/jitterscope/build/prebuilt/linux-arm64/jitterscope.node')), 'arm64');
+    assert.equal(elfMachine(path.join(root, 'usr/lib/aarch64-linux-gnu/libc.so.6')), 'arm64', 'arm64 libraries from Debian');
+  } finally {
+    podman(['image', 'unmount', ARM64]);
+  }
+  // --save: an OCI archive (oci-layout, index.json) of the list and both images, for podman load or a registry
   const listing = spawnSync('tar', ['-tf', archive], { encoding: 'utf8' }).stdout.split('\n');
   assert.ok(listing.includes('oci-layout') && listing.includes('index.json'), `OCI archive: ${listing.slice(0, 5).join(' ')}`);
   fs.rmSync(path.dirname(archive), { recursive: true, force: true });

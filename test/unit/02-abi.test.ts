@@ -6,6 +6,9 @@ import { ABI_VERSION, EVENT_SIZE, MAX_CPUS, OFFSETS, Kind, Flag, Func, NR_SOFTIR
 import { EventView } from '../../src/stream/decode';
 import { native } from '../../src/kernel/addon';
 import { encode } from '../encode';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ROOT, skipIf } from '../helpers';
 
 test('addon layout equals the TypeScript decoder', () => {
   const l = native().layout();
@@ -64,8 +67,39 @@ test('EventView reads every field where the offsets say', () => {
 
 test('the addon reports no libbpf or libelf as shared libraries', async () => {
   const { spawnSync } = await import('node:child_process');
-  const { ADDON_PATH } = await import('../../src/kernel/addon');
-  const r = spawnSync('ldd', [ADDON_PATH], { encoding: 'utf8' });
+  const { addonPath } = await import('../../src/kernel/addon');
+  const r = spawnSync('ldd', [addonPath()], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   assert.doesNotMatch(r.stdout, /libbpf|libelf|libz\.|libzstd/);
+});
+
+test('the addon is chosen by platform: the prebuilt one, else this checkout\'s build; elsewhere one line', async () => {
+  const { addonPath } = await import('../../src/kernel/addon');
+  // what each file is built for, as its ELF header says
+  const built = (table: Record<string, string>) => (file: string) => Object.entries(table).find(([f]) => file.endsWith(f))?.[1] ?? null;
+  const both = built({ 'Release/jitterscope.node': 'x64', 'prebuilt/linux-arm64/jitterscope.node': 'arm64' });
+  assert.match(addonPath('linux', 'x64', both), /build\/Release\/jitterscope\.node$/);
+  assert.match(addonPath('linux', 'arm64', both), /build\/prebuilt\/linux-arm64\/jitterscope\.node$/);
+  assert.match(addonPath('linux', 'arm64', built({ 'Release/jitterscope.node': 'arm64' })), /build\/Release\/jitterscope\.node$/, 'built on an arm64 machine');
+  assert.throws(() => addonPath('linux', 'arm64', built({ 'Release/jitterscope.node': 'x64' })), /^Error: no jitterscope addon for linux-arm64|no jitterscope addon for linux-arm64/);
+  const { elfArch } = await import('../../src/kernel/addon');
+  assert.equal(elfArch(addonPath()), process.arch, 'this build\'s own addon, read from its ELF header');
+  for (const [platform, arch] of [['linux', 'riscv64'], ['darwin', 'arm64']])
+    assert.throws(
+      () => addonPath(platform, arch, built({ 'Release/jitterscope.node': 'x64' })),
+      (e: Error) => e.message.startsWith(`no jitterscope addon for ${platform}-${arch}: the package ships linux-x64 and linux-arm64;`) && !e.message.includes('\n'),
+    );
+});
+
+test('the arm64 addon: an aarch64 shared object needing only libc, with libbpf, libelf, zlib and zstd inside', async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const file = path.join(ROOT, 'build', 'prebuilt', 'linux-arm64', 'jitterscope.node');
+  if (skipIf(t, fs.existsSync(file) ? null : `${file} is not built (npm test builds it: scripts/build-arm64.sh)`)) return;
+  const h = spawnSync('aarch64-linux-gnu-readelf', ['-h', '-d', '-s', '--wide', file], { encoding: 'utf8', maxBuffer: 1 << 26 });
+  assert.equal(h.status, 0, h.stderr);
+  assert.match(h.stdout, /Machine:\s+AArch64/);
+  const needed = [...h.stdout.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]).sort();
+  assert.deepEqual(needed.filter((l) => !/^(libc\.so\.6|libm\.so\.6|ld-linux-aarch64\.so\.1)$/.test(l)), [], `needs only libc: ${needed}`);
+  assert.match(h.stdout, /\bnapi_register_module_v1\b/, 'a Node-API module');
+  assert.match(h.stdout, /\bbpf_object__open_mem\b|\bbpf_object__open_skeleton\b/, 'libbpf linked in');
 });

@@ -1,6 +1,7 @@
-// The guest's initramfs (test/vm.ts): busybox, the 9p and overlay modules of
-// the unpacked kernel, and an init that mounts this machine's / read-only
-// under a tmpfs overlay and switches into the job's guest script.
+// The guest's initramfs (test/vm/vm.ts, vm-arm64.ts): busybox, the 9p and
+// overlay modules of the unpacked kernel, and an init that mounts the shared
+// root (this machine's /, or an arm64 userland) read-only under a tmpfs
+// overlay and switches into the job's guest script.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -31,11 +32,12 @@ mount --move /dev /mnt/root/dev
 exec switch_root /mnt/root /bin/sh /jsvm/guest.sh
 `;
 
-export function buildInitramfs(root: string, version: string, dir: string): string {
+/** `busybox`: a static busybox for the guest's CPU (default this machine's). */
+export function buildInitramfs(root: string, version: string, dir: string, busybox = '/bin/busybox'): string {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'jsvm-initramfs-'));
   try {
     for (const d of ['bin', 'proc', 'sys', 'dev', 'mnt', 'modules']) fs.mkdirSync(path.join(work, d), { recursive: true });
-    fs.copyFileSync('/bin/busybox', path.join(work, 'bin', 'busybox'));
+    fs.copyFileSync(busybox, path.join(work, 'bin', 'busybox'));
     fs.chmodSync(path.join(work, 'bin', 'busybox'), 0o755);
     fs.writeFileSync(path.join(work, 'init'), INIT, { mode: 0o755 });
     const order: string[] = [];

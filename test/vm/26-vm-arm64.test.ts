@@ -1,0 +1,83 @@
+// VM: a real arm64 kernel. Debian's arm64 6.1 under qemu-system-aarch64 (TCG,
+// -machine virt) runs jitterscope as a node would get it: the packed tarball
+// installed without a compiler, its prebuilt arm64 addon chosen by
+// process.arch, Node for arm64 from the npm registry. There fentry programs
+// load but do not attach (no DYNAMIC_FTRACE_WITH_DIRECT_CALLS: -524), so the
+// ladder must pick kprobe and say why; the lab stall is named on its CPU;
+// IPVS's estimation_timer at 20,000 services is measured by kprobe. One boot
+// runs test/vm/arm64-6.1.sh.
+import { before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ROOT, readReport, skipIf } from '../helpers';
+import { arm64SkipReason, ensureArm64Guest, runArm64 } from './vm-arm64';
+
+const skip = arm64SkipReason();
+let result: Awaited<ReturnType<typeof runArm64>> | undefined;
+let bootError: Error | undefined;
+
+before(async () => {
+  const reuse = process.env.JITTERSCOPE_VM_JOB;
+  if (reuse) {
+    process.stderr.write(`NOTE: reusing the guest results in ${reuse} (JITTERSCOPE_VM_JOB); no VM was booted\n`);
+    result = { code: 0, output: '', console: '', jobDir: reuse, seconds: 0 };
+    return;
+  }
+  if (skip) return void process.stderr.write(`SKIP: ${skip}\n`);
+  try {
+    const g = ensureArm64Guest();
+    result = await runArm64(g, fs.readFileSync(path.join(ROOT, 'test', 'vm', 'arm64-6.1.sh'), 'utf8'), 1_200_000);
+    process.stderr.write(`arm64 guest (${g.version}) ran ${result.seconds.toFixed(0)} s, exit ${result.code}\n`);
+  } catch (e) {
+    bootError = e as Error;
+  }
+});
+
+function job(t: { skip: (m?: string) => void }): string | null {
+  if (skipIf(t, skip)) return null;
+  if (bootError) throw bootError;
+  if (!result) throw new Error('the arm64 guest did not run');
+  if (result.code !== 0) throw new Error(`guest script failed (exit ${result.code}):\n${result.output}\n--- console ---\n${result.console.slice(-4000)}`);
+  return result.jobDir;
+}
+
+test('arm64: doctor in the guest — node is arm64, fentry loads but cannot attach, so kprobe is chosen and says why', (t) => {
+  const dir = job(t);
+  if (!dir) return;
+  assert.equal(fs.readFileSync(path.join(dir, 'arch.txt'), 'utf8').trim(), 'arm64');
+  const d = JSON.parse(fs.readFileSync(path.join(dir, 'doctor-ipvs.json'), 'utf8'));
+  assert.equal(d.kernel.btf, true);
+  assert.match(d.kernel.release, /^6\.1\.0-\d+-arm64$/);
+  assert.equal(d.attach.fentry.ok, false);
+  assert.match(d.attach.fentry.error, /^attach: /, `fentry fails at attach: ${d.attach.fentry.error}`);
+  assert.equal(d.attach.kprobe.ok, true);
+  assert.ok(d.advice.some((a: string) => /fentry programs load but this kernel cannot attach them \(ENOTSUPP/.test(a)), `advice says why: ${d.advice.join(' | ')}`);
+  for (const p of ['net_rx_action', 'icmp_rcv', 'ipvs_estimation']) {
+    assert.equal(d.probes[p].mode, 'kprobe', `${p}: ${JSON.stringify(d.probes[p])}`);
+    assert.match(d.probes[p].reason, /fentry unavailable \(attach: /, `${p} says why not fentry`);
+  }
+});
+
+test('arm64: record names the lab stall (bpf_timer_cb) on CPU 1', (t) => {
+  const dir = job(t);
+  if (!dir) return;
+  const r = readReport(path.join(dir, 'lab.json'));
+  const row = r.timers.byMax.find((x: any) => x.symbol === 'bpf_timer_cb');
+  assert.ok(row && row.cpu === 1 && row.count >= 10, `bpf_timer_cb on CPU 1: ${JSON.stringify(row)}`);
+  assert.ok(row.maxNs >= 12e6 && row.maxNs <= 60e6, `a 15 ms stall measured ${row.maxNs} ns`);
+  assert.equal(r.meta.probes.net_rx_action.via, 'kprobe');
+});
+
+test('arm64: estimation_timer at 20,000 IPVS services, measured by kprobe', (t) => {
+  const dir = job(t);
+  if (!dir) return;
+  const r = readReport(path.join(dir, 'ipvs.json'));
+  const p = r.meta.probes.ipvs_estimation;
+  assert.equal(p.active, true, JSON.stringify(p));
+  assert.equal(p.via, 'kprobe', JSON.stringify(p));
+  const runs = r.histograms.find((h: any) => h.probe === 'ipvs_estimation' && h.cpu === null);
+  assert.ok(runs && runs.count >= 3, `estimation_timer runs: ${JSON.stringify(runs && { count: runs.count, max: runs.max })}`);
+  assert.ok(runs.p50 >= 1e6, `20,000 services take over 1 ms a run even on a fast machine: p50 ${runs.p50} ns`);
+  assert.ok(r.stalls.rows.some((s: any) => s.culprit === 'estimation_timer [ip_vs]'), 'its runs are stalls by name');
+});
