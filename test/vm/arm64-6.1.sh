@@ -23,4 +23,11 @@ load_ipvs
 rules 20000 | ipvsadm -R
 $JS doctor --json > $J/doctor-ipvs.json
 $JS record -d 8s -o $J/ipvs.json 2> $J/ipvs.err
+
+step "the NIC ring: virtio-net's interrupt on the estimator's CPU, RPS off; the host pings every 10 ms"
+rules 20000 81 | ipvsadm -R # 40,000 services: runs long enough to stand out
+nic_up
+nic_irq 1
+nic_rps 0
+record_host_ping irq-on-estimator 3000 10 5101
 step done
