@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { NetnsPair, needsTwoCpus, readReport, sh, skipIf, skipUnlessKernel, startCli, tmpFile, waitFor } from '../helpers';
-import { judgeShare, packetWindow, pausesOf, SampleWindow, timingTest } from '../excuse';
+import { timingTest } from '../excuse';
+import { judgeSpinnerBlame } from '../spinner';
 
 /** The veth's NAPI thread (napi/vb-ID) once threaded is on, pinned to CPU 1. */
 async function threadedVb(net: NetnsPair): Promise<number> {
@@ -62,23 +63,12 @@ test('threaded NAPI: a poll thread held up by a SCHED_FIFO task is a receive sta
     assert.ok(r.meta.probes.net_rx_wait.hooks.includes('sched:sched_wakeup'), JSON.stringify(r.meta.probes.net_rx_wait));
 
     const spinner = `node[${spin.pid}]`;
-    const spun = r.stalls.rows.filter((s: any) => s.kind === 'task' && s.culprit === spinner && s.cpu === 1);
-    assert.ok(spun.length >= 3, `the spinner's stretches while the NAPI thread waited: ${spun.length}`);
-    const named = (x: any) => x.attribution?.culprit === spinner && x.attribution.kind === 'task';
-    const held = (x: any) => spun.some((s: any) => s.startNs < x.startNs && s.startNs + s.durationNs > x.raiseNs);
     const stalls = (r.receive?.stalls ?? []).filter((x: any) => x.napiThread !== null);
     assert.ok(stalls.every((x: any) => x.napiThread === napiPid && x.cpu === 1 && !x.deferred), `NAPI thread stalls are vb's thread's, on CPU 1: ${JSON.stringify(stalls.slice(0, 3))}`);
-    assert.equal(stalls.filter((x: any) => !held(x) && named(x)).length, 0, 'a stall the spinner did not overlap is not blamed on it');
-    const late = stalls.filter((x: any) => x.waitNs >= 5e6 && held(x));
     // the echo requests the thread polled: timed from its wakeup, not from when the poll saw them
     const requests = r.packets.slow.filter((p: any) => p.id === 6101 && p.type === 8 && p.cpu === 1 && p.waitNs >= 5e6);
     assert.ok(requests.every((p: any) => p.path === 'napi' || p.path === 'napi-bound'), `paths: ${[...new Set(requests.map((p: any) => p.path))]}`);
-    const stallWindow = (x: any): SampleWindow => ({ cpus: [x.cpu], fromNs: x.raiseNs, toNs: x.startNs });
-    const pauses = pausesOf(r);
-    const judgements = [
-      judgeShare({ what: 'NAPI thread runs that waited >= 5 ms while the spinner ran, blamed on it', samples: late, window: stallWindow, ok: named, minShare: 0.9, minSamples: 5 }, pauses),
-      judgeShare({ what: 'echo requests that waited >= 5 ms on CPU 1, blamed on the spinner', samples: requests, window: packetWindow, ok: named, minShare: 0.9, minSamples: 5 }, pauses),
-    ];
+    const judgements = judgeSpinnerBlame(r, spinner, stalls, requests, 'NAPI thread runs', 5);
     if (judgements.every((j) => j.verdict === 'pass')) {
       assert.equal(r.verdict.culprit?.culprit, spinner, r.verdict.text);
       assert.match(r.verdict.text, /NAPI thread runs, timed from the thread's wakeup/);

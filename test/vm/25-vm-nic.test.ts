@@ -11,7 +11,8 @@ import path from 'node:path';
 import { TEST_NIC, vmSuite } from './vm';
 import { readReport, skipIf } from '../helpers';
 import { assertNicRingBlamesEstimator, blamed, EST, nicScenario, timingVerdict } from './vm-nic';
-import { judgeShare, packetWindow, pausesOf, replyWindow, SampleWindow } from '../excuse';
+import { judgeShare, packetWindow, pausesOf, replyWindow } from '../excuse';
+import { judgeSpinnerBlame } from '../spinner';
 
 const suite = vmSuite('debian-6.1', 'nic-6.1.sh', 1_200_000, TEST_NIC);
 before(() => suite.boot());
@@ -78,23 +79,11 @@ test('NIC (c): NET_RX left to ksoftirqd behind a SCHED_FIFO task: the receive st
   const r = readReport(path.join(dir, 'ksoftirqd.json'));
   const pid = Number(fs.readFileSync(path.join(dir, 'spinner.pid'), 'utf8'));
   const spinner = `node[${pid}]`;
-  assert.ok(r.stalls.rows.some((s: any) => s.kind === 'task' && s.culprit === spinner && s.cpu === 1), `the spinner's stretches while NET_RX waited: ${JSON.stringify(r.stalls.rows.filter((s: any) => s.kind === 'task').slice(0, 5))}`);
-  const named = (x: any) => x.attribution?.culprit === spinner && x.attribution.kind === 'task';
-  // the runs the kernel left to ksoftirqd on CPU 1 that waited 5 ms or more while the spinner held
-  // CPU 1 (other tasks can hold it too: the tracer's own node threads were seen there for 5-8 ms)
-  const spun = r.stalls.rows.filter((s: any) => s.kind === 'task' && s.culprit === spinner);
-  const held = (x: any) => spun.some((s: any) => s.startNs < x.startNs && s.startNs + s.durationNs > x.raiseNs);
-  const late = (r.receive?.stalls ?? []).filter((x: any) => x.cpu === 1 && x.deferred && x.waitNs >= 5e6);
-  assert.equal(late.filter((x: any) => !held(x) && named(x)).length, 0, 'a run the spinner did not hold up is not blamed on it');
-  const deferred = late.filter(held);
-  const stallWindow = (x: any): SampleWindow => ({ cpus: [x.cpu], fromNs: x.raiseNs, toNs: x.startNs });
-  // the 10 ms ping's requests among the packets those runs processed
+  // the runs the kernel left to ksoftirqd on CPU 1 (other tasks can hold it too: the tracer's own
+  // node threads were seen there for 5-8 ms), and the 10 ms ping's requests among their packets
+  const late = (r.receive?.stalls ?? []).filter((x: any) => x.cpu === 1 && x.deferred);
   const packets = r.packets.slow.filter((p: any) => p.id === 5104 && p.cpu === 1 && p.waitNs >= 5e6);
-  const pauses = pausesOf(r);
-  const judgements = [
-    judgeShare({ what: 'late NET_RX runs in ksoftirqd blamed on the SCHED_FIFO task', samples: deferred, window: stallWindow, ok: named, minShare: 0.9, minSamples: 5 }, pauses),
-    judgeShare({ what: 'requests that waited >= 5 ms on CPU 1 blamed on the task', samples: packets, window: packetWindow, ok: named, minShare: 0.9, minSamples: 3 }, pauses),
-  ];
+  const judgements = judgeSpinnerBlame(r, spinner, late, packets, 'late NET_RX runs in ksoftirqd');
   if (!timingVerdict(t, judgements)) return;
   assert.equal(r.verdict.culprit?.culprit, spinner, r.verdict.text);
   assert.match(r.verdict.text, /in ksoftirqd/);
@@ -108,22 +97,11 @@ test('NIC (g): threaded NAPI behind a SCHED_FIFO task: the NAPI thread\'s late r
   const spinner = `node[${Number(fs.readFileSync(path.join(dir, 'spinner.pid'), 'utf8'))}]`;
   assert.match(fs.readFileSync(path.join(dir, 'napi-thread.err'), 'utf8'), /note: NAPI threads \(threaded=1\) [^\n]*napi\/eth0-/);
   assert.ok(r.meta.probes.net_rx_wait.hooks.includes('sched:sched_wakeup'), 'sched_wakeup attached');
-  const spun = r.stalls.rows.filter((s: any) => s.kind === 'task' && s.culprit === spinner && s.cpu === 1);
-  assert.ok(spun.length >= 3, `the spinner's stretches while the NAPI thread waited: ${spun.length}`);
-  const named = (x: any) => x.attribution?.culprit === spinner && x.attribution.kind === 'task';
-  const held = (x: any) => spun.some((s: any) => s.startNs < x.startNs && s.startNs + s.durationNs > x.raiseNs);
   const threadRuns = (r.receive?.stalls ?? []).filter((x: any) => x.napiThread !== null);
   assert.ok(threadRuns.every((x: any) => x.cpu === 1), 'the NAPI threads ran on CPU 1, where they were pinned');
-  assert.equal(threadRuns.filter((x: any) => !held(x) && named(x)).length, 0, 'a run the spinner did not overlap is not blamed on it');
-  const late = threadRuns.filter((x: any) => x.waitNs >= 5e6 && held(x));
   const requests = r.packets.slow.filter((p: any) => p.id === 5105 && p.type === 8 && p.cpu === 1 && p.waitNs >= 5e6);
   assert.ok(requests.every((p: any) => p.path === 'napi' || p.path === 'napi-bound'), 'timed from the NAPI thread\'s wakeup');
-  const stallWindow = (x: any): SampleWindow => ({ cpus: [x.cpu], fromNs: x.raiseNs, toNs: x.startNs });
-  const pauses = pausesOf(r);
-  const judgements = [
-    judgeShare({ what: 'NAPI thread runs the spinner held >= 5 ms, blamed on it', samples: late, window: stallWindow, ok: named, minShare: 0.9, minSamples: 5 }, pauses),
-    judgeShare({ what: 'requests that waited >= 5 ms on CPU 1 blamed on the task', samples: requests, window: packetWindow, ok: named, minShare: 0.9, minSamples: 3 }, pauses),
-  ];
+  const judgements = judgeSpinnerBlame(r, spinner, threadRuns, requests, 'NAPI thread runs');
   if (!timingVerdict(t, judgements)) return;
   assert.equal(r.verdict.culprit?.culprit, spinner, r.verdict.text);
 });

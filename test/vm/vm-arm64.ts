@@ -5,13 +5,12 @@
 // installed from the packed tarball — no compiler: what a node gets. Shared
 // read-only over 9p under a tmpfs overlay, like the x86 guests' root.
 // Everything is fetched once into /var/cache/jitterscope/arm64-guest.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ROOT } from '../helpers';
-import { CACHE, NicOptions } from './vm';
-import { servePings } from './vm-host';
+import { bootGuest, CACHE, newJob, nicArgs, NicOptions, VmResult } from './vm';
 import { buildInitramfs } from './vm-initramfs';
 
 const DIR = path.join(CACHE, '..', 'arm64-guest');
@@ -118,57 +117,23 @@ function installPackage(rootfs: string): void {
  * beside it, powers off. `nic`: a virtio-net NIC fed from a tap here, as the
  * x86 NIC guest has (GICv3, so its queues get MSI-X vectors of their own).
  */
-export function runArm64(g: Arm64Guest, script: string, timeoutMs: number, nic?: NicOptions): Promise<{ code: number | null; output: string; console: string; jobDir: string; seconds: number }> {
-  const jobDir = fs.mkdtempSync(path.join(os.tmpdir(), 'jsvm-job-'));
-  fs.chmodSync(jobDir, 0o777);
-  fs.copyFileSync(path.join(ROOT, 'test', 'vm', 'common.sh'), path.join(jobDir, 'common.sh'));
-  fs.writeFileSync(
-    path.join(jobDir, 'guest.sh'),
+export function runArm64(g: Arm64Guest, script: string, timeoutMs: number, nic?: NicOptions): Promise<VmResult> {
+  const jobDir = newJob(
     `/bin/busybox --install -s
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C
 mount -t tracefs none /sys/kernel/tracing 2>/dev/null
 ip link set lo up
-cd /
-echo "jsvm: guest up: $(uname -r) $(uname -m)"
-sh /jsvm/test.sh > /jsvm/output.log 2>&1
-echo "jsvm-exit:$?"
-sync
-echo o > /proc/sysrq-trigger
-sleep 30
-`,
+cd /`,
+    script,
+    nic,
   );
-  const nicEnv = nic ? `NIC_HOST=${nic.hostAddr} NIC_GUEST=${nic.guestAddr}\n` : '';
-  fs.writeFileSync(path.join(jobDir, 'test.sh'), `set -e\n${nicEnv}${script}\n`);
-  if (nic) spawnSync('ip', ['link', 'del', nic.tap]); // a tap left by a killed run
-  const nicArgs = nic ? ['-netdev', `tap,id=n0,ifname=${nic.tap},script=no,downscript=no`, '-device', 'virtio-net-pci,netdev=n0'] : ['-nic', 'none'];
+  fs.copyFileSync(path.join(ROOT, 'test', 'vm', 'common.sh'), path.join(jobDir, 'common.sh'));
   const args = [
-    '-machine', 'virt,gic-version=3', '-cpu', 'max,pauth-impdef=on', '-smp', '2', '-m', '2048', '-nographic', '-no-reboot', ...nicArgs,
+    '-machine', 'virt,gic-version=3', '-cpu', 'max,pauth-impdef=on', '-smp', '2', '-m', '2048', '-nographic', '-no-reboot', ...nicArgs(nic),
     '-kernel', g.image, '-initrd', g.initramfs,
     '-append', 'console=ttyAMA0 panic=-1 loglevel=5 rdinit=/init',
     '-virtfs', `local,path=${g.rootfs},mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap`,
     '-virtfs', `local,path=${jobDir},mount_tag=job,security_model=none`,
   ];
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const q = spawn('qemu-system-aarch64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let con = '';
-    q.stdout.on('data', (d) => (con += d));
-    q.stderr.on('data', (d) => (con += d));
-    const timer = setTimeout(() => q.kill('SIGKILL'), timeoutMs);
-    const pings = nic ? servePings(jobDir, nic) : undefined;
-    q.on('error', reject);
-    q.on('close', () => {
-      clearTimeout(timer);
-      if (pings) clearInterval(pings);
-      if (nic) spawnSync('ip', ['link', 'del', nic.tap]);
-      const m = /jsvm-exit:(\d+)/.exec(con);
-      let output = '(no output.log: the job share did not work)';
-      try {
-        output = fs.readFileSync(path.join(jobDir, 'output.log'), 'utf8');
-      } catch {
-        // kept as said
-      }
-      resolve({ code: m ? Number(m[1]) : null, output, console: con, jobDir, seconds: (Date.now() - started) / 1000 });
-    });
-  });
+  return bootGuest('qemu-system-aarch64', args, jobDir, timeoutMs, nic);
 }

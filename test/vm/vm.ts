@@ -140,20 +140,14 @@ export interface NicOptions {
 /** The NIC the NIC tests use: addresses from RFC 5737's documentation range 203.0.113.0/24. */
 export const TEST_NIC: NicOptions = { tap: 'jstap0', hostAddr: '203.0.113.1', guestAddr: '203.0.113.2' };
 
-/** Boots `kernel`, runs `script` (sh) in the project directory as root, powers off. */
-export function runInVm(kernel: Kernel, script: string, timeoutMs = 600_000, nic?: NicOptions): Promise<VmResult> {
+/** A job directory for one boot: guest.sh (`prologue`, then test.sh with its output kept, then power off) and test.sh. */
+export function newJob(prologue: string, script: string, nic?: NicOptions): string {
   const jobDir = fs.mkdtempSync(path.join(os.tmpdir(), 'jsvm-job-'));
   fs.chmodSync(jobDir, 0o777);
-  const modules = path.join(kernel.root, 'lib', 'modules');
   fs.writeFileSync(
     path.join(jobDir, 'guest.sh'),
-    // no tmpfs on /tmp: the project may live there (a CI clone); the overlay is writable anyway
-    `export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C
-mkdir -p /lib/modules && mount --bind '${modules}' /lib/modules
-mount -t tracefs none /sys/kernel/tracing 2>/dev/null
-ip link set lo up
-cd '${ROOT}'
-echo "jsvm: guest up: $(uname -r)"
+    `${prologue}
+echo "jsvm: guest up: $(uname -r) $(uname -m)"
 sh /jsvm/test.sh > /jsvm/output.log 2>&1
 echo "jsvm-exit:$?"
 sync
@@ -163,23 +157,20 @@ sleep 30
   );
   const nicEnv = nic ? `NIC_HOST=${nic.hostAddr} NIC_GUEST=${nic.guestAddr}\n` : '';
   fs.writeFileSync(path.join(jobDir, 'test.sh'), `set -e\n${nicEnv}${script}\n`);
+  return jobDir;
+}
+
+/** QEMU's arguments for a tap-fed virtio-net NIC, or none. */
+export function nicArgs(nic?: NicOptions): string[] {
+  return nic ? ['-netdev', `tap,id=n0,ifname=${nic.tap},script=no,downscript=no`, '-device', 'virtio-net-pci,netdev=n0'] : ['-nic', 'none'];
+}
+
+/** Runs `qemu` with `args` until the guest powers off (or `timeoutMs`), serving its pause and ping requests; its result. */
+export function bootGuest(qemu: string, args: string[], jobDir: string, timeoutMs: number, nic?: NicOptions): Promise<VmResult> {
   if (nic) spawnSync('ip', ['link', 'del', nic.tap]); // a tap left by a killed run
-  const nicArgs = nic
-    ? ['-netdev', `tap,id=n0,ifname=${nic.tap},script=no,downscript=no`, '-device', 'virtio-net-pci,netdev=n0']
-    : ['-nic', 'none'];
-  const args = [
-    '-accel', 'tcg', '-cpu', 'max', '-smp', '2', '-m', '2048', '-nographic', '-no-reboot', ...nicArgs,
-    '-kernel', kernel.vmlinuz, '-initrd', kernel.initramfs,
-    // loglevel 5 prints the stacks of kernel warnings; a soft lockup panics (and so
-    // ends the run at once) with every CPU's stack on the console
-    '-append',
-    'console=ttyS0 panic=-1 loglevel=5 softlockup_panic=1 softlockup_all_cpu_backtrace=1 rdinit=/init',
-    '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
-    '-virtfs', `local,path=${jobDir},mount_tag=job,security_model=none`,
-  ];
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const q = spawn('qemu-system-x86_64', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const q = spawn(qemu, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let con = '';
     q.stdout.on('data', (d) => (con += d));
     q.stderr.on('data', (d) => (con += d));
@@ -202,6 +193,32 @@ sleep 30
       resolve({ code: m ? Number(m[1]) : null, output, console: con, jobDir, seconds: (Date.now() - started) / 1000 });
     });
   });
+}
+
+/** Boots `kernel`, runs `script` (sh) in the project directory as root, powers off. */
+export function runInVm(kernel: Kernel, script: string, timeoutMs = 600_000, nic?: NicOptions): Promise<VmResult> {
+  const modules = path.join(kernel.root, 'lib', 'modules');
+  // no tmpfs on /tmp: the project may live there (a CI clone); the overlay is writable anyway
+  const jobDir = newJob(
+    `export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C
+mkdir -p /lib/modules && mount --bind '${modules}' /lib/modules
+mount -t tracefs none /sys/kernel/tracing 2>/dev/null
+ip link set lo up
+cd '${ROOT}'`,
+    script,
+    nic,
+  );
+  const args = [
+    '-accel', 'tcg', '-cpu', 'max', '-smp', '2', '-m', '2048', '-nographic', '-no-reboot', ...nicArgs(nic),
+    '-kernel', kernel.vmlinuz, '-initrd', kernel.initramfs,
+    // loglevel 5 prints the stacks of kernel warnings; a soft lockup panics (and so
+    // ends the run at once) with every CPU's stack on the console
+    '-append',
+    'console=ttyS0 panic=-1 loglevel=5 softlockup_panic=1 softlockup_all_cpu_backtrace=1 rdinit=/init',
+    '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
+    '-virtfs', `local,path=${jobDir},mount_tag=job,security_model=none`,
+  ];
+  return bootGuest('qemu-system-x86_64', args, jobDir, timeoutMs, nic);
 }
 
 /** What a guest kernel prints when it, not the script, went wrong. */
