@@ -46,9 +46,11 @@ test('NIC (e): the article\'s topology, interrupt on CPU 0 and RPS to the estima
   const j = judgeShare({ what: 'waits >= 5 ms an estimator run overlapped, blamed on it', samples: long.filter(overlapped), window: packetWindow, ok: blamed, minShare: 0.9, minSamples: 5 }, pausesOf(r));
   if (!timingVerdict(t, [j])) return;
   // the verdict is a timing figure too: when host pauses explain over a third of the slow packets
-  // (one CI run: 168 of 347 under emulation) the emulator's own short waits outweigh the estimator's
+  // (one CI run: 168 of 347 under emulation) the emulator's own short waits can outweigh the
+  // estimator's. A verdict that names it passes however noisy; one that does not is excused only then
   const paused = r.verdict.pauses?.count ?? 0;
-  if (skipIf(t, paused > r.verdict.slow / 3 ? `host pauses explained ${paused} of ${r.verdict.slow} slow packets: too noisy a guest to hold the verdict to the estimator (${r.verdict.text.split('\n')[0]})` : null)) return;
+  const named = r.verdict.culprit?.culprit === EST;
+  if (skipIf(t, !named && paused > r.verdict.slow / 3 ? `host pauses explained ${paused} of ${r.verdict.slow} slow packets: too noisy a guest to hold the verdict to the estimator (${r.verdict.text.split('\n')[0]})` : null)) return;
   assert.equal(r.verdict.culprit?.culprit, EST, r.verdict.text);
   assert.match(r.verdict.text, /and [\d.]+ ms of their waiting \(\d+%\)/, 'the verdict states the share of waiting time');
 });
