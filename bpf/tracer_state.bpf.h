@@ -83,12 +83,18 @@ struct arrival {
 #define ARRIVAL_SLOTS 8192
 #define HANDOFF_NS 1000000ULL
 
-/* NAPI threads woken and not yet running: pid -> wakeup time. */
+/* NAPI threads woken (or preempted) and not yet running: pid -> since when, and for which CPU. */
+struct napi_wake {
+	__u64 ts;
+	__u32 cpu;
+	__u32 pad;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 1024);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, struct napi_wake);
 } napi_wakes SEC(".maps");
 
 /* By CPU: since when a NAPI thread woken for it has waited (0: none). A

@@ -16,21 +16,33 @@ static __always_inline bool is_napi_thread(struct task_struct *p)
 
 /* A task woke. A NAPI thread (an interrupt scheduled its poll) starts
  * waiting now, for the CPU the scheduler picked. */
-static __always_inline int on_sched_wakeup(struct task_struct *p)
+/* A NAPI thread starts waiting at `now` for `cpu`. */
+static __always_inline void napi_wait(__u32 pid, __u32 cpu, __u64 now)
 {
-	__u64 now, *pending;
-	__u32 pid, cpu;
-	if (!napi_threads || !is_napi_thread(p))
-		return 0;
-	cpu = BPF_CORE_READ(p, wake_cpu);
-	if (!cpu_wanted(cpu))
-		return 0;
-	now = bpf_ktime_get_ns();
-	pid = BPF_CORE_READ(p, pid);
-	bpf_map_update_elem(&napi_wakes, &pid, &now, BPF_ANY);
+	struct napi_wake w = { .ts = now, .cpu = cpu };
+	__u64 *pending;
+	bpf_map_update_elem(&napi_wakes, &pid, &w, BPF_ANY);
 	pending = bpf_map_lookup_elem(&napi_pending, &cpu);
 	if (pending && !*pending)
 		*pending = now;
+}
+
+/* Nothing waits for `cpu` any more (its NAPI thread runs, there or elsewhere). */
+static __always_inline void napi_unpend(__u32 cpu)
+{
+	__u64 *pending = bpf_map_lookup_elem(&napi_pending, &cpu);
+	if (pending)
+		*pending = 0;
+}
+
+static __always_inline int on_sched_wakeup(struct task_struct *p)
+{
+	__u32 cpu;
+	if (!napi_threads || !is_napi_thread(p))
+		return 0;
+	cpu = BPF_CORE_READ(p, wake_cpu);
+	if (cpu_wanted(cpu))
+		napi_wait(BPF_CORE_READ(p, pid), cpu, bpf_ktime_get_ns());
 	return 0;
 }
 
@@ -38,7 +50,7 @@ static __always_inline int on_sched_wakeup(struct task_struct *p)
  * started late, as a NET_RX run flagged THREADED (a receive stall). */
 static __always_inline void napi_thread_out(struct cpu_state *s, __u64 now, __u32 cpu, __u32 pid, bool preempt)
 {
-	__u64 wait = s->thread_entry_ns - s->thread_wake_ns, *pending;
+	__u64 wait = s->thread_entry_ns - s->thread_wake_ns;
 	struct js_event *e;
 	if (wait >= slow_packet_ns && (e = reserve())) {
 		fill_run(e, JS_EV_SOFTIRQ, JS_NET_RX_SOFTIRQ, s->thread_entry_ns, now, cpu);
@@ -50,37 +62,33 @@ static __always_inline void napi_thread_out(struct cpu_state *s, __u64 now, __u3
 	s->thread_pid = 0;
 	s->thread_entry_ns = 0;
 	s->thread_late_ns = 0;
-	pending = bpf_map_lookup_elem(&napi_pending, &cpu);
 	if (!preempt) {
 		/* it sleeps: a wakeup seen while it still ran (before it
 		 * could sleep) was not a wait */
 		bpf_map_delete_elem(&napi_wakes, &pid);
-		if (pending)
-			*pending = 0;
+		napi_unpend(cpu);
 		return;
 	}
-	/* preempted mid-poll: its packets wait again from now */
-	bpf_map_update_elem(&napi_wakes, &pid, &now, BPF_ANY);
-	if (pending && !*pending)
-		*pending = now;
+	/* preempted mid-poll: its packets wait again from now, on this CPU */
+	napi_wait(pid, cpu, now);
 }
 
 /* A NAPI thread woken earlier runs now: its wait to run ends. */
 static __always_inline void napi_thread_in(struct cpu_state *s, __u64 now, __u32 cpu, struct task_struct *next)
 {
 	__u32 pid = BPF_CORE_READ(next, pid);
-	__u64 *wake = bpf_map_lookup_elem(&napi_wakes, &pid), *pending;
-	if (!wake)
+	struct napi_wake *w = bpf_map_lookup_elem(&napi_wakes, &pid);
+	if (!w)
 		return;
 	s->thread_pid = pid;
-	s->thread_wake_ns = *wake;
+	s->thread_wake_ns = w->ts;
 	s->thread_entry_ns = now;
-	s->thread_late_ns = now - *wake >= slow_packet_ns ? *wake : 0;
+	s->thread_late_ns = now - w->ts >= slow_packet_ns ? w->ts : 0;
 	s->napi_packets = 0;
+	/* the CPU it waited for (it may run elsewhere: migrated) and this one wait no more */
+	napi_unpend(w->cpu);
+	napi_unpend(cpu);
 	bpf_map_delete_elem(&napi_wakes, &pid);
-	pending = bpf_map_lookup_elem(&napi_pending, &cpu);
-	if (pending)
-		*pending = 0;
 }
 
 /* While receive processing is pending on a CPU, each task that runs there
