@@ -12,39 +12,17 @@ import { BatchCallback, native, NativeBpfObject, NativeRingReader, readPercpuCou
 import { IpvsProbe } from './ipvs-probe';
 import { AttachPref, checkForced, chooseModes, Choice, Features, isDirect, probeFeatures } from './ladder';
 import { loadObject } from './loader';
-import { attachTracer, readRunHists, tracerSpec } from './tracer-spec';
+import { attachTracer, readRunHists, tracerSpec, TracerSettings } from './tracer-spec';
 import { Flavour, FLAVOUR_PREFIX, HOOKS, hooksFor, ProbeName, ProbeStatus } from './probes';
 
-export interface SessionOptions {
+/** A session's options: the tracer object's settings (tracer-spec.ts), and these. */
+export interface SessionOptions extends TracerSettings {
   /** Receives every ring batch: a view over a reused buffer, valid only during the call. */
   onBatch: BatchCallback;
-  /** Trace only these CPUs (all when absent). */
-  cpus?: number[];
-  /** Ring buffer size in bytes (power of two). */
-  ringBytes?: number;
   /** Force a tracepoint flavour instead of the best one the kernel has. */
   flavour?: Flavour;
   /** fentry > kprobe > tracepoint for the probes that have them. */
   attach?: AttachPref;
-  /** Packets that waited at least this long are streamed with their flow (default 1 ms). */
-  slowPacketNs?: number;
-  /** Stream every ICMP/ICMPv6 packet too, slow or not (default true: ping and the ICMP listing need them). */
-  streamIcmp?: boolean;
-  /**
-   * Count softirq and net_rx_action runs shorter than this (ns) in the kernel's
-   * run_hists instead of streaming them (serve). Absent: every run is streamed.
-   */
-  kernelHistsBelowNs?: number;
-  /** A hard hrtimer this late (ns) is streamed as a pause: the CPU took no interrupt meanwhile (default 1 ms). */
-  pauseMinNs?: number;
-  /**
-   * serve: no per-packet arrival hook; only packets processed in a NET_RX run
-   * that started late are timed (from its raise) and streamed, and no ICMP
-   * packet is listed. Every other packet costs one look at a per-CPU flag.
-   */
-  lateRunPacketsOnly?: boolean;
-  /** Time NAPI threads from wakeup to run (sched_wakeup). Default: when any exists at start. */
-  napiThreads?: boolean;
 }
 
 /** What was lost on the way from the kernel: never silent (every view and report shows it). */

@@ -16,15 +16,30 @@ const DEFAULT_RING_BYTES = 4 << 20;
 /** The BPF side wakes the reader once this much is waiting (the reader also drains on a timer). */
 const WAKEUP_BYTES = 64 * 1024;
 
-/** What the tracer object needs of a session's options (SessionOptions in session.ts has these). */
+/** What the tracer object is built with: the part of a session's options (SessionOptions in session.ts extends it) it needs. */
 export interface TracerSettings {
+  /** Trace only these CPUs (all when absent). */
   cpus?: number[];
+  /** Ring buffer size in bytes (power of two). */
   ringBytes?: number;
+  /** Packets that waited at least this long are streamed with their flow (default 1 ms). */
   slowPacketNs?: number;
+  /** Stream every ICMP/ICMPv6 packet too, slow or not (default true: ping and the ICMP listing need them). */
   streamIcmp?: boolean;
+  /**
+   * Count softirq and net_rx_action runs shorter than this (ns) in the kernel's
+   * run_hists instead of streaming them (serve). Absent: every run is streamed.
+   */
   kernelHistsBelowNs?: number;
+  /** A hard hrtimer this late (ns) is streamed as a pause: the CPU took no interrupt meanwhile (default 1 ms). */
   pauseMinNs?: number;
+  /**
+   * serve: no per-packet arrival hook; only packets processed in a NET_RX run
+   * that started late are timed (from its raise) and streamed, and no ICMP
+   * packet is listed. Every other packet costs one look at a per-CPU flag.
+   */
   lateRunPacketsOnly?: boolean;
+  /** Time NAPI threads from wakeup to run (sched_wakeup). Default: when any exists at start. */
   napiThreads?: boolean;
 }
 

@@ -63,6 +63,8 @@ export class Collector {
   private total: Aggregator;
   private lastTickNs = monotonicNs();
   private lastDrops = 0;
+  /** Milliseconds since start (or the last reset) that ticks have closed. */
+  private totalMs = 0;
   private readonly start = clockPair();
 
   constructor(
@@ -78,6 +80,7 @@ export class Collector {
     const agg = this.trace.rotate();
     const drops = this.drops();
     this.intervals.push({ agg, ms: (now - this.lastTickNs) / 1e6, drops: drops - this.lastDrops });
+    this.totalMs += (now - this.lastTickNs) / 1e6;
     this.lastTickNs = now;
     this.lastDrops = drops;
     this.total.merge(agg);
@@ -98,10 +101,13 @@ export class Collector {
   /** The window's summary and verdict as of the last tick(). */
   snapshot(window: WindowName): Snapshot {
     let agg: Aggregator;
-    if (window === 'all') agg = this.total;
-    else {
+    // how long the window really spans (the steal share of the verdict is over it)
+    let ms = 0;
+    if (window === 'all') {
+      agg = this.total;
+      ms = this.totalMs;
+    } else {
       agg = this.total.fresh();
-      let ms = 0;
       for (let i = this.intervals.length - 1; i >= 0 && ms < WINDOW_MS[window] - 1; i--) {
         agg.merge(this.intervals[i].agg);
         ms += this.intervals[i].ms;
@@ -111,10 +117,9 @@ export class Collector {
     const session = this.trace.session;
     const takenAt = new Date();
     const summary = summarize(agg, { probes: session.probes, kallsyms: session.kallsyms, topTimers: 50 });
-    const windowMs = window === 'all' ? takenAt.getTime() - this.start.wall.getTime() : WINDOW_MS[window];
     return {
       summary,
-      verdict: summaryVerdict(summary, agg, this.opts.facts?.() ?? NO_HOST_FACTS, windowMs * 1e6),
+      verdict: summaryVerdict(summary, agg, this.opts.facts?.() ?? NO_HOST_FACTS, ms * 1e6),
       probes: session.probes,
       host: os.hostname(),
       kernel: os.release(),
@@ -147,6 +152,7 @@ export class Collector {
     this.trace.rotate();
     this.intervals = [];
     this.total = this.total.fresh();
+    this.totalMs = 0;
     this.lastTickNs = monotonicNs();
   }
 }
