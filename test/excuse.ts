@@ -61,6 +61,8 @@ export interface ShareCheck<T> {
   minShare: number;
   /** At least this many clean samples are needed to judge. */
   minSamples: number;
+  /** How a sample reads in the message: the clean samples that failed are listed with it. */
+  show?: (s: T) => string;
 }
 
 /**
@@ -84,7 +86,8 @@ export function judgeShare<T>(c: ShareCheck<T>, pauses: PauseSpan[]): Judgement 
   }
   const text =
     `${c.what}: ${good} of ${clean.length} clean samples (need ${c.minSamples}+ at ${Math.round(c.minShare * 100)}%)` +
-    `${excused ? `, ${excused} set aside: a pause touched them` : ''}`;
+    `${excused ? `, ${excused} set aside: a pause touched them` : ''}` +
+    (c.show && good < clean.length ? `; failed: ${clean.filter((s) => !c.ok(s)).slice(0, 5).map(c.show).join(', ')}` : '');
   return { what: c.what, verdict, clean: clean.length, good, excused, text };
 }
 

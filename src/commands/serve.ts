@@ -101,20 +101,20 @@ export async function serve(argv: ServeArgs): Promise<void> {
       maxStalls: SERVE_LISTED,
     });
     const session = trace.session;
+    // the first tick names callbacks: the index is built off the main loop meanwhile
+    session.kallsyms?.buildInBackground();
     const start = clockPair();
     const live = trace;
     if (syntheticRate) {
       synthetic = new SyntheticLoad({ rate: syntheticRate, ringBytes: 2 << 20 }, (buf, count) => live.aggregator.consume(buf, count));
+      live.addSource(synthetic);
       say(`note: synthetic load of ${syntheticRate} events/s mixed into the metrics (--synthetic-rate)`);
     }
     const recent = new Recent(maxWindowMs * 1e6);
     const m = new Metrics(
       { perCpu: argv['per-cpu'], topCallbacks },
       {
-        drops: () => {
-          const d = session.drops();
-          return { total: d.total + (synthetic?.drops() ?? 0), badRecords: d.badRecords, consumeErrors: d.consumeErrors };
-        },
+        drops: () => live.drops(),
         probes: () => session.probes,
         ipvs: () => ipvsState(session.kallsyms),
         version: VERSION,

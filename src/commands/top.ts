@@ -53,17 +53,17 @@ export async function top(argv: TopArgs): Promise<void> {
 
   // on the dashboard, notes and inactive probes show in its header instead
   const trace = startTrace({ attach: argv.attach, cpus, stallThresholdNs: stallMs * 1e6, slowPacketNs: packetMs * 1e6, maxPackets: 1000, seriesIntervalNs: 1e9 }, tty);
+  // the first refresh names callbacks: the index is built off the main loop meanwhile
+  trace.session.kallsyms?.buildInBackground();
   let synthetic: SyntheticLoad | undefined;
   const stop = onStopSignal();
   try {
     if (syntheticRate) {
       synthetic = new SyntheticLoad({ rate: syntheticRate, ringBytes: 16 << 20 }, (buf, count) => trace.aggregator.consume(buf, count));
+      trace.addSource(synthetic);
       say(`note: synthetic load of ${syntheticRate} events/s mixed into the display (--synthetic-rate)`);
     }
-    const collector = new Collector(trace, {
-      extraDrops: () => synthetic?.drops() ?? 0,
-      facts: recentHostFacts,
-    });
+    const collector = new Collector(trace, { facts: recentHostFacts });
     const window = argv.window as WindowName;
     if (tty) await runDashboard(collector, cpus?.length ?? possible, delayMs, window, stop.signalled);
     else await runPlain(collector, delayMs, iterations, window, stop.signalled);

@@ -8,8 +8,11 @@
 // buffer, ~2.5 MB). It is built once per process, at the first lookup (not at start-up,
 // which only asks whether a few names exist), and built again when an address
 // falls where no symbol is known and /proc/modules changed since (a module
-// loaded), looked at no more than every RELOAD_MS.
+// loaded), looked at no more than every RELOAD_MS. Long-running views build
+// it in a worker thread right after start (buildInBackground), so their first
+// refresh does not stall the main loop while the rings fill.
 import fs from 'node:fs';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { buildIndex, KallsymsSource, nameAt, SymbolIndex } from './symbol-index';
 
 export type { KallsymsSource };
@@ -77,6 +80,9 @@ export class Kallsyms {
   readonly hidden: boolean;
 
   private readonly source: KallsymsSource;
+  /** The file, when the index can be built elsewhere (a worker reads it itself). */
+  private path: string | undefined;
+  private worker: Worker | undefined;
 
   /** From the text itself (tests) or a source of chunks (the file). */
   constructor(
@@ -101,7 +107,7 @@ export class Kallsyms {
   /** Throws (ENOENT, EACCES) at once if the file cannot be read. */
   static load(path = '/proc/kallsyms'): Kallsyms {
     fs.accessSync(path, fs.constants.R_OK);
-    return new Kallsyms(
+    const k = new Kallsyms(
       () => fileChunks(path),
       () => {
         try {
@@ -111,6 +117,29 @@ export class Kallsyms {
         }
       },
     );
+    k.path = path;
+    return k;
+  }
+
+  /**
+   * Builds the index in a worker thread (~110 ms, most of it the kernel
+   * making the file's text), for a view whose first refresh would otherwise
+   * stall the main loop that drains the rings. A lookup before it arrives
+   * builds the index itself, and a failed worker only leaves that to it.
+   */
+  buildInBackground(): void {
+    if (this.index || this.worker || this.hidden || !this.path) return;
+    const job: IndexJob = { kind: 'jitterscope-kallsyms', path: this.path };
+    const w = (this.worker = new Worker(__filename, { workerData: job }));
+    w.unref();
+    w.once('message', (m: IndexResult) => {
+      if (this.index) return;
+      this.index = { ...m.index, blob: Buffer.from(m.index.blob.buffer, m.index.blob.byteOffset, m.index.blob.byteLength) };
+      this.modules = m.modules;
+      this.modulesCheckedAt = this.now();
+      this.indexBuilds++;
+    });
+    w.once('error', () => undefined);
   }
 
   /** How many times the index was built (once, plus once per module load that a lookup ran into). */
@@ -118,6 +147,7 @@ export class Kallsyms {
 
   private ensureIndex(): SymbolIndex {
     if (!this.index) {
+      void this.worker?.terminate();
       this.modules = this.modulesNow();
       this.modulesCheckedAt = this.now();
       this.index = buildIndex(this.source);
@@ -201,3 +231,28 @@ export function loadKallsyms(): { kallsyms: Kallsyms | undefined; note: string |
     return { kallsyms: undefined, note: `cannot read /proc/kallsyms (${(e as Error).message}): timer callbacks are shown as addresses` };
   }
 }
+
+interface IndexJob {
+  kind: 'jitterscope-kallsyms';
+  path: string;
+}
+
+interface IndexResult {
+  /** The blob arrives as a plain Uint8Array (structured clone drops Buffer's prototype). */
+  index: Omit<SymbolIndex, 'blob'> & { blob: Uint8Array };
+  modules: string;
+}
+
+function buildIndexJob(job: IndexJob): void {
+  let modules = '';
+  try {
+    modules = fs.readFileSync('/proc/modules', 'latin1');
+  } catch {
+    // no modules file: nothing to compare later
+  }
+  const index = buildIndex(() => fileChunks(job.path));
+  const result: IndexResult = { index, modules };
+  parentPort!.postMessage(result);
+}
+
+if (!isMainThread && (workerData as IndexJob | undefined)?.kind === 'jitterscope-kallsyms') buildIndexJob(workerData);

@@ -3,11 +3,17 @@
 // windows (top, serve). Every command that traces goes through this.
 import { readStealNs } from '../host/steal';
 import { Func, KernelHistIndex } from '../kernel/abi';
-import { TraceSession, SessionOptions } from '../kernel/session';
+import { Drops, TraceSession, SessionOptions } from '../kernel/session';
 import { Aggregator, AggregatorOptions } from './aggregate';
 import { KernelHist, parsePercpuHist, since } from './kernel-histogram';
 
 export type LiveTraceOptions = Omit<SessionOptions, 'onBatch' | 'slowPacketNs' | 'pauseMinNs'> & AggregatorOptions;
+
+/** Another ring feeding the same aggregator (the synthetic load): drained with the session's ring, its drops counted with its drops. */
+export interface ExtraSource {
+  drain(): number;
+  drops(): number;
+}
 
 export class LiveTrace {
   /** Where events go now; rotate() swaps in a fresh one. */
@@ -20,6 +26,7 @@ export class LiveTrace {
   /** Steal per CPU at the last fold. */
   private lastSteal = readStealNs();
   private stopped = false;
+  private readonly extras: ExtraSource[] = [];
 
   private constructor(opts: LiveTraceOptions) {
     this.aggregator = new Aggregator(opts);
@@ -72,10 +79,22 @@ export class LiveTrace {
     return new LiveTrace(opts);
   }
 
+  /** Adds a ring that feeds this trace's aggregator: rotate() drains it too, so an interval holds exactly what was written before it closed. */
+  addSource(s: ExtraSource): void {
+    this.extras.push(s);
+  }
+
+  /** The session's drops, with those of the extra sources in the total. */
+  drops(): Drops {
+    const d = this.session.drops();
+    return { ...d, total: d.total + this.extras.reduce((n, s) => n + s.drops(), 0) };
+  }
+
   /** Returns the aggregator filled so far and continues into a fresh one. */
   rotate(): Aggregator {
     const done = this.aggregator;
     this.session.drain();
+    for (const s of this.extras) s.drain();
     this.fold(done);
     this.aggregator = done.fresh();
     return done;

@@ -52,8 +52,6 @@ export interface Snapshot {
 }
 
 export interface CollectorOptions {
-  /** Other event sources feeding the same aggregator (e.g. synthetic load): their drops count too. */
-  extraDrops?: () => number;
   /** The host's facts for the verdict (the command gathers them; read again each snapshot, masks change). */
   facts?: () => HostFacts;
 }
@@ -94,8 +92,8 @@ export class Collector {
 
   /** Everything lost on the way: ring-full drops, and records the reader could not use. */
   private drops(): number {
-    const d = this.trace.session.drops();
-    return d.total + (d.badRecords ?? 0) + (d.consumeErrors ?? 0) + (this.opts.extraDrops?.() ?? 0);
+    const d = this.trace.drops();
+    return d.total + d.badRecords + d.consumeErrors;
   }
 
   /** The window's summary and verdict as of the last tick(). */

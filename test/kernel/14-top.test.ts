@@ -192,7 +192,7 @@ test('dashboard keeps its refresh clock and shows the rate under 1 M synthetic e
     const { pauses, window } = markedPauses(refreshes);
     const clean = refreshes.filter((r) => !r.paused);
     return [
-      judgeShare({ what: 'refreshes at 0.8-1.2 M events/s without drops', samples: refreshes, window, ok: (r) => r.rate >= 800_000 && r.rate <= 1_200_000 && r.drops === 0, minShare: 1, minSamples: 3 * scale }, pauses),
+      judgeShare({ what: 'refreshes at 0.8-1.2 M events/s without drops', samples: refreshes, window, ok: (r) => r.rate >= 800_000 && r.rate <= 1_200_000 && r.drops === 0, minShare: 1, minSamples: 3 * scale, show: (r) => `#${r.i} ${r.clock} ${r.rate}/s drops ${r.drops}` }, pauses),
       judgeShare({ what: 'refreshes with a clock of their own (one a second)', samples: clean, window, ok: (r) => clean.filter((o) => o.clock === r.clock).length <= 2, minShare: 1, minSamples: 3 * scale }, []),
     ];
   });

@@ -23,7 +23,8 @@ function fakeTrace() {
       trace.aggregator = done.fresh();
       return done;
     },
-    session: { drops: () => ({ total: drops, perCpu: [drops], badRecords: 0, consumeErrors: 0 }), probes, notes: [], kallsyms: undefined },
+    drops: () => ({ total: drops, perCpu: [drops], badRecords: 0, consumeErrors: 0 }),
+    session: { probes, notes: [], kallsyms: undefined },
   };
   return { trace, addDrops: (n: number) => (drops += n) };
 }

@@ -129,6 +129,23 @@ test('kallsyms: a file of many chunks is indexed whole (first, middle and last s
   assert.equal(k.indexBuilds, 1);
 });
 
+test('kallsyms: the index built in a worker thread names the same symbols, and no lookup builds it again', async () => {
+  const file = tmpFile('kallsyms');
+  const lines: string[] = [];
+  for (let i = 0; i < 40_000; i++) lines.push(`ffffffff81${(0x100000 + i * 16).toString(16).padStart(6, '0')} t fn_${i}`);
+  lines.push('ffffffffc0a01000 t estimation_timer\t[ip_vs]');
+  fs.writeFileSync(file, lines.join('\n') + '\n');
+  const k = Kallsyms.load(file);
+  k.buildInBackground();
+  const until = Date.now() + 10_000;
+  while (k.indexBuilds === 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(k.indexBuilds, 1, 'the worker delivered an index within 10 s');
+  assert.equal(k.resolve(key52FromHex('ffffffff81138800')), 'fn_14464');
+  assert.equal(k.resolve(key52FromHex('ffffffffc0a01000')), 'estimation_timer [ip_vs]');
+  assert.equal(k.resolve(key52FromHex('ffffffff8119c3f4')), 'fn_39999+0x4');
+  assert.equal(k.indexBuilds, 1, 'lookups used the worker\'s index');
+});
+
 test('a kernel without BTF is one clear line, not a stack trace', () => {
   assert.throws(
     () => requireKernelBtf('/nonexistent/btf/vmlinux'),
