@@ -96,6 +96,26 @@ export function elfArch(file: string): string | null {
   }
 }
 
+/** The GNU build id of an ELF file (hex), from a note in its first 4 KiB where linkers put it; null without one. */
+export function elfBuildId(file: string): string | null {
+  try {
+    const fd = fs.openSync(file, 'r');
+    const h = Buffer.alloc(4096);
+    const n = fs.readSync(fd, h, 0, h.length, 0);
+    fs.closeSync(fd);
+    // the note's header: name size 4, descriptor size, type 3 (NT_GNU_BUILD_ID), "GNU\0"
+    const head = Buffer.from([4, 0, 0, 0, 3, 0, 0, 0, 0x47, 0x4e, 0x55, 0]);
+    for (let at = h.indexOf(head.subarray(8), 12); at >= 12 && at < n; at = h.indexOf(head.subarray(8), at + 1)) {
+      if (h.readUInt32LE(at - 12) !== 4 || h.readUInt32LE(at - 4) !== 3) continue;
+      const size = h.readUInt32LE(at - 8);
+      if (size >= 8 && size <= 64 && at + 4 + size <= n) return h.toString('hex', at + 4, at + 4 + size);
+    }
+    return null;
+  } catch {
+    return null;
+  }
+}
+
 /**
  * The addon for this machine: this checkout's native build (build/Release,
  * what `npm run build` makes; the package carries the x64 one) when it is

@@ -7,7 +7,7 @@ import { IpvsSymbols } from '../host/ipvs';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { addonPath } from './addon';
+import { addonPath, elfBuildId } from './addon';
 import { loadObject } from './loader';
 
 export interface Trial {
@@ -70,7 +70,9 @@ export const FEATURE_CACHE = process.env.JITTERSCOPE_FEATURE_CACHE || '/run/jitt
  */
 function cacheKey(): string | null {
   try {
-    const addon = fs.statSync(addonPath());
+    // the build id changes with anything linked in, the trial programs included (npm gives every file one mtime)
+    const file = addonPath();
+    const build = elfBuildId(file) ?? `${fs.statSync(file).size}:${fs.statSync(file).mtimeMs}`;
     const caps = /^CapEff:\s*(\w+)/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '?';
     let lockdown = '';
     try {
@@ -78,7 +80,7 @@ function cacheKey(): string | null {
     } catch {
       // no securityfs here: the same for every run on this boot
     }
-    return [fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(), os.release(), `${addon.size}:${addon.mtimeMs}`, caps, lockdown].join(' ');
+    return [fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(), os.release(), build, caps, lockdown].join(' ');
   } catch {
     return null;
   }

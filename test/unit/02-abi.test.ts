@@ -91,6 +91,17 @@ test('the addon is chosen by platform: the prebuilt one, else this checkout\'s b
     );
 });
 
+test('the feature cache keys on the addon\'s GNU build id, as readelf reads it', async () => {
+  const { addonPath, elfBuildId } = await import('../../src/kernel/addon');
+  const { spawnSync } = await import('node:child_process');
+  const r = spawnSync('readelf', ['-n', addonPath()], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const id = /Build ID: ([0-9a-f]+)/.exec(r.stdout)?.[1];
+  assert.ok(id, `readelf shows a build id:\n${r.stdout}`);
+  assert.equal(elfBuildId(addonPath()), id);
+  assert.equal(elfBuildId(path.join(ROOT, 'package.json')), null, 'not an ELF file: none');
+});
+
 test('the arm64 addon: an aarch64 shared object needing only libc, with libbpf, libelf, zlib and zstd inside', async (t) => {
   const { spawnSync } = await import('node:child_process');
   const file = path.join(ROOT, 'build', 'prebuilt', 'linux-arm64', 'jitterscope.node');
