@@ -11,6 +11,7 @@
 #include "features.skel.h"
 #include "lab_stall.skel.h"
 #include "bench_gen.skel.h"
+#include "symbols.skel.h"
 
 static_assert(sizeof(struct js_event) == JS_EVENT_SIZE, "js_event size changed: update JS_EVENT_SIZE and src/kernel/abi.ts");
 static_assert(offsetof(struct js_event, softirq.wait_ns) == 32, "js_event union moved");
@@ -25,6 +26,7 @@ static const EmbeddedObject kEmbedded[] = {
     {"features", features__elf_bytes},
     {"lab_stall", lab_stall__elf_bytes},
     {"bench_gen", bench_gen__elf_bytes},
+    {"symbols", symbols__elf_bytes},
 };
 
 const EmbeddedObject *FindEmbedded(const std::string &name) {

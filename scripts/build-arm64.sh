@@ -51,7 +51,7 @@ cp bpf/arch-arm64.h "$GEN/arch-arm64.h"
   echo '#include "arch-arm64.h"'
 } >"$GEN/vmlinux.h.new"
 mv "$GEN/vmlinux.h.new" "$GEN/vmlinux.h"
-for obj in tracer ipvs features lab_stall bench_gen; do
+for obj in tracer ipvs features lab_stall bench_gen symbols; do
   clang -g -O2 -Wall -target bpf -D__TARGET_ARCH_arm64 -I"$GEN" -Ibpf -I"$SYSROOT/usr/include" \
     -c "bpf/$obj.bpf.c" -o "$GEN/$obj.bpf.o.full"
   llvm-strip -g "$GEN/$obj.bpf.o.full" -o "$GEN/$obj.bpf.o"

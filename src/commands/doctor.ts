@@ -6,6 +6,7 @@ import { ipvsAdvice } from '../diagnose/advice';
 import { effectiveCaps, missingCaps, requireTracingCaps } from '../host/caps';
 import { ipvsState, IpvsState, ipvsSymbols } from '../host/ipvs';
 import { loadKallsyms } from '../host/kallsyms';
+import { bpfSymbolNamer } from '../kernel/symbol-namer';
 import { kernelVersion, lockdown } from '../host/kernel-info';
 import { RpsQueue, rpsState } from '../host/net';
 import { native } from '../kernel/addon';
@@ -20,6 +21,8 @@ export interface DoctorReport {
   capabilities: { ok: boolean; missing: string[] };
   attach: { fentry: Trial; kprobe: Trial; tp_btf: Trial; raw_tp: Trial; tracepoint: Trial & { tracefs: string | null } };
   probes: Record<LadderProbe | 'timer_callbacks' | 'softirq' | 'net_rx_wait', { mode: string | null; reason: string }>;
+  /** Who names timer callbacks: the kernel (a program formatting %pS), the text of /proc/kallsyms, or nobody (addresses). */
+  symbols: { by: 'kernel' | 'kallsyms' | 'none'; reason: string };
   ipvs: IpvsState;
   rps: { interface: string; queues: RpsQueue[] }[];
   advice: string[];
@@ -65,7 +68,13 @@ function runDoctor(possibleCpus: number): DoctorReport {
   const caps = missingCaps(effectiveCaps());
   const f: Features = probeFeatures({ fresh: true }); // doctor checks the kernel now, not what this boot cached
   // without kallsyms the IPVS estimator reads as unknown ("none")
-  const { kallsyms } = loadKallsyms();
+  const { kallsyms, note } = loadKallsyms();
+  const namer = bpfSymbolNamer();
+  const symbols: DoctorReport['symbols'] = !kallsyms || kallsyms.hidden
+    ? { by: 'none', reason: note ?? '' }
+    : namer.works()
+      ? { by: 'kernel', reason: 'a program formats each address with %pS (no read of /proc/kallsyms)' }
+      : { by: 'kallsyms', reason: `the kernel refused the naming program (${namer.refusal()}): /proc/kallsyms is read and indexed once (~100 ms)` };
   const modes = chooseModes(f, ipvsSymbols(kallsyms), 'auto');
   const tp = f.tp_btf.ok ? 'tp_btf' : f.raw_tp.ok ? 'raw_tp' : null;
   const direct = (c: Choice) => ({ mode: c.mode === 'tracepoint' ? tp : c.mode, reason: c.reason });
@@ -90,6 +99,7 @@ function runDoctor(possibleCpus: number): DoctorReport {
       softirq: tracepointOnly,
       net_rx_wait: tracepointOnly,
     },
+    symbols,
     ipvs: ipvsState(kallsyms),
     rps: rpsState(),
   };
@@ -108,6 +118,7 @@ function doctorText(d: DoctorReport): string {
   out.push(`  tp_btf      ${yes(d.attach.tp_btf)}`);
   out.push(`  raw_tp      ${yes(d.attach.raw_tp)}`);
   out.push(`  tracepoint  ${d.attach.tracepoint.ok ? `yes (${d.attach.tracepoint.tracefs})` : `no (${d.attach.tracepoint.error})`}`);
+  out.push(`callback names: ${{ kernel: 'by the kernel', kallsyms: 'from /proc/kallsyms', none: 'none, addresses only' }[d.symbols.by]} — ${d.symbols.reason}`);
   out.push('');
   out.push('probes will use:');
   for (const [name, p] of Object.entries(d.probes)) out.push(`  ${name.padEnd(16)} ${p.mode ?? 'inactive'}${p.reason ? ` — ${p.reason}` : ''}`);

@@ -8,7 +8,9 @@
 // buffer, ~2.5 MB). It is built once per process, at the first lookup (not at start-up,
 // which only asks whether a few names exist), and built again when an address
 // falls where no symbol is known and /proc/modules changed since (a module
-// loaded), looked at no more than every RELOAD_MS. Long-running views build
+// loaded), looked at no more than every RELOAD_MS. Where the kernel can name
+// addresses itself (a SymbolNamer: one small BPF program, 5.14+), the file is
+// not read for names at all. Otherwise long-running views build
 // it in a worker thread right after start (buildInBackground), so their first
 // refresh does not stall the main loop while the rings fill.
 import fs from 'node:fs';
@@ -68,6 +70,14 @@ function* fileChunks(path: string): Generator<Buffer> {
   }
 }
 
+/** Names from elsewhere than the file: the kernel itself (kernel/symbol-namer.ts). */
+export interface SymbolNamer {
+  /** Names for addresses (low 52 bits), or null when this way is unavailable. */
+  name(keys: number[]): Map<number, string | null> | null;
+  /** Whether it works here (tried once). */
+  works(): boolean;
+}
+
 /** /proc/modules is compared at most this often, on a lookup that missed. */
 const RELOAD_MS = 5000;
 
@@ -83,6 +93,7 @@ export class Kallsyms {
   /** The file, when the index can be built elsewhere (a worker reads it itself). */
   private path: string | undefined;
   private worker: Worker | undefined;
+  private namer: SymbolNamer | undefined;
 
   /** From the text itself (tests) or a source of chunks (the file). */
   constructor(
@@ -121,6 +132,11 @@ export class Kallsyms {
     return k;
   }
 
+  /** Asks `namer` first; the file is read only if it answers null (it cannot). */
+  useNamer(namer: SymbolNamer): void {
+    this.namer = namer;
+  }
+
   /**
    * Builds the index in a worker thread (~110 ms, most of it the kernel
    * making the file's text), for a view whose first refresh would otherwise
@@ -128,7 +144,7 @@ export class Kallsyms {
    * builds the index itself, and a failed worker only leaves that to it.
    */
   buildInBackground(): void {
-    if (this.index || this.worker || this.hidden || !this.path) return;
+    if (this.index || this.worker || this.hidden || !this.path || this.namer?.works()) return;
     const job: IndexJob = { kind: 'jitterscope-kallsyms', path: this.path };
     const w = (this.worker = new Worker(__filename, { workerData: job }));
     w.unref();
@@ -185,6 +201,12 @@ export class Kallsyms {
     if (!want.length) return;
     if (this.hidden) {
       for (const k of want) this.cache.set(k, null);
+      return;
+    }
+    // the kernel's own answer is current: no index, no reloads
+    const named = this.index ? null : this.namer?.name(want);
+    if (named) {
+      for (const k of want) this.cache.set(k, named.get(k) ?? null);
       return;
     }
     let ix = this.ensureIndex();

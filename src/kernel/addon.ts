@@ -6,7 +6,7 @@ import path from 'node:path';
 import { BpfError, EnvironmentError } from '../base/errors';
 
 /** The BPF objects compiled into the addon (bpf/NAME.bpf.c). */
-export type EmbeddedObject = 'tracer' | 'ipvs' | 'features' | 'lab_stall' | 'bench_gen';
+export type EmbeddedObject = 'tracer' | 'ipvs' | 'features' | 'lab_stall' | 'bench_gen' | 'symbols';
 
 export interface ProgramDesc {
   name: string;

@@ -6,6 +6,7 @@ import { BpfError } from '../base/errors';
 import { requireKernelBtf } from '../host/caps';
 import { ipvsSymbols } from '../host/ipvs';
 import { Kallsyms, loadKallsyms } from '../host/kallsyms';
+import { bpfSymbolNamer } from './symbol-namer';
 import { napiThreads } from '../host/net';
 import { EVENT_SIZE } from './abi';
 import { BatchCallback, native, NativeBpfObject, NativeRingReader, readPercpuCounter } from './addon';
@@ -110,6 +111,8 @@ export class TraceSession {
     const pref = opts.attach ?? 'auto';
     checkForced(features, pref);
     const { kallsyms, note } = loadKallsyms();
+    // callbacks named by the kernel itself where it can (no 5 MB read of /proc/kallsyms)
+    kallsyms?.useNamer(bpfSymbolNamer());
     const notes = note ? [note] : [];
     const modes = chooseModes(features, ipvsSymbols(kallsyms), pref);
     // not silent: which NAPI threads are timed, and at what cost

@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { tmpFile } from '../helpers';
 import { napiThreads } from '../../src/host/net';
+import { fromPercentS } from '../../src/kernel/symbol-namer';
 
 test('durations', () => {
   assert.equal(parseDurationMs('10s'), 10_000);
@@ -182,4 +183,14 @@ test('NAPI poll threads are found among kthreadd\'s children, or among all proce
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }
+});
+
+test('the kernel\'s %pS text reads as the index\'s names', () => {
+  assert.equal(fromPercentS('bpf_timer_cb+0x0/0x80'), 'bpf_timer_cb');
+  assert.equal(fromPercentS('estimation_timer+0x0/0x1a0 [ip_vs]'), 'estimation_timer [ip_vs]');
+  assert.equal(fromPercentS('schedule+0x8/0xc0'), 'schedule+0x8');
+  assert.equal(fromPercentS('ip_vs_in+0x1f/0x500 [ip_vs]'), 'ip_vs_in+0x1f [ip_vs]');
+  assert.equal(fromPercentS('0xffffffffc0a01000'), null, 'no symbol: the kernel prints the address');
+  assert.equal(fromPercentS('far_away+0x200000/0x300000'), null, 'a megabyte past a symbol is not a function offset');
+  assert.equal(fromPercentS(''), null);
 });

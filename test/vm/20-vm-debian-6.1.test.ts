@@ -25,6 +25,7 @@ test('6.1: doctor finds fentry, kprobes and the timer estimator; its JSON valida
   assert.equal(before.attach.kprobe.ok, true);
   assert.equal(before.ipvs.loaded, false);
   assert.equal(before.probes.ipvs_estimation.mode, null);
+  assert.equal(before.symbols.by, 'kernel', `callbacks named by the kernel's %pS: ${before.symbols.reason}`);
   const d = read(dir, 'doctor-ipvs.json');
   assert.equal(d.ipvs.estimator, 'timer');
   assert.equal(d.ipvs.services, 20000);

@@ -32,6 +32,9 @@ test('5.10: doctor chooses kprobe for estimation_timer (no module BTF), fentry f
   assert.match(JSON.stringify(d.probes.ipvs_estimation), /BTF/, 'it says why not fentry');
   assert.equal(d.probes.net_rx_action.mode, 'fentry');
   assert.equal(d.probes.icmp_rcv.mode, 'fentry');
+  // no syscall programs before 5.14: names come from /proc/kallsyms, and doctor says so
+  assert.equal(d.symbols.by, 'kallsyms', JSON.stringify(d.symbols));
+  assert.match(d.symbols.reason, /refused the naming program/);
   const text = fs.readFileSync(path.join(dir, 'doctor-ipvs.txt'), 'utf8');
   assert.match(text, /no run_estimation switch/);
   assert.doesNotMatch(text, /sysctl -w net\.ipv4\.vs\.run_estimation/, 'no advice to set a switch 5.10 lacks');

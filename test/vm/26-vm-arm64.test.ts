@@ -55,6 +55,7 @@ test('arm64: doctor in the guest — node is arm64, fentry loads but cannot atta
   assert.equal(d.attach.fentry.ok, false);
   assert.match(d.attach.fentry.error, /^attach: /, `fentry fails at attach: ${d.attach.fentry.error}`);
   assert.equal(d.attach.kprobe.ok, true);
+  assert.equal(d.symbols.by, 'kernel', `callbacks named by the kernel's %pS: ${d.symbols.reason}`);
   assert.ok(d.advice.some((a: string) => /fentry programs load but this kernel cannot attach them \(ENOTSUPP/.test(a)), `advice says why: ${d.advice.join(' | ')}`);
   for (const p of ['net_rx_action', 'icmp_rcv', 'ipvs_estimation']) {
     assert.equal(d.probes[p].mode, 'kprobe', `${p}: ${JSON.stringify(d.probes[p])}`);
