@@ -66,8 +66,9 @@ export function indexStalls(stalls: StallRow[]): StallIndex {
  * host pause) first, as the more specific answer than the softirq it ran in;
  * failing that, a softirq other than NET_RX, which is the packet's own
  * processing; failing that, a task that held the CPU while NET_RX waited for
- * ksoftirqd (a task's stretch also spans the interrupts and softirqs that ran
- * on top of it, so anything more specific comes first).
+ * ksoftirqd or a NAPI thread. A task's stretch also spans the interrupts,
+ * softirqs and pauses on top of it, so a more specific answer comes first,
+ * unless the task alone held the CPU longer than that answer explains.
  */
 export function explainWait(windows: WaitWindow[], waitMs: number | null, stalls: StallIndex, opts: EngineOptions = {}) {
   const minOverlapMs = opts.minOverlapMs ?? 0.5;
@@ -93,6 +94,16 @@ export function explainWait(windows: WaitWindow[], waitMs: number | null, stalls
     // when it alone falls just short of the share (its run sits inside the softirq's)
     const inner = softirq && overlaps.find((o) => o.kind !== 'softirq' && o.kind !== 'task' && o.cpu === softirq.cpu && o.overlapMs >= INNER_SHARE * softirq.overlapMs);
     attribution = inner || softirq || overlaps.find((o) => o.kind === 'task' && explains(o)) || null;
+  }
+  // A task's stretch spans what ran on top of it (softirqs and the timers in them) and the
+  // pauses in it; the more specific answer stands only if it explains at least the time the
+  // task held the CPU itself (a run of 2-4 ms pauses inside a 25 ms spin is not the culprit).
+  const task = overlaps.find((o) => o.kind === 'task' && explains(o));
+  if (task && attribution && attribution.kind !== 'task') {
+    const sum = (kinds: StallKind[]) => overlaps.filter((o) => o.cpu === task.cpu && kinds.includes(o.kind)).reduce((n, o) => n + o.overlapMs, 0);
+    // callbacks mostly run inside their softirq's run: the larger of the two, not both
+    const onTop = Math.max(sum(['softirq']), sum(['timer', 'hrtimer'])) + sum(['pause']);
+    if (attribution.overlapMs < task.overlapMs - onTop) attribution = task;
   }
   return { overlaps, attribution };
 }

@@ -96,6 +96,23 @@ test('a task that held the CPU while NET_RX waited for ksoftirqd is the culprit,
   assert.equal(explainWait(window, 29, both).attribution?.culprit, EST);
 });
 
+test('short pauses inside a task\'s stretch do not take the blame from it; a pause longer than what the task held does', () => {
+  const task = stall(1, 'spin[4242]', 'task', 100, 26);
+  const window = [{ cpus: [1], from: 101 * MS, to: 126 * MS }];
+  // a noisy VM: three 2.5 ms pauses (30 % of the wait) inside a 25 ms spin
+  const pauses = [105, 112, 119].map((at) => stall(1, 'host pause or IRQs off', 'pause', at, 2.5));
+  const spun = explainWait(window, 25, indexStalls([task, ...pauses]));
+  assert.equal(spun.attribution?.culprit, 'spin[4242]', JSON.stringify(spun.overlaps));
+  // a 15 ms pause is most of the wait: the task held the CPU for the 10 ms left
+  const paused = explainWait(window, 25, indexStalls([task, stall(1, 'host pause or IRQs off', 'pause', 104, 15)]));
+  assert.equal(paused.attribution?.kind, 'pause');
+  // a 12 ms timer callback in a 13 ms TIMER softirq: the task held 12 ms besides, the callback explains as much
+  const timer = explainWait(window, 25, indexStalls([task, stall(1, 'TIMER softirq', 'softirq', 105, 13), stall(1, EST, 'timer', 105.5, 12)]));
+  assert.equal(timer.attribution?.culprit, EST, 'the callback and its softirq are counted once');
+  // without a task, pauses are the answer as before
+  assert.equal(explainWait(window, 25, indexStalls(pauses)).attribution?.kind, 'pause');
+});
+
 test('the aggregator keeps late NET_RX runs, tasks and NAPI packets; the report carries them and validates', () => {
   const agg = new Aggregator({ slowPacketNs: 1 * MS, stallThresholdNs: 1 * MS });
   agg.consume(
