@@ -93,7 +93,7 @@ export function reportFromTrace(o: ReportOfTrace): Report {
     aggregator: o.aggregator ?? o.trace.aggregator,
     probes: s.probes,
     notes: [...s.notes, ...(o.extraNotes ?? [])],
-    drops: s.drops(),
+    drops: o.trace.drops(),
     kallsyms: s.kallsyms,
     start: o.start,
     endWall: new Date(),

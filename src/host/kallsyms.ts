@@ -42,8 +42,14 @@ function eachTextSymbol(text: string, fn: (key: number, at: number) => void): vo
   }
 }
 
-// further than this from a symbol is not a function offset
-const MAX_OFFSET = 1 << 20;
+/** Further than this from a symbol is not a function offset. */
+export const MAX_OFFSET = 1 << 20;
+
+/** A symbol's name as every lookup gives it: "name" or "name [module]" at its start, "name+0xoff" (and module) inside. */
+export function symbolName(name: string, off: number, module: string | null): string {
+  const mod = module ? ` [${module}]` : '';
+  return off === 0 ? `${name}${mod}` : `${name}+0x${off.toString(16)}${mod}`;
+}
 
 
 const asText = (chunk: string | Buffer) => (typeof chunk === 'string' ? chunk : chunk.toString('latin1'));
@@ -184,9 +190,7 @@ export class Kallsyms {
     if (lo === 0 || !key) return null;
     const i = ix.order[lo - 1];
     const off = key - ix.addrs[i];
-    const name = nameAt(ix, i);
-    const mod = ix.moduleOf[i] ? ` [${ix.modules[ix.moduleOf[i] - 1]}]` : '';
-    return off === 0 ? `${name}${mod}` : off < MAX_OFFSET ? `${name}+0x${off.toString(16)}${mod}` : null;
+    return off < MAX_OFFSET ? symbolName(nameAt(ix, i), off, ix.moduleOf[i] ? ix.modules[ix.moduleOf[i] - 1] : null) : null;
   }
 
   /** The symbol starting at `key` ("name" or "name [module]"), else the nearest below as name+0xoff. */

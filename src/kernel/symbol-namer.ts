@@ -4,7 +4,7 @@
 // reading and indexing all of /proc/kallsyms (~90 ms, 40 of them the kernel
 // making the text). host/kallsyms.ts asks this first and reads the file where
 // the kernel refuses the program (before 5.14: no syscall programs).
-import type { SymbolNamer } from '../host/kallsyms';
+import { MAX_OFFSET, SymbolNamer, symbolName } from '../host/kallsyms';
 import { loadObject } from './loader';
 
 /** Addresses per load: the program's JS_NAME_BATCH and JS_NAME_LEN. */
@@ -12,8 +12,6 @@ const BATCH = 64;
 const NAME_LEN = 128;
 /** Kernel text lies in the top of the address space: its high 12 bits are set (x86_64, arm64). */
 const KERNEL_HIGH = 0xfffn << 52n;
-// further than this from a symbol is not a function offset (as host/kallsyms.ts)
-const MAX_OFFSET = 1 << 20;
 
 /**
  * %pS's text in the index's form: "name" or "name [module]" at a symbol's
@@ -24,9 +22,7 @@ export function fromPercentS(text: string): string | null {
   const m = /^([^\s+]+)\+0x([0-9a-f]+)\/0x[0-9a-f]+(?: \[([^\]]+)\])?$/.exec(text);
   if (!m) return null;
   const off = parseInt(m[2], 16);
-  if (off >= MAX_OFFSET) return null;
-  const mod = m[3] ? ` [${m[3]}]` : '';
-  return off === 0 ? `${m[1]}${mod}` : `${m[1]}+0x${off.toString(16)}${mod}`;
+  return off < MAX_OFFSET ? symbolName(m[1], off, m[3] ?? null) : null;
 }
 
 /**
