@@ -82,38 +82,40 @@ export const PREBUILT_PLATFORMS = ['linux-x64', 'linux-arm64'] as const;
 
 const BUILD = path.resolve(__dirname, '..', '..', '..', 'build');
 
-/** The Node arch an ELF file is built for (its e_machine), or null. */
-export function elfArch(file: string): string | null {
+/** The first `n` bytes of a file (fewer if it is shorter), or null if it cannot be read. */
+function head(file: string, n: number): Buffer | null {
   try {
     const fd = fs.openSync(file, 'r');
-    const h = Buffer.alloc(20);
-    fs.readSync(fd, h, 0, 20, 0);
-    fs.closeSync(fd);
-    if (h.readUInt32BE(0) !== 0x7f454c46) return null;
-    return ({ 0x3e: 'x64', 0xb7: 'arm64' } as Record<number, string>)[h.readUInt16LE(18)] ?? null;
+    try {
+      const h = Buffer.alloc(n);
+      return h.subarray(0, fs.readSync(fd, h, 0, n, 0));
+    } finally {
+      fs.closeSync(fd);
+    }
   } catch {
     return null;
   }
 }
 
+/** The Node arch an ELF file is built for (its e_machine), or null. */
+export function elfArch(file: string): string | null {
+  const h = head(file, 20);
+  if (!h || h.length < 20 || h.readUInt32BE(0) !== 0x7f454c46) return null;
+  return ({ 0x3e: 'x64', 0xb7: 'arm64' } as Record<number, string>)[h.readUInt16LE(18)] ?? null;
+}
+
 /** The GNU build id of an ELF file (hex), from a note in its first 4 KiB where linkers put it; null without one. */
 export function elfBuildId(file: string): string | null {
-  try {
-    const fd = fs.openSync(file, 'r');
-    const h = Buffer.alloc(4096);
-    const n = fs.readSync(fd, h, 0, h.length, 0);
-    fs.closeSync(fd);
-    // the note's header: name size 4, descriptor size, type 3 (NT_GNU_BUILD_ID), "GNU\0"
-    const head = Buffer.from([4, 0, 0, 0, 3, 0, 0, 0, 0x47, 0x4e, 0x55, 0]);
-    for (let at = h.indexOf(head.subarray(8), 12); at >= 12 && at < n; at = h.indexOf(head.subarray(8), at + 1)) {
-      if (h.readUInt32LE(at - 12) !== 4 || h.readUInt32LE(at - 4) !== 3) continue;
-      const size = h.readUInt32LE(at - 8);
-      if (size >= 8 && size <= 64 && at + 4 + size <= n) return h.toString('hex', at + 4, at + 4 + size);
-    }
-    return null;
-  } catch {
-    return null;
+  const h = head(file, 4096);
+  if (!h) return null;
+  // the note's header: name size 4, descriptor size, type 3 (NT_GNU_BUILD_ID), then "GNU\0"
+  const gnu = Buffer.from('GNU\0', 'latin1');
+  for (let at = h.indexOf(gnu, 12); at >= 12; at = h.indexOf(gnu, at + 1)) {
+    if (h.readUInt32LE(at - 12) !== 4 || h.readUInt32LE(at - 4) !== 3) continue;
+    const size = h.readUInt32LE(at - 8);
+    if (size >= 8 && size <= 64 && at + 4 + size <= h.length) return h.toString('hex', at + 4, at + 4 + size);
   }
+  return null;
 }
 
 /**
