@@ -5,6 +5,7 @@ import { ClockPair, monotonicNs } from '../base/clock';
 import type { HostFacts } from '../base/host-facts';
 import { requireTracingCaps } from '../host/caps';
 import { gatherHostFacts } from '../host/facts';
+import { yieldToReceiveProcessing } from '../host/priority';
 import { native } from '../kernel/addon';
 import { ATTACH_PREFS, AttachPref } from '../kernel/ladder';
 import { buildReport, Report } from '../report/model';
@@ -58,6 +59,9 @@ export function tracingPreflight(cpusArg: string | undefined): { possible: numbe
 
 /** Starts tracing and says what is degraded: notes, inactive probes, probes below their best rung. */
 export function startTrace(opts: Omit<LiveTraceOptions, 'attach'> & { attach: string }, quiet = false): LiveTrace {
+  // the observer must not delay what it observes: ksoftirqd and NAPI threads first (host/priority.ts)
+  const unchanged = yieldToReceiveProcessing();
+  if (unchanged && !quiet) say(`note: ${unchanged} of this process's threads kept their priority (setpriority refused); receive processing may wait behind them`);
   // time series count from here (intervals then line up with the trace's start)
   const trace = LiveTrace.start({ ...opts, seriesOriginNs: opts.seriesOriginNs ?? monotonicNs(), attach: opts.attach as AttachPref });
   if (!quiet) {

@@ -1,6 +1,7 @@
 // Runs the system ping (iputils, with -D timestamps and a chosen identifier)
 // for `jitterscope ping`, and parses what it prints.
 import { spawn } from 'node:child_process';
+import { restoreChildPriority } from '../host/priority';
 import { PingReply } from '../diagnose/attribute';
 
 export interface PingRun {
@@ -55,6 +56,7 @@ export function pingArgs(p: PingParams): string[] {
 export function runPing(p: PingParams, signal: AbortSignal): Promise<PingRun> {
   return new Promise((resolve, reject) => {
     const child = spawn('ping', pingArgs(p), { stdio: ['ignore', 'pipe', 'pipe'] });
+    restoreChildPriority(child.pid);
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));

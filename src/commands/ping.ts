@@ -134,7 +134,7 @@ function slowRepliesText(s: PingSection, limit = 20): string {
   for (const r of slow) {
     const a = r.attribution;
     lines.push(
-      `  ${String(r.seq).padStart(3)}  ${fmtNs((r.rttMs ?? 0) * 1e6).padStart(6)}  ${String(r.requestCpu ?? '-').padStart(7)}  ${String(r.replyCpu ?? '-').padStart(9)}  ${(r.waitMs === null ? '-' : fmtNs(r.waitMs * 1e6)).padStart(6)}  ${a ? `${a.culprit} on CPU ${a.cpu}, overlap ${a.overlapMs.toFixed(1)} ms` : '-'}`,
+      `  ${String(r.seq).padStart(3)}  ${fmtNs((r.rttMs ?? 0) * 1e6).padStart(6)}  ${String(r.requestCpu ?? '-').padStart(7)}  ${String(r.replyCpu ?? '-').padStart(9)}  ${(r.waitMs === null ? '-' : `${r.waitBound ? '<=' : ''}${fmtNs(r.waitMs * 1e6)}`).padStart(6)}  ${a ? `${a.culprit} on CPU ${a.cpu}, overlap ${a.overlapMs.toFixed(1)} ms` : '-'}`,
     );
   }
   return lines.join('\n');

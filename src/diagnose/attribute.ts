@@ -48,6 +48,20 @@ export function taskCulprit(comm: string, pid: number): string {
   return `${comm}[${pid}]`;
 }
 
+/** The tracer's own process as what held a CPU: said apart, never a verdict's culprit. */
+export function selfCulprit(pid: number): string {
+  return `jitterscope itself (pid ${pid})`;
+}
+
+/** A task's stretch on a CPU: another task, or the tracer's own process. */
+const taskLike = (k: StallKind) => k === 'task' || k === 'self';
+
+/**
+ * What is reported apart from a verdict's culprit: a host pause is not a run in
+ * this kernel, and the tracer's own process is the observer, not the observed.
+ */
+export const isApart = (k: StallKind) => k === 'pause' || k === 'self';
+
 /** A timer callback covering this much of its softirq's overlap is named instead of the softirq. */
 const INNER_SHARE = 0.8;
 
@@ -87,19 +101,19 @@ export function explainWait(windows: WaitWindow[], waitMs: number | null, stalls
       }
   const overlaps = [...acc.values()].sort((a, b) => b.overlapMs - a.overlapMs);
   const explains = (o: Overlap) => o.overlapMs >= minOverlapMs && (waitMs === null || o.overlapMs >= minShare * waitMs);
-  let attribution = overlaps.find((o) => o.kind !== 'softirq' && o.kind !== 'task' && explains(o)) ?? null;
+  let attribution = overlaps.find((o) => o.kind !== 'softirq' && !taskLike(o.kind) && explains(o)) ?? null;
   if (!attribution) {
     const softirq = overlaps.find((o) => o.kind === 'softirq' && o.culprit !== 'NET_RX softirq' && explains(o));
     // a callback that filled most of that softirq's overlap is still the answer, even
     // when it alone falls just short of the share (its run sits inside the softirq's)
-    const inner = softirq && overlaps.find((o) => o.kind !== 'softirq' && o.kind !== 'task' && o.cpu === softirq.cpu && o.overlapMs >= INNER_SHARE * softirq.overlapMs);
-    attribution = inner || softirq || overlaps.find((o) => o.kind === 'task' && explains(o)) || null;
+    const inner = softirq && overlaps.find((o) => o.kind !== 'softirq' && !taskLike(o.kind) && o.cpu === softirq.cpu && o.overlapMs >= INNER_SHARE * softirq.overlapMs);
+    attribution = inner || softirq || overlaps.find((o) => taskLike(o.kind) && explains(o)) || null;
   }
   // A task's stretch spans what ran on top of it (softirqs and the timers in them) and the
   // pauses in it; the more specific answer stands only if it explains at least the time the
   // task held the CPU itself (a run of 2-4 ms pauses inside a 25 ms spin is not the culprit).
-  const task = overlaps.find((o) => o.kind === 'task' && explains(o));
-  if (task && attribution && attribution.kind !== 'task') {
+  const task = overlaps.find((o) => taskLike(o.kind) && explains(o));
+  if (task && attribution && !taskLike(attribution.kind)) {
     const sum = (kinds: StallKind[]) => overlaps.filter((o) => o.cpu === task.cpu && kinds.includes(o.kind)).reduce((n, o) => n + o.overlapMs, 0);
     // callbacks mostly run inside their softirq's run: the larger of the two, not both
     const onTop = Math.max(sum(['softirq']), sum(['timer', 'hrtimer'])) + sum(['pause']);
@@ -147,13 +161,14 @@ export interface CulpritRuns {
 /**
  * The run most of `attributions` name, how many it explains, and the
  * distribution of its runs. Pauses are not candidates: they are the host's (or
- * interrupts held off), not a run in this kernel; verdicts report them apart
- * (pauseFinding), so a busy hypervisor does not hide the kernel's culprit.
+ * interrupts held off), not a run in this kernel; nor is the tracer's own
+ * process. Verdicts report both apart (pauseFinding, selfFinding), so a busy
+ * hypervisor or the observer does not hide the kernel's culprit.
  */
 export function leadingOverlap(attributions: (Overlap | null)[], stalls: StallRow[]): { overlap: Overlap; explained: number; runs: CulpritRuns } | null {
   const counts = new Map<string, { o: Overlap; n: number }>();
   for (const a of attributions) {
-    if (!a || a.kind === 'pause') continue;
+    if (!a || isApart(a.kind)) continue;
     const k = `${a.kind}|${a.culprit}|${a.cpu}`;
     const c = counts.get(k) ?? { o: a, n: 0 };
     c.n++;
@@ -190,6 +205,8 @@ export interface ReplyRow {
   replyCpu: number | null; // CPU that processed the echo reply
   arrivalCpus: number[];
   waitMs: number | null; // time the request and reply spent between arrival and processing
+  /** waitMs is an upper bound (see Packet.path), held to the round-trip time. */
+  waitBound: boolean;
   overlaps: Overlap[]; // longest first
   attribution: Overlap | null;
 }
@@ -198,6 +215,9 @@ export interface AttributionOptions extends EngineOptions {
   id: number;
   slowMs: number;
 }
+
+/** A wait measured as an upper bound: from the raise of the poll or late run that found it. */
+const isBound = (p: Packet) => p.path === 'napi-bound' || p.path === 'late-run';
 
 const ECHO_REQUEST = new Set([8, 128]); // ICMP, ICMPv6
 const ECHO_REPLY = new Set([0, 129]);
@@ -220,10 +240,18 @@ export function attributeReplies(sent: number, replies: PingReply[], packets: Pa
     // ping's 16-bit sequence wraps; so do the kernel's fields
     const pk = bySeq.get(seq & 0xffff) ?? { req: [], rep: [] };
     const both = [...pk.req, ...pk.rep];
-    // arrival unseen: the whole round trip before processing is suspect
-    const windows = both.map((p) => packetWindow(p, (r?.rttMs ?? 0) * 1e6));
+    // arrival unseen: the whole round trip before processing is suspect. A bound wait (a
+    // poll's later packet, timed from the poll's raise) may start before the request was
+    // sent: no wait of either packet can be longer than the round trip ping measured
+    const rttNs = r ? r.rttMs * 1e6 : Infinity;
+    const windows = both.map((p) => {
+      const w = packetWindow(p, (r?.rttMs ?? 0) * 1e6);
+      return isBound(p) ? { ...w, from: Math.max(w.from, w.to - rttNs) } : w;
+    });
     const waits = both.filter((p) => p.waitNs !== null);
-    const waitMs = waits.length ? waits.reduce((s, p) => s + p.waitNs!, 0) / 1e6 : null;
+    const waitBound = waits.some(isBound);
+    const sumMs = waits.reduce((s, p) => s + p.waitNs!, 0) / 1e6;
+    const waitMs = waits.length ? (waitBound && r ? Math.min(sumMs, r.rttMs) : sumMs) : null;
     const slow = r ? r.rttMs >= opts.slowMs : false;
     const { overlaps, attribution } = explainWait(windows, waitMs, index, opts);
     rows.push({
@@ -235,6 +263,7 @@ export function attributeReplies(sent: number, replies: PingReply[], packets: Pa
       replyCpu: pk.rep[0]?.cpu ?? null,
       arrivalCpus: [...new Set(both.map((p) => p.arrivalCpu))].sort((a, b) => a - b),
       waitMs,
+      waitBound,
       overlaps: overlaps.slice(0, 5),
       attribution: slow ? attribution : null,
     });
@@ -249,12 +278,35 @@ export interface PauseFinding {
   cpus: number[];
 }
 
-export function pauseFinding(attributions: (Overlap | null)[], stalls: StallRow[]): PauseFinding | null {
-  const hit = attributions.filter((a): a is Overlap => a?.kind === 'pause');
+/** Slow packets, replies or receive stalls the tracer's own process held up: how many, on which CPUs, its longest stretch there. */
+export interface SelfFinding extends PauseFinding {
+  /** "jitterscope itself (pid N)" */
+  culprit: string;
+}
+
+/** What the runs of one kind said apart explained: how many, the longest such run on their CPUs, and those CPUs. */
+function apartFinding(kind: 'pause' | 'self', attributions: (Overlap | null)[], stalls: StallRow[]): (PauseFinding & { culprit: string }) | null {
+  const hit = attributions.filter((a): a is Overlap => a?.kind === kind);
   if (!hit.length) return null;
   const cpus = [...new Set(hit.map((a) => a.cpu))].sort((a, b) => a - b);
-  const longest = stalls.filter((s) => s.kind === 'pause' && cpus.includes(s.cpu)).reduce((m, s) => Math.max(m, s.durationNs), 0);
-  return { count: hit.length, maxMs: longest / 1e6, cpus };
+  const longest = stalls.filter((s) => s.kind === kind && cpus.includes(s.cpu)).reduce((m, s) => Math.max(m, s.durationNs), 0);
+  return { culprit: hit[0].culprit, count: hit.length, maxMs: longest / 1e6, cpus };
+}
+
+/** Slow packets or replies a pause explained: how many, the longest pause on their CPUs, and those CPUs. */
+export interface PauseFinding {
+  count: number;
+  maxMs: number;
+  cpus: number[];
+}
+
+export function pauseFinding(attributions: (Overlap | null)[], stalls: StallRow[]): PauseFinding | null {
+  const f = apartFinding('pause', attributions, stalls);
+  return f && { count: f.count, maxMs: f.maxMs, cpus: f.cpus };
+}
+
+export function selfFinding(attributions: (Overlap | null)[], stalls: StallRow[]): SelfFinding | null {
+  return apartFinding('self', attributions, stalls);
 }
 
 export interface Culprit {

@@ -1,7 +1,7 @@
 // Choosing the culprit behind slow packets and receive stalls: each candidate
 // weighed by count, by the waiting time it explains and by the longest waits.
 // Pure logic, used by the packet verdict.
-import { Culprit, CulpritRuns, Overlap, ReceiveStallRow, SlowPacket, StallRow } from './attribute';
+import { Culprit, CulpritRuns, isApart, Overlap, ReceiveStallRow, SlowPacket, StallRow } from './attribute';
 
 export interface Flow {
   proto: string;
@@ -31,8 +31,10 @@ export interface PacketCulprit {
   /** The waiting time of those packets (ms), and its share of those slow packets' waiting. */
   waitMs: number;
   waitShare: number;
-  /** The longest waits: how many of them it explains. */
+  /** The spikes, the longest waits (see SPIKE_FACTOR): how many of them it explains, of how many, the shortest of them. */
   tail: { explained: number; of: number; minMs: number };
+  /** The slow packets it does not explain (no host pause or the tracer itself either): how many, and their waits. */
+  rest: { packets: number; minMs: number; maxMs: number };
   /** Receive stalls (late NET_RX runs) it explains, and their waits. */
   receiveStalls: { explained: number; of: number; p50Ms: number; maxMs: number };
   runs: CulpritRuns;
@@ -46,10 +48,16 @@ export interface PacketCulprit {
 const MIN_CULPRIT_PACKETS = 3;
 /** ...and at least this share of them, or of their waiting time: a stray overlap is not a verdict... */
 const MIN_CULPRIT_SHARE = 0.3;
-/** ...or at least this share of the longest waits. */
+/** ...or at least this share of the spikes. */
 const MIN_TAIL_SHARE = 0.5;
-/** The tail: this share of the slow packets, the longest-waiting, and at least MIN_CULPRIT_PACKETS. */
-const TAIL_SHARE = 0.25;
+/**
+ * The spikes a user reports: waits of at least this many times the slow
+ * threshold, the longest SPIKES_MAX of them. Neither bound grows with the
+ * short waits a busy or emulated node makes by the hundred, so those cannot
+ * outvote the run behind the spikes.
+ */
+export const SPIKE_FACTOR = 4;
+export const SPIKES_MAX = 20;
 
 const keyOf = (o: Overlap) => `${o.kind}|${o.culprit}|${o.cpu}`;
 
@@ -69,14 +77,20 @@ function tally(slow: SlowPacket[], tailSet: Set<SlowPacket>, receive: ReceiveSta
   const by = new Map<string, Tally>();
   const get = (o: Overlap) => by.get(keyOf(o)) ?? by.set(keyOf(o), { o, packets: [], waitNs: 0, tail: 0, stalls: [] }).get(keyOf(o))!;
   for (const p of slow) {
-    if (!p.attribution || p.attribution.kind === 'pause') continue;
+    if (!p.attribution || isApart(p.attribution.kind)) continue;
     const t = get(p.attribution);
     t.packets.push(p);
     t.waitNs += p.waitNs ?? 0;
     if (tailSet.has(p)) t.tail++;
   }
-  for (const r of receive) if (r.attribution && r.attribution.kind !== 'pause') get(r.attribution).stalls.push(r);
+  for (const r of receive) if (r.attribution && !isApart(r.attribution.kind)) get(r.attribution).stalls.push(r);
   return [...by.values()];
+}
+
+/** The slow packets outside `hit`: how many, and their shortest and longest waits. */
+function restOf(slow: SlowPacket[], hit: Set<SlowPacket>): PacketCulprit['rest'] {
+  const waits = slow.filter((p) => !hit.has(p) && p.waitNs !== null).map((p) => p.waitNs! / 1e6);
+  return { packets: slow.length - hit.size, minMs: waits.length ? Math.min(...waits) : 0, maxMs: waits.length ? Math.max(...waits) : 0 };
 }
 
 const quantileMs = (ns: number[], q: number) => {
@@ -85,21 +99,28 @@ const quantileMs = (ns: number[], q: number) => {
 };
 
 /**
- * The culprit behind the slow packets, weighed by the waiting it explains as
- * well as by count: many short waits nothing explains must not hide the run
- * behind the long ones. When slow packets are few, receive stalls (NET_RX
- * runs that started late: packets waiting in a NIC's ring are first seen only
- * after the wait) stand in for them.
+ * The culprit behind the slow packets. First the spikes: a run that explains
+ * most of them, and more than any other, is the culprit however many short
+ * waits nothing explains. Failing that, the waiting it explains as well as the
+ * count: many short waits nothing explains must not hide the run behind the
+ * long ones. When slow packets are few, receive stalls (NET_RX runs that
+ * started late: packets waiting in a NIC's ring are first seen only after the
+ * wait) stand in for them. Host pauses and the tracer's own process are said
+ * apart (pauseFinding, selfFinding) and leave every share's denominator.
  */
-export function chooseCulprit(all: SlowPacket[], receiveAll: ReceiveStallRow[], stalls: StallRow[]): PacketCulprit | null {
-  // shares are of what the kernel made wait: a host pause explains its packets
-  // apart (pauseFinding), and a busy hypervisor must not hide the kernel's culprit
-  const slow = all.filter((p) => p.attribution?.kind !== 'pause');
-  const receive = receiveAll.filter((r) => r.attribution?.kind !== 'pause');
+export function chooseCulprit(all: SlowPacket[], receiveAll: ReceiveStallRow[], stalls: StallRow[], slowNs: number): PacketCulprit | null {
+  const slow = all.filter((p) => !p.attribution || !isApart(p.attribution.kind));
+  const receive = receiveAll.filter((r) => !r.attribution || !isApart(r.attribution.kind));
   const totalWaitNs = slow.reduce((a, p) => a + (p.waitNs ?? 0), 0);
-  const tailN = Math.min(slow.length, Math.max(MIN_CULPRIT_PACKETS, Math.ceil(TAIL_SHARE * slow.length)));
-  const tail = [...slow].sort((a, b) => (b.waitNs ?? 0) - (a.waitNs ?? 0)).slice(0, tailN);
+  const tail = slow
+    .filter((p) => p.waitNs !== null && p.waitNs >= SPIKE_FACTOR * slowNs)
+    .sort((a, b) => (b.waitNs ?? 0) - (a.waitNs ?? 0))
+    .slice(0, SPIKES_MAX);
+  const tailN = tail.length;
   const tallies = tally(slow, new Set(tail), receive);
+  const bySpikes = [...tallies].sort((a, b) => b.tail - a.tail);
+  const spikeLeader =
+    tailN >= MIN_CULPRIT_PACKETS && bySpikes[0] && bySpikes[0].tail > tailN / 2 && bySpikes[0].tail > (bySpikes[1]?.tail ?? 0) ? bySpikes[0] : undefined;
   const byPackets = tallies
     .filter((t) => t.packets.length >= MIN_CULPRIT_PACKETS)
     .filter((t) => t.packets.length / slow.length >= MIN_CULPRIT_SHARE || (totalWaitNs > 0 && t.waitNs / totalWaitNs >= MIN_CULPRIT_SHARE) || (tailN > 0 && t.tail / tailN >= MIN_TAIL_SHARE))
@@ -108,7 +129,7 @@ export function chooseCulprit(all: SlowPacket[], receiveAll: ReceiveStallRow[], 
   const byStalls = tallies
     .filter((t) => t.stalls.length >= MIN_CULPRIT_PACKETS && t.stalls.length / receive.length >= MIN_CULPRIT_SHARE)
     .sort((a, b) => stallWait(b) - stallWait(a));
-  const best = byPackets[0] ?? byStalls[0];
+  const best = spikeLeader ?? byPackets[0] ?? byStalls[0];
   if (!best) return null;
   const o = best.o;
   const flows = new Map<string, Flow>();
@@ -129,12 +150,13 @@ export function chooseCulprit(all: SlowPacket[], receiveAll: ReceiveStallRow[], 
     culprit: o.culprit,
     kind: o.kind,
     cpu: o.cpu,
-    basis: byPackets[0] ? 'packets' : 'receive-stalls',
+    basis: best === spikeLeader || byPackets.includes(best) ? 'packets' : 'receive-stalls',
     packets: best.packets.length,
     share: slow.length ? best.packets.length / slow.length : 0,
     waitMs: best.waitNs / 1e6,
     waitShare: totalWaitNs ? best.waitNs / totalWaitNs : 0,
     tail: { explained: best.tail, of: tailN, minMs: tail.length ? (tail[tail.length - 1].waitNs ?? 0) / 1e6 : 0 },
+    rest: restOf(slow, new Set(best.packets)),
     receiveStalls: {
       explained: best.stalls.length,
       of: receive.length,

@@ -3,8 +3,8 @@
 // the host's facts (RPS masks, interface names, IPVS switch) and passes them.
 import { HostFacts } from '../base/host-facts';
 import { pct } from '../base/format';
-import { Culprit, leadingCulprit, PauseFinding, pauseFinding, ReplyRow, StallRow } from './attribute';
-import { pausesLine, RpsFinding, rpsFinding, rpsLine, verdictAdvice } from './verdict';
+import { Culprit, leadingCulprit, PauseFinding, pauseFinding, ReplyRow, SelfFinding, selfFinding, StallRow } from './attribute';
+import { pausesLine, RpsFinding, rpsFinding, rpsLine, selfLine, verdictAdvice } from './verdict';
 
 export interface PingVerdict {
   sent: number;
@@ -18,6 +18,8 @@ export interface PingVerdict {
   rps: RpsFinding | null;
   /** Slow replies that waited on a CPU taking no interrupt (host pause or IRQs off). */
   pauses: PauseFinding | null;
+  /** Slow replies that waited while jitterscope's own process held their CPU. */
+  self: SelfFinding | null;
   advice: string[];
   text: string;
 }
@@ -47,10 +49,11 @@ export function verdictText(target: string, v: PingFacts): string {
       `Culprit: ${c.culprit} on CPU ${c.cpu} (${c.kind}) delayed ${c.replies} of ${v.slow} slow replies (${pct(c.share)}); ` +
         `its runs: ${c.runs.count}, p50 ${c.runs.p50Ms.toFixed(1)} ms, max ${c.runs.maxMs.toFixed(1)} ms.`,
     );
-    const others = v.attributed - c.replies - (v.pauses?.count ?? 0);
+    const others = v.attributed - c.replies - (v.pauses?.count ?? 0) - (v.self?.count ?? 0);
     if (others > 0) lines.push(`Other culprits explain ${others} more slow replies (see the report).`);
   }
   if (v.pauses) lines.push(pausesLine(v.pauses, v.slow, 'slow replies'));
+  if (v.self) lines.push(selfLine(v.self, 'slow replies'));
   if (v.rps) lines.push(rpsLine(v.rps, v.culprit?.cpu));
   for (const a of v.advice) lines.push(`Advice: ${a}`);
   return lines.join('\n');
@@ -82,6 +85,7 @@ export function pingVerdictOf(run: PingRunFacts, rows: ReplyRow[], stalls: Stall
     culprit,
     rps: run.ifname ? rpsFinding(run.ifname, culprit, facts) : null,
     pauses,
+    self: selfFinding(slowRows.map((r) => r.attribution), stalls),
     advice: verdictAdvice(culprit && { ...culprit, count: culprit.replies }, pauses, { ipvsSwitch: facts.ipvsSwitch }),
   });
 }

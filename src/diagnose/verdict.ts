@@ -3,8 +3,8 @@
 import { fmtNs, pct } from '../base/format';
 import { HostFacts, RpsQueue } from '../base/host-facts';
 import { adviceForCulprit, AdviceContext, cpusText, pauseAdvice } from './advice';
-import { CulpritRuns, PauseFinding, pauseFinding, ReceiveStallRow, SlowPacket, StallRow } from './attribute';
-import { chooseCulprit, Flow, flowText, PacketCulprit } from './culprit';
+import { CulpritRuns, PauseFinding, pauseFinding, ReceiveStallRow, SelfFinding, selfFinding, SlowPacket, StallRow } from './attribute';
+import { chooseCulprit, Flow, flowText, PacketCulprit, SPIKE_FACTOR } from './culprit';
 
 export { chooseCulprit, flowText };
 export type { Flow, PacketCulprit };
@@ -49,6 +49,8 @@ export interface PacketVerdict {
   hostSteal: { cpu: number; ns: number; share: number }[];
   /** Slow packets that waited on a CPU taking no interrupt (host pause or IRQs off). */
   pauses: PauseFinding | null;
+  /** Slow packets and receive stalls that waited while jitterscope's own process held their CPU. */
+  self: SelfFinding | null;
   advice: string[];
   text: string;
 }
@@ -67,7 +69,7 @@ export function packetVerdict(
   receive: ReceiveStallRow[] = [],
 ): PacketVerdict {
   const attributed = slow.filter((p) => p.attribution).length;
-  const culprit = chooseCulprit(slow, receive, stalls);
+  const culprit = chooseCulprit(slow, receive, stalls, slowMs * 1e6);
   const hit = culprit ? slow.filter((p) => p.attribution && p.attribution.culprit === culprit.culprit && p.attribution.cpu === culprit.cpu && p.attribution.kind === culprit.kind) : [];
   const names = [...new Set(hit.map((p) => facts.interfaces[p.ifindex]).filter((n): n is string => n !== undefined))].sort();
   const found = {
@@ -82,8 +84,9 @@ export function packetVerdict(
       .filter((x) => x.ns >= STEAL_NOTE_NS || (x.ns > 0 && x.share >= STEAL_NOTE_SHARE)),
   };
   const pauses = pauseFinding(slow.map((p) => p.attribution), stalls);
+  const self = selfFinding([...slow, ...receive].map((p) => p.attribution), stalls);
   const count = culprit ? Math.max(culprit.packets, culprit.receiveStalls.explained) : 0;
-  const full = { ...found, pauses, advice: verdictAdvice(culprit && { ...culprit, count }, pauses, { ipvsSwitch: facts.ipvsSwitch }) };
+  const full = { ...found, pauses, self, advice: verdictAdvice(culprit && { ...culprit, count }, pauses, { ipvsSwitch: facts.ipvsSwitch }) };
   return { ...full, text: packetVerdictText(full) };
 }
 
@@ -99,6 +102,14 @@ export function verdictAdvice(
   const out = culprit ? adviceForCulprit(culprit.culprit, culprit.cpu, culprit.runs.maxMs, ctx) : [];
   if (pauses && pauses.count >= (culprit?.count ?? 0)) out.push(...pauseAdvice(pauses.cpus, pauses.maxMs));
   return out;
+}
+
+/** The verdict line about the tracer's own process: `what` is "slow packets or late NET_RX runs" or "slow replies". */
+export function selfLine(f: SelfFinding, what: string): string {
+  return (
+    `The observer: ${f.culprit} held ${cpusText(f.cpus)} while ${f.count} ${what} waited (its longest stretch there ${f.maxMs.toFixed(1)} ms). ` +
+    'It runs at the lowest priority (nice 19) so receive processing comes first; on a CPU with nothing else to run it still takes its turn. Not counted against any culprit.'
+  );
 }
 
 /** The verdict line about pauses: `what` is "slow packets" or "slow replies". */
@@ -119,13 +130,19 @@ export function packetVerdictText(v: Omit<PacketVerdict, 'text'>): string {
       `Verdict: no culprit: ${v.slow} packets waited ${v.slowMs} ms or more${r ? ` and ${r.count} NET_RX runs started that late` : ''}, and no single softirq, timer callback or task on their CPUs explains enough of them (${v.attributed} packets overlapped one at all).`,
     );
   else if (c.basis === 'packets') {
-    const paused = v.pauses?.count ?? 0;
-    const of = paused ? ` of the ${v.slow - paused} no host pause explains` : '';
+    // shares are of the slow packets no host pause or the tracer itself explains
+    const considered = c.share ? Math.round(c.packets / c.share) : v.slow;
+    const of = considered < v.slow ? ` of the ${considered} no host pause${v.self ? ' or jitterscope itself' : ''} explains` : '';
+    const spikes = c.tail.of ? `${c.tail.explained} of the ${c.tail.of} longest waits (>= ${c.tail.minMs.toFixed(1)} ms)` : `no wait reached ${SPIKE_FACTOR * v.slowMs} ms`;
     lines.push(
       `Verdict: ${c.culprit} on CPU ${c.cpu} (${c.kind}) delayed ${c.packets} of ${v.slow} slow packets (${pct(c.share)}${of}, waited >= ${v.slowMs} ms) ` +
-        `and ${c.waitMs.toFixed(1)} ms of their waiting (${pct(c.waitShare)}), ${c.tail.explained} of the ${c.tail.of} longest waits (>= ${c.tail.minMs.toFixed(1)} ms); ` +
+        `and ${c.waitMs.toFixed(1)} ms of their waiting (${pct(c.waitShare)}), ${spikes}; ` +
         `its runs: ${c.runs.count}, p50 ${c.runs.p50Ms.toFixed(1)} ms, max ${c.runs.maxMs.toFixed(1)} ms.`,
     );
+    if (c.rest.packets)
+      lines.push(
+        `The other ${c.rest.packets} slow packets waited ${c.rest.minMs.toFixed(1)}-${c.rest.maxMs.toFixed(1)} ms${c.tail.of && c.rest.maxMs < c.tail.minMs ? ', shorter than the spikes' : ''}, with no single cause named here.`,
+      );
     lines.push(`Flows hit: ${c.flows.slice(0, 5).map((f) => `${flowText(f)} (${f.packets})`).join(', ')}`);
   } else {
     const rs = c.receiveStalls;
@@ -142,6 +159,7 @@ export function packetVerdictText(v: Omit<PacketVerdict, 'text'>): string {
         `${c ? `; ${c.receiveStalls.explained} explained by ${c.culprit}` : ''}. Packets waiting in a NIC's ring are first seen after such a wait.`,
     );
   if (v.pauses) lines.push(pausesLine(v.pauses, v.slow, 'slow packets'));
+  if (v.self) lines.push(selfLine(v.self, 'slow packets or late NET_RX runs'));
   for (const q of v.rps) lines.push(rpsLine(q, c?.cpu));
   if (v.hostSteal.length)
     lines.push(

@@ -13,7 +13,7 @@ import { isDirect } from '../kernel/ladder';
 import { ProbeName, ProbeStatus } from '../kernel/probes';
 import { HostFacts } from '../base/host-facts';
 import { packetVerdict, PacketVerdict } from '../diagnose/verdict';
-import { attributePackets, attributeReceiveStalls, indexStalls, PAUSE_CULPRIT, ReceiveStallRow, SlowPacket, StallRow, taskCulprit } from '../diagnose/attribute';
+import { attributePackets, attributeReceiveStalls, indexStalls, PAUSE_CULPRIT, ReceiveStallRow, selfCulprit, SlowPacket, StallRow, taskCulprit } from '../diagnose/attribute';
 import { Aggregator, Stall } from '../stream/aggregate';
 import { Histogram } from '../stream/histogram';
 import { KernelHist, KernelTable, toHistogram } from '../stream/kernel-histogram';
@@ -54,6 +54,7 @@ function stallCulprit(s: Stall, k: Kallsyms | undefined): string {
   if (s.kind === 'softirq') return `${SOFTIRQ_NAMES[s.key]} softirq`;
   if (s.kind === 'pause') return PAUSE_CULPRIT;
   if (s.kind === 'task') return taskCulprit(s.label ?? '?', s.key);
+  if (s.kind === 'self') return selfCulprit(s.key);
   return symbolOf(k, s.key);
 }
 

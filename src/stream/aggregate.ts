@@ -32,6 +32,8 @@ export interface AggregatorOptions {
   /** Keep per-CPU time series at this interval (ns), from `seriesOriginNs`; 0 or absent: none. */
   seriesIntervalNs?: number;
   seriesOriginNs?: number;
+  /** The tracer's own process id: its threads holding a CPU while NET_RX waits are kept as 'self', not 'task'. */
+  selfPid?: number;
 }
 
 
@@ -66,6 +68,7 @@ export class Aggregator {
   readonly slowPacketNs: number;
   readonly maxPackets: number;
   readonly maxStalls: number;
+  readonly selfPid: number | undefined;
   /** Per-interval figures, when asked for. */
   readonly series: Series | undefined;
   private view: EventView | undefined;
@@ -75,6 +78,7 @@ export class Aggregator {
     this.slowPacketNs = opts.slowPacketNs ?? 1_000_000;
     this.maxPackets = opts.maxPackets ?? 10_000;
     this.maxStalls = opts.maxStalls ?? 10_000;
+    this.selfPid = opts.selfPid;
     this.slowRing = new Newest(this.maxPackets);
     this.stallRing = new Newest(this.maxStalls);
     this.receiveRing = new Newest(this.maxStalls);
@@ -90,6 +94,7 @@ export class Aggregator {
       maxStalls: this.maxStalls,
       seriesIntervalNs: this.series?.intervalNs,
       seriesOriginNs: this.series?.originNs,
+      selfPid: this.selfPid,
       ...changed,
     });
   }
@@ -161,7 +166,9 @@ export class Aggregator {
         if (d >= this.stallThresholdNs) this.stallRing.push({ kind: 'pause', cpu, key: v.key52(w), startNs: start, durationNs: d });
       } else if (kind === Kind.TASK) {
         this.events.task++;
-        this.stallRing.push({ kind: 'task', cpu, key: v.taskPid(w), startNs: start, durationNs: v.durationNs(w), label: v.taskComm(w) });
+        // the tracer's own threads are named by its process id, one culprit whichever thread it was
+        const self = v.taskTgid(w) === this.selfPid;
+        this.stallRing.push({ kind: self ? 'self' : 'task', cpu, key: self ? v.taskTgid(w) : v.taskPid(w), startNs: start, durationNs: v.durationNs(w), label: v.taskComm(w) });
       } else if (kind === Kind.PACKET) {
         this.events.packet++;
         this.addPacket(v, w, cpu, start);

@@ -29,7 +29,7 @@ export class LiveTrace {
   private readonly extras: ExtraSource[] = [];
 
   private constructor(opts: LiveTraceOptions) {
-    this.aggregator = new Aggregator(opts);
+    this.aggregator = new Aggregator({ selfPid: process.pid, ...opts });
     this.session = TraceSession.start({
       ...opts,
       slowPacketNs: this.aggregator.slowPacketNs,

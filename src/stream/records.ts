@@ -39,14 +39,16 @@ export interface Packet {
 
 /**
  * 'pause': the CPU took no timer interrupt for a while (a hard hrtimer fired
- * that late). 'task': a task held the CPU while NET_RX waited there.
+ * that late). 'task': a task held the CPU while NET_RX waited there. 'self':
+ * a thread of jitterscope's own process did (the observer in the way: shown
+ * apart, never a verdict's culprit).
  */
-export type StallKind = 'softirq' | 'timer' | 'hrtimer' | 'pause' | 'task';
+export type StallKind = 'softirq' | 'timer' | 'hrtimer' | 'pause' | 'task' | 'self';
 
 export interface Stall {
   kind: StallKind;
   cpu: number;
-  /** softirq vector, callback address (low 52 bits; for a pause, the late timer's), or a task's pid */
+  /** softirq vector, callback address (low 52 bits; for a pause, the late timer's), a task's pid, or (self) the tracer's process id */
   key: number;
   startNs: number;
   durationNs: number;

@@ -144,6 +144,7 @@ test('verdict text names culprit, share, RPS and advice, or says no culprit', ()
     culprit: { culprit: 'estimation_timer [ip_vs]', kind: 'timer', cpu: 1, replies: 13, share: 13 / 14, runs: { count: 5, p50Ms: 15, maxMs: 16 } },
     rps: { interface: 'eth0', queues: [{ queue: 'rx-0', cpus: [1] }], steersToCulpritCpu: true },
     pauses: null,
+    self: null,
     advice: ['sysctl -w net.ipv4.vs.run_estimation=0'],
     text: '',
   };
