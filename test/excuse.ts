@@ -12,6 +12,8 @@ export interface PauseSpan {
   cpu: number;
   startNs: number;
   durationNs: number;
+  /** How long before startNs it may have begun (default PAUSE_LEAD_NS). */
+  leadNs?: number;
 }
 
 /** When a sample was exposed, and on which CPUs (CLOCK_MONOTONIC ns, as reports are). */
@@ -28,14 +30,32 @@ export interface SampleWindow {
  */
 export const PAUSE_LEAD_NS = 20e6;
 
-/** The pauses in a report (its stall rows of kind 'pause'). */
-export function pausesOf(report: { stalls: { rows: { kind: string; cpu: number; startNs: number; durationNs: number }[] } }): PauseSpan[] {
-  return report.stalls.rows.filter((s) => s.kind === 'pause').map((s) => ({ cpu: s.cpu, startNs: s.startNs, durationNs: s.durationNs }));
+/**
+ * On a CPU running a task the tick is on (nohz stops it only in idle): the
+ * tick's hard timer falls due at least once a jiffy, so a pause began at most
+ * this long before it was seen. One jiffy at HZ=250 (Debian's kernels and
+ * this host; longer than a jiffy at any higher HZ).
+ */
+export const BUSY_PAUSE_LEAD_NS = 4e6;
+
+type StallRows = { stalls: { rows: { kind: string; cpu: number; startNs: number; durationNs: number }[] } };
+
+/**
+ * The pauses in a report (its stall rows of kind 'pause'), each with how early
+ * it may have begun: a jiffy where the report shows a task holding that CPU
+ * when the pause was seen (a 'task' or 'self' row), else PAUSE_LEAD_NS.
+ */
+export function pausesOf(report: StallRows): PauseSpan[] {
+  const rows = report.stalls.rows;
+  const busy = (cpu: number, at: number) => rows.some((s) => (s.kind === 'task' || s.kind === 'self') && s.cpu === cpu && s.startNs <= at - BUSY_PAUSE_LEAD_NS && s.startNs + s.durationNs >= at);
+  return rows
+    .filter((s) => s.kind === 'pause')
+    .map((s) => ({ cpu: s.cpu, startNs: s.startNs, durationNs: s.durationNs, leadNs: busy(s.cpu, s.startNs) ? BUSY_PAUSE_LEAD_NS : PAUSE_LEAD_NS }));
 }
 
 export function touchedByPause(w: SampleWindow, pauses: PauseSpan[]): boolean {
   return pauses.some(
-    (p) => w.cpus.includes(p.cpu) && w.fromNs <= p.startNs + p.durationNs && w.toNs >= p.startNs - PAUSE_LEAD_NS,
+    (p) => w.cpus.includes(p.cpu) && w.fromNs <= p.startNs + p.durationNs && w.toNs >= p.startNs - (p.leadNs ?? PAUSE_LEAD_NS),
   );
 }
 

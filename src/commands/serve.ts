@@ -93,6 +93,8 @@ export async function serve(argv: ServeArgs): Promise<void> {
       kernelHistsBelowNs: stallMs * 1e6,
       streamIcmp: false,
       lateRunPacketsOnly: true,
+      // an agent must not keep an administrator (or kube-proxy changing mode) from unloading ip_vs
+      holdModules: false,
       ringBytes: 1 << 20,
       // an interval lists (and attributes) at most this many slow packets and
       // stalls; the metrics count the rest as culprit="not_listed". Listing

@@ -12,6 +12,19 @@ export function ipvsLoaded(): boolean {
   return fs.existsSync('/sys/module/ip_vs');
 }
 
+/**
+ * Which load of ip_vs this is (null: not loaded): sysfs gives each new
+ * /sys/module/ip_vs a new inode, so an unload and reload between two looks
+ * reads as a change.
+ */
+export function ipvsInstance(): string | null {
+  try {
+    return String(fs.statSync('/sys/module/ip_vs').ino);
+  } catch {
+    return null;
+  }
+}
+
 export interface IpvsSymbols {
   loaded: boolean;
   /** estimation_timer is in /proc/kallsyms (ip_vs loaded, kernel < 6.2). */

@@ -2,7 +2,7 @@
 // the tracer's ring and drop counters, so a missing or departing ip_vs never
 // breaks the rest. Follows ip_vs being loaded and unloaded while tracing.
 import { BpfError } from '../base/errors';
-import { ipvsLoaded, ipvsSymbols } from '../host/ipvs';
+import { ipvsInstance, ipvsSymbols } from '../host/ipvs';
 import { Kallsyms } from '../host/kallsyms';
 import { NativeBpfObject } from './addon';
 import { AttachPref, Choice, chooseIpvsMode, DirectMode, Features, isDirect } from './ladder';
@@ -16,6 +16,8 @@ export interface IpvsContext {
   features: Features;
   kallsyms: Kallsyms | undefined;
   pref: AttachPref;
+  /** Whether the probe may hold ip_vs loaded (ladder.ts: chooseIpvsMode). */
+  holdModule: boolean;
   flavour: Flavour;
   /** The tracer's ring buffer and drop counter, by fd. */
   ringFd: number;
@@ -57,21 +59,27 @@ export class IpvsProbe {
     }
   }
 
-  /** Polls /sys/module/ip_vs: loaded while tracing, the probe attaches; unloaded, it goes inactive. */
+  /**
+   * Polls /sys/module/ip_vs: loaded while tracing, the probe attaches; unloaded,
+   * it goes inactive. Unloaded and loaded again between two polls is a new
+   * module instance (a kprobe on the old one is gone): attached again too.
+   */
   follow(): void {
-    let loaded = ipvsLoaded();
+    let loaded = ipvsInstance();
     this.timer = setInterval(() => {
-      const now = ipvsLoaded();
+      const now = ipvsInstance();
       if (now === loaded) return;
+      const wasLoaded = loaded !== null;
       loaded = now;
       this.closeObject();
-      if (!now) {
+      if (now === null) {
         this.ctx.note('ip_vs was unloaded while tracing: ipvs_estimation went inactive');
         this.status = inactiveStatus('ip_vs was unloaded while tracing');
         return;
       }
-      const choice = chooseIpvsMode(this.ctx.features, ipvsSymbols(this.ctx.kallsyms), this.ctx.pref);
-      this.ctx.note(`ip_vs was loaded while tracing: ipvs_estimation ${choice.mode ? `attached (${choice.mode})` : `stays inactive (${choice.reason})`}`);
+      const choice = chooseIpvsMode(this.ctx.features, ipvsSymbols(this.ctx.kallsyms), this.ctx.pref, this.ctx.holdModule);
+      const how = wasLoaded ? 'unloaded and loaded again' : 'loaded';
+      this.ctx.note(`ip_vs was ${how} while tracing: ipvs_estimation ${choice.mode ? `attached (${choice.mode})` : `stays inactive (${choice.reason})`}`);
       this.status = this.apply(choice);
     }, IPVS_POLL_MS);
     this.timer.unref();

@@ -153,8 +153,13 @@ export function checkForced(f: Features, pref: AttachPref): void {
   );
 }
 
-/** The IPVS probe's rung on its own: it can change while tracing, as ip_vs comes and goes. */
-export function chooseIpvsMode(f: Features, ipvs: IpvsSymbols, pref: AttachPref): Choice {
+/**
+ * The IPVS probe's rung on its own: it can change while tracing, as ip_vs comes
+ * and goes. `holdModule` false (serve, top: left on for days): fentry is passed
+ * over where kprobe exists, since an fentry link on a module function holds the
+ * module (`rmmod ip_vs` fails "in use"), and a kprobe does not.
+ */
+export function chooseIpvsMode(f: Features, ipvs: IpvsSymbols, pref: AttachPref, holdModule = true): Choice {
   if (!ipvs.estimationTimer)
     return {
       mode: null,
@@ -164,13 +169,15 @@ export function chooseIpvsMode(f: Features, ipvs: IpvsSymbols, pref: AttachPref)
           ? 'this kernel (>= 6.2) estimates IPVS rates in kthreads (ipvs-e:*), not in estimation_timer'
           : 'estimation_timer is not in /proc/kallsyms',
     };
+  if (!holdModule && pref === 'auto' && f.kprobe.ok)
+    return { mode: 'kprobe', reason: 'not fentry: an fentry link would hold ip_vs loaded (rmmod fails "in use"); a kprobe lets it go' };
   const c = pick(f, pref, ipvs.moduleBtf, true);
   if (c.mode !== 'fentry' && pref === 'auto' && f.fentry.ok && !ipvs.moduleBtf) c.reason = 'fentry needs ip_vs BTF (/sys/kernel/btf/ip_vs)';
   return c;
 }
 
-export function chooseModes(f: Features, ipvs: IpvsSymbols, pref: AttachPref): Record<LadderProbe, Choice> {
-  return { ipvs_estimation: chooseIpvsMode(f, ipvs, pref), net_rx_action: pick(f, pref, true, true), icmp_rcv: pick(f, pref, true, true) };
+export function chooseModes(f: Features, ipvs: IpvsSymbols, pref: AttachPref, holdModule = true): Record<LadderProbe, Choice> {
+  return { ipvs_estimation: chooseIpvsMode(f, ipvs, pref, holdModule), net_rx_action: pick(f, pref, true, true), icmp_rcv: pick(f, pref, true, true) };
 }
 
 function pick(f: Features, pref: AttachPref, canFentry: boolean, canKprobe: boolean): Choice {

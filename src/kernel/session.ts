@@ -24,6 +24,12 @@ export interface SessionOptions extends TracerSettings {
   flavour?: Flavour;
   /** fentry > kprobe > tracepoint for the probes that have them. */
   attach?: AttachPref;
+  /**
+   * Whether a probe may hold a kernel module loaded (fentry on its function does).
+   * false for commands left on for days (serve, top): module functions by kprobe,
+   * attached again when the module returns. Default true.
+   */
+  holdModules?: boolean;
 }
 
 /** What was lost on the way from the kernel: never silent (every view and report shows it). */
@@ -89,6 +95,7 @@ export class TraceSession {
           features,
           kallsyms,
           pref: opts.attach ?? 'auto',
+          holdModule: opts.holdModules ?? true,
           flavour,
           ringFd: obj.mapFd('events'),
           dropsFd: obj.mapFd('drops'),
@@ -114,7 +121,9 @@ export class TraceSession {
     // callbacks named by the kernel itself where it can (no 5 MB read of /proc/kallsyms)
     kallsyms?.useNamer(bpfSymbolNamer());
     const notes = note ? [note] : [];
-    const modes = chooseModes(features, ipvsSymbols(kallsyms), pref);
+    const modes = chooseModes(features, ipvsSymbols(kallsyms), pref, opts.holdModules ?? true);
+    if (opts.holdModules === false && pref === 'fentry' && modes.ipvs_estimation.mode === 'fentry')
+      notes.push('--attach fentry holds ip_vs loaded while tracing (rmmod fails "in use"); without it, estimation_timer is traced by kprobe, which lets the module go');
     // not silent: which NAPI threads are timed, and at what cost
     const threads = opts.napiThreads === false ? [] : napiThreads();
     if (threads.length)

@@ -94,6 +94,12 @@ test('ladder choices (no kernel): best rung, forced rung, IPVS states', () => {
   c = chooseModes(all, { loaded: true, estimationTimer: false, moduleBtf: true, kthreadEstimator: true }, 'auto');
   assert.equal(c.ipvs_estimation.mode, null);
   assert.match(c.ipvs_estimation.reason, />= 6\.2/);
+  // left on for days (serve, top): the module function by kprobe, which does not hold ip_vs; vmlinux ones stay fentry
+  c = chooseModes(all, ipvsTimer, 'auto', false);
+  assert.deepEqual([c.ipvs_estimation.mode, c.net_rx_action.mode], ['kprobe', 'fentry']);
+  assert.match(c.ipvs_estimation.reason, /would hold ip_vs loaded/);
+  assert.equal(chooseModes(all, ipvsTimer, 'fentry', false).ipvs_estimation.mode, 'fentry', '--attach fentry is obeyed (with a note)');
+  assert.equal(chooseModes({ ...all, kprobe: no('load: ENOENT') }, ipvsTimer, 'auto', false).ipvs_estimation.mode, 'fentry', 'no kprobes: fentry still traces it');
 });
 
 test('parsing /proc/net/ip_vs and kernel versions (no kernel)', () => {

@@ -118,3 +118,21 @@ test('a pause touches only samples on its CPUs and near its time', () => {
   assert.equal(touchedByPause({ cpus: [1], fromNs: 50e6, toNs: 70e6 }, p), false, 'well before it');
   assert.equal(touchedByPause({ cpus: [0, 1], fromNs: 85e6, toNs: 95e6 }, p), true, 'within the lead before its first sighting');
 });
+
+test('a pause seen while a task held its CPU began at most a jiffy before it was seen; on an idle CPU up to 20 ms', () => {
+  const MS = 1e6;
+  const rows = [
+    // a task held CPU 1 over 100-140 ms; a 2 ms pause seen at 120 ms inside it, another at 300 ms on an idle CPU 1
+    { kind: 'task', cpu: 1, startNs: 100 * MS, durationNs: 40 * MS },
+    { kind: 'pause', cpu: 1, startNs: 120 * MS, durationNs: 2 * MS },
+    { kind: 'pause', cpu: 1, startNs: 300 * MS, durationNs: 2 * MS },
+  ];
+  const pauses = pausesOf({ stalls: { rows } });
+  assert.deepEqual(pauses.map((p) => p.leadNs), [4 * MS, 20 * MS]);
+  const at = (fromMs: number, toMs: number) => touchedByPause({ cpus: [1], fromNs: fromMs * MS, toNs: toMs * MS }, pauses);
+  assert.equal(at(100, 115), false, 'a wait that ended 5 ms before the busy pause was seen');
+  assert.equal(at(100, 117), true, 'within a jiffy of it');
+  assert.equal(at(270, 285), true, 'within 20 ms of the idle one');
+  // a task that began within the jiffy before the pause does not prove the CPU was busy all of it
+  assert.equal(pausesOf({ stalls: { rows: [{ ...rows[0], startNs: 118 * MS }, rows[1]] } })[0].leadNs, 20 * MS);
+});

@@ -99,14 +99,32 @@ test('6.1 + 40,000 services, RPS to the estimator CPU: ping names estimation_tim
   assertPingNamesEstimator(dir, true);
 });
 
-test('6.1: serve counts net_rx_action (fentry) in the kernel and exports it, with estimation_timer', (t) => {
+test('6.1: serve counts net_rx_action (fentry) in the kernel and exports it, with estimation_timer by kprobe; rmmod ip_vs works under it, and it traces ip_vs again when it returns', (t) => {
   const dir = job(t);
   if (!dir) return;
   const err = fs.readFileSync(path.join(dir, 'serve.err'), 'utf8');
   assert.match(err, /serve exit 0/, err);
-  const text = fs.readFileSync(path.join(dir, 'serve-metrics.txt'), 'utf8');
-  const value = (re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
-  assert.match(text, /jitterscope_probe_info\{probe="net_rx_action",via="fentry",mode="fentry",active="true"\} 1/, text.slice(0, 3000));
-  assert.ok(value(/^jitterscope_net_rx_action_seconds_count (\d+)/m) >= 20, 'net_rx_action runs counted');
-  assert.ok(value(/^jitterscope_estimation_timer_seconds_count (\d+)/m) >= 1, 'estimation_timer runs exported');
+  const metrics = (name: string) => fs.readFileSync(path.join(dir, name), 'utf8');
+  const value = (text: string, re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
+  const info = (text: string, probe: string) => new RegExp(`jitterscope_probe_info\\{probe="${probe}",via="(\\w+)",mode="[^"]*",active="(\\w+)"\\} 1`).exec(text)?.slice(1, 3).join(' ');
+  const EST_COUNT = /^jitterscope_estimation_timer_seconds_count (\d+)/m;
+  const text = metrics('serve-metrics.txt');
+  assert.equal(info(text, 'net_rx_action'), 'fentry true', text.slice(0, 3000));
+  assert.equal(info(text, 'ipvs_estimation'), 'kprobe true', 'an fentry link would hold ip_vs: kprobe');
+  assert.ok(value(text, /^jitterscope_net_rx_action_seconds_count (\d+)/m) >= 20, 'net_rx_action runs counted');
+  assert.ok(value(text, EST_COUNT) >= 1, 'estimation_timer runs exported');
+  // the module goes while serve traces
+  const rmmod = metrics('serve-rmmod.txt');
+  assert.match(rmmod, /rmmod exit 0/, `rmmod ip_vs under serve: ${rmmod}`);
+  const unloaded = metrics('serve-metrics-unloaded.txt');
+  assert.equal(info(unloaded, 'ipvs_estimation'), 'none false', 'inactive while ip_vs is gone');
+  assert.match(err, /ip_vs was unloaded while tracing/);
+  // ...and comes back: traced again, by kprobe
+  const reloaded = metrics('serve-metrics-reloaded.txt');
+  assert.equal(info(reloaded, 'ipvs_estimation'), 'kprobe true', reloaded.slice(0, 3000));
+  assert.match(err, /ip_vs was loaded while tracing: ipvs_estimation attached \(kprobe\)/);
+  assert.ok(value(reloaded, EST_COUNT) > value(unloaded, EST_COUNT), `estimation_timer runs after the reload: ${value(unloaded, EST_COUNT)} -> ${value(reloaded, EST_COUNT)}`);
+  // every scrape answered, through the unload, CPU 1 offline and back, and the reload
+  const [ok, n] = metrics('serve-scrapes.txt').trim().split(' of ').map(Number);
+  assert.ok(n >= 20 && ok === n, `scrapes answered: ${ok} of ${n}`);
 });

@@ -53,13 +53,43 @@ rec=$!
 waitfor 'tracing for' $J/kprobe-ping.err
 ping -c 10 -i 0.2 -e 4242 127.0.0.1 > /dev/null
 wait $rec
-step serve: short net_rx_action runs counted in the kernel, fentry
+step "serve: short net_rx_action runs counted in the kernel, fentry; estimation_timer by kprobe, which lets ip_vs go"
 $JS serve --listen 127.0.0.1:9477 2> $J/serve.err &
 srv=$!
 waitfor 'serving http' $J/serve.err
+# scraped every 0.5 s throughout: the module going and coming and a CPU going
+# offline must never cost an answer
+(
+  n=0; ok=0
+  while [ ! -e $J/serve-scrapes.stop ]; do
+    n=$((n + 1))
+    busybox wget -q -T 5 -O /dev/null http://127.0.0.1:9477/metrics && ok=$((ok + 1))
+    sleep 0.5
+  done
+  echo "$ok of $n" > $J/serve-scrapes.txt
+) &
+scrapes=$!
 ping -c 20 -i 0.1 127.0.0.1 > /dev/null
 sleep 5
 busybox wget -q -O - http://127.0.0.1:9477/metrics > $J/serve-metrics.txt
+# an administrator (or kube-proxy leaving IPVS mode) unloads ip_vs while serve traces
+ipvsadm -C
+rmmod ip_vs_rr ip_vs > $J/serve-rmmod.txt 2>&1
+echo "rmmod exit $?" >> $J/serve-rmmod.txt
+# two polls (2 s each) notice it
+sleep 5
+busybox wget -q -O - http://127.0.0.1:9477/metrics > $J/serve-metrics-unloaded.txt
+# a CPU goes offline and comes back
+echo 0 > /sys/devices/system/cpu/cpu1/online
+sleep 2
+echo 1 > /sys/devices/system/cpu/cpu1/online
+# ip_vs back, with services: traced again by itself
+load_ipvs
+rules 5000 | ipvsadm -R
+sleep 12
+busybox wget -q -O - http://127.0.0.1:9477/metrics > $J/serve-metrics-reloaded.txt
+touch $J/serve-scrapes.stop
+wait $scrapes
 kill -TERM $srv
 wait $srv
 echo "serve exit $?" >> $J/serve.err
