@@ -63,7 +63,9 @@ export function startTrace(opts: Omit<LiveTraceOptions, 'attach'> & { attach: st
   const unchanged = yieldToReceiveProcessing();
   if (unchanged && !quiet) say(`note: ${unchanged} of this process's threads kept their priority (setpriority refused); receive processing may wait behind them`);
   // time series count from here (intervals then line up with the trace's start)
-  const trace = LiveTrace.start({ ...opts, seriesOriginNs: opts.seriesOriginNs ?? monotonicNs(), attach: opts.attach as AttachPref });
+  // notes made later (ip_vs loaded or unloaded while tracing) are said as they come
+  const onNote = quiet ? undefined : (n: string) => say(`note: ${n}`);
+  const trace = LiveTrace.start({ ...opts, onNote, seriesOriginNs: opts.seriesOriginNs ?? monotonicNs(), attach: opts.attach as AttachPref });
   if (!quiet) {
     for (const n of trace.session.notes) say(`note: ${n}`);
     for (const [name, p] of Object.entries(trace.session.probes)) if (!p.active) say(`probe ${name} inactive: ${p.reason}`);

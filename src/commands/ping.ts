@@ -130,11 +130,11 @@ function pingSection(report: Report, target: string, p: PingParams, run: PingRun
 function slowRepliesText(s: PingSection, limit = 20): string {
   const slow = s.replies.filter((r) => r.slow).slice(0, limit);
   if (!slow.length) return '';
-  const lines = ['slow replies:', '  seq     rtt  req cpu  reply cpu    wait  culprit'];
+  const lines = ['slow replies:', '  seq     rtt  req cpu  reply cpu      wait  culprit'];
   for (const r of slow) {
     const a = r.attribution;
     lines.push(
-      `  ${String(r.seq).padStart(3)}  ${fmtNs((r.rttMs ?? 0) * 1e6).padStart(6)}  ${String(r.requestCpu ?? '-').padStart(7)}  ${String(r.replyCpu ?? '-').padStart(9)}  ${(r.waitMs === null ? '-' : `${r.waitBound ? '<=' : ''}${fmtNs(r.waitMs * 1e6)}`).padStart(6)}  ${a ? `${a.culprit} on CPU ${a.cpu}, overlap ${a.overlapMs.toFixed(1)} ms` : '-'}`,
+      `  ${String(r.seq).padStart(3)}  ${fmtNs((r.rttMs ?? 0) * 1e6).padStart(6)}  ${String(r.requestCpu ?? '-').padStart(7)}  ${String(r.replyCpu ?? '-').padStart(9)}  ${(r.waitMs === null ? '-' : `${r.waitBound ? '<= ' : ''}${fmtNs(r.waitMs * 1e6)}`).padStart(8)}  ${a ? `${a.culprit} on CPU ${a.cpu}, overlap ${a.overlapMs.toFixed(1)} ms` : '-'}`,
     );
   }
   return lines.join('\n');

@@ -285,19 +285,12 @@ export interface SelfFinding extends PauseFinding {
 }
 
 /** What the runs of one kind said apart explained: how many, the longest such run on their CPUs, and those CPUs. */
-function apartFinding(kind: 'pause' | 'self', attributions: (Overlap | null)[], stalls: StallRow[]): (PauseFinding & { culprit: string }) | null {
+function apartFinding(kind: 'pause' | 'self', attributions: (Overlap | null)[], stalls: StallRow[]): SelfFinding | null {
   const hit = attributions.filter((a): a is Overlap => a?.kind === kind);
   if (!hit.length) return null;
   const cpus = [...new Set(hit.map((a) => a.cpu))].sort((a, b) => a - b);
   const longest = stalls.filter((s) => s.kind === kind && cpus.includes(s.cpu)).reduce((m, s) => Math.max(m, s.durationNs), 0);
   return { culprit: hit[0].culprit, count: hit.length, maxMs: longest / 1e6, cpus };
-}
-
-/** Slow packets or replies a pause explained: how many, the longest pause on their CPUs, and those CPUs. */
-export interface PauseFinding {
-  count: number;
-  maxMs: number;
-  cpus: number[];
 }
 
 export function pauseFinding(attributions: (Overlap | null)[], stalls: StallRow[]): PauseFinding | null {

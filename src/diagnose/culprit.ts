@@ -119,8 +119,8 @@ export function chooseCulprit(all: SlowPacket[], receiveAll: ReceiveStallRow[], 
   const tailN = tail.length;
   const tallies = tally(slow, new Set(tail), receive);
   const bySpikes = [...tallies].sort((a, b) => b.tail - a.tail);
-  const spikeLeader =
-    tailN >= MIN_CULPRIT_PACKETS && bySpikes[0] && bySpikes[0].tail > tailN / 2 && bySpikes[0].tail > (bySpikes[1]?.tail ?? 0) ? bySpikes[0] : undefined;
+  // most of the spikes (so more than any other run), and never fewer than a stray overlap could make
+  const spikeLeader = bySpikes[0] && bySpikes[0].tail >= MIN_CULPRIT_PACKETS && bySpikes[0].tail > tailN / 2 ? bySpikes[0] : undefined;
   const byPackets = tallies
     .filter((t) => t.packets.length >= MIN_CULPRIT_PACKETS)
     .filter((t) => t.packets.length / slow.length >= MIN_CULPRIT_SHARE || (totalWaitNs > 0 && t.waitNs / totalWaitNs >= MIN_CULPRIT_SHARE) || (tailN > 0 && t.tail / tailN >= MIN_TAIL_SHARE))

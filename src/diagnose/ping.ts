@@ -39,7 +39,7 @@ export function verdictText(target: string, v: PingFacts): string {
   if (!v.slow) lines.push('No slow replies: no culprit to name.');
   else if (!v.culprit)
     lines.push(
-      v.pauses
+      v.pauses || v.self
         ? `No culprit in this kernel: no softirq or timer callback on the CPUs that handled them explains the ${v.slow} slow replies.`
         : `No culprit found: none of the ${v.slow} slow replies overlapped a long softirq or timer callback on the CPUs that handled them; the delay is elsewhere (sender, network, or the remote host).`,
     );

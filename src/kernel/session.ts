@@ -30,6 +30,8 @@ export interface SessionOptions extends TracerSettings {
    * attached again when the module returns. Default true.
    */
   holdModules?: boolean;
+  /** Told each note made while tracing (ip_vs loaded or unloaded), besides `notes`. */
+  onNote?: (note: string) => void;
 }
 
 /** What was lost on the way from the kernel: never silent (every view and report shows it). */
@@ -99,7 +101,10 @@ export class TraceSession {
           flavour,
           ringFd: obj.mapFd('events'),
           dropsFd: obj.mapFd('drops'),
-          note: (n) => this.notes.push(n),
+          note: (n) => {
+            this.notes.push(n);
+            opts.onNote?.(n);
+          },
         },
         ipvsChoice,
         attached.probes.ipvs_estimation,
@@ -122,8 +127,12 @@ export class TraceSession {
     kallsyms?.useNamer(bpfSymbolNamer());
     const notes = note ? [note] : [];
     const modes = chooseModes(features, ipvsSymbols(kallsyms), pref, opts.holdModules ?? true);
-    if (opts.holdModules === false && pref === 'fentry' && modes.ipvs_estimation.mode === 'fentry')
-      notes.push('--attach fentry holds ip_vs loaded while tracing (rmmod fails "in use"); without it, estimation_timer is traced by kprobe, which lets the module go');
+    if (opts.holdModules === false && modes.ipvs_estimation.mode === 'fentry')
+      notes.push(
+        pref === 'fentry'
+          ? '--attach fentry holds ip_vs loaded while tracing (rmmod fails "in use"); without it, estimation_timer is traced by kprobe, which lets the module go'
+          : `estimation_timer by fentry holds ip_vs loaded while tracing (rmmod fails "in use"): this kernel has no kprobes (${features.kprobe.error}); --attach tracepoint lets it go`,
+      );
     // not silent: which NAPI threads are timed, and at what cost
     const threads = opts.napiThreads === false ? [] : napiThreads();
     if (threads.length)

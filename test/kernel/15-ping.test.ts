@@ -42,10 +42,10 @@ test('ping names bpf_timer_cb on CPU 1 behind the slow replies; a control run na
     const cr = readReport(control);
     assert.equal(cr.ping.verdict.received, 200 * scale);
     assert.equal(cr.ping.replies.filter((x: any) => x.attribution?.culprit === 'bpf_timer_cb').length, 0, 'no lab: nothing is bpf_timer_cb');
-    if (cr.ping.verdict.culprit === null) assert.match(c.stdout, /No slow replies|No culprit found/);
+    if (cr.ping.verdict.culprit === null) assert.match(c.stdout, /No slow replies|No culprit found|No culprit in this kernel/);
     const cs = slowReplies(cr);
     return [
-      judgeShare({ what: 'control: slow replies blamed on no run', samples: cs.slow, window: cs.window, ok: (x: any) => !x.attribution || x.attribution.kind === 'pause', minShare: 1, minSamples: 0 }, cs.pauses),
+      judgeShare({ what: 'control: slow replies blamed on no run', samples: cs.slow, window: cs.window, ok: (x: any) => !x.attribution || ['pause', 'self'].includes(x.attribution.kind), minShare: 1, minSamples: 0 }, cs.pauses),
     ];
   });
 

@@ -47,7 +47,7 @@ echo 1 > /sys/class/net/eth0/threaded
 for p in /proc/[0-9]*; do
   case "$(cat $p/comm 2>/dev/null)" in napi/eth0-*) taskset -p 2 ${p#/proc/} > /dev/null ;; esac
 done
-record_host_ping napi-thread 1500 10 5105
+record_host_ping napi-thread 3000 10 5105
 echo 0 > /sys/class/net/eth0/threaded
 kill $spin
 

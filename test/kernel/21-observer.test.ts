@@ -1,0 +1,71 @@
+// Kernel: the observer stays out of the way. While `record` and `ping` trace,
+// every thread of jitterscope's process runs at nice 19 (ksoftirqd and NAPI
+// threads, at nice 0, preempt it), and the system ping that `jitterscope ping`
+// starts runs at the priority the command was started with.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import { skipUnlessKernel, startCli, tmpFile, waitFor } from '../helpers';
+
+/** Each thread's nice value (field 19 of /proc/PID/task/TID/stat), by thread id. */
+function threadNice(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      // the comm (field 2) may hold spaces and parentheses: count from its closing one
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(Number(tid), Number(fields[16]));
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
+/** The direct children of `pid` whose comm is `comm`. */
+function childrenNamed(pid: number, comm: string): number[] {
+  return fs
+    .readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        return ppid === pid && stat.includes(`(${comm})`);
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+test('record: every thread of the tracer runs at nice 19 while it traces', async (t) => {
+  if (skipUnlessKernel(t)) return;
+  const run = startCli(['record', '-d', '20s', '-o', tmpFile('observer.json')], /tracing for/);
+  try {
+    assert.ok(await run.ready, 'record started tracing');
+    const nice = threadNice(run.child.pid!);
+    assert.ok(nice.size >= 4, `node's threads: ${[...nice.keys()]}`);
+    assert.deepEqual([...new Set(nice.values())], [19], `nice by thread: ${JSON.stringify([...nice])}`);
+  } finally {
+    run.child.kill('SIGINT');
+    const r = await run.done;
+    assert.equal(r.code, 0, r.stderr);
+  }
+});
+
+test('ping: the tracer yields, the system ping it runs keeps the priority it was started with', async (t) => {
+  if (skipUnlessKernel(t)) return;
+  const run = startCli(['ping', '127.0.0.1', '-c', '100', '-i', '100'], /tracing|PING|seq/);
+  try {
+    let pings: number[] = [];
+    assert.ok(await waitFor(() => (pings = childrenNamed(run.child.pid!, 'ping')).length === 1, 15_000), 'the system ping started');
+    assert.deepEqual([...new Set(threadNice(run.child.pid!).values())], [19], 'jitterscope ping yields');
+    assert.deepEqual([...threadNice(pings[0]).values()], [os.getPriority()], 'the system ping it started does not: it keeps the nice the command had');
+  } finally {
+    run.child.kill('SIGINT');
+    await run.done;
+  }
+});
