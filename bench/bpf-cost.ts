@@ -56,6 +56,20 @@ async function tcpLoad(ms: number): Promise<void> {
   server.close();
 }
 
+/**
+ * Two processes passing a byte back and forth over pipes for `ms`: wake-ups and
+ * context switches that no receive processing made, none pending a network wake-up.
+ */
+async function pipeLoad(ms: number): Promise<void> {
+  const script = `const end = Date.now() + ${ms};
+    process.stdin.on('data', (d) => { if (Date.now() > end) process.exit(0); process.stdout.write(d); });`;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['pipe', 'pipe', 'ignore'] });
+  child.stdout!.on('data', (d) => child.stdin!.write(d));
+  child.stdin!.on('error', () => undefined);
+  child.stdin!.write('x');
+  await new Promise((r) => child.on('close', r));
+}
+
 async function icmpFlood(count: number): Promise<void> {
   const flood = spawn('ping', ['-f', '-q', '-c', String(count), '127.0.0.1'], { stdio: 'ignore' });
   const code = await new Promise((r) => flood.on('close', r));
@@ -66,6 +80,8 @@ interface Slice {
   perSoftirq: number;
   withRaise: number;
   perPacket: number;
+  perWaking: number;
+  perSwitch: number;
 }
 
 /** The floor programs' figures over one slice: the do-nothing pair and the least exact timer. */
@@ -76,9 +92,15 @@ interface Floor {
   /** One do-nothing program on the processing tracepoint alone: what serve's packet hook is held to. */
   emptySingle: number;
   leastPacket: number;
+  /** A do-nothing program on sched_waking, and on sched_switch. */
+  emptyWaking: number;
+  emptySwitch: number;
 }
 
-const FLOOR_PROGRAMS = ['empty_sirq_entry', 'empty_sirq_exit', 'empty_rx_arrive', 'empty_skb_rcv', 'floor_sirq_entry', 'floor_sirq_exit', 'floor_rx_arrive', 'floor_skb_rcv'];
+const FLOOR_PROGRAMS = [
+  'empty_sirq_entry', 'empty_sirq_exit', 'empty_rx_arrive', 'empty_skb_rcv', 'empty_sched_waking', 'empty_sched_switch',
+  'floor_sirq_entry', 'floor_sirq_exit', 'floor_rx_arrive', 'floor_skb_rcv',
+];
 
 function floorStats(o: NativeBpfObject): Stats {
   return FLOOR_PROGRAMS.map((hook) => {
@@ -98,6 +120,8 @@ function floorSlice(d: Stats): Floor {
     emptyPacket: (get('empty_rx_arrive').runTimeNs + get('empty_skb_rcv').runTimeNs) / packets,
     emptySingle: get('empty_skb_rcv').runTimeNs / packets,
     leastPacket: (get('floor_rx_arrive').runTimeNs + get('floor_skb_rcv').runTimeNs) / Math.max(1, get('floor_skb_rcv').runCount),
+    emptyWaking: per('empty_sched_waking'),
+    emptySwitch: per('empty_sched_switch'),
   };
 }
 
@@ -105,7 +129,8 @@ function slice(d: Stats): Slice {
   const get = (h: string) => d.find((s) => s.hook === h)!;
   const runs = Math.max(1, get('sirq_exit').runCount);
   const perSoftirq = (get('sirq_entry').runTimeNs + get('sirq_exit').runTimeNs) / runs;
-  return { perSoftirq, withRaise: perSoftirq + get('sirq_raise').runTimeNs / runs, perPacket: perPacket(d).ns };
+  const per = (h: string) => get(h).runTimeNs / Math.max(1, get(h).runCount);
+  return { perSoftirq, withRaise: perSoftirq + get('sirq_raise').runTimeNs / runs, perPacket: perPacket(d).ns, perWaking: per('sched_waking'), perSwitch: per('sched_switch') };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -154,6 +179,7 @@ async function main() {
     for (const [mode, t] of [['stream', stream], ['serve', serve]] as const) for (const n of t.session.notes) console.log(`note (${mode}): ${n}`);
     const tcp = await sliced([stream, serve], () => tcpLoad(300), floor);
     const icmp = await sliced([stream, serve], () => icmpFlood(1000), floor);
+    const pipes = await sliced([stream, serve], () => pipeLoad(300), floor);
     console.log(`${'hook'.padEnd(12)} ${'stream ns/run'.padStart(14)} ${'serve ns/run'.padStart(13)} ${'runs'.padStart(9)}   (means over the TCP load, host pauses included)`);
     const [a, b] = tcp.totals;
     for (const x of a) {
@@ -184,6 +210,12 @@ async function main() {
     floorRow('  least exact timer of a wait', (f) => f.leastPacket, tcp);
     row('per packet, ICMP flood', (s) => s.perPacket, icmp, '(stream: every ICMP packet streamed for ping)');
     floorRow('  least exact timer of a wait', (f) => f.leastPacket, icmp);
+    row('per wake-up, pipe ping-pong', (s) => s.perWaking, pipes, '(none in a NET_RX run: <= one do-nothing hook + 10 ns)');
+    floorRow('  one hook that does nothing', (f) => f.emptyWaking, pipes);
+    row('per switch, pipe ping-pong', (s) => s.perSwitch, pipes, '(no network wake-up pending: <= one do-nothing hook + 15 ns)');
+    floorRow('  one hook that does nothing', (f) => f.emptySwitch, pipes);
+    row('per wake-up, TCP load', (s) => s.perWaking, tcp, '(some in NET_RX runs: those are recorded)');
+    row('per switch, TCP load', (s) => s.perSwitch, tcp, '(some with a network wake-up pending: those look it up)');
     const least = median(tcp.floors.map((f) => f.leastSoftirq));
     const serveSoftirq = median(tcp.slices[1].map((s) => s.perSoftirq));
     const leastPacket = median(tcp.floors.map((f) => f.leastPacket));
@@ -194,6 +226,10 @@ async function main() {
     console.log(`bpf-cost: serve per softirq vs the least exact timer: ${verdict(serveSoftirq - least, 40)}`);
     console.log(`bpf-cost: serve per packet (not in a late run) vs one do-nothing hook: ${verdict(servePacket - single, 15)}`);
     console.log(`bpf-cost: stream per packet vs the least exact timer of a wait: ${verdict(streamPacket - leastPacket, 30)}`);
+    const wakingOver = median(pipes.slices[1].map((s) => s.perWaking)) - median(pipes.floors.map((f) => f.emptyWaking));
+    const switchOver = median(pipes.slices[1].map((s) => s.perSwitch)) - median(pipes.floors.map((f) => f.emptySwitch));
+    console.log(`bpf-cost: per wake-up not made in a NET_RX run vs one do-nothing hook: ${verdict(wakingOver, 10)}`);
+    console.log(`bpf-cost: per switch with no network wake-up pending vs one do-nothing hook: ${verdict(switchOver, 15)}`);
     console.log(`bpf-cost: (a do-nothing program costs ${median(tcp.floors.map((f) => f.emptySoftirq / 2)).toFixed(0)} ns a run here: bpf_stats' clock reads and the call)`);
     stream.session.drain();
     serve.session.drain();

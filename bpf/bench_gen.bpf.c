@@ -102,6 +102,8 @@ SEC("tp_btf/softirq_entry") int BPF_PROG(empty_sirq_entry, unsigned int vec) { r
 SEC("tp_btf/softirq_exit") int BPF_PROG(empty_sirq_exit, unsigned int vec) { return 0; }
 SEC("tp_btf/netif_rx_entry") int BPF_PROG(empty_rx_arrive, const struct sk_buff *skb) { return 0; }
 SEC("tp_btf/netif_receive_skb") int BPF_PROG(empty_skb_rcv, const struct sk_buff *skb) { return 0; }
+SEC("tp_btf/sched_waking") int BPF_PROG(empty_sched_waking, struct task_struct *p) { return 0; }
+SEC("tp_btf/sched_switch") int BPF_PROG(empty_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next) { return 0; }
 
 SEC("tp_btf/softirq_entry") int BPF_PROG(floor_sirq_entry, unsigned int vec)
 {

@@ -11,7 +11,7 @@
 #include <linux/types.h>
 #endif
 
-#define JS_ABI_VERSION 4
+#define JS_ABI_VERSION 5
 #define JS_MAX_CPUS 1024
 #define JS_CPU_MASK_WORDS (JS_MAX_CPUS / 64)
 
@@ -25,7 +25,12 @@ enum js_event_kind {
 	                     * CPU took no timer interrupt (the host did not run this vCPU, or
 	                     * interrupts were off): key = the late timer's callback address */
 	JS_EV_TASK = 7,     /* a task held the CPU while NET_RX was pending on it (raised, not yet
-	                     * run): from start for duration, until it switched out; key = pid */
+	                     * run), or a task woken by receive processing waited for it: from
+	                     * start for duration, until it switched out; key = pid */
+	JS_EV_WAKEUP = 8,   /* a task woken inside a NET_RX run (softirq, ksoftirqd or a NAPI thread):
+	                     * a slow wake-up, from sched_waking (start) for duration until it ran on
+	                     * cpu; or (JS_F_STOLEN) a stolen run, from its switch-in for duration
+	                     * (capped) while softirqs took wake.stolen_ns of it; key = pid */
 };
 
 /* Functions traced by fentry/fexit or kprobe/kretprobe. */
@@ -49,6 +54,8 @@ enum js_event_flags {
 	                         * switch-in; wait_ns is wakeup (or preemption) -> switch-in;
 	                         * streamed only when late. packet: first seen in such a run, timed
 	                         * from that thread's wakeup */
+	JS_F_STOLEN = 256,      /* wakeup: a stolen run (softirqs took at least the threshold of the
+	                         * run that followed a network wake-up), not a slow wake-up */
 };
 
 /* Every record has the same size, so a batch is a flat array of them. */
@@ -81,6 +88,14 @@ struct js_event {
 			__u32 pid;         /* its thread id */
 			__u32 tgid;        /* its process id */
 		} task;
+		struct {
+			char comm[16];     /* the task woken by receive processing */
+			__u32 pid;         /* its thread id */
+			__u32 tgid;        /* its process id */
+			__u64 stolen_ns;   /* JS_F_STOLEN: softirq time on its CPU while it ran */
+			__u32 waker_cpu;   /* the CPU whose NET_RX run woke it */
+			__u32 pad;
+		} wake;
 	};
 };
 
@@ -109,6 +124,7 @@ enum js_kernel_hist {
 	JS_KH_SOFTIRQ_RUN = 0,                /* + vector: handler run time */
 	JS_KH_SOFTIRQ_WAIT = JS_NR_SOFTIRQS,  /* + vector: raise -> entry */
 	JS_KH_NET_RX_ACTION = 2 * JS_NR_SOFTIRQS, /* net_rx_action by fentry/kprobe */
+	JS_KH_WAKEUP_WAIT,                    /* every network wake-up: sched_waking -> switch-in */
 	JS_KH_COUNT,
 };
 

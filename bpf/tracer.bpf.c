@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* jitterscope tracer: softirq and NET_RX waits, timer callbacks, host pauses,
  * NAPI threads' waits, tasks that hold a CPU while receive processing waits,
+ * tasks woken by receive processing (their wait to run, the time taken from them),
  * and received packets' waits, from
  * tracepoints (and fentry/kprobe where the ladder picks them). The bodies are
  * in tracer_state/runs/threads/packets.bpf.h; this file defines the
@@ -22,6 +23,7 @@ char LICENSE[] SEC("license") = "GPL";
 #include "hist.bpf.h"
 #include "skb_id.bpf.h"
 #include "tracer_state.bpf.h"
+#include "tracer_wakeups.bpf.h"
 #include "tracer_runs.bpf.h"
 #include "tracer_threads.bpf.h"
 #include "tracer_packets.bpf.h"
@@ -52,6 +54,7 @@ TP_PAIR(hrtimer_expire_exit, hrt_exit, on_hrtimer_exit, struct hrtimer *, timer)
 SEC("tp_btf/sched_switch") int BPF_PROG(js_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next) { return on_sched_switch(preempt, prev, next); }
 SEC("raw_tp/sched_switch") int BPF_PROG(jsr_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next) { return on_sched_switch(preempt, prev, next); }
 TP_PAIR(sched_wakeup, sched_wakeup, on_sched_wakeup, struct task_struct *, p)
+TP_PAIR(sched_waking, sched_waking, on_sched_waking, struct task_struct *, p)
 /* The packet hooks tell the body which flavour it runs in (typed or not). */
 #define TP_PAIR_TYPED(tp, name, body, type, arg)                              \
 	SEC("tp_btf/" #tp) int BPF_PROG(js_##name, type arg) { return body(arg, true); } \

@@ -59,6 +59,7 @@ static __always_inline int on_softirq_exit(unsigned int vec)
 	start = s->entry_ns[vec];
 	wait = s->wait_ns[vec];
 	s->entry_ns[vec] = 0;
+	wake_softirq(s, start, now);
 	if (vec == JS_NET_RX_SOFTIRQ)
 		s->late_raise_ns = 0;
 	/* serve keeps short runs in the kernel; a NET_RX run that started late (a

@@ -29,6 +29,13 @@ const volatile __u64 task_min_ns = 300000;
 /* Some devices poll in NAPI threads (threaded=1): time those threads' waits
  * from their wakeup (sched_wakeup is attached only then). */
 const volatile bool napi_threads = false;
+/* Tasks woken inside a NET_RX run: a wake-up that waited this long to run, or
+ * a run that lost this much to softirqs (counted for at most stolen_cap_ns
+ * after its switch-in), is streamed. */
+const volatile __u64 wake_min_ns = 1000000;
+const volatile __u64 stolen_cap_ns = 100000000;
+
+#define JS_PF_KTHREAD 0x00200000 /* include/linux/sched.h */
 
 struct hrtimer_slot {
 	__u64 timer;
@@ -57,6 +64,11 @@ struct cpu_state {
 	__u64 thread_entry_ns;
 	__u64 thread_wake_ns;
 	__u64 thread_late_ns; /* its wake, if this run started late; else 0 */
+	/* a task woken by receive processing, running here since watch_since_ns: softirq time
+	 * taken from it meanwhile */
+	__u32 watch_pid;
+	__u64 watch_since_ns;
+	__u64 watch_stolen_ns;
 };
 
 struct {
@@ -65,6 +77,38 @@ struct {
 	__type(key, __u32);
 	__type(value, struct cpu_state);
 } state SEC(".maps");
+
+/* Tasks woken inside a NET_RX run and not yet running: pid -> when, and what
+ * says it has not run since (its context-switch count). LRU: a task that
+ * runs where no look is made is let go, not kept. */
+struct net_wake {
+	__u64 ts;
+	__u64 switches;
+	__u32 waker_cpu;
+	__u32 guess_cpu; /* where it last ran: most wake-ups run there again */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct net_wake);
+} net_wakes SEC(".maps");
+
+/* By CPU: network wake-ups that may run there (their waker's CPU and the one
+ * they last ran on), and since when some have been. A switch on a CPU with
+ * none pending makes no lookup. */
+struct wake_count {
+	__s64 count;
+	__u64 since;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, JS_MAX_CPUS);
+	__type(key, __u32);
+	__type(value, struct wake_count);
+} wake_pending SEC(".maps");
 
 /* Where and when a packet was first seen, by skb address: a direct-mapped
  * table, not a hash map. An insert is one array slot write (a hash map

@@ -2,8 +2,6 @@
  * and the tasks that hold a CPU while receive processing waits there (NET_RX
  * raised and not yet run, or a NAPI thread woken and not yet running). */
 
-#define JS_PF_KTHREAD 0x00200000 /* include/linux/sched.h */
-
 static __always_inline bool is_napi_thread(struct task_struct *p)
 {
 	char c[5];
@@ -91,11 +89,12 @@ static __always_inline void napi_thread_in(struct cpu_state *s, __u64 now, __u32
 	bpf_map_delete_elem(&napi_wakes, &pid);
 }
 
-/* While receive processing is pending on a CPU, each task that runs there
- * until it switches out is streamed with its stretch: when the run is
- * deferred to ksoftirqd or a NAPI thread, a task that keeps the CPU is what
- * the packets wait for. Outside that window a switch costs a look at the
- * pending raise. */
+/* While receive processing is pending on a CPU (or a task it woke waits to
+ * run there), each task that runs there until it switches out is streamed
+ * with its stretch: when the run is deferred to ksoftirqd or a NAPI thread, a
+ * task that keeps the CPU is what the packets wait for, and what the woken
+ * task waits for. Outside that window a switch costs a look at the pending
+ * raise and wake-ups. */
 static __always_inline void task_held(struct cpu_state *s, __u64 raise, __u64 now, __u32 cpu, struct task_struct *prev)
 {
 	struct js_event *e;
@@ -119,14 +118,19 @@ static __always_inline void task_held(struct cpu_state *s, __u64 raise, __u64 no
 static __always_inline int on_sched_switch(bool preempt, struct task_struct *prev, struct task_struct *next)
 {
 	struct cpu_state *s;
-	__u64 raise, now, *pending;
+	__u64 raise, now, *pending, woken;
 	__u32 cpu = bpf_get_smp_processor_id();
 	if (!cpu_wanted(cpu))
 		return 0;
 	s = my_state();
 	if (!s)
 		return 0;
+	woken = wakes_pending_since(cpu);
+	wake_switch(s, cpu, prev, next, woken);
 	raise = s->raise_ns[JS_NET_RX_SOFTIRQ];
+	/* what prev held up: receive processing, or tasks woken by it, from the earlier */
+	if (woken && (!raise || woken < raise))
+		raise = woken;
 	if (!napi_threads) {
 		if (raise)
 			task_held(s, raise, bpf_ktime_get_ns(), cpu, prev);

@@ -63,6 +63,11 @@ static Napi::Value Layout(const Napi::CallbackInfo &info) {
   OFF("task.comm", task.comm);
   OFF("task.pid", task.pid);
   OFF("task.tgid", task.tgid);
+  OFF("wake.comm", wake.comm);
+  OFF("wake.pid", wake.pid);
+  OFF("wake.tgid", wake.tgid);
+  OFF("wake.stolen_ns", wake.stolen_ns);
+  OFF("wake.waker_cpu", wake.waker_cpu);
 #undef OFF
   o.Set("offsets", off);
   Napi::Object kinds = Napi::Object::New(env);
@@ -73,6 +78,7 @@ static Napi::Value Layout(const Napi::CallbackInfo &info) {
   kinds.Set("FUNC", static_cast<uint32_t>(JS_EV_FUNC));
   kinds.Set("PAUSE", static_cast<uint32_t>(JS_EV_PAUSE));
   kinds.Set("TASK", static_cast<uint32_t>(JS_EV_TASK));
+  kinds.Set("WAKEUP", static_cast<uint32_t>(JS_EV_WAKEUP));
   o.Set("kinds", kinds);
   Napi::Object flags = Napi::Object::New(env);
   flags.Set("WAIT_UNKNOWN", static_cast<uint32_t>(JS_F_WAIT_UNKNOWN));
@@ -83,6 +89,7 @@ static Napi::Value Layout(const Napi::CallbackInfo &info) {
   flags.Set("DEFERRED", static_cast<uint32_t>(JS_F_DEFERRED));
   flags.Set("LATE_RUN", static_cast<uint32_t>(JS_F_LATE_RUN));
   flags.Set("THREADED", static_cast<uint32_t>(JS_F_THREADED));
+  flags.Set("STOLEN", static_cast<uint32_t>(JS_F_STOLEN));
   o.Set("flags", flags);
   o.Set("nrSoftirqs", JS_NR_SOFTIRQS);
   Napi::Object funcs = Napi::Object::New(env);
@@ -99,6 +106,7 @@ static Napi::Value Layout(const Napi::CallbackInfo &info) {
   kh.Set("SOFTIRQ_RUN", static_cast<uint32_t>(JS_KH_SOFTIRQ_RUN));
   kh.Set("SOFTIRQ_WAIT", static_cast<uint32_t>(JS_KH_SOFTIRQ_WAIT));
   kh.Set("NET_RX_ACTION", static_cast<uint32_t>(JS_KH_NET_RX_ACTION));
+  kh.Set("WAKEUP_WAIT", static_cast<uint32_t>(JS_KH_WAKEUP_WAIT));
   kh.Set("COUNT", static_cast<uint32_t>(JS_KH_COUNT));
   o.Set("kernelHists", kh);
   return o;

@@ -20,9 +20,9 @@ APT_PACKAGES=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libzstd-dev cm
   qemu-system-x86 busybox-static cpio kmod xz-utils ipvsadm)
 # Only for the tests: the browser that renders the HTML reports (~270 MB), and
 # Prometheus with promtool for the exporter tests, podman (rootful, runc),
-# ethtool (threaded NAPI on a veth) and
-# mmdebstrap for the container image tests.
-TEST_PACKAGES=(chromium prometheus podman runc catatonit mmdebstrap iperf3 ethtool)
+# ethtool (threaded NAPI on a veth), libbpf-tools (runqslower: a peer that
+# times the same wake-ups) and mmdebstrap for the container image tests.
+TEST_PACKAGES=(chromium prometheus podman runc catatonit mmdebstrap iperf3 ethtool libbpf-tools)
 # The arm64 addon, cross-built (scripts/build-arm64.sh), and the arm64 guest.
 ARM64_PACKAGES=(gcc-aarch64-linux-gnu g++-aarch64-linux-gnu)
 [[ ${1:-} == --tests ]] && APT_PACKAGES+=("${TEST_PACKAGES[@]}" "${ARM64_PACKAGES[@]}" qemu-system-arm)

@@ -16,6 +16,8 @@ export interface FakeEvent {
   pkt?: { saddr: string; daddr: string; proto: number; sport?: number; dport?: number; type?: number; code?: number; arrivalCpu?: number };
   /** A task event's comm and ids. */
   task?: { comm: string; pid: number; tgid?: number };
+  /** A wake-up event's task, the CPU that woke it, and (flag STOLEN) what softirqs took. */
+  wake?: { comm: string; pid: number; tgid?: number; wakerCpu?: number; stolenNs?: number };
 }
 
 export function encode(events: FakeEvent[]): ArrayBuffer {
@@ -55,6 +57,13 @@ export function encode(events: FakeEvent[]): ArrayBuffer {
       [...e.task.comm.slice(0, 15)].forEach((ch, j) => dv.setUint8(o + OFFSETS['task.comm'] + j, ch.charCodeAt(0)));
       dv.setUint32(o + OFFSETS['task.pid'], e.task.pid, true);
       dv.setUint32(o + OFFSETS['task.tgid'], e.task.tgid ?? e.task.pid, true);
+    }
+    if (e.wake) {
+      [...e.wake.comm.slice(0, 15)].forEach((ch, j) => dv.setUint8(o + OFFSETS['wake.comm'] + j, ch.charCodeAt(0)));
+      dv.setUint32(o + OFFSETS['wake.pid'], e.wake.pid, true);
+      dv.setUint32(o + OFFSETS['wake.tgid'], e.wake.tgid ?? e.wake.pid, true);
+      dv.setBigUint64(o + OFFSETS['wake.stolen_ns'], BigInt(e.wake.stolenNs ?? 0), true);
+      dv.setUint32(o + OFFSETS['wake.waker_cpu'], e.wake.wakerCpu ?? 0, true);
     }
   });
   return buf;

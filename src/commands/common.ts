@@ -48,6 +48,11 @@ export const ATTACH_OPTION = {
   describe: 'Hook for ipvs_estimation, net_rx_action and icmp_rcv: the best the kernel has, or force one',
 } as const;
 
+export const WAKEUP_MS_OPTION = {
+  type: 'string',
+  describe: 'A task woken by receive processing that waited this long to run, or lost this much of its run to softirqs, is slow (default: --packet-ms)',
+} as const;
+
 export const CPUS_OPTION = { type: 'string', describe: 'Trace only these CPUs, e.g. 0,2-3 (default: all)' } as const;
 
 /** Capabilities first, then the CPU list against this machine's CPUs. */

@@ -2,7 +2,7 @@
 // for `jitterscope ping`, and parses what it prints.
 import { spawn } from 'node:child_process';
 import { restoreChildPriority } from '../host/priority';
-import { PingReply } from '../diagnose/attribute';
+import { PingReply } from '../diagnose/ping';
 
 export interface PingRun {
   replies: PingReply[];

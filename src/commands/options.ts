@@ -48,6 +48,11 @@ export function parsePositiveMs(value: unknown, option: string, max = 60_000): n
   return n;
 }
 
+/** An optional positive number of milliseconds: `fallback` when not given. */
+export function parseOptionalMs(value: unknown, option: string, fallback: number): number {
+  return value === undefined ? fallback : parsePositiveMs(value, option);
+}
+
 /** A rate such as 250k or 1M events/s. */
 export function parseRate(value: unknown, option: string, min: number, max: number): number {
   const text = String(value).trim();

@@ -8,7 +8,7 @@ import { fmtNs } from '../base/format';
 import type { HostFacts } from '../base/host-facts';
 import { gatherHostFacts } from '../host/facts';
 import { resolvePingTarget } from '../host/target';
-import { attributeReplies } from '../diagnose/attribute';
+import { attributeReplies } from '../diagnose/ping';
 import { pingVerdictOf } from '../diagnose/ping';
 import { PingReport, PingSection, Report } from '../report/model';
 import { lossText } from '../report/text';

@@ -6,8 +6,8 @@ import { UsageError } from '../base/errors';
 import { renderHtml } from '../report/html';
 import { lossText, renderText } from '../report/text';
 import { checkWritable, writeAtomic } from '../report/write';
-import { ATTACH_OPTION, CPUS_OPTION, exitOnSecondSignal, onStopSignal, say, startTrace, reportFromTrace, tracingPreflight } from './common';
-import { parseDurationMs, parseIntInRange, parsePositiveMs } from './options';
+import { ATTACH_OPTION, CPUS_OPTION, exitOnSecondSignal, onStopSignal, say, startTrace, reportFromTrace, tracingPreflight, WAKEUP_MS_OPTION } from './common';
+import { parseDurationMs, parseIntInRange, parsePositiveMs, parseOptionalMs } from './options';
 
 export interface RecordArgs {
   attach: string;
@@ -18,6 +18,7 @@ export interface RecordArgs {
   'ring-mb': string;
   'stall-ms': string;
   'packet-ms': string;
+  'wakeup-ms'?: string;
   'max-packets': string;
   interval: string;
 }
@@ -33,6 +34,7 @@ export function recordOptions(y: Argv): Argv<RecordArgs> {
     .option('stall-ms', { type: 'string', default: '1', describe: 'Keep softirq and timer runs at least this long as stalls' })
     .option('max-packets', { type: 'string', default: '10000', describe: 'Keep at most this many ICMP packets, and slow packets, in the report (0: none; those not kept are counted)' })
     .option('packet-ms', { type: 'string', default: '1', describe: 'A packet that waited this long or longer is slow: kept with its flow and explained' })
+    .option('wakeup-ms', WAKEUP_MS_OPTION)
     .option('attach', ATTACH_OPTION)
     .example('$0 record --duration 30s --out report.json', 'trace 30 s into report.json')
     .example('$0 record -d 10s -f text --cpus 1', 'print histograms for CPU 1')
@@ -45,6 +47,7 @@ export async function record(argv: RecordArgs): Promise<void> {
   if (ringMb & (ringMb - 1)) throw new UsageError(`--ring-mb: ${ringMb} is not a power of two (1, 2, 4, ... 1024)`);
   const stallMs = parsePositiveMs(argv['stall-ms'], '--stall-ms');
   const packetMs = parsePositiveMs(argv['packet-ms'], '--packet-ms');
+  const wakeupMs = parseOptionalMs(argv['wakeup-ms'], '--wakeup-ms', packetMs);
   const maxPackets = parseIntInRange(argv['max-packets'], '--max-packets', 0, 10_000_000);
   const intervalMs = parseDurationMs(argv.interval, '--interval');
   if (intervalMs < 10) throw new UsageError(`--interval: '${argv.interval}' is shorter than 10ms`);
@@ -52,7 +55,7 @@ export async function record(argv: RecordArgs): Promise<void> {
   if (argv.out) checkWritable(argv.out);
   const { possible, cpus } = tracingPreflight(argv.cpus);
 
-  const trace = startTrace({ attach: argv.attach, cpus, ringBytes: ringMb << 20, stallThresholdNs: stallMs * 1e6, slowPacketNs: packetMs * 1e6, maxPackets, seriesIntervalNs: intervalMs * 1e6 });
+  const trace = startTrace({ attach: argv.attach, cpus, ringBytes: ringMb << 20, stallThresholdNs: stallMs * 1e6, slowPacketNs: packetMs * 1e6, slowWakeupNs: wakeupMs * 1e6, maxPackets, seriesIntervalNs: intervalMs * 1e6 });
   const start = clockPair();
   const stop = onStopSignal();
   let stopReason = '';

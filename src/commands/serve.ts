@@ -14,14 +14,15 @@ import { Metrics } from '../serve/metrics';
 import { Recent } from '../serve/recent';
 import { SyntheticLoad } from '../kernel/synthetic';
 import { Aggregator } from '../stream/aggregate';
-import { ATTACH_OPTION, CPUS_OPTION, onStopSignal, reportFromTrace, say, startTrace, tracingPreflight, VERSION } from './common';
-import { parseDurationMs, parseIntInRange, parsePositiveMs, parseRate } from './options';
+import { ATTACH_OPTION, CPUS_OPTION, onStopSignal, reportFromTrace, say, startTrace, tracingPreflight, VERSION, WAKEUP_MS_OPTION } from './common';
+import { parseDurationMs, parseIntInRange, parsePositiveMs, parseRate, parseOptionalMs } from './options';
 
 export interface ServeArgs {
   listen: string;
   'per-cpu': boolean;
   'top-callbacks': string;
   'packet-ms': string;
+  'wakeup-ms'?: string;
   'stall-ms': string;
   'report-window': string;
   attach: string;
@@ -35,6 +36,7 @@ export function serveOptions(y: Argv): Argv<ServeArgs> {
     .option('per-cpu', { type: 'boolean', default: false, describe: 'A cpu label on every histogram (many series on big nodes)' })
     .option('top-callbacks', { type: 'string', default: '20', describe: 'Timer callbacks with a series of their own; the rest are function="other"' })
     .option('packet-ms', { type: 'string', default: '1', describe: 'A packet that waited this long is slow: counted by culprit' })
+    .option('wakeup-ms', WAKEUP_MS_OPTION)
     .option('stall-ms', { type: 'string', default: '1', describe: 'A softirq or timer run this long is a stall: counted by culprit' })
     .option('report-window', { type: 'string', default: '5m', describe: 'The longest /report?window= served (memory grows with it)' })
     .option('cpus', CPUS_OPTION)
@@ -56,6 +58,7 @@ export async function serve(argv: ServeArgs): Promise<void> {
   const { host, port } = parseListen(argv.listen);
   const topCallbacks = parseIntInRange(argv['top-callbacks'], '--top-callbacks', 1, 1000);
   const packetMs = parsePositiveMs(argv['packet-ms'], '--packet-ms');
+  const wakeupMs = parseOptionalMs(argv['wakeup-ms'], '--wakeup-ms', packetMs);
   const stallMs = parsePositiveMs(argv['stall-ms'], '--stall-ms');
   const maxWindowMs = parseDurationMs(argv['report-window'], '--report-window');
   if (maxWindowMs > 3_600_000) throw new UsageError(`--report-window: '${argv['report-window']}' is longer than 1h`);
@@ -90,6 +93,7 @@ export async function serve(argv: ServeArgs): Promise<void> {
       cpus,
       stallThresholdNs: stallMs * 1e6,
       slowPacketNs: packetMs * 1e6,
+      slowWakeupNs: wakeupMs * 1e6,
       kernelHistsBelowNs: stallMs * 1e6,
       streamIcmp: false,
       lateRunPacketsOnly: true,

@@ -6,8 +6,8 @@ import { UsageError } from '../base/errors';
 import { SyntheticLoad } from '../kernel/synthetic';
 import { Collector, WindowName, WINDOWS } from '../top/collector';
 import { runDashboard, runPlain } from '../top/loop';
-import { ATTACH_OPTION, CPUS_OPTION, onStopSignal, say, startTrace, tracingPreflight } from './common';
-import { parseDurationMs, parseIntInRange, parsePositiveMs, parseRate } from './options';
+import { ATTACH_OPTION, CPUS_OPTION, onStopSignal, say, startTrace, tracingPreflight, WAKEUP_MS_OPTION } from './common';
+import { parseDurationMs, parseIntInRange, parsePositiveMs, parseRate, parseOptionalMs } from './options';
 
 export interface TopArgs {
   attach: string;
@@ -19,6 +19,7 @@ export interface TopArgs {
   cpus?: string;
   'stall-ms': string;
   'packet-ms': string;
+  'wakeup-ms'?: string;
   'synthetic-rate'?: string;
 }
 
@@ -32,6 +33,7 @@ export function topOptions(y: Argv): Argv<TopArgs> {
     .option('cpus', CPUS_OPTION)
     .option('stall-ms', { type: 'string', default: '1', describe: 'List softirq and timer runs at least this long as stalls' })
     .option('packet-ms', { type: 'string', default: '1', describe: 'A packet that waited this long or longer is slow: kept with its flow and explained' })
+    .option('wakeup-ms', WAKEUP_MS_OPTION)
     .option('attach', ATTACH_OPTION)
     .option('synthetic-rate', {
       type: 'string',
@@ -47,13 +49,14 @@ export async function top(argv: TopArgs): Promise<void> {
   const iterations = argv.once ? 1 : argv.iterations !== undefined ? parseIntInRange(argv.iterations, '--iterations', 1, 1e9) : Infinity;
   const stallMs = parsePositiveMs(argv['stall-ms'], '--stall-ms');
   const packetMs = parsePositiveMs(argv['packet-ms'], '--packet-ms');
+  const wakeupMs = parseOptionalMs(argv['wakeup-ms'], '--wakeup-ms', packetMs);
   const syntheticRate = argv['synthetic-rate'] !== undefined ? parseRate(argv['synthetic-rate'], '--synthetic-rate', 1, 50e6) : 0;
   const { possible, cpus } = tracingPreflight(argv.cpus);
   const tty = Boolean(process.stdout.isTTY) && !argv.batch && !argv.once && argv.iterations === undefined;
 
   // on the dashboard, notes and inactive probes show in its header instead
   // left open for hours: no probe holds ip_vs loaded (holdModules)
-  const trace = startTrace({ attach: argv.attach, cpus, stallThresholdNs: stallMs * 1e6, slowPacketNs: packetMs * 1e6, maxPackets: 1000, seriesIntervalNs: 1e9, holdModules: false }, tty);
+  const trace = startTrace({ attach: argv.attach, cpus, stallThresholdNs: stallMs * 1e6, slowPacketNs: packetMs * 1e6, slowWakeupNs: wakeupMs * 1e6, maxPackets: 1000, seriesIntervalNs: 1e9, holdModules: false }, tty);
   // the first refresh names callbacks: the index is built off the main loop meanwhile
   trace.session.kallsyms?.buildInBackground();
   let synthetic: SyntheticLoad | undefined;

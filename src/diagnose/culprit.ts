@@ -1,7 +1,9 @@
 // Choosing the culprit behind slow packets and receive stalls: each candidate
 // weighed by count, by the waiting time it explains and by the longest waits.
 // Pure logic, used by the packet verdict.
-import { Culprit, CulpritRuns, isApart, Overlap, ReceiveStallRow, SlowPacket, StallRow } from './attribute';
+import { StallKind } from '../stream/aggregate';
+import { CulpritRuns, isApart, Overlap, ReceiveStallRow, SlowPacket, StallRow } from './attribute';
+import { WakeupRow } from './wakeup';
 
 export interface Flow {
   proto: string;
@@ -21,10 +23,10 @@ export function flowText(f: Pick<Flow, 'proto' | 'saddr' | 'sport' | 'daddr' | '
 /** What a culprit explains, weighed three ways: by count, by waiting time, by the tail. */
 export interface PacketCulprit {
   culprit: string;
-  kind: Culprit['kind'];
+  kind: StallKind;
   cpu: number;
-  /** What the verdict stands on: the slow packets, or (few of them) the receive stalls. */
-  basis: 'packets' | 'receive-stalls';
+  /** What the verdict stands on: the slow packets, or (few of them) the receive stalls, or (neither) the slow wake-ups. */
+  basis: 'packets' | 'receive-stalls' | 'wakeups';
   /** Slow packets it explains, and their share of the slow packets no host pause explains. */
   packets: number;
   share: number;
@@ -37,6 +39,8 @@ export interface PacketCulprit {
   rest: { packets: number; minMs: number; maxMs: number };
   /** Receive stalls (late NET_RX runs) it explains, and their waits. */
   receiveStalls: { explained: number; of: number; p50Ms: number; maxMs: number };
+  /** Slow wake-ups and stolen runs of network-woken tasks it explains, of all, their waits (or time lost), and the tasks. */
+  wakeups: { explained: number; of: number; stolen: number; p50Ms: number; maxMs: number; tasks: string[] };
   runs: CulpritRuns;
   /** The flows it delayed, most delayed first. */
   flows: Flow[];
@@ -67,15 +71,19 @@ interface Tally {
   waitNs: number;
   tail: number;
   stalls: ReceiveStallRow[];
+  wakeups: WakeupRow[];
 }
+
+/** What a wake-up cost its task: the wait to run, or the time taken from its run. */
+const wakeupCostNs = (x: WakeupRow) => (x.kind === 'wait' ? x.durationNs : x.stolenNs);
 
 /**
  * Every run that explains some slow packets or receive stalls, with what it
  * explains. Pauses are not candidates (see leadingOverlap).
  */
-function tally(slow: SlowPacket[], tailSet: Set<SlowPacket>, receive: ReceiveStallRow[]): Tally[] {
+function tally(slow: SlowPacket[], tailSet: Set<SlowPacket | WakeupRow>, receive: ReceiveStallRow[], wakeups: WakeupRow[]): Tally[] {
   const by = new Map<string, Tally>();
-  const get = (o: Overlap) => by.get(keyOf(o)) ?? by.set(keyOf(o), { o, packets: [], waitNs: 0, tail: 0, stalls: [] }).get(keyOf(o))!;
+  const get = (o: Overlap) => by.get(keyOf(o)) ?? by.set(keyOf(o), { o, packets: [], waitNs: 0, tail: 0, stalls: [], wakeups: [] }).get(keyOf(o))!;
   for (const p of slow) {
     if (!p.attribution || isApart(p.attribution.kind)) continue;
     const t = get(p.attribution);
@@ -84,6 +92,12 @@ function tally(slow: SlowPacket[], tailSet: Set<SlowPacket>, receive: ReceiveSta
     if (tailSet.has(p)) t.tail++;
   }
   for (const r of receive) if (r.attribution && !isApart(r.attribution.kind)) get(r.attribution).stalls.push(r);
+  for (const x of wakeups) {
+    if (!x.attribution || isApart(x.attribution.kind)) continue;
+    const t = get(x.attribution);
+    t.wakeups.push(x);
+    if (tailSet.has(x)) t.tail++;
+  }
   return [...by.values()];
 }
 
@@ -92,6 +106,8 @@ function restOf(slow: SlowPacket[], hit: Set<SlowPacket>): PacketCulprit['rest']
   const waits = slow.filter((p) => !hit.has(p) && p.waitNs !== null).map((p) => p.waitNs! / 1e6);
   return { packets: slow.length - hit.size, minMs: waits.length ? Math.min(...waits) : 0, maxMs: waits.length ? Math.max(...waits) : 0 };
 }
+
+const isWakeup = (x: SlowPacket | WakeupRow): x is WakeupRow => 'task' in x;
 
 const quantileMs = (ns: number[], q: number) => {
   const v = [...ns].sort((a, b) => a - b);
@@ -108,16 +124,19 @@ const quantileMs = (ns: number[], q: number) => {
  * wait) stand in for them. Host pauses and the tracer's own process are said
  * apart (pauseFinding, selfFinding) and leave every share's denominator.
  */
-export function chooseCulprit(all: SlowPacket[], receiveAll: ReceiveStallRow[], stalls: StallRow[], slowNs: number): PacketCulprit | null {
+export function chooseCulprit(all: SlowPacket[], receiveAll: ReceiveStallRow[], stalls: StallRow[], slowNs: number, wakeupsAll: WakeupRow[] = []): PacketCulprit | null {
   const slow = all.filter((p) => !p.attribution || !isApart(p.attribution.kind));
   const receive = receiveAll.filter((r) => !r.attribution || !isApart(r.attribution.kind));
+  const wakeups = wakeupsAll.filter((x) => !x.attribution || !isApart(x.attribution.kind));
   const totalWaitNs = slow.reduce((a, p) => a + (p.waitNs ?? 0), 0);
-  const tail = slow
-    .filter((p) => p.waitNs !== null && p.waitNs >= SPIKE_FACTOR * slowNs)
-    .sort((a, b) => (b.waitNs ?? 0) - (a.waitNs ?? 0))
+  // the spikes: the longest waits, of packets and of tasks woken by receive processing alike
+  const cost = (x: SlowPacket | WakeupRow) => (isWakeup(x) ? wakeupCostNs(x) : (x.waitNs ?? 0));
+  const tail = [...slow.filter((p) => p.waitNs !== null), ...wakeups]
+    .filter((x) => cost(x) >= SPIKE_FACTOR * slowNs)
+    .sort((a, b) => cost(b) - cost(a))
     .slice(0, SPIKES_MAX);
   const tailN = tail.length;
-  const tallies = tally(slow, new Set(tail), receive);
+  const tallies = tally(slow, new Set(tail), receive, wakeups);
   const bySpikes = [...tallies].sort((a, b) => b.tail - a.tail);
   // most of the spikes (so more than any other run), and never fewer than a stray overlap could make
   const spikeLeader = bySpikes[0] && bySpikes[0].tail >= MIN_CULPRIT_PACKETS && bySpikes[0].tail > tailN / 2 ? bySpikes[0] : undefined;
@@ -129,7 +148,12 @@ export function chooseCulprit(all: SlowPacket[], receiveAll: ReceiveStallRow[], 
   const byStalls = tallies
     .filter((t) => t.stalls.length >= MIN_CULPRIT_PACKETS && t.stalls.length / receive.length >= MIN_CULPRIT_SHARE)
     .sort((a, b) => stallWait(b) - stallWait(a));
-  const best = spikeLeader ?? byPackets[0] ?? byStalls[0];
+  // the application's share: tasks that waited for a CPU a run held, though their packets did not
+  const wakeupCost = (t: Tally) => t.wakeups.reduce((a, x) => a + wakeupCostNs(x), 0);
+  const byWakeups = tallies
+    .filter((t) => t.wakeups.length >= MIN_CULPRIT_PACKETS && t.wakeups.length / wakeups.length >= MIN_CULPRIT_SHARE)
+    .sort((a, b) => wakeupCost(b) - wakeupCost(a));
+  const best = spikeLeader ?? byPackets[0] ?? byStalls[0] ?? byWakeups[0];
   if (!best) return null;
   const o = best.o;
   const flows = new Map<string, Flow>();
@@ -150,18 +174,27 @@ export function chooseCulprit(all: SlowPacket[], receiveAll: ReceiveStallRow[], 
     culprit: o.culprit,
     kind: o.kind,
     cpu: o.cpu,
-    basis: best === spikeLeader || byPackets.includes(best) ? 'packets' : 'receive-stalls',
+    basis:
+      best === spikeLeader ? (best.packets.length >= best.wakeups.length ? 'packets' : 'wakeups') : byPackets.includes(best) ? 'packets' : byStalls.includes(best) ? 'receive-stalls' : 'wakeups',
     packets: best.packets.length,
     share: slow.length ? best.packets.length / slow.length : 0,
     waitMs: best.waitNs / 1e6,
     waitShare: totalWaitNs ? best.waitNs / totalWaitNs : 0,
-    tail: { explained: best.tail, of: tailN, minMs: tail.length ? (tail[tail.length - 1].waitNs ?? 0) / 1e6 : 0 },
+    tail: { explained: best.tail, of: tailN, minMs: tail.length ? cost(tail[tail.length - 1]) / 1e6 : 0 },
     rest: restOf(slow, new Set(best.packets)),
     receiveStalls: {
       explained: best.stalls.length,
       of: receive.length,
       p50Ms: quantileMs(best.stalls.map((r) => r.waitNs), 0.5),
       maxMs: quantileMs(best.stalls.map((r) => r.waitNs), 1),
+    },
+    wakeups: {
+      explained: best.wakeups.length,
+      of: wakeups.length,
+      stolen: best.wakeups.filter((x) => x.kind === 'stolen').length,
+      p50Ms: quantileMs(best.wakeups.map(wakeupCostNs), 0.5),
+      maxMs: quantileMs(best.wakeups.map(wakeupCostNs), 1),
+      tasks: [...new Set(best.wakeups.map((x) => x.task))].slice(0, 5),
     },
     runs: { count: runs.length, p50Ms: runs[Math.floor((runs.length - 1) / 2)] ?? 0, maxMs: runs[runs.length - 1] ?? 0 },
     flows: [...flows.values()].sort((a, b) => b.packets - a.packets).slice(0, 10),

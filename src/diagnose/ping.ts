@@ -1,10 +1,114 @@
-// The ping verdict: `jitterscope ping`'s replies, each tied to what held its
-// CPU(s), summed up for an incident ticket. Pure logic: the command gathers
+// `jitterscope ping`'s replies, each matched to its request and reply packets
+// and tied to what held their CPU(s), and the verdict over them, summed up for
+// an incident ticket. Pure logic: the command gathers
 // the host's facts (RPS masks, interface names, IPVS switch) and passes them.
 import { HostFacts } from '../base/host-facts';
 import { pct } from '../base/format';
-import { Culprit, leadingCulprit, PauseFinding, pauseFinding, ReplyRow, SelfFinding, selfFinding, StallRow } from './attribute';
+import { Packet, StallKind } from '../stream/aggregate';
+import { CulpritRuns, EngineOptions, explainWait, indexStalls, leadingOverlap, Overlap, packetWindow, PauseFinding, pauseFinding, SelfFinding, selfFinding, StallRow } from './attribute';
 import { pausesLine, RpsFinding, rpsFinding, rpsLine, selfLine, verdictAdvice } from './verdict';
+
+export interface PingReply {
+  seq: number;
+  rttMs: number;
+  /** Wall-clock receive time from ping -D (ms since the epoch). */
+  wallMs: number;
+}
+
+export interface ReplyRow {
+  seq: number;
+  rttMs: number | null; // null: lost
+  wallTime: string | null;
+  slow: boolean;
+  requestCpu: number | null; // CPU that processed the echo request, when seen on this host
+  replyCpu: number | null; // CPU that processed the echo reply
+  arrivalCpus: number[];
+  waitMs: number | null; // time the request and reply spent between arrival and processing
+  /** waitMs is an upper bound (see Packet.path), held to the round-trip time. */
+  waitBound: boolean;
+  overlaps: Overlap[]; // longest first
+  attribution: Overlap | null;
+}
+
+export interface AttributionOptions extends EngineOptions {
+  id: number;
+  slowMs: number;
+}
+
+/** A wait measured as an upper bound: from the raise of the poll or late run that found it. */
+const isBound = (p: Packet) => p.path === 'napi-bound' || p.path === 'late-run';
+
+const ECHO_REQUEST = new Set([8, 128]); // ICMP, ICMPv6
+const ECHO_REPLY = new Set([0, 129]);
+
+export function attributeReplies(sent: number, replies: PingReply[], packets: Packet[], stalls: StallRow[], opts: AttributionOptions): ReplyRow[] {
+  const bySeq = new Map<number, { req: Packet[]; rep: Packet[] }>();
+  for (const p of packets) {
+    if (p.id !== opts.id || p.type === null || p.seq === null) continue;
+    const request = ECHO_REQUEST.has(p.type);
+    if (!request && !ECHO_REPLY.has(p.type)) continue;
+    const e = bySeq.get(p.seq) ?? { req: [], rep: [] };
+    (request ? e.req : e.rep).push(p);
+    bySeq.set(p.seq, e);
+  }
+  const index = indexStalls(stalls);
+  const replyBySeq = new Map(replies.map((r) => [r.seq, r]));
+  const rows: ReplyRow[] = [];
+  for (let seq = 1; seq <= sent; seq++) {
+    const r = replyBySeq.get(seq);
+    // ping's 16-bit sequence wraps; so do the kernel's fields
+    const pk = bySeq.get(seq & 0xffff) ?? { req: [], rep: [] };
+    const both = [...pk.req, ...pk.rep];
+    // arrival unseen: the whole round trip before processing is suspect. A bound wait (a
+    // poll's later packet, timed from the poll's raise) may start before the request was
+    // sent: no wait of either packet can be longer than the round trip ping measured
+    const rttNs = r ? r.rttMs * 1e6 : Infinity;
+    const windows = both.map((p) => {
+      const w = packetWindow(p, (r?.rttMs ?? 0) * 1e6);
+      return isBound(p) ? { ...w, from: Math.max(w.from, w.to - rttNs) } : w;
+    });
+    const waits = both.filter((p) => p.waitNs !== null);
+    const waitBound = waits.some(isBound);
+    const sumMs = waits.reduce((s, p) => s + p.waitNs!, 0) / 1e6;
+    const waitMs = waits.length ? (waitBound && r ? Math.min(sumMs, r.rttMs) : sumMs) : null;
+    const slow = r ? r.rttMs >= opts.slowMs : false;
+    const { overlaps, attribution } = explainWait(windows, waitMs, index, opts);
+    rows.push({
+      seq,
+      rttMs: r?.rttMs ?? null,
+      wallTime: r ? new Date(r.wallMs).toISOString() : null,
+      slow,
+      requestCpu: pk.req[0]?.cpu ?? null,
+      replyCpu: pk.rep[0]?.cpu ?? null,
+      arrivalCpus: [...new Set(both.map((p) => p.arrivalCpu))].sort((a, b) => a - b),
+      waitMs,
+      waitBound,
+      overlaps: overlaps.slice(0, 5),
+      attribution: slow ? attribution : null,
+    });
+  }
+  return rows;
+}
+
+
+export interface Culprit {
+  culprit: string;
+  kind: StallKind;
+  cpu: number;
+  /** Slow replies attributed to it. */
+  replies: number;
+  share: number; // of slow replies
+  runs: CulpritRuns;
+}
+
+/** The culprit most slow replies are attributed to, with the distribution of its runs. */
+export function leadingCulprit(rows: ReplyRow[], stalls: StallRow[]): Culprit | null {
+  const slow = rows.filter((r) => r.slow);
+  const lead = leadingOverlap(slow.map((r) => r.attribution), stalls);
+  if (!lead) return null;
+  const o = lead.overlap;
+  return { culprit: o.culprit, kind: o.kind, cpu: o.cpu, replies: lead.explained, share: lead.explained / slow.length, runs: lead.runs };
+}
 
 export interface PingVerdict {
   sent: number;

@@ -5,6 +5,7 @@ import { HostFacts, RpsQueue } from '../base/host-facts';
 import { adviceForCulprit, AdviceContext, cpusText, pauseAdvice } from './advice';
 import { CulpritRuns, PauseFinding, pauseFinding, ReceiveStallRow, SelfFinding, selfFinding, SlowPacket, StallRow } from './attribute';
 import { chooseCulprit, Flow, flowText, PacketCulprit, SPIKE_FACTOR } from './culprit';
+import { WakeupRow } from './wakeup';
 
 export { chooseCulprit, flowText };
 export type { Flow, PacketCulprit };
@@ -43,6 +44,8 @@ export interface PacketVerdict {
   culprit: PacketCulprit | null;
   /** The receive stalls of the trace (null: none). */
   receive: { count: number; maxMs: number; deferred: number; napiThread: number } | null;
+  /** Tasks woken by receive processing that waited to run (slow wake-ups) or lost their run to softirqs (stolen runs), null: none. */
+  wakeups: { count: number; stolen: number; maxMs: number; tasks: string[] } | null;
   /** The interfaces the culprit's packets came in on, with their RPS masks. */
   rps: RpsFinding[];
   /** CPUs the hypervisor took noticeable time from during the trace (VMs only). */
@@ -67,9 +70,10 @@ export function packetVerdict(
   facts: HostFacts,
   steal: { perCpuNs: number[]; durationNs: number } = { perCpuNs: [], durationNs: 0 },
   receive: ReceiveStallRow[] = [],
+  wakeups: WakeupRow[] = [],
 ): PacketVerdict {
   const attributed = slow.filter((p) => p.attribution).length;
-  const culprit = chooseCulprit(slow, receive, stalls, slowMs * 1e6);
+  const culprit = chooseCulprit(slow, receive, stalls, slowMs * 1e6, wakeups);
   const hit = culprit ? slow.filter((p) => p.attribution && p.attribution.culprit === culprit.culprit && p.attribution.cpu === culprit.cpu && p.attribution.kind === culprit.kind) : [];
   const names = [...new Set(hit.map((p) => facts.interfaces[p.ifindex]).filter((n): n is string => n !== undefined))].sort();
   const found = {
@@ -78,14 +82,22 @@ export function packetVerdict(
     attributed,
     culprit,
     receive: receive.length ? { count: receive.length, maxMs: Math.max(...receive.map((r) => r.waitNs)) / 1e6, deferred: receive.filter((r) => r.deferred).length, napiThread: receive.filter((r) => r.napiThread !== null).length } : null,
+    wakeups: wakeups.length
+      ? {
+          count: wakeups.length,
+          stolen: wakeups.filter((x) => x.kind === 'stolen').length,
+          maxMs: Math.max(...wakeups.map((x) => (x.kind === 'wait' ? x.durationNs : x.stolenNs))) / 1e6,
+          tasks: [...new Set(wakeups.map((x) => x.task))].slice(0, 5),
+        }
+      : null,
     rps: names.map((n) => rpsFinding(n, culprit, facts)),
     hostSteal: steal.perCpuNs
       .map((ns, cpu) => ({ cpu, ns, share: steal.durationNs > 0 ? ns / steal.durationNs : 0 }))
       .filter((x) => x.ns >= STEAL_NOTE_NS || (x.ns > 0 && x.share >= STEAL_NOTE_SHARE)),
   };
   const pauses = pauseFinding(slow.map((p) => p.attribution), stalls);
-  const self = selfFinding([...slow, ...receive].map((p) => p.attribution), stalls);
-  const count = culprit ? Math.max(culprit.packets, culprit.receiveStalls.explained) : 0;
+  const self = selfFinding([...slow, ...receive, ...wakeups].map((p) => p.attribution), stalls);
+  const count = culprit ? Math.max(culprit.packets, culprit.receiveStalls.explained, culprit.wakeups.explained) : 0;
   const full = { ...found, pauses, self, advice: verdictAdvice(culprit && { ...culprit, count }, pauses, { ipvsSwitch: facts.ipvsSwitch }) };
   return { ...full, text: packetVerdictText(full) };
 }
@@ -124,11 +136,20 @@ export function packetVerdictText(v: Omit<PacketVerdict, 'text'>): string {
   const lines: string[] = [];
   const c = v.culprit;
   const r = v.receive;
-  if (!v.slow && !r) lines.push(`Verdict: no packet waited ${v.slowMs} ms or more: no culprit to name.`);
+  const w = v.wakeups;
+  if (!v.slow && !r && !w) lines.push(`Verdict: no packet waited ${v.slowMs} ms or more, and no task woken by receive processing waited that long to run: no culprit to name.`);
   else if (!c)
     lines.push(
-      `Verdict: no culprit: ${v.slow} packets waited ${v.slowMs} ms or more${r ? ` and ${r.count} NET_RX runs started that late` : ''}, and no single softirq, timer callback or task on their CPUs explains enough of them (${v.attributed} packets overlapped one at all).`,
+      `Verdict: no culprit: ${v.slow} packets waited ${v.slowMs} ms or more${r ? ` and ${r.count} NET_RX runs started that late` : ''}${w ? `; ${w.count} tasks woken by receive processing waited or lost that long` : ''}, and no single softirq, timer callback or task on their CPUs explains enough of them (${v.attributed} packets overlapped one at all).`,
     );
+  else if (c.basis === 'wakeups') {
+    const x = c.wakeups;
+    lines.push(
+      `Verdict: ${c.culprit} on CPU ${c.cpu} (${c.kind}) held ${x.tasks.join(', ')} ${x.explained} times after receive processing woke them ` +
+        `(${x.explained} of ${x.of} slow wake-ups${x.stolen ? `, ${x.stolen} of them runs it took time from` : ''}; p50 ${x.p50Ms.toFixed(1)} ms, max ${x.maxMs.toFixed(1)} ms); ` +
+        `their packets were not slow. Its runs: ${c.runs.count}, p50 ${c.runs.p50Ms.toFixed(1)} ms, max ${c.runs.maxMs.toFixed(1)} ms.`,
+    );
+  }
   else if (c.basis === 'packets') {
     // shares are of the slow packets no host pause or the tracer itself explains
     const considered = c.share ? Math.round(c.packets / c.share) : v.slow;
@@ -158,8 +179,13 @@ export function packetVerdictText(v: Omit<PacketVerdict, 'text'>): string {
       `Receive stalls: ${r.count} NET_RX runs started >= ${v.slowMs} ms after they were raised (longest wait ${r.maxMs.toFixed(1)} ms${r.deferred ? `; ${r.deferred} of them in ksoftirqd` : ''}${r.napiThread ? `; ${r.napiThread} of them NAPI thread runs, timed from the thread's wakeup` : ''})` +
         `${c ? `; ${c.receiveStalls.explained} explained by ${c.culprit}` : ''}. Packets waiting in a NIC's ring are first seen after such a wait.`,
     );
+  if (w && c?.basis !== 'wakeups')
+    lines.push(
+      `Slow wake-ups: ${w.count} times a task woken by receive processing (${w.tasks.join(', ')}) waited >= ${v.slowMs} ms to run or lost that much of its run (longest ${w.maxMs.toFixed(1)} ms)` +
+        `${c ? `; ${c.wakeups.explained} explained by ${c.culprit}` : ''}.`,
+    );
   if (v.pauses) lines.push(pausesLine(v.pauses, v.slow, 'slow packets'));
-  if (v.self) lines.push(selfLine(v.self, 'slow packets or late NET_RX runs'));
+  if (v.self) lines.push(selfLine(v.self, 'slow packets, late NET_RX runs or woken tasks'));
   for (const q of v.rps) lines.push(rpsLine(q, c?.cpu));
   if (v.hostSteal.length)
     lines.push(

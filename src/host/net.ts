@@ -114,3 +114,20 @@ export function napiThreads(proc = '/proc'): { pid: number; comm: string }[] {
   }
   return out.sort((a, b) => a.pid - b.pid);
 }
+
+/**
+ * Busy polling, where it is on (net.core.busy_poll / busy_read, microseconds):
+ * a socket that busy-polls makes no NET_RX raise and no wake-up. Null when off.
+ */
+export function busyPolling(): string | null {
+  const on: string[] = [];
+  for (const name of ['busy_poll', 'busy_read']) {
+    try {
+      const v = Number(fs.readFileSync(`/proc/sys/net/core/${name}`, 'utf8').trim());
+      if (v > 0) on.push(`net.core.${name}=${v}`);
+    } catch {
+      // not in this kernel
+    }
+  }
+  return on.length ? on.join(', ') : null;
+}

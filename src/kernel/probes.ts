@@ -10,6 +10,7 @@ export const PROBE_NAMES = [
   'net_rx_wait',
   'icmp_rcv',
   'packet_wait',
+  'wakeup',
 ] as const;
 export type ProbeName = (typeof PROBE_NAMES)[number];
 
@@ -51,7 +52,9 @@ export const HOOKS: Hook[] = [
   // serve: no arrival hooks; packets of NET_RX runs that started late, timed from their raise
   { name: 'skb_late', tracepoint: 'net:netif_receive_skb', requiredBy: ['packet_wait'], helps: [], only: 'serve' },
   // the tasks that held a CPU while NET_RX waited there (ksoftirqd's runs)
-  { name: 'sched_switch', tracepoint: 'sched:sched_switch', requiredBy: [], helps: ['net_rx_wait'] },
+  { name: 'sched_switch', tracepoint: 'sched:sched_switch', requiredBy: ['wakeup'], helps: ['net_rx_wait'] },
+  // tasks woken inside a NET_RX run: their wait to run (to the switch-in above) and the time taken from them
+  { name: 'sched_waking', tracepoint: 'sched:sched_waking', requiredBy: ['wakeup'], helps: [] },
   // NAPI threads' wakeups: their wait to run (threaded=1 devices)
   { name: 'sched_wakeup', tracepoint: 'sched:sched_wakeup', requiredBy: [], helps: ['net_rx_wait', 'packet_wait'], napiThreads: true },
 ];
@@ -81,6 +84,7 @@ const TRACEPOINT_DERIVATION: Record<ProbeName, string> = {
   net_rx_wait: 'softirq_raise -> softirq_entry, vector NET_RX; NAPI threads sched_wakeup -> sched_switch; sched_switch while it waits',
   icmp_rcv: 'netif_receive_skb (+ arrival from netif_rx_entry, netif_receive_skb_entry, or the NET_RX raise of a NAPI poll)',
   packet_wait: 'netif_rx_entry, netif_receive_skb_entry or the NET_RX raise of a NAPI poll (napi_gro_receive_entry) -> netif_receive_skb; IPv4/IPv6, any protocol',
+  wakeup: 'sched_waking inside a NET_RX run (softirq, ksoftirqd, NAPI thread) -> sched_switch; softirq_entry/exit while the woken task runs',
 };
 
 /** Program names of the fentry and kprobe variants of the probes that have them. */

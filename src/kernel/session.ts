@@ -7,7 +7,7 @@ import { requireKernelBtf } from '../host/caps';
 import { ipvsSymbols } from '../host/ipvs';
 import { Kallsyms, loadKallsyms } from '../host/kallsyms';
 import { bpfSymbolNamer } from './symbol-namer';
-import { napiThreads } from '../host/net';
+import { busyPolling, napiThreads } from '../host/net';
 import { EVENT_SIZE } from './abi';
 import { BatchCallback, native, NativeBpfObject, NativeRingReader, readPercpuCounter } from './addon';
 import { IpvsProbe } from './ipvs-probe';
@@ -126,7 +126,13 @@ export class TraceSession {
     // callbacks named by the kernel itself where it can (no 5 MB read of /proc/kallsyms)
     kallsyms?.useNamer(bpfSymbolNamer());
     const notes = note ? [note] : [];
-    const modes = chooseModes(features, ipvsSymbols(kallsyms), pref, opts.holdModules ?? true);
+    const ipvs = ipvsSymbols(kallsyms);
+    const modes = chooseModes(features, ipvs, pref, opts.holdModules ?? true);
+    // the limits of the wake-up view, where they apply (docs/design.md: the application's share)
+    if (ipvs.kthreadEstimator)
+      notes.push('IPVS estimates rates in kthreads (ipvs-e:*) on this kernel: where one holds a CPU, woken tasks and receive processing wait behind that task, named as such');
+    const busy = busyPolling();
+    if (busy) notes.push(`busy polling is on (${busy}): a busy-polling socket makes no NET_RX raise and no wake-up, so its waits are not timed`);
     if (opts.holdModules === false && modes.ipvs_estimation.mode === 'fentry')
       notes.push(
         pref === 'fentry'
@@ -201,7 +207,8 @@ export class TraceSession {
   /** The kernel's per-CPU run histograms, one buffer per enum js_kernel_hist index (struct js_hist per CPU); [] when not kept. */
   runHistBytes(): (Buffer | null)[] {
     if (this.finalRunHists !== undefined) return this.finalRunHists;
-    return this.obj && this.kernelHists ? readRunHists(this.obj) : [];
+    // every mode: the network wake-ups' waits are counted there (serve's short runs too)
+    return this.obj ? readRunHists(this.obj) : [];
   }
 
   /** Kernel run time and count per tracepoint program (needs kernel.bpf_stats_enabled=1 to count). */
@@ -234,7 +241,7 @@ export class TraceSession {
       try {
         this.finalDrops = { ...readPercpuCounter(this.obj, 'drops'), ...this.finalRingStats };
         this.finalPacketWait = this.obj.lookup('packet_wait', Buffer.alloc(4));
-        this.finalRunHists = this.kernelHists ? readRunHists(this.obj) : [];
+        this.finalRunHists = readRunHists(this.obj);
       } finally {
         this.obj.close();
         this.obj = undefined;

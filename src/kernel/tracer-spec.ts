@@ -41,6 +41,8 @@ export interface TracerSettings {
   lateRunPacketsOnly?: boolean;
   /** Time NAPI threads from wakeup to run (sched_wakeup). Default: when any exists at start. */
   napiThreads?: boolean;
+  /** A network-woken task that waited this long to run, or lost this much of its run to softirqs, is streamed (default: slowPacketNs). */
+  slowWakeupNs?: number;
 }
 
 const FUNCTION_OF: Record<LadderProbe, string> = { ipvs_estimation: 'estimation_timer', net_rx_action: 'net_rx_action', icmp_rcv: 'icmp_rcv' };
@@ -74,6 +76,7 @@ export function tracerSpec(flavour: Flavour, modes: Record<LadderProbe, Choice>,
     // a task that held a CPU a third of a slow packet's wait while NET_RX waited there
     task_min_ns: globals.u64((opts.slowPacketNs ?? 1e6) / 3),
     napi_threads: globals.bool(napi),
+    wake_min_ns: globals.u64(opts.slowWakeupNs ?? opts.slowPacketNs ?? 1e6),
   };
   if (opts.kernelHistsBelowNs !== undefined) {
     g.kernel_hists = globals.bool(true);

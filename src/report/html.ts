@@ -4,6 +4,7 @@
 // and notes. Charts are drawn by Chart.js (and its matrix plugin for the heat
 // map), inlined from node_modules: the page fetches nothing, and its
 // Content-Security-Policy forbids it to.
+import { wakeupText } from '../diagnose/wakeup';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fmtNs } from '../base/format';
@@ -69,6 +70,12 @@ export function pageData(r: Report) {
       deferred: x.deferred,
       thread: x.napiThread !== null,
       culprit: x.attribution ? `${x.attribution.culprit} on CPU ${x.attribution.cpu}` : null,
+    })),
+    wakeups: (r.wakeups?.slow ?? []).map((x) => ({
+      t: at.mono(x.startNs),
+      cpu: x.cpu,
+      ms: x.durationNs / 1e6,
+      text: wakeupText(x),
     })),
     replies: (ping?.replies ?? [])
       .filter((x) => x.wallTime !== null && x.rttMs !== null)
@@ -165,6 +172,9 @@ const PAGE_SCRIPT = String.raw`
   // a late NET_RX run: a thin bar from its raise to its start, just above the CPU's line
   if (D.receiveStalls.length) marks.push({ type: 'line', label: 'NET_RX waiting (late run)', borderColor: '#000', borderWidth: 2, pointRadius: 0, spanGaps: false, parsing: false, order: 1,
     data: D.receiveStalls.flatMap((w) => [{ x: w.t, y: w.cpu + 0.15, w }, { x: w.t + w.waitMs / 1000, y: w.cpu + 0.15, w }, { x: w.t + w.waitMs / 1000, y: NaN }]) });
+  // a task woken by receive processing: a thin bar over its wait to run (or its run that lost time), just below the CPU's line
+  if (D.wakeups.length) marks.push({ type: 'line', label: 'slow wake-up / stolen run', borderColor: '#d62728', borderWidth: 2, pointRadius: 0, spanGaps: false, parsing: false, order: 1,
+    data: D.wakeups.flatMap((k) => [{ x: k.t, y: k.cpu - 0.15, k }, { x: k.t + k.ms / 1000, y: k.cpu - 0.15, k }, { x: k.t + k.ms / 1000, y: NaN }]) });
   const replies = D.replies.filter((r) => r.cpu !== null);
   if (replies.length) {
     marks.push({ type: 'scatter', label: 'ping reply', pointRadius: 1.5, backgroundColor: '#2ca02c', order: 1, data: replies.filter((r) => !r.slow).map((r) => ({ x: r.t, y: r.cpu - 0.25, r })) });
@@ -181,6 +191,7 @@ const PAGE_SCRIPT = String.raw`
         if (o.s) return o.s.culprit + ' on CPU ' + o.s.cpu + ': ' + fmtMs(o.s.ms) + ' at ' + o.s.t.toFixed(3) + ' s';
         if (o.p) return o.p.flow + ' waited ' + (o.p.waitMs === null ? '?' : fmtMs(o.p.waitMs)) + (o.p.culprit ? ' — ' + o.p.culprit : '');
         if (o.r) return 'reply ' + o.r.seq + ': ' + fmtMs(o.r.rttMs);
+        if (o.k) return o.k.text;
         if (o.w) return (o.w.thread ? 'NAPI thread waited ' : 'NET_RX waited ') + fmtMs(o.w.waitMs) + (o.w.deferred ? ' (ksoftirqd)' : '') + (o.w.culprit ? ' — ' + o.w.culprit : '');
         return '';
       } } } },

@@ -76,6 +76,7 @@ export function buildReport(inp: ReportInput): Report {
     },
     stalls: sum.stalls,
     receive: sum.receive,
+    wakeups: sum.wakeups,
     ...(agg.series ? { series: seriesSection(agg.series, (key) => symbolOf(inp.kallsyms, key)) } : {}),
   };
 }

@@ -13,6 +13,7 @@ import { isDirect } from '../kernel/ladder';
 import { ProbeName, ProbeStatus } from '../kernel/probes';
 import { HostFacts } from '../base/host-facts';
 import { packetVerdict, PacketVerdict } from '../diagnose/verdict';
+import { attributeWakeups, WakeupRow } from '../diagnose/wakeup';
 import { attributePackets, attributeReceiveStalls, indexStalls, PAUSE_CULPRIT, ReceiveStallRow, selfCulprit, SlowPacket, StallRow, taskCulprit } from '../diagnose/attribute';
 import { Aggregator, Stall } from '../stream/aggregate';
 import { Histogram } from '../stream/histogram';
@@ -35,6 +36,8 @@ export interface TraceSummary {
   stalls: { thresholdNs: number; rows: StallRow[]; notKept: number };
   packets: { slowThresholdNs: number; slow: SlowPacket[]; slowNotKept: number; waitUnknown: number };
   receive: { thresholdNs: number; stalls: ReceiveStallRow[]; notKept: number };
+  /** Tasks woken by receive processing: slow wake-ups and stolen runs, each explained. */
+  wakeups: { thresholdNs: number; slow: WakeupRow[]; notKept: number };
   histograms: HistogramSource[];
 }
 
@@ -70,7 +73,7 @@ function sources(agg: Aggregator, table: KernelTable, key: number): { streamed?:
   const out: { streamed?: Histogram; kernel?: KernelHist }[] = [];
   const streamed = (cpu: number) =>
     table === 'softirq' ? agg.softirq[cpu]?.[key] : table === 'softirqWait' ? agg.softirqWait[cpu]?.[key] : table === 'func' ? agg.funcs[key]?.[cpu] : undefined;
-  const cpus = table === 'func' ? (agg.funcs[key] ?? []).map((_, c) => c) : table === 'packetWait' ? [] : (table === 'softirq' ? agg.softirq : agg.softirqWait).map((_, c) => c);
+  const cpus = table === 'func' ? (agg.funcs[key] ?? []).map((_, c) => c) : table === 'packetWait' || table === 'wakeupWait' ? [] : (table === 'softirq' ? agg.softirq : agg.softirqWait).map((_, c) => c);
   for (const cpu of cpus) {
     const h = streamed(cpu);
     if (h?.count) out[cpu] = { streamed: h };
@@ -97,6 +100,7 @@ function histogramSources(agg: Aggregator, ctx: SummaryContext): HistogramSource
   push(out, 'icmp_rcv', null, list(agg.icmpWait));
   push(out, 'packet_wait', null, sources(agg, 'packetWait', 0));
   push(out, 'pause', null, list(agg.pauses));
+  push(out, 'wakeup', null, sources(agg, 'wakeupWait', 0));
   // fentry/kprobe runs of estimation_timer (kept even if ip_vs went away since); without them, its runs as a timer callback
   let ipvs = agg.funcs[Func.ESTIMATION_TIMER] ? list(agg.funcs[Func.ESTIMATION_TIMER]) : [];
   for (const t of agg.timers.values()) {
@@ -126,7 +130,7 @@ function cpuSummaries(agg: Aggregator, hs: HistogramSource[], timers: TimerRow[]
   const stat = (h: Histogram | undefined, f: 'p99' | 'max') => (!h?.count ? null : f === 'max' ? h.max : h.quantile(0.99));
   const worst: CpuSummary['worst'][] = [];
   for (const t of timers) if (!worst[t.cpu] || t.maxNs > worst[t.cpu]!.durationNs) worst[t.cpu] = { culprit: t.symbol, durationNs: t.maxNs };
-  const cpus = new Set<number>(hs.filter((s) => s.probe !== 'softirq_wait' && s.probe !== 'pause' && s.probe !== 'net_rx_wait').map((s) => s.cpu));
+  const cpus = new Set<number>(hs.filter((s) => s.probe !== 'softirq_wait' && s.probe !== 'pause' && s.probe !== 'net_rx_wait' && s.probe !== 'wakeup').map((s) => s.cpu));
   agg.icmpCount.forEach((n, cpu) => n && cpus.add(cpu));
   return [...cpus]
     .sort((a, b) => a - b)
@@ -169,6 +173,7 @@ export function summarize(agg: Aggregator, ctx: SummaryContext): TraceSummary {
       waitUnknown: agg.packetWaitUnknown.reduce((a, b) => a + (b ?? 0), 0),
     },
     receive: { thresholdNs: agg.slowPacketNs, stalls: attributeReceiveStalls(agg.receiveStalls(), index), notKept: agg.receiveStallsNotKept },
+    wakeups: { thresholdNs: agg.slowWakeupNs, slow: attributeWakeups(agg.wakeups(), stallRows, index), notKept: agg.wakeupsNotKept },
     histograms,
   };
 }
@@ -202,5 +207,5 @@ export function histogramRows(hs: HistogramSource[]): HistogramRow[] {
 
 /** The verdict over a summary's slow packets and receive stalls; `durationNs` weighs the host's steal. */
 export function summaryVerdict(sum: TraceSummary, agg: Aggregator, facts: HostFacts, durationNs: number): PacketVerdict {
-  return packetVerdict(sum.packets.slow, sum.stalls.rows, agg.slowPacketNs / 1e6, facts, { perCpuNs: agg.stealNs, durationNs }, sum.receive.stalls);
+  return packetVerdict(sum.packets.slow, sum.stalls.rows, agg.slowPacketNs / 1e6, facts, { perCpuNs: agg.stealNs, durationNs }, sum.receive.stalls, sum.wakeups.slow);
 }

@@ -1,6 +1,7 @@
 // The report as text: the verdict first, then bpftrace-style histograms, the
 // per-CPU table that `record -f text` and `top` share, callbacks, ICMP packets
 // and stalls.
+import { wakeupText, WakeupRow } from '../diagnose/wakeup';
 import { fmtNs, table } from '../base/format';
 import { slowPacketsText } from '../diagnose/verdict';
 import { StallRow } from '../diagnose/attribute';
@@ -170,6 +171,13 @@ export function renderText(r: Report): string {
     out.push(`receive stalls (NET_RX runs that started ${fmtNs(r.receive!.thresholdNs)} or more after their raise): ${receive.length}; longest:`);
     for (const x of [...receive].sort((a, b) => b.waitNs - a.waitNs).slice(0, 5))
       out.push(`  cpu ${x.cpu}  waited ${fmtNs(x.waitNs)}${x.deferred ? ' (ran in ksoftirqd)' : ''}${x.napiThread !== null ? ` (NAPI thread pid ${x.napiThread})` : ''}  ${x.attribution ? `${x.attribution.culprit} on CPU ${x.attribution.cpu}` : '-'}`);
+  }
+  const wakeups = r.wakeups?.slow ?? [];
+  if (wakeups.length) {
+    out.push('');
+    out.push(`slow wake-ups (tasks woken by receive processing that waited ${fmtNs(r.wakeups!.thresholdNs)} or more to run, or lost that much of their run): ${wakeups.length}; longest:`);
+    const cost = (x: WakeupRow) => (x.kind === 'wait' ? x.durationNs : x.stolenNs);
+    for (const x of [...wakeups].sort((a, b) => cost(b) - cost(a)).slice(0, 5)) out.push(`  ${wakeupText(x)}`);
   }
   return out.join('\n') + '\n';
 }

@@ -1,7 +1,9 @@
 // The shapes of a report (jitterscope.report/v2, schema/report.v2.json): what
 // readers, views and the exporter see. report/model.ts builds them.
 import { ProbeName, ProbeStatus } from '../kernel/probes';
-import { ReceiveStallRow, ReplyRow, SlowPacket, StallRow } from '../diagnose/attribute';
+import { ReceiveStallRow, SlowPacket, StallRow } from '../diagnose/attribute';
+import type { ReplyRow } from '../diagnose/ping';
+import type { WakeupRow } from '../diagnose/wakeup';
 import { PacketVerdict } from '../diagnose/verdict';
 import { PingVerdict } from '../diagnose/ping';
 import { Aggregator, Packet } from '../stream/aggregate';
@@ -92,6 +94,8 @@ export interface Report {
   stalls: { thresholdNs: number; rows: StallRow[]; notKept: number };
   /** NET_RX runs that started at least the slow-packet threshold late, each explained; absent in older reports. */
   receive?: { thresholdNs: number; stalls: ReceiveStallRow[]; notKept: number };
+  /** Tasks woken by receive processing that waited to run, or lost their run to softirqs, each explained; absent in older reports. */
+  wakeups?: { thresholdNs: number; slow: WakeupRow[]; notKept: number };
   /** Per-CPU figures per interval; absent in reports written before it existed. */
   series?: ReportSeries;
 }

@@ -130,10 +130,12 @@ export class Metrics {
   private readonly estimation = new BucketedHistogram('jitterscope_estimation_timer_seconds', "Run time of IPVS's estimation_timer (kernels before 6.2)");
   private readonly packetWait = new BucketedHistogram('jitterscope_packet_wait_seconds', 'Packets processed in a NET_RX run that started at least --packet-ms after its raise, by the time since that raise (an upper bound of their wait); other packets are not timed by serve');
   private readonly pauses = new BucketedHistogram('jitterscope_pause_seconds', 'How long a CPU took no timer interrupt, pauses of at least --stall-ms (a hard hrtimer fired that late: the host did not run the vCPU, or interrupts were off)');
+  private readonly wakeupWait = new BucketedHistogram('jitterscope_wakeup_wait_seconds', 'Tasks woken inside a NET_RX run (data or room on their sockets): the wait from the wake-up to running, every one, counted in the kernel');
   private readonly callbacks = new BucketedHistogram('jitterscope_timer_callback_seconds', 'Run time of timer and hrtimer callbacks, by function (top N by total time, then "other")');
   private readonly stalls: Counter;
   private readonly slowPackets: Counter;
   private readonly receiveStalls: Counter;
+  private readonly slowWakeups: Counter;
   private readonly cpuSlowEvents: Counter;
   /** Callbacks that have a series of their own (kept once given, so counters never move between series). */
   private readonly namedCallbacks = new Set<string>();
@@ -145,10 +147,11 @@ export class Metrics {
     facts: LiveFacts,
   ) {
     const r = this.registry;
-    for (const h of [this.netRxWait, this.netRxRun, this.softirq, this.estimation, this.packetWait, this.pauses, this.callbacks]) r.registerMetric(h as unknown as PromClient.Metric);
+    for (const h of [this.netRxWait, this.netRxRun, this.softirq, this.estimation, this.packetWait, this.pauses, this.wakeupWait, this.callbacks]) r.registerMetric(h as unknown as PromClient.Metric);
     this.stalls = new client.Counter({ name: 'jitterscope_stalls_total', help: 'Softirq and timer runs at least --stall-ms long, by culprit (a callback counts once, not again for its softirq; "not_listed": past the 1,000 a second that are attributed)', labelNames: ['culprit', 'kind'], registers: [r] });
     this.slowPackets = new client.Counter({ name: 'jitterscope_slow_packets_total', help: 'Packets that waited at least --packet-ms, by the run that explains the wait ("unexplained" if none; "not_listed": past the 1,000 a second that are attributed)', labelNames: ['culprit'], registers: [r] });
     this.receiveStalls = new client.Counter({ name: 'jitterscope_receive_stalls_total', help: 'NET_RX runs that started at least --packet-ms after they were raised (packets waited in a NIC ring or backlog meanwhile), by what held the CPU ("unexplained" if nothing did; "not_listed": past the 1,000 a second that are attributed)', labelNames: ['culprit', 'kind'], registers: [r] });
+    this.slowWakeups = new client.Counter({ name: 'jitterscope_slow_wakeups_total', help: 'Tasks woken by receive processing that waited at least --packet-ms to run (type="wait"), or lost that much of their run to softirqs (type="stolen"), by what held the CPU ("unexplained" if nothing did; "not_listed": past the 1,000 a second that are attributed)', labelNames: ['culprit', 'kind', 'type'], registers: [r] });
     this.cpuSlowEvents = new client.Counter({ name: 'jitterscope_cpu_slow_events_total', help: 'Stalls, slow packets and late NET_RX runs per CPU (always per CPU, to find the hot CPU without --per-cpu)', labelNames: ['cpu'], registers: [r] });
     new client.Counter({
       name: 'jitterscope_ring_drops_total', help: 'Events lost because the ring buffer was full', registers: [r],
@@ -180,7 +183,7 @@ export class Metrics {
     });
     new client.Gauge({ name: 'jitterscope_build_info', help: 'The running jitterscope', labelNames: ['version'], registers: [r], collect() { this.set({ version: facts.version }, 1); } });
     // families exist from the first scrape on
-    for (const h of [this.netRxWait, this.netRxRun, this.estimation, this.packetWait, this.pauses]) h.touch({});
+    for (const h of [this.netRxWait, this.netRxRun, this.estimation, this.packetWait, this.pauses, this.wakeupWait]) h.touch({});
   }
 
   /** Folds one interval's summary in. */
@@ -194,6 +197,7 @@ export class Metrics {
       else if (h.probe === 'ipvs_estimation') this.estimation.add(cpuLabel(h), h);
       else if (h.probe === 'packet_wait') this.packetWait.add(cpuLabel(h), h);
       else if (h.probe === 'pause') this.pauses.add(cpuLabel(h), h);
+      else if (h.probe === 'wakeup') this.wakeupWait.add(cpuLabel(h), h);
     }
     this.foldCallbacks(r, perCpu);
     for (const e of stallEvents(r.stalls.rows)) {
@@ -209,6 +213,11 @@ export class Metrics {
       this.cpuSlowEvents.inc({ cpu: String(x.cpu) });
     }
     if (r.receive?.notKept) this.receiveStalls.inc({ culprit: NOT_LISTED, kind: 'any' }, r.receive.notKept);
+    for (const x of r.wakeups.slow) {
+      this.slowWakeups.inc(x.attribution ? { culprit: this.culprit(x.attribution.culprit), kind: x.attribution.kind, type: x.kind } : { culprit: 'unexplained', kind: 'none', type: x.kind });
+      this.cpuSlowEvents.inc({ cpu: String(x.cpu) });
+    }
+    if (r.wakeups.notKept) this.slowWakeups.inc({ culprit: NOT_LISTED, kind: 'any', type: 'any' }, r.wakeups.notKept);
     // past the per-interval listing (a flood where every packet is slow): counted, not attributed
     if (r.packets.slowNotKept) this.slowPackets.inc({ culprit: NOT_LISTED }, r.packets.slowNotKept);
     if (r.stalls.notKept) this.stalls.inc({ culprit: NOT_LISTED, kind: 'any' }, r.stalls.notKept);

@@ -7,10 +7,10 @@ import { Flag, Func, Kind, NET_RX_SOFTIRQ, NR_SOFTIRQS } from '../kernel/abi';
 import { EventView, WORDS_PER_EVENT } from './decode';
 import { Histogram } from './histogram';
 import { KernelCounts, KernelHist, KernelTable } from './kernel-histogram';
-import { Newest, Packet, PROTOCOLS, Protocol, ReceiveStall, Stall } from './records';
+import { Newest, Packet, PROTOCOLS, Protocol, ReceiveStall, Stall, Wakeup } from './records';
 import { Series } from './series';
 
-export type { Packet, Protocol, ReceiveStall, Stall, StallKind } from './records';
+export type { Packet, Protocol, ReceiveStall, Stall, StallKind, Wakeup } from './records';
 export { Newest } from './records';
 
 const MAX_FUNC = Math.max(...Object.values(Func));
@@ -32,6 +32,8 @@ export interface AggregatorOptions {
   /** Keep per-CPU time series at this interval (ns), from `seriesOriginNs`; 0 or absent: none. */
   seriesIntervalNs?: number;
   seriesOriginNs?: number;
+  /** A network-woken task that waited this long, or lost this much of its run, is slow (ns; default slowPacketNs): the kernel streams those. */
+  slowWakeupNs?: number;
   /** The tracer's own process id: its threads holding a CPU while NET_RX waits are kept as 'self', not 'task'. */
   selfPid?: number;
 }
@@ -60,7 +62,8 @@ export class Aggregator {
   private readonly slowRing: Newest<Packet>;
   private readonly stallRing: Newest<Stall>;
   private readonly receiveRing: Newest<ReceiveStall>;
-  readonly events = { softirq: 0, timer: 0, hrtimer: 0, packet: 0, func: 0, pause: 0, task: 0, unknown: 0 };
+  private readonly wakeRing: Newest<Wakeup>;
+  readonly events = { softirq: 0, timer: 0, hrtimer: 0, packet: 0, func: 0, pause: 0, task: 0, wakeup: 0, unknown: 0 };
   firstNs = 0;
   lastNs = 0;
 
@@ -69,6 +72,7 @@ export class Aggregator {
   readonly maxPackets: number;
   readonly maxStalls: number;
   readonly selfPid: number | undefined;
+  readonly slowWakeupNs: number;
   /** Per-interval figures, when asked for. */
   readonly series: Series | undefined;
   private view: EventView | undefined;
@@ -79,9 +83,11 @@ export class Aggregator {
     this.maxPackets = opts.maxPackets ?? 10_000;
     this.maxStalls = opts.maxStalls ?? 10_000;
     this.selfPid = opts.selfPid;
+    this.slowWakeupNs = opts.slowWakeupNs ?? this.slowPacketNs;
     this.slowRing = new Newest(this.maxPackets);
     this.stallRing = new Newest(this.maxStalls);
     this.receiveRing = new Newest(this.maxStalls);
+    this.wakeRing = new Newest(this.maxStalls);
     if (opts.seriesIntervalNs) this.series = new Series(opts.seriesIntervalNs, opts.seriesOriginNs ?? 0);
   }
 
@@ -95,13 +101,14 @@ export class Aggregator {
       seriesIntervalNs: this.series?.intervalNs,
       seriesOriginNs: this.series?.originNs,
       selfPid: this.selfPid,
+      slowWakeupNs: this.slowWakeupNs,
       ...changed,
     });
   }
 
   get totalEvents(): number {
     const e = this.events;
-    return e.softirq + e.timer + e.hrtimer + e.packet + e.func + e.pause + e.task + e.unknown;
+    return e.softirq + e.timer + e.hrtimer + e.packet + e.func + e.pause + e.task + e.wakeup + e.unknown;
   }
 
   get stallsNotKept(): number {
@@ -114,6 +121,10 @@ export class Aggregator {
 
   get receiveStallsNotKept(): number {
     return this.receiveRing.dropped;
+  }
+
+  get wakeupsNotKept(): number {
+    return this.wakeRing.dropped;
   }
 
   /** Consumes `count` events from the start of `buffer`. */
@@ -169,6 +180,13 @@ export class Aggregator {
         // the tracer's own threads are named by its process id, one culprit whichever thread it was
         const self = v.taskTgid(w) === this.selfPid;
         this.stallRing.push({ kind: self ? 'self' : 'task', cpu, key: self ? v.taskTgid(w) : v.taskPid(w), startNs: start, durationNs: v.durationNs(w), label: v.taskComm(w) });
+      } else if (kind === Kind.WAKEUP) {
+        this.events.wakeup++;
+        const stolen = (v.flags(w) & Flag.STOLEN) !== 0;
+        this.wakeRing.push({
+          kind: stolen ? 'stolen' : 'wait', cpu, wakerCpu: stolen ? null : v.wakeWakerCpu(w), pid: v.wakePid(w), tgid: v.wakeTgid(w),
+          comm: v.wakeComm(w), startNs: start, durationNs: v.durationNs(w), stolenNs: stolen ? v.wakeStolenNs(w) : 0,
+        });
       } else if (kind === Kind.PACKET) {
         this.events.packet++;
         this.addPacket(v, w, cpu, start);
@@ -248,6 +266,11 @@ export class Aggregator {
     return this.receiveRing.list();
   }
 
+  /** Kept slow wake-ups and stolen runs of network-woken tasks, oldest first. */
+  wakeups(): Wakeup[] {
+    return this.wakeRing.list();
+  }
+
   /** Kept slow packets (any protocol), oldest first. */
   slowPackets(): Packet[] {
     return this.slowRing.list();
@@ -288,6 +311,8 @@ export class Aggregator {
     this.stallRing.dropped += o.stallRing.dropped;
     for (const r of o.receiveStalls()) this.receiveRing.push(r);
     this.receiveRing.dropped += o.receiveRing.dropped;
+    for (const x of o.wakeups()) this.wakeRing.push(x);
+    this.wakeRing.dropped += o.wakeRing.dropped;
     if (this.series && o.series) this.series.merge(o.series);
     for (const k of Object.keys(this.events) as (keyof Aggregator['events'])[]) this.events[k] += o.events[k];
     if (o.firstNs && (!this.firstNs || o.firstNs < this.firstNs)) this.firstNs = o.firstNs;

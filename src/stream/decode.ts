@@ -1,6 +1,6 @@
 // Reads events out of a ring batch in place: the decoding half of the event
 // ABI (the offsets are kernel/abi.ts's, checked against the addon's).
-import { EVENT_SIZE } from '../kernel/abi';
+import { EVENT_SIZE, OFFSETS } from '../kernel/abi';
 
 const TWO32 = 4294967296;
 export const WORDS_PER_EVENT = EVENT_SIZE / 4;
@@ -95,6 +95,26 @@ export class EventView {
   }
   taskTgid(w: number): number {
     return this.u32[w + 13];
+  }
+  /** A wake-up (kind WAKEUP): the woken task, and what the run that followed lost (flag STOLEN). */
+  wakeComm(w: number): string {
+    const at = w * 4 + OFFSETS['wake.comm'];
+    let end = at;
+    while (end < at + 16 && this.u8[end] !== 0) end++;
+    return String.fromCharCode(...this.u8.subarray(at, end));
+  }
+  wakePid(w: number): number {
+    return this.u32[w + OFFSETS['wake.pid'] / 4];
+  }
+  wakeTgid(w: number): number {
+    return this.u32[w + OFFSETS['wake.tgid'] / 4];
+  }
+  wakeStolenNs(w: number): number {
+    const i = w + OFFSETS['wake.stolen_ns'] / 4;
+    return this.u32[i] + this.u32[i + 1] * TWO32;
+  }
+  wakeWakerCpu(w: number): number {
+    return this.u32[w + OFFSETS['wake.waker_cpu'] / 4];
   }
 }
 

@@ -77,7 +77,7 @@ export function sumKernelHists(a: KernelHist, b: KernelHist): KernelHist {
 }
 
 /** Which aggregator table a kernel histogram adds to: softirq runs and waits (key: vector), traced functions (key: enum js_func), packet waits (key 0). */
-export type KernelTable = 'softirq' | 'softirqWait' | 'func' | 'packetWait';
+export type KernelTable = 'softirq' | 'softirqWait' | 'func' | 'packetWait' | 'wakeupWait';
 
 export interface KernelEntry {
   table: KernelTable;

@@ -7,7 +7,7 @@ import { Drops, TraceSession, SessionOptions } from '../kernel/session';
 import { Aggregator, AggregatorOptions } from './aggregate';
 import { KernelHist, parsePercpuHist, since } from './kernel-histogram';
 
-export type LiveTraceOptions = Omit<SessionOptions, 'onBatch' | 'slowPacketNs' | 'pauseMinNs'> & AggregatorOptions;
+export type LiveTraceOptions = Omit<SessionOptions, 'onBatch' | 'slowPacketNs' | 'pauseMinNs' | 'slowWakeupNs'> & AggregatorOptions;
 
 /** Another ring feeding the same aggregator (the synthetic load): drained with the session's ring, its drops counted with its drops. */
 export interface ExtraSource {
@@ -33,6 +33,7 @@ export class LiveTrace {
     this.session = TraceSession.start({
       ...opts,
       slowPacketNs: this.aggregator.slowPacketNs,
+      slowWakeupNs: this.aggregator.slowWakeupNs,
       pauseMinNs: this.aggregator.stallThresholdNs,
       onBatch: (buf, count) => this.aggregator.consume(buf, count),
     });
@@ -47,7 +48,7 @@ export class LiveTrace {
     this.foldRuns(into);
   }
 
-  /** Serve mode: what the kernel counted of the runs it did not stream (the streamed ones are in the aggregator already). */
+  /** What the kernel counted: serve's runs it did not stream (the streamed ones are in the aggregator already), and every mode's network wake-up waits. */
   private foldRuns(into: Aggregator): void {
     this.session.runHistBytes().forEach((bytes, idx) => {
       if (!bytes) return;
@@ -56,6 +57,7 @@ export class LiveTrace {
         const d = since(k, this.lastRuns[idx]?.[cpu]);
         if (!d.count) return;
         if (idx === KernelHistIndex.NET_RX_ACTION) into.addKernel('func', cpu, Func.NET_RX_ACTION, d);
+        else if (idx === KernelHistIndex.WAKEUP_WAIT) into.addKernel('wakeupWait', cpu, 0, d);
         else if (idx >= KernelHistIndex.SOFTIRQ_WAIT) into.addKernel('softirqWait', cpu, idx - KernelHistIndex.SOFTIRQ_WAIT, d);
         else into.addKernel('softirq', cpu, idx - KernelHistIndex.SOFTIRQ_RUN, d);
       });

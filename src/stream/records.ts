@@ -76,6 +76,26 @@ export interface ReceiveStall {
   napiThread: number | null;
 }
 
+/**
+ * A task woken inside a NET_RX run (data or room arrived on one of its
+ * sockets, almost always): 'wait' is a slow wake-up, from sched_waking
+ * (startNs) until it ran on `cpu`; 'stolen' is the run that followed, from
+ * its switch-in for durationNs (capped at 100 ms), of which softirqs on its
+ * CPU took stolenNs.
+ */
+export interface Wakeup {
+  kind: 'wait' | 'stolen';
+  cpu: number;
+  /** The CPU whose receive processing woke it (null for a stolen run). */
+  wakerCpu: number | null;
+  pid: number;
+  tgid: number;
+  comm: string;
+  startNs: number;
+  durationNs: number;
+  stolenNs: number;
+}
+
 /** The newest `max` items, oldest first on read; counts what it let go. */
 export class Newest<T> {
   private readonly items: T[] = [];

@@ -244,10 +244,16 @@ export class Dashboard {
         waitNs: r.waitNs,
         text: `${fmtNs(r.waitNs).padStart(7)}  cpu ${String(r.cpu).padEnd(3)} ${r.napiThread !== null ? 'NAPI thread' : 'NET_RX'} started late${r.deferred ? ' (ksoftirqd)' : ''}  ${r.attribution ? `<- ${r.attribution.culprit}` : ''}`,
       })),
+      // tasks woken by receive processing: their wait to run, or the time taken from their run
+      ...s.summary.wakeups.slow.map((x) => ({
+        at: x.startNs,
+        waitNs: x.kind === 'wait' ? x.durationNs : x.stolenNs,
+        text: `${fmtNs(x.kind === 'wait' ? x.durationNs : x.stolenNs).padStart(7)}  cpu ${String(x.cpu).padEnd(3)} ${x.task} ${x.kind === 'wait' ? 'woke late' : 'lost its CPU'}  ${x.attribution ? `<- ${x.attribution.culprit}` : ''}`,
+      })),
     ]
       .sort((a, b) => b.at - a.at)
       .slice(0, 200);
-    this.slowList.setLabel(` slow packets and late NET_RX runs (waited >= ${fmtNs(s.summary.packets.slowThresholdNs)}, newest first) `);
+    this.slowList.setLabel(` slow packets, late NET_RX runs, slow wake-ups (>= ${fmtNs(s.summary.packets.slowThresholdNs)}, newest first) `);
     this.slowList.setItems(waits.map((x) => severity(x.waitNs, x.text)));
     this.screen.render();
   }

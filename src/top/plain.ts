@@ -1,4 +1,5 @@
 // `top` without a terminal: a plain-text block per interval, like `top -b`.
+import { wakeupText } from '../diagnose/wakeup';
 import { fmtNs, table, wallTime } from '../base/format';
 import { flowText } from '../diagnose/verdict';
 import { cpuTableText, stallEventText, stallEvents } from '../report/text';
@@ -39,5 +40,8 @@ export function plainBlock(s: Snapshot, newStallsSinceNs: number): string {
       `recv   ${wallTime(x.raiseNs, s.realtimeOffsetNs)}  cpu ${x.cpu}  ${x.napiThread !== null ? 'NAPI thread' : 'NET_RX'} started ${fmtNs(x.waitNs)} late${x.deferred ? ' (ksoftirqd)' : ''}  ${x.attribution ? `<- ${x.attribution.culprit}` : ''}`.trimEnd(),
     );
   if (late.length > 5) out.push(`(${late.length - 5} more late NET_RX runs)`);
+  const woken = r.wakeups.slow.filter((x) => x.startNs > newStallsSinceNs);
+  for (const x of woken.slice(-5)) out.push(`wake   ${wallTime(x.startNs, s.realtimeOffsetNs)}  ${wakeupText(x)}`);
+  if (woken.length > 5) out.push(`(${woken.length - 5} more slow wake-ups)`);
   return out.join('\n') + '\n\n';
 }

@@ -106,7 +106,7 @@ test('receiver side, TCP: the client\'s slow requests match slow packets by flow
   if (skipUnlessKernel(t) || needsTwoCpus(t)) return;
   const net = new NetnsPair();
   t.after(() => net.destroy());
-  const fixture = path.join(ROOT, 'test', 'fixtures', 'tcp-echo.js');
+  const fixture = path.join(ROOT, 'test', 'fixtures', 'echo.js');
   const server = spawn('ip', net.exec(net.b, ['taskset', '-c', '0', process.execPath, fixture, 'server', net.addrB, '7007']), { stdio: ['ignore', 'pipe', 'ignore'] });
   t.after(() => server.kill());
   let said = '';

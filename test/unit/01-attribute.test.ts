@@ -3,10 +3,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Packet } from '../../src/stream/aggregate';
-import { attributeReplies, leadingCulprit, PAUSE_CULPRIT, pauseFinding, StallRow } from '../../src/diagnose/attribute';
+import { PAUSE_CULPRIT, pauseFinding, StallRow } from '../../src/diagnose/attribute';
 import { parsePingOutput, pingArgs } from '../../src/commands/iputils';
 import { verdictAdvice } from '../../src/diagnose/verdict';
-import { verdictText, PingVerdict } from '../../src/diagnose/ping';
+import { attributeReplies, leadingCulprit, verdictText, PingVerdict } from '../../src/diagnose/ping';
 import { adviceForCulprit, ipvsAdvice } from '../../src/diagnose/advice';
 import { parseCpuMask, formatCpuMask } from '../../src/host/net';
 

@@ -197,7 +197,7 @@ test('the tracer\'s own process holding a CPU while NET_RX waited is "jitterscop
   assert.ok(r.packets.slow.every((p) => p.attribution?.culprit === 'jitterscope itself (pid 7000)' && p.attribution.kind === 'self'), 'each packet names the observer');
   assert.equal(r.verdict.culprit, null, 'the observer is never the culprit');
   assert.deepEqual(r.verdict.self, { culprit: 'jitterscope itself (pid 7000)', count: 8, maxMs: 8, cpus: [0] });
-  assert.match(r.verdict.text, /The observer: jitterscope itself \(pid 7000\) held CPU 0 while 8 slow packets or late NET_RX runs waited/);
+  assert.match(r.verdict.text, /The observer: jitterscope itself \(pid 7000\) held CPU 0 while 8 slow packets, late NET_RX runs or woken tasks waited/);
   // without its process id the same threads are a task like any other, and the culprit
   const plain = new Aggregator({ slowPacketNs: 1 * MS, stallThresholdNs: 1 * MS });
   plain.consume(encode(events), events.length);
@@ -250,7 +250,7 @@ test('a recorded noisy NIC run (fixture): the tracer said apart, the verdict sta
   assert.match(v.text, /20 of the 20 longest waits \(>= [\d.]+ ms\)/);
   assert.match(v.text, /The other \d+ slow packets waited 1\.0-[\d.]+ ms, shorter than the spikes, with no single cause named here\./);
   assert.equal(v.self?.culprit, 'jitterscope itself (pid 403)');
-  assert.match(v.text, /The observer: jitterscope itself \(pid 403\) held CPU 0 while \d+ slow packets or late NET_RX runs waited/);
+  assert.match(v.text, /The observer: jitterscope itself \(pid 403\) held CPU 0 while \d+ slow packets, late NET_RX runs or woken tasks waited/);
   // however many more short waits nothing explains (a busier node, a noisier emulator)
   const noise = Array.from({ length: 2000 }, (_, i) => packet(i % 2, 1e6 + i * 7, 1 + (i % 4) * 0.5, '10.94.0.9'));
   assert.equal(verdict(selfApart, noise).culprit?.culprit, EST, 'not outvoted by 2,000 short waits');

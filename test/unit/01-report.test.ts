@@ -72,7 +72,7 @@ function report(agg = sample()) {
 
 test('aggregation counts, per-CPU histograms and ICMP packets', () => {
   const agg = sample();
-  assert.deepEqual(agg.events, { softirq: 200, timer: 2, hrtimer: 1, packet: 6, func: 0, pause: 0, task: 0, unknown: 0 });
+  assert.deepEqual(agg.events, { softirq: 200, timer: 2, hrtimer: 1, packet: 6, func: 0, pause: 0, task: 0, wakeup: 0, unknown: 0 });
   assert.equal(agg.softirq[0]![3]!.count, 50);
   assert.equal(agg.softirq[1]![3]!.count, 50);
   assert.equal(agg.softirqWait[1]![1], undefined, 'unknown waits are not recorded');

@@ -29,6 +29,17 @@ step "(f) jitterscope ping from this guest to the host: the replies come through
 nic_irq 1
 taskset -c 0 $JS ping $NIC_HOST -c 3000 -i 10 --slow-ms 3 -o $J/ping-nic.json > $J/ping-nic.txt 2> $J/ping-nic.err
 
+step "(d) a TCP server pinned to the estimator's CPU, the interrupt on CPU 0, RPS off: its packets are processed on CPU 0, it waits for CPU 1"
+nic_irq 0
+nic_rps 0
+taskset -c 1 node test/fixtures/echo.js server $NIC_GUEST 7799 0 $J/wakeup.server.json > $J/wakeup.server.out &
+srv=$!
+waitfor listening $J/wakeup.server.out
+echo $srv > $J/wakeup.server.pid
+record_host_ping wakeup 2000 13 tcp:7799
+kill -TERM $srv
+wait $srv || true
+
 step "(c) NET_RX left to ksoftirqd while a SCHED_FIFO task holds CPU 1"
 # no rules: the estimator's runs take microseconds again
 ipvsadm -C

@@ -4,7 +4,11 @@
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { ROOT } from '../helpers';
 import type { NicOptions } from './vm';
+
+/** The echo client the host runs against a guest's server. */
+const ECHO = path.join(ROOT, 'test', 'fixtures', 'echo.js');
 
 /**
  * A guest script asks the host to stop the whole VM for N ms by writing N to
@@ -59,6 +63,20 @@ export function servePings(jobDir: string, nic: NicOptions): NodeJS.Timeout {
     fs.unlinkSync(request);
     const [name, count, intervalMs, id, flood] = words;
     busy = true;
+    // "tcp:PORT": requests to the guest's echo server (test/fixtures/echo.js) instead of pings, each timed here
+    if (id.startsWith('tcp:')) {
+      const clientOut = path.join(jobDir, `${name}.host-client.json`);
+      const c = spawn(process.execPath, [ECHO, 'client', nic.guestAddr, id.slice(4), count, intervalMs, clientOut], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      c.stderr.on('data', (d) => (err += d));
+      c.on('close', (code) => {
+        const file = path.join(jobDir, `${name}.host-ping.txt`);
+        fs.writeFileSync(`${file}.tmp`, `${err}exit ${code}\n`);
+        fs.renameSync(`${file}.tmp`, file);
+        busy = false;
+      });
+      return;
+    }
     const p = spawn('ping', ['-D', '-n', '-c', count, '-i', String(Number(intervalMs) / 1000), '-e', id, '-W', '1', nic.guestAddr], { stdio: ['ignore', 'pipe', 'pipe'] });
     // "flood": a ping -f alongside, so the guest's softirq runs go over budget and NET_RX is left to ksoftirqd
     const f = flood === 'flood' ? spawn('ping', ['-f', '-q', '-n', nic.guestAddr], { stdio: 'ignore' }) : undefined;

@@ -1,0 +1,143 @@
+/* The application's share: tasks woken by receive processing. A task woken
+ * inside a NET_RX run (the softirq, ksoftirqd, or a NAPI thread) was woken,
+ * almost always, because data or room arrived on one of its sockets. Its
+ * wake-up is timed from sched_waking to its switch-in (a slow one streams),
+ * and the run that follows is watched until it switches out: softirq time on
+ * its CPU meanwhile was taken from it (a stolen run, when it reaches the
+ * threshold). Every other wake-up costs one look at this CPU's state; every
+ * other switch one look at the pending count of its CPU. */
+
+static __always_inline bool in_net_rx(struct cpu_state *s)
+{
+	if (s->entry_ns[JS_NET_RX_SOFTIRQ])
+		return true;
+	/* a NAPI thread's poll (threaded=1): the running thread is the one traced */
+	return s->thread_pid && s->thread_pid == (__u32)bpf_get_current_pid_tgid();
+}
+
+/* A wake-up pending this long was missed (its task ran on a CPU where no look
+ * was made, or the LRU let it go): the count starts again. */
+#define WAKE_STALE_NS 1000000000ULL
+
+static __always_inline void pending_add(__u32 cpu, __s64 n, __u64 now)
+{
+	struct wake_count *c = bpf_map_lookup_elem(&wake_pending, &cpu);
+	if (!c)
+		return;
+	/* the sum is not read back from the add: a fetching atomic needs 5.12 (the
+	 * 5.10 generation must load this object); a race only blurs `since` */
+	__sync_fetch_and_add(&c->count, n);
+	if (n > 0 && c->count == n)
+		c->since = now;
+	else if (c->count < 0) /* reset while it was pending */
+		c->count = 0;
+}
+
+/* Since when network wake-ups have been pending for this CPU (0: none): the
+ * tasks that hold it meanwhile are what they wait for. */
+static __always_inline __u64 wakes_pending_since(__u32 cpu)
+{
+	struct wake_count *c = bpf_map_lookup_elem(&wake_pending, &cpu);
+	if (!c || c->count <= 0)
+		return 0;
+	if (bpf_ktime_get_ns() - c->since > WAKE_STALE_NS) {
+		c->count = 0;
+		return 0;
+	}
+	return c->since;
+}
+
+static __always_inline int on_sched_waking(struct task_struct *p)
+{
+	struct net_wake w = {}, *old;
+	struct cpu_state *s;
+	__u32 cpu = bpf_get_smp_processor_id(), pid;
+	if (!cpu_wanted(cpu))
+		return 0;
+	s = my_state();
+	if (!s || !in_net_rx(s))
+		return 0;
+	if (BPF_CORE_READ(p, flags) & JS_PF_KTHREAD) /* ksoftirqd, kworkers: not an application */
+		return 0;
+	pid = BPF_CORE_READ(p, pid);
+	w.ts = bpf_ktime_get_ns();
+	w.switches = BPF_CORE_READ(p, nvcsw) + BPF_CORE_READ(p, nivcsw);
+	w.waker_cpu = cpu;
+	w.guess_cpu = BPF_CORE_READ(p, wake_cpu);
+	/* woken again before it ran: its wait began at the first. An entry from
+	 * before it last ran (it ran where no look was made) is replaced. */
+	old = bpf_map_lookup_elem(&net_wakes, &pid);
+	if (old && old->switches == w.switches)
+		return 0;
+	bpf_map_update_elem(&net_wakes, &pid, &w, BPF_ANY);
+	pending_add(w.guess_cpu, 1, w.ts);
+	if (w.guess_cpu != cpu)
+		pending_add(cpu, 1, w.ts);
+	return 0;
+}
+
+static __always_inline void emit_wake(__u16 flags, __u64 start, __u64 duration, __u32 cpu, struct task_struct *t, __u64 stolen, __u32 waker_cpu)
+{
+	struct js_event *e = reserve();
+	if (!e)
+		return;
+	e->start_ns = start;
+	e->duration_ns = duration;
+	e->cpu = cpu;
+	e->kind = JS_EV_WAKEUP;
+	e->flags = flags;
+	__builtin_memset(&e->wake, 0, sizeof(e->wake));
+	BPF_CORE_READ_STR_INTO(&e->wake.comm, t, comm);
+	e->wake.pid = BPF_CORE_READ(t, pid);
+	e->wake.tgid = BPF_CORE_READ(t, tgid);
+	e->key = e->wake.pid;
+	e->wake.stolen_ns = stolen;
+	e->wake.waker_cpu = waker_cpu;
+	submit(e);
+}
+
+/* On every switch: the watched run of `prev` ends; `next` may be a network
+ * wake-up (only looked up while some are pending for this CPU). */
+static __always_inline void wake_switch(struct cpu_state *s, __u32 cpu, struct task_struct *prev, struct task_struct *next, __u64 pending_since)
+{
+	struct net_wake *w;
+	__u64 now = 0, run;
+	__u32 pid;
+	if (s->watch_pid && BPF_CORE_READ(prev, pid) == s->watch_pid) {
+		now = bpf_ktime_get_ns();
+		if (s->watch_stolen_ns >= wake_min_ns) {
+			run = now - s->watch_since_ns;
+			emit_wake(JS_F_STOLEN, s->watch_since_ns, run < stolen_cap_ns ? run : stolen_cap_ns, cpu, prev, s->watch_stolen_ns, 0);
+		}
+		s->watch_pid = 0;
+	}
+	if (!pending_since)
+		return;
+	pid = BPF_CORE_READ(next, pid);
+	w = bpf_map_lookup_elem(&net_wakes, &pid);
+	if (!w)
+		return;
+	struct net_wake seen = *w;
+	bpf_map_delete_elem(&net_wakes, &pid);
+	pending_add(seen.guess_cpu, -1, 0);
+	if (seen.guess_cpu != seen.waker_cpu)
+		pending_add(seen.waker_cpu, -1, 0);
+	/* it ran since (on a CPU where no look was made): that wake-up is over */
+	if (BPF_CORE_READ(next, nvcsw) + BPF_CORE_READ(next, nivcsw) != seen.switches)
+		return;
+	if (!now)
+		now = bpf_ktime_get_ns();
+	count_run(JS_KH_WAKEUP_WAIT, now - seen.ts, true);
+	if (now - seen.ts >= wake_min_ns)
+		emit_wake(0, seen.ts, now - seen.ts, cpu, next, 0, seen.waker_cpu);
+	s->watch_pid = pid;
+	s->watch_since_ns = now;
+	s->watch_stolen_ns = 0;
+}
+
+/* A softirq ran from start to now on this CPU: taken from the watched run, if any. */
+static __always_inline void wake_softirq(struct cpu_state *s, __u64 start, __u64 now)
+{
+	if (s->watch_pid && start >= s->watch_since_ns && now - s->watch_since_ns <= stolen_cap_ns)
+		s->watch_stolen_ns += now - start;
+}

@@ -1,0 +1,36 @@
+// The application's share: tasks woken by receive processing, explained by
+// the one engine. A slow wake-up waited for its CPU from sched_waking to its
+// switch-in: whatever ran there meanwhile (a timer callback, a softirq, a
+// host pause, another task) held it. A stolen run lost softirq time while it
+// ran: the callback or softirq that took the most of it took it. Pure logic.
+import { Wakeup } from '../stream/aggregate';
+import { explainWait, indexStalls, Overlap, StallIndex, StallRow, taskCulprit } from './attribute';
+
+export interface WakeupRow extends Wakeup {
+  /** The woken task as a culprit names tasks: comm[pid]. */
+  task: string;
+  attribution: Overlap | null;
+}
+
+/** Each slow wake-up and stolen run with what explains it. `stalls` are the trace's stall rows. */
+export function attributeWakeups(wakeups: Wakeup[], stalls: StallRow[], index: StallIndex = indexStalls(stalls)): WakeupRow[] {
+  // time taken from a running task is softirqs' and interrupts': another task cannot have held its CPU
+  let runsOnly: StallIndex | undefined;
+  return wakeups.map((x) => {
+    const window = [{ cpus: [x.cpu], from: x.startNs, to: x.startNs + x.durationNs }];
+    const attribution =
+      x.kind === 'wait'
+        ? explainWait(window, x.durationNs / 1e6, index).attribution
+        : explainWait(window, x.stolenNs / 1e6, (runsOnly ??= indexStalls(stalls.filter((s) => s.kind !== 'task' && s.kind !== 'self')))).attribution;
+    return { ...x, task: taskCulprit(x.comm, x.pid), attribution };
+  });
+}
+
+/** One line about a wake-up for the text views. */
+export function wakeupText(x: WakeupRow): string {
+  const what =
+    x.kind === 'wait'
+      ? `${x.task} waited ${(x.durationNs / 1e6).toFixed(1)} ms to run on CPU ${x.cpu} after receive processing on CPU ${x.wakerCpu} woke it`
+      : `${x.task} lost ${(x.stolenNs / 1e6).toFixed(1)} ms of a ${(x.durationNs / 1e6).toFixed(1)} ms run on CPU ${x.cpu} to softirqs`;
+  return `${what}: ${x.attribution ? `${x.attribution.culprit} on CPU ${x.attribution.cpu}` : 'no single cause'}`;
+}

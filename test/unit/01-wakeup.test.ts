@@ -1,0 +1,73 @@
+// Unit: the application's share on made-up events (no kernel): wake-up events
+// decoded, slow wake-ups and stolen runs explained by the engine, and a
+// verdict that stands on them when no packet waited.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Aggregator } from '../../src/stream/aggregate';
+import { buildReport } from '../../src/report/model';
+import { renderText } from '../../src/report/text';
+import { PROBE_NAMES, ProbeName, ProbeStatus } from '../../src/kernel/probes';
+import { encode, Flag, FakeEvent, Kind } from '../encode';
+import { validator } from '../helpers';
+
+const MS = 1e6;
+
+function report(agg: Aggregator) {
+  const probes = Object.fromEntries(PROBE_NAMES.map((n) => [n, { active: true, via: 'tracepoint', mode: 'tp_btf', reason: null, hooks: [] }])) as unknown as Record<ProbeName, ProbeStatus>;
+  return buildReport({
+    aggregator: agg, probes, notes: [], drops: { total: 0, perCpu: [0, 0], badRecords: 0, consumeErrors: 0 },
+    start: { wall: new Date(0), monoNs: 0, realtimeOffsetNs: 0 }, endWall: new Date(10_000), possibleCpus: 2, command: [], version: 'test',
+  });
+}
+
+/** bpf_timer_cb (an hrtimer callback at a made-up address) on CPU 1 for 11 ms at `atMs`. */
+const stall = (atMs: number): FakeEvent => ({ kind: Kind.HRTIMER, cpu: 1, startNs: atMs * MS, durationNs: 11 * MS, key: 0xffffffff81234560n });
+
+test('a server woken on CPU 0 that waits for CPU 1 behind a callback: slow wake-ups named after it, and the verdict stands on them', () => {
+  const agg = new Aggregator({ slowPacketNs: 1 * MS, stallThresholdNs: 1 * MS });
+  const events: FakeEvent[] = [];
+  for (let i = 0; i < 5; i++) {
+    const t = 1000 + i * 200;
+    events.push(stall(t));
+    // woken 2 ms into the stall by NET_RX on CPU 0, it ran on CPU 1 when the stall ended
+    events.push({ kind: Kind.WAKEUP, cpu: 1, startNs: (t + 2) * MS, durationNs: 9 * MS, key: 812n, wake: { comm: 'python3', pid: 812, wakerCpu: 0 } });
+  }
+  // a stolen run: 5 ms of a 6 ms run taken by a stall on top of it
+  events.push(stall(3000), { kind: Kind.WAKEUP, cpu: 1, startNs: 2999 * MS, durationNs: 12 * MS, flags: Flag.STOLEN, key: 812n, wake: { comm: 'python3', pid: 812, stolenNs: 11 * MS } });
+  agg.consume(encode(events), events.length);
+  assert.equal(agg.events.wakeup, 6);
+  const r = report(agg);
+  const validate = validator();
+  assert.ok(validate(JSON.parse(JSON.stringify(r))), JSON.stringify(validate.errors?.slice(0, 3)));
+  const rows = r.wakeups!.slow;
+  assert.deepEqual(
+    rows.map((x) => [x.kind, x.task, x.wakerCpu, x.attribution?.cpu]),
+    [...Array(5).fill(['wait', 'python3[812]', 0, 1]), ['stolen', 'python3[812]', null, 1]],
+  );
+  assert.ok(rows.every((x) => x.attribution?.kind === 'hrtimer'), 'each explained by the callback');
+  const v = r.verdict;
+  assert.equal(v.culprit?.basis, 'wakeups', v.text);
+  assert.deepEqual(v.culprit?.wakeups, { explained: 6, of: 6, stolen: 1, p50Ms: 9, maxMs: 11, tasks: ['python3[812]'] });
+  assert.match(v.text, /held python3\[812\] 6 times after receive processing woke them \(6 of 6 slow wake-ups, 1 of them runs it took time from; p50 9\.0 ms, max 11\.0 ms\); their packets were not slow/);
+  const text = renderText(r);
+  assert.match(text, /slow wake-ups \(tasks woken by receive processing that waited 1\.00ms or more to run, or lost that much of their run\): 6; longest:/);
+  assert.match(text, /python3\[812\] lost 11\.0 ms of a 12\.0 ms run on CPU 1 to softirqs: /);
+});
+
+test('a stolen run is never blamed on a task: time taken from a running task is softirqs\'', () => {
+  const agg = new Aggregator({ slowPacketNs: 1 * MS, stallThresholdNs: 1 * MS });
+  const events: FakeEvent[] = [
+    // the woken task itself shows as a task that held CPU 1 while NET_RX was pending there
+    { kind: Kind.TASK, cpu: 1, startNs: 100 * MS, durationNs: 20 * MS, key: 812n, task: { comm: 'python3', pid: 812 } },
+    { kind: Kind.SOFTIRQ, cpu: 1, startNs: 105 * MS, durationNs: 4 * MS, key: 7n, waitNs: 0 },
+    { kind: Kind.WAKEUP, cpu: 1, startNs: 100 * MS, durationNs: 20 * MS, flags: Flag.STOLEN, key: 812n, wake: { comm: 'python3', pid: 812, stolenNs: 4 * MS } },
+  ];
+  agg.consume(encode(events), events.length);
+  const x = report(agg).wakeups!.slow[0];
+  assert.equal(x.attribution?.culprit, 'SCHED softirq');
+});
+
+test('with no slow packet and no slow wake-up the verdict says there is nothing to name', () => {
+  const agg = new Aggregator({ slowPacketNs: 1 * MS, stallThresholdNs: 1 * MS });
+  assert.match(report(agg).verdict.text, /^Verdict: no packet waited 1 ms or more, and no task woken by receive processing waited that long to run/);
+});
