@@ -100,7 +100,8 @@ struct {
  * none pending makes no lookup. */
 struct wake_count {
 	__s64 count;
-	__u64 since;
+	__u64 since; /* when the count last rose from none */
+	__u64 last;  /* the newest add */
 };
 
 struct {

@@ -9,27 +9,39 @@
 
 static __always_inline bool in_net_rx(struct cpu_state *s)
 {
+	/* a hard hrtimer interrupting the NET_RX run wakes a sleeper, not a reader */
+	if (s->hrt[0].start_ns)
+		return false;
 	if (s->entry_ns[JS_NET_RX_SOFTIRQ])
 		return true;
 	/* a NAPI thread's poll (threaded=1): the running thread is the one traced */
 	return s->thread_pid && s->thread_pid == (__u32)bpf_get_current_pid_tgid();
 }
 
-/* A wake-up pending this long was missed (its task ran on a CPU where no look
- * was made, or the LRU let it go): the count starts again. */
+/* No wake-up made for a CPU this long while its count says some are pending:
+ * they were missed (their task ran on a CPU where no look was made, it exited,
+ * or the LRU let it go), and the count starts again. A wake-up older than this
+ * is not trusted either (a reused pid). */
 #define WAKE_STALE_NS 1000000000ULL
 
 static __always_inline void pending_add(__u32 cpu, __s64 n, __u64 now)
 {
-	struct wake_count *c = bpf_map_lookup_elem(&wake_pending, &cpu);
+	struct wake_count *c;
+	if (!cpu_wanted(cpu))
+		return;
+	c = bpf_map_lookup_elem(&wake_pending, &cpu);
 	if (!c)
 		return;
-	/* the sum is not read back from the add: a fetching atomic needs 5.12 (the
-	 * 5.10 generation must load this object); a race only blurs `since` */
+	/* `since` before the add, so no look sees a count without it; the sum is
+	 * not read back from the add (a fetching atomic needs 5.12, and the 5.10
+	 * generation must load this object) */
+	if (n > 0) {
+		if (c->count <= 0)
+			c->since = now;
+		c->last = now;
+	}
 	__sync_fetch_and_add(&c->count, n);
-	if (n > 0 && c->count == n)
-		c->since = now;
-	else if (c->count < 0) /* reset while it was pending */
+	if (c->count < 0) /* reset while they were pending */
 		c->count = 0;
 }
 
@@ -40,7 +52,7 @@ static __always_inline __u64 wakes_pending_since(__u32 cpu)
 	struct wake_count *c = bpf_map_lookup_elem(&wake_pending, &cpu);
 	if (!c || c->count <= 0)
 		return 0;
-	if (bpf_ktime_get_ns() - c->since > WAKE_STALE_NS) {
+	if (bpf_ktime_get_ns() - c->last > WAKE_STALE_NS) {
 		c->count = 0;
 		return 0;
 	}
@@ -67,8 +79,14 @@ static __always_inline int on_sched_waking(struct task_struct *p)
 	/* woken again before it ran: its wait began at the first. An entry from
 	 * before it last ran (it ran where no look was made) is replaced. */
 	old = bpf_map_lookup_elem(&net_wakes, &pid);
-	if (old && old->switches == w.switches)
-		return 0;
+	if (old) {
+		if (old->switches == w.switches)
+			return 0;
+		/* its counts go with it */
+		pending_add(old->guess_cpu, -1, 0);
+		if (old->guess_cpu != old->waker_cpu)
+			pending_add(old->waker_cpu, -1, 0);
+	}
 	bpf_map_update_elem(&net_wakes, &pid, &w, BPF_ANY);
 	pending_add(w.guess_cpu, 1, w.ts);
 	if (w.guess_cpu != cpu)
@@ -127,6 +145,8 @@ static __always_inline void wake_switch(struct cpu_state *s, __u32 cpu, struct t
 		return;
 	if (!now)
 		now = bpf_ktime_get_ns();
+	if (now - seen.ts > WAKE_STALE_NS) /* left over, and the pid taken again */
+		return;
 	count_run(JS_KH_WAKEUP_WAIT, now - seen.ts, true);
 	if (now - seen.ts >= wake_min_ns)
 		emit_wake(0, seen.ts, now - seen.ts, cpu, next, 0, seen.waker_cpu);

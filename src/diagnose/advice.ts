@@ -24,6 +24,8 @@ export function ipvsAdvice(hasSwitch: boolean, withWhy = true): string[] {
 export interface AdviceContext {
   /** The kernel has net.ipv4.vs.run_estimation (false on Debian 11's 5.10). */
   ipvsSwitch: boolean;
+  /** What the culprit held up: receive processing (default), or tasks woken by it (their packets were on time). */
+  heldUp?: 'packets' | 'wakeups';
 }
 
 /** Advice about a culprit that held `cpu` for up to `maxMs` at a time. */
@@ -33,6 +35,11 @@ export function adviceForCulprit(culprit: string, cpu: number, maxMs: number, ct
   if (culprit === 'bpf_timer_cb')
     return [
       `bpf_timer_cb is a BPF timer callback; if \`jitterscope lab\` is running, this is its deliberate stall. Otherwise find the BPF program that arms the timer (bpftool prog show) and its owner.`,
+    ];
+  if (/\[\d+\]$/.test(culprit) && ctx.heldUp === 'wakeups')
+    return [
+      `${culprit} held CPU ${cpu} for up to ${maxMs.toFixed(1)} ms while tasks woken by receive processing waited to run there: the requests they serve waited with them.`,
+      `Keep the service and ${culprit} on different CPUs (taskset, cpusets, a Kubernetes CPU manager policy), or give the service the higher priority (nice, chrt).`,
     ];
   if (/\[\d+\]$/.test(culprit))
     return [
@@ -44,7 +51,9 @@ export function adviceForCulprit(culprit: string, cpu: number, maxMs: number, ct
       `${culprit} ran up to ${maxMs.toFixed(1)} ms at a time on CPU ${cpu}; record with a lower --stall-ms to see which timer callbacks or packets it was busy with.`,
     ];
   return [
-    `${culprit} ran up to ${maxMs.toFixed(1)} ms in softirq context on CPU ${cpu}; packets processed on that CPU wait for it. Find what arms it (its module or subsystem), and keep RPS from steering packets to CPU ${cpu} meanwhile.`,
+    ctx.heldUp === 'wakeups'
+      ? `${culprit} ran up to ${maxMs.toFixed(1)} ms in softirq context on CPU ${cpu}; every task on that CPU is frozen meanwhile, whatever CPU processes its packets. Find what arms it (its module or subsystem), and keep latency-sensitive services off CPU ${cpu} meanwhile.`
+      : `${culprit} ran up to ${maxMs.toFixed(1)} ms in softirq context on CPU ${cpu}; packets processed on that CPU wait for it. Find what arms it (its module or subsystem), and keep RPS from steering packets to CPU ${cpu} meanwhile.`,
   ];
 }
 

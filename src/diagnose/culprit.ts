@@ -55,8 +55,8 @@ const MIN_CULPRIT_SHARE = 0.3;
 /** ...or at least this share of the spikes. */
 const MIN_TAIL_SHARE = 0.5;
 /**
- * The spikes a user reports: waits of at least this many times the slow
- * threshold, the longest SPIKES_MAX of them. Neither bound grows with the
+ * The spikes a user reports: exactly timed waits of at least this many times
+ * the slow threshold, the longest SPIKES_MAX of them. Neither bound grows with the
  * short waits a busy or emulated node makes by the hundred, so those cannot
  * outvote the run behind the spikes.
  */
@@ -81,7 +81,7 @@ const wakeupCostNs = (x: WakeupRow) => (x.kind === 'wait' ? x.durationNs : x.sto
  * Every run that explains some slow packets or receive stalls, with what it
  * explains. Pauses are not candidates (see leadingOverlap).
  */
-function tally(slow: SlowPacket[], tailSet: Set<SlowPacket | WakeupRow>, receive: ReceiveStallRow[], wakeups: WakeupRow[]): Tally[] {
+function tally(slow: SlowPacket[], tailSet: Set<SlowPacket>, receive: ReceiveStallRow[], wakeups: WakeupRow[]): Tally[] {
   const by = new Map<string, Tally>();
   const get = (o: Overlap) => by.get(keyOf(o)) ?? by.set(keyOf(o), { o, packets: [], waitNs: 0, tail: 0, stalls: [], wakeups: [] }).get(keyOf(o))!;
   for (const p of slow) {
@@ -92,12 +92,7 @@ function tally(slow: SlowPacket[], tailSet: Set<SlowPacket | WakeupRow>, receive
     if (tailSet.has(p)) t.tail++;
   }
   for (const r of receive) if (r.attribution && !isApart(r.attribution.kind)) get(r.attribution).stalls.push(r);
-  for (const x of wakeups) {
-    if (!x.attribution || isApart(x.attribution.kind)) continue;
-    const t = get(x.attribution);
-    t.wakeups.push(x);
-    if (tailSet.has(x)) t.tail++;
-  }
+  for (const x of wakeups) if (x.attribution && !isApart(x.attribution.kind)) get(x.attribution).wakeups.push(x);
   return [...by.values()];
 }
 
@@ -106,8 +101,6 @@ function restOf(slow: SlowPacket[], hit: Set<SlowPacket>): PacketCulprit['rest']
   const waits = slow.filter((p) => !hit.has(p) && p.waitNs !== null).map((p) => p.waitNs! / 1e6);
   return { packets: slow.length - hit.size, minMs: waits.length ? Math.min(...waits) : 0, maxMs: waits.length ? Math.max(...waits) : 0 };
 }
-
-const isWakeup = (x: SlowPacket | WakeupRow): x is WakeupRow => 'task' in x;
 
 const quantileMs = (ns: number[], q: number) => {
   const v = [...ns].sort((a, b) => a - b);
@@ -129,11 +122,11 @@ export function chooseCulprit(all: SlowPacket[], receiveAll: ReceiveStallRow[], 
   const receive = receiveAll.filter((r) => !r.attribution || !isApart(r.attribution.kind));
   const wakeups = wakeupsAll.filter((x) => !x.attribution || !isApart(x.attribution.kind));
   const totalWaitNs = slow.reduce((a, p) => a + (p.waitNs ?? 0), 0);
-  // the spikes: the longest waits, of packets and of tasks woken by receive processing alike
-  const cost = (x: SlowPacket | WakeupRow) => (isWakeup(x) ? wakeupCostNs(x) : (x.waitNs ?? 0));
-  const tail = [...slow.filter((p) => p.waitNs !== null), ...wakeups]
-    .filter((x) => cost(x) >= SPIKE_FACTOR * slowNs)
-    .sort((a, b) => cost(b) - cost(a))
+  // exact waits only: a poll's later packets ('napi-bound') and serve's late-run packets are timed
+  // from the poll's raise, upper bounds that one burst (a host that paused, then sent a dozen at once) repeats
+  const tail = slow
+    .filter((p) => p.waitNs !== null && p.waitNs >= SPIKE_FACTOR * slowNs && p.path !== 'napi-bound' && p.path !== 'late-run')
+    .sort((a, b) => (b.waitNs ?? 0) - (a.waitNs ?? 0))
     .slice(0, SPIKES_MAX);
   const tailN = tail.length;
   const tallies = tally(slow, new Set(tail), receive, wakeups);
@@ -148,7 +141,7 @@ export function chooseCulprit(all: SlowPacket[], receiveAll: ReceiveStallRow[], 
   const byStalls = tallies
     .filter((t) => t.stalls.length >= MIN_CULPRIT_PACKETS && t.stalls.length / receive.length >= MIN_CULPRIT_SHARE)
     .sort((a, b) => stallWait(b) - stallWait(a));
-  // the application's share: tasks that waited for a CPU a run held, though their packets did not
+  // the application's share, when no packet or receive stall names a culprit: tasks that waited for a CPU a run held
   const wakeupCost = (t: Tally) => t.wakeups.reduce((a, x) => a + wakeupCostNs(x), 0);
   const byWakeups = tallies
     .filter((t) => t.wakeups.length >= MIN_CULPRIT_PACKETS && t.wakeups.length / wakeups.length >= MIN_CULPRIT_SHARE)
@@ -174,13 +167,12 @@ export function chooseCulprit(all: SlowPacket[], receiveAll: ReceiveStallRow[], 
     culprit: o.culprit,
     kind: o.kind,
     cpu: o.cpu,
-    basis:
-      best === spikeLeader ? (best.packets.length >= best.wakeups.length ? 'packets' : 'wakeups') : byPackets.includes(best) ? 'packets' : byStalls.includes(best) ? 'receive-stalls' : 'wakeups',
+    basis: best === spikeLeader || byPackets.includes(best) ? 'packets' : byStalls.includes(best) ? 'receive-stalls' : 'wakeups',
     packets: best.packets.length,
     share: slow.length ? best.packets.length / slow.length : 0,
     waitMs: best.waitNs / 1e6,
     waitShare: totalWaitNs ? best.waitNs / totalWaitNs : 0,
-    tail: { explained: best.tail, of: tailN, minMs: tail.length ? cost(tail[tail.length - 1]) / 1e6 : 0 },
+    tail: { explained: best.tail, of: tailN, minMs: tail.length ? (tail[tail.length - 1].waitNs ?? 0) / 1e6 : 0 },
     rest: restOf(slow, new Set(best.packets)),
     receiveStalls: {
       explained: best.stalls.length,

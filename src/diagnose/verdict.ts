@@ -44,8 +44,8 @@ export interface PacketVerdict {
   culprit: PacketCulprit | null;
   /** The receive stalls of the trace (null: none). */
   receive: { count: number; maxMs: number; deferred: number; napiThread: number } | null;
-  /** Tasks woken by receive processing that waited to run (slow wake-ups) or lost their run to softirqs (stolen runs), null: none. */
-  wakeups: { count: number; stolen: number; maxMs: number; tasks: string[] } | null;
+  /** Tasks woken by receive processing that waited at least wakeupMs to run (slow wake-ups) or lost that much of their run to softirqs (stolen runs), null: none. */
+  wakeups: { wakeupMs: number; count: number; stolen: number; maxMs: number; tasks: string[] } | null;
   /** The interfaces the culprit's packets came in on, with their RPS masks. */
   rps: RpsFinding[];
   /** CPUs the hypervisor took noticeable time from during the trace (VMs only). */
@@ -71,6 +71,7 @@ export function packetVerdict(
   steal: { perCpuNs: number[]; durationNs: number } = { perCpuNs: [], durationNs: 0 },
   receive: ReceiveStallRow[] = [],
   wakeups: WakeupRow[] = [],
+  wakeupMs = slowMs,
 ): PacketVerdict {
   const attributed = slow.filter((p) => p.attribution).length;
   const culprit = chooseCulprit(slow, receive, stalls, slowMs * 1e6, wakeups);
@@ -84,6 +85,7 @@ export function packetVerdict(
     receive: receive.length ? { count: receive.length, maxMs: Math.max(...receive.map((r) => r.waitNs)) / 1e6, deferred: receive.filter((r) => r.deferred).length, napiThread: receive.filter((r) => r.napiThread !== null).length } : null,
     wakeups: wakeups.length
       ? {
+          wakeupMs,
           count: wakeups.length,
           stolen: wakeups.filter((x) => x.kind === 'stolen').length,
           maxMs: Math.max(...wakeups.map((x) => (x.kind === 'wait' ? x.durationNs : x.stolenNs))) / 1e6,
@@ -95,10 +97,10 @@ export function packetVerdict(
       .map((ns, cpu) => ({ cpu, ns, share: steal.durationNs > 0 ? ns / steal.durationNs : 0 }))
       .filter((x) => x.ns >= STEAL_NOTE_NS || (x.ns > 0 && x.share >= STEAL_NOTE_SHARE)),
   };
-  const pauses = pauseFinding(slow.map((p) => p.attribution), stalls);
+  const pauses = pauseFinding([...slow, ...wakeups].map((p) => p.attribution), stalls);
   const self = selfFinding([...slow, ...receive, ...wakeups].map((p) => p.attribution), stalls);
   const count = culprit ? Math.max(culprit.packets, culprit.receiveStalls.explained, culprit.wakeups.explained) : 0;
-  const full = { ...found, pauses, self, advice: verdictAdvice(culprit && { ...culprit, count }, pauses, { ipvsSwitch: facts.ipvsSwitch }) };
+  const full = { ...found, pauses, self, advice: verdictAdvice(culprit && { ...culprit, count }, pauses, { ipvsSwitch: facts.ipvsSwitch, heldUp: culprit?.basis === 'wakeups' ? 'wakeups' : 'packets' }) };
   return { ...full, text: packetVerdictText(full) };
 }
 
@@ -137,17 +139,17 @@ export function packetVerdictText(v: Omit<PacketVerdict, 'text'>): string {
   const c = v.culprit;
   const r = v.receive;
   const w = v.wakeups;
-  if (!v.slow && !r && !w) lines.push(`Verdict: no packet waited ${v.slowMs} ms or more, and no task woken by receive processing waited that long to run: no culprit to name.`);
+  if (!v.slow && !r && !w) lines.push(`Verdict: no packet waited ${v.slowMs} ms or more, and no task woken by receive processing waited or lost its CPU that long: no culprit to name.`);
   else if (!c)
     lines.push(
-      `Verdict: no culprit: ${v.slow} packets waited ${v.slowMs} ms or more${r ? ` and ${r.count} NET_RX runs started that late` : ''}${w ? `; ${w.count} tasks woken by receive processing waited or lost that long` : ''}, and no single softirq, timer callback or task on their CPUs explains enough of them (${v.attributed} packets overlapped one at all).`,
+      `Verdict: no culprit: ${v.slow} packets waited ${v.slowMs} ms or more${r ? ` and ${r.count} NET_RX runs started that late` : ''}${w ? `; ${w.count} times a task woken by receive processing waited or lost its CPU ${w.wakeupMs} ms or more` : ''}, and no single softirq, timer callback or task on their CPUs explains enough of them (${v.attributed} packets overlapped one at all).`,
     );
   else if (c.basis === 'wakeups') {
     const x = c.wakeups;
     lines.push(
       `Verdict: ${c.culprit} on CPU ${c.cpu} (${c.kind}) held ${x.tasks.join(', ')} ${x.explained} times after receive processing woke them ` +
         `(${x.explained} of ${x.of} slow wake-ups${x.stolen ? `, ${x.stolen} of them runs it took time from` : ''}; p50 ${x.p50Ms.toFixed(1)} ms, max ${x.maxMs.toFixed(1)} ms); ` +
-        `their packets were not slow. Its runs: ${c.runs.count}, p50 ${c.runs.p50Ms.toFixed(1)} ms, max ${c.runs.maxMs.toFixed(1)} ms.`,
+        `${v.slow ? `no culprit stands out among the ${v.slow} slow packets` : 'their packets were not slow'}. Its runs: ${c.runs.count}, p50 ${c.runs.p50Ms.toFixed(1)} ms, max ${c.runs.maxMs.toFixed(1)} ms.`,
     );
   }
   else if (c.basis === 'packets') {
@@ -181,7 +183,7 @@ export function packetVerdictText(v: Omit<PacketVerdict, 'text'>): string {
     );
   if (w && c?.basis !== 'wakeups')
     lines.push(
-      `Slow wake-ups: ${w.count} times a task woken by receive processing (${w.tasks.join(', ')}) waited >= ${v.slowMs} ms to run or lost that much of its run (longest ${w.maxMs.toFixed(1)} ms)` +
+      `Slow wake-ups: ${w.count} times a task woken by receive processing (${w.tasks.join(', ')}) waited >= ${w.wakeupMs} ms to run or lost that much of its run (longest ${w.maxMs.toFixed(1)} ms)` +
         `${c ? `; ${c.wakeups.explained} explained by ${c.culprit}` : ''}.`,
     );
   if (v.pauses) lines.push(pausesLine(v.pauses, v.slow, 'slow packets'));

@@ -38,8 +38,8 @@ export interface Hook {
  * nested timer's run); receive before arrival for the same reason.
  */
 export const HOOKS: Hook[] = [
-  { name: 'sirq_exit', tracepoint: 'irq:softirq_exit', requiredBy: ['softirq', 'net_rx_action', 'net_rx_wait'], helps: [] },
-  { name: 'sirq_entry', tracepoint: 'irq:softirq_entry', requiredBy: ['softirq', 'net_rx_action', 'net_rx_wait'], helps: [] },
+  { name: 'sirq_exit', tracepoint: 'irq:softirq_exit', requiredBy: ['softirq', 'net_rx_action', 'net_rx_wait', 'wakeup'], helps: [] },
+  { name: 'sirq_entry', tracepoint: 'irq:softirq_entry', requiredBy: ['softirq', 'net_rx_action', 'net_rx_wait', 'wakeup'], helps: [] },
   { name: 'sirq_raise', tracepoint: 'irq:softirq_raise', requiredBy: ['net_rx_wait'], helps: [] },
   { name: 'tmr_exit', tracepoint: 'timer:timer_expire_exit', requiredBy: ['timer_callbacks', 'ipvs_estimation'], helps: [] },
   { name: 'tmr_entry', tracepoint: 'timer:timer_expire_entry', requiredBy: ['timer_callbacks', 'ipvs_estimation'], helps: [] },

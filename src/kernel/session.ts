@@ -208,7 +208,7 @@ export class TraceSession {
   runHistBytes(): (Buffer | null)[] {
     if (this.finalRunHists !== undefined) return this.finalRunHists;
     // every mode: the network wake-ups' waits are counted there (serve's short runs too)
-    return this.obj ? readRunHists(this.obj) : [];
+    return this.obj ? readRunHists(this.obj, this.kernelHists) : [];
   }
 
   /** Kernel run time and count per tracepoint program (needs kernel.bpf_stats_enabled=1 to count). */
@@ -241,7 +241,7 @@ export class TraceSession {
       try {
         this.finalDrops = { ...readPercpuCounter(this.obj, 'drops'), ...this.finalRingStats };
         this.finalPacketWait = this.obj.lookup('packet_wait', Buffer.alloc(4));
-        this.finalRunHists = readRunHists(this.obj);
+        this.finalRunHists = readRunHists(this.obj, this.kernelHists);
       } finally {
         this.obj.close();
         this.obj = undefined;

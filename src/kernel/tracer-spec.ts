@@ -47,9 +47,11 @@ export interface TracerSettings {
 
 const FUNCTION_OF: Record<LadderProbe, string> = { ipvs_estimation: 'estimation_timer', net_rx_action: 'net_rx_action', icmp_rcv: 'icmp_rcv' };
 
-export function readRunHists(obj: NativeBpfObject): (Buffer | null)[] {
+/** The kernel's run histograms by index: all of them in serve, else only the network wake-ups' waits (the rest stay empty). */
+export function readRunHists(obj: NativeBpfObject, all: boolean): (Buffer | null)[] {
   const key = Buffer.alloc(4);
   return Array.from({ length: KernelHistIndex.COUNT }, (_, i) => {
+    if (!all && i !== KernelHistIndex.WAKEUP_WAIT) return null;
     key.writeUInt32LE(i);
     return obj.lookup('run_hists', key);
   });

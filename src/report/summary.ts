@@ -207,5 +207,5 @@ export function histogramRows(hs: HistogramSource[]): HistogramRow[] {
 
 /** The verdict over a summary's slow packets and receive stalls; `durationNs` weighs the host's steal. */
 export function summaryVerdict(sum: TraceSummary, agg: Aggregator, facts: HostFacts, durationNs: number): PacketVerdict {
-  return packetVerdict(sum.packets.slow, sum.stalls.rows, agg.slowPacketNs / 1e6, facts, { perCpuNs: agg.stealNs, durationNs }, sum.receive.stalls, sum.wakeups.slow);
+  return packetVerdict(sum.packets.slow, sum.stalls.rows, agg.slowPacketNs / 1e6, facts, { perCpuNs: agg.stealNs, durationNs }, sum.receive.stalls, sum.wakeups.slow, agg.slowWakeupNs / 1e6);
 }

@@ -182,6 +182,8 @@ export class Aggregator {
         this.stallRing.push({ kind: self ? 'self' : 'task', cpu, key: self ? v.taskTgid(w) : v.taskPid(w), startNs: start, durationNs: v.durationNs(w), label: v.taskComm(w) });
       } else if (kind === Kind.WAKEUP) {
         this.events.wakeup++;
+        // the tracer's own threads woken (serve's HTTP server by a scrape) are the observer's business
+        if (v.wakeTgid(w) === this.selfPid) continue;
         const stolen = (v.flags(w) & Flag.STOLEN) !== 0;
         this.wakeRing.push({
           kind: stolen ? 'stolen' : 'wait', cpu, wakerCpu: stolen ? null : v.wakeWakerCpu(w), pid: v.wakePid(w), tgid: v.wakeTgid(w),

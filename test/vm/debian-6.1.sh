@@ -63,7 +63,8 @@ waitfor 'serving http' $J/serve.err
   n=0; ok=0
   while [ ! -e $J/serve-scrapes.stop ]; do
     n=$((n + 1))
-    busybox wget -q -O /dev/null http://127.0.0.1:9477/metrics && ok=$((ok + 1))
+    # (coreutils' timeout: busybox wget's own -T segfaults here)
+    timeout 5 busybox wget -q -O /dev/null http://127.0.0.1:9477/metrics && ok=$((ok + 1))
     sleep 0.5
   done
   echo "$ok of $n" > $J/serve-scrapes.txt
