@@ -63,13 +63,13 @@ export function tracingPreflight(cpusArg: string | undefined): { possible: numbe
 }
 
 /** Starts tracing and says what is degraded: notes, inactive probes, probes below their best rung. */
-export function startTrace(opts: Omit<LiveTraceOptions, 'attach'> & { attach: string }, quiet = false): LiveTrace {
+export function startTrace({ nice, ...opts }: Omit<LiveTraceOptions, 'attach'> & { attach: string; nice?: number }, quiet = false): LiveTrace {
   // the observer must not delay what it observes: ksoftirqd and NAPI threads first (host/priority.ts)
-  const unchanged = yieldToReceiveProcessing();
+  const unchanged = yieldToReceiveProcessing(nice);
   if (unchanged && !quiet) say(`note: ${unchanged} of this process's threads kept their priority (setpriority refused); receive processing may wait behind them`);
-  // time series count from here (intervals then line up with the trace's start)
   // notes made later (ip_vs loaded or unloaded while tracing) are said as they come
   const onNote = quiet ? undefined : (n: string) => say(`note: ${n}`);
+  // time series count from here (intervals then line up with the trace's start)
   const trace = LiveTrace.start({ ...opts, onNote, seriesOriginNs: opts.seriesOriginNs ?? monotonicNs(), attach: opts.attach as AttachPref });
   if (!quiet) {
     for (const n of trace.session.notes) say(`note: ${n}`);

@@ -8,6 +8,7 @@ import type { Argv } from 'yargs';
 import { clockPair, monotonicNs } from '../base/clock';
 import { UsageError } from '../base/errors';
 import { ipvsState } from '../host/ipvs';
+import { EXPORTER_NICE } from '../host/priority';
 import { summarize } from '../report/summary';
 import { handler, listen, parseListen } from '../serve/http';
 import { Metrics } from '../serve/metrics';
@@ -99,6 +100,8 @@ export async function serve(argv: ServeArgs): Promise<void> {
       lateRunPacketsOnly: true,
       // an agent must not keep an administrator (or kube-proxy changing mode) from unloading ip_vs
       holdModules: false,
+      // below receive processing, yet answering scrapes on a busy node
+      nice: EXPORTER_NICE,
       ringBytes: 1 << 20,
       // an interval lists (and attributes) at most this many slow packets and
       // stalls; the metrics count the rest as culprit="not_listed". Listing

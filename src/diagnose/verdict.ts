@@ -122,7 +122,7 @@ export function verdictAdvice(
 export function selfLine(f: SelfFinding, what: string): string {
   return (
     `The observer: ${f.culprit} held ${cpusText(f.cpus)} while ${f.count} ${what} waited (its longest stretch there ${f.maxMs.toFixed(1)} ms). ` +
-    'It runs at the lowest priority (nice 19) so receive processing comes first; on a CPU with nothing else to run it still takes its turn. Not counted against any culprit.'
+    'It runs at a low priority (nice 19; serve 10) so receive processing comes first; on a CPU with nothing else to run it still takes its turn. Not counted against any culprit.'
   );
 }
 

@@ -72,3 +72,16 @@ test('ping: the tracer yields, the system ping it runs keeps the priority it was
     await run.done;
   }
 });
+
+test('serve: every thread at nice 10, below receive processing yet answering scrapes on a busy node', async (t) => {
+  if (skipUnlessKernel(t)) return;
+  const run = startCli(['serve', '--listen', '127.0.0.1:19481'], /serving http/);
+  try {
+    assert.ok(await run.ready, 'serve started');
+    assert.deepEqual([...new Set(threadNice(run.child.pid!).values())], [10], `nice by thread: ${JSON.stringify([...threadNice(run.child.pid!)])}`);
+  } finally {
+    run.child.kill('SIGTERM');
+    const r = await run.done;
+    assert.equal(r.code, 0, r.stderr);
+  }
+});

@@ -63,8 +63,10 @@ waitfor 'serving http' $J/serve.err
   n=0; ok=0
   while [ ! -e $J/serve-scrapes.stop ]; do
     n=$((n + 1))
-    # (coreutils' timeout: busybox wget's own -T segfaults here)
-    timeout 5 busybox wget -q -O /dev/null http://127.0.0.1:9477/metrics && ok=$((ok + 1))
+    # bounded like Prometheus's default scrape_timeout, 10 s, twice over for the
+    # emulator (one CI run had 4 of 19 scrapes over 5 s while ipvsadm loaded
+    # rules); coreutils' timeout, since busybox wget's own -T segfaults here
+    timeout 20 busybox wget -q -O /dev/null http://127.0.0.1:9477/metrics && ok=$((ok + 1))
     sleep 0.5
   done
   echo "$ok of $n" > $J/serve-scrapes.txt
