@@ -124,7 +124,8 @@ test('6.1: serve counts net_rx_action (fentry) in the kernel and exports it, wit
   assert.equal(info(reloaded, 'ipvs_estimation'), 'kprobe true', reloaded.slice(0, 3000));
   assert.match(err, /ip_vs was loaded while tracing: ipvs_estimation attached \(kprobe\)/);
   assert.ok(value(reloaded, EST_COUNT) > value(unloaded, EST_COUNT), `estimation_timer runs after the reload: ${value(unloaded, EST_COUNT)} -> ${value(reloaded, EST_COUNT)}`);
-  // every scrape answered, through the unload, CPU 1 offline and back, and the reload
+  // every scrape answered, through the unload, CPU 1 offline and back, and the reload (~35 s; a scrape
+  // takes 0.5-2 s in the emulated guest, so 19-69 of them in CI runs)
   const [ok, n] = metrics('serve-scrapes.txt').trim().split(' of ').map(Number);
-  assert.ok(n >= 20 && ok === n, `scrapes answered: ${ok} of ${n}`);
+  assert.ok(n >= 10 && ok === n, `scrapes answered: ${ok} of ${n}`);
 });
