@@ -64,8 +64,10 @@ test('NIC (f): jitterscope ping from the guest: replies that waited in the NIC r
   if (!dir) return;
   const r = readReport(path.join(dir, 'ping-nic.json'));
   assert.equal(r.ping.address, TEST_NIC.hostAddr);
-  assert.ok(r.ping.verdict.received >= 2850, `${r.ping.verdict.received} of 3000 replies`);
-  assert.ok(r.ping.replies.filter((x: any) => x.replyCpu === 1).length >= 2700, 'the replies were processed on CPU 1, where the interrupt is');
+  const sent = r.ping.verdict.sent;
+  assert.equal(sent, 6000, 'the ping sent what nic-6.1.sh asked');
+  assert.ok(r.ping.verdict.received >= 0.95 * sent, `${r.ping.verdict.received} of ${sent} replies`);
+  assert.ok(r.ping.replies.filter((x: any) => x.replyCpu === 1).length >= 0.9 * sent, 'the replies were processed on CPU 1, where the interrupt is');
   // a reply slow for another reason (the host's side, the request's way out) waited little in this guest: not this engine's to explain
   // an estimator run among what overlapped the reply's wait (a reply can also wait behind a
   // long NET_RX run of its own, 3.7 ms here under emulation: not the estimator's)
