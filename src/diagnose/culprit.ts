@@ -3,7 +3,7 @@
 // Pure logic, used by the packet verdict.
 import { StallKind } from '../stream/aggregate';
 import { CulpritRuns, isApart, Overlap, ReceiveStallRow, SlowPacket, StallRow } from './attribute';
-import { WakeupRow } from './wakeup';
+import { wakeupCostNs, WakeupRow } from './wakeup';
 
 export interface Flow {
   proto: string;
@@ -74,8 +74,6 @@ interface Tally {
   wakeups: WakeupRow[];
 }
 
-/** What a wake-up cost its task: the wait to run, or the time taken from its run. */
-const wakeupCostNs = (x: WakeupRow) => (x.kind === 'wait' ? x.durationNs : x.stolenNs);
 
 /**
  * Every run that explains some slow packets or receive stalls, with what it

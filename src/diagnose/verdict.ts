@@ -5,7 +5,7 @@ import { HostFacts, RpsQueue } from '../base/host-facts';
 import { adviceForCulprit, AdviceContext, cpusText, pauseAdvice } from './advice';
 import { CulpritRuns, PauseFinding, pauseFinding, ReceiveStallRow, SelfFinding, selfFinding, SlowPacket, StallRow } from './attribute';
 import { chooseCulprit, Flow, flowText, PacketCulprit, SPIKE_FACTOR } from './culprit';
-import { WakeupRow } from './wakeup';
+import { wakeupCostNs, WakeupRow } from './wakeup';
 
 export { chooseCulprit, flowText };
 export type { Flow, PacketCulprit };
@@ -88,7 +88,7 @@ export function packetVerdict(
           wakeupMs,
           count: wakeups.length,
           stolen: wakeups.filter((x) => x.kind === 'stolen').length,
-          maxMs: Math.max(...wakeups.map((x) => (x.kind === 'wait' ? x.durationNs : x.stolenNs))) / 1e6,
+          maxMs: Math.max(...wakeups.map(wakeupCostNs)) / 1e6,
           tasks: [...new Set(wakeups.map((x) => x.task))].slice(0, 5),
         }
       : null,

@@ -12,6 +12,9 @@ export interface WakeupRow extends Wakeup {
   attribution: Overlap | null;
 }
 
+/** What a wake-up cost its task: the wait to run, or the time taken from its run. */
+export const wakeupCostNs = (x: Wakeup) => (x.kind === 'wait' ? x.durationNs : x.stolenNs);
+
 /** Each slow wake-up and stolen run with what explains it. `stalls` are the trace's stall rows. */
 export function attributeWakeups(wakeups: Wakeup[], stalls: StallRow[], index: StallIndex = indexStalls(stalls)): WakeupRow[] {
   // time taken from a running task is softirqs' and interrupts': another task cannot have held its CPU

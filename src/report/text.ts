@@ -1,7 +1,7 @@
 // The report as text: the verdict first, then bpftrace-style histograms, the
 // per-CPU table that `record -f text` and `top` share, callbacks, ICMP packets
 // and stalls.
-import { wakeupText, WakeupRow } from '../diagnose/wakeup';
+import { wakeupCostNs, wakeupText } from '../diagnose/wakeup';
 import { fmtNs, table } from '../base/format';
 import { slowPacketsText } from '../diagnose/verdict';
 import { StallRow } from '../diagnose/attribute';
@@ -176,8 +176,7 @@ export function renderText(r: Report): string {
   if (wakeups.length) {
     out.push('');
     out.push(`slow wake-ups (tasks woken by receive processing that waited ${fmtNs(r.wakeups!.thresholdNs)} or more to run, or lost that much of their run): ${wakeups.length}; longest:`);
-    const cost = (x: WakeupRow) => (x.kind === 'wait' ? x.durationNs : x.stolenNs);
-    for (const x of [...wakeups].sort((a, b) => cost(b) - cost(a)).slice(0, 5)) out.push(`  ${wakeupText(x)}`);
+    for (const x of [...wakeups].sort((a, b) => wakeupCostNs(b) - wakeupCostNs(a)).slice(0, 5)) out.push(`  ${wakeupText(x)}`);
   }
   return out.join('\n') + '\n';
 }

@@ -83,12 +83,16 @@ export class EventView {
   pktCode(w: number): number {
     return this.u8[w * 4 + 72];
   }
-  /** A task event's comm (NUL-terminated, 16 bytes). */
-  taskComm(w: number): string {
-    const at = w * 4 + 32;
+  /** A NUL-terminated 16-byte comm at byte `offset` of event w. */
+  private comm(w: number, offset: number): string {
+    const at = w * 4 + offset;
     let end = at;
     while (end < at + 16 && this.u8[end] !== 0) end++;
     return String.fromCharCode(...this.u8.subarray(at, end));
+  }
+  /** A task event's comm. */
+  taskComm(w: number): string {
+    return this.comm(w, OFFSETS['task.comm']);
   }
   taskPid(w: number): number {
     return this.u32[w + 12];
@@ -98,10 +102,7 @@ export class EventView {
   }
   /** A wake-up (kind WAKEUP): the woken task, and what the run that followed lost (flag STOLEN). */
   wakeComm(w: number): string {
-    const at = w * 4 + OFFSETS['wake.comm'];
-    let end = at;
-    while (end < at + 16 && this.u8[end] !== 0) end++;
-    return String.fromCharCode(...this.u8.subarray(at, end));
+    return this.comm(w, OFFSETS['wake.comm']);
   }
   wakePid(w: number): number {
     return this.u32[w + OFFSETS['wake.pid'] / 4];

@@ -1,5 +1,6 @@
 // `top` on a terminal: the blessed dashboard. Layout lives here; each panel maps
 // a Snapshot to its widget. One render clock (the refresh) for the whole screen.
+import { wakeupCostNs } from '../diagnose/wakeup';
 import blessed from 'blessed';
 import { fmtNs, wallTime } from '../base/format';
 import { CpuSummary, HistogramRow } from '../report/model';
@@ -247,8 +248,8 @@ export class Dashboard {
       // tasks woken by receive processing: their wait to run, or the time taken from their run
       ...s.summary.wakeups.slow.map((x) => ({
         at: x.startNs,
-        waitNs: x.kind === 'wait' ? x.durationNs : x.stolenNs,
-        text: `${fmtNs(x.kind === 'wait' ? x.durationNs : x.stolenNs).padStart(7)}  cpu ${String(x.cpu).padEnd(3)} ${x.task} ${x.kind === 'wait' ? 'woke late' : 'lost its CPU'}  ${x.attribution ? `<- ${x.attribution.culprit}` : ''}`,
+        waitNs: wakeupCostNs(x),
+        text: `${fmtNs(wakeupCostNs(x)).padStart(7)}  cpu ${String(x.cpu).padEnd(3)} ${x.task} ${x.kind === 'wait' ? 'woke late' : 'lost its CPU'}  ${x.attribution ? `<- ${x.attribution.culprit}` : ''}`,
       })),
     ]
       .sort((a, b) => b.at - a.at)
