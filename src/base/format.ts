@@ -35,15 +35,3 @@ export function wallTime(monoNs: number, realtimeOffsetNs: number): string {
   return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
 }
 
-const TWO32 = 4294967296;
-
-/**
- * A kernel text address from its low 52 bits (the form events carry as an exact
- * JS number). Kernel text, modules and the BPF JIT live in the top of the
- * address space on x86_64 and arm64, so the 12 bits left out are all ones.
- */
-export function kernelAddressHex(key52: number): string {
-  const hi = (Math.floor(key52 / TWO32) | 0xfff00000) >>> 0;
-  const lo = key52 % TWO32;
-  return '0x' + hi.toString(16).padStart(8, '0') + lo.toString(16).padStart(8, '0');
-}

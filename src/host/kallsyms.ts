@@ -15,17 +15,11 @@
 // refresh does not stall the main loop while the rings fill.
 import fs from 'node:fs';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { key52FromHex } from '../base/address';
 import { buildIndex, KallsymsSource, nameAt, SymbolIndex } from './symbol-index';
 
 export type { KallsymsSource };
 
-const TWO32 = 4294967296;
-
-/** Low 52 bits of a 64-bit kernel address given as 16 hex digits (the event key form). */
-export function key52FromHex(hex: string): number {
-  const h = hex.padStart(16, '0');
-  return parseInt(h.slice(8), 16) + (parseInt(h.slice(0, 8), 16) & 0xfffff) * TWO32;
-}
 
 /** Calls fn for every text symbol line ("ffffffff8150e200 t bpf_timer_cb [mod]"). */
 function eachTextSymbol(text: string, fn: (key: number, at: number) => void): void {

@@ -23,17 +23,6 @@ export function interfaceIndexes(root = NET): Record<number, string> {
   return out;
 }
 
-export function interfaceByIndex(ifindex: number, root = NET): string | null {
-  for (const name of safeReaddir(root)) {
-    try {
-      if (Number(fs.readFileSync(path.join(root, name, 'ifindex'), 'utf8')) === ifindex) return name;
-    } catch {
-      // interface went away while we looked
-    }
-  }
-  return null;
-}
-
 /** Parses a sysfs CPU mask ("00000000,00000002", "2", "0") into CPU numbers. */
 export function parseCpuMask(mask: string): number[] {
   const words = mask.trim().split(',').reverse();

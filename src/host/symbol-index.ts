@@ -1,11 +1,10 @@
 // An index of /proc/kallsyms' text symbols (host/kallsyms.ts builds it once,
 // at its first lookup): addresses, names and modules in typed arrays and one
 // byte buffer, from the file's bytes, read once, in two passes.
+import { key52 } from '../base/address';
 
 /** Text in chunks that each end at a line boundary: strings (tests) or the file's bytes. */
 export type KallsymsSource = () => Iterable<string | Buffer>;
-
-const TWO32 = 4294967296;
 
 /**
  * Text symbols: symbol i starts at `addrs[i]`, its name is
@@ -87,7 +86,7 @@ export function buildIndex(source: KallsymsSource): SymbolIndex {
   eachTextLine(chunks, (b, at, nameEnd, end) => {
     const len = Math.min(nameEnd - at - 19, 65535, bytes - used);
     b.copy(ix.blob, used, at + 19, at + 19 + len);
-    ix.addrs[n] = hexAt(b, at + 8, 8) + (hexAt(b, at, 8) % 0x100000) * TWO32;
+    ix.addrs[n] = key52(hexAt(b, at, 8), hexAt(b, at + 8, 8));
     ix.nameAt[n] = used;
     ix.nameLen[n] = len;
     used += len;

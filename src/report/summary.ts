@@ -5,7 +5,7 @@
 // Prometheus); a report is this plus its metadata, histogram rows, the ICMP
 // listing, time series and the verdict (report/model.ts). Reading changes
 // nothing in the aggregator.
-import { kernelAddressHex } from '../base/format';
+import { kernelAddressHex } from '../base/address';
 import { isIpvsEstimation } from '../base/host-facts';
 import { Kallsyms } from '../host/kallsyms';
 import { Func, HRTIMER_SOFTIRQ, NET_RX_SOFTIRQ, SOFTIRQ_NAMES, TIMER_SOFTIRQ } from '../kernel/abi';

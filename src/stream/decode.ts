@@ -1,8 +1,8 @@
 // Reads events out of a ring batch in place: the decoding half of the event
 // ABI (the offsets are kernel/abi.ts's, checked against the addon's).
+import { TWO32 } from '../base/address';
 import { EVENT_SIZE, OFFSETS } from '../kernel/abi';
 
-const TWO32 = 4294967296;
 export const WORDS_PER_EVENT = EVENT_SIZE / 4;
 
 /**

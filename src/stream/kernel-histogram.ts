@@ -5,7 +5,7 @@
 // (KernelCounts): the exporter reads their buckets directly, and a report
 // turns them into our Histogram (toHistogram) for its quantiles.
 import { HIST_BUCKETS, HIST_SUB_BITS, HIST_VALUE_BYTES } from '../kernel/abi';
-import { bucketOf, Histogram } from './histogram';
+import { bucketOf, Histogram, log2LinearBounds } from './histogram';
 
 export interface KernelHist {
   count: number;
@@ -15,15 +15,8 @@ export interface KernelHist {
   buckets: Float64Array;
 }
 
-const SUB = 1 << HIST_SUB_BITS;
-
-/** [lo, hi) of kernel bucket i: values below 4 exactly, then 4 per power of two. */
-export function kernelBucketBounds(i: number): [number, number] {
-  if (i < SUB) return [i, i + 1];
-  const shift = Math.floor(i / SUB) - 1;
-  const mant = i - shift * SUB;
-  return [mant * 2 ** shift, (mant + 1) * 2 ** shift];
-}
+/** [lo, hi) of kernel bucket i: values below 8 exactly, then 4 per power of two. */
+export const kernelBucketBounds = (i: number) => log2LinearBounds(i, HIST_SUB_BITS);
 
 /** The value of a per-CPU map lookup: one struct js_hist per possible CPU. */
 export function parsePercpuHist(buf: Buffer): KernelHist[] {

@@ -5,7 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { Kallsyms, key52FromHex } from '../../src/host/kallsyms';
+import { Kallsyms } from '../../src/host/kallsyms';
+import { key52FromHex } from '../../src/base/address';
 import { bpfSymbolNamer } from '../../src/kernel/symbol-namer';
 import { skipUnlessKernel } from '../helpers';
 
