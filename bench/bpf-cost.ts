@@ -82,6 +82,8 @@ interface Slice {
   perPacket: number;
   perWaking: number;
   perSwitch: number;
+  /** sock:sk_data_ready (a wake-up's socket), where it is the hook */
+  perReady: number;
 }
 
 /** The floor programs' figures over one slice: the do-nothing pair and the least exact timer. */
@@ -130,7 +132,10 @@ function slice(d: Stats): Slice {
   const runs = Math.max(1, get('sirq_exit').runCount);
   const perSoftirq = (get('sirq_entry').runTimeNs + get('sirq_exit').runTimeNs) / runs;
   const per = (h: string) => get(h).runTimeNs / Math.max(1, get(h).runCount);
-  return { perSoftirq, withRaise: perSoftirq + get('sirq_raise').runTimeNs / runs, perPacket: perPacket(d).ns, perWaking: per('sched_waking'), perSwitch: per('sched_switch') };
+  return {
+    perSoftirq, withRaise: perSoftirq + get('sirq_raise').runTimeNs / runs, perPacket: perPacket(d).ns,
+    perWaking: per('sched_waking'), perSwitch: per('sched_switch'), perReady: per('sk_ready'),
+  };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -216,6 +221,8 @@ async function main() {
     floorRow('  one hook that does nothing', (f) => f.emptySwitch, pipes);
     row('per wake-up, TCP load', (s) => s.perWaking, tcp, '(some in NET_RX runs: those are recorded)');
     row('per switch, TCP load', (s) => s.perSwitch, tcp, '(some with a network wake-up pending: those look it up)');
+    row('per data-ready, TCP load', (s) => s.perReady, tcp, '(sock:sk_data_ready: keeps the socket for the wake-up that follows)');
+    floorRow('  one hook that does nothing', (f) => f.emptySingle, tcp);
     const least = median(tcp.floors.map((f) => f.leastSoftirq));
     const serveSoftirq = median(tcp.slices[1].map((s) => s.perSoftirq));
     const leastPacket = median(tcp.floors.map((f) => f.leastPacket));

@@ -11,7 +11,7 @@
 #include <linux/types.h>
 #endif
 
-#define JS_ABI_VERSION 5
+#define JS_ABI_VERSION 6
 #define JS_MAX_CPUS 1024
 #define JS_CPU_MASK_WORDS (JS_MAX_CPUS / 64)
 
@@ -31,6 +31,11 @@ enum js_event_kind {
 	                     * a slow wake-up, from sched_waking (start) for duration until it ran on
 	                     * cpu; or (JS_F_STOLEN) a stolen run, from its switch-in for duration
 	                     * (capped) while softirqs took wake.stolen_ns of it; key = pid */
+	JS_EV_WAKE_FLOW = 9, /* the socket a WAKEUP was for, streamed just before it (same key,
+	                      * start_ns, cpu and JS_F_STOLEN): its data became ready in that NET_RX
+	                      * run. pkt holds it: saddr/sport the peer (zero: not connected, a
+	                      * listener or an unconnected UDP socket), daddr/dport the socket's own,
+	                      * proto; JS_F_IPV6 as for packets */
 };
 
 /* Functions traced by fentry/fexit or kprobe/kretprobe. */
@@ -58,6 +63,19 @@ enum js_event_flags {
 	                         * run that followed a network wake-up), not a slow wake-up */
 };
 
+/* A packet's flow and headers (kinds PACKET and WAKE_FLOW). */
+struct js_pkt {
+	__u8 saddr[16];    /* network byte order; IPv4 in the first 4 bytes */
+	__u8 daddr[16];
+	__u16 sport;       /* host byte order; ICMP: echo id */
+	__u16 dport;       /* host byte order; ICMP: echo sequence */
+	__u16 arrival_cpu; /* CPU where the packet arrived (== cpu when unseen) */
+	__u8 proto;        /* IPPROTO_TCP, _UDP, _ICMP, _ICMPV6, or another */
+	__u8 type;         /* ICMP type; TCP flags */
+	__u8 code;         /* ICMP code */
+	__u8 pad[7];
+};
+
 /* Every record has the same size, so a batch is a flat array of them. */
 struct js_event {
 	__u64 start_ns;    /* CLOCK_MONOTONIC: handler entry, or packet arrival for ICMP */
@@ -72,17 +90,7 @@ struct js_event {
 			__u32 thread_pid;  /* JS_F_THREADED: the NAPI thread */
 			__u32 reserved;
 		} softirq;
-		struct {
-			__u8 saddr[16];    /* network byte order; IPv4 in the first 4 bytes */
-			__u8 daddr[16];
-			__u16 sport;       /* host byte order; ICMP: echo id */
-			__u16 dport;       /* host byte order; ICMP: echo sequence */
-			__u16 arrival_cpu; /* CPU where the packet arrived (== cpu when unseen) */
-			__u8 proto;        /* IPPROTO_TCP, _UDP, _ICMP, _ICMPV6, or another */
-			__u8 type;         /* ICMP type; TCP flags */
-			__u8 code;         /* ICMP code */
-			__u8 pad[7];
-		} pkt;
+		struct js_pkt pkt;
 		struct {
 			char comm[16];     /* the task that held the CPU */
 			__u32 pid;         /* its thread id */

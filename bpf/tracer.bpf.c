@@ -37,6 +37,9 @@ SEC("kprobe/net_rx_action") int BPF_KPROBE(jsk_nra_entry) { return on_net_rx_act
 SEC("kretprobe/net_rx_action") int BPF_KRETPROBE(jsk_nra_exit) { return on_net_rx_action_exit(); }
 SEC("fentry/icmp_rcv") int BPF_PROG(jsf_icmp_rcv, struct sk_buff *skb) { return on_icmp_rcv(skb, true); }
 SEC("kprobe/icmp_rcv") int BPF_KPROBE(jsk_icmp_rcv, struct sk_buff *skb) { return on_icmp_rcv(skb, false); }
+/* the socket made ready before a wake-up, where sock:sk_data_ready (6.3+) is not the choice */
+SEC("fentry/sock_def_readable") int BPF_PROG(jsf_sk_ready, struct sock *sk) { return on_sk_ready(sk); }
+SEC("kprobe/sock_def_readable") int BPF_KPROBE(jsk_sk_ready, struct sock *sk) { return on_sk_ready(sk); }
 
 /* ---- the two program families ------------------------------------------ */
 
@@ -55,6 +58,7 @@ SEC("tp_btf/sched_switch") int BPF_PROG(js_sched_switch, bool preempt, struct ta
 SEC("raw_tp/sched_switch") int BPF_PROG(jsr_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next) { return on_sched_switch(preempt, prev, next); }
 TP_PAIR(sched_wakeup, sched_wakeup, on_sched_wakeup, struct task_struct *, p)
 TP_PAIR(sched_waking, sched_waking, on_sched_waking, struct task_struct *, p)
+TP_PAIR(sk_data_ready, sk_ready, on_sk_ready, const struct sock *, sk)
 /* The packet hooks tell the body which flavour it runs in (typed or not). */
 #define TP_PAIR_TYPED(tp, name, body, type, arg)                              \
 	SEC("tp_btf/" #tp) int BPF_PROG(js_##name, type arg) { return body(arg, true); } \

@@ -30,6 +30,7 @@ static __always_inline int on_softirq_entry(unsigned int vec)
 	s->raise_ns[vec] = 0;
 	if (vec == JS_NET_RX_SOFTIRQ) {
 		s->napi_packets = 0;
+		s->ready_sk = 0;
 		/* a late run: was it handed to ksoftirqd? (only late runs pay for the look) */
 		s->net_rx_deferred = false;
 		s->late_raise_ns = 0;

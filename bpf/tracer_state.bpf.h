@@ -69,6 +69,10 @@ struct cpu_state {
 	__u32 watch_pid;
 	__u64 watch_since_ns;
 	__u64 watch_stolen_ns;
+	struct js_pkt watch_flow; /* its socket (proto 0: not known) */
+	__u16 watch_flow_flags;
+	/* the socket whose data became ready last in this CPU's current NET_RX run (0: none yet) */
+	__u64 ready_sk;
 };
 
 struct {
@@ -86,6 +90,8 @@ struct net_wake {
 	__u64 switches;
 	__u32 waker_cpu;
 	__u32 guess_cpu; /* where it last ran: most wake-ups run there again */
+	struct js_pkt flow; /* the socket made ready just before it was woken (proto 0: none seen) */
+	__u16 flow_flags;   /* JS_F_IPV6 */
 };
 
 struct {

@@ -83,6 +83,7 @@ static __always_inline void napi_thread_in(struct cpu_state *s, __u64 now, __u32
 	s->thread_entry_ns = now;
 	s->thread_late_ns = now - w->ts >= slow_packet_ns ? w->ts : 0;
 	s->napi_packets = 0;
+	s->ready_sk = 0;
 	/* the CPU it waited for (it may run elsewhere: migrated) and this one wait no more */
 	napi_unpend(w->cpu);
 	napi_unpend(cpu);

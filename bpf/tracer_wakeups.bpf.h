@@ -5,7 +5,9 @@
  * and the run that follows is watched until it switches out: softirq time on
  * its CPU meanwhile was taken from it (a stolen run, when it reaches the
  * threshold). Every other wake-up costs one look at this CPU's state; every
- * other switch one look at the pending count of its CPU. */
+ * other switch one look at the pending count of its CPU. The socket whose
+ * data became ready just before the wake-up (sock:sk_data_ready on 6.3+, else
+ * sock_def_readable by fentry or kprobe) names its flow. */
 
 static __always_inline bool in_net_rx(struct cpu_state *s)
 {
@@ -59,6 +61,40 @@ static __always_inline __u64 wakes_pending_since(__u32 cpu)
 	return c->since;
 }
 
+/* Data became ready on `sk` (before its waiters are woken): kept for them.
+ * Cleared as each NET_RX run starts, so only this run's socket is taken. */
+static __always_inline int on_sk_ready(const struct sock *sk)
+{
+	struct cpu_state *s;
+	if (!cpu_wanted(bpf_get_smp_processor_id()))
+		return 0;
+	s = my_state();
+	if (s)
+		s->ready_sk = (__u64)sk;
+	return 0;
+}
+
+/* A socket's flow as a packet to it reads: saddr/sport the peer (zero when
+ * not connected), daddr/dport its own; proto 0 if not an IP socket. */
+static __always_inline void sock_flow(const struct sock *sk, struct js_pkt *f, __u16 *flags)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family == 2 /* AF_INET */) {
+		__be32 peer = BPF_CORE_READ(sk, __sk_common.skc_daddr), own = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__builtin_memcpy(f->saddr, &peer, 4);
+		__builtin_memcpy(f->daddr, &own, 4);
+	} else if (family == 10 /* AF_INET6 */) {
+		BPF_CORE_READ_INTO(&f->saddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(&f->daddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		*flags |= JS_F_IPV6;
+	} else {
+		return;
+	}
+	f->sport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	f->dport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	f->proto = BPF_CORE_READ(sk, sk_protocol);
+}
+
 static __always_inline int on_sched_waking(struct task_struct *p)
 {
 	struct net_wake w = {}, *old;
@@ -76,6 +112,8 @@ static __always_inline int on_sched_waking(struct task_struct *p)
 	w.switches = BPF_CORE_READ(p, nvcsw) + BPF_CORE_READ(p, nivcsw);
 	w.waker_cpu = cpu;
 	w.guess_cpu = BPF_CORE_READ(p, wake_cpu);
+	if (s->ready_sk)
+		sock_flow((const struct sock *)s->ready_sk, &w.flow, &w.flow_flags);
 	/* woken again before it ran: its wait began at the first. An entry from
 	 * before it last ran (it ran where no look was made) is replaced. */
 	old = bpf_map_lookup_elem(&net_wakes, &pid);
@@ -92,6 +130,22 @@ static __always_inline int on_sched_waking(struct task_struct *p)
 	if (w.guess_cpu != cpu)
 		pending_add(cpu, 1, w.ts);
 	return 0;
+}
+
+/* The flow of a wake-up about to stream, just before it (kind WAKE_FLOW). */
+static __always_inline void emit_flow(__u16 flags, __u64 start, __u32 cpu, __u32 pid, const struct js_pkt *flow)
+{
+	struct js_event *e;
+	if (!flow->proto || !(e = reserve()))
+		return;
+	e->start_ns = start;
+	e->duration_ns = 0;
+	e->key = pid;
+	e->cpu = cpu;
+	e->kind = JS_EV_WAKE_FLOW;
+	e->flags = flags;
+	__builtin_memcpy(&e->pkt, flow, sizeof(e->pkt));
+	submit(e);
 }
 
 static __always_inline void emit_wake(__u16 flags, __u64 start, __u64 duration, __u32 cpu, struct task_struct *t, __u64 stolen, __u32 waker_cpu)
@@ -125,6 +179,7 @@ static __always_inline void wake_switch(struct cpu_state *s, __u32 cpu, struct t
 		now = bpf_ktime_get_ns();
 		if (s->watch_stolen_ns >= wake_min_ns) {
 			run = now - s->watch_since_ns;
+			emit_flow(JS_F_STOLEN | s->watch_flow_flags, s->watch_since_ns, cpu, s->watch_pid, &s->watch_flow);
 			emit_wake(JS_F_STOLEN, s->watch_since_ns, run < stolen_cap_ns ? run : stolen_cap_ns, cpu, prev, s->watch_stolen_ns, 0);
 		}
 		s->watch_pid = 0;
@@ -148,11 +203,15 @@ static __always_inline void wake_switch(struct cpu_state *s, __u32 cpu, struct t
 	if (now - seen.ts > WAKE_STALE_NS) /* left over, and the pid taken again */
 		return;
 	count_run(JS_KH_WAKEUP_WAIT, now - seen.ts, true);
-	if (now - seen.ts >= wake_min_ns)
+	if (now - seen.ts >= wake_min_ns) {
+		emit_flow(seen.flow_flags, seen.ts, cpu, pid, &seen.flow);
 		emit_wake(0, seen.ts, now - seen.ts, cpu, next, 0, seen.waker_cpu);
+	}
 	s->watch_pid = pid;
 	s->watch_since_ns = now;
 	s->watch_stolen_ns = 0;
+	s->watch_flow = seen.flow;
+	s->watch_flow_flags = seen.flow_flags;
 }
 
 /* A softirq ran from start to now on this CPU: taken from the watched run, if any. */

@@ -79,6 +79,7 @@ static Napi::Value Layout(const Napi::CallbackInfo &info) {
   kinds.Set("PAUSE", static_cast<uint32_t>(JS_EV_PAUSE));
   kinds.Set("TASK", static_cast<uint32_t>(JS_EV_TASK));
   kinds.Set("WAKEUP", static_cast<uint32_t>(JS_EV_WAKEUP));
+  kinds.Set("WAKE_FLOW", static_cast<uint32_t>(JS_EV_WAKE_FLOW));
   o.Set("kinds", kinds);
   Napi::Object flags = Napi::Object::New(env);
   flags.Set("WAIT_UNKNOWN", static_cast<uint32_t>(JS_F_WAIT_UNKNOWN));

@@ -9,7 +9,7 @@ import { clockPair, monotonicNs } from '../base/clock';
 import { UsageError } from '../base/errors';
 import { ipvsState } from '../host/ipvs';
 import { EXPORTER_NICE } from '../host/priority';
-import { summarize } from '../report/summary';
+import { summarize } from '../diagnose/summary';
 import { handler, listen, parseListen } from '../serve/http';
 import { Metrics } from '../serve/metrics';
 import { Recent } from '../serve/recent';

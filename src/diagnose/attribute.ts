@@ -217,3 +217,34 @@ export function pauseFinding(attributions: (Overlap | null)[], stalls: StallRow[
 export function selfFinding(attributions: (Overlap | null)[], stalls: StallRow[]): SelfFinding | null {
   return apartFinding('self', attributions, stalls);
 }
+
+/** One event in a stalls log: a timer callback with the softirq it ran in, or a softirq alone. */
+export interface StallEvent {
+  cpu: number;
+  startNs: number;
+  durationNs: number;
+  /** The callback's name, or the softirq's when no callback ran long in it. */
+  culprit: string;
+  /** The softirq a callback ran in ("HRTIMER softirq"), if it was long enough to be kept too. */
+  within: string | null;
+  kind: StallRow['kind'];
+}
+
+/**
+ * A callback and the softirq around it are one event: each callback run is
+ * listed with the softirq run on its CPU that contains it, and that softirq
+ * run is not listed again.
+ */
+export function stallEvents(rows: StallRow[]): StallEvent[] {
+  const softirqs = rows.filter((r) => r.kind === 'softirq');
+  const used = new Set<StallRow>();
+  const out: StallEvent[] = [];
+  for (const r of rows) {
+    if (r.kind === 'softirq') continue;
+    const outer = softirqs.find((s) => s.cpu === r.cpu && s.startNs <= r.startNs && s.startNs + s.durationNs >= r.startNs + r.durationNs);
+    if (outer) used.add(outer);
+    out.push({ cpu: r.cpu, startNs: r.startNs, durationNs: r.durationNs, culprit: r.culprit, within: outer?.culprit ?? null, kind: r.kind });
+  }
+  for (const s of softirqs) if (!used.has(s)) out.push({ cpu: s.cpu, startNs: s.startNs, durationNs: s.durationNs, culprit: s.culprit, within: null, kind: 'softirq' });
+  return out.sort((a, b) => a.startNs - b.startNs);
+}

@@ -3,7 +3,7 @@
 // Pure logic, used by the packet verdict.
 import { StallKind } from '../stream/aggregate';
 import { CulpritRuns, isApart, Overlap, ReceiveStallRow, SlowPacket, StallRow } from './attribute';
-import { wakeupCostNs, WakeupRow } from './wakeup';
+import { serviceFlowText, wakeupCostNs, WakeupRow } from './wakeup';
 
 export interface Flow {
   proto: string;
@@ -40,7 +40,7 @@ export interface PacketCulprit {
   /** Receive stalls (late NET_RX runs) it explains, and their waits. */
   receiveStalls: { explained: number; of: number; p50Ms: number; maxMs: number };
   /** Slow wake-ups and stolen runs of network-woken tasks it explains, of all, their waits (or time lost), and the tasks. */
-  wakeups: { explained: number; of: number; stolen: number; p50Ms: number; maxMs: number; tasks: string[] };
+  wakeups: { explained: number; of: number; stolen: number; p50Ms: number; maxMs: number; tasks: string[]; flows: { flow: string; count: number }[] };
   runs: CulpritRuns;
   /** The flows it delayed, most delayed first. */
   flows: Flow[];
@@ -92,6 +92,13 @@ function tally(slow: SlowPacket[], tailSet: Set<SlowPacket>, receive: ReceiveSta
   for (const r of receive) if (r.attribution && !isApart(r.attribution.kind)) get(r.attribution).stalls.push(r);
   for (const x of wakeups) if (x.attribution && !isApart(x.attribution.kind)) get(x.attribution).wakeups.push(x);
   return [...by.values()];
+}
+
+/** The sockets of these wake-ups, by service (the peer's port left out), most often first. */
+function countFlows(wakeups: WakeupRow[]): { flow: string; count: number }[] {
+  const n = new Map<string, number>();
+  for (const x of wakeups) if (x.flow) n.set(serviceFlowText(x.flow), (n.get(serviceFlowText(x.flow)) ?? 0) + 1);
+  return [...n].map(([flow, count]) => ({ flow, count })).sort((a, b) => b.count - a.count).slice(0, 5);
 }
 
 /** The slow packets outside `hit`: how many, and their shortest and longest waits. */
@@ -185,6 +192,7 @@ export function chooseCulprit(all: SlowPacket[], receiveAll: ReceiveStallRow[], 
       p50Ms: quantileMs(best.wakeups.map(wakeupCostNs), 0.5),
       maxMs: quantileMs(best.wakeups.map(wakeupCostNs), 1),
       tasks: [...new Set(best.wakeups.map((x) => x.task))].slice(0, 5),
+      flows: countFlows(best.wakeups),
     },
     runs: { count: runs.length, p50Ms: runs[Math.floor((runs.length - 1) / 2)] ?? 0, maxMs: runs[runs.length - 1] ?? 0 },
     flows: [...flows.values()].sort((a, b) => b.packets - a.packets).slice(0, 10),

@@ -151,6 +151,7 @@ export function packetVerdictText(v: Omit<PacketVerdict, 'text'>): string {
         `(${x.explained} of ${x.of} slow wake-ups${x.stolen ? `, ${x.stolen} of them runs it took time from` : ''}; p50 ${x.p50Ms.toFixed(1)} ms, max ${x.maxMs.toFixed(1)} ms); ` +
         `${v.slow ? `no culprit stands out among the ${v.slow} slow packets` : 'their packets were not slow'}. Its runs: ${c.runs.count}, p50 ${c.runs.p50Ms.toFixed(1)} ms, max ${c.runs.maxMs.toFixed(1)} ms.`,
     );
+    if (x.flows?.length) lines.push(`Their sockets: ${x.flows.map((f) => `${f.flow} (${f.count})`).join(', ')}`);
   }
   else if (c.basis === 'packets') {
     // shares are of the slow packets no host pause or the tracer itself explains

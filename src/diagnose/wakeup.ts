@@ -3,7 +3,7 @@
 // switch-in: whatever ran there meanwhile (a timer callback, a softirq, a
 // host pause, another task) held it. A stolen run lost softirq time while it
 // ran: the callback or softirq that took the most of it took it. Pure logic.
-import { Wakeup } from '../stream/aggregate';
+import { SocketFlow, Wakeup } from '../stream/aggregate';
 import { explainWait, indexStalls, Overlap, StallIndex, StallRow, taskCulprit } from './attribute';
 
 export interface WakeupRow extends Wakeup {
@@ -29,11 +29,24 @@ export function attributeWakeups(wakeups: Wakeup[], stalls: StallRow[], index: S
   });
 }
 
+const hostPort = (a: string, port: number) => (a.includes(':') ? `[${a}]:${port}` : `${a}:${port}`);
+
+/** A wake-up's socket: "tcp 10.92.0.2:41234 -> 10.92.0.1:7799", the peer "*" when not connected. */
+export function socketFlowText(f: SocketFlow): string {
+  return `${f.proto} ${f.saddr === null ? '*' : hostPort(f.saddr, f.sport ?? 0)} -> ${hostPort(f.daddr, f.dport)}`;
+}
+
+/** The service side of a wake-up's socket, for counting flows: the peer without its (ephemeral) port. */
+export function serviceFlowText(f: SocketFlow): string {
+  return `${f.proto} ${f.saddr ?? '*'} -> ${hostPort(f.daddr, f.dport)}`;
+}
+
 /** One line about a wake-up for the text views. */
 export function wakeupText(x: WakeupRow): string {
   const what =
     x.kind === 'wait'
       ? `${x.task} waited ${(x.durationNs / 1e6).toFixed(1)} ms to run on CPU ${x.cpu} after receive processing on CPU ${x.wakerCpu} woke it`
       : `${x.task} lost ${(x.stolenNs / 1e6).toFixed(1)} ms of a ${(x.durationNs / 1e6).toFixed(1)} ms run on CPU ${x.cpu} to softirqs`;
-  return `${what}: ${x.attribution ? `${x.attribution.culprit} on CPU ${x.attribution.cpu}` : 'no single cause'}`;
+  const flow = x.flow ? ` (${socketFlowText(x.flow)})` : '';
+  return `${what}${flow}: ${x.attribution ? `${x.attribution.culprit} on CPU ${x.attribution.cpu}` : 'no single cause'}`;
 }

@@ -132,7 +132,29 @@ export interface Choice {
   reason: string;
 }
 
-export type LadderProbe = 'ipvs_estimation' | 'net_rx_action' | 'icmp_rcv';
+export type LadderProbe = 'ipvs_estimation' | 'net_rx_action' | 'icmp_rcv' | 'sock_ready';
+
+/** sock:sk_data_ready, which every kind of socket's data-ready passes, is in Linux 6.3 and later. */
+export const hasSkDataReadyTracepoint = (version: [number, number]) => version[0] > 6 || (version[0] === 6 && version[1] >= 3);
+
+/**
+ * Which socket a network wake-up was for (its flow): sock:sk_data_ready where
+ * the kernel has it (6.3+: every kind of socket, one look per data-ready),
+ * else the default data-ready itself (sock_def_readable) by fentry or kprobe;
+ * else unknown. Never held against the session: without it flows are unknown.
+ */
+export function chooseSockReady(f: Features, pref: AttachPref, tracepoint: boolean): Choice {
+  if (tracepoint && (pref === 'auto' || pref === 'tracepoint'))
+    return { mode: 'tracepoint', reason: 'sock:sk_data_ready (Linux 6.3+): every kind of socket' };
+  if (pref === 'auto' || pref === 'fentry' || pref === 'kprobe') {
+    const c = pick(f, pref, true, true);
+    if (c.mode === 'fentry' || c.mode === 'kprobe') return { mode: c.mode, reason: `sock_def_readable by ${c.mode}: sockets with the default data-ready (TCP, UDP); no sock:sk_data_ready before Linux 6.3` };
+  }
+  return {
+    mode: null,
+    reason: `the flows of network wake-ups are unknown: ${tracepoint ? '--attach ' + pref + ' leaves sock:sk_data_ready out' : 'no sock:sk_data_ready (Linux 6.3+), and neither fentry nor kprobe on sock_def_readable'}`,
+  };
+}
 
 function available(f: Features): HookMode[] {
   const out: HookMode[] = [];
@@ -176,8 +198,13 @@ export function chooseIpvsMode(f: Features, ipvs: IpvsSymbols, pref: AttachPref,
   return c;
 }
 
-export function chooseModes(f: Features, ipvs: IpvsSymbols, pref: AttachPref, holdModule = true): Record<LadderProbe, Choice> {
-  return { ipvs_estimation: chooseIpvsMode(f, ipvs, pref, holdModule), net_rx_action: pick(f, pref, true, true), icmp_rcv: pick(f, pref, true, true) };
+export function chooseModes(f: Features, ipvs: IpvsSymbols, pref: AttachPref, holdModule = true, skDataReady = true): Record<LadderProbe, Choice> {
+  return {
+    ipvs_estimation: chooseIpvsMode(f, ipvs, pref, holdModule),
+    net_rx_action: pick(f, pref, true, true),
+    icmp_rcv: pick(f, pref, true, true),
+    sock_ready: chooseSockReady(f, pref, skDataReady),
+  };
 }
 
 function pick(f: Features, pref: AttachPref, canFentry: boolean, canKprobe: boolean): Choice {

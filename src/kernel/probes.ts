@@ -30,6 +30,8 @@ export interface Hook {
   only?: 'stream' | 'serve';
   /** Attached only when some device polls in NAPI threads (a cost on every wakeup otherwise). */
   napiThreads?: true;
+  /** Attached only when the socket of a wake-up comes from this tracepoint (the ladder's sock_ready). */
+  sockReady?: true;
 }
 
 /**
@@ -55,13 +57,15 @@ export const HOOKS: Hook[] = [
   { name: 'sched_switch', tracepoint: 'sched:sched_switch', requiredBy: ['wakeup'], helps: ['net_rx_wait'] },
   // tasks woken inside a NET_RX run: their wait to run (to the switch-in above) and the time taken from them
   { name: 'sched_waking', tracepoint: 'sched:sched_waking', requiredBy: ['wakeup'], helps: [] },
+  // the socket whose data became ready just before such a wake-up: its flow (Linux 6.3+)
+  { name: 'sk_ready', tracepoint: 'sock:sk_data_ready', requiredBy: [], helps: ['wakeup'], sockReady: true },
   // NAPI threads' wakeups: their wait to run (threaded=1 devices)
   { name: 'sched_wakeup', tracepoint: 'sched:sched_wakeup', requiredBy: [], helps: ['net_rx_wait', 'packet_wait'], napiThreads: true },
 ];
 
 /** The hooks a session of this kind attaches. */
-export function hooksFor(serve: boolean, napiThreads = false): Hook[] {
-  return HOOKS.filter((h) => (!h.only || h.only === (serve ? 'serve' : 'stream')) && (!h.napiThreads || napiThreads));
+export function hooksFor(serve: boolean, napiThreads = false, sockReady = false): Hook[] {
+  return HOOKS.filter((h) => (!h.only || h.only === (serve ? 'serve' : 'stream')) && (!h.napiThreads || napiThreads) && (!h.sockReady || sockReady));
 }
 
 export interface ProbeStatus {
@@ -84,27 +88,31 @@ const TRACEPOINT_DERIVATION: Record<ProbeName, string> = {
   net_rx_wait: 'softirq_raise -> softirq_entry, vector NET_RX; NAPI threads sched_wakeup -> sched_switch; sched_switch while it waits',
   icmp_rcv: 'netif_receive_skb (+ arrival from netif_rx_entry, netif_receive_skb_entry, or the NET_RX raise of a NAPI poll)',
   packet_wait: 'netif_rx_entry, netif_receive_skb_entry or the NET_RX raise of a NAPI poll (napi_gro_receive_entry) -> netif_receive_skb; IPv4/IPv6, any protocol',
-  wakeup: 'sched_waking inside a NET_RX run (softirq, ksoftirqd, NAPI thread) -> sched_switch; softirq_entry/exit while the woken task runs',
+  wakeup: 'sched_waking inside a NET_RX run (softirq, ksoftirqd, NAPI thread) -> sched_switch; softirq_entry/exit while the woken task runs; the socket made ready before it (sk_data_ready) for its flow',
 };
 
 /** Program names of the fentry and kprobe variants of the probes that have them. */
-export const DIRECT_PROGRAMS: Record<'ipvs_estimation' | 'net_rx_action' | 'icmp_rcv', Record<'fentry' | 'kprobe', string[]>> = {
+export const DIRECT_PROGRAMS: Record<'ipvs_estimation' | 'net_rx_action' | 'icmp_rcv' | 'sock_ready', Record<'fentry' | 'kprobe', string[]>> = {
   ipvs_estimation: { fentry: ['jsf_est_entry', 'jsf_est_exit'], kprobe: ['jsk_est_entry', 'jsk_est_exit'] },
   net_rx_action: { fentry: ['jsf_nra_entry', 'jsf_nra_exit'], kprobe: ['jsk_nra_entry', 'jsk_nra_exit'] },
   icmp_rcv: { fentry: ['jsf_icmp_rcv'], kprobe: ['jsk_icmp_rcv'] },
+  sock_ready: { fentry: ['jsf_sk_ready'], kprobe: ['jsk_sk_ready'] },
 };
+
+/** The probes that may attach to a kernel function directly in the tracer object, for a session of this kind. */
+export const directProbes = (serve: boolean) => (serve ? (['net_rx_action', 'sock_ready'] as const) : (['net_rx_action', 'icmp_rcv', 'sock_ready'] as const));
 
 /** In serve, packet_wait keeps only the packets of late NET_RX runs (no per-packet arrival hook). */
 const SERVE_PACKET_WAIT = 'netif_receive_skb, only in NET_RX runs that started --packet-ms late (serve), timed from their raise';
 
 /** What a probe on the tracepoint rung reports as its status. */
-export function tracepointStatus(probe: ProbeName, flavour: Flavour, reason: string | null, serve = false, napiThreads = false): ProbeStatus {
+export function tracepointStatus(probe: ProbeName, flavour: Flavour, reason: string | null, serve = false, napiThreads = false, sockReady = false): ProbeStatus {
   return {
     active: true,
     via: 'tracepoint',
     mode: `${flavour} (${serve && probe === 'packet_wait' ? SERVE_PACKET_WAIT : TRACEPOINT_DERIVATION[probe]})`,
     reason,
-    hooks: hooksFor(serve, napiThreads).filter((h) => h.requiredBy.includes(probe) || h.helps.includes(probe)).map((h) => h.tracepoint),
+    hooks: hooksFor(serve, napiThreads, sockReady).filter((h) => h.requiredBy.includes(probe) || h.helps.includes(probe)).map((h) => h.tracepoint),
   };
 }
 

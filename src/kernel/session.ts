@@ -2,6 +2,7 @@
 // attach ladder), load the tracer object through the one loader sequence,
 // attach, and hand every ring batch to the caller. One cleanup path (stop)
 // that detaches and frees everything. What the batches mean is stream/'s job.
+import os from 'node:os';
 import { BpfError } from '../base/errors';
 import { requireKernelBtf } from '../host/caps';
 import { ipvsSymbols } from '../host/ipvs';
@@ -11,7 +12,8 @@ import { busyPolling, napiThreads } from '../host/net';
 import { EVENT_SIZE } from './abi';
 import { BatchCallback, native, NativeBpfObject, NativeRingReader, readPercpuCounter } from './addon';
 import { IpvsProbe } from './ipvs-probe';
-import { AttachPref, checkForced, chooseModes, Choice, Features, isDirect, probeFeatures } from './ladder';
+import { AttachPref, checkForced, chooseModes, Choice, Features, hasSkDataReadyTracepoint, isDirect, probeFeatures } from './ladder';
+import { kernelVersion } from '../host/kernel-info';
 import { loadObject } from './loader';
 import { attachTracer, readRunHists, tracerSpec, TracerSettings } from './tracer-spec';
 import { Flavour, FLAVOUR_PREFIX, HOOKS, hooksFor, ProbeName, ProbeStatus } from './probes';
@@ -127,7 +129,7 @@ export class TraceSession {
     kallsyms?.useNamer(bpfSymbolNamer());
     const notes = note ? [note] : [];
     const ipvs = ipvsSymbols(kallsyms);
-    const modes = chooseModes(features, ipvs, pref, opts.holdModules ?? true);
+    const modes = chooseModes(features, ipvs, pref, opts.holdModules ?? true, hasSkDataReadyTracepoint(kernelVersion(os.release())));
     // the limits of the wake-up view, where they apply (docs/design.md: the application's share)
     if (ipvs.kthreadEstimator)
       notes.push('IPVS estimates rates in kthreads (ipvs-e:*) on this kernel: where one holds a CPU, woken tasks and receive processing wait behind that task, named as such');
@@ -155,9 +157,13 @@ export class TraceSession {
         return new TraceSession(obj, attached!, flavour, features, kallsyms, modes.ipvs_estimation, opts, notes);
       } catch (e) {
         if (!(e instanceof BpfError) || e.step.startsWith('set ')) throw e;
-        const upgraded = (['net_rx_action', 'icmp_rcv'] as const).filter((p) => isDirect(modes[p].mode));
+        const upgraded = (['net_rx_action', 'icmp_rcv', 'sock_ready'] as const).filter((p) => isDirect(modes[p].mode));
         if (upgraded.length && pref === 'auto') {
-          for (const p of upgraded) modes[p] = { mode: 'tracepoint', reason: `${modes[p].mode} failed (${e.message}); tracepoint equivalent` };
+          for (const p of upgraded)
+            modes[p] =
+              p === 'sock_ready'
+                ? { mode: null, reason: `the flows of network wake-ups are unknown: ${modes[p].mode} on sock_def_readable failed (${e.message})` }
+                : { mode: 'tracepoint', reason: `${modes[p].mode} failed (${e.message}); tracepoint equivalent` };
           notes.push(`fentry/kprobe programs failed (${e.message}); using tracepoint equivalents`);
           continue;
         }
@@ -217,7 +223,7 @@ export class TraceSession {
     if (!obj) return [];
     // the hooks this session loaded; the others count nothing
     return HOOKS.map((h) => {
-      if (!hooksFor(this.lateRunPacketsOnly, this.napiThreads).includes(h)) return { hook: h.name, runTimeNs: 0, runCount: 0 };
+      if (!hooksFor(this.lateRunPacketsOnly, this.napiThreads, this.tracerProbes.wakeup.hooks.includes('sock:sk_data_ready')).includes(h)) return { hook: h.name, runTimeNs: 0, runCount: 0 };
       const info = obj.programInfo(FLAVOUR_PREFIX[this.flavour] + h.name);
       return { hook: h.name, runTimeNs: info.runTimeNs, runCount: info.runCount };
     });

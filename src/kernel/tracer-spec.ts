@@ -7,7 +7,7 @@ import { NativeBpfObject } from './addon';
 import { Choice, isDirect, LadderProbe } from './ladder';
 import { globals } from './loader';
 import {
-  DIRECT_PROGRAMS, Flavour, FLAVOUR_PREFIX, HOOKS, hooksFor, inactiveStatus, PROBE_NAMES, ProbeName, ProbeStatus, tracepointStatus,
+  DIRECT_PROGRAMS, directProbes, Flavour, FLAVOUR_PREFIX, HOOKS, hooksFor, inactiveStatus, PROBE_NAMES, ProbeName, ProbeStatus, tracepointStatus,
 } from './probes';
 
 /** 4 MiB holds ~75,000 events: 75 ms of a 1 M events/s burst between wakeups.
@@ -45,7 +45,7 @@ export interface TracerSettings {
   slowWakeupNs?: number;
 }
 
-const FUNCTION_OF: Record<LadderProbe, string> = { ipvs_estimation: 'estimation_timer', net_rx_action: 'net_rx_action', icmp_rcv: 'icmp_rcv' };
+const FUNCTION_OF: Record<LadderProbe, string> = { ipvs_estimation: 'estimation_timer', net_rx_action: 'net_rx_action', icmp_rcv: 'icmp_rcv', sock_ready: 'sock_def_readable' };
 
 /** The kernel's run histograms by index: all of them in serve, else only the network wake-ups' waits (the rest stay empty). */
 export function readRunHists(obj: NativeBpfObject, all: boolean): (Buffer | null)[] {
@@ -61,13 +61,13 @@ export function tracerSpec(flavour: Flavour, modes: Record<LadderProbe, Choice>,
   const prefix = FLAVOUR_PREFIX[flavour];
   const serve = opts.lateRunPacketsOnly ?? false;
   const wanted = new Set<string>();
-  for (const probe of serve ? (['net_rx_action'] as const) : (['net_rx_action', 'icmp_rcv'] as const)) {
+  for (const probe of directProbes(serve)) {
     const m = modes[probe].mode;
     if (isDirect(m)) DIRECT_PROGRAMS[probe][m].forEach((p) => wanted.add(p));
   }
-  // a hook this kind of session does not attach is not loaded either (verifier time)
+  // a hook this kind of session does not attach is not loaded either (verifier time; tp_btf needs its tracepoint)
   const napi = opts.napiThreads ?? false;
-  const unused = new Set(HOOKS.filter((h) => !hooksFor(serve, napi).includes(h)).map((h) => prefix + h.name));
+  const unused = new Set(HOOKS.filter((h) => !hooksFor(serve, napi, modes.sock_ready.mode === 'tracepoint').includes(h)).map((h) => prefix + h.name));
   const ringBytes = opts.ringBytes ?? DEFAULT_RING_BYTES;
   const g: Record<string, Buffer> = {
     wakeup_bytes: globals.u64(Math.min(WAKEUP_BYTES, ringBytes / 4)),
@@ -104,7 +104,8 @@ export function tracerSpec(flavour: Flavour, modes: Record<LadderProbe, Choice>,
  */
 export function attachTracer(obj: NativeBpfObject, flavour: Flavour, modes: Record<LadderProbe, Choice>, serve: boolean, napiThreads: boolean) {
   const failed = new Map<string, string>();
-  const hooks = hooksFor(serve, napiThreads);
+  const sockReady = modes.sock_ready.mode === 'tracepoint';
+  const hooks = hooksFor(serve, napiThreads, sockReady);
   for (const hook of hooks) {
     try {
       obj.attach(FLAVOUR_PREFIX[flavour] + hook.name);
@@ -113,7 +114,7 @@ export function attachTracer(obj: NativeBpfObject, flavour: Flavour, modes: Reco
       failed.set(hook.name, `${hook.tracepoint}: ${e.code}`);
     }
   }
-  for (const probe of serve ? (['net_rx_action'] as const) : (['net_rx_action', 'icmp_rcv'] as const)) {
+  for (const probe of directProbes(serve)) {
     const mode = modes[probe].mode;
     if (isDirect(mode)) for (const prog of DIRECT_PROGRAMS[probe][mode]) obj.attach(prog);
   }
@@ -142,8 +143,14 @@ export function attachTracer(obj: NativeBpfObject, flavour: Flavour, modes: Reco
       probes[probe] = { ...inactiveStatus('could not attach ' + missingRequired.join(', ')), hooks: mine.map((h) => h.tracepoint) };
       continue;
     }
-    const s = tracepointStatus(probe, flavour, ladder?.reason || null, serve, napiThreads);
+    const s = tracepointStatus(probe, flavour, ladder?.reason || null, serve, napiThreads, sockReady);
     if (missingHelpers.length) s.reason = [s.reason, 'partial: could not attach ' + missingHelpers.join(', ')].filter(Boolean).join('; ');
+    if (probe === 'wakeup') {
+      // where their flows come from, or that they are unknown (not silent)
+      const f = modes.sock_ready;
+      s.reason = [s.reason, f.mode === 'tracepoint' ? null : f.mode ? `flows: ${f.reason}` : f.reason].filter(Boolean).join('; ') || null;
+      if (isDirect(f.mode)) s.hooks.push(`${f.mode}:${FUNCTION_OF.sock_ready}`);
+    }
     probes[probe] = s;
   }
   return { probes, notes: [...failed.values()].map((why) => `hook not attached: ${why}`) };

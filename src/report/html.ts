@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fmtNs } from '../base/format';
 import { flowText } from '../diagnose/verdict';
 import { Report, PingReport } from './model';
-import { stallEvents } from './text';
+import { stallEvents } from '../diagnose/attribute';
 
 /** The plotting code, read once from the installed packages. */
 function libraries(): string {

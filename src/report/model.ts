@@ -10,7 +10,7 @@ import type { Drops } from '../kernel/session';
 import { Aggregator } from '../stream/aggregate';
 import { Log2Bucket } from '../stream/histogram';
 import { seriesSection, seriesTimerKeys } from './series';
-import { histogramRows, summarize, summaryVerdict, symbolOf } from './summary';
+import { histogramRows, summarize, summaryVerdict, symbolOf } from '../diagnose/summary';
 import { Report, REPORT_SCHEMA_ID } from './types';
 
 export type { Log2Bucket };

@@ -1,58 +1,18 @@
 // The shapes of a report (jitterscope.report/v2, schema/report.v2.json): what
 // readers, views and the exporter see. report/model.ts builds them.
-import { ProbeName, ProbeStatus } from '../kernel/probes';
+import { ProbeStatus } from '../kernel/probes';
 import { ReceiveStallRow, SlowPacket, StallRow } from '../diagnose/attribute';
 import type { ReplyRow } from '../diagnose/ping';
 import type { WakeupRow } from '../diagnose/wakeup';
 import { PacketVerdict } from '../diagnose/verdict';
 import { PingVerdict } from '../diagnose/ping';
 import { Aggregator, Packet } from '../stream/aggregate';
-import { HistogramSummary, Log2Bucket } from '../stream/histogram';
 import { ReportSeries } from './series';
+import type { CpuSummary, HistogramRow, TimerRow } from '../diagnose/summary';
+
+export type { CpuSummary, HistogramRow, TimerRow };
 
 export const REPORT_SCHEMA_ID = 'jitterscope.report/v2';
-
-export interface HistogramRow extends HistogramSummary {
-  probe: ProbeName | 'softirq_wait' | 'pause';
-  cpu: number | null; // null: all CPUs merged
-  key: string | null;
-  unit: 'ns';
-  buckets: Log2Bucket[];
-}
-
-export interface TimerRow {
-  symbol: string;
-  address: string;
-  kind: 'timer' | 'hrtimer';
-  cpu: number;
-  count: number;
-  totalNs: number;
-  maxNs: number;
-  p99Ns: number;
-}
-
-/** One CPU's headline figures, in ns (null: nothing measured). */
-export interface CpuSummary {
-  cpu: number;
-  netRxWaitP99: number | null;
-  netRxWaitMax: number | null;
-  /** net_rx_action by fentry/kprobe where traced so, else the NET_RX softirq. */
-  netRxRunP99: number | null;
-  netRxRunMax: number | null;
-  timerSoftirqMax: number | null;
-  hrtimerSoftirqMax: number | null;
-  ipvsMax: number | null;
-  /** Every received packet's wait from arrival to processing on this CPU. */
-  packetWaitP99: number | null;
-  packetWaitMax: number | null;
-  icmp: number;
-  /** Time the hypervisor took from this CPU (VMs), ns. */
-  stealNs: number;
-  /** The longest host pause (no timer interrupt) on this CPU; absent in reports before pauses were traced. */
-  pauseMax?: number | null;
-  /** The longest timer callback run on this CPU. */
-  worst: { culprit: string; durationNs: number } | null;
-}
 
 export interface Report {
   schema: typeof REPORT_SCHEMA_ID;

@@ -1,4 +1,4 @@
-// The exporter's metrics: every interval's summary (report/summary.ts) folded
+// The exporter's metrics: every interval's summary (diagnose/summary.ts) folded
 // into cumulative Prometheus series, served through prom-client's registry.
 // Histograms arrive already bucketed, so they are exposed as precomputed
 // histograms instead of observed value by value. Buckets are powers of two
@@ -7,8 +7,8 @@
 // kernel's own (four per power of two), read straight from its counts.
 import type * as PromClient from 'prom-client';
 import { Report } from '../report/model';
-import { HistogramSource, TraceSummary } from '../report/summary';
-import { stallEvents } from '../report/text';
+import { HistogramSource, TraceSummary } from '../diagnose/summary';
+import { stallEvents } from '../diagnose/attribute';
 import { kernelBucketBounds } from '../stream/kernel-histogram';
 
 /** Bucket bounds: 2^10 .. 2^31 ns. */

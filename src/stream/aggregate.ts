@@ -7,10 +7,10 @@ import { Flag, Func, Kind, NET_RX_SOFTIRQ, NR_SOFTIRQS } from '../kernel/abi';
 import { EventView, WORDS_PER_EVENT } from './decode';
 import { Histogram } from './histogram';
 import { KernelCounts, KernelHist, KernelTable } from './kernel-histogram';
-import { Newest, Packet, PROTOCOLS, Protocol, ReceiveStall, Stall, Wakeup } from './records';
+import { Newest, Packet, PROTOCOLS, Protocol, ReceiveStall, SocketFlow, Stall, Wakeup } from './records';
 import { Series } from './series';
 
-export type { Packet, Protocol, ReceiveStall, Stall, StallKind, Wakeup } from './records';
+export type { Packet, Protocol, ReceiveStall, SocketFlow, Stall, StallKind, Wakeup } from './records';
 export { Newest } from './records';
 
 const MAX_FUNC = Math.max(...Object.values(Func));
@@ -63,6 +63,8 @@ export class Aggregator {
   private readonly stallRing: Newest<Stall>;
   private readonly receiveRing: Newest<ReceiveStall>;
   private readonly wakeRing: Newest<Wakeup>;
+  /** Each WAKE_FLOW record by pid until its wake-up (streamed right after it) takes it. */
+  private readonly wakeFlows = new Map<number, { startNs: number; flow: SocketFlow }>();
   readonly events = { softirq: 0, timer: 0, hrtimer: 0, packet: 0, func: 0, pause: 0, task: 0, wakeup: 0, unknown: 0 };
   firstNs = 0;
   lastNs = 0;
@@ -185,10 +187,18 @@ export class Aggregator {
         // the tracer's own threads woken (serve's HTTP server by a scrape) are the observer's business
         if (v.wakeTgid(w) === this.selfPid) continue;
         const stolen = (v.flags(w) & Flag.STOLEN) !== 0;
+        const pid = v.wakePid(w);
+        const f = this.wakeFlows.get(pid);
+        if (f) this.wakeFlows.delete(pid);
         this.wakeRing.push({
-          kind: stolen ? 'stolen' : 'wait', cpu, wakerCpu: stolen ? null : v.wakeWakerCpu(w), pid: v.wakePid(w), tgid: v.wakeTgid(w),
+          kind: stolen ? 'stolen' : 'wait', cpu, wakerCpu: stolen ? null : v.wakeWakerCpu(w), pid, tgid: v.wakeTgid(w),
           comm: v.wakeComm(w), startNs: start, durationNs: v.durationNs(w), stolenNs: stolen ? v.wakeStolenNs(w) : 0,
+          flow: f && f.startNs === start ? f.flow : null,
         });
+      } else if (kind === Kind.WAKE_FLOW) {
+        // a wake-up whose record was lost leaves its flow behind: bounded
+        if (this.wakeFlows.size >= 1024) this.wakeFlows.clear();
+        this.wakeFlows.set(v.keyLo(w), { startNs: start, flow: socketFlow(v, w) });
       } else if (kind === Kind.PACKET) {
         this.events.packet++;
         this.addPacket(v, w, cpu, start);
@@ -321,4 +331,20 @@ export class Aggregator {
     if (o.lastNs > this.lastNs) this.lastNs = o.lastNs;
     return this;
   }
+}
+
+/** A WAKE_FLOW record's socket: an IPv4-mapped IPv6 address reads as IPv4, an all-zero peer as none. */
+function socketFlow(v: EventView, w: number): SocketFlow {
+  const v6 = (v.flags(w) & Flag.IPV6) !== 0;
+  const addr = (a: string) => (a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a);
+  const peer = addr(v.pktSaddr(w, v6));
+  const connected = peer !== '0.0.0.0' && peer !== '::';
+  const proto = v.pktProto(w);
+  return {
+    proto: PROTOCOLS[proto] ?? (`ip-${proto}` as Protocol),
+    saddr: connected ? peer : null,
+    sport: connected ? v.pktSport(w) : null,
+    daddr: addr(v.pktDaddr(w, v6)),
+    dport: v.pktDport(w),
+  };
 }

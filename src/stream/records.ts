@@ -83,6 +83,19 @@ export interface ReceiveStall {
  * its switch-in for durationNs (capped at 100 ms), of which softirqs on its
  * CPU took stolenNs.
  */
+/**
+ * The socket a network wake-up was for, as a packet to it reads: the peer
+ * (null when the socket is not connected: a listener, an unconnected UDP
+ * socket) to the socket's own address and port.
+ */
+export interface SocketFlow {
+  proto: Protocol;
+  saddr: string | null;
+  sport: number | null;
+  daddr: string;
+  dport: number;
+}
+
 export interface Wakeup {
   kind: 'wait' | 'stolen';
   cpu: number;
@@ -94,6 +107,8 @@ export interface Wakeup {
   startNs: number;
   durationNs: number;
   stolenNs: number;
+  /** The socket whose data became ready just before the wake-up; null: not known (see the wakeup probe's status). Absent in reports saved before flows were traced. */
+  flow?: SocketFlow | null;
 }
 
 /** The newest `max` items, oldest first on read; counts what it let go. */

@@ -8,7 +8,7 @@ import { HostFacts, NO_HOST_FACTS } from '../base/host-facts';
 import { clockPair, monotonicNs } from '../base/clock';
 import type { PacketVerdict } from '../diagnose/verdict';
 import type { ProbeName, ProbeStatus } from '../kernel/probes';
-import { summarize, summaryVerdict, TraceSummary } from '../report/summary';
+import { summarize, summaryVerdict, TraceSummary } from '../diagnose/summary';
 import { Aggregator } from '../stream/aggregate';
 import { LiveTrace } from '../stream/live';
 

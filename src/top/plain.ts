@@ -2,7 +2,8 @@
 import { wakeupText } from '../diagnose/wakeup';
 import { fmtNs, table, wallTime } from '../base/format';
 import { flowText } from '../diagnose/verdict';
-import { cpuTableText, stallEventText, stallEvents } from '../report/text';
+import { stallEvents } from '../diagnose/attribute';
+import { cpuTableText, stallEventText } from '../report/text';
 import { HISTORY_POINTS, Snapshot } from './collector';
 import { sparkline } from './sparkline';
 

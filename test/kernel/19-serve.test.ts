@@ -16,7 +16,7 @@ import { LabStall } from '../../src/kernel/lab-stall';
 import { NET_RX_SOFTIRQ, HRTIMER_SOFTIRQ, SOFTIRQ_NAMES } from '../../src/kernel/abi';
 import { Histogram } from '../../src/stream/histogram';
 import { LiveTrace } from '../../src/stream/live';
-import { sourceHistogram, summarize } from '../../src/report/summary';
+import { sourceHistogram, summarize } from '../../src/diagnose/summary';
 import { judgeShare, packetWindow, timingTest } from '../excuse';
 import { NetnsPair, runCli, skipUnlessKernel, startCli, startLab, tracerPrograms, validator, waitFor, needsTwoCpus, skipIf } from '../helpers';
 import { freePort, soak, soakSummary, udpLoadMissing } from '../../bench/soak';
@@ -210,7 +210,7 @@ test('serve mode: short runs counted in the kernel add up to what streaming ever
     const a = stream.rotate();
     const b = inKernel.rotate();
     const streamed = [stream.session.streamedEvents() - streamedBefore[0], inKernel.session.streamedEvents() - streamedBefore[1]];
-    // streamed runs and the kernel's counts together, as every view reads them (report/summary.ts)
+    // streamed runs and the kernel's counts together, as every view reads them (diagnose/summary.ts)
     const runs = (agg: typeof a, vec: number, cpu?: number) =>
       summarize(agg, { probes: stream.session.probes }).histograms
         .filter((s) => s.probe === 'softirq' && s.key === SOFTIRQ_NAMES[vec] && (cpu === undefined || s.cpu === cpu))

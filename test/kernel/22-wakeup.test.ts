@@ -116,6 +116,29 @@ function judgeRequests(r: any, client: { rows: { sentNs: number; rttMs: number |
   );
 }
 
+/**
+ * Each slow wake-up and stolen run of the server carries its socket (this
+ * kernel has sock:sk_data_ready): the server's address, port and protocol; the
+ * client as the peer over TCP (one connection), none over UDP (the socket is
+ * not connected).
+ * Not a timing judgement: which socket woke the server is known exactly.
+ */
+function checkFlows(r: any, serverPid: number, s: Scenario, client: string, server: string) {
+  assert.ok(r.meta.probes.wakeup.hooks.includes('sock:sk_data_ready'), `flows by sock:sk_data_ready: ${JSON.stringify(r.meta.probes.wakeup)}`);
+  const mine = (r.wakeups?.slow ?? []).filter((x: any) => x.pid === serverPid);
+  const withFlow = mine.filter((x: any) => x.flow);
+  assert.ok(withFlow.length >= 0.9 * mine.length, `${withFlow.length} of the server's ${mine.length} slow wake-ups and stolen runs carry their socket`);
+  // over TCP the listener's one accept reads as a socket with no peer
+  const accepts = s.proto === 'tcp' ? withFlow.filter((x: any) => x.flow.saddr === null) : [];
+  assert.ok(accepts.length <= 1, `one connection, one accept: ${accepts.length}`);
+  for (const x of withFlow.filter((y: any) => !accepts.includes(y)))
+    assert.deepEqual(
+      { ...x.flow, sport: 0 }, // the client's port is the kernel's pick
+      { proto: s.proto, saddr: s.proto === 'tcp' ? client : null, sport: 0, daddr: server, dport: PORT },
+      `the server's socket: ${JSON.stringify(x.flow)}`,
+    );
+}
+
 async function scenario(t: any, s: Scenario, check: (r: any, serverPid: number) => void = () => undefined) {
   const net = new NetnsPair();
   t.after(() => net.destroy());
@@ -130,6 +153,7 @@ async function scenario(t: any, s: Scenario, check: (r: any, serverPid: number) 
     // the packets were processed on CPU 0 (RPS off, the client's CPU): none of theirs waited on CPU 1
     assert.ok(!(r.packets.slow as any[]).some((p) => (p.sport === PORT || p.dport === PORT) && p.cpu === 1), 'no slow packet of the flow on CPU 1');
     assert.equal(r.meta.probes.wakeup.active, true, r.meta.probes.wakeup.reason);
+    checkFlows(r, server.pid!, s, s.v6 ? net.addr6A : net.addrA, addr);
     const j = judgeRequests(r, client, server.pid!, s);
     if (j.verdict === 'pass') check(r, server.pid!);
     return [j];
@@ -147,6 +171,8 @@ test('wake-ups (a): a TCP server on the stall\'s CPU, its packets processed on t
     assert.equal(v.culprit.basis, 'wakeups', v.text);
     assert.match(v.text, new RegExp(`^Verdict: bpf_timer_cb on CPU 1 \\(hrtimer\\) held [^\\n]*node\\[${pid}\\][^\\n]* times after receive processing woke them`));
     assert.match(v.text, /their packets were not slow/);
+    // NetnsPair's addresses: the client 198.18.0.1, the server 198.18.0.2
+    assert.match(v.text, new RegExp(`\\nTheir sockets: tcp 198\\.18\\.0\\.1 -> 198\\.18\\.0\\.2:${PORT} \\(\\d+\\)`), v.text);
   });
 });
 

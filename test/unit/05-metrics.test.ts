@@ -11,7 +11,7 @@ import path from 'node:path';
 import { Aggregator } from '../../src/stream/aggregate';
 import { Kallsyms } from '../../src/host/kallsyms';
 import { PROBE_NAMES, ProbeName, ProbeStatus } from '../../src/kernel/probes';
-import { summarize } from '../../src/report/summary';
+import { summarize } from '../../src/diagnose/summary';
 import { HIST_BUCKETS } from '../../src/kernel/abi';
 import { Metrics } from '../../src/serve/metrics';
 import { encode, Flag, Kind, FakeEvent } from '../encode';

@@ -12,13 +12,54 @@ import { Func, HRTIMER_SOFTIRQ, NET_RX_SOFTIRQ, SOFTIRQ_NAMES, TIMER_SOFTIRQ } f
 import { isDirect } from '../kernel/ladder';
 import { ProbeName, ProbeStatus } from '../kernel/probes';
 import { HostFacts } from '../base/host-facts';
-import { packetVerdict, PacketVerdict } from '../diagnose/verdict';
-import { attributeWakeups, WakeupRow } from '../diagnose/wakeup';
-import { attributePackets, attributeReceiveStalls, indexStalls, PAUSE_CULPRIT, ReceiveStallRow, selfCulprit, SlowPacket, StallRow, taskCulprit } from '../diagnose/attribute';
+import { packetVerdict, PacketVerdict } from './verdict';
+import { attributeWakeups, WakeupRow } from './wakeup';
+import { attributePackets, attributeReceiveStalls, indexStalls, PAUSE_CULPRIT, ReceiveStallRow, selfCulprit, SlowPacket, StallRow, taskCulprit } from './attribute';
 import { Aggregator, Stall } from '../stream/aggregate';
-import { Histogram } from '../stream/histogram';
+import { Histogram, HistogramSummary, Log2Bucket } from '../stream/histogram';
 import { KernelHist, KernelTable, toHistogram } from '../stream/kernel-histogram';
-import { CpuSummary, HistogramRow, TimerRow } from './types';
+
+export interface HistogramRow extends HistogramSummary {
+  probe: ProbeName | 'softirq_wait' | 'pause';
+  cpu: number | null; // null: all CPUs merged
+  key: string | null;
+  unit: 'ns';
+  buckets: Log2Bucket[];
+}
+
+export interface TimerRow {
+  symbol: string;
+  address: string;
+  kind: 'timer' | 'hrtimer';
+  cpu: number;
+  count: number;
+  totalNs: number;
+  maxNs: number;
+  p99Ns: number;
+}
+
+/** One CPU's headline figures, in ns (null: nothing measured). */
+export interface CpuSummary {
+  cpu: number;
+  netRxWaitP99: number | null;
+  netRxWaitMax: number | null;
+  /** net_rx_action by fentry/kprobe where traced so, else the NET_RX softirq. */
+  netRxRunP99: number | null;
+  netRxRunMax: number | null;
+  timerSoftirqMax: number | null;
+  hrtimerSoftirqMax: number | null;
+  ipvsMax: number | null;
+  /** Every received packet's wait from arrival to processing on this CPU. */
+  packetWaitP99: number | null;
+  packetWaitMax: number | null;
+  icmp: number;
+  /** Time the hypervisor took from this CPU (VMs), ns. */
+  stealNs: number;
+  /** The longest host pause (no timer interrupt) on this CPU; absent in reports before pauses were traced. */
+  pauseMax?: number | null;
+  /** The longest timer callback run on this CPU. */
+  worst: { culprit: string; durationNs: number } | null;
+}
 
 /** One histogram on one CPU, as counted: streamed events, the kernel's own buckets, or both. */
 export interface HistogramSource {
