@@ -9,7 +9,7 @@ import { formatCpuMask, interfaceExists, rpsFile, rpsQueues } from '../host/net'
 import { native } from '../kernel/addon';
 import { LabStall } from '../kernel/lab-stall';
 import { onStopSignal, say } from './common';
-import { parseCpuList, parseDurationMs, parseIntInRange } from './options';
+import { parseCpuList, parseDurationMs, parseIntInRange, parseMsInRange } from './options';
 
 export interface LabArgs {
   cpu: string;
@@ -36,16 +36,12 @@ export function labOptions(y: Argv): Argv<LabArgs> {
 export async function lab(argv: LabArgs): Promise<void> {
   const possible = native().numPossibleCpus;
   const cpu = parseIntInRange(argv.cpu, '--cpu', 0, possible - 1);
-  const stallMs = Number(argv['stall-ms']);
-  const periodMs = Number(argv['period-ms']);
-  if (!(stallMs >= 0.1 && stallMs <= 100)) throw new UsageError(`--stall-ms: '${argv['stall-ms']}' must be 0.1 to 100 ms`);
-  if (!(periodMs >= 10 && periodMs <= 600_000)) throw new UsageError(`--period-ms: '${argv['period-ms']}' must be 10 to 600000 ms`);
+  const stallMs = parseMsInRange(argv['stall-ms'], '--stall-ms', 0.1, 100);
+  const periodMs = parseMsInRange(argv['period-ms'], '--period-ms', 10, 600_000);
   if (stallMs >= periodMs) throw new UsageError('--stall-ms must be shorter than --period-ms');
   const durationMs = argv.duration !== undefined ? parseDurationMs(argv.duration) : Infinity;
-  const pauseMs = argv['pause-ms'] === undefined ? 0 : Number(argv['pause-ms']);
-  const pauseEveryMs = Number(argv['pause-every-ms']);
-  if (!(pauseMs >= 0 && pauseMs <= 50)) throw new UsageError(`--pause-ms: '${argv['pause-ms']}' must be 0 to 50 ms`);
-  if (!(pauseEveryMs >= 100 && pauseEveryMs <= 600_000)) throw new UsageError(`--pause-every-ms: '${argv['pause-every-ms']}' must be 100 to 600000 ms`);
+  const pauseMs = argv['pause-ms'] === undefined ? 0 : parseMsInRange(argv['pause-ms'], '--pause-ms', 0, 50);
+  const pauseEveryMs = parseMsInRange(argv['pause-every-ms'], '--pause-every-ms', 100, 600_000);
   const steer: { dev: string; cpus: number[] }[] = [];
   for (const spec of argv.rps ?? []) {
     const [dev, list] = spec.split(':');

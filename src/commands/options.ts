@@ -48,6 +48,14 @@ export function parsePositiveMs(value: unknown, option: string, max = 60_000): n
   return n;
 }
 
+/** A number of milliseconds from `min` to `max`, fractions allowed (--stall-ms 0.5, --interval 2.5). */
+export function parseMsInRange(value: unknown, option: string, min: number, max: number): number {
+  const text = String(value).trim();
+  const n = Number(text);
+  if (text === '' || !(n >= min && n <= max)) throw new UsageError(`${option}: '${text}' must be ${min} to ${max} ms`);
+  return n;
+}
+
 /** An optional positive number of milliseconds: `fallback` when not given. */
 export function parseOptionalMs(value: unknown, option: string, fallback: number): number {
   return value === undefined ? fallback : parsePositiveMs(value, option);

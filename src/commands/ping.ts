@@ -3,7 +3,7 @@
 // is the base report plus a `ping` section.
 import type { Argv } from 'yargs';
 import { clockPair } from '../base/clock';
-import { EnvironmentError, UsageError } from '../base/errors';
+import { EnvironmentError } from '../base/errors';
 import { fmtNs } from '../base/format';
 import type { HostFacts } from '../base/host-facts';
 import { gatherHostFacts } from '../host/facts';
@@ -15,7 +15,7 @@ import { lossText } from '../report/text';
 import { checkWritable, writeAtomic } from '../report/write';
 import { ATTACH_OPTION, onStopSignal, say, startTrace, reportFromTrace, tracingPreflight } from './common';
 import { PingParams, PingRun, runPing } from './iputils';
-import { parseIntInRange, parsePositiveMs } from './options';
+import { parseIntInRange, parseMsInRange, parsePositiveMs } from './options';
 
 export interface PingArgs {
   attach: string;
@@ -52,9 +52,7 @@ export function pingOptions(y: Argv): Argv<PingArgs> {
 
 export async function ping(argv: PingArgs): Promise<void> {
   const count = parseIntInRange(argv.count, '--count', 1, 1_000_000);
-  const intervalMs = Number(argv.interval);
-  if (!Number.isFinite(intervalMs) || intervalMs < 1 || intervalMs > 60_000)
-    throw new UsageError(`--interval: '${argv.interval}' must be 1 to 60000 milliseconds`);
+  const intervalMs = parseMsInRange(argv.interval, '--interval', 1, 60_000);
   const sizeBytes = parseIntInRange(argv.size, '--size', 0, 65_507);
   const slowMs = parsePositiveMs(argv['slow-ms'], '--slow-ms');
   if (argv.out) checkWritable(argv.out);

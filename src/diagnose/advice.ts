@@ -1,7 +1,7 @@
 // What to do about a culprit: the advice a verdict gives, and what `doctor`
 // says about IPVS. Text only; kept in one place so both say the same.
 import { IPVS_ESTIMATION_SYMBOL, isIpvsEstimation } from '../base/host-facts';
-import { PAUSE_CULPRIT } from './attribute';
+import type { StallKind } from '../stream/aggregate';
 
 const IPVS_WHY = `IPVS's ${IPVS_ESTIMATION_SYMBOL} (kernels before 6.2) walks every IPVS service and destination every 2 s in TIMER softirq; with tens of thousands of rules one run takes tens to hundreds of ms, and packets that RPS steers to that CPU wait.`;
 const IPVS_SWITCH = [
@@ -28,25 +28,27 @@ export interface AdviceContext {
   heldUp?: 'packets' | 'wakeups';
 }
 
-/** Advice about a culprit that held `cpu` for up to `maxMs` at a time. */
-export function adviceForCulprit(culprit: string, cpu: number, maxMs: number, ctx: AdviceContext = { ipvsSwitch: true }): string[] {
+/** Advice about a culprit (its name and what kind of run it is) that held `cpu` for up to `maxMs` at a time. */
+export function adviceForCulprit(c: { culprit: string; kind: StallKind }, cpu: number, maxMs: number, ctx: AdviceContext = { ipvsSwitch: true }): string[] {
+  const culprit = c.culprit;
+  if (c.kind === 'pause') return pauseAdvice([cpu], maxMs);
   if (isIpvsEstimation(culprit)) return ipvsAdvice(ctx.ipvsSwitch);
-  if (culprit === PAUSE_CULPRIT) return pauseAdvice([cpu], maxMs);
   if (culprit === 'bpf_timer_cb')
     return [
       `bpf_timer_cb is a BPF timer callback; if \`jitterscope lab\` is running, this is its deliberate stall. Otherwise find the BPF program that arms the timer (bpftool prog show) and its owner.`,
     ];
-  if (/\[\d+\]$/.test(culprit) && ctx.heldUp === 'wakeups')
+  const task = c.kind === 'task' || c.kind === 'self';
+  if (task && ctx.heldUp === 'wakeups')
     return [
       `${culprit} held CPU ${cpu} for up to ${maxMs.toFixed(1)} ms while tasks woken by receive processing waited to run there: the requests they serve waited with them.`,
       `Keep the service and ${culprit} on different CPUs (taskset, cpusets, a Kubernetes CPU manager policy), or give the service the higher priority (nice, chrt).`,
     ];
-  if (/\[\d+\]$/.test(culprit))
+  if (task)
     return [
       `${culprit} held CPU ${cpu} for up to ${maxMs.toFixed(1)} ms while NET_RX waited there for ksoftirqd (or a NAPI thread): once a softirq run goes over its budget the kernel hands softirqs to ksoftirqd, which then waits behind this task.`,
       `If it is a real-time (SCHED_FIFO/RR) task, keep it off CPU ${cpu} or let it sleep (chrt -p, taskset); move the NIC queue's interrupt (/proc/irq/N/smp_affinity) and RPS away from CPU ${cpu}; or run threaded NAPI (echo 1 > /sys/class/net/DEV/threaded) with a priority above the task's.`,
     ];
-  if (culprit.endsWith(' softirq'))
+  if (c.kind === 'softirq')
     return [
       `${culprit} ran up to ${maxMs.toFixed(1)} ms at a time on CPU ${cpu}; record with a lower --stall-ms to see which timer callbacks or packets it was busy with.`,
     ];

@@ -93,7 +93,7 @@ export function explainWait(windows: WaitWindow[], waitMs: number | null, stalls
       for (const s of stalls.get(cpu) ?? []) {
         const ov = Math.min(w.to, s.startNs + s.durationNs) - Math.max(w.from, s.startNs);
         if (ov <= 0) continue;
-        const k = `${s.kind}|${s.culprit}|${cpu}`;
+        const k = culpritKey({ kind: s.kind, culprit: s.culprit, cpu });
         const o = acc.get(k) ?? { culprit: s.culprit, kind: s.kind, cpu, overlapMs: 0, durationMs: 0 };
         o.overlapMs += ov / 1e6;
         o.durationMs = Math.max(o.durationMs, s.durationNs / 1e6);
@@ -158,6 +158,18 @@ export interface CulpritRuns {
   maxMs: number;
 }
 
+/** One culprit: the same run kind, name and CPU. */
+export const culpritKey = (o: Pick<Overlap, 'kind' | 'culprit' | 'cpu'>) => `${o.kind}|${o.culprit}|${o.cpu}`;
+
+/** How often a culprit ran long enough to be a stall row, the median and the longest of those runs. */
+export function culpritRuns(o: Pick<Overlap, 'kind' | 'culprit' | 'cpu'>, stalls: StallRow[]): CulpritRuns {
+  const runs = stalls
+    .filter((s) => s.culprit === o.culprit && s.cpu === o.cpu && s.kind === o.kind)
+    .map((s) => s.durationNs / 1e6)
+    .sort((a, b) => a - b);
+  return { count: runs.length, p50Ms: runs[Math.floor((runs.length - 1) / 2)] ?? 0, maxMs: runs[runs.length - 1] ?? 0 };
+}
+
 /**
  * The run most of `attributions` name, how many it explains, and the
  * distribution of its runs. Pauses are not candidates: they are the host's (or
@@ -169,22 +181,14 @@ export function leadingOverlap(attributions: (Overlap | null)[], stalls: StallRo
   const counts = new Map<string, { o: Overlap; n: number }>();
   for (const a of attributions) {
     if (!a || isApart(a.kind)) continue;
-    const k = `${a.kind}|${a.culprit}|${a.cpu}`;
+    const k = culpritKey(a);
     const c = counts.get(k) ?? { o: a, n: 0 };
     c.n++;
     counts.set(k, c);
   }
   const best = [...counts.values()].sort((a, b) => b.n - a.n)[0];
   if (!best) return null;
-  const runs = stalls
-    .filter((s) => s.culprit === best.o.culprit && s.cpu === best.o.cpu && s.kind === best.o.kind)
-    .map((s) => s.durationNs / 1e6)
-    .sort((a, b) => a - b);
-  return {
-    overlap: best.o,
-    explained: best.n,
-    runs: { count: runs.length, p50Ms: runs[Math.floor((runs.length - 1) / 2)] ?? 0, maxMs: runs[runs.length - 1] ?? 0 },
-  };
+  return { overlap: best.o, explained: best.n, runs: culpritRuns(best.o, stalls) };
 }
 
 /** Slow packets or replies a pause explained: how many, the longest pause on their CPUs, and those CPUs. */

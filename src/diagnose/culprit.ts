@@ -2,7 +2,7 @@
 // weighed by count, by the waiting time it explains and by the longest waits.
 // Pure logic, used by the packet verdict.
 import { StallKind } from '../stream/aggregate';
-import { CulpritRuns, isApart, Overlap, ReceiveStallRow, SlowPacket, StallRow } from './attribute';
+import { culpritKey, CulpritRuns, culpritRuns, isApart, Overlap, ReceiveStallRow, SlowPacket, StallRow } from './attribute';
 import { serviceFlowText, wakeupCostNs, WakeupRow } from './wakeup';
 
 export interface Flow {
@@ -63,7 +63,6 @@ const MIN_TAIL_SHARE = 0.5;
 export const SPIKE_FACTOR = 4;
 export const SPIKES_MAX = 20;
 
-const keyOf = (o: Overlap) => `${o.kind}|${o.culprit}|${o.cpu}`;
 
 interface Tally {
   o: Overlap;
@@ -81,7 +80,7 @@ interface Tally {
  */
 function tally(slow: SlowPacket[], tailSet: Set<SlowPacket>, receive: ReceiveStallRow[], wakeups: WakeupRow[]): Tally[] {
   const by = new Map<string, Tally>();
-  const get = (o: Overlap) => by.get(keyOf(o)) ?? by.set(keyOf(o), { o, packets: [], waitNs: 0, tail: 0, stalls: [], wakeups: [] }).get(keyOf(o))!;
+  const get = (o: Overlap) => by.get(culpritKey(o)) ?? by.set(culpritKey(o), { o, packets: [], waitNs: 0, tail: 0, stalls: [], wakeups: [] }).get(culpritKey(o))!;
   for (const p of slow) {
     if (!p.attribution || isApart(p.attribution.kind)) continue;
     const t = get(p.attribution);
@@ -164,10 +163,6 @@ export function chooseCulprit(all: SlowPacket[], receiveAll: ReceiveStallRow[], 
   const waiting = new Set(best.packets.map((p) => p.saddr));
   for (const r of best.stalls)
     for (const p of slow) if (p.cpu === r.cpu && p.waitNs !== null && p.startNs + p.waitNs >= r.startNs && p.startNs + p.waitNs <= r.startNs + r.runNs) waiting.add(p.saddr);
-  const runs = stalls
-    .filter((s) => s.culprit === o.culprit && s.cpu === o.cpu && s.kind === o.kind)
-    .map((s) => s.durationNs / 1e6)
-    .sort((a, b) => a - b);
   return {
     culprit: o.culprit,
     kind: o.kind,
@@ -194,7 +189,7 @@ export function chooseCulprit(all: SlowPacket[], receiveAll: ReceiveStallRow[], 
       tasks: [...new Set(best.wakeups.map((x) => x.task))].slice(0, 5),
       flows: countFlows(best.wakeups),
     },
-    runs: { count: runs.length, p50Ms: runs[Math.floor((runs.length - 1) / 2)] ?? 0, maxMs: runs[runs.length - 1] ?? 0 },
+    runs: culpritRuns(o, stalls),
     flows: [...flows.values()].sort((a, b) => b.packets - a.packets).slice(0, 10),
     waiting: [...waiting].slice(0, 5),
   };

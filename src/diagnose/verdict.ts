@@ -6,6 +6,7 @@ import { adviceForCulprit, AdviceContext, cpusText, pauseAdvice } from './advice
 import { CulpritRuns, PauseFinding, pauseFinding, ReceiveStallRow, SelfFinding, selfFinding, SlowPacket, StallRow } from './attribute';
 import { chooseCulprit, Flow, flowText, PacketCulprit, SPIKE_FACTOR } from './culprit';
 import { wakeupCostNs, WakeupRow } from './wakeup';
+import type { StallKind } from '../stream/aggregate';
 
 export { chooseCulprit, flowText };
 export type { Flow, PacketCulprit };
@@ -68,7 +69,7 @@ export function packetVerdict(
   stalls: StallRow[],
   slowMs: number,
   facts: HostFacts,
-  steal: { perCpuNs: number[]; durationNs: number } = { perCpuNs: [], durationNs: 0 },
+  steal: { perCpuNs: readonly number[]; durationNs: number } = { perCpuNs: [], durationNs: 0 },
   receive: ReceiveStallRow[] = [],
   wakeups: WakeupRow[] = [],
   wakeupMs = slowMs,
@@ -109,11 +110,11 @@ export function packetVerdict(
  * slow packets or replies (or nothing else does).
  */
 export function verdictAdvice(
-  culprit: { culprit: string; cpu: number; count: number; runs: CulpritRuns } | null,
+  culprit: { culprit: string; kind: StallKind; cpu: number; count: number; runs: CulpritRuns } | null,
   pauses: PauseFinding | null,
   ctx?: AdviceContext,
 ): string[] {
-  const out = culprit ? adviceForCulprit(culprit.culprit, culprit.cpu, culprit.runs.maxMs, ctx) : [];
+  const out = culprit ? adviceForCulprit(culprit, culprit.cpu, culprit.runs.maxMs, ctx) : [];
   if (pauses && pauses.count >= (culprit?.count ?? 0)) out.push(...pauseAdvice(pauses.cpus, pauses.maxMs));
   return out;
 }

@@ -16,25 +16,10 @@
 import fs from 'node:fs';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { key52FromHex } from '../base/address';
-import { buildIndex, KallsymsSource, nameAt, SymbolIndex } from './symbol-index';
+import { buildIndex, eachTextLine, KallsymsSource, nameAt, SymbolIndex } from './symbol-index';
 
 export type { KallsymsSource };
 
-
-/** Calls fn for every text symbol line ("ffffffff8150e200 t bpf_timer_cb [mod]"). */
-function eachTextSymbol(text: string, fn: (key: number, at: number) => void): void {
-  let at = 0;
-  while (at < text.length) {
-    let end = text.indexOf('\n', at);
-    if (end < 0) end = text.length;
-    if (end - at > 19 && text.charCodeAt(at + 16) === 32) {
-      const t = text[at + 17];
-      if ((t === 't' || t === 'T' || t === 'w' || t === 'W') && !text.startsWith('__pfx_', at + 19) && !text.startsWith('__cfi_', at + 19))
-        fn(key52FromHex(text.slice(at, at + 16)), at);
-    }
-    at = end + 1;
-  }
-}
 
 /** Further than this from a symbol is not a function offset. */
 export const MAX_OFFSET = 1 << 20;
@@ -106,9 +91,10 @@ export class Kallsyms {
     let seen = 0;
     let nonzero = 0;
     for (const chunk of this.source()) {
-      eachTextSymbol(asText(chunk), (key) => {
+      // hidden addresses read as sixteen zeros
+      eachTextLine([typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk], (b, at) => {
         seen++;
-        if (key) nonzero++;
+        if (b.toString('latin1', at, at + 16) !== '0000000000000000') nonzero++;
       });
       break; // the first chunk tells
     }

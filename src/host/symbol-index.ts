@@ -40,8 +40,11 @@ function stubAt(b: Buffer, at: number): boolean {
   return w === 'pfx' || w === 'cfi';
 }
 
-/** Calls fn(line start, end of name, end of line) for every text symbol line. */
-function eachTextLine(chunks: Buffer[], fn: (b: Buffer, at: number, nameEnd: number, end: number) => void): void {
+/**
+ * Calls fn(line start, end of name, end of line) for every text symbol line
+ * ("ffffffff8150e200 t bpf_timer_cb\t[mod]"): the one parser of kallsyms lines.
+ */
+export function eachTextLine(chunks: Buffer[], fn: (b: Buffer, at: number, nameEnd: number, end: number) => void): void {
   for (const b of chunks) {
     let at = 0;
     while (at < b.length) {

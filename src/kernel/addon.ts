@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { BpfError, EnvironmentError } from '../base/errors';
+import { EVENT_SIZE } from './abi';
 
 /** The BPF objects compiled into the addon (bpf/NAME.bpf.c). */
 export type EmbeddedObject = 'tracer' | 'ipvs' | 'features' | 'lab_stall' | 'bench_gen' | 'symbols';
@@ -146,6 +147,16 @@ export function native(): Addon {
     addon.setErrorClass(BpfError);
   }
   return addon;
+}
+
+/** Ring batches handed to the callback at most this large. */
+const RING_BATCH_BYTES = 256 * 1024;
+/** The reader takes a wakeup's worth of events, at most this many, before it yields to the event loop. */
+const EVENTS_PER_WAKEUP = 1 << 18;
+
+/** A reader of an object's `events` ring of event-ABI records (the tracer's, the bench generator's). */
+export function eventRing(obj: NativeBpfObject, onBatch: BatchCallback): NativeRingReader {
+  return new (native().RingReader)(obj, 'events', onBatch, RING_BATCH_BYTES, EVENT_SIZE, EVENTS_PER_WAKEUP);
 }
 
 /** Sum of a per-CPU u64 counter at key 0 (e.g. the drops map), and each CPU's value. */

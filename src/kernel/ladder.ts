@@ -2,7 +2,8 @@
 // trial programs from bpf/features.bpf.c, not guessed), and which hook each
 // probe uses: fentry > kprobe > tracepoint.
 import { BpfError, EnvironmentError } from '../base/errors';
-import { hasKernelBtf } from '../host/kernel-info';
+import { effectiveCaps } from '../host/caps';
+import { hasKernelBtf, lockdown } from '../host/kernel-info';
 import { IpvsSymbols } from '../host/ipvs';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -73,14 +74,8 @@ function cacheKey(): string | null {
     // the build id changes with anything linked in, the trial programs included (npm gives every file one mtime)
     const file = addonPath();
     const build = elfBuildId(file) ?? `${fs.statSync(file).size}:${fs.statSync(file).mtimeMs}`;
-    const caps = /^CapEff:\s*(\w+)/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '?';
-    let lockdown = '';
-    try {
-      lockdown = fs.readFileSync('/sys/kernel/security/lockdown', 'utf8').trim();
-    } catch {
-      // no securityfs here: the same for every run on this boot
-    }
-    return [fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(), os.release(), build, caps, lockdown].join(' ');
+    // no securityfs (lockdown null): the same for every run on this boot
+    return [fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(), os.release(), build, effectiveCaps().toString(16), lockdown() ?? ''].join(' ');
   } catch {
     return null;
   }

@@ -64,8 +64,8 @@ export const HOOKS: Hook[] = [
 ];
 
 /** The hooks a session of this kind attaches. */
-export function hooksFor(serve: boolean, napiThreads = false, sockReady = false): Hook[] {
-  return HOOKS.filter((h) => (!h.only || h.only === (serve ? 'serve' : 'stream')) && (!h.napiThreads || napiThreads) && (!h.sockReady || sockReady));
+export function hooksFor(lateRunPacketsOnly: boolean, napiThreads = false, sockReady = false): Hook[] {
+  return HOOKS.filter((h) => (!h.only || h.only === (lateRunPacketsOnly ? 'serve' : 'stream')) && (!h.napiThreads || napiThreads) && (!h.sockReady || sockReady));
 }
 
 export interface ProbeStatus {
@@ -100,19 +100,19 @@ export const DIRECT_PROGRAMS: Record<'ipvs_estimation' | 'net_rx_action' | 'icmp
 };
 
 /** The probes that may attach to a kernel function directly in the tracer object, for a session of this kind. */
-export const directProbes = (serve: boolean) => (serve ? (['net_rx_action', 'sock_ready'] as const) : (['net_rx_action', 'icmp_rcv', 'sock_ready'] as const));
+export const directProbes = (lateRunPacketsOnly: boolean) => (lateRunPacketsOnly ? (['net_rx_action', 'sock_ready'] as const) : (['net_rx_action', 'icmp_rcv', 'sock_ready'] as const));
 
 /** In serve, packet_wait keeps only the packets of late NET_RX runs (no per-packet arrival hook). */
 const SERVE_PACKET_WAIT = 'netif_receive_skb, only in NET_RX runs that started --packet-ms late (serve), timed from their raise';
 
 /** What a probe on the tracepoint rung reports as its status. */
-export function tracepointStatus(probe: ProbeName, flavour: Flavour, reason: string | null, serve = false, napiThreads = false, sockReady = false): ProbeStatus {
+export function tracepointStatus(probe: ProbeName, flavour: Flavour, reason: string | null, lateRunPacketsOnly = false, napiThreads = false, sockReady = false): ProbeStatus {
   return {
     active: true,
     via: 'tracepoint',
-    mode: `${flavour} (${serve && probe === 'packet_wait' ? SERVE_PACKET_WAIT : TRACEPOINT_DERIVATION[probe]})`,
+    mode: `${flavour} (${lateRunPacketsOnly && probe === 'packet_wait' ? SERVE_PACKET_WAIT : TRACEPOINT_DERIVATION[probe]})`,
     reason,
-    hooks: hooksFor(serve, napiThreads, sockReady).filter((h) => h.requiredBy.includes(probe) || h.helps.includes(probe)).map((h) => h.tracepoint),
+    hooks: hooksFor(lateRunPacketsOnly, napiThreads, sockReady).filter((h) => h.requiredBy.includes(probe) || h.helps.includes(probe)).map((h) => h.tracepoint),
   };
 }
 

@@ -9,8 +9,7 @@ import { ipvsSymbols } from '../host/ipvs';
 import { Kallsyms, loadKallsyms } from '../host/kallsyms';
 import { bpfSymbolNamer } from './symbol-namer';
 import { busyPolling, napiThreads } from '../host/net';
-import { EVENT_SIZE } from './abi';
-import { BatchCallback, native, NativeBpfObject, NativeRingReader, readPercpuCounter } from './addon';
+import { BatchCallback, eventRing, NativeBpfObject, NativeRingReader, readPercpuCounter } from './addon';
 import { IpvsProbe } from './ipvs-probe';
 import { AttachPref, checkForced, chooseModes, Choice, Features, hasSkDataReadyTracepoint, isDirect, probeFeatures } from './ladder';
 import { kernelVersion } from '../host/kernel-info';
@@ -47,8 +46,6 @@ export interface Drops {
   consumeErrors: number;
 }
 
-const RING_BATCH_BYTES = 256 * 1024;
-const EVENTS_PER_WAKEUP = 1 << 18;
 /** The reader drains this often besides its wakeups (tracer-spec.ts), so quiet periods are not held back. */
 const DRAIN_INTERVAL_MS = 100;
 
@@ -92,7 +89,7 @@ export class TraceSession {
     if (this.kernelHists)
       this.notes.push(`softirq and net_rx_action runs under ${opts.kernelHistsBelowNs! / 1e6} ms are counted in the kernel (histograms read each interval); longer ones are streamed`);
     try {
-      this.ring = new (native().RingReader)(obj, 'events', opts.onBatch, RING_BATCH_BYTES, EVENT_SIZE, EVENTS_PER_WAKEUP);
+      this.ring = eventRing(obj, opts.onBatch);
       this.drainTimer = setInterval(() => this.ring?.drain(), DRAIN_INTERVAL_MS).unref();
       this.ipvs = new IpvsProbe(
         {

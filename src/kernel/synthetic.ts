@@ -4,8 +4,7 @@
 // `serve --synthetic-rate` and `bench:soak --load=synthetic` to show the
 // pipeline, the dashboard and the exporter keep up; never part of a real trace.
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { EVENT_SIZE } from './abi';
-import { BatchCallback, native, NativeBpfObject, NativeRingReader, readPercpuCounter } from './addon';
+import { BatchCallback, eventRing, native, NativeBpfObject, NativeRingReader, readPercpuCounter } from './addon';
 import { globals, loadObject } from './loader';
 
 const SYNTHETIC_BATCH = 4096; // events per BPF_PROG_TEST_RUN
@@ -41,7 +40,7 @@ export class SyntheticLoad {
       autoload: (p) => p === 'bench_emit',
       globals: { batch_size: globals.u32(SYNTHETIC_BATCH) },
       maxEntries: { events: opts.ringBytes ?? 64 << 20 },
-      start: (o) => (this.ring = new (native().RingReader)(o, 'events', onBatch, 256 * 1024, EVENT_SIZE, 1 << 18)),
+      start: (o) => (this.ring = eventRing(o, onBatch)),
     }));
     const job: ProducerJob = {
       kind: 'jitterscope-synthetic',

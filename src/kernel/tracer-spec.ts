@@ -59,15 +59,15 @@ export function readRunHists(obj: NativeBpfObject, all: boolean): (Buffer | null
 
 export function tracerSpec(flavour: Flavour, modes: Record<LadderProbe, Choice>, opts: TracerSettings, start: (o: NativeBpfObject) => void) {
   const prefix = FLAVOUR_PREFIX[flavour];
-  const serve = opts.lateRunPacketsOnly ?? false;
+  const lateRunPacketsOnly = opts.lateRunPacketsOnly ?? false;
   const wanted = new Set<string>();
-  for (const probe of directProbes(serve)) {
+  for (const probe of directProbes(lateRunPacketsOnly)) {
     const m = modes[probe].mode;
     if (isDirect(m)) DIRECT_PROGRAMS[probe][m].forEach((p) => wanted.add(p));
   }
   // a hook this kind of session does not attach is not loaded either (verifier time; tp_btf needs its tracepoint)
   const napi = opts.napiThreads ?? false;
-  const unused = new Set(HOOKS.filter((h) => !hooksFor(serve, napi, modes.sock_ready.mode === 'tracepoint').includes(h)).map((h) => prefix + h.name));
+  const unused = new Set(HOOKS.filter((h) => !hooksFor(lateRunPacketsOnly, napi, modes.sock_ready.mode === 'tracepoint').includes(h)).map((h) => prefix + h.name));
   const ringBytes = opts.ringBytes ?? DEFAULT_RING_BYTES;
   const g: Record<string, Buffer> = {
     wakeup_bytes: globals.u64(Math.min(WAKEUP_BYTES, ringBytes / 4)),
@@ -102,10 +102,10 @@ export function tracerSpec(flavour: Flavour, modes: Record<LadderProbe, Choice>,
  * say so) and the chosen fentry/kprobe programs (which must attach), and
  * works out every probe's status.
  */
-export function attachTracer(obj: NativeBpfObject, flavour: Flavour, modes: Record<LadderProbe, Choice>, serve: boolean, napiThreads: boolean) {
+export function attachTracer(obj: NativeBpfObject, flavour: Flavour, modes: Record<LadderProbe, Choice>, lateRunPacketsOnly: boolean, napiThreads: boolean) {
   const failed = new Map<string, string>();
   const sockReady = modes.sock_ready.mode === 'tracepoint';
-  const hooks = hooksFor(serve, napiThreads, sockReady);
+  const hooks = hooksFor(lateRunPacketsOnly, napiThreads, sockReady);
   for (const hook of hooks) {
     try {
       obj.attach(FLAVOUR_PREFIX[flavour] + hook.name);
@@ -114,13 +114,13 @@ export function attachTracer(obj: NativeBpfObject, flavour: Flavour, modes: Reco
       failed.set(hook.name, `${hook.tracepoint}: ${e.code}`);
     }
   }
-  for (const probe of directProbes(serve)) {
+  for (const probe of directProbes(lateRunPacketsOnly)) {
     const mode = modes[probe].mode;
     if (isDirect(mode)) for (const prog of DIRECT_PROGRAMS[probe][mode]) obj.attach(prog);
   }
   const probes = {} as Record<ProbeName, ProbeStatus>;
   for (const probe of PROBE_NAMES) {
-    if (serve && probe === 'icmp_rcv') {
+    if (lateRunPacketsOnly && probe === 'icmp_rcv') {
       probes[probe] = inactiveStatus('serve lists no ICMP packets (ping and record do): an ICMP packet counts like any other, in a late NET_RX run only');
       continue;
     }
@@ -143,7 +143,7 @@ export function attachTracer(obj: NativeBpfObject, flavour: Flavour, modes: Reco
       probes[probe] = { ...inactiveStatus('could not attach ' + missingRequired.join(', ')), hooks: mine.map((h) => h.tracepoint) };
       continue;
     }
-    const s = tracepointStatus(probe, flavour, ladder?.reason || null, serve, napiThreads, sockReady);
+    const s = tracepointStatus(probe, flavour, ladder?.reason || null, lateRunPacketsOnly, napiThreads, sockReady);
     if (missingHelpers.length) s.reason = [s.reason, 'partial: could not attach ' + missingHelpers.join(', ')].filter(Boolean).join('; ');
     if (probe === 'wakeup') {
       // where their flows come from, or that they are unknown (not silent)

@@ -6,7 +6,7 @@ import type { ReplyRow } from '../diagnose/ping';
 import type { WakeupRow } from '../diagnose/wakeup';
 import { PacketVerdict } from '../diagnose/verdict';
 import { PingVerdict } from '../diagnose/ping';
-import { Aggregator, Packet } from '../stream/aggregate';
+import { Packet } from '../stream/aggregate';
 import { ReportSeries } from './series';
 import type { CpuSummary, HistogramRow, TimerRow } from '../diagnose/summary';
 
@@ -29,7 +29,8 @@ export interface Report {
     probes: Record<string, ProbeStatus>;
     /** Ring-full drops per CPU, and records the reader lost (absent in reports before they were counted). */
     drops: { total: number; perCpu: number[]; badRecords?: number; consumeErrors?: number };
-    events: Aggregator['events'] & { total: number };
+    /** Events read from the ring, by kind (a report states them; the aggregator's counters fill them). */
+    events: { softirq: number; timer: number; hrtimer: number; packet: number; func: number; pause: number; task: number; wakeup: number; unknown: number; total: number };
     notes: string[];
   };
   cpus: CpuSummary[];

@@ -53,12 +53,10 @@ export class Aggregator {
   icmpNotKept = 0;
   /** What the kernel counted itself (LiveTrace): every packet's wait, and serve's short softirq and net_rx_action runs. */
   readonly kernel = new KernelCounts();
-  /** Packets whose arrival the kernel did not see, per CPU. */
-  readonly packetWaitUnknown: number[] = [];
+  private readonly unseen: number[] = [];
   /** Pauses per CPU: how late hard hrtimers fired (the CPU took no interrupt meanwhile). */
   readonly pauses: (Histogram | undefined)[] = [];
-  /** CPU time the hypervisor stole from each CPU meanwhile, ns (LiveTrace adds it). */
-  readonly stealNs: number[] = [];
+  private readonly steal: number[] = [];
   private readonly slowRing: Newest<Packet>;
   private readonly stallRing: Newest<Stall>;
   private readonly receiveRing: Newest<ReceiveStall>;
@@ -257,6 +255,26 @@ export class Aggregator {
    * it came (KernelCounts); runs count as events, not as stalls or series
    * points (the kernel streams every run long enough to be a stall).
    */
+  /** CPU time the hypervisor stole from each CPU meanwhile, ns (LiveTrace adds it). */
+  get stealNs(): readonly number[] {
+    return this.steal;
+  }
+
+  /** Packets whose arrival the kernel did not see, per CPU. */
+  get packetWaitUnknown(): readonly number[] {
+    return this.unseen;
+  }
+
+  /** Steal the host took from `cpu` (ns), read from /proc/stat. */
+  addSteal(cpu: number, ns: number): void {
+    this.steal[cpu] = (this.steal[cpu] ?? 0) + ns;
+  }
+
+  /** Packets on `cpu` whose arrival the kernel did not see (counted in the kernel). */
+  addPacketWaitUnknown(cpu: number, n: number): void {
+    this.unseen[cpu] = (this.unseen[cpu] ?? 0) + n;
+  }
+
   addKernel(table: KernelTable, cpu: number, key: number, h: KernelHist): void {
     if ((table === 'softirq' || table === 'softirqWait') && key >= NR_SOFTIRQS) return;
     this.kernel.add(table, cpu, key, h);
@@ -310,21 +328,17 @@ export class Aggregator {
     this.kernel.merge(o.kernel);
     mergeList(this.pauses, o.pauses);
     o.icmpCount.forEach((n, cpu) => (this.icmpCount[cpu] = (this.icmpCount[cpu] ?? 0) + (n ?? 0)));
-    o.packetWaitUnknown.forEach((n, cpu) => (this.packetWaitUnknown[cpu] = (this.packetWaitUnknown[cpu] ?? 0) + (n ?? 0)));
-    o.stealNs.forEach((n, cpu) => (this.stealNs[cpu] = (this.stealNs[cpu] ?? 0) + (n ?? 0)));
+    o.packetWaitUnknown.forEach((n, cpu) => this.addPacketWaitUnknown(cpu, n ?? 0));
+    o.stealNs.forEach((n, cpu) => this.addSteal(cpu, n ?? 0));
     for (const p of o.icmp) {
       if (this.icmp.length < this.maxPackets) this.icmp.push(p);
       else this.icmpNotKept++;
     }
     this.icmpNotKept += o.icmpNotKept;
-    for (const p of o.slowPackets()) this.slowRing.push(p);
-    this.slowRing.dropped += o.slowRing.dropped;
-    for (const s of o.stalls()) this.stallRing.push(s);
-    this.stallRing.dropped += o.stallRing.dropped;
-    for (const r of o.receiveStalls()) this.receiveRing.push(r);
-    this.receiveRing.dropped += o.receiveRing.dropped;
-    for (const x of o.wakeups()) this.wakeRing.push(x);
-    this.wakeRing.dropped += o.wakeRing.dropped;
+    this.slowRing.absorb(o.slowRing);
+    this.stallRing.absorb(o.stallRing);
+    this.receiveRing.absorb(o.receiveRing);
+    this.wakeRing.absorb(o.wakeRing);
     if (this.series && o.series) this.series.merge(o.series);
     for (const k of Object.keys(this.events) as (keyof Aggregator['events'])[]) this.events[k] += o.events[k];
     if (o.firstNs && (!this.firstNs || o.firstNs < this.firstNs)) this.firstNs = o.firstNs;

@@ -1,9 +1,37 @@
 // Reads events out of a ring batch in place: the decoding half of the event
-// ABI (the offsets are kernel/abi.ts's, checked against the addon's).
+// ABI. Every field is read at kernel/abi.ts's OFFSETS, which unit/02-abi
+// checks against the addon's offsetof table (compiled from bpf/jitterscope.h).
 import { TWO32 } from '../base/address';
 import { EVENT_SIZE, OFFSETS } from '../kernel/abi';
 
 export const WORDS_PER_EVENT = EVENT_SIZE / 4;
+
+/** A field's index in the view of its width: u32 words, u16 halves or bytes from the event's start. */
+const W = (f: keyof typeof OFFSETS) => OFFSETS[f] / 4;
+const H = (f: keyof typeof OFFSETS) => OFFSETS[f] / 2;
+const B = (f: keyof typeof OFFSETS) => OFFSETS[f];
+const START = W('start_ns');
+const DURATION = W('duration_ns');
+const KEY = W('key');
+const CPU = W('cpu');
+const KIND = H('kind');
+const FLAGS = H('flags');
+const SOFTIRQ_WAIT = W('softirq.wait_ns');
+const SOFTIRQ_THREAD = W('softirq.thread_pid');
+const SADDR = B('pkt.saddr');
+const DADDR = B('pkt.daddr');
+const SPORT = H('pkt.sport');
+const DPORT = H('pkt.dport');
+const ARRIVAL_CPU = H('pkt.arrival_cpu');
+const PROTO = B('pkt.proto');
+const TYPE = B('pkt.type');
+const CODE = B('pkt.code');
+const TASK_PID = W('task.pid');
+const TASK_TGID = W('task.tgid');
+const WAKE_PID = W('wake.pid');
+const WAKE_TGID = W('wake.tgid');
+const WAKE_STOLEN = W('wake.stolen_ns');
+const WAKE_WAKER = W('wake.waker_cpu');
 
 /**
  * Reads events out of a batch buffer without allocating per event. The view
@@ -26,62 +54,62 @@ export class EventView {
     return i * WORDS_PER_EVENT;
   }
   startNs(w: number): number {
-    return this.u32[w] + this.u32[w + 1] * TWO32;
+    return this.u32[w + START] + this.u32[w + START + 1] * TWO32;
   }
   durationNs(w: number): number {
-    return this.u32[w + 2] + this.u32[w + 3] * TWO32;
+    return this.u32[w + DURATION] + this.u32[w + DURATION + 1] * TWO32;
   }
   /** The key's low 32 bits: softirq vector, ifindex, function id. */
   keyLo(w: number): number {
-    return this.u32[w + 4];
+    return this.u32[w + KEY];
   }
   /** The key as an exact number: the low 52 bits (kernel addresses keep their identity). */
   key52(w: number): number {
-    return this.u32[w + 4] + (this.u32[w + 5] & 0xfffff) * TWO32;
+    return this.u32[w + KEY] + (this.u32[w + KEY + 1] & 0xfffff) * TWO32;
   }
   cpu(w: number): number {
-    return this.u32[w + 6];
+    return this.u32[w + CPU];
   }
   kind(w: number): number {
-    return this.u16[w * 2 + 14];
+    return this.u16[w * 2 + KIND];
   }
   flags(w: number): number {
-    return this.u16[w * 2 + 15];
+    return this.u16[w * 2 + FLAGS];
   }
   softirqWaitNs(w: number): number {
-    return this.u32[w + 8] + this.u32[w + 9] * TWO32;
+    return this.u32[w + SOFTIRQ_WAIT] + this.u32[w + SOFTIRQ_WAIT + 1] * TWO32;
   }
   /** A NAPI thread's run (flag THREADED): the thread's pid. */
   softirqThreadPid(w: number): number {
-    return this.u32[w + 10];
+    return this.u32[w + SOFTIRQ_THREAD];
   }
   /** Packet addresses: IPv4 dotted, or IPv6 (RFC 5952 text) when flags say IPV6. */
   pktSaddr(w: number, v6: boolean): string {
-    return v6 ? ipv6(this.u8, w * 4 + 32) : ipv4(this.u8, w * 4 + 32);
+    return v6 ? ipv6(this.u8, w * 4 + SADDR) : ipv4(this.u8, w * 4 + SADDR);
   }
   pktDaddr(w: number, v6: boolean): string {
-    return v6 ? ipv6(this.u8, w * 4 + 48) : ipv4(this.u8, w * 4 + 48);
+    return v6 ? ipv6(this.u8, w * 4 + DADDR) : ipv4(this.u8, w * 4 + DADDR);
   }
   /** TCP/UDP source port; ICMP echo id. */
   pktSport(w: number): number {
-    return this.u16[w * 2 + 32];
+    return this.u16[w * 2 + SPORT];
   }
   /** TCP/UDP destination port; ICMP echo sequence. */
   pktDport(w: number): number {
-    return this.u16[w * 2 + 33];
+    return this.u16[w * 2 + DPORT];
   }
   pktArrivalCpu(w: number): number {
-    return this.u16[w * 2 + 34];
+    return this.u16[w * 2 + ARRIVAL_CPU];
   }
   pktProto(w: number): number {
-    return this.u8[w * 4 + 70];
+    return this.u8[w * 4 + PROTO];
   }
   /** ICMP type; TCP flags. */
   pktType(w: number): number {
-    return this.u8[w * 4 + 71];
+    return this.u8[w * 4 + TYPE];
   }
   pktCode(w: number): number {
-    return this.u8[w * 4 + 72];
+    return this.u8[w * 4 + CODE];
   }
   /** A NUL-terminated 16-byte comm at byte `offset` of event w. */
   private comm(w: number, offset: number): string {
@@ -95,27 +123,26 @@ export class EventView {
     return this.comm(w, OFFSETS['task.comm']);
   }
   taskPid(w: number): number {
-    return this.u32[w + 12];
+    return this.u32[w + TASK_PID];
   }
   taskTgid(w: number): number {
-    return this.u32[w + 13];
+    return this.u32[w + TASK_TGID];
   }
   /** A wake-up (kind WAKEUP): the woken task, and what the run that followed lost (flag STOLEN). */
   wakeComm(w: number): string {
     return this.comm(w, OFFSETS['wake.comm']);
   }
   wakePid(w: number): number {
-    return this.u32[w + OFFSETS['wake.pid'] / 4];
+    return this.u32[w + WAKE_PID];
   }
   wakeTgid(w: number): number {
-    return this.u32[w + OFFSETS['wake.tgid'] / 4];
+    return this.u32[w + WAKE_TGID];
   }
   wakeStolenNs(w: number): number {
-    const i = w + OFFSETS['wake.stolen_ns'] / 4;
-    return this.u32[i] + this.u32[i + 1] * TWO32;
+    return this.u32[w + WAKE_STOLEN] + this.u32[w + WAKE_STOLEN + 1] * TWO32;
   }
   wakeWakerCpu(w: number): number {
-    return this.u32[w + OFFSETS['wake.waker_cpu'] / 4];
+    return this.u32[w + WAKE_WAKER];
   }
 }
 

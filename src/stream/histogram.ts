@@ -73,24 +73,47 @@ export class Histogram {
    */
   private bins: Float64Array = EMPTY;
   private base = 0;
-  count = 0;
-  sum = 0;
-  min = Infinity;
-  max = 0;
+  private n = 0;
+  private total = 0;
+  private lo = Infinity;
+  private hi = 0;
+
+  /** Values recorded, their sum, the least and the greatest (exact; Infinity and 0 when empty). */
+  get count(): number {
+    return this.n;
+  }
+  get sum(): number {
+    return this.total;
+  }
+  get min(): number {
+    return this.lo;
+  }
+  get max(): number {
+    return this.hi;
+  }
+
+  /**
+   * A histogram of values known only by bucket (the kernel's), with the
+   * exact count, sum, least and greatest that were kept beside them.
+   */
+  static counted(buckets: Iterable<[bucket: number, n: number]>, totals: { count: number; sum: number; min: number; max: number }): Histogram {
+    const h = new Histogram();
+    for (const [i, n] of buckets) h.addAt(i, n);
+    h.n = totals.count;
+    h.total = totals.sum;
+    h.lo = totals.min;
+    h.hi = totals.max;
+    return h;
+  }
 
   record(v: number): void {
     const j = bucketOf(v) - this.base;
     if (j >= 0 && j < this.bins.length) this.bins[j]++;
     else this.addAt(j + this.base, 1);
-    this.count++;
-    this.sum += v;
-    if (v < this.min) this.min = v;
-    if (v > this.max) this.max = v;
-  }
-
-  /** Adds `n` values that fall in bucket `i` (count, sum, min and max are the caller's). */
-  addToBucket(i: number, n: number): void {
-    this.addAt(i, n);
+    this.n++;
+    this.total += v;
+    if (v < this.lo) this.lo = v;
+    if (v > this.hi) this.hi = v;
   }
 
   /** Every bucket's count, BUCKET_COUNT long (a copy). */
@@ -121,20 +144,20 @@ export class Histogram {
     if (!other.count) return this;
     const b = other.bins;
     for (let k = 0; k < b.length; k++) if (b[k]) this.addAt(other.base + k, b[k]);
-    this.count += other.count;
-    this.sum += other.sum;
-    if (other.min < this.min) this.min = other.min;
-    if (other.max > this.max) this.max = other.max;
+    this.n += other.n;
+    this.total += other.total;
+    if (other.lo < this.lo) this.lo = other.lo;
+    if (other.hi > this.hi) this.hi = other.hi;
     return this;
   }
 
   reset(): void {
     this.bins = EMPTY;
     this.base = 0;
-    this.count = 0;
-    this.sum = 0;
-    this.min = Infinity;
-    this.max = 0;
+    this.n = 0;
+    this.total = 0;
+    this.lo = Infinity;
+    this.hi = 0;
   }
 
   /** Value at quantile q (0..1): the middle of the bucket holding that rank, within [min, max]. */

@@ -42,20 +42,16 @@ export function since(now: KernelHist, before: KernelHist | undefined): KernelHi
 
 /** Our Histogram from the kernel's: exact count, sum and max; each bucket's values at its middle. */
 export function toHistogram(k: KernelHist): Histogram {
-  const h = new Histogram();
-  let first = true;
+  const buckets: [number, number][] = [];
+  let min = Infinity;
   k.buckets.forEach((n, i) => {
     if (!n) return;
     const [lo, hi] = kernelBucketBounds(i);
-    const mid = Math.min(k.maxNs, Math.floor((lo + hi - 1) / 2));
-    h.addToBucket(bucketOf(mid), n);
-    if (first) h.min = lo;
-    first = false;
+    // each value as the middle of its kernel bucket (no more than the greatest), in our bucket of that
+    buckets.push([bucketOf(Math.min(k.maxNs, Math.floor((lo + hi - 1) / 2))), n]);
+    if (min === Infinity) min = lo;
   });
-  h.count = k.count;
-  h.sum = k.sumNs;
-  h.max = k.maxNs;
-  return h;
+  return Histogram.counted(buckets, { count: k.count, sum: k.sumNs, min, max: k.maxNs });
 }
 
 /** a + b (neither changes). */

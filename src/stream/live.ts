@@ -42,7 +42,7 @@ export class LiveTrace {
   /** Moves what the kernel's packet-wait histograms and the host's steal gained since the last fold into `into`. */
   private fold(into: Aggregator): void {
     const steal = readStealNs();
-    steal.forEach((ns, cpu) => (into.stealNs[cpu] = (into.stealNs[cpu] ?? 0) + ns - (this.lastSteal[cpu] ?? ns)));
+    steal.forEach((ns, cpu) => into.addSteal(cpu, ns - (this.lastSteal[cpu] ?? ns)));
     this.lastSteal = steal;
     this.foldPacketWait(into);
     this.foldRuns(into);
@@ -71,7 +71,7 @@ export class LiveTrace {
     const now = parsePercpuHist(bytes);
     now.forEach((k, cpu) => {
       const d = since(k, this.lastWait[cpu]);
-      if (d.unknown) into.packetWaitUnknown[cpu] = (into.packetWaitUnknown[cpu] ?? 0) + d.unknown;
+      if (d.unknown) into.addPacketWaitUnknown(cpu, d.unknown);
       if (d.count) into.addKernel('packetWait', cpu, 0, d);
     });
     this.lastWait = now;

@@ -115,16 +115,25 @@ export interface Wakeup {
 export class Newest<T> {
   private readonly items: T[] = [];
   private next = 0;
-  dropped = 0;
+  private lost = 0;
   constructor(readonly max: number) {}
+  /** How many it let go. */
+  get dropped(): number {
+    return this.lost;
+  }
   push(x: T): void {
-    if (this.max === 0) this.dropped++;
+    if (this.max === 0) this.lost++;
     else if (this.items.length < this.max) this.items.push(x);
     else {
       this.items[this.next] = x;
       this.next = (this.next + 1) % this.max;
-      this.dropped++;
+      this.lost++;
     }
+  }
+  /** Takes `other`'s items after its own, oldest first, and what `other` let go (`other` is left as it was). */
+  absorb(other: Newest<T>): void {
+    for (const x of other.list()) this.push(x);
+    this.lost += other.lost;
   }
   list(): T[] {
     return this.items.slice(this.next).concat(this.items.slice(0, this.next));

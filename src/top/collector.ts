@@ -1,8 +1,10 @@
 // The dashboard's collector: cuts the live trace into intervals (one per
 // refresh), keeps enough of them for the 10 s window plus a running total, and
 // produces immutable snapshots (the window's summary and verdict, no report)
-// for the views. snapshot() has no side effects: it may be called any number
-// of times.
+// for the views. snapshot() changes nothing the views can see, and may be
+// called any number of times; it may do work on the way that later calls
+// reuse: naming callbacks can build the kallsyms index once, or load the small
+// program that names them by %pS, and reads the host's facts.
 import os from 'node:os';
 import { HostFacts, NO_HOST_FACTS } from '../base/host-facts';
 import { clockPair, monotonicNs } from '../base/clock';

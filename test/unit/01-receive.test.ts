@@ -144,7 +144,7 @@ test('the aggregator keeps late NET_RX runs, tasks and NAPI packets; the report 
   const text = renderText(r);
   assert.match(text, /receive stalls \(NET_RX runs that started 1\.00ms or more after their raise\): 1; longest:\n {2}cpu 1 {2}waited 12\.0ms \(ran in ksoftirqd\) {2}spin\[4242\] on CPU 1/);
   assert.match(text, /waited <= 12\.1ms {2}cpu 1->1 \(NIC ring\)/);
-  assert.match(adviceForCulprit('spin[4242]', 1, 30).join(' '), /spin\[4242\] held CPU 1 for up to 30\.0 ms while NET_RX waited there for ksoftirqd/);
+  assert.match(adviceForCulprit({ culprit: 'spin[4242]', kind: 'task' }, 1, 30).join(' '), /spin\[4242\] held CPU 1 for up to 30\.0 ms while NET_RX waited there for ksoftirqd/);
 });
 
 test('a NAPI thread\'s late run is a receive stall, not a softirq run, and names the task that held its CPU', () => {

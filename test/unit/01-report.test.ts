@@ -50,7 +50,7 @@ function sample(): Aggregator {
       pkt: { saddr: 'fd00::1', daddr: 'fd00::2', proto: 6, sport: 40000, dport: 7000, type: 0x18, arrivalCpu: 0 },
     });
   const agg = new Aggregator({ stallThresholdNs: 1e6 });
-  agg.stealNs[1] = 120e6; // the hypervisor took 120 ms from CPU 1
+  agg.addSteal(1, 120e6); // the hypervisor took 120 ms from CPU 1
   // two batches, the second reusing a different buffer
   agg.consume(encode(ev.slice(0, 150)), 150);
   agg.consume(encode(ev.slice(150)), ev.length - 150);
