@@ -100,8 +100,16 @@ interface Floor {
 }
 
 const FLOOR_PROGRAMS = [
-  'empty_sirq_entry', 'empty_sirq_exit', 'empty_rx_arrive', 'empty_skb_rcv', 'empty_sched_waking', 'empty_sched_switch',
-  'floor_sirq_entry', 'floor_sirq_exit', 'floor_rx_arrive', 'floor_skb_rcv',
+  'empty_sirq_entry',
+  'empty_sirq_exit',
+  'empty_rx_arrive',
+  'empty_skb_rcv',
+  'empty_sched_waking',
+  'empty_sched_switch',
+  'floor_sirq_entry',
+  'floor_sirq_exit',
+  'floor_rx_arrive',
+  'floor_skb_rcv',
 ];
 
 function floorStats(o: NativeBpfObject): Stats {
@@ -133,8 +141,12 @@ function slice(d: Stats): Slice {
   const perSoftirq = (get('sirq_entry').runTimeNs + get('sirq_exit').runTimeNs) / runs;
   const per = (h: string) => get(h).runTimeNs / Math.max(1, get(h).runCount);
   return {
-    perSoftirq, withRaise: perSoftirq + get('sirq_raise').runTimeNs / runs, perPacket: perPacket(d).ns,
-    perWaking: per('sched_waking'), perSwitch: per('sched_switch'), perReady: per('sk_ready'),
+    perSoftirq,
+    withRaise: perSoftirq + get('sirq_raise').runTimeNs / runs,
+    perPacket: perPacket(d).ns,
+    perWaking: per('sched_waking'),
+    perSwitch: per('sched_switch'),
+    perReady: per('sk_ready'),
   };
 }
 
@@ -147,7 +159,11 @@ const SLICES = 15;
  * the median over slices: a host pause lands in one slice's mean, not in the
  * median.
  */
-async function sliced(traces: LiveTrace[], load: () => Promise<void>, floor: NativeBpfObject): Promise<{ slices: Slice[][]; floors: Floor[]; totals: Stats[] }> {
+async function sliced(
+  traces: LiveTrace[],
+  load: () => Promise<void>,
+  floor: NativeBpfObject,
+): Promise<{ slices: Slice[][]; floors: Floor[]; totals: Stats[] }> {
   const slices: Slice[][] = traces.map(() => []);
   const floors: Floor[] = [];
   const first = traces.map((t) => t.session.programStats());
@@ -181,11 +197,17 @@ async function main() {
     stream = LiveTrace.start({});
     serve = LiveTrace.start({ kernelHistsBelowNs: 1e6, streamIcmp: false, lateRunPacketsOnly: true, ringBytes: 1 << 20 });
     // a fallback changes what is measured: say it (the tracer's notes name any)
-    for (const [mode, t] of [['stream', stream], ['serve', serve]] as const) for (const n of t.session.notes) console.log(`note (${mode}): ${n}`);
+    for (const [mode, t] of [
+      ['stream', stream],
+      ['serve', serve],
+    ] as const)
+      for (const n of t.session.notes) console.log(`note (${mode}): ${n}`);
     const tcp = await sliced([stream, serve], () => tcpLoad(300), floor);
     const icmp = await sliced([stream, serve], () => icmpFlood(1000), floor);
     const pipes = await sliced([stream, serve], () => pipeLoad(300), floor);
-    console.log(`${'hook'.padEnd(12)} ${'stream ns/run'.padStart(14)} ${'serve ns/run'.padStart(13)} ${'runs'.padStart(9)}   (means over the TCP load, host pauses included)`);
+    console.log(
+      `${'hook'.padEnd(12)} ${'stream ns/run'.padStart(14)} ${'serve ns/run'.padStart(13)} ${'runs'.padStart(9)}   (means over the TCP load, host pauses included)`,
+    );
     const [a, b] = tcp.totals;
     for (const x of a) {
       const y = b.find((z) => z.hook === x.hook)!;
@@ -229,7 +251,8 @@ async function main() {
     const single = median(tcp.floors.map((f) => f.emptySingle));
     const servePacket = median(tcp.slices[1].map((s) => s.perPacket));
     const streamPacket = median(tcp.slices[0].map((s) => s.perPacket));
-    const verdict = (over: number, allowed: number) => `${over >= 0 ? '+' : ''}${over.toFixed(0)} ns (target +${allowed}: ${over <= allowed ? 'met' : 'NOT met'})`;
+    const verdict = (over: number, allowed: number) =>
+      `${over >= 0 ? '+' : ''}${over.toFixed(0)} ns (target +${allowed}: ${over <= allowed ? 'met' : 'NOT met'})`;
     console.log(`bpf-cost: serve per softirq vs the least exact timer: ${verdict(serveSoftirq - least, 40)}`);
     console.log(`bpf-cost: serve per packet (not in a late run) vs one do-nothing hook: ${verdict(servePacket - single, 15)}`);
     console.log(`bpf-cost: stream per packet vs the least exact timer of a wait: ${verdict(streamPacket - leastPacket, 30)}`);
@@ -237,10 +260,14 @@ async function main() {
     const switchOver = median(pipes.slices[1].map((s) => s.perSwitch)) - median(pipes.floors.map((f) => f.emptySwitch));
     console.log(`bpf-cost: per wake-up not made in a NET_RX run vs one do-nothing hook: ${verdict(wakingOver, 10)}`);
     console.log(`bpf-cost: per switch with no network wake-up pending vs one do-nothing hook: ${verdict(switchOver, 15)}`);
-    console.log(`bpf-cost: (a do-nothing program costs ${median(tcp.floors.map((f) => f.emptySoftirq / 2)).toFixed(0)} ns a run here: bpf_stats' clock reads and the call)`);
+    console.log(
+      `bpf-cost: (a do-nothing program costs ${median(tcp.floors.map((f) => f.emptySoftirq / 2)).toFixed(0)} ns a run here: bpf_stats' clock reads and the call)`,
+    );
     stream.session.drain();
     serve.session.drain();
-    console.log(`bpf-cost: events streamed: stream ${stream.session.streamedEvents()}, serve ${serve.session.streamedEvents()}; drops: ${stream.session.drops().total}, ${serve.session.drops().total}`);
+    console.log(
+      `bpf-cost: events streamed: stream ${stream.session.streamedEvents()}, serve ${serve.session.streamedEvents()}; drops: ${stream.session.drops().total}, ${serve.session.drops().total}`,
+    );
   } finally {
     serve?.stop();
     stream?.stop();

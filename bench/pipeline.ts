@@ -63,9 +63,7 @@ async function main() {
   let best: Awaited<ReturnType<typeof runAt>> | undefined;
   for (const rate of rates) {
     const r = await runAt(rate, seconds);
-    console.log(
-      `offered ${M(rate)}: produced ${M(r.produced)}, consumed ${M(r.consumed)}, drops ${r.drops}${r.lost ? `, unaccounted ${r.lost}` : ''}`,
-    );
+    console.log(`offered ${M(rate)}: produced ${M(r.produced)}, consumed ${M(r.consumed)}, drops ${r.drops}${r.lost ? `, unaccounted ${r.lost}` : ''}`);
     if (r.drops === 0 && r.lost === 0) {
       if (!best || r.consumed > best.consumed) best = r;
     } else break;

@@ -138,7 +138,11 @@ async function udpFlood(pps: number, seconds: number): Promise<Flood> {
     await sleep(500);
     const bitsPerSec = Math.round(((pps / ports.length) * 64 * 8) / 1000);
     for (const port of ports) {
-      const c = spawn('ip', net.exec(net.a, ['iperf3', '-c', net.addrB, '-p', String(port), '-u', '-l', '64', '-b', `${bitsPerSec}K`, '-t', String(seconds + 30)]), { stdio: ['ignore', 'ignore', 'pipe'] });
+      const c = spawn(
+        'ip',
+        net.exec(net.a, ['iperf3', '-c', net.addrB, '-p', String(port), '-u', '-l', '64', '-b', `${bitsPerSec}K`, '-t', String(seconds + 30)]),
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
       let err = '';
       c.stderr!.on('data', (d) => (err += d));
       c.once('close', (code) => code && !c.killed && process.stderr.write(`soak: iperf3 sender exited ${code}: ${err}\n`));
@@ -153,12 +157,20 @@ async function udpFlood(pps: number, seconds: number): Promise<Flood> {
   }
 }
 
-export async function soak(seconds: number, load: SoakLoad = { kind: 'udp', pps: 100_000 }, warmupS = Math.min(60, seconds / 4), extra: string[] = [], opts: SoakOptions = {}): Promise<SoakResult> {
+export async function soak(
+  seconds: number,
+  load: SoakLoad = { kind: 'udp', pps: 100_000 },
+  warmupS = Math.min(60, seconds / 4),
+  extra: string[] = [],
+  opts: SoakOptions = {},
+): Promise<SoakResult> {
   const port = await freePort();
   const loadArgs = load.kind === 'synthetic' ? ['--synthetic-rate', load.rate] : [];
   // as the image runs it (NODE_OPTIONS there): without it V8's young generation
   // grows to 2 x 16 MB under a scrape a second, ~12 MB more RSS
-  const child = spawn(process.execPath, [...SERVE_NODE_FLAGS, opts.cli ?? CLI, 'serve', '--listen', `127.0.0.1:${port}`, ...loadArgs, ...extra], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [...SERVE_NODE_FLAGS, opts.cli ?? CLI, 'serve', '--listen', `127.0.0.1:${port}`, ...loadArgs, ...extra], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let flood: Flood | undefined;
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
@@ -250,7 +262,10 @@ if (require.main === module) {
   }
   const load: SoakLoad = kind === 'udp' ? { kind, pps: Number(arg('pps') ?? 100_000) } : { kind, rate: arg('rate') ?? '200k' };
   const cli = arg('cli');
-  soak(seconds, load, undefined, window ? ['--report-window', window] : [], { perfSeconds: Number(arg('perf') ?? 0), cli: cli ? path.resolve(cli) : undefined }).then(
+  soak(seconds, load, undefined, window ? ['--report-window', window] : [], {
+    perfSeconds: Number(arg('perf') ?? 0),
+    cli: cli ? path.resolve(cli) : undefined,
+  }).then(
     (r) => {
       for (const s of r.samples) console.log(`  t=${s.t.toFixed(0)}s rss=${s.rssMb.toFixed(1)} MB anon=${s.anonMb.toFixed(1)} MB`);
       console.log(soakSummary(r));

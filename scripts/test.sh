@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Runs the linter (ESLint, typescript-eslint's recommended rules) and every
+# Runs the formatter's check (Prettier, .prettierrc.json), the linter (ESLint,
+# typescript-eslint's recommended rules) and every
 # test, folder by folder (test/unit: no kernel; test/kernel: this host's
 # kernel; test/vm: Debian kernels under QEMU; test/fleet: the package and the
 # image), one file at a time: kernel tests share the machine's CPUs, RPS
 # masks and tracepoints. Ends with one summary of
 # every skipped test and its reason (test/report/skip-summary.ts).
-#   scripts/test.sh                          lint, then every test
+#   scripts/test.sh                          format check and lint, then every test
 #   scripts/test.sh dist/test/kernel/14-top.test.js   only those test files (no lint)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,8 @@ run() {
     "$@" || tests=1
 }
 if (($# == 0)); then
-  echo "lint: eslint ." >&2
+  echo "lint: prettier --check, eslint ." >&2
+  npx --no-install prettier --check --log-level warn '**/*.{ts,js,mjs}' || { echo "lint: not formatted (above): npx prettier --write '**/*.{ts,js,mjs}'" >&2; lint=1; }
   npx --no-install eslint . || lint=1
   for dir in unit kernel vm fleet; do
     files=(dist/test/$dir/*.test.js)
@@ -32,6 +34,6 @@ else
 fi
 awk -F'\t' '$1 == "COUNT" { p += $2; f += $3 } $1 == "SKIP" { s[++n] = $2 }
   END { printf "\nSkipped tests: %d (passed %d, failed %d)\n", n, p, f; for (i = 1; i <= n; i++) print s[i] }' "$summary"
-((lint)) && echo "lint: eslint found problems (above): npm test fails" >&2
+((lint)) && echo "lint: prettier or eslint found problems (above): npm test fails" >&2
 ((tests || lint)) && exit 1
 exit 0

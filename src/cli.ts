@@ -30,13 +30,48 @@ export async function main(args: string[]): Promise<number> {
   const parser = yargs(args)
     .scriptName('jitterscope')
     .usage('$0 <command> [options]\n\nFind the cause of network latency spikes on this node (eBPF).')
-    .command('record', 'Trace softirqs, timer callbacks and received packets, then write a report (JSON, text or HTML)', (y) => commands.record().recordOptions(y), (a) => commands.record().record(a))
-    .command('top', 'Live per-CPU dashboard (plain text each interval when not on a terminal)', (y) => commands.top().topOptions(y), (a) => commands.top().top(a))
-    .command('ping <target>', 'Ping while tracing; name the CPU and the callback behind every slow reply', (y) => commands.ping().pingOptions(y), (a) => commands.ping().ping(a))
-    .command('serve', 'Always-on exporter: Prometheus /metrics, /report?window=, /healthz until SIGTERM', (y) => commands.serve().serveOptions(y), (a) => commands.serve().serve(a))
-    .command('report <file>', 'Read a saved report again: its text, or --html for a page with plots', (y) => commands.report().reportOptions(y), (a) => commands.report().report(a))
-    .command('lab', 'Reproduction aid: stall one CPU in softirq context on a timer, optionally steering RPS to it', (y) => commands.lab().labOptions(y), (a) => commands.lab().lab(a))
-    .command('doctor', 'What this kernel supports, which hook each probe will use, IPVS and RPS state, advice', (y) => commands.doctor().doctorOptions(y), (a) => commands.doctor().doctor(a))
+    .command(
+      'record',
+      'Trace softirqs, timer callbacks and received packets, then write a report (JSON, text or HTML)',
+      (y) => commands.record().recordOptions(y),
+      (a) => commands.record().record(a),
+    )
+    .command(
+      'top',
+      'Live per-CPU dashboard (plain text each interval when not on a terminal)',
+      (y) => commands.top().topOptions(y),
+      (a) => commands.top().top(a),
+    )
+    .command(
+      'ping <target>',
+      'Ping while tracing; name the CPU and the callback behind every slow reply',
+      (y) => commands.ping().pingOptions(y),
+      (a) => commands.ping().ping(a),
+    )
+    .command(
+      'serve',
+      'Always-on exporter: Prometheus /metrics, /report?window=, /healthz until SIGTERM',
+      (y) => commands.serve().serveOptions(y),
+      (a) => commands.serve().serve(a),
+    )
+    .command(
+      'report <file>',
+      'Read a saved report again: its text, or --html for a page with plots',
+      (y) => commands.report().reportOptions(y),
+      (a) => commands.report().report(a),
+    )
+    .command(
+      'lab',
+      'Reproduction aid: stall one CPU in softirq context on a timer, optionally steering RPS to it',
+      (y) => commands.lab().labOptions(y),
+      (a) => commands.lab().lab(a),
+    )
+    .command(
+      'doctor',
+      'What this kernel supports, which hook each probe will use, IPVS and RPS state, advice',
+      (y) => commands.doctor().doctorOptions(y),
+      (a) => commands.doctor().doctor(a),
+    )
     .demandCommand(1, `name a command: ${COMMANDS.join(', ')}`)
     .strict()
     .version(VERSION)

@@ -47,16 +47,15 @@ type StallRows = { stalls: { rows: { kind: string; cpu: number; startNs: number;
  */
 export function pausesOf(report: StallRows): PauseSpan[] {
   const rows = report.stalls.rows;
-  const busy = (cpu: number, at: number) => rows.some((s) => (s.kind === 'task' || s.kind === 'self') && s.cpu === cpu && s.startNs <= at - BUSY_PAUSE_LEAD_NS && s.startNs + s.durationNs >= at);
+  const busy = (cpu: number, at: number) =>
+    rows.some((s) => (s.kind === 'task' || s.kind === 'self') && s.cpu === cpu && s.startNs <= at - BUSY_PAUSE_LEAD_NS && s.startNs + s.durationNs >= at);
   return rows
     .filter((s) => s.kind === 'pause')
     .map((s) => ({ cpu: s.cpu, startNs: s.startNs, durationNs: s.durationNs, leadNs: busy(s.cpu, s.startNs) ? BUSY_PAUSE_LEAD_NS : PAUSE_LEAD_NS }));
 }
 
 export function touchedByPause(w: SampleWindow, pauses: PauseSpan[]): boolean {
-  return pauses.some(
-    (p) => w.cpus.includes(p.cpu) && w.fromNs <= p.startNs + p.durationNs && w.toNs >= p.startNs - (p.leadNs ?? PAUSE_LEAD_NS),
-  );
+  return pauses.some((p) => w.cpus.includes(p.cpu) && w.fromNs <= p.startNs + p.durationNs && w.toNs >= p.startNs - (p.leadNs ?? PAUSE_LEAD_NS));
 }
 
 export type Verdict = 'pass' | 'fail' | 'too-few';
@@ -107,7 +106,13 @@ export function judgeShare<T>(c: ShareCheck<T>, pauses: PauseSpan[]): Judgement 
   const text =
     `${c.what}: ${good} of ${clean.length} clean samples (need ${c.minSamples}+ at ${Math.round(c.minShare * 100)}%)` +
     `${excused ? `, ${excused} set aside: a pause touched them` : ''}` +
-    (c.show && good < clean.length ? `; failed: ${clean.filter((s) => !c.ok(s)).slice(0, 5).map(c.show).join(', ')}` : '');
+    (c.show && good < clean.length
+      ? `; failed: ${clean
+          .filter((s) => !c.ok(s))
+          .slice(0, 5)
+          .map(c.show)
+          .join(', ')}`
+      : '');
   return { what: c.what, verdict, clean: clean.length, good, excused, text };
 }
 
@@ -143,7 +148,10 @@ export async function timingTest(
     if (failed.length) assert.fail(failed.map((j) => j.text).join('; '));
     if (last.every((j) => j.verdict === 'pass')) return 'pass';
   }
-  const why = `host pauses left too few clean samples after ${attempts} runs: ${last.filter((j) => j.verdict !== 'pass').map((j) => j.text).join('; ')}`;
+  const why = `host pauses left too few clean samples after ${attempts} runs: ${last
+    .filter((j) => j.verdict !== 'pass')
+    .map((j) => j.text)
+    .join('; ')}`;
   process.stderr.write(`SKIP: ${why}\n`);
   t.skip(why);
   return 'skip';

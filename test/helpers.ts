@@ -97,9 +97,7 @@ export function tracerPrograms(): { id: number; name: string }[] {
   const r = spawnSync('bpftool', ['prog', 'show', '-j'], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`bpftool prog show failed: ${r.stderr}`);
   const progs = JSON.parse(r.stdout || '[]') as { id: number; name?: string }[];
-  return progs
-    .filter((p) => p.name && /^js[rfk]?_/.test(p.name))
-    .map((p) => ({ id: p.id, name: p.name! }));
+  return progs.filter((p) => p.name && /^js[rfk]?_/.test(p.name)).map((p) => ({ id: p.id, name: p.name! }));
 }
 
 export async function waitFor(cond: () => boolean, timeoutMs: number, stepMs = 50): Promise<boolean> {
@@ -170,9 +168,13 @@ export function injectedPauses(): { pauseMs: number; pausePeriodMs: number } | n
 export async function startLab(net: NetnsPair) {
   const pause = injectedPauses();
   const pauseArgs = pause ? ['--pause-ms', String(pause.pauseMs), '--pause-every-ms', String(pause.pausePeriodMs)] : [];
-  const lab = spawn('ip', net.exec(net.b, [process.execPath, CLI, 'lab', '--cpu', '1', '--stall-ms', '15', '--period-ms', '200', '--rps', 'vb', ...pauseArgs]), {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const lab = spawn(
+    'ip',
+    net.exec(net.b, [process.execPath, CLI, 'lab', '--cpu', '1', '--stall-ms', '15', '--period-ms', '200', '--rps', 'vb', ...pauseArgs]),
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   let err = '';
   lab.stderr!.on('data', (d) => (err += d));
   const closed = new Promise<number | null>((r) => lab.on('close', r));

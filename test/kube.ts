@@ -41,7 +41,10 @@ export interface Manifest {
 
 export function readManifests(dir = KUBE_DIR): Manifest[] {
   const out: Manifest[] = [];
-  for (const file of fs.readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).sort())
+  for (const file of fs
+    .readdirSync(dir)
+    .filter((f) => /\.ya?ml$/.test(f))
+    .sort())
     for (const d of YAML.parseAllDocuments(fs.readFileSync(path.join(dir, file), 'utf8'))) {
       if (d.errors.length) throw new Error(`${file}: ${d.errors[0].message}`);
       const doc = d.toJS();
@@ -80,8 +83,7 @@ export function validateManifest(doc: any): string[] {
     });
   };
   const problems: string[] = [];
-  if (!validate(wrap(doc)))
-    for (const e of validate.errors ?? []) problems.push(`${e.instancePath || '/'}: ${describe(e)}`);
+  if (!validate(wrap(doc))) for (const e of validate.errors ?? []) problems.push(`${e.instancePath || '/'}: ${describe(e)}`);
   const walk = (v: unknown, at: string) => {
     if (v === null || typeof v !== 'object') return;
     if (Array.isArray(v)) return v.forEach((x, i) => walk(x, `${at}/${i}`));

@@ -20,6 +20,16 @@ export function judgeSpinnerBlame(r: any, spinner: string, stalls: any[], reques
   const pauses = pausesOf(r);
   return [
     judgeShare({ what: `${what} the spinner held >= 5 ms, blamed on it`, samples: late, window: stallWindow, ok: named, minShare: 0.9, minSamples: 5 }, pauses),
-    judgeShare({ what: 'requests that waited >= 5 ms on CPU 1 while the spinner ran, blamed on it', samples: requests.filter(spinning), window: packetWindow, ok: named, minShare: 0.9, minSamples: minRequests }, pauses),
+    judgeShare(
+      {
+        what: 'requests that waited >= 5 ms on CPU 1 while the spinner ran, blamed on it',
+        samples: requests.filter(spinning),
+        window: packetWindow,
+        ok: named,
+        minShare: 0.9,
+        minSamples: minRequests,
+      },
+      pauses,
+    ),
   ];
 }

@@ -24,7 +24,11 @@ export const pct = (x: number): string => `${Math.round(x * 100)}%`;
 /** Aligned columns: those in `left` left-aligned, the others right-aligned. */
 export function table(head: string[], rows: string[][], left: number[] = [0]): string {
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (r: string[]) => r.map((c, i) => (left.includes(i) ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ').trimEnd();
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => (left.includes(i) ? c.padEnd(w[i]) : c.padStart(w[i])))
+      .join('  ')
+      .trimEnd();
   return [line(head), ...rows.map(line)].join('\n');
 }
 
@@ -34,4 +38,3 @@ export function wallTime(monoNs: number, realtimeOffsetNs: number): string {
   const p = (n: number, w = 2) => String(n).padStart(w, '0');
   return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
 }
-

@@ -66,7 +66,8 @@ export function tracingPreflight(cpusArg: string | undefined): { possible: numbe
 export function startTrace({ nice, ...opts }: Omit<LiveTraceOptions, 'attach'> & { attach: string; nice?: number }, quiet = false): LiveTrace {
   // the observer must not delay what it observes: ksoftirqd and NAPI threads first (host/priority.ts)
   const unchanged = yieldToReceiveProcessing(nice);
-  if (unchanged && !quiet) say(`note: ${unchanged} of this process's threads kept their priority (setpriority refused); receive processing may wait behind them`);
+  if (unchanged && !quiet)
+    say(`note: ${unchanged} of this process's threads kept their priority (setpriority refused); receive processing may wait behind them`);
   // notes made later (ip_vs loaded or unloaded while tracing) are said as they come
   const onNote = quiet ? undefined : (n: string) => say(`note: ${n}`);
   // time series count from here (intervals then line up with the trace's start)

@@ -21,11 +21,12 @@ function runDoctor(possibleCpus: number): DoctorReport {
   // without kallsyms the IPVS estimator reads as unknown ("none")
   const { kallsyms, note } = loadKallsyms();
   const namer = bpfSymbolNamer();
-  const symbols: DoctorReport['symbols'] = !kallsyms || kallsyms.hidden
-    ? { by: 'none', reason: note ?? '' }
-    : namer.works()
-      ? { by: 'kernel', reason: 'a program formats each address with %pS (no read of /proc/kallsyms)' }
-      : { by: 'kallsyms', reason: `the kernel refused the naming program (${namer.refusal()}): /proc/kallsyms is read and indexed once (~100 ms)` };
+  const symbols: DoctorReport['symbols'] =
+    !kallsyms || kallsyms.hidden
+      ? { by: 'none', reason: note ?? '' }
+      : namer.works()
+        ? { by: 'kernel', reason: 'a program formats each address with %pS (no read of /proc/kallsyms)' }
+        : { by: 'kallsyms', reason: `the kernel refused the naming program (${namer.refusal()}): /proc/kallsyms is read and indexed once (~100 ms)` };
   const modes = chooseModes(f, ipvsSymbols(kallsyms), 'auto', true, hasSkDataReadyTracepoint(kernelVersion(release)));
   const tp = f.tp_btf.ok ? 'tp_btf' : f.raw_tp.ok ? 'raw_tp' : null;
   const direct = (c: Choice) => ({ mode: c.mode === 'tracepoint' ? tp : c.mode, reason: c.reason });
@@ -40,7 +41,11 @@ function runDoctor(possibleCpus: number): DoctorReport {
       kprobe: f.kprobe,
       tp_btf: f.tp_btf,
       raw_tp: f.raw_tp,
-      tracepoint: { ok: f.tracefs !== null, error: f.tracefs ? null : 'tracefs is not mounted (mount -t tracefs none /sys/kernel/tracing)', tracefs: f.tracefs },
+      tracepoint: {
+        ok: f.tracefs !== null,
+        error: f.tracefs ? null : 'tracefs is not mounted (mount -t tracefs none /sys/kernel/tracing)',
+        tracefs: f.tracefs,
+      },
     },
     probes: {
       ipvs_estimation: direct(modes.ipvs_estimation),

@@ -28,7 +28,10 @@ export function labOptions(y: Argv): Argv<LabArgs> {
     .option('period-ms', { type: 'string', default: '200', describe: 'Time between stalls' })
     .option('rps', { type: 'string', array: true, describe: "DEV or DEV:CPUS: steer DEV's receive queues to the stalled CPU (or CPUS) while running" })
     .option('duration', { alias: 'd', type: 'string', describe: 'Stop after this long (default: until Ctrl-C)' })
-    .option('pause-ms', { type: 'string', describe: 'Also hold interrupts off on the CPU this long, from its timer interrupt: what a host pausing the vCPU looks like (tests use it)' })
+    .option('pause-ms', {
+      type: 'string',
+      describe: 'Also hold interrupts off on the CPU this long, from its timer interrupt: what a host pausing the vCPU looks like (tests use it)',
+    })
     .option('pause-every-ms', { type: 'string', default: '1000', describe: 'Time between those pauses' })
     .example('$0 lab --cpu 1 --rps lo', 'stall CPU 1 and steer loopback to it; try ping 127.0.0.1') as unknown as Argv<LabArgs>;
 }
@@ -86,7 +89,9 @@ export async function lab(argv: LabArgs): Promise<void> {
     clearInterval(timer);
     const st = stall.stats();
     const ps = stall.pauseStats();
-    say(`lab: stopped (${reason}) after ${st.runs} stalls, longest ${(st.maxNs / 1e6).toFixed(2)} ms${st.otherCpuRuns ? `, ${st.otherCpuRuns} ran off CPU ${cpu}` : ''}${pauseMs ? `; ${ps.runs} pauses, longest ${(ps.maxNs / 1e6).toFixed(2)} ms` : ''}`);
+    say(
+      `lab: stopped (${reason}) after ${st.runs} stalls, longest ${(st.maxNs / 1e6).toFixed(2)} ms${st.otherCpuRuns ? `, ${st.otherCpuRuns} ran off CPU ${cpu}` : ''}${pauseMs ? `; ${ps.runs} pauses, longest ${(ps.maxNs / 1e6).toFixed(2)} ms` : ''}`,
+    );
   } finally {
     stop.dispose();
     stall?.stop();

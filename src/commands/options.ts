@@ -24,8 +24,7 @@ export function parseCpuList(value: unknown, possible: number, option = '--cpus'
     const lo = parseInt(m[1], 10);
     const hi = m[2] === undefined ? lo : parseInt(m[2], 10);
     if (hi < lo) throw new UsageError(`${option}: range '${part}' runs backwards`);
-    if (hi >= possible)
-      throw new UsageError(`${option}: CPU ${hi} does not exist; this machine has CPUs 0-${possible - 1}`);
+    if (hi >= possible) throw new UsageError(`${option}: CPU ${hi} does not exist; this machine has CPUs 0-${possible - 1}`);
     for (let c = lo; c <= hi; c++) cpus.add(c);
   }
   return [...cpus].sort((a, b) => a - b);

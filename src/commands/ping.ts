@@ -60,7 +60,7 @@ export async function ping(argv: PingArgs): Promise<void> {
   const { possible, cpus } = tracingPreflight(argv.cpus);
   const params: PingParams = {
     address,
-    id: (process.pid & 0xffff) || 1,
+    id: process.pid & 0xffff || 1,
     count,
     intervalMs,
     sizeBytes,

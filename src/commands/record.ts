@@ -27,12 +27,25 @@ export function recordOptions(y: Argv): Argv<RecordArgs> {
   return y
     .option('duration', { alias: 'd', type: 'string', default: '10s', describe: 'How long to trace (10s, 500ms, 2m)' })
     .option('out', { alias: 'o', type: 'string', describe: 'Write the report to this file (atomically) instead of stdout' })
-    .option('format', { alias: 'f', choices: ['json', 'text', 'html'], default: 'json', describe: 'json: jitterscope.report/v2; text: verdict and histograms; html: a page with plots (needs --out)' })
-    .option('interval', { type: 'string', default: '1s', describe: 'Time series step in the report (per CPU: NET_RX wait, softirq time, longest callback, slow packets)' })
+    .option('format', {
+      alias: 'f',
+      choices: ['json', 'text', 'html'],
+      default: 'json',
+      describe: 'json: jitterscope.report/v2; text: verdict and histograms; html: a page with plots (needs --out)',
+    })
+    .option('interval', {
+      type: 'string',
+      default: '1s',
+      describe: 'Time series step in the report (per CPU: NET_RX wait, softirq time, longest callback, slow packets)',
+    })
     .option('cpus', CPUS_OPTION)
     .option('ring-mb', { type: 'string', default: '4', describe: 'Ring buffer size in MiB (power of two); raise it if drops are reported' })
     .option('stall-ms', { type: 'string', default: '1', describe: 'Keep softirq and timer runs at least this long as stalls' })
-    .option('max-packets', { type: 'string', default: '10000', describe: 'Keep at most this many ICMP packets, and slow packets, in the report (0: none; those not kept are counted)' })
+    .option('max-packets', {
+      type: 'string',
+      default: '10000',
+      describe: 'Keep at most this many ICMP packets, and slow packets, in the report (0: none; those not kept are counted)',
+    })
     .option('packet-ms', { type: 'string', default: '1', describe: 'A packet that waited this long or longer is slow: kept with its flow and explained' })
     .option('wakeup-ms', WAKEUP_MS_OPTION)
     .option('attach', ATTACH_OPTION)
@@ -55,12 +68,23 @@ export async function record(argv: RecordArgs): Promise<void> {
   if (argv.out) checkWritable(argv.out);
   const { possible, cpus } = tracingPreflight(argv.cpus);
 
-  const trace = startTrace({ attach: argv.attach, cpus, ringBytes: ringMb << 20, stallThresholdNs: stallMs * 1e6, slowPacketNs: packetMs * 1e6, slowWakeupNs: wakeupMs * 1e6, maxPackets, seriesIntervalNs: intervalMs * 1e6 });
+  const trace = startTrace({
+    attach: argv.attach,
+    cpus,
+    ringBytes: ringMb << 20,
+    stallThresholdNs: stallMs * 1e6,
+    slowPacketNs: packetMs * 1e6,
+    slowWakeupNs: wakeupMs * 1e6,
+    maxPackets,
+    seriesIntervalNs: intervalMs * 1e6,
+  });
   const start = clockPair();
   const stop = onStopSignal();
   let stopReason = '';
   try {
-    say(`tracing for ${(durationMs / 1000).toFixed(1)} s, attached ${Math.round(process.uptime() * 1000)} ms after start (Ctrl-C stops early and keeps what was traced)`);
+    say(
+      `tracing for ${(durationMs / 1000).toFixed(1)} s, attached ${Math.round(process.uptime() * 1000)} ms after start (Ctrl-C stops early and keeps what was traced)`,
+    );
     let timer: NodeJS.Timeout | undefined;
     const signal = await Promise.race([stop.signalled, new Promise<null>((r) => (timer = setTimeout(() => r(null), durationMs)))]);
     clearTimeout(timer);

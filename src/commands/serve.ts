@@ -154,9 +154,14 @@ export async function serve(argv: ServeArgs): Promise<void> {
     };
     metrics = m;
     tracing = true;
-    if (!semiSpaceCapped()) say('note: node runs without --max-semi-space-size=1: under a scrape a second its young generation grows to 2 x 16 MB (~12 MB more RSS); the image sets NODE_OPTIONS=--max-semi-space-size=1');
+    if (!semiSpaceCapped())
+      say(
+        'note: node runs without --max-semi-space-size=1: under a scrape a second its young generation grows to 2 x 16 MB (~12 MB more RSS); the image sets NODE_OPTIONS=--max-semi-space-size=1',
+      );
     timer = setInterval(tick, TICK_MS);
-    say(`serving http://${host.includes(':') ? `[${host}]` : host}:${port}/metrics (and /report?window=60s, /healthz); attached ${Math.round(process.uptime() * 1000)} ms after start; SIGTERM or Ctrl-C stops`);
+    say(
+      `serving http://${host.includes(':') ? `[${host}]` : host}:${port}/metrics (and /report?window=60s, /healthz); attached ${Math.round(process.uptime() * 1000)} ms after start; SIGTERM or Ctrl-C stops`,
+    );
     const sig = await stop.signalled;
     say(`stopping on ${sig}`);
   } finally {

@@ -56,7 +56,19 @@ export async function top(argv: TopArgs): Promise<void> {
 
   // on the dashboard, notes and inactive probes show in its header instead
   // left open for hours: no probe holds ip_vs loaded (holdModules)
-  const trace = startTrace({ attach: argv.attach, cpus, stallThresholdNs: stallMs * 1e6, slowPacketNs: packetMs * 1e6, slowWakeupNs: wakeupMs * 1e6, maxPackets: 1000, seriesIntervalNs: 1e9, holdModules: false }, tty);
+  const trace = startTrace(
+    {
+      attach: argv.attach,
+      cpus,
+      stallThresholdNs: stallMs * 1e6,
+      slowPacketNs: packetMs * 1e6,
+      slowWakeupNs: wakeupMs * 1e6,
+      maxPackets: 1000,
+      seriesIntervalNs: 1e9,
+      holdModules: false,
+    },
+    tty,
+  );
   // the first refresh names callbacks: the index is built off the main loop meanwhile
   trace.session.kallsyms?.buildInBackground();
   let synthetic: SyntheticLoad | undefined;

@@ -106,7 +106,8 @@ export function explainWait(windows: WaitWindow[], waitMs: number | null, stalls
     const softirq = overlaps.find((o) => o.kind === 'softirq' && o.culprit !== 'NET_RX softirq' && explains(o));
     // a callback that filled most of that softirq's overlap is still the answer, even
     // when it alone falls just short of the share (its run sits inside the softirq's)
-    const inner = softirq && overlaps.find((o) => o.kind !== 'softirq' && !taskLike(o.kind) && o.cpu === softirq.cpu && o.overlapMs >= INNER_SHARE * softirq.overlapMs);
+    const inner =
+      softirq && overlaps.find((o) => o.kind !== 'softirq' && !taskLike(o.kind) && o.cpu === softirq.cpu && o.overlapMs >= INNER_SHARE * softirq.overlapMs);
     attribution = inner || softirq || overlaps.find((o) => taskLike(o.kind) && explains(o)) || null;
   }
   // A task's stretch spans what ran on top of it (softirqs and the timers in them) and the
@@ -249,6 +250,7 @@ export function stallEvents(rows: StallRow[]): StallEvent[] {
     if (outer) used.add(outer);
     out.push({ cpu: r.cpu, startNs: r.startNs, durationNs: r.durationNs, culprit: r.culprit, within: outer?.culprit ?? null, kind: r.kind });
   }
-  for (const s of softirqs) if (!used.has(s)) out.push({ cpu: s.cpu, startNs: s.startNs, durationNs: s.durationNs, culprit: s.culprit, within: null, kind: 'softirq' });
+  for (const s of softirqs)
+    if (!used.has(s)) out.push({ cpu: s.cpu, startNs: s.startNs, durationNs: s.durationNs, culprit: s.culprit, within: null, kind: 'softirq' });
   return out.sort((a, b) => a.startNs - b.startNs);
 }

@@ -63,7 +63,6 @@ const MIN_TAIL_SHARE = 0.5;
 export const SPIKE_FACTOR = 4;
 export const SPIKES_MAX = 20;
 
-
 interface Tally {
   o: Overlap;
   packets: SlowPacket[];
@@ -73,14 +72,14 @@ interface Tally {
   wakeups: WakeupRow[];
 }
 
-
 /**
  * Every run that explains some slow packets or receive stalls, with what it
  * explains. Pauses are not candidates (see leadingOverlap).
  */
 function tally(slow: SlowPacket[], tailSet: Set<SlowPacket>, receive: ReceiveStallRow[], wakeups: WakeupRow[]): Tally[] {
   const by = new Map<string, Tally>();
-  const get = (o: Overlap) => by.get(culpritKey(o)) ?? by.set(culpritKey(o), { o, packets: [], waitNs: 0, tail: 0, stalls: [], wakeups: [] }).get(culpritKey(o))!;
+  const get = (o: Overlap) =>
+    by.get(culpritKey(o)) ?? by.set(culpritKey(o), { o, packets: [], waitNs: 0, tail: 0, stalls: [], wakeups: [] }).get(culpritKey(o))!;
   for (const p of slow) {
     if (!p.attribution || isApart(p.attribution.kind)) continue;
     const t = get(p.attribution);
@@ -97,7 +96,10 @@ function tally(slow: SlowPacket[], tailSet: Set<SlowPacket>, receive: ReceiveSta
 function countFlows(wakeups: WakeupRow[]): { flow: string; count: number }[] {
   const n = new Map<string, number>();
   for (const x of wakeups) if (x.flow) n.set(serviceFlowText(x.flow), (n.get(serviceFlowText(x.flow)) ?? 0) + 1);
-  return [...n].map(([flow, count]) => ({ flow, count })).sort((a, b) => b.count - a.count).slice(0, 5);
+  return [...n]
+    .map(([flow, count]) => ({ flow, count }))
+    .sort((a, b) => b.count - a.count)
+    .slice(0, 5);
 }
 
 /** The slow packets outside `hit`: how many, and their shortest and longest waits. */
@@ -121,7 +123,13 @@ const quantileMs = (ns: number[], q: number) => {
  * wait) stand in for them. Host pauses and the tracer's own process are said
  * apart (pauseFinding, selfFinding) and leave every share's denominator.
  */
-export function chooseCulprit(all: SlowPacket[], receiveAll: ReceiveStallRow[], stalls: StallRow[], slowNs: number, wakeupsAll: WakeupRow[] = []): PacketCulprit | null {
+export function chooseCulprit(
+  all: SlowPacket[],
+  receiveAll: ReceiveStallRow[],
+  stalls: StallRow[],
+  slowNs: number,
+  wakeupsAll: WakeupRow[] = [],
+): PacketCulprit | null {
   const slow = all.filter((p) => !p.attribution || !isApart(p.attribution.kind));
   const receive = receiveAll.filter((r) => !r.attribution || !isApart(r.attribution.kind));
   const wakeups = wakeupsAll.filter((x) => !x.attribution || !isApart(x.attribution.kind));
@@ -139,7 +147,12 @@ export function chooseCulprit(all: SlowPacket[], receiveAll: ReceiveStallRow[], 
   const spikeLeader = bySpikes[0] && bySpikes[0].tail >= MIN_CULPRIT_PACKETS && bySpikes[0].tail > tailN / 2 ? bySpikes[0] : undefined;
   const byPackets = tallies
     .filter((t) => t.packets.length >= MIN_CULPRIT_PACKETS)
-    .filter((t) => t.packets.length / slow.length >= MIN_CULPRIT_SHARE || (totalWaitNs > 0 && t.waitNs / totalWaitNs >= MIN_CULPRIT_SHARE) || (tailN > 0 && t.tail / tailN >= MIN_TAIL_SHARE))
+    .filter(
+      (t) =>
+        t.packets.length / slow.length >= MIN_CULPRIT_SHARE ||
+        (totalWaitNs > 0 && t.waitNs / totalWaitNs >= MIN_CULPRIT_SHARE) ||
+        (tailN > 0 && t.tail / tailN >= MIN_TAIL_SHARE),
+    )
     .sort((a, b) => b.waitNs - a.waitNs || b.packets.length - a.packets.length);
   const stallWait = (t: Tally) => t.stalls.reduce((a, r) => a + r.waitNs, 0);
   const byStalls = tallies
@@ -162,7 +175,8 @@ export function chooseCulprit(all: SlowPacket[], receiveAll: ReceiveStallRow[], 
   // the packets a late run processed first: slow packets on its CPU, processed within its run
   const waiting = new Set(best.packets.map((p) => p.saddr));
   for (const r of best.stalls)
-    for (const p of slow) if (p.cpu === r.cpu && p.waitNs !== null && p.startNs + p.waitNs >= r.startNs && p.startNs + p.waitNs <= r.startNs + r.runNs) waiting.add(p.saddr);
+    for (const p of slow)
+      if (p.cpu === r.cpu && p.waitNs !== null && p.startNs + p.waitNs >= r.startNs && p.startNs + p.waitNs <= r.startNs + r.runNs) waiting.add(p.saddr);
   return {
     culprit: o.culprit,
     kind: o.kind,
@@ -177,8 +191,14 @@ export function chooseCulprit(all: SlowPacket[], receiveAll: ReceiveStallRow[], 
     receiveStalls: {
       explained: best.stalls.length,
       of: receive.length,
-      p50Ms: quantileMs(best.stalls.map((r) => r.waitNs), 0.5),
-      maxMs: quantileMs(best.stalls.map((r) => r.waitNs), 1),
+      p50Ms: quantileMs(
+        best.stalls.map((r) => r.waitNs),
+        0.5,
+      ),
+      maxMs: quantileMs(
+        best.stalls.map((r) => r.waitNs),
+        1,
+      ),
     },
     wakeups: {
       explained: best.wakeups.length,

@@ -30,14 +30,17 @@ export function doctorAdvice(r: Omit<DoctorReport, 'advice'>, possibleCpus: numb
   const instead = `probes use ${r.attach.kprobe.ok ? 'kprobes' : 'tracepoints'} instead, which cost a little more or see a little less.`;
   if (r.kernel.btf && r.attach.fentry.error === 'attach: ENOTSUPP')
     // Debian's arm64 6.1, for one: the programs load, the trampoline cannot be made
-    out.push(`fentry programs load but this kernel cannot attach them (ENOTSUPP: a kernel without DYNAMIC_FTRACE_WITH_DIRECT_CALLS, such as Debian's arm64 6.1); ${instead}`);
+    out.push(
+      `fentry programs load but this kernel cannot attach them (ENOTSUPP: a kernel without DYNAMIC_FTRACE_WITH_DIRECT_CALLS, such as Debian's arm64 6.1); ${instead}`,
+    );
   else if (r.kernel.btf && !r.attach.fentry.ok)
     out.push(
       `fentry is not allowed here (${r.attach.fentry.error})${r.kernel.lockdown && r.kernel.lockdown !== 'none' ? ` (kernel lockdown: ${r.kernel.lockdown})` : ''}; ${instead}`,
     );
   const ip = r.ipvs;
   if (ip.estimator === 'timer') {
-    if (ip.runEstimation === 0) out.push('IPVS: run_estimation is 0 in this network namespace: estimation_timer skips its walk here. Check other namespaces with IPVS rules too.');
+    if (ip.runEstimation === 0)
+      out.push('IPVS: run_estimation is 0 in this network namespace: estimation_timer skips its walk here. Check other namespaces with IPVS rules too.');
     else {
       out.push(
         `IPVS: ${ip.services ?? '?'} services and ${ip.destinations ?? '?'} destinations are walked by estimation_timer every 2 s in this namespace${ip.runEstimation === null ? ' (this kernel has no run_estimation switch)' : ''}.`,

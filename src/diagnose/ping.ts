@@ -5,7 +5,20 @@
 import { HostFacts } from '../base/host-facts';
 import { pct } from '../base/format';
 import { Packet, StallKind } from '../stream/aggregate';
-import { CulpritRuns, EngineOptions, explainWait, indexStalls, leadingOverlap, Overlap, packetWindow, PauseFinding, pauseFinding, SelfFinding, selfFinding, StallRow } from './attribute';
+import {
+  CulpritRuns,
+  EngineOptions,
+  explainWait,
+  indexStalls,
+  leadingOverlap,
+  Overlap,
+  packetWindow,
+  PauseFinding,
+  pauseFinding,
+  SelfFinding,
+  selfFinding,
+  StallRow,
+} from './attribute';
 import { pausesLine, RpsFinding, rpsFinding, rpsLine, selfLine, verdictAdvice } from './verdict';
 
 export interface PingReply {
@@ -90,7 +103,6 @@ export function attributeReplies(sent: number, replies: PingReply[], packets: Pa
   return rows;
 }
 
-
 export interface Culprit {
   culprit: string;
   kind: StallKind;
@@ -104,7 +116,10 @@ export interface Culprit {
 /** The culprit most slow replies are attributed to, with the distribution of its runs. */
 export function leadingCulprit(rows: ReplyRow[], stalls: StallRow[]): Culprit | null {
   const slow = rows.filter((r) => r.slow);
-  const lead = leadingOverlap(slow.map((r) => r.attribution), stalls);
+  const lead = leadingOverlap(
+    slow.map((r) => r.attribution),
+    stalls,
+  );
   if (!lead) return null;
   const o = lead.overlap;
   return { culprit: o.culprit, kind: o.kind, cpu: o.cpu, replies: lead.explained, share: lead.explained / slow.length, runs: lead.runs };
@@ -137,9 +152,7 @@ export function pingVerdict(target: string, facts: PingFacts): PingVerdict {
 
 export function verdictText(target: string, v: PingFacts): string {
   const lines: string[] = [];
-  lines.push(
-    `jitterscope ping ${target}: ${v.received} of ${v.sent} replies, ${v.lost} lost; ${v.slow} slow (>= ${v.slowMs} ms, ${pct(v.slowShare)}).`,
-  );
+  lines.push(`jitterscope ping ${target}: ${v.received} of ${v.sent} replies, ${v.lost} lost; ${v.slow} slow (>= ${v.slowMs} ms, ${pct(v.slowShare)}).`);
   if (!v.slow) lines.push('No slow replies: no culprit to name.');
   else if (!v.culprit)
     lines.push(
@@ -177,7 +190,10 @@ export interface PingRunFacts {
 export function pingVerdictOf(run: PingRunFacts, rows: ReplyRow[], stalls: StallRow[], facts: HostFacts): PingVerdict {
   const culprit = leadingCulprit(rows, stalls);
   const slowRows = rows.filter((r) => r.slow);
-  const pauses = pauseFinding(slowRows.map((r) => r.attribution), stalls);
+  const pauses = pauseFinding(
+    slowRows.map((r) => r.attribution),
+    stalls,
+  );
   return pingVerdict(run.target, {
     sent: run.sent,
     received: run.received,
@@ -189,7 +205,10 @@ export function pingVerdictOf(run: PingRunFacts, rows: ReplyRow[], stalls: Stall
     culprit,
     rps: run.ifname ? rpsFinding(run.ifname, culprit, facts) : null,
     pauses,
-    self: selfFinding(slowRows.map((r) => r.attribution), stalls),
+    self: selfFinding(
+      slowRows.map((r) => r.attribution),
+      stalls,
+    ),
     advice: verdictAdvice(culprit && { ...culprit, count: culprit.replies }, pauses, { ipvsSwitch: facts.ipvsSwitch }),
   });
 }

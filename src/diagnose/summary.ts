@@ -14,7 +14,17 @@ import { ProbeName, ProbeStatus } from '../kernel/probes';
 import { HostFacts } from '../base/host-facts';
 import { packetVerdict, PacketVerdict } from './verdict';
 import { attributeWakeups, WakeupRow } from './wakeup';
-import { attributePackets, attributeReceiveStalls, indexStalls, PAUSE_CULPRIT, ReceiveStallRow, selfCulprit, SlowPacket, StallRow, taskCulprit } from './attribute';
+import {
+  attributePackets,
+  attributeReceiveStalls,
+  indexStalls,
+  PAUSE_CULPRIT,
+  ReceiveStallRow,
+  selfCulprit,
+  SlowPacket,
+  StallRow,
+  taskCulprit,
+} from './attribute';
 import { Aggregator, Stall } from '../stream/aggregate';
 import { Histogram, HistogramSummary, Log2Bucket } from '../stream/histogram';
 import { KernelHist, KernelTable, toHistogram } from '../stream/kernel-histogram';
@@ -113,8 +123,19 @@ export function sourceHistogram(s: HistogramSource): Histogram {
 function sources(agg: Aggregator, table: KernelTable, key: number): { streamed?: Histogram; kernel?: KernelHist }[] {
   const out: { streamed?: Histogram; kernel?: KernelHist }[] = [];
   const streamed = (cpu: number) =>
-    table === 'softirq' ? agg.softirq[cpu]?.[key] : table === 'softirqWait' ? agg.softirqWait[cpu]?.[key] : table === 'func' ? agg.funcs[key]?.[cpu] : undefined;
-  const cpus = table === 'func' ? (agg.funcs[key] ?? []).map((_, c) => c) : table === 'packetWait' || table === 'wakeupWait' ? [] : (table === 'softirq' ? agg.softirq : agg.softirqWait).map((_, c) => c);
+    table === 'softirq'
+      ? agg.softirq[cpu]?.[key]
+      : table === 'softirqWait'
+        ? agg.softirqWait[cpu]?.[key]
+        : table === 'func'
+          ? agg.funcs[key]?.[cpu]
+          : undefined;
+  const cpus =
+    table === 'func'
+      ? (agg.funcs[key] ?? []).map((_, c) => c)
+      : table === 'packetWait' || table === 'wakeupWait'
+        ? []
+        : (table === 'softirq' ? agg.softirq : agg.softirqWait).map((_, c) => c);
   for (const cpu of cpus) {
     const h = streamed(cpu);
     if (h?.count) out[cpu] = { streamed: h };
@@ -158,7 +179,8 @@ function timerRows(agg: Aggregator, k: Kallsyms | undefined): TimerRow[] {
   for (const t of agg.timers.values()) {
     const symbol = symbolOf(k, t.key);
     t.perCpu.forEach((h, cpu) => {
-      if (h?.count) rows.push({ symbol, address: kernelAddressHex(t.key), kind: t.kind, cpu, count: h.count, totalNs: h.sum, maxNs: h.max, p99Ns: h.quantile(0.99) });
+      if (h?.count)
+        rows.push({ symbol, address: kernelAddressHex(t.key), kind: t.kind, cpu, count: h.count, totalNs: h.sum, maxNs: h.max, p99Ns: h.quantile(0.99) });
     });
   }
   return rows;
@@ -171,7 +193,9 @@ function cpuSummaries(agg: Aggregator, hs: HistogramSource[], timers: TimerRow[]
   const stat = (h: Histogram | undefined, f: 'p99' | 'max') => (!h?.count ? null : f === 'max' ? h.max : h.quantile(0.99));
   const worst: CpuSummary['worst'][] = [];
   for (const t of timers) if (!worst[t.cpu] || t.maxNs > worst[t.cpu]!.durationNs) worst[t.cpu] = { culprit: t.symbol, durationNs: t.maxNs };
-  const cpus = new Set<number>(hs.filter((s) => s.probe !== 'softirq_wait' && s.probe !== 'pause' && s.probe !== 'net_rx_wait' && s.probe !== 'wakeup').map((s) => s.cpu));
+  const cpus = new Set<number>(
+    hs.filter((s) => s.probe !== 'softirq_wait' && s.probe !== 'pause' && s.probe !== 'net_rx_wait' && s.probe !== 'wakeup').map((s) => s.cpu),
+  );
   agg.icmpCount.forEach((n, cpu) => n && cpus.add(cpu));
   return [...cpus]
     .sort((a, b) => a - b)
@@ -248,5 +272,14 @@ export function histogramRows(hs: HistogramSource[]): HistogramRow[] {
 
 /** The verdict over a summary's slow packets and receive stalls; `durationNs` weighs the host's steal. */
 export function summaryVerdict(sum: TraceSummary, agg: Aggregator, facts: HostFacts, durationNs: number): PacketVerdict {
-  return packetVerdict(sum.packets.slow, sum.stalls.rows, agg.slowPacketNs / 1e6, facts, { perCpuNs: agg.stealNs, durationNs }, sum.receive.stalls, sum.wakeups.slow, agg.slowWakeupNs / 1e6);
+  return packetVerdict(
+    sum.packets.slow,
+    sum.stalls.rows,
+    agg.slowPacketNs / 1e6,
+    facts,
+    { perCpuNs: agg.stealNs, durationNs },
+    sum.receive.stalls,
+    sum.wakeups.slow,
+    agg.slowWakeupNs / 1e6,
+  );
 }

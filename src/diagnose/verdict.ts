@@ -76,14 +76,23 @@ export function packetVerdict(
 ): PacketVerdict {
   const attributed = slow.filter((p) => p.attribution).length;
   const culprit = chooseCulprit(slow, receive, stalls, slowMs * 1e6, wakeups);
-  const hit = culprit ? slow.filter((p) => p.attribution && p.attribution.culprit === culprit.culprit && p.attribution.cpu === culprit.cpu && p.attribution.kind === culprit.kind) : [];
+  const hit = culprit
+    ? slow.filter((p) => p.attribution && p.attribution.culprit === culprit.culprit && p.attribution.cpu === culprit.cpu && p.attribution.kind === culprit.kind)
+    : [];
   const names = [...new Set(hit.map((p) => facts.interfaces[p.ifindex]).filter((n): n is string => n !== undefined))].sort();
   const found = {
     slowMs,
     slow: slow.length,
     attributed,
     culprit,
-    receive: receive.length ? { count: receive.length, maxMs: Math.max(...receive.map((r) => r.waitNs)) / 1e6, deferred: receive.filter((r) => r.deferred).length, napiThread: receive.filter((r) => r.napiThread !== null).length } : null,
+    receive: receive.length
+      ? {
+          count: receive.length,
+          maxMs: Math.max(...receive.map((r) => r.waitNs)) / 1e6,
+          deferred: receive.filter((r) => r.deferred).length,
+          napiThread: receive.filter((r) => r.napiThread !== null).length,
+        }
+      : null,
     wakeups: wakeups.length
       ? {
           wakeupMs,
@@ -98,10 +107,24 @@ export function packetVerdict(
       .map((ns, cpu) => ({ cpu, ns, share: steal.durationNs > 0 ? ns / steal.durationNs : 0 }))
       .filter((x) => x.ns >= STEAL_NOTE_NS || (x.ns > 0 && x.share >= STEAL_NOTE_SHARE)),
   };
-  const pauses = pauseFinding([...slow, ...wakeups].map((p) => p.attribution), stalls);
-  const self = selfFinding([...slow, ...receive, ...wakeups].map((p) => p.attribution), stalls);
+  const pauses = pauseFinding(
+    [...slow, ...wakeups].map((p) => p.attribution),
+    stalls,
+  );
+  const self = selfFinding(
+    [...slow, ...receive, ...wakeups].map((p) => p.attribution),
+    stalls,
+  );
   const count = culprit ? Math.max(culprit.packets, culprit.receiveStalls.explained, culprit.wakeups.explained) : 0;
-  const full = { ...found, pauses, self, advice: verdictAdvice(culprit && { ...culprit, count }, pauses, { ipvsSwitch: facts.ipvsSwitch, heldUp: culprit?.basis === 'wakeups' ? 'wakeups' : 'packets' }) };
+  const full = {
+    ...found,
+    pauses,
+    self,
+    advice: verdictAdvice(culprit && { ...culprit, count }, pauses, {
+      ipvsSwitch: facts.ipvsSwitch,
+      heldUp: culprit?.basis === 'wakeups' ? 'wakeups' : 'packets',
+    }),
+  };
   return { ...full, text: packetVerdictText(full) };
 }
 
@@ -140,7 +163,10 @@ export function packetVerdictText(v: Omit<PacketVerdict, 'text'>): string {
   const c = v.culprit;
   const r = v.receive;
   const w = v.wakeups;
-  if (!v.slow && !r && !w) lines.push(`Verdict: no packet waited ${v.slowMs} ms or more, and no task woken by receive processing waited or lost its CPU that long: no culprit to name.`);
+  if (!v.slow && !r && !w)
+    lines.push(
+      `Verdict: no packet waited ${v.slowMs} ms or more, and no task woken by receive processing waited or lost its CPU that long: no culprit to name.`,
+    );
   else if (!c)
     lines.push(
       `Verdict: no culprit: ${v.slow} packets waited ${v.slowMs} ms or more${r ? ` and ${r.count} NET_RX runs started that late` : ''}${w ? `; ${w.count} times a task woken by receive processing waited or lost its CPU ${w.wakeupMs} ms or more` : ''}, and no single softirq, timer callback or task on their CPUs explains enough of them (${v.attributed} packets overlapped one at all).`,
@@ -153,12 +179,13 @@ export function packetVerdictText(v: Omit<PacketVerdict, 'text'>): string {
         `${v.slow ? `no culprit stands out among the ${v.slow} slow packets` : 'their packets were not slow'}. Its runs: ${c.runs.count}, p50 ${c.runs.p50Ms.toFixed(1)} ms, max ${c.runs.maxMs.toFixed(1)} ms.`,
     );
     if (x.flows?.length) lines.push(`Their sockets: ${x.flows.map((f) => `${f.flow} (${f.count})`).join(', ')}`);
-  }
-  else if (c.basis === 'packets') {
+  } else if (c.basis === 'packets') {
     // shares are of the slow packets no host pause or the tracer itself explains
     const considered = c.share ? Math.round(c.packets / c.share) : v.slow;
     const of = considered < v.slow ? ` of the ${considered} no host pause${v.self ? ' or jitterscope itself' : ''} explains` : '';
-    const spikes = c.tail.of ? `${c.tail.explained} of the ${c.tail.of} longest waits (>= ${c.tail.minMs.toFixed(1)} ms)` : `no wait reached ${SPIKE_FACTOR * v.slowMs} ms`;
+    const spikes = c.tail.of
+      ? `${c.tail.explained} of the ${c.tail.of} longest waits (>= ${c.tail.minMs.toFixed(1)} ms)`
+      : `no wait reached ${SPIKE_FACTOR * v.slowMs} ms`;
     lines.push(
       `Verdict: ${c.culprit} on CPU ${c.cpu} (${c.kind}) delayed ${c.packets} of ${v.slow} slow packets (${pct(c.share)}${of}, waited >= ${v.slowMs} ms) ` +
         `and ${c.waitMs.toFixed(1)} ms of their waiting (${pct(c.waitShare)}), ${spikes}; ` +
@@ -168,7 +195,12 @@ export function packetVerdictText(v: Omit<PacketVerdict, 'text'>): string {
       lines.push(
         `The other ${c.rest.packets} slow packets waited ${c.rest.minMs.toFixed(1)}-${c.rest.maxMs.toFixed(1)} ms${c.tail.of && c.rest.maxMs < c.tail.minMs ? ', shorter than the spikes' : ''}, with no single cause named here.`,
       );
-    lines.push(`Flows hit: ${c.flows.slice(0, 5).map((f) => `${flowText(f)} (${f.packets})`).join(', ')}`);
+    lines.push(
+      `Flows hit: ${c.flows
+        .slice(0, 5)
+        .map((f) => `${flowText(f)} (${f.packets})`)
+        .join(', ')}`,
+    );
   } else {
     const rs = c.receiveStalls;
     lines.push(
@@ -176,7 +208,13 @@ export function packetVerdictText(v: Omit<PacketVerdict, 'text'>): string {
         `waits p50 ${rs.p50Ms.toFixed(1)} ms, max ${rs.maxMs.toFixed(1)} ms)${c.waiting.length ? `; packets from ${c.waiting.join(', ')} were waiting` : ''}. ` +
         `Its runs: ${c.runs.count}, p50 ${c.runs.p50Ms.toFixed(1)} ms, max ${c.runs.maxMs.toFixed(1)} ms.`,
     );
-    if (c.flows.length) lines.push(`Flows hit: ${c.flows.slice(0, 5).map((f) => `${flowText(f)} (${f.packets})`).join(', ')}`);
+    if (c.flows.length)
+      lines.push(
+        `Flows hit: ${c.flows
+          .slice(0, 5)
+          .map((f) => `${flowText(f)} (${f.packets})`)
+          .join(', ')}`,
+      );
   }
   if (r)
     lines.push(

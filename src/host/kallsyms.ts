@@ -20,7 +20,6 @@ import { buildIndex, eachTextLine, KallsymsSource, nameAt, SymbolIndex } from '.
 
 export type { KallsymsSource };
 
-
 /** Further than this from a symbol is not a function offset. */
 export const MAX_OFFSET = 1 << 20;
 
@@ -29,7 +28,6 @@ export function symbolName(name: string, off: number, module: string | null): st
   const mod = module ? ` [${module}]` : '';
   return off === 0 ? `${name}${mod}` : `${name}+0x${off.toString(16)}${mod}`;
 }
-
 
 const asText = (chunk: string | Buffer) => (typeof chunk === 'string' ? chunk : chunk.toString('latin1'));
 

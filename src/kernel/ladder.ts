@@ -48,8 +48,7 @@ function trial(program: string, attach: boolean): Trial {
 }
 
 function tracefsMount(): string | null {
-  for (const dir of ['/sys/kernel/tracing', '/sys/kernel/debug/tracing'])
-    if (fs.existsSync(`${dir}/events/irq/softirq_entry/id`)) return dir;
+  for (const dir of ['/sys/kernel/tracing', '/sys/kernel/debug/tracing']) if (fs.existsSync(`${dir}/events/irq/softirq_entry/id`)) return dir;
   return null;
 }
 
@@ -139,11 +138,11 @@ export const hasSkDataReadyTracepoint = (version: [number, number]) => version[0
  * else unknown. Never held against the session: without it flows are unknown.
  */
 export function chooseSockReady(f: Features, pref: AttachPref, tracepoint: boolean): Choice {
-  if (tracepoint && (pref === 'auto' || pref === 'tracepoint'))
-    return { mode: 'tracepoint', reason: 'sock:sk_data_ready (Linux 6.3+): every kind of socket' };
+  if (tracepoint && (pref === 'auto' || pref === 'tracepoint')) return { mode: 'tracepoint', reason: 'sock:sk_data_ready (Linux 6.3+): every kind of socket' };
   if (pref === 'auto' || pref === 'fentry' || pref === 'kprobe') {
     const c = pick(f, pref, true, true);
-    if (c.mode === 'fentry' || c.mode === 'kprobe') return { mode: c.mode, reason: `sock_def_readable by ${c.mode}: sockets with the default data-ready (TCP, UDP); no sock:sk_data_ready before Linux 6.3` };
+    if (c.mode === 'fentry' || c.mode === 'kprobe')
+      return { mode: c.mode, reason: `sock_def_readable by ${c.mode}: sockets with the default data-ready (TCP, UDP); no sock:sk_data_ready before Linux 6.3` };
   }
   return {
     mode: null,
@@ -165,9 +164,7 @@ export function checkForced(f: Features, pref: AttachPref): void {
   const have = available(f);
   if (have.includes(pref)) return;
   const why = pref === 'fentry' ? f.fentry.error : pref === 'kprobe' ? f.kprobe.error : f.tp_btf.error;
-  throw new EnvironmentError(
-    `--attach ${pref}: this kernel does not allow ${pref} programs (${why}); it has: ${have.join(', ') || 'none'}`,
-  );
+  throw new EnvironmentError(`--attach ${pref}: this kernel does not allow ${pref} programs (${why}); it has: ${have.join(', ') || 'none'}`);
 }
 
 /**

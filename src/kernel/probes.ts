@@ -2,16 +2,7 @@
 // feed which probe, and how each probe's status is worded for the user.
 import { HookMode } from './ladder';
 
-export const PROBE_NAMES = [
-  'ipvs_estimation',
-  'timer_callbacks',
-  'softirq',
-  'net_rx_action',
-  'net_rx_wait',
-  'icmp_rcv',
-  'packet_wait',
-  'wakeup',
-] as const;
+export const PROBE_NAMES = ['ipvs_estimation', 'timer_callbacks', 'softirq', 'net_rx_action', 'net_rx_wait', 'icmp_rcv', 'packet_wait', 'wakeup'] as const;
 export type ProbeName = (typeof PROBE_NAMES)[number];
 
 export type Flavour = 'tp_btf' | 'raw_tp';
@@ -65,7 +56,9 @@ export const HOOKS: Hook[] = [
 
 /** The hooks a session of this kind attaches. */
 export function hooksFor(lateRunPacketsOnly: boolean, napiThreads = false, sockReady = false): Hook[] {
-  return HOOKS.filter((h) => (!h.only || h.only === (lateRunPacketsOnly ? 'serve' : 'stream')) && (!h.napiThreads || napiThreads) && (!h.sockReady || sockReady));
+  return HOOKS.filter(
+    (h) => (!h.only || h.only === (lateRunPacketsOnly ? 'serve' : 'stream')) && (!h.napiThreads || napiThreads) && (!h.sockReady || sockReady),
+  );
 }
 
 export interface ProbeStatus {
@@ -87,8 +80,10 @@ const TRACEPOINT_DERIVATION: Record<ProbeName, string> = {
   net_rx_action: 'softirq_entry/exit, vector NET_RX',
   net_rx_wait: 'softirq_raise -> softirq_entry, vector NET_RX; NAPI threads sched_wakeup -> sched_switch; sched_switch while it waits',
   icmp_rcv: 'netif_receive_skb (+ arrival from netif_rx_entry, netif_receive_skb_entry, or the NET_RX raise of a NAPI poll)',
-  packet_wait: 'netif_rx_entry, netif_receive_skb_entry or the NET_RX raise of a NAPI poll (napi_gro_receive_entry) -> netif_receive_skb; IPv4/IPv6, any protocol',
-  wakeup: 'sched_waking inside a NET_RX run (softirq, ksoftirqd, NAPI thread) -> sched_switch; softirq_entry/exit while the woken task runs; the socket made ready before it (sk_data_ready) for its flow',
+  packet_wait:
+    'netif_rx_entry, netif_receive_skb_entry or the NET_RX raise of a NAPI poll (napi_gro_receive_entry) -> netif_receive_skb; IPv4/IPv6, any protocol',
+  wakeup:
+    'sched_waking inside a NET_RX run (softirq, ksoftirqd, NAPI thread) -> sched_switch; softirq_entry/exit while the woken task runs; the socket made ready before it (sk_data_ready) for its flow',
 };
 
 /** Program names of the fentry and kprobe variants of the probes that have them. */
@@ -100,19 +95,29 @@ export const DIRECT_PROGRAMS: Record<'ipvs_estimation' | 'net_rx_action' | 'icmp
 };
 
 /** The probes that may attach to a kernel function directly in the tracer object, for a session of this kind. */
-export const directProbes = (lateRunPacketsOnly: boolean) => (lateRunPacketsOnly ? (['net_rx_action', 'sock_ready'] as const) : (['net_rx_action', 'icmp_rcv', 'sock_ready'] as const));
+export const directProbes = (lateRunPacketsOnly: boolean) =>
+  lateRunPacketsOnly ? (['net_rx_action', 'sock_ready'] as const) : (['net_rx_action', 'icmp_rcv', 'sock_ready'] as const);
 
 /** In serve, packet_wait keeps only the packets of late NET_RX runs (no per-packet arrival hook). */
 const SERVE_PACKET_WAIT = 'netif_receive_skb, only in NET_RX runs that started --packet-ms late (serve), timed from their raise';
 
 /** What a probe on the tracepoint rung reports as its status. */
-export function tracepointStatus(probe: ProbeName, flavour: Flavour, reason: string | null, lateRunPacketsOnly = false, napiThreads = false, sockReady = false): ProbeStatus {
+export function tracepointStatus(
+  probe: ProbeName,
+  flavour: Flavour,
+  reason: string | null,
+  lateRunPacketsOnly = false,
+  napiThreads = false,
+  sockReady = false,
+): ProbeStatus {
   return {
     active: true,
     via: 'tracepoint',
     mode: `${flavour} (${lateRunPacketsOnly && probe === 'packet_wait' ? SERVE_PACKET_WAIT : TRACEPOINT_DERIVATION[probe]})`,
     reason,
-    hooks: hooksFor(lateRunPacketsOnly, napiThreads, sockReady).filter((h) => h.requiredBy.includes(probe) || h.helps.includes(probe)).map((h) => h.tracepoint),
+    hooks: hooksFor(lateRunPacketsOnly, napiThreads, sockReady)
+      .filter((h) => h.requiredBy.includes(probe) || h.helps.includes(probe))
+      .map((h) => h.tracepoint),
   };
 }
 

@@ -85,9 +85,13 @@ export class TraceSession {
     this.lateRunPacketsOnly = opts.lateRunPacketsOnly ?? false;
     this.napiThreads = opts.napiThreads ?? false;
     if (this.lateRunPacketsOnly)
-      this.notes.push('packets are timed only in NET_RX runs that started late (from their raise, an upper bound), with no per-packet arrival hook: packet_wait counts those packets alone');
+      this.notes.push(
+        'packets are timed only in NET_RX runs that started late (from their raise, an upper bound), with no per-packet arrival hook: packet_wait counts those packets alone',
+      );
     if (this.kernelHists)
-      this.notes.push(`softirq and net_rx_action runs under ${opts.kernelHistsBelowNs! / 1e6} ms are counted in the kernel (histograms read each interval); longer ones are streamed`);
+      this.notes.push(
+        `softirq and net_rx_action runs under ${opts.kernelHistsBelowNs! / 1e6} ms are counted in the kernel (histograms read each interval); longer ones are streamed`,
+      );
     try {
       this.ring = eventRing(obj, opts.onBatch);
       this.drainTimer = setInterval(() => this.ring?.drain(), DRAIN_INTERVAL_MS).unref();
@@ -129,7 +133,9 @@ export class TraceSession {
     const modes = chooseModes(features, ipvs, pref, opts.holdModules ?? true, hasSkDataReadyTracepoint(kernelVersion(os.release())));
     // the limits of the wake-up view, where they apply (docs/design.md: the application's share)
     if (ipvs.kthreadEstimator)
-      notes.push('IPVS estimates rates in kthreads (ipvs-e:*) on this kernel: where one holds a CPU, woken tasks and receive processing wait behind that task, named as such');
+      notes.push(
+        'IPVS estimates rates in kthreads (ipvs-e:*) on this kernel: where one holds a CPU, woken tasks and receive processing wait behind that task, named as such',
+      );
     const busy = busyPolling();
     if (busy) notes.push(`busy polling is on (${busy}): a busy-polling socket makes no NET_RX raise and no wake-up, so its waits are not timed`);
     if (opts.holdModules === false && modes.ipvs_estimation.mode === 'fentry')
@@ -141,7 +147,9 @@ export class TraceSession {
     // not silent: which NAPI threads are timed, and at what cost
     const threads = opts.napiThreads === false ? [] : napiThreads();
     if (threads.length)
-      notes.push(`NAPI threads (threaded=1) ${threads.map((t) => t.comm).join(', ')}: timed from wakeup to run (sched_wakeup, a look at each wakeup); their packets from the thread's wakeup`);
+      notes.push(
+        `NAPI threads (threaded=1) ${threads.map((t) => t.comm).join(', ')}: timed from wakeup to run (sched_wakeup, a look at each wakeup); their packets from the thread's wakeup`,
+      );
     opts = { ...opts, napiThreads: opts.napiThreads ?? threads.length > 0 };
     let flavour: Flavour = opts.flavour ?? (features.tp_btf.ok ? 'tp_btf' : 'raw_tp');
     if (!opts.flavour && flavour === 'raw_tp') notes.push(`tp_btf unavailable (${features.tp_btf.error}): using raw_tp tracepoints`);
@@ -150,7 +158,9 @@ export class TraceSession {
     for (;;) {
       try {
         let attached: ReturnType<typeof attachTracer> | undefined;
-        const obj = loadObject(tracerSpec(flavour, modes, opts, (o) => (attached = attachTracer(o, flavour, modes, opts.lateRunPacketsOnly ?? false, opts.napiThreads ?? false))));
+        const obj = loadObject(
+          tracerSpec(flavour, modes, opts, (o) => (attached = attachTracer(o, flavour, modes, opts.lateRunPacketsOnly ?? false, opts.napiThreads ?? false))),
+        );
         return new TraceSession(obj, attached!, flavour, features, kallsyms, modes.ipvs_estimation, opts, notes);
       } catch (e) {
         if (!(e instanceof BpfError) || e.step.startsWith('set ')) throw e;
@@ -220,7 +230,8 @@ export class TraceSession {
     if (!obj) return [];
     // the hooks this session loaded; the others count nothing
     return HOOKS.map((h) => {
-      if (!hooksFor(this.lateRunPacketsOnly, this.napiThreads, this.tracerProbes.wakeup.hooks.includes('sock:sk_data_ready')).includes(h)) return { hook: h.name, runTimeNs: 0, runCount: 0 };
+      if (!hooksFor(this.lateRunPacketsOnly, this.napiThreads, this.tracerProbes.wakeup.hooks.includes('sock:sk_data_ready')).includes(h))
+        return { hook: h.name, runTimeNs: 0, runCount: 0 };
       const info = obj.programInfo(FLAVOUR_PREFIX[this.flavour] + h.name);
       return { hook: h.name, runTimeNs: info.runTimeNs, runCount: info.runCount };
     });

@@ -7,7 +7,17 @@ import { NativeBpfObject } from './addon';
 import { Choice, isDirect, LadderProbe } from './ladder';
 import { globals } from './loader';
 import {
-  DIRECT_PROGRAMS, directProbes, Flavour, FLAVOUR_PREFIX, HOOKS, hooksFor, inactiveStatus, PROBE_NAMES, ProbeName, ProbeStatus, tracepointStatus,
+  DIRECT_PROGRAMS,
+  directProbes,
+  Flavour,
+  FLAVOUR_PREFIX,
+  HOOKS,
+  hooksFor,
+  inactiveStatus,
+  PROBE_NAMES,
+  ProbeName,
+  ProbeStatus,
+  tracepointStatus,
 } from './probes';
 
 /** 4 MiB holds ~75,000 events: 75 ms of a 1 M events/s burst between wakeups.
@@ -45,7 +55,12 @@ export interface TracerSettings {
   slowWakeupNs?: number;
 }
 
-const FUNCTION_OF: Record<LadderProbe, string> = { ipvs_estimation: 'estimation_timer', net_rx_action: 'net_rx_action', icmp_rcv: 'icmp_rcv', sock_ready: 'sock_def_readable' };
+const FUNCTION_OF: Record<LadderProbe, string> = {
+  ipvs_estimation: 'estimation_timer',
+  net_rx_action: 'net_rx_action',
+  icmp_rcv: 'icmp_rcv',
+  sock_ready: 'sock_def_readable',
+};
 
 /** The kernel's run histograms by index: all of them in serve, else only the network wake-ups' waits (the rest stay empty). */
 export function readRunHists(obj: NativeBpfObject, all: boolean): (Buffer | null)[] {
@@ -67,7 +82,9 @@ export function tracerSpec(flavour: Flavour, modes: Record<LadderProbe, Choice>,
   }
   // a hook this kind of session does not attach is not loaded either (verifier time; tp_btf needs its tracepoint)
   const napi = opts.napiThreads ?? false;
-  const unused = new Set(HOOKS.filter((h) => !hooksFor(lateRunPacketsOnly, napi, modes.sock_ready.mode === 'tracepoint').includes(h)).map((h) => prefix + h.name));
+  const unused = new Set(
+    HOOKS.filter((h) => !hooksFor(lateRunPacketsOnly, napi, modes.sock_ready.mode === 'tracepoint').includes(h)).map((h) => prefix + h.name),
+  );
   const ringBytes = opts.ringBytes ?? DEFAULT_RING_BYTES;
   const g: Record<string, Buffer> = {
     wakeup_bytes: globals.u64(Math.min(WAKEUP_BYTES, ringBytes / 4)),

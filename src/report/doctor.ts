@@ -6,7 +6,9 @@ const yes = (t: Trial) => (t.ok ? 'yes' : `no (${t.error})`);
 
 export function doctorText(d: DoctorReport): string {
   const out: string[] = [];
-  out.push(`kernel ${d.kernel.release}  BTF ${d.kernel.btf ? 'yes' : 'no'}  lockdown ${d.kernel.lockdown ?? 'n/a'}  capabilities ${d.capabilities.ok ? 'ok' : 'missing ' + d.capabilities.missing.join(', ')}`);
+  out.push(
+    `kernel ${d.kernel.release}  BTF ${d.kernel.btf ? 'yes' : 'no'}  lockdown ${d.kernel.lockdown ?? 'n/a'}  capabilities ${d.capabilities.ok ? 'ok' : 'missing ' + d.capabilities.missing.join(', ')}`,
+  );
   out.push('');
   out.push('attach modes (tested by loading):');
   out.push(`  fentry      ${yes(d.attach.fentry)}`);
@@ -22,11 +24,12 @@ export function doctorText(d: DoctorReport): string {
   const ip = d.ipvs;
   out.push(
     `IPVS: ${ip.loaded ? 'loaded' : 'not loaded'}${ip.loaded ? `, ${ip.services ?? '?'} services, ${ip.destinations ?? '?'} destinations, run_estimation=${ip.runEstimation ?? 'n/a'}, estimator: ${ip.estimator}` : ''}` +
-      (ip.estimator === 'kthread' ? `, est_cpulist=${ip.estCpulist ?? '?'}, est_nice=${ip.estNice ?? '?'}, kthreads: ${ip.kthreads.join(' ') || 'none yet'}` : ''),
+      (ip.estimator === 'kthread'
+        ? `, est_cpulist=${ip.estCpulist ?? '?'}, est_nice=${ip.estNice ?? '?'}, kthreads: ${ip.kthreads.join(' ') || 'none yet'}`
+        : ''),
   );
   out.push('RPS:');
-  for (const r of d.rps)
-    out.push(`  ${r.interface.padEnd(12)} ${r.queues.map((q) => `${q.queue}=${q.cpus.length ? q.cpus.join(',') : 'off'}`).join(' ')}`);
+  for (const r of d.rps) out.push(`  ${r.interface.padEnd(12)} ${r.queues.map((q) => `${q.queue}=${q.cpus.length ? q.cpus.join(',') : 'off'}`).join(' ')}`);
   if (d.advice.length) {
     out.push('');
     out.push('advice:');

@@ -42,8 +42,7 @@ export function pageData(r: Report) {
   if (s) {
     const x0 = at.mono(s.startNs);
     const step = s.intervalNs / 1e9;
-    for (const c of s.cpus)
-      c.netRxWaitMaxNs.forEach((v, j) => v !== null && heat.push({ x: x0 + (j + 0.5) * step, y: c.cpu, v: v / 1e6 }));
+    for (const c of s.cpus) c.netRxWaitMaxNs.forEach((v, j) => v !== null && heat.push({ x: x0 + (j + 0.5) * step, y: c.cpu, v: v / 1e6 }));
   }
   const culprit = ping?.verdict.culprit?.culprit ?? r.verdict.culprit?.culprit ?? r.timers.byMax[0]?.symbol ?? null;
   const hist = (probe: string, key: string | null) =>
@@ -99,13 +98,14 @@ function tables(r: Report): string {
   const callbacks = r.timers.byMax
     .slice(0, 20)
     .map((t) => row([t.symbol, t.kind, String(t.cpu), String(t.count), fmtNs(t.p99Ns), fmtNs(t.maxNs), fmtNs(t.totalNs)]));
-  const probes = Object.entries(m.probes).map(([name, p]) => row([name, p.active ? p.mode ?? '' : 'inactive', p.reason ?? '']));
+  const probes = Object.entries(m.probes).map(([name, p]) => row([name, p.active ? (p.mode ?? '') : 'inactive', p.reason ?? '']));
   const drops = m.drops.total
     ? `<p class="warn">${m.drops.total} events were dropped (ring buffer full): the figures undercount. Per CPU: ${esc(m.drops.perCpu.join(', '))}.</p>`
     : '<p>No events were dropped.</p>';
-  const lost = (m.drops.badRecords ?? 0) + (m.drops.consumeErrors ?? 0)
-    ? `<p class="warn">The ring reader lost records: ${m.drops.badRecords ?? 0} could not be decoded, ${m.drops.consumeErrors ?? 0} reads failed.</p>`
-    : '';
+  const lost =
+    (m.drops.badRecords ?? 0) + (m.drops.consumeErrors ?? 0)
+      ? `<p class="warn">The ring reader lost records: ${m.drops.badRecords ?? 0} could not be decoded, ${m.drops.consumeErrors ?? 0} reads failed.</p>`
+      : '';
   const notes = m.notes.length ? `<ul>${m.notes.map((n) => `<li>${esc(n)}</li>`).join('')}</ul>` : '<p>No notes.</p>';
   return `<h2>Timer callbacks, longest first</h2>
 <table id="callbacks">${head(['callback', 'kind', 'CPU', 'runs', 'p99', 'max', 'total'])}${callbacks.join('')}</table>

@@ -17,7 +17,6 @@ export type { Log2Bucket };
 export type { CpuSummary, HistogramRow, PingReport, PingSection, Report, TimerRow } from './types';
 export { REPORT_SCHEMA_ID };
 
-
 export interface ReportInput {
   aggregator: Aggregator;
   probes: Record<ProbeName, ProbeStatus>;

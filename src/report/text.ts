@@ -31,7 +31,22 @@ export function renderHistogram(title: string, buckets: Log2Bucket[], width = 52
   return lines.join('\n');
 }
 
-export const CPU_TABLE_HEAD = ['CPU', 'pkt wait p99', 'max', 'NET_RX wait p99', 'max', 'NET_RX run p99', 'max', 'TIMER max', 'HRTIMER max', 'ipvs_est max', 'ICMP', 'steal', 'paused max', 'longest callback'];
+export const CPU_TABLE_HEAD = [
+  'CPU',
+  'pkt wait p99',
+  'max',
+  'NET_RX wait p99',
+  'max',
+  'NET_RX run p99',
+  'max',
+  'TIMER max',
+  'HRTIMER max',
+  'ipvs_est max',
+  'ICMP',
+  'steal',
+  'paused max',
+  'longest callback',
+];
 
 /** The cells of one CPU row, as text. */
 export function cpuCells(c: CpuSummary): string[] {
@@ -57,7 +72,19 @@ export function cpuCells(c: CpuSummary): string[] {
 /** The figures behind each cell (for colouring), null where a cell is not a duration. */
 export function cpuCellValues(c: CpuSummary): (number | null)[] {
   return [
-    null, c.packetWaitP99, c.packetWaitMax, c.netRxWaitP99, c.netRxWaitMax, c.netRxRunP99, c.netRxRunMax, c.timerSoftirqMax, c.hrtimerSoftirqMax, c.ipvsMax, null, c.stealNs || null, c.pauseMax ?? null,
+    null,
+    c.packetWaitP99,
+    c.packetWaitMax,
+    c.netRxWaitP99,
+    c.netRxWaitMax,
+    c.netRxRunP99,
+    c.netRxRunMax,
+    c.timerSoftirqMax,
+    c.hrtimerSoftirqMax,
+    c.ipvsMax,
+    null,
+    c.stealNs || null,
+    c.pauseMax ?? null,
     c.worst?.durationNs ?? null,
   ];
 }
@@ -72,14 +99,11 @@ export function renderText(r: Report): string {
   const slow = slowPacketsText(r.packets.slow);
   if (slow) out.push(slow);
   out.push('');
-  out.push(
-    `jitterscope ${m.tool.version} on ${m.host} (${m.kernel}), ${(m.durationMs / 1000).toFixed(1)} s from ${m.startTime}`,
-  );
+  out.push(`jitterscope ${m.tool.version} on ${m.host} (${m.kernel}), ${(m.durationMs / 1000).toFixed(1)} s from ${m.startTime}`);
   out.push(`events: ${m.events.total}  ${lossText(m.drops)}`);
   out.push('');
   out.push('probes:');
-  for (const [name, p] of Object.entries(m.probes))
-    out.push(`  ${name.padEnd(16)} ${p.active ? p.mode : 'inactive'}${p.reason ? ` — ${p.reason}` : ''}`);
+  for (const [name, p] of Object.entries(m.probes)) out.push(`  ${name.padEnd(16)} ${p.active ? p.mode : 'inactive'}${p.reason ? ` — ${p.reason}` : ''}`);
   for (const n of m.notes) out.push(`note: ${n}`);
 
   out.push('');
@@ -91,9 +115,7 @@ export function renderText(r: Report): string {
     out.push(
       table(
         ['callback', 'kind', 'CPU', 'count', 'p99', 'max', 'total'],
-        r.timers.byMax
-          .slice(0, 10)
-          .map((t) => [t.symbol, t.kind, String(t.cpu), String(t.count), fmtNs(t.p99Ns), fmtNs(t.maxNs), fmtNs(t.totalNs)]),
+        r.timers.byMax.slice(0, 10).map((t) => [t.symbol, t.kind, String(t.cpu), String(t.count), fmtNs(t.p99Ns), fmtNs(t.maxNs), fmtNs(t.totalNs)]),
       ),
     );
   }
@@ -139,12 +161,16 @@ export function renderText(r: Report): string {
     out.push('');
     out.push(`receive stalls (NET_RX runs that started ${fmtNs(r.receive!.thresholdNs)} or more after their raise): ${receive.length}; longest:`);
     for (const x of [...receive].sort((a, b) => b.waitNs - a.waitNs).slice(0, 5))
-      out.push(`  cpu ${x.cpu}  waited ${fmtNs(x.waitNs)}${x.deferred ? ' (ran in ksoftirqd)' : ''}${x.napiThread !== null ? ` (NAPI thread pid ${x.napiThread})` : ''}  ${x.attribution ? `${x.attribution.culprit} on CPU ${x.attribution.cpu}` : '-'}`);
+      out.push(
+        `  cpu ${x.cpu}  waited ${fmtNs(x.waitNs)}${x.deferred ? ' (ran in ksoftirqd)' : ''}${x.napiThread !== null ? ` (NAPI thread pid ${x.napiThread})` : ''}  ${x.attribution ? `${x.attribution.culprit} on CPU ${x.attribution.cpu}` : '-'}`,
+      );
   }
   const wakeups = r.wakeups?.slow ?? [];
   if (wakeups.length) {
     out.push('');
-    out.push(`slow wake-ups (tasks woken by receive processing that waited ${fmtNs(r.wakeups!.thresholdNs)} or more to run, or lost that much of their run): ${wakeups.length}; longest:`);
+    out.push(
+      `slow wake-ups (tasks woken by receive processing that waited ${fmtNs(r.wakeups!.thresholdNs)} or more to run, or lost that much of their run): ${wakeups.length}; longest:`,
+    );
     for (const x of [...wakeups].sort((a, b) => wakeupCostNs(b) - wakeupCostNs(a)).slice(0, 5)) out.push(`  ${wakeupText(x)}`);
   }
   return out.join('\n') + '\n';

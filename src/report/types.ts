@@ -30,7 +30,18 @@ export interface Report {
     /** Ring-full drops per CPU, and records the reader lost (absent in reports before they were counted). */
     drops: { total: number; perCpu: number[]; badRecords?: number; consumeErrors?: number };
     /** Events read from the ring, by kind (a report states them; the aggregator's counters fill them). */
-    events: { softirq: number; timer: number; hrtimer: number; packet: number; func: number; pause: number; task: number; wakeup: number; unknown: number; total: number };
+    events: {
+      softirq: number;
+      timer: number;
+      hrtimer: number;
+      packet: number;
+      func: number;
+      pause: number;
+      task: number;
+      wakeup: number;
+      unknown: number;
+      total: number;
+    };
     notes: string[];
   };
   cpus: CpuSummary[];

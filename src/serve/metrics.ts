@@ -125,13 +125,28 @@ const MAX_CULPRITS = 50;
 export class Metrics {
   readonly registry = new client.Registry();
   private readonly netRxWait = new BucketedHistogram('jitterscope_net_rx_wait_seconds', 'Time from NET_RX softirq raise to its run');
-  private readonly netRxRun = new BucketedHistogram('jitterscope_net_rx_action_seconds', 'Run time of net_rx_action (or the NET_RX softirq where it is not traced directly)');
+  private readonly netRxRun = new BucketedHistogram(
+    'jitterscope_net_rx_action_seconds',
+    'Run time of net_rx_action (or the NET_RX softirq where it is not traced directly)',
+  );
   private readonly softirq = new BucketedHistogram('jitterscope_softirq_seconds', 'Run time of softirq handlers, by vector');
   private readonly estimation = new BucketedHistogram('jitterscope_estimation_timer_seconds', "Run time of IPVS's estimation_timer (kernels before 6.2)");
-  private readonly packetWait = new BucketedHistogram('jitterscope_packet_wait_seconds', 'Packets processed in a NET_RX run that started at least --packet-ms after its raise, by the time since that raise (an upper bound of their wait); other packets are not timed by serve');
-  private readonly pauses = new BucketedHistogram('jitterscope_pause_seconds', 'How long a CPU took no timer interrupt, pauses of at least --stall-ms (a hard hrtimer fired that late: the host did not run the vCPU, or interrupts were off)');
-  private readonly wakeupWait = new BucketedHistogram('jitterscope_wakeup_wait_seconds', 'Tasks woken inside a NET_RX run (data or room on their sockets): the wait from the wake-up to running, every one, counted in the kernel');
-  private readonly callbacks = new BucketedHistogram('jitterscope_timer_callback_seconds', 'Run time of timer and hrtimer callbacks, by function (top N by total time, then "other")');
+  private readonly packetWait = new BucketedHistogram(
+    'jitterscope_packet_wait_seconds',
+    'Packets processed in a NET_RX run that started at least --packet-ms after its raise, by the time since that raise (an upper bound of their wait); other packets are not timed by serve',
+  );
+  private readonly pauses = new BucketedHistogram(
+    'jitterscope_pause_seconds',
+    'How long a CPU took no timer interrupt, pauses of at least --stall-ms (a hard hrtimer fired that late: the host did not run the vCPU, or interrupts were off)',
+  );
+  private readonly wakeupWait = new BucketedHistogram(
+    'jitterscope_wakeup_wait_seconds',
+    'Tasks woken inside a NET_RX run (data or room on their sockets): the wait from the wake-up to running, every one, counted in the kernel',
+  );
+  private readonly callbacks = new BucketedHistogram(
+    'jitterscope_timer_callback_seconds',
+    'Run time of timer and hrtimer callbacks, by function (top N by total time, then "other")',
+  );
   private readonly stalls: Counter;
   private readonly slowPackets: Counter;
   private readonly receiveStalls: Counter;
@@ -147,41 +162,109 @@ export class Metrics {
     facts: LiveFacts,
   ) {
     const r = this.registry;
-    for (const h of [this.netRxWait, this.netRxRun, this.softirq, this.estimation, this.packetWait, this.pauses, this.wakeupWait, this.callbacks]) r.registerMetric(h as unknown as PromClient.Metric);
-    this.stalls = new client.Counter({ name: 'jitterscope_stalls_total', help: 'Softirq and timer runs at least --stall-ms long, by culprit (a callback counts once, not again for its softirq; "not_listed": past the 1,000 a second that are attributed)', labelNames: ['culprit', 'kind'], registers: [r] });
-    this.slowPackets = new client.Counter({ name: 'jitterscope_slow_packets_total', help: 'Packets that waited at least --packet-ms, by the run that explains the wait ("unexplained" if none; "not_listed": past the 1,000 a second that are attributed)', labelNames: ['culprit'], registers: [r] });
-    this.receiveStalls = new client.Counter({ name: 'jitterscope_receive_stalls_total', help: 'NET_RX runs that started at least --packet-ms after they were raised (packets waited in a NIC ring or backlog meanwhile), by what held the CPU ("unexplained" if nothing did; "not_listed": past the 1,000 a second that are attributed)', labelNames: ['culprit', 'kind'], registers: [r] });
-    this.slowWakeups = new client.Counter({ name: 'jitterscope_slow_wakeups_total', help: 'Tasks woken by receive processing that waited at least --packet-ms to run (type="wait"), or lost that much of their run to softirqs (type="stolen"), by what held the CPU ("unexplained" if nothing did; "not_listed": past the 1,000 a second that are attributed)', labelNames: ['culprit', 'kind', 'type'], registers: [r] });
-    this.cpuSlowEvents = new client.Counter({ name: 'jitterscope_cpu_slow_events_total', help: 'Stalls, slow packets and late NET_RX runs per CPU (always per CPU, to find the hot CPU without --per-cpu)', labelNames: ['cpu'], registers: [r] });
-    new client.Counter({
-      name: 'jitterscope_ring_drops_total', help: 'Events lost because the ring buffer was full', registers: [r],
-      collect() { this.reset(); this.inc(facts.drops().total); },
+    for (const h of [this.netRxWait, this.netRxRun, this.softirq, this.estimation, this.packetWait, this.pauses, this.wakeupWait, this.callbacks])
+      r.registerMetric(h as unknown as PromClient.Metric);
+    this.stalls = new client.Counter({
+      name: 'jitterscope_stalls_total',
+      help: 'Softirq and timer runs at least --stall-ms long, by culprit (a callback counts once, not again for its softirq; "not_listed": past the 1,000 a second that are attributed)',
+      labelNames: ['culprit', 'kind'],
+      registers: [r],
+    });
+    this.slowPackets = new client.Counter({
+      name: 'jitterscope_slow_packets_total',
+      help: 'Packets that waited at least --packet-ms, by the run that explains the wait ("unexplained" if none; "not_listed": past the 1,000 a second that are attributed)',
+      labelNames: ['culprit'],
+      registers: [r],
+    });
+    this.receiveStalls = new client.Counter({
+      name: 'jitterscope_receive_stalls_total',
+      help: 'NET_RX runs that started at least --packet-ms after they were raised (packets waited in a NIC ring or backlog meanwhile), by what held the CPU ("unexplained" if nothing did; "not_listed": past the 1,000 a second that are attributed)',
+      labelNames: ['culprit', 'kind'],
+      registers: [r],
+    });
+    this.slowWakeups = new client.Counter({
+      name: 'jitterscope_slow_wakeups_total',
+      help: 'Tasks woken by receive processing that waited at least --packet-ms to run (type="wait"), or lost that much of their run to softirqs (type="stolen"), by what held the CPU ("unexplained" if nothing did; "not_listed": past the 1,000 a second that are attributed)',
+      labelNames: ['culprit', 'kind', 'type'],
+      registers: [r],
+    });
+    this.cpuSlowEvents = new client.Counter({
+      name: 'jitterscope_cpu_slow_events_total',
+      help: 'Stalls, slow packets and late NET_RX runs per CPU (always per CPU, to find the hot CPU without --per-cpu)',
+      labelNames: ['cpu'],
+      registers: [r],
     });
     new client.Counter({
-      name: 'jitterscope_ring_bad_records_total', help: 'Ring records the reader could not decode (short, or of an unknown size)', registers: [r],
-      collect() { this.reset(); this.inc(facts.drops().badRecords); },
+      name: 'jitterscope_ring_drops_total',
+      help: 'Events lost because the ring buffer was full',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(facts.drops().total);
+      },
     });
     new client.Counter({
-      name: 'jitterscope_ring_read_errors_total', help: 'Ring buffer reads that failed (events may be missing)', registers: [r],
-      collect() { this.reset(); this.inc(facts.drops().consumeErrors); },
+      name: 'jitterscope_ring_bad_records_total',
+      help: 'Ring records the reader could not decode (short, or of an unknown size)',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(facts.drops().badRecords);
+      },
+    });
+    new client.Counter({
+      name: 'jitterscope_ring_read_errors_total',
+      help: 'Ring buffer reads that failed (events may be missing)',
+      registers: [r],
+      collect() {
+        this.reset();
+        this.inc(facts.drops().consumeErrors);
+      },
     });
     new client.Gauge({
-      name: 'jitterscope_probe_info', help: 'How each probe is attached (1 for the current state)', labelNames: ['probe', 'via', 'mode', 'active'], registers: [r],
+      name: 'jitterscope_probe_info',
+      help: 'How each probe is attached (1 for the current state)',
+      labelNames: ['probe', 'via', 'mode', 'active'],
+      registers: [r],
       collect() {
         this.reset();
         for (const [probe, p] of Object.entries(facts.probes())) this.set({ probe, via: p.via ?? 'none', mode: p.mode ?? 'none', active: String(p.active) }, 1);
       },
     });
     const ipvsGauge = (name: string, help: string, pick: (s: ReturnType<LiveFacts['ipvs']>) => number | null) =>
-      new client.Gauge({ name, help, registers: [r], collect() { const v = pick(facts.ipvs()); this.reset(); if (v !== null) this.set(v); } });
+      new client.Gauge({
+        name,
+        help,
+        registers: [r],
+        collect() {
+          const v = pick(facts.ipvs());
+          this.reset();
+          if (v !== null) this.set(v);
+        },
+      });
     ipvsGauge('jitterscope_ipvs_services', 'IPVS virtual services (absent when ip_vs is not loaded)', (s) => s.services);
     ipvsGauge('jitterscope_ipvs_destinations', 'IPVS real servers', (s) => s.destinations);
     ipvsGauge('jitterscope_ipvs_run_estimation', 'net.ipv4.vs.run_estimation (1: the estimator runs)', (s) => s.runEstimation);
     new client.Gauge({
-      name: 'jitterscope_ipvs_info', help: 'IPVS state: loaded, and which estimator the kernel has (timer: estimation_timer in TIMER softirq; kthread: 6.2+)', labelNames: ['loaded', 'estimator'], registers: [r],
-      collect() { const s = facts.ipvs(); this.reset(); this.set({ loaded: String(s.loaded), estimator: s.estimator }, 1); },
+      name: 'jitterscope_ipvs_info',
+      help: 'IPVS state: loaded, and which estimator the kernel has (timer: estimation_timer in TIMER softirq; kthread: 6.2+)',
+      labelNames: ['loaded', 'estimator'],
+      registers: [r],
+      collect() {
+        const s = facts.ipvs();
+        this.reset();
+        this.set({ loaded: String(s.loaded), estimator: s.estimator }, 1);
+      },
     });
-    new client.Gauge({ name: 'jitterscope_build_info', help: 'The running jitterscope', labelNames: ['version'], registers: [r], collect() { this.set({ version: facts.version }, 1); } });
+    new client.Gauge({
+      name: 'jitterscope_build_info',
+      help: 'The running jitterscope',
+      labelNames: ['version'],
+      registers: [r],
+      collect() {
+        this.set({ version: facts.version }, 1);
+      },
+    });
     // families exist from the first scrape on
     for (const h of [this.netRxWait, this.netRxRun, this.estimation, this.packetWait, this.pauses, this.wakeupWait]) h.touch({});
   }
@@ -209,12 +292,18 @@ export class Metrics {
       this.cpuSlowEvents.inc({ cpu: String(p.cpu) });
     }
     for (const x of r.receive?.stalls ?? []) {
-      this.receiveStalls.inc(x.attribution ? { culprit: this.culprit(x.attribution.culprit), kind: x.attribution.kind } : { culprit: 'unexplained', kind: 'none' });
+      this.receiveStalls.inc(
+        x.attribution ? { culprit: this.culprit(x.attribution.culprit), kind: x.attribution.kind } : { culprit: 'unexplained', kind: 'none' },
+      );
       this.cpuSlowEvents.inc({ cpu: String(x.cpu) });
     }
     if (r.receive?.notKept) this.receiveStalls.inc({ culprit: NOT_LISTED, kind: 'any' }, r.receive.notKept);
     for (const x of r.wakeups.slow) {
-      this.slowWakeups.inc(x.attribution ? { culprit: this.culprit(x.attribution.culprit), kind: x.attribution.kind, type: x.kind } : { culprit: 'unexplained', kind: 'none', type: x.kind });
+      this.slowWakeups.inc(
+        x.attribution
+          ? { culprit: this.culprit(x.attribution.culprit), kind: x.attribution.kind, type: x.kind }
+          : { culprit: 'unexplained', kind: 'none', type: x.kind },
+      );
       this.cpuSlowEvents.inc({ cpu: String(x.cpu) });
     }
     if (r.wakeups.notKept) this.slowWakeups.inc({ culprit: NOT_LISTED, kind: 'any', type: 'any' }, r.wakeups.notKept);
@@ -232,7 +321,11 @@ export class Metrics {
     const kindOf = new Map(r.timers.byMax.concat(r.timers.byTotal).map((t) => [t.symbol, t.kind]));
     for (const h of rows) {
       const named = this.namedCallbacks.has(h.key!);
-      const labels: Labels = { ...(perCpu ? { cpu: String(h.cpu) } : {}), function: named ? h.key! : 'other', kind: named ? kindOf.get(h.key!) ?? 'timer' : 'mixed' };
+      const labels: Labels = {
+        ...(perCpu ? { cpu: String(h.cpu) } : {}),
+        function: named ? h.key! : 'other',
+        kind: named ? (kindOf.get(h.key!) ?? 'timer') : 'mixed',
+      };
       this.callbacks.add(labels, h);
     }
   }

@@ -38,8 +38,6 @@ export interface AggregatorOptions {
   selfPid?: number;
 }
 
-
-
 export class Aggregator {
   readonly softirq: (Histogram | undefined)[][] = [];
   readonly softirqWait: (Histogram | undefined)[][] = [];
@@ -155,7 +153,15 @@ export class Aggregator {
         this.series?.softirq(cpu, vec, start, d, wait);
         if (d >= this.stallThresholdNs) this.stallRing.push({ kind: 'softirq', cpu, key: vec, startNs: start, durationNs: d });
         if (vec === NET_RX_SOFTIRQ && wait !== null && wait >= this.slowPacketNs)
-          this.receiveRing.push({ cpu, raiseNs: start - wait, startNs: start, waitNs: wait, runNs: d, deferred: (v.flags(w) & Flag.DEFERRED) !== 0, napiThread: null });
+          this.receiveRing.push({
+            cpu,
+            raiseNs: start - wait,
+            startNs: start,
+            waitNs: wait,
+            runNs: d,
+            deferred: (v.flags(w) & Flag.DEFERRED) !== 0,
+            napiThread: null,
+          });
       } else if (kind === Kind.TIMER || kind === Kind.HRTIMER) {
         const hr = kind === Kind.HRTIMER;
         if (hr) this.events.hrtimer++;
@@ -179,7 +185,14 @@ export class Aggregator {
         this.events.task++;
         // the tracer's own threads are named by its process id, one culprit whichever thread it was
         const self = v.taskTgid(w) === this.selfPid;
-        this.stallRing.push({ kind: self ? 'self' : 'task', cpu, key: self ? v.taskTgid(w) : v.taskPid(w), startNs: start, durationNs: v.durationNs(w), label: v.taskComm(w) });
+        this.stallRing.push({
+          kind: self ? 'self' : 'task',
+          cpu,
+          key: self ? v.taskTgid(w) : v.taskPid(w),
+          startNs: start,
+          durationNs: v.durationNs(w),
+          label: v.taskComm(w),
+        });
       } else if (kind === Kind.WAKEUP) {
         this.events.wakeup++;
         // the tracer's own threads woken (serve's HTTP server by a scrape) are the observer's business
@@ -189,8 +202,15 @@ export class Aggregator {
         const f = this.wakeFlows.get(pid);
         if (f) this.wakeFlows.delete(pid);
         this.wakeRing.push({
-          kind: stolen ? 'stolen' : 'wait', cpu, wakerCpu: stolen ? null : v.wakeWakerCpu(w), pid, tgid: v.wakeTgid(w),
-          comm: v.wakeComm(w), startNs: start, durationNs: v.durationNs(w), stolenNs: stolen ? v.wakeStolenNs(w) : 0,
+          kind: stolen ? 'stolen' : 'wait',
+          cpu,
+          wakerCpu: stolen ? null : v.wakeWakerCpu(w),
+          pid,
+          tgid: v.wakeTgid(w),
+          comm: v.wakeComm(w),
+          startNs: start,
+          durationNs: v.durationNs(w),
+          stolenNs: stolen ? v.wakeStolenNs(w) : 0,
           flow: f && f.startNs === start ? f.flow : null,
         });
       } else if (kind === Kind.WAKE_FLOW) {

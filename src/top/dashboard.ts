@@ -50,29 +50,80 @@ export class Dashboard {
     this.header = blessed.box({ parent: this.screen, top: 0, left: 0, width: '100%', height: HEADER_ROWS, tags: true });
     const listStyle = { selected: { inverse: true }, border: { fg: 'gray' }, focus: { border: { fg: 'cyan' } } };
     this.cpuList = list({
-      parent: this.screen, top: HEADER_ROWS, left: 0, width: '100%', height: '30%', label: ' CPUs ', border: 'line',
-      tags: true, keys: true, vi: true, style: listStyle,
+      parent: this.screen,
+      top: HEADER_ROWS,
+      left: 0,
+      width: '100%',
+      height: '30%',
+      label: ' CPUs ',
+      border: 'line',
+      tags: true,
+      keys: true,
+      vi: true,
+      style: listStyle,
     });
     // NET_RX wait per CPU over the last minute, whatever the window
     this.sparkBox = blessed.box({
-      parent: this.screen, top: '30%', left: 0, width: '100%', height: 4, label: ` NET_RX wait, last ${HISTORY_POINTS} s — ${SPARK_LEGEND} `,
-      border: 'line', tags: false, style: listStyle,
+      parent: this.screen,
+      top: '30%',
+      left: 0,
+      width: '100%',
+      height: 4,
+      label: ` NET_RX wait, last ${HISTORY_POINTS} s — ${SPARK_LEGEND} `,
+      border: 'line',
+      tags: false,
+      style: listStyle,
     });
     this.histBox = blessed.box({
-      parent: this.screen, top: '30%+3', left: 0, width: '50%', height: '70%-12', label: ' histogram ',
-      border: 'line', tags: false, scrollable: true, style: listStyle,
+      parent: this.screen,
+      top: '30%+3',
+      left: 0,
+      width: '50%',
+      height: '70%-12',
+      label: ' histogram ',
+      border: 'line',
+      tags: false,
+      scrollable: true,
+      style: listStyle,
     });
     this.timerList = list({
-      parent: this.screen, top: '30%+3', left: '50%', width: '50%', height: '70%-12', label: ' timer callbacks ',
-      border: 'line', tags: true, keys: true, vi: true, style: listStyle,
+      parent: this.screen,
+      top: '30%+3',
+      left: '50%',
+      width: '50%',
+      height: '70%-12',
+      label: ' timer callbacks ',
+      border: 'line',
+      tags: true,
+      keys: true,
+      vi: true,
+      style: listStyle,
     });
     this.stallList = list({
-      parent: this.screen, bottom: 1, left: 0, width: '50%', height: 8, label: ' recent stalls ', border: 'line',
-      tags: true, keys: true, vi: true, style: listStyle,
+      parent: this.screen,
+      bottom: 1,
+      left: 0,
+      width: '50%',
+      height: 8,
+      label: ' recent stalls ',
+      border: 'line',
+      tags: true,
+      keys: true,
+      vi: true,
+      style: listStyle,
     });
     this.slowList = list({
-      parent: this.screen, bottom: 1, left: '50%', width: '50%', height: 8, label: ' slow packets ', border: 'line',
-      tags: true, keys: true, vi: true, style: listStyle,
+      parent: this.screen,
+      bottom: 1,
+      left: '50%',
+      width: '50%',
+      height: 8,
+      label: ' slow packets ',
+      border: 'line',
+      tags: true,
+      keys: true,
+      vi: true,
+      style: listStyle,
     });
     this.footer = blessed.box({ parent: this.screen, bottom: 0, left: 0, width: '100%', height: 1, content: KEYS, style: { inverse: true } });
     this.panels = [this.cpuList, this.histBox, this.timerList, this.stallList, this.slowList];
@@ -150,8 +201,15 @@ export class Dashboard {
   private showHelp(): void {
     if (this.help) return;
     this.help = blessed.box({
-      parent: this.screen, top: 'center', left: 'center', width: 64, height: 20, border: 'line',
-      label: ' help ', content: HELP, style: { border: { fg: 'cyan' } },
+      parent: this.screen,
+      top: 'center',
+      left: 'center',
+      width: 64,
+      height: 20,
+      border: 'line',
+      label: ' help ',
+      content: HELP,
+      style: { border: { fg: 'cyan' } },
     });
     this.help.focus();
     this.help.once('keypress', () => this.closeHelp());
@@ -205,9 +263,7 @@ export class Dashboard {
     const width = CPU_TABLE_HEAD.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
     const pad = (t: string, i: number) => (i === 0 || i === width.length - 1 ? t.padEnd(width[i]) : t.padStart(width[i]));
     this.cpuList.setLabel(` CPUs — ${CPU_TABLE_HEAD.map(pad).join('  ')} `);
-    this.cpuList.setItems(
-      rows.map((r, k) => cells[k].map((c, i) => severity(cpuCellValues(r)[i], pad(c, i))).join('  ')),
-    );
+    this.cpuList.setItems(rows.map((r, k) => cells[k].map((c, i) => severity(cpuCellValues(r)[i], pad(c, i))).join('  ')));
 
     this.sparkBox.setContent(
       s.history
@@ -222,16 +278,17 @@ export class Dashboard {
     const tcell = (t: string[]) => t.map((c, i) => (i === 0 ? c.slice(0, tw[0]).padEnd(tw[0]) : c.padStart(tw[i]))).join(' ');
     this.timerList.setLabel(` timer callbacks (by max) — ${tcell(['callback', 'CPU', 'count', 'p99', 'max', 'total'])} `);
     this.timerList.setItems(
-      timers.map((t) =>
-        severity(t.maxNs, tcell([t.symbol, String(t.cpu), String(t.count), fmtNs(t.p99Ns), fmtNs(t.maxNs), fmtNs(t.totalNs)])),
-      ),
+      timers.map((t) => severity(t.maxNs, tcell([t.symbol, String(t.cpu), String(t.count), fmtNs(t.p99Ns), fmtNs(t.maxNs), fmtNs(t.totalNs)]))),
     );
 
     const stalls = stallEvents(s.summary.stalls.rows).slice(-200).reverse();
     this.stallList.setLabel(` recent stalls (>= ${fmtNs(s.summary.stalls.thresholdNs)}, newest first) `);
     this.stallList.setItems(
       stalls.map((x) =>
-        severity(x.durationNs, `${wallTime(x.startNs, s.realtimeOffsetNs)}  cpu ${String(x.cpu).padEnd(3)} ${fmtNs(x.durationNs).padStart(8)}  ${stallEventText(x)}`),
+        severity(
+          x.durationNs,
+          `${wallTime(x.startNs, s.realtimeOffsetNs)}  cpu ${String(x.cpu).padEnd(3)} ${fmtNs(x.durationNs).padStart(8)}  ${stallEventText(x)}`,
+        ),
       ),
     );
     // slow packets and receive stalls (NET_RX runs that started late) in one list, newest first
@@ -287,7 +344,6 @@ export class Dashboard {
     this.screen.destroy();
   }
 }
-
 
 /** The histogram row of one probe, key and CPU in a snapshot, made only for the one shown. */
 function rowOf(s: Snapshot, probe: HistogramRow['probe'], key: string | null, cpu: number): HistogramRow | undefined {

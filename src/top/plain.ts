@@ -26,8 +26,7 @@ export function plainBlock(s: Snapshot, newStallsSinceNs: number): string {
       ),
     );
   const stalls = stallEvents(r.stalls.rows).filter((x) => x.startNs > newStallsSinceNs);
-  for (const x of stalls.slice(-10))
-    out.push(`stall  ${wallTime(x.startNs, s.realtimeOffsetNs)}  cpu ${x.cpu}  ${stallEventText(x)}  ${fmtNs(x.durationNs)}`);
+  for (const x of stalls.slice(-10)) out.push(`stall  ${wallTime(x.startNs, s.realtimeOffsetNs)}  cpu ${x.cpu}  ${stallEventText(x)}  ${fmtNs(x.durationNs)}`);
   if (stalls.length > 10) out.push(`(${stalls.length - 10} more stalls)`);
   const slow = r.packets.slow.filter((p) => p.startNs > newStallsSinceNs);
   for (const p of slow.slice(-5))

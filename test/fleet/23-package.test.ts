@@ -33,7 +33,14 @@ test('npm pack: the tarball holds the addon and the compiled JavaScript, no sour
   tarball = path.join(work, info.filename);
   const files: string[] = info.files.map((f: { path: string }) => f.path);
   // both platforms' addons: x86-64 (the native build) and arm64 (cross-built)
-  for (const f of ['bin/jitterscope', 'build/Release/jitterscope.node', 'build/prebuilt/linux-arm64/jitterscope.node', 'dist/src/cli.js', 'schema/report.v2.json', 'deploy/kubernetes/daemonset.yaml'])
+  for (const f of [
+    'bin/jitterscope',
+    'build/Release/jitterscope.node',
+    'build/prebuilt/linux-arm64/jitterscope.node',
+    'dist/src/cli.js',
+    'schema/report.v2.json',
+    'deploy/kubernetes/daemonset.yaml',
+  ])
     assert.ok(files.includes(f), `${f} is in the tarball`);
   const sources = files.filter((f) => /^(bpf|native|src|test|bench)\/|^dist\/(test|bench)\/|CMakeLists/.test(f));
   assert.deepEqual(sources, [], 'no sources or tests in the tarball');

@@ -66,7 +66,10 @@ test('deploy/image/build.sh builds linux/amd64 and linux/arm64 images from scrat
   process.stderr.write(r.stdout);
   assert.equal(r.status, 0, r.stderr);
   built = true;
-  for (const [image, arch] of [[IMAGE, 'amd64'], [ARM64, 'arm64']]) {
+  for (const [image, arch] of [
+    [IMAGE, 'amd64'],
+    [ARM64, 'arm64'],
+  ]) {
     const size = Number(podman(['image', 'inspect', '--format', '{{.Size}}', image]).stdout);
     process.stderr.write(`image ${image}: ${(size / 1e6).toFixed(1)} MB\n`);
     assert.ok(size > 50e6 && size <= 200e6, `${image} is ${size} bytes`);
@@ -74,7 +77,11 @@ test('deploy/image/build.sh builds linux/amd64 and linux/arm64 images from scrat
     assert.equal(podman(['image', 'inspect', '--format', '{{.Architecture}}', image]).stdout.trim(), arch);
   }
   const list = JSON.parse(podman(['manifest', 'inspect', LIST]).stdout);
-  assert.deepEqual(list.manifests.map((m: any) => `${m.platform.os}/${m.platform.architecture}`).sort(), ['linux/amd64', 'linux/arm64'], 'one manifest list over both');
+  assert.deepEqual(
+    list.manifests.map((m: any) => `${m.platform.os}/${m.platform.architecture}`).sort(),
+    ['linux/amd64', 'linux/arm64'],
+    'one manifest list over both',
+  );
   const viaList = podman(['run', '--rm', '--network=none', LIST, '--version']);
   assert.equal(viaList.status, 0, `the list runs as this machine's image: ${viaList.stderr}`);
   // the arm64 image: arm64's node, and the package's arm64 addon beside the x64 one
@@ -122,7 +129,15 @@ test('in the container with BPF, PERFMON and SYSLOG only, record names the lab s
   const row = report.timers.byMax.find((x: any) => x.symbol === 'bpf_timer_cb');
   assert.ok(row && row.cpu === 1 && row.count >= 5, `bpf_timer_cb on CPU 1: ${JSON.stringify(row)}`);
   assert.doesNotMatch(r.stderr, /kallsyms hides addresses/, 'CAP_SYSLOG lets it read symbol addresses');
-  const caps = podman(['run', '--rm', ...MINIMAL, '--entrypoint=/usr/local/bin/node', IMAGE, '-p', "require('fs').readFileSync('/proc/self/status','utf8').match(/CapEff:\\s*(\\w+)/)[1]"]);
+  const caps = podman([
+    'run',
+    '--rm',
+    ...MINIMAL,
+    '--entrypoint=/usr/local/bin/node',
+    IMAGE,
+    '-p',
+    "require('fs').readFileSync('/proc/self/status','utf8').match(/CapEff:\\s*(\\w+)/)[1]",
+  ]);
   assert.equal(caps.stdout.trim(), '000000c400000000', 'CapEff is exactly BPF, PERFMON and SYSLOG');
 });
 
@@ -164,7 +179,10 @@ test('the DaemonSet pod through podman kube play: serves /metrics with its three
   const end = Date.now() + 30_000;
   while (!/jitterscope_probe_info/.test(metrics) && Date.now() < end) {
     await new Promise((r) => setTimeout(r, 500));
-    metrics = await fetch(`http://127.0.0.1:${port}/metrics`).then((r) => r.text(), () => '');
+    metrics = await fetch(`http://127.0.0.1:${port}/metrics`).then(
+      (r) => r.text(),
+      () => '',
+    );
   }
   const ok = /jitterscope_probe_info/.test(metrics);
   assert.ok(ok, `no metrics from the pod: ${podman(['logs', container]).stderr}`);

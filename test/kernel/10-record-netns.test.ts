@@ -65,7 +65,10 @@ test('record sees 50 pings across namespaces, by id and seq, with their CPUs', a
     const exact = k.resolve(parseInt(row.address.slice(-13), 16)); // low 52 bits
     if (exact && !exact.includes('+0x')) assert.equal(row.symbol, exact, `${row.address} should be named`);
   }
-  assert.ok(report.timers.byTotal.some((r: any) => !r.symbol.startsWith('0x')), 'at least one callback by name');
+  assert.ok(
+    report.timers.byTotal.some((r: any) => !r.symbol.startsWith('0x')),
+    'at least one callback by name',
+  );
   assert.equal(report.meta.drops.total, 0);
   fs.rmSync(out);
 });

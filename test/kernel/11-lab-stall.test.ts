@@ -13,7 +13,6 @@ import { judgeShare, pausesOf, timingTest } from '../excuse';
 
 const STALL_MS = 15;
 
-
 test('record attributes the lab stall to bpf_timer_cb on CPU 1', async (t) => {
   if (skipUnlessKernel(t) || needsTwoCpus(t)) return;
   await timingTest(t, async ({ scale }) => {
@@ -47,10 +46,33 @@ test('record attributes the lab stall to bpf_timer_cb on CPU 1', async (t) => {
     const runs = report.stalls.rows.filter((x: any) => x.culprit === 'bpf_timer_cb');
     const runWindow = (x: any) => ({ cpus: [x.cpu], fromNs: x.startNs, toNs: x.startNs + x.durationNs });
     const others = report.stalls.rows.filter((x: any) => (x.kind === 'timer' || x.kind === 'hrtimer') && x.culprit !== 'bpf_timer_cb');
-    assert.ok(runs.every((x: any) => x.cpu === 1), 'every bpf_timer_cb run listed on CPU 1');
+    assert.ok(
+      runs.every((x: any) => x.cpu === 1),
+      'every bpf_timer_cb run listed on CPU 1',
+    );
     return [
-      judgeShare({ what: `stall runs timed ${STALL_MS} ms (within 3 ms)`, samples: runs, window: runWindow, ok: (x: any) => Math.abs(x.durationNs / 1e6 - STALL_MS) < 3, minShare: 1, minSamples: 10 * scale }, pauses),
-      judgeShare({ what: 'other callbacks shorter than the stall', samples: others, window: runWindow, ok: (x: any) => x.durationNs < 0.8 * STALL_MS * 1e6, minShare: 1, minSamples: 0 }, pauses),
+      judgeShare(
+        {
+          what: `stall runs timed ${STALL_MS} ms (within 3 ms)`,
+          samples: runs,
+          window: runWindow,
+          ok: (x: any) => Math.abs(x.durationNs / 1e6 - STALL_MS) < 3,
+          minShare: 1,
+          minSamples: 10 * scale,
+        },
+        pauses,
+      ),
+      judgeShare(
+        {
+          what: 'other callbacks shorter than the stall',
+          samples: others,
+          window: runWindow,
+          ok: (x: any) => x.durationNs < 0.8 * STALL_MS * 1e6,
+          minShare: 1,
+          minSamples: 0,
+        },
+        pauses,
+      ),
     ];
   });
 });
@@ -74,9 +96,16 @@ test('raw_tp flavour sees the same stall as tp_btf, and times packets (fallback 
   assert.match(session.probes.timer_callbacks.mode!, /^raw_tp/);
   const now = new Date();
   const r = buildReport({
-    aggregator: trace.aggregator, probes: session.probes, notes: session.notes, drops: session.drops(),
-    kallsyms: session.kallsyms, start: { wall: now, monoNs: 0, realtimeOffsetNs: 0 }, endWall: now,
-    possibleCpus: native().numPossibleCpus, command: [], version: 'test',
+    aggregator: trace.aggregator,
+    probes: session.probes,
+    notes: session.notes,
+    drops: session.drops(),
+    kallsyms: session.kallsyms,
+    start: { wall: now, monoNs: 0, realtimeOffsetNs: 0 },
+    endWall: now,
+    possibleCpus: native().numPossibleCpus,
+    command: [],
+    version: 'test',
   });
   const row = r.timers.byMax.find((x) => x.symbol === 'bpf_timer_cb');
   assert.ok(row && row.cpu === 1 && row.maxNs > 0.8 * STALL_MS * 1e6, JSON.stringify(row));

@@ -90,6 +90,12 @@ test('record loads only what it needs: no blessed (top only), no ajv (report rea
   const r = spawnSync(process.execPath, ['--require', preload, CLI, 'record', '-d', '200ms', '-o', tmpFile('r.json')], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   const loaded = fs.readFileSync(list, 'utf8').split('\n');
-  assert.ok(loaded.some((m) => m.includes('/node_modules/yargs/')), 'the list is real: yargs is in it');
-  assert.deepEqual(loaded.filter((m) => /\/node_modules\/(blessed|ajv|ajv-formats)\//.test(m)), []);
+  assert.ok(
+    loaded.some((m) => m.includes('/node_modules/yargs/')),
+    'the list is real: yargs is in it',
+  );
+  assert.deepEqual(
+    loaded.filter((m) => /\/node_modules\/(blessed|ajv|ajv-formats)\//.test(m)),
+    [],
+  );
 });

@@ -12,9 +12,7 @@ function startRecord(out: string) {
   const child = spawn(process.execPath, [CLI, 'record', '--duration', '60s', '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr += d));
-  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
-    child.on('close', (code, signal) => r({ code, signal })),
-  );
+  const closed = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('close', (code, signal) => r({ code, signal })));
   return { child, closed, stderr: () => stderr };
 }
 

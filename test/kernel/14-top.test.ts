@@ -156,18 +156,24 @@ test('dashboard: the NET_RX sparkline of the stalled CPU rises with the stall an
     const samples = seconds.map((s, i) => ({ ...s, i }));
     const { pauses, window } = markedPauses(samples);
     return [
-      judgeShare({
-        what: 'seconds after the stall with CPU 1 NET_RX wait under 1 ms',
-        samples,
-        window,
-        ok: (s) => s.level <= 2,
-        minShare: 0.8,
-        minSamples: 4 * scale,
-      }, pauses),
+      judgeShare(
+        {
+          what: 'seconds after the stall with CPU 1 NET_RX wait under 1 ms',
+          samples,
+          window,
+          ok: (s) => s.level <= 2,
+          minShare: 0.8,
+          minSamples: 4 * scale,
+        },
+        pauses,
+      ),
     ];
   });
   const screen = top.capture();
-  assert.ok(sparkTail(screen, 1, 60).some((l) => l >= 4), 'the rise is still in the last minute');
+  assert.ok(
+    sparkTail(screen, 1, 60).some((l) => l >= 4),
+    'the rise is still in the last minute',
+  );
   top.keys('q');
   assert.ok(await waitFor(() => top.exitCode() === '0', 5000));
 });
@@ -186,14 +192,41 @@ test('dashboard keeps its refresh clock and shows the rate under 1 M synthetic e
       const clock = /(\d\d:\d\d:\d\d)\s*$/.exec(head)?.[1];
       const rate = /events ([\d,]+)\/s/.exec(head)?.[1];
       assert.ok(clock && rate, `the header shows the clock and the rate: ${head}`);
-      refreshes.push({ clock, rate: Number(rate.replace(/,/g, '')), drops: Number(/drops (\d+)/.exec(head)?.[1] ?? 0), paused: pausedCpus(screen).length > 0, i });
+      refreshes.push({
+        clock,
+        rate: Number(rate.replace(/,/g, '')),
+        drops: Number(/drops (\d+)/.exec(head)?.[1] ?? 0),
+        paused: pausedCpus(screen).length > 0,
+        i,
+      });
       await sleep(1000);
     }
     const { pauses, window } = markedPauses(refreshes);
     const clean = refreshes.filter((r) => !r.paused);
     return [
-      judgeShare({ what: 'refreshes at 0.8-1.2 M events/s without drops', samples: refreshes, window, ok: (r) => r.rate >= 800_000 && r.rate <= 1_200_000 && r.drops === 0, minShare: 1, minSamples: 3 * scale, show: (r) => `#${r.i} ${r.clock} ${r.rate}/s drops ${r.drops}` }, pauses),
-      judgeShare({ what: 'refreshes with a clock of their own (one a second)', samples: clean, window, ok: (r) => clean.filter((o) => o.clock === r.clock).length <= 2, minShare: 1, minSamples: 3 * scale }, []),
+      judgeShare(
+        {
+          what: 'refreshes at 0.8-1.2 M events/s without drops',
+          samples: refreshes,
+          window,
+          ok: (r) => r.rate >= 800_000 && r.rate <= 1_200_000 && r.drops === 0,
+          minShare: 1,
+          minSamples: 3 * scale,
+          show: (r) => `#${r.i} ${r.clock} ${r.rate}/s drops ${r.drops}`,
+        },
+        pauses,
+      ),
+      judgeShare(
+        {
+          what: 'refreshes with a clock of their own (one a second)',
+          samples: clean,
+          window,
+          ok: (r) => clean.filter((o) => o.clock === r.clock).length <= 2,
+          minShare: 1,
+          minSamples: 3 * scale,
+        },
+        [],
+      ),
     ];
   });
   top.keys('q');
@@ -223,20 +256,29 @@ test('plain text without a terminal: --once and -n blocks on time at 1 M events/
     const samples = heads.slice(1).map((h) => ({ ...h, gap: h.at - heads[h.i - 1].at }));
     const { pauses, window } = markedPauses(samples);
     return [
-      judgeShare({
-        what: 'blocks 0.8-1.3 s apart at >= 0.8 M events/s without drops',
-        samples,
-        window,
-        ok: (h) => h.gap > 800 && h.gap < 1300 && h.rate >= 800_000 && h.drops === 0,
-        minShare: 1,
-        minSamples: 3 * scale,
-      }, pauses),
+      judgeShare(
+        {
+          what: 'blocks 0.8-1.3 s apart at >= 0.8 M events/s without drops',
+          samples,
+          window,
+          ok: (h) => h.gap > 800 && h.gap < 1300 && h.rate >= 800_000 && h.drops === 0,
+          minShare: 1,
+          minSamples: 3 * scale,
+        },
+        pauses,
+      ),
     ];
   });
 });
 
 test('top rejects bad input with one line and exit 2', async () => {
-  for (const args of [['top', '--delay', 'soon'], ['top', '--delay', '10ms'], ['top', '--window', '5m'], ['top', '-n', '0'], ['top', '--synthetic-rate', 'lots']]) {
+  for (const args of [
+    ['top', '--delay', 'soon'],
+    ['top', '--delay', '10ms'],
+    ['top', '--window', '5m'],
+    ['top', '-n', '0'],
+    ['top', '--synthetic-rate', 'lots'],
+  ]) {
     const r = await runCli(args);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);

@@ -6,7 +6,6 @@ import { spawn, spawnSync } from 'node:child_process';
 import { CLI, NetnsPair, readReport, runCli, sh, skipUnlessKernel, tmpFile, tracerPrograms, waitFor, needsTwoCpus, startLab } from '../helpers';
 import { judgeShare, pausesOf, replyWindow, timingTest } from '../excuse';
 
-
 /**
  * `count` pings 23 ms apart through `jitterscope ping`: not a divisor of the
  * stall's 200 ms period, so the requests sweep across its phase; ~6 % of them
@@ -45,7 +44,17 @@ test('ping names bpf_timer_cb on CPU 1 behind the slow replies; a control run na
     if (cr.ping.verdict.culprit === null) assert.match(c.stdout, /No slow replies|No culprit found|No culprit in this kernel/);
     const cs = slowReplies(cr);
     return [
-      judgeShare({ what: 'control: slow replies blamed on no run', samples: cs.slow, window: cs.window, ok: (x: any) => !x.attribution || ['pause', 'self'].includes(x.attribution.kind), minShare: 1, minSamples: 0 }, cs.pauses),
+      judgeShare(
+        {
+          what: 'control: slow replies blamed on no run',
+          samples: cs.slow,
+          window: cs.window,
+          ok: (x: any) => !x.attribution || ['pause', 'self'].includes(x.attribution.kind),
+          minShare: 1,
+          minSamples: 0,
+        },
+        cs.pauses,
+      ),
     ];
   });
 
@@ -65,7 +74,10 @@ test('ping names bpf_timer_cb on CPU 1 behind the slow replies; a control run na
     assert.ok(offCpu1.length <= 4 * scale, `RPS put both directions on CPU 1: ${JSON.stringify(offCpu1.slice(0, 3))}`);
     const { slow, window, pauses } = slowReplies(r);
     const named = (x: any) => x.attribution?.culprit === 'bpf_timer_cb' && x.attribution.cpu === 1;
-    const share = judgeShare({ what: 'slow replies attributed to bpf_timer_cb on CPU 1', samples: slow, window, ok: named, minShare: 0.9, minSamples: 5 }, pauses);
+    const share = judgeShare(
+      { what: 'slow replies attributed to bpf_timer_cb on CPU 1', samples: slow, window, ok: named, minShare: 0.9, minSamples: 5 },
+      pauses,
+    );
     if (share.verdict === 'pass') {
       // with 90 % of the clean slow replies on it, the verdict must name it
       const v = r.ping.verdict;

@@ -64,7 +64,8 @@ test('forcing a mode the kernel lacks names the modes it has (no kernel)', () =>
   const f: Features = { btf: true, fentry: { ok: false, error: 'load: EPERM' }, kprobe: ok, tp_btf: ok, raw_tp: ok, tracefs: null };
   assert.throws(
     () => checkForced(f, 'fentry'),
-    (e: Error) => e instanceof EnvironmentError && e.message === '--attach fentry: this kernel does not allow fentry programs (load: EPERM); it has: kprobe, tracepoint',
+    (e: Error) =>
+      e instanceof EnvironmentError && e.message === '--attach fentry: this kernel does not allow fentry programs (load: EPERM); it has: kprobe, tracepoint',
   );
   assert.doesNotThrow(() => checkForced(f, 'kprobe'));
   assert.doesNotThrow(() => checkForced(f, 'auto'));
@@ -99,7 +100,11 @@ test('ladder choices (no kernel): best rung, forced rung, IPVS states', () => {
   assert.deepEqual([c.ipvs_estimation.mode, c.net_rx_action.mode], ['kprobe', 'fentry']);
   assert.match(c.ipvs_estimation.reason, /would hold ip_vs loaded/);
   assert.equal(chooseModes(all, ipvsTimer, 'fentry', false).ipvs_estimation.mode, 'fentry', '--attach fentry is obeyed (with a note)');
-  assert.equal(chooseModes({ ...all, kprobe: no('load: ENOENT') }, ipvsTimer, 'auto', false).ipvs_estimation.mode, 'fentry', 'no kprobes: fentry still traces it');
+  assert.equal(
+    chooseModes({ ...all, kprobe: no('load: ENOENT') }, ipvsTimer, 'auto', false).ipvs_estimation.mode,
+    'fentry',
+    'no kprobes: fentry still traces it',
+  );
 });
 
 test('parsing /proc/net/ip_vs and kernel versions (no kernel)', () => {
@@ -118,7 +123,7 @@ test('parsing /proc/net/ip_vs and kernel versions (no kernel)', () => {
   assert.deepEqual(kernelVersion('6.12.117+deb12-amd64'), [6, 12]);
 });
 
-test('the trial programs\' answers are kept for the boot: a start reads them, a changed key or doctor probes again', async (t) => {
+test("the trial programs' answers are kept for the boot: a start reads them, a changed key or doctor probes again", async (t) => {
   if (skipUnlessKernel(t)) return;
   const cache = tmpFile('features.json');
   const env = { ...process.env, JITTERSCOPE_FEATURE_CACHE: cache };

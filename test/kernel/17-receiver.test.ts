@@ -10,7 +10,6 @@ import path from 'node:path';
 import { CLI, NetnsPair, readJson, readReport, ROOT, runCli, sh, skipUnlessKernel, startCli, tmpFile, waitFor, needsTwoCpus, startLab } from '../helpers';
 import { judgeShare, packetWindow, pausesOf, replyWindow, timingTest, Judgement } from '../excuse';
 
-
 /** `record` in namespace b while `load` runs; the report, checked against the schema. */
 async function recordWhile(net: NetnsPair, seconds: number, load: () => Promise<void>) {
   const out = tmpFile('receiver.json');
@@ -29,7 +28,11 @@ async function recordWhile(net: NetnsPair, seconds: number, load: () => Promise<
  */
 function pingFromA(net: NetnsPair, addr: string, id: number, v6 = false, count = 300): Promise<void> {
   return new Promise((resolve, reject) => {
-    const p = spawn('ip', net.exec(net.a, ['taskset', '-c', '0', 'ping', v6 ? '-6' : '-4', '-q', '-n', '-e', String(id), '-c', String(count), '-i', '0.013', addr]), { stdio: 'ignore' });
+    const p = spawn(
+      'ip',
+      net.exec(net.a, ['taskset', '-c', '0', 'ping', v6 ? '-6' : '-4', '-q', '-n', '-e', String(id), '-c', String(count), '-i', '0.013', addr]),
+      { stdio: 'ignore' },
+    );
     p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`ping exited ${code}`))));
   });
 }
@@ -39,13 +42,33 @@ const namedStall = (p: any) => p.attribution?.culprit === 'bpf_timer_cb' && p.at
 /** Echo requests of this ping that waited >= 3 ms: at least 5 clean ones, 90 % of them blamed on the stall. */
 function judgeSlowRequests(r: any, id: number, type: number): { slow: any[]; judgement: Judgement } {
   const slow = (r.packets.slow as any[]).filter((p) => p.id === id && p.type === type && p.waitNs >= 3e6);
-  const judgement = judgeShare({ what: `slow echo requests (id ${id}) attributed to bpf_timer_cb on CPU 1`, samples: slow, window: packetWindow, ok: namedStall, minShare: 0.9, minSamples: 5 }, pausesOf(r));
+  const judgement = judgeShare(
+    {
+      what: `slow echo requests (id ${id}) attributed to bpf_timer_cb on CPU 1`,
+      samples: slow,
+      window: packetWindow,
+      ok: namedStall,
+      minShare: 0.9,
+      minSamples: 5,
+    },
+    pausesOf(r),
+  );
   return { slow, judgement };
 }
 
 /** A control run: slow packets blamed on no run (a pause or the tracer itself are said apart). */
 function judgeControl(r: any): Judgement {
-  return judgeShare({ what: 'control: slow packets blamed on no run', samples: r.packets.slow, window: packetWindow, ok: (p: any) => !p.attribution || ['pause', 'self'].includes(p.attribution.kind), minShare: 1, minSamples: 0 }, pausesOf(r));
+  return judgeShare(
+    {
+      what: 'control: slow packets blamed on no run',
+      samples: r.packets.slow,
+      window: packetWindow,
+      ok: (p: any) => !p.attribution || ['pause', 'self'].includes(p.attribution.kind),
+      minShare: 1,
+      minSamples: 0,
+    },
+    pausesOf(r),
+  );
 }
 
 /** The verdict, once the clean samples showed the stall is behind them. */
@@ -67,10 +90,14 @@ test('receiver side, ICMP over IPv4: echo requests delayed by the stall are blam
   sh(`ip netns exec ${net.b} sh -c 'echo 2 > /sys/class/net/vb/queues/rx-0/rps_cpus'`);
   await timingTest(t, async ({ scale }) => {
     const control = await recordWhile(net, 6 * scale, () => pingFromA(net, net.addrB, 4101, false, 300 * scale));
-    assert.ok(control.histograms.some((h: any) => h.probe === 'packet_wait' && h.cpu === 1 && h.count >= 300 * scale), 'every packet counts in CPU 1 wait histogram');
+    assert.ok(
+      control.histograms.some((h: any) => h.probe === 'packet_wait' && h.cpu === 1 && h.count >= 300 * scale),
+      'every packet counts in CPU 1 wait histogram',
+    );
     const j = judgeControl(control);
     // a verdict stands on attributions: with none but pauses' (or the tracer's own) there is no culprit to name
-    if (control.packets.slow.every((p: any) => !p.attribution || ['pause', 'self'].includes(p.attribution.kind))) assert.equal(control.verdict.culprit, null, control.verdict.text);
+    if (control.packets.slow.every((p: any) => !p.attribution || ['pause', 'self'].includes(p.attribution.kind)))
+      assert.equal(control.verdict.culprit, null, control.verdict.text);
     return [j];
   });
 
@@ -79,7 +106,10 @@ test('receiver side, ICMP over IPv4: echo requests delayed by the stall are blam
   await timingTest(t, async ({ scale }) => {
     const r = await recordWhile(net, 6 * scale, () => pingFromA(net, net.addrB, 4102, false, 300 * scale));
     const { slow, judgement } = judgeSlowRequests(r, 4102, 8);
-    assert.ok(slow.every((p) => p.family === 4 && p.proto === 'icmp' && p.saddr === net.addrA && p.cpu === 1), 'slow requests are the IPv4 echoes, on CPU 1');
+    assert.ok(
+      slow.every((p) => p.family === 4 && p.proto === 'icmp' && p.saddr === net.addrA && p.cpu === 1),
+      'slow requests are the IPv4 echoes, on CPU 1',
+    );
     if (judgement.verdict === 'pass') checkVerdict(r);
     return [judgement];
   });
@@ -95,19 +125,24 @@ test('receiver side, ICMPv6: the same answer over IPv6 addresses', async (t) => 
   await timingTest(t, async ({ scale }) => {
     const r = await recordWhile(net, 6 * scale, () => pingFromA(net, net.addr6B, 4103, true, 300 * scale));
     const { slow, judgement } = judgeSlowRequests(r, 4103, 128);
-    assert.ok(slow.every((p) => p.family === 6 && p.proto === 'icmpv6' && p.saddr === net.addr6A && p.daddr === net.addr6B), 'slow requests are the ICMPv6 echoes');
+    assert.ok(
+      slow.every((p) => p.family === 6 && p.proto === 'icmpv6' && p.saddr === net.addr6A && p.daddr === net.addr6B),
+      'slow requests are the ICMPv6 echoes',
+    );
     if (judgement.verdict === 'pass') checkVerdict(r);
     return [judgement];
   });
   await lab.stop();
 });
 
-test('receiver side, TCP: the client\'s slow requests match slow packets by flow and time, blamed on bpf_timer_cb', async (t) => {
+test("receiver side, TCP: the client's slow requests match slow packets by flow and time, blamed on bpf_timer_cb", async (t) => {
   if (skipUnlessKernel(t) || needsTwoCpus(t)) return;
   const net = new NetnsPair();
   t.after(() => net.destroy());
   const fixture = path.join(ROOT, 'test', 'fixtures', 'echo.js');
-  const server = spawn('ip', net.exec(net.b, ['taskset', '-c', '0', process.execPath, fixture, 'server', net.addrB, '7007']), { stdio: ['ignore', 'pipe', 'ignore'] });
+  const server = spawn('ip', net.exec(net.b, ['taskset', '-c', '0', process.execPath, fixture, 'server', net.addrB, '7007']), {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
   t.after(() => server.kill());
   let said = '';
   server.stdout.on('data', (d) => (said += d));
@@ -118,7 +153,11 @@ test('receiver side, TCP: the client\'s slow requests match slow packets by flow
     const clientOut = tmpFile('client.json');
     const requests = 1000 * scale;
     const r = await recordWhile(net, 14 * scale, async () => {
-      const c = spawnSync('ip', net.exec(net.a, ['taskset', '-c', '0', process.execPath, fixture, 'client', net.addrB, '7007', String(requests), '10', clientOut]), { encoding: 'utf8' });
+      const c = spawnSync(
+        'ip',
+        net.exec(net.a, ['taskset', '-c', '0', process.execPath, fixture, 'client', net.addrB, '7007', String(requests), '10', clientOut]),
+        { encoding: 'utf8' },
+      );
       assert.equal(c.status, 0, c.stderr);
     });
     const client = readJson(clientOut);
@@ -133,12 +172,35 @@ test('receiver side, TCP: the client\'s slow requests match slow packets by flow
       .filter((p) => p !== undefined);
     // a slow request with no slow packet was delayed elsewhere (the processes share CPU 0): not this engine's to explain
     const judgements = [
-      judgeShare({ what: 'slow TCP requests matched to a slow packet of their flow', samples: matched, window: packetWindow, ok: () => true, minShare: 1, minSamples: 5 }, pauses),
-      judgeShare({ what: 'matched slow packets attributed to bpf_timer_cb on CPU 1', samples: matched, window: packetWindow, ok: namedStall, minShare: 0.9, minSamples: 5 }, pauses),
+      judgeShare(
+        {
+          what: 'slow TCP requests matched to a slow packet of their flow',
+          samples: matched,
+          window: packetWindow,
+          ok: () => true,
+          minShare: 1,
+          minSamples: 5,
+        },
+        pauses,
+      ),
+      judgeShare(
+        {
+          what: 'matched slow packets attributed to bpf_timer_cb on CPU 1',
+          samples: matched,
+          window: packetWindow,
+          ok: namedStall,
+          minShare: 0.9,
+          minSamples: 5,
+        },
+        pauses,
+      ),
     ];
     if (judgements.every((j) => j.verdict === 'pass')) {
       checkVerdict(r);
-      assert.ok(r.verdict.culprit.flows.some((f: any) => f.proto === 'tcp' && (f.dport === 7007 || f.sport === 7007)), 'the TCP flow is among the flows hit');
+      assert.ok(
+        r.verdict.culprit.flows.some((f: any) => f.proto === 'tcp' && (f.dport === 7007 || f.sport === 7007)),
+        'the TCP flow is among the flows hit',
+      );
     }
     return judgements;
   });
@@ -177,7 +239,10 @@ test('jitterscope ping to an IPv6 address: slow replies are attributed like IPv4
     assert.ok(rows.filter((x) => x.requestCpu === 1).length >= 0.9 * count, 'the ICMPv6 echo requests were seen on CPU 1');
     const slow = rows.filter((x) => x.slow);
     const window = (x: any) => replyWindow(x, r.meta.clock.realtimeOffsetNs, [0]);
-    const j = judgeShare({ what: 'slow ICMPv6 replies attributed to bpf_timer_cb on CPU 1', samples: slow, window, ok: namedStall, minShare: 0.9, minSamples: 5 }, pausesOf(r));
+    const j = judgeShare(
+      { what: 'slow ICMPv6 replies attributed to bpf_timer_cb on CPU 1', samples: slow, window, ok: namedStall, minShare: 0.9, minSamples: 5 },
+      pausesOf(r),
+    );
     if (j.verdict === 'pass') assert.match(p.stdout, /Culprit: bpf_timer_cb on CPU 1/);
     return [j];
   });

@@ -17,7 +17,9 @@ function needsBrowser(t: { skip: (m?: string) => void }): boolean {
 
 function checkPage(page: Rendered, file: string, verdict: RegExp) {
   const kb = fs.statSync(file).size / 1024;
-  process.stderr.write(`${file}: ${kb.toFixed(0)} KiB; drawn in ${page.coldMs.toFixed(0)} ms (first load), ${page.warmMs.toFixed(0)} ms (again); coloured pixels ${JSON.stringify(page.coloured)}; screenshot ${page.screenshot}\n`);
+  process.stderr.write(
+    `${file}: ${kb.toFixed(0)} KiB; drawn in ${page.coldMs.toFixed(0)} ms (first load), ${page.warmMs.toFixed(0)} ms (again); coloured pixels ${JSON.stringify(page.coloured)}; screenshot ${page.screenshot}\n`,
+  );
   assert.deepEqual(page.errors, [], 'console errors');
   assert.deepEqual(page.requests, ['file://' + file], 'the page fetched nothing but itself');
   assert.match(page.text, verdict);
@@ -55,7 +57,11 @@ test('ping report -> report --html: replies on the timeline, the ping verdict on
   const lab = await startLab(net);
   t.after(() => lab.kill());
   const json = tmpFile('ping.json');
-  const p = spawnSync('ip', ['netns', 'exec', net.a, 'taskset', '-c', '0', process.execPath, CLI, 'ping', net.addrB, '-c', '100', '-i', '50', '--slow-ms', '3', '--out', json], { encoding: 'utf8' });
+  const p = spawnSync(
+    'ip',
+    ['netns', 'exec', net.a, 'taskset', '-c', '0', process.execPath, CLI, 'ping', net.addrB, '-c', '100', '-i', '50', '--slow-ms', '3', '--out', json],
+    { encoding: 'utf8' },
+  );
   await lab.stop();
   assert.equal(p.status, 0, p.stderr);
   const r = readJson(json);

@@ -66,7 +66,9 @@ test('serve under a real Prometheus: the stall shows in PromQL, a window without
     path.join(dir, 'prometheus.yml'),
     `global: { scrape_interval: 1s, evaluation_interval: 1s }\nscrape_configs:\n  - job_name: jitterscope\n    static_configs: [{ targets: ['127.0.0.1:${srv.port}'] }]\n`,
   );
-  const prom = spawn(PROMETHEUS, [`--config.file=${dir}/prometheus.yml`, `--storage.tsdb.path=${dir}/data`, `--web.listen-address=127.0.0.1:${promPort}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const prom = spawn(PROMETHEUS, [`--config.file=${dir}/prometheus.yml`, `--storage.tsdb.path=${dir}/data`, `--web.listen-address=127.0.0.1:${promPort}`], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   let promErr = '';
   prom.stderr!.on('data', (d) => (promErr += d));
   t.after(() => {
@@ -119,9 +121,7 @@ test('serve: /report under concurrent requests, 4xx for bad paths and windows, s
   t.after(() => srv.stop());
   await sleep(2500);
   const validate = validator();
-  const replies = await Promise.all(
-    Array.from({ length: 12 }, (_, i) => (i % 2 ? srv.get('/metrics') : srv.get('/report?window=10s'))),
-  );
+  const replies = await Promise.all(Array.from({ length: 12 }, (_, i) => (i % 2 ? srv.get('/metrics') : srv.get('/report?window=10s'))));
   for (const [i, r] of replies.entries()) {
     assert.equal(r.status, 200, r.text);
     if (i % 2) assert.match(r.text, /^# HELP jitterscope_/m);
@@ -174,7 +174,7 @@ test('serve: bad --listen and a taken port are one line, exit 2, nothing attache
   assert.match(other.stderr, /no such address on this host/);
 });
 
-test('serve under a real UDP flood (~100k packets/s) for 100 s, scraped every second: RSS flat once /report\'s window is full and the heap has settled (bench:soak, short)', async (t) => {
+test("serve under a real UDP flood (~100k packets/s) for 100 s, scraped every second: RSS flat once /report's window is full and the heap has settled (bench:soak, short)", async (t) => {
   if (skipUnlessKernel(t) || needsTwoCpus(t)) return;
   const missing = udpLoadMissing();
   if (skipIf(t, missing)) return;
@@ -212,10 +212,10 @@ test('serve mode: short runs counted in the kernel add up to what streaming ever
     const streamed = [stream.session.streamedEvents() - streamedBefore[0], inKernel.session.streamedEvents() - streamedBefore[1]];
     // streamed runs and the kernel's counts together, as every view reads them (diagnose/summary.ts)
     const runs = (agg: typeof a, vec: number, cpu?: number) =>
-      summarize(agg, { probes: stream.session.probes }).histograms
-        .filter((s) => s.probe === 'softirq' && s.key === SOFTIRQ_NAMES[vec] && (cpu === undefined || s.cpu === cpu))
+      summarize(agg, { probes: stream.session.probes })
+        .histograms.filter((s) => s.probe === 'softirq' && s.key === SOFTIRQ_NAMES[vec] && (cpu === undefined || s.cpu === cpu))
         .reduce((h, s) => h.merge(sourceHistogram(s)), new Histogram());
-    assert.ok(b.kernel.entries('softirq').length > 0, 'serve mode kept the kernel\'s counts as they came');
+    assert.ok(b.kernel.entries('softirq').length > 0, "serve mode kept the kernel's counts as they came");
     const netRx = [runs(a, NET_RX_SOFTIRQ).count, runs(b, NET_RX_SOFTIRQ).count];
     process.stderr.write(`NET_RX runs: streaming ${netRx[0]}, in-kernel ${netRx[1]}; events through the ring: ${streamed[0]} vs ${streamed[1]}\n`);
     assert.ok(netRx[0] >= 1000, `only ${netRx[0]} NET_RX runs under a flood`);
@@ -229,7 +229,10 @@ test('serve mode: short runs counted in the kernel add up to what streaming ever
     // the stall still streams whole: a 15 ms HRTIMER softirq on CPU 1, and a stall record
     const hrMax = runs(b, HRTIMER_SOFTIRQ, 1).max;
     assert.ok(hrMax >= 14e6, `HRTIMER softirq max on CPU 1 in serve mode: ${hrMax} ns`);
-    assert.ok(b.stalls().some((s) => s.cpu === 1 && s.durationNs >= 14e6), 'a stall on CPU 1 kept');
+    assert.ok(
+      b.stalls().some((s) => s.cpu === 1 && s.durationNs >= 14e6),
+      'a stall on CPU 1 kept',
+    );
   } finally {
     stall.stop();
     inKernel.stop();
@@ -260,14 +263,24 @@ test('serve times packets only in NET_RX runs that started late, with no arrival
     stream.rotate();
     serve.rotate();
     // pinned to CPU 0: a sender on the stalled CPU would only send between stalls
-    const ping = spawnSync('ip', pair.exec(pair.a, ['taskset', '-c', '0', 'ping', '-q', '-n', '-e', '4301', '-c', String(300 * scale), '-i', '0.013', pair.addrB]), { encoding: 'utf8' });
+    const ping = spawnSync(
+      'ip',
+      pair.exec(pair.a, ['taskset', '-c', '0', 'ping', '-q', '-n', '-e', '4301', '-c', String(300 * scale), '-i', '0.013', pair.addrB]),
+      { encoding: 'utf8' },
+    );
     assert.equal(ping.status, 0, ping.stderr);
     await new Promise((r) => setTimeout(r, 300));
     const streamed = stream.rotate();
     const a = streamed.slowPackets().filter((p) => p.id === 4301 && p.type === 8);
-    const b = serve.rotate().slowPackets().filter((p) => p.id === 4301 && p.type === 8);
+    const b = serve
+      .rotate()
+      .slowPackets()
+      .filter((p) => p.id === 4301 && p.type === 8);
     process.stderr.write(`slow echo requests: streaming ${a.length}, serve ${b.length}\n`);
-    assert.ok(b.every((p) => p.path === 'late-run' && p.cpu === 1), 'serve lists packets of late runs, timed from the raise');
+    assert.ok(
+      b.every((p) => p.path === 'late-run' && p.cpu === 1),
+      'serve lists packets of late runs, timed from the raise',
+    );
     assert.ok(a.every((p) => p.path === 'backlog'));
     // every request streaming saw wait 2 ms or more was processed in a late run: serve has it,
     // and its wait from the raise is at least the exact one (minus the slack of two clock reads)
@@ -277,7 +290,19 @@ test('serve times packets only in NET_RX runs that started late, with no arrival
       return q !== undefined && q.waitNs! >= p.waitNs! - 0.2e6;
     };
     const pauses = streamed.stalls().filter((x) => x.kind === 'pause');
-    return [judgeShare({ what: 'requests that waited >= 2 ms, in serve\'s list with a wait no shorter', samples: long, window: packetWindow, ok: inServe, minShare: 1, minSamples: 5 }, pauses)];
+    return [
+      judgeShare(
+        {
+          what: "requests that waited >= 2 ms, in serve's list with a wait no shorter",
+          samples: long,
+          window: packetWindow,
+          ok: inServe,
+          minShare: 1,
+          minSamples: 5,
+        },
+        pauses,
+      ),
+    ];
   });
   await lab.stop();
 });

@@ -28,7 +28,8 @@ async function threadedVb(net: NetnsPair): Promise<number> {
 
 /** A SCHED_FIFO task on CPU 1: busy 30 ms, asleep 270 ms, for `seconds`. */
 function startSpinner(seconds: number) {
-  const body = `const s=new Int32Array(new SharedArrayBuffer(4));const end=Date.now()+${seconds * 1000};` +
+  const body =
+    `const s=new Int32Array(new SharedArrayBuffer(4));const end=Date.now()+${seconds * 1000};` +
     'while(Date.now()<end){const t=Date.now();while(Date.now()-t<30){}Atomics.wait(s,0,0,270)}';
   const p = spawn('chrt', ['-f', '50', 'taskset', '-c', '1', process.execPath, '-e', body], { stdio: 'ignore' });
   return { pid: p.pid!, done: new Promise<void>((r) => p.on('close', () => r())), kill: () => p.kill('SIGKILL') };
@@ -36,7 +37,9 @@ function startSpinner(seconds: number) {
 
 function pingFromA(net: NetnsPair, id: number, count: number): Promise<void> {
   return new Promise((resolve, reject) => {
-    const p = spawn('ip', net.exec(net.a, ['taskset', '-c', '0', 'ping', '-4', '-q', '-n', '-e', String(id), '-c', String(count), '-i', '0.013', net.addrB]), { stdio: 'ignore' });
+    const p = spawn('ip', net.exec(net.a, ['taskset', '-c', '0', 'ping', '-4', '-q', '-n', '-e', String(id), '-c', String(count), '-i', '0.013', net.addrB]), {
+      stdio: 'ignore',
+    });
     p.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`ping exited ${code}`))));
   });
 }
@@ -64,10 +67,16 @@ test('threaded NAPI: a poll thread held up by a SCHED_FIFO task is a receive sta
 
     const spinner = `node[${spin.pid}]`;
     const stalls = (r.receive?.stalls ?? []).filter((x: any) => x.napiThread !== null);
-    assert.ok(stalls.every((x: any) => x.napiThread === napiPid && x.cpu === 1 && !x.deferred), `NAPI thread stalls are vb's thread's, on CPU 1: ${JSON.stringify(stalls.slice(0, 3))}`);
+    assert.ok(
+      stalls.every((x: any) => x.napiThread === napiPid && x.cpu === 1 && !x.deferred),
+      `NAPI thread stalls are vb's thread's, on CPU 1: ${JSON.stringify(stalls.slice(0, 3))}`,
+    );
     // the echo requests the thread polled: timed from its wakeup, not from when the poll saw them
     const requests = r.packets.slow.filter((p: any) => p.id === 6101 && p.type === 8 && p.cpu === 1 && p.waitNs >= 5e6);
-    assert.ok(requests.every((p: any) => p.path === 'napi' || p.path === 'napi-bound'), `paths: ${[...new Set(requests.map((p: any) => p.path))]}`);
+    assert.ok(
+      requests.every((p: any) => p.path === 'napi' || p.path === 'napi-bound'),
+      `paths: ${[...new Set(requests.map((p: any) => p.path))]}`,
+    );
     const judgements = judgeSpinnerBlame(r, spinner, stalls, requests, 'NAPI thread runs', 5);
     if (judgements.every((j) => j.verdict === 'pass')) {
       assert.equal(r.verdict.culprit?.culprit, spinner, r.verdict.text);

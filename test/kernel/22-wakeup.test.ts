@@ -26,7 +26,9 @@ interface Scenario {
 
 async function startServer(net: NetnsPair, s: Scenario, addr: string): Promise<ChildProcess> {
   const mode = s.proto === 'tcp' ? 'server' : 'udp-server';
-  const server = spawn('ip', net.exec(net.b, ['taskset', '-c', '1', process.execPath, FIXTURE, mode, addr, String(PORT), String(s.busyMs)]), { stdio: ['ignore', 'pipe', 'ignore'] });
+  const server = spawn('ip', net.exec(net.b, ['taskset', '-c', '1', process.execPath, FIXTURE, mode, addr, String(PORT), String(s.busyMs)]), {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
   let said = '';
   server.stdout!.on('data', (d) => (said += d));
   assert.ok(await waitFor(() => said.includes('listening'), 5000), 'the echo server did not start');
@@ -70,7 +72,9 @@ async function run(net: NetnsPair, s: Scenario, addr: string, count: number, pee
     assert.ok(await waitFor(() => peerOut.includes('Tracing'), 10_000), `runqslower did not start: ${peerOut}`);
   }
   const mode = s.proto === 'tcp' ? 'client' : 'udp-client';
-  const c = spawnSync('ip', net.exec(net.a, ['taskset', '-c', '0', process.execPath, FIXTURE, mode, addr, String(PORT), String(count), '13', clientOut]), { encoding: 'utf8' });
+  const c = spawnSync('ip', net.exec(net.a, ['taskset', '-c', '0', process.execPath, FIXTURE, mode, addr, String(PORT), String(count), '13', clientOut]), {
+    encoding: 'utf8',
+  });
   if (peer) {
     const closed = new Promise((r) => peer!.on('close', r));
     peer.kill('SIGINT');
@@ -98,10 +102,17 @@ const namesStall = (x: any) => x.attribution?.culprit === 'bpf_timer_cb' && x.at
 function judgeRequests(r: any, client: { rows: { sentNs: number; rttMs: number | null }[] }, serverPid: number, s: Scenario): Judgement {
   const mine = (r.wakeups?.slow ?? []).filter((x: any) => x.pid === serverPid);
   const stalls = r.stalls.rows.filter((x: any) => x.culprit === 'bpf_timer_cb' && x.cpu === 1);
-  assert.equal(mine.filter((x: any) => namesStall(x) && !stalls.some((st: any) => overlaps({ from: x.startNs, to: x.startNs + x.durationNs }, st))).length, 0, 'a wake-up no stall overlapped is not blamed on it');
-  const slow = client.rows.filter((q) => q.rttMs !== null && q.rttMs >= s.busyMs + 3 && stalls.some((st: any) => overlaps({ from: q.sentNs, to: q.sentNs + q.rttMs! * 1e6 }, st)));
+  assert.equal(
+    mine.filter((x: any) => namesStall(x) && !stalls.some((st: any) => overlaps({ from: x.startNs, to: x.startNs + x.durationNs }, st))).length,
+    0,
+    'a wake-up no stall overlapped is not blamed on it',
+  );
+  const slow = client.rows.filter(
+    (q) => q.rttMs !== null && q.rttMs >= s.busyMs + 3 && stalls.some((st: any) => overlaps({ from: q.sentNs, to: q.sentNs + q.rttMs! * 1e6 }, st)),
+  );
   const window = (q: { sentNs: number; rttMs: number | null }): SampleWindow => ({ cpus: [0, 1], fromNs: q.sentNs, toNs: q.sentNs + q.rttMs! * 1e6 });
-  const explained = (q: { sentNs: number; rttMs: number | null }) => mine.some((x: any) => namesStall(x) && overlaps({ from: q.sentNs, to: q.sentNs + q.rttMs! * 1e6 }, x));
+  const explained = (q: { sentNs: number; rttMs: number | null }) =>
+    mine.some((x: any) => namesStall(x) && overlaps({ from: q.sentNs, to: q.sentNs + q.rttMs! * 1e6 }, x));
   return judgeShare(
     {
       what: `slow ${s.proto}${s.v6 ? '/IPv6' : ''} requests a stall overlapped, in a slow wake-up or stolen run of the server that names bpf_timer_cb on CPU 1`,
@@ -162,14 +173,17 @@ async function scenario(t: any, s: Scenario, check: (r: any, serverPid: number) 
   assert.equal((await lab.done).code, 0);
 }
 
-test('wake-ups (a): a TCP server on the stall\'s CPU, its packets processed on the other: its slow requests are its slow wake-ups, blamed on bpf_timer_cb; the verdict names it', async (t) => {
+test("wake-ups (a): a TCP server on the stall's CPU, its packets processed on the other: its slow requests are its slow wake-ups, blamed on bpf_timer_cb; the verdict names it", async (t) => {
   if (skipUnlessKernel(t) || needsTwoCpus(t)) return;
   await scenario(t, { proto: 'tcp', v6: false, busyMs: 0, stall: true }, (r, pid) => {
     const v = r.verdict;
     assert.equal(v.culprit?.culprit, 'bpf_timer_cb', v.text);
     assert.equal(v.culprit.cpu, 1);
     assert.equal(v.culprit.basis, 'wakeups', v.text);
-    assert.match(v.text, new RegExp(`^Verdict: bpf_timer_cb on CPU 1 \\(hrtimer\\) held [^\\n]*node\\[${pid}\\][^\\n]* times after receive processing woke them`));
+    assert.match(
+      v.text,
+      new RegExp(`^Verdict: bpf_timer_cb on CPU 1 \\(hrtimer\\) held [^\\n]*node\\[${pid}\\][^\\n]* times after receive processing woke them`),
+    );
     assert.match(v.text, /their packets were not slow/);
     // NetnsPair's addresses: the client 198.18.0.1, the server 198.18.0.2
     assert.match(v.text, new RegExp(`\\nTheir sockets: tcp 198\\.18\\.0\\.1 -> 198\\.18\\.0\\.2:${PORT} \\(\\d+\\)`), v.text);
@@ -193,7 +207,10 @@ test('wake-ups (b): the server works 6 ms a request and the stall lands in that 
   await scenario(t, { proto: 'tcp', v6: false, busyMs: 6, stall: true }, (r, pid) => {
     const stolen = (r.wakeups.slow as any[]).filter((x) => x.kind === 'stolen' && x.pid === pid && namesStall(x));
     assert.ok(stolen.length >= 3, `stolen runs of the server blamed on bpf_timer_cb: ${stolen.length}`);
-    assert.ok(stolen.every((x) => x.stolenNs >= 1e6 && x.stolenNs <= x.durationNs), 'time taken within the run');
+    assert.ok(
+      stolen.every((x) => x.stolenNs >= 1e6 && x.stolenNs <= x.durationNs),
+      'time taken within the run',
+    );
   });
 });
 
@@ -204,7 +221,8 @@ test('wake-ups (c): UDP over IPv4, and TCP over IPv6, the same answer', async (t
 });
 
 test('wake-ups (e): a peer, runqslower, sees the same slow wake-ups of the server within 0.3 ms', async (t) => {
-  if (skipUnlessKernel(t) || needsTwoCpus(t) || skipIf(t, RUNQSLOWER ? null : 'runqslower is missing: apt-get install libbpf-tools (npm test installs it)')) return;
+  if (skipUnlessKernel(t) || needsTwoCpus(t) || skipIf(t, RUNQSLOWER ? null : 'runqslower is missing: apt-get install libbpf-tools (npm test installs it)'))
+    return;
   const net = new NetnsPair();
   t.after(() => net.destroy());
   const s: Scenario = { proto: 'tcp', v6: false, busyMs: 0, stall: true };
@@ -219,7 +237,8 @@ test('wake-ups (e): a peer, runqslower, sees the same slow wake-ups of the serve
     const ours = (r.wakeups?.slow ?? []).filter((x: any) => x.kind === 'wait' && x.pid === server.pid);
     const second = (ns: number) => new Date((ns + offset) / 1e6).toTimeString().slice(0, 8);
     const near = (a: string, b: string) => Math.abs(Date.parse(`1970-01-01T${a}Z`) - Date.parse(`1970-01-01T${b}Z`)) <= 1000;
-    const seen = (p: { time: string; latUs: number }) => ours.some((x: any) => Math.abs(x.durationNs / 1e3 - p.latUs) <= 300 && near(second(x.startNs), p.time));
+    const seen = (p: { time: string; latUs: number }) =>
+      ours.some((x: any) => Math.abs(x.durationNs / 1e3 - p.latUs) <= 300 && near(second(x.startNs), p.time));
     const pauses = pausesOf(r);
     const inSecond = (p: { time: string }): SampleWindow => {
       // the whole second (and the one before) on the server's CPU: a pause anywhere in it excuses the sample
@@ -228,7 +247,20 @@ test('wake-ups (e): a peer, runqslower, sees the same slow wake-ups of the serve
       return { cpus: [1], fromNs: at - 1e9, toNs: at + 1e9 };
     };
     assert.ok(peer, 'runqslower ran');
-    return [judgeShare({ what: 'runqslower\'s wake-ups of the server (>= 3 ms) that record timed within 0.3 ms', samples: peer!, window: inSecond, ok: seen, minShare: 0.9, minSamples: 5, show: (p) => `${p.time} ${p.latUs} us` }, pauses)];
+    return [
+      judgeShare(
+        {
+          what: "runqslower's wake-ups of the server (>= 3 ms) that record timed within 0.3 ms",
+          samples: peer!,
+          window: inSecond,
+          ok: seen,
+          minShare: 0.9,
+          minSamples: 5,
+          show: (p) => `${p.time} ${p.latUs} us`,
+        },
+        pauses,
+      ),
+    ];
   });
   lab.child.kill('SIGINT');
   await lab.done;

@@ -10,7 +10,6 @@ import { attributeReplies, leadingCulprit, verdictText, PingVerdict } from '../.
 import { adviceForCulprit, ipvsAdvice } from '../../src/diagnose/advice';
 import { parseCpuMask, formatCpuMask } from '../../src/host/net';
 
-
 const MS = 1e6;
 
 test('iputils ping -D output: replies, duplicates, no-answer lines, totals', () => {
@@ -30,10 +29,25 @@ test('iputils ping -D output: replies, duplicates, no-answer lines, totals', () 
     { seq: 1, rttMs: 0.041, wallMs: 1795316328864.406 },
     { seq: 3, rttMs: 12.5, wallMs: 1795316329167.212 },
   ]);
-  assert.deepEqual(
-    pingArgs({ address: '198.18.0.2', family: 4, id: 7, count: 3, intervalMs: 50, sizeBytes: 56, timeoutS: 1, iface: 'va' }),
-    ['-4', '-D', '-n', '-O', '-e', '7', '-c', '3', '-i', '0.050', '-s', '56', '-W', '1', '-I', 'va', '198.18.0.2'],
-  );
+  assert.deepEqual(pingArgs({ address: '198.18.0.2', family: 4, id: 7, count: 3, intervalMs: 50, sizeBytes: 56, timeoutS: 1, iface: 'va' }), [
+    '-4',
+    '-D',
+    '-n',
+    '-O',
+    '-e',
+    '7',
+    '-c',
+    '3',
+    '-i',
+    '0.050',
+    '-s',
+    '56',
+    '-W',
+    '1',
+    '-I',
+    'va',
+    '198.18.0.2',
+  ]);
   // IPv6: ping -6, and reply lines whose address has colons
   assert.equal(pingArgs({ address: 'fd00::2', family: 6, id: 7, count: 1, intervalMs: 50, sizeBytes: 56, timeoutS: 1 })[0], '-6');
   const v6 = parsePingOutput('[1795398126.273367] 64 bytes from fd00::2: icmp_seq=4 ttl=64 time=0.231 ms\n1 packets transmitted, 1 received');
@@ -51,8 +65,22 @@ test('cpu masks', () => {
 
 function pkt(seq: number, type: number, cpu: number, arriveMs: number, waitMs: number | null): Packet {
   return {
-    startNs: arriveMs * MS, cpu, arrivalCpu: 0, ifindex: 3, family: 4, proto: 'icmp', saddr: '198.18.0.1', daddr: '198.18.0.2',
-    sport: null, dport: null, type, code: 0, id: 42, seq, waitNs: waitMs === null ? null : waitMs * MS, slow: false,
+    startNs: arriveMs * MS,
+    cpu,
+    arrivalCpu: 0,
+    ifindex: 3,
+    family: 4,
+    proto: 'icmp',
+    saddr: '198.18.0.1',
+    daddr: '198.18.0.2',
+    sport: null,
+    dport: null,
+    type,
+    code: 0,
+    id: 42,
+    seq,
+    waitNs: waitMs === null ? null : waitMs * MS,
+    slow: false,
   };
 }
 
@@ -62,9 +90,12 @@ function stall(cpu: number, culprit: string, kind: StallRow['kind'], startMs: nu
 
 test('a slow reply is attributed to the timer callback that overlapped its wait, not the softirq around it', () => {
   const packets = [
-    pkt(1, 8, 1, 100, 0.01), pkt(1, 0, 1, 100.02, 0.01), // fast
-    pkt(2, 8, 1, 200, 9), pkt(2, 0, 1, 209.1, 0.01), // request waited 9 ms on CPU 1
-    pkt(3, 8, 1, 300, 0.01), pkt(3, 0, 1, 300.02, 0.01), // slow on the wire, not here
+    pkt(1, 8, 1, 100, 0.01),
+    pkt(1, 0, 1, 100.02, 0.01), // fast
+    pkt(2, 8, 1, 200, 9),
+    pkt(2, 0, 1, 209.1, 0.01), // request waited 9 ms on CPU 1
+    pkt(3, 8, 1, 300, 0.01),
+    pkt(3, 0, 1, 300.02, 0.01), // slow on the wire, not here
     pkt(99, 0, 1, 400, 5), // another ping's packet: other id below
   ].map((p) => (p.seq === 99 ? { ...p, id: 7 } : p));
   const stalls = [
@@ -95,10 +126,7 @@ test('a slow reply is attributed to the timer callback that overlapped its wait,
   assert.equal(rows[3].slow, false);
 
   const c = leadingCulprit(rows, stalls)!;
-  assert.deepEqual(
-    { culprit: c.culprit, cpu: c.cpu, replies: c.replies, share: c.share },
-    { culprit: 'bpf_timer_cb', cpu: 1, replies: 1, share: 0.5 },
-  );
+  assert.deepEqual({ culprit: c.culprit, cpu: c.cpu, replies: c.replies, share: c.share }, { culprit: 'bpf_timer_cb', cpu: 1, replies: 1, share: 0.5 });
   assert.deepEqual(c.runs, { count: 1, p50Ms: 15, maxMs: 15 });
 });
 
@@ -120,7 +148,11 @@ test('a pause inside a long TIMER softirq is named over the softirq and the shor
   const without = attributeReplies(38, [{ seq: 38, rttMs: 270.2, wallMs: 0 }], packets, stalls.slice(0, 2), { id: 42, slowMs: 3 });
   assert.equal(without[37].attribution!.culprit, 'TIMER softirq');
   // and a pause that covers little of a wait does not displace the estimator filling it
-  const estimator = [stall(1, 'TIMER softirq', 'softirq', 1002, 264.6), stall(1, 'estimation_timer [ip_vs]', 'timer', 1003, 250), stall(1, PAUSE_CULPRIT, 'pause', 1100, 8)];
+  const estimator = [
+    stall(1, 'TIMER softirq', 'softirq', 1002, 264.6),
+    stall(1, 'estimation_timer [ip_vs]', 'timer', 1003, 250),
+    stall(1, PAUSE_CULPRIT, 'pause', 1100, 8),
+  ];
   const est = attributeReplies(38, [{ seq: 38, rttMs: 270.2, wallMs: 0 }], packets, estimator, { id: 42, slowMs: 3 });
   assert.equal(est[37].attribution!.culprit, 'estimation_timer [ip_vs]');
   const advice = adviceForCulprit({ culprit: PAUSE_CULPRIT, kind: 'pause' }, 1, 240).join('\n');
@@ -140,7 +172,13 @@ test('a short overlap does not make a culprit', () => {
 
 test('verdict text names culprit, share, RPS and advice, or says no culprit', () => {
   const base: PingVerdict = {
-    sent: 100, received: 100, lost: 0, slowMs: 3, slow: 14, slowShare: 0.14, attributed: 13,
+    sent: 100,
+    received: 100,
+    lost: 0,
+    slowMs: 3,
+    slow: 14,
+    slowShare: 0.14,
+    attributed: 13,
     culprit: { culprit: 'estimation_timer [ip_vs]', kind: 'timer', cpu: 1, replies: 13, share: 13 / 14, runs: { count: 5, p50Ms: 15, maxMs: 16 } },
     rps: { interface: 'eth0', queues: [{ queue: 'rx-0', cpus: [1] }], steersToCulpritCpu: true },
     pauses: null,
@@ -167,7 +205,7 @@ test('verdict text names culprit, share, RPS and advice, or says no culprit', ()
   assert.match(onlyPauses, /Host pauses: 3 of 14 slow replies waited on CPU 1 while it took no timer interrupt/);
 });
 
-test('the culprit is the kernel\'s: pauses explaining more replies are reported apart, with their advice after the culprit\'s', () => {
+test("the culprit is the kernel's: pauses explaining more replies are reported apart, with their advice after the culprit's", () => {
   const packets: Packet[] = [];
   const replies = [];
   for (let i = 1; i <= 6; i++) {
@@ -180,26 +218,33 @@ test('the culprit is the kernel\'s: pauses explaining more replies are reported 
     ...[3, 4, 5, 6].map((i) => stall(1, PAUSE_CULPRIT, 'pause', i * 100, 19)), // seq 3-6: the host
   ];
   const rows = attributeReplies(6, replies, packets, stalls, { id: 42, slowMs: 3 });
-  assert.deepEqual(rows.map((r) => r.attribution?.kind), ['timer', 'timer', 'pause', 'pause', 'pause', 'pause']);
+  assert.deepEqual(
+    rows.map((r) => r.attribution?.kind),
+    ['timer', 'timer', 'pause', 'pause', 'pause', 'pause'],
+  );
   const c = leadingCulprit(rows, stalls)!;
   assert.deepEqual({ culprit: c.culprit, replies: c.replies }, { culprit: 'estimation_timer [ip_vs]', replies: 2 });
-  const p = pauseFinding(rows.map((r) => r.attribution), stalls)!;
+  const p = pauseFinding(
+    rows.map((r) => r.attribution),
+    stalls,
+  )!;
   assert.deepEqual(p, { count: 4, maxMs: 19, cpus: [1] });
   const advice = verdictAdvice({ ...c, count: c.replies }, p, { ipvsSwitch: true });
   assert.match(advice[0], /estimation_timer/);
   assert.match(advice.join('\n'), /CPU 1 took no timer interrupt for up to 19\.0 ms/);
   assert.match(verdictAdvice(null, { count: 3, maxMs: 50, cpus: [0, 1] }).join('\n'), /^CPUs 0,1 took no timer interrupt for up to 50\.0 ms/);
-  assert.equal(verdictAdvice({ ...c, count: 5 }, p).some((a) => /timer interrupt/.test(a)), false, 'fewer pauses than the culprit: no pause advice');
+  assert.equal(
+    verdictAdvice({ ...c, count: 5 }, p).some((a) => /timer interrupt/.test(a)),
+    false,
+    'fewer pauses than the culprit: no pause advice',
+  );
 });
 
 test('a callback that fills its softirq is named even when only the softirq reaches the share of the wait', () => {
   // the 6.1 VM's case: the wait was ~35.5 ms, TIMER softirq overlapped 8.94 ms
   // (just over a quarter), estimation_timer inside it 8.82 ms (just under)
   const packets = [pkt(1, 8, 1, 100, 35.5), pkt(1, 0, 0, 135.6, 0.01)];
-  const stalls = [
-    stall(1, 'TIMER softirq', 'softirq', 120, 8.94),
-    stall(1, 'estimation_timer [ip_vs]', 'timer', 120.05, 8.82),
-  ];
+  const stalls = [stall(1, 'TIMER softirq', 'softirq', 120, 8.94), stall(1, 'estimation_timer [ip_vs]', 'timer', 120.05, 8.82)];
   const rows = attributeReplies(1, [{ seq: 1, rttMs: 36, wallMs: 0 }], packets, stalls, { id: 42, slowMs: 3 });
   assert.equal(rows[0].attribution?.culprit, 'estimation_timer [ip_vs]');
   // a small callback inside a long softirq does not take the blame

@@ -51,12 +51,16 @@ test('snapshots have no side effects: recent drops survive a second snapshot and
   assert.equal(c.snapshot('all').summary.stalls.rows.length, 1, 'since start keeps it');
 });
 
-test('serve\'s /report window keeps the newest slow packets per chunk and counts the rest, whatever the flood', () => {
+test("serve's /report window keeps the newest slow packets per chunk and counts the rest, whatever the flood", () => {
   const recent = new Recent(20e9, 5e9, 3);
   const slowBatch = (t0: number, n: number) => {
     const a = new Aggregator({ slowPacketNs: 1e6, maxPackets: 10_000 });
     const events = Array.from({ length: n }, (_, i) => ({
-      kind: Kind.PACKET, cpu: 1, startNs: t0 + i * 1e6, durationNs: 2e6, flags: Flag.SLOW,
+      kind: Kind.PACKET,
+      cpu: 1,
+      startNs: t0 + i * 1e6,
+      durationNs: 2e6,
+      flags: Flag.SLOW,
       pkt: { saddr: '198.18.0.1', daddr: '198.18.0.2', proto: 17, sport: 1000 + i, dport: 53 },
     }));
     a.consume(encode(events), events.length);
@@ -67,6 +71,10 @@ test('serve\'s /report window keeps the newest slow packets per chunk and counts
   const w = recent.window(20e9, 6e9)!;
   const listed = w.agg.slowPackets();
   assert.equal(listed.length, 3, 'a window lists at most `listed` packets');
-  assert.deepEqual(listed.map((p) => p.sport), [1002, 1003, 1004], 'the newest ones, oldest first');
+  assert.deepEqual(
+    listed.map((p) => p.sport),
+    [1002, 1003, 1004],
+    'the newest ones, oldest first',
+  );
   assert.equal(listed.length + w.agg.slowPacketsNotKept, 30, 'and counts every one it let go');
 });

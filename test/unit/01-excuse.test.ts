@@ -128,7 +128,10 @@ test('a pause seen while a task held its CPU began at most a jiffy before it was
     { kind: 'pause', cpu: 1, startNs: 300 * MS, durationNs: 2 * MS },
   ];
   const pauses = pausesOf({ stalls: { rows } });
-  assert.deepEqual(pauses.map((p) => p.leadNs), [4 * MS, 20 * MS]);
+  assert.deepEqual(
+    pauses.map((p) => p.leadNs),
+    [4 * MS, 20 * MS],
+  );
   const at = (fromMs: number, toMs: number) => touchedByPause({ cpus: [1], fromNs: fromMs * MS, toNs: toMs * MS }, pauses);
   assert.equal(at(100, 115), false, 'a wait that ended 5 ms before the busy pause was seen');
   assert.equal(at(100, 117), true, 'within a jiffy of it');

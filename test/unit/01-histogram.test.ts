@@ -75,7 +75,10 @@ test('log2 buckets cover the counts in power-of-two ranges', () => {
       [524288, 1048576, 1],
     ],
   );
-  assert.equal(b.reduce((s, x) => s + x.count, 0), h.count);
+  assert.equal(
+    b.reduce((s, x) => s + x.count, 0),
+    h.count,
+  );
 });
 
 test('an empty histogram summarises to zeros', () => {

@@ -20,7 +20,10 @@ test('durations', () => {
   assert.equal(parseDurationMs('2m'), 120_000);
   assert.equal(parseDurationMs('1.5'), 1500);
   for (const bad of ['banana', '', '10x', '-1s', '0s', '8d'])
-    assert.throws(() => parseDurationMs(bad), (e: Error) => e instanceof UsageError && e.message.startsWith('--duration'));
+    assert.throws(
+      () => parseDurationMs(bad),
+      (e: Error) => e instanceof UsageError && e.message.startsWith('--duration'),
+    );
 });
 
 test('CPU lists', () => {
@@ -48,7 +51,10 @@ test('capabilities from /proc/self/status', () => {
   // what an EPERM from the kernel is blamed on
   const limits = (v: string) => `Limit Soft Limit Hard Limit Units\nMax locked memory         ${v}              ${v}              bytes\n`;
   const plain = 'Seccomp:\t0\n';
-  assert.match(bpfRefusalHints('EPERM', 'Seccomp:\t2\n', '6.18.0', limits('8388608')).join('\n'), /^a seccomp filter is on this process.*deploy\/podman\/seccomp\.json/);
+  assert.match(
+    bpfRefusalHints('EPERM', 'Seccomp:\t2\n', '6.18.0', limits('8388608')).join('\n'),
+    /^a seccomp filter is on this process.*deploy\/podman\/seccomp\.json/,
+  );
   assert.match(bpfRefusalHints('EPERM', plain, '5.10.0-32-amd64', limits('8388608')).join('\n'), /^kernels before 5\.11 .*8388608 bytes here.*memlock=-1/);
   assert.deepEqual(bpfRefusalHints('EPERM', plain, '5.10.0-32-amd64', limits('unlimited')), bpfRefusalHints('EPERM', plain, '6.1.0', limits('8388608')));
   assert.match(bpfRefusalHints('EPERM', plain, '6.1.0', limits('8388608'))[0], /^the kernel refused: check capabilities/);
@@ -145,7 +151,7 @@ test('kallsyms: the index built in a worker thread names the same symbols, and n
   assert.equal(k.resolve(key52FromHex('ffffffff81138800')), 'fn_14464');
   assert.equal(k.resolve(key52FromHex('ffffffffc0a01000')), 'estimation_timer [ip_vs]');
   assert.equal(k.resolve(key52FromHex('ffffffff8119c3f4')), 'fn_39999+0x4');
-  assert.equal(k.indexBuilds, 1, 'lookups used the worker\'s index');
+  assert.equal(k.indexBuilds, 1, "lookups used the worker's index");
 });
 
 test('a kernel without BTF is one clear line, not a stack trace', () => {
@@ -169,24 +175,36 @@ test('steal per CPU from /proc/stat, in ns', () => {
   assert.deepEqual(readStealNs('cpu  1 2 3\n'), []);
 });
 
-test('NAPI poll threads are found among kthreadd\'s children, or among all processes without that file', () => {
+test("NAPI poll threads are found among kthreadd's children, or among all processes without that file", () => {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'jitterscope-proc-'));
   try {
-    for (const [pid, comm] of [[2, 'kthreadd'], [300, 'napi/eth0-8193'], [77, 'ksoftirqd/1'], [299, 'napi/eth0-8194'], [4000, 'napi/fake']] as const) {
+    for (const [pid, comm] of [
+      [2, 'kthreadd'],
+      [300, 'napi/eth0-8193'],
+      [77, 'ksoftirqd/1'],
+      [299, 'napi/eth0-8194'],
+      [4000, 'napi/fake'],
+    ] as const) {
       fs.mkdirSync(path.join(root, String(pid)));
       fs.writeFileSync(path.join(root, String(pid), 'comm'), comm + '\n');
     }
     // without the children file: every process (a user process may be named napi/ too: it is listed, harmlessly)
-    assert.deepEqual(napiThreads(root).map((t) => t.pid), [299, 300, 4000]);
+    assert.deepEqual(
+      napiThreads(root).map((t) => t.pid),
+      [299, 300, 4000],
+    );
     fs.mkdirSync(path.join(root, '2/task/2'), { recursive: true });
     fs.writeFileSync(path.join(root, '2/task/2/children'), '77 299 300 ');
-    assert.deepEqual(napiThreads(root), [{ pid: 299, comm: 'napi/eth0-8194' }, { pid: 300, comm: 'napi/eth0-8193' }]);
+    assert.deepEqual(napiThreads(root), [
+      { pid: 299, comm: 'napi/eth0-8194' },
+      { pid: 300, comm: 'napi/eth0-8193' },
+    ]);
   } finally {
     fs.rmSync(root, { recursive: true, force: true });
   }
 });
 
-test('the kernel\'s %pS text reads as the index\'s names', () => {
+test("the kernel's %pS text reads as the index's names", () => {
   assert.equal(fromPercentS('bpf_timer_cb+0x0/0x80'), 'bpf_timer_cb');
   assert.equal(fromPercentS('estimation_timer+0x0/0x1a0 [ip_vs]'), 'estimation_timer [ip_vs]');
   assert.equal(fromPercentS('schedule+0x8/0xc0'), 'schedule+0x8');

@@ -24,16 +24,40 @@ function stall(cpu: number, culprit: string, kind: StallRow['kind'], startMs: nu
 
 function packet(cpu: number, arriveMs: number, waitMs: number, saddr = '10.94.0.1'): Packet {
   return {
-    startNs: arriveMs * MS, cpu, arrivalCpu: cpu, ifindex: 2, family: 4, proto: 'udp', saddr, daddr: '10.94.0.2',
-    sport: 5000, dport: 53, type: null, code: null, id: null, seq: null, waitNs: waitMs * MS, slow: true, path: 'backlog',
+    startNs: arriveMs * MS,
+    cpu,
+    arrivalCpu: cpu,
+    ifindex: 2,
+    family: 4,
+    proto: 'udp',
+    saddr,
+    daddr: '10.94.0.2',
+    sport: 5000,
+    dport: 53,
+    type: null,
+    code: null,
+    id: null,
+    seq: null,
+    waitNs: waitMs * MS,
+    slow: true,
+    path: 'backlog',
   };
 }
 
 function report(agg: Aggregator) {
-  const probes = Object.fromEntries(PROBE_NAMES.map((n) => [n, { active: true, via: 'tracepoint', mode: 'tp_btf', reason: null, hooks: [] }])) as unknown as Record<ProbeName, ProbeStatus>;
+  const probes = Object.fromEntries(
+    PROBE_NAMES.map((n) => [n, { active: true, via: 'tracepoint', mode: 'tp_btf', reason: null, hooks: [] }]),
+  ) as unknown as Record<ProbeName, ProbeStatus>;
   return buildReport({
-    aggregator: agg, probes, notes: [], drops: { total: 0, perCpu: [0, 0], badRecords: 0, consumeErrors: 0 },
-    start: { wall: new Date(0), monoNs: 0, realtimeOffsetNs: 0 }, endWall: new Date(10_000), possibleCpus: 2, command: [], version: 'test',
+    aggregator: agg,
+    probes,
+    notes: [],
+    drops: { total: 0, perCpu: [0, 0], badRecords: 0, consumeErrors: 0 },
+    start: { wall: new Date(0), monoNs: 0, realtimeOffsetNs: 0 },
+    endWall: new Date(10_000),
+    possibleCpus: 2,
+    command: [],
+    version: 'test',
   });
 }
 
@@ -58,7 +82,10 @@ test('the mixed run: many short unexplained waits do not hide the run behind the
   assert.ok(c.waitShare > 0.5, `it explains most of the waiting: ${c.waitShare}`);
   assert.deepEqual([c.tail.explained, c.tail.of], [13, 20], 'most of the spikes (waits >= 4 ms, the 20 longest)');
   const v = packetVerdict(attributed, runs, 1, NO_HOST_FACTS);
-  assert.match(v.text, /^Verdict: estimation_timer \[ip_vs\] on CPU 1 \(timer\) delayed 14 of 49 slow packets \(29%.*\) and [\d.]+ ms of their waiting \(\d+%\), 13 of the 20 longest waits/);
+  assert.match(
+    v.text,
+    /^Verdict: estimation_timer \[ip_vs\] on CPU 1 \(timer\) delayed 14 of 49 slow packets \(29%.*\) and [\d.]+ ms of their waiting \(\d+%\), 13 of the 20 longest waits/,
+  );
   assert.match(v.text, /run_estimation/, 'with the IPVS advice');
 });
 
@@ -74,17 +101,32 @@ test('receive stalls: with no slow packets the verdict stands on them, naming th
   for (let i = 0; i < 20; i++) {
     runs.push(stall(1, EST, 'timer', 1000 + i * 2000, 13 + (i % 8)));
     // NET_RX raised 1 ms into the run (the NIC's interrupt), run right after it
-    receive.push({ cpu: 1, raiseNs: (1001 + i * 2000) * MS, startNs: (1000 + i * 2000 + 13 + (i % 8)) * MS, waitNs: (12 + (i % 8)) * MS, runNs: 0.1 * MS, deferred: false, napiThread: null, attribution: null });
+    receive.push({
+      cpu: 1,
+      raiseNs: (1001 + i * 2000) * MS,
+      startNs: (1000 + i * 2000 + 13 + (i % 8)) * MS,
+      waitNs: (12 + (i % 8)) * MS,
+      runNs: 0.1 * MS,
+      deferred: false,
+      napiThread: null,
+      attribution: null,
+    });
   }
   const index = indexStalls(runs);
   const rows = attributeReceiveStalls(receive, index);
-  assert.ok(rows.every((r) => r.attribution?.culprit === EST), 'each late run is explained by the run before it');
+  assert.ok(
+    rows.every((r) => r.attribution?.culprit === EST),
+    'each late run is explained by the run before it',
+  );
   // one packet of a late run (first seen in its NAPI poll): short, not slow enough to count
   const v = packetVerdict([], runs, 1, NO_HOST_FACTS, undefined, rows);
   assert.ok(v.culprit);
   assert.equal(v.culprit.basis, 'receive-stalls');
   assert.equal(v.culprit.receiveStalls.explained, 20);
-  assert.match(v.text, /^Verdict: estimation_timer \[ip_vs\] on CPU 1 \(timer\) held receive processing 20 times \(20 of 20 late NET_RX runs; waits p50 1\d\.\d ms, max 19\.0 ms\)/);
+  assert.match(
+    v.text,
+    /^Verdict: estimation_timer \[ip_vs\] on CPU 1 \(timer\) held receive processing 20 times \(20 of 20 late NET_RX runs; waits p50 1\d\.\d ms, max 19\.0 ms\)/,
+  );
   assert.match(v.text, /Receive stalls: 20 NET_RX runs started >= 1 ms after they were raised/);
 });
 
@@ -97,7 +139,7 @@ test('a task that held the CPU while NET_RX waited for ksoftirqd is the culprit,
   assert.equal(explainWait(window, 29, both).attribution?.culprit, EST);
 });
 
-test('short pauses inside a task\'s stretch do not take the blame from it; a pause longer than what the task held does', () => {
+test("short pauses inside a task's stretch do not take the blame from it; a pause longer than what the task held does", () => {
   const task = stall(1, 'spin[4242]', 'task', 100, 26);
   const window = [{ cpus: [1], from: 101 * MS, to: 126 * MS }];
   // a noisy VM: three 2.5 ms pauses (30 % of the wait) inside a 25 ms spin
@@ -124,8 +166,24 @@ test('the aggregator keeps late NET_RX runs, tasks and NAPI packets; the report 
       // the task that held CPU 1 meanwhile
       { kind: Kind.TASK, cpu: 1, startNs: 1000 * MS, durationNs: 12 * MS, key: 4242n, task: { comm: 'spin', pid: 4242, tgid: 4240 } },
       // packets of that run: the first exact from the raise, the next an upper bound
-      { kind: Kind.PACKET, cpu: 1, startNs: 1000 * MS, durationNs: 12.05 * MS, flags: Flag.SLOW | Flag.NAPI, key: 2n, pkt: { saddr: '10.94.0.1', daddr: '10.94.0.2', proto: 1, type: 8, sport: 9, dport: 1 } },
-      { kind: Kind.PACKET, cpu: 1, startNs: 1000 * MS, durationNs: 12.06 * MS, flags: Flag.SLOW | Flag.NAPI | Flag.WAIT_BOUND, key: 2n, pkt: { saddr: '10.94.0.1', daddr: '10.94.0.2', proto: 1, type: 8, sport: 9, dport: 2 } },
+      {
+        kind: Kind.PACKET,
+        cpu: 1,
+        startNs: 1000 * MS,
+        durationNs: 12.05 * MS,
+        flags: Flag.SLOW | Flag.NAPI,
+        key: 2n,
+        pkt: { saddr: '10.94.0.1', daddr: '10.94.0.2', proto: 1, type: 8, sport: 9, dport: 1 },
+      },
+      {
+        kind: Kind.PACKET,
+        cpu: 1,
+        startNs: 1000 * MS,
+        durationNs: 12.06 * MS,
+        flags: Flag.SLOW | Flag.NAPI | Flag.WAIT_BOUND,
+        key: 2n,
+        pkt: { saddr: '10.94.0.1', daddr: '10.94.0.2', proto: 1, type: 8, sport: 9, dport: 2 },
+      },
     ]),
     5,
   );
@@ -133,21 +191,33 @@ test('the aggregator keeps late NET_RX runs, tasks and NAPI packets; the report 
   const late = agg.receiveStalls();
   assert.equal(late.length, 1);
   assert.deepEqual(late[0], { cpu: 1, raiseNs: 1000 * MS, startNs: 1012 * MS, waitNs: 12 * MS, runNs: 0.1 * MS, deferred: true, napiThread: null });
-  assert.deepEqual(agg.slowPackets().map((p) => p.path), ['napi', 'napi-bound']);
+  assert.deepEqual(
+    agg.slowPackets().map((p) => p.path),
+    ['napi', 'napi-bound'],
+  );
   const r = report(agg);
   const validate = validator();
   assert.ok(validate(JSON.parse(JSON.stringify(r))), JSON.stringify(validate.errors?.slice(0, 3)));
   assert.equal(r.stalls.rows.find((s) => s.kind === 'task')?.culprit, 'spin[4242]');
   assert.equal(r.receive?.stalls[0].attribution?.culprit, 'spin[4242]');
-  assert.ok(r.packets.slow.every((p) => p.attribution?.culprit === 'spin[4242]'), 'the packets of the late run too');
+  assert.ok(
+    r.packets.slow.every((p) => p.attribution?.culprit === 'spin[4242]'),
+    'the packets of the late run too',
+  );
   assert.equal(r.meta.events.total, 5);
   const text = renderText(r);
-  assert.match(text, /receive stalls \(NET_RX runs that started 1\.00ms or more after their raise\): 1; longest:\n {2}cpu 1 {2}waited 12\.0ms \(ran in ksoftirqd\) {2}spin\[4242\] on CPU 1/);
+  assert.match(
+    text,
+    /receive stalls \(NET_RX runs that started 1\.00ms or more after their raise\): 1; longest:\n {2}cpu 1 {2}waited 12\.0ms \(ran in ksoftirqd\) {2}spin\[4242\] on CPU 1/,
+  );
   assert.match(text, /waited <= 12\.1ms {2}cpu 1->1 \(NIC ring\)/);
-  assert.match(adviceForCulprit({ culprit: 'spin[4242]', kind: 'task' }, 1, 30).join(' '), /spin\[4242\] held CPU 1 for up to 30\.0 ms while NET_RX waited there for ksoftirqd/);
+  assert.match(
+    adviceForCulprit({ culprit: 'spin[4242]', kind: 'task' }, 1, 30).join(' '),
+    /spin\[4242\] held CPU 1 for up to 30\.0 ms while NET_RX waited there for ksoftirqd/,
+  );
 });
 
-test('a NAPI thread\'s late run is a receive stall, not a softirq run, and names the task that held its CPU', () => {
+test("a NAPI thread's late run is a receive stall, not a softirq run, and names the task that held its CPU", () => {
   const agg = new Aggregator({ slowPacketNs: 1 * MS, stallThresholdNs: 1 * MS });
   agg.consume(
     encode([
@@ -155,15 +225,35 @@ test('a NAPI thread\'s late run is a receive stall, not a softirq run, and names
       { kind: Kind.SOFTIRQ, cpu: 1, startNs: 1025 * MS, durationNs: 0.3 * MS, key: 3n, waitNs: 25 * MS, flags: Flag.THREADED, threadPid: 257 },
       { kind: Kind.TASK, cpu: 1, startNs: 1000 * MS, durationNs: 25 * MS, key: 4242n, task: { comm: 'spin', pid: 4242, tgid: 4242 } },
       // the first packet of that poll, timed from the wakeup
-      { kind: Kind.PACKET, cpu: 1, startNs: 1000 * MS, durationNs: 25.1 * MS, flags: Flag.SLOW | Flag.NAPI, key: 2n, pkt: { saddr: '10.94.0.1', daddr: '10.94.0.2', proto: 17, sport: 53, dport: 4000 } },
+      {
+        kind: Kind.PACKET,
+        cpu: 1,
+        startNs: 1000 * MS,
+        durationNs: 25.1 * MS,
+        flags: Flag.SLOW | Flag.NAPI,
+        key: 2n,
+        pkt: { saddr: '10.94.0.1', daddr: '10.94.0.2', proto: 17, sport: 53, dport: 4000 },
+      },
     ]),
     3,
   );
   assert.equal(agg.receiveStalls().length, 1);
-  assert.deepEqual(agg.receiveStalls()[0], { cpu: 1, raiseNs: 1000 * MS, startNs: 1025 * MS, waitNs: 25 * MS, runNs: 0.3 * MS, deferred: false, napiThread: 257 });
+  assert.deepEqual(agg.receiveStalls()[0], {
+    cpu: 1,
+    raiseNs: 1000 * MS,
+    startNs: 1025 * MS,
+    waitNs: 25 * MS,
+    runNs: 0.3 * MS,
+    deferred: false,
+    napiThread: 257,
+  });
   const r = report(agg);
   assert.equal(agg.events.softirq, 1);
-  assert.deepEqual(r.histograms.filter((h) => h.probe === 'softirq' || h.probe === 'softirq_wait'), [], 'no NET_RX softirq run was counted');
+  assert.deepEqual(
+    r.histograms.filter((h) => h.probe === 'softirq' || h.probe === 'softirq_wait'),
+    [],
+    'no NET_RX softirq run was counted',
+  );
   const validate = validator();
   assert.ok(validate(JSON.parse(JSON.stringify(r))), JSON.stringify(validate.errors?.slice(0, 3)));
   assert.equal(r.receive?.stalls[0].attribution?.culprit, 'spin[4242]');
@@ -184,17 +274,32 @@ test('the tracer\'s own process holding a CPU while NET_RX waited is "jitterscop
     events.push(
       { kind: Kind.SOFTIRQ, cpu: 0, startNs: (t + 8) * MS, durationNs: 0.1 * MS, key: 3n, waitNs: 8 * MS, flags: Flag.DEFERRED },
       { kind: Kind.TASK, cpu: 0, startNs: t * MS, durationNs: 8 * MS, key: 7003n, task: { comm: 'node', pid: 7003, tgid: self } },
-      { kind: Kind.PACKET, cpu: 0, startNs: t * MS, durationNs: 8_050_000, flags: Flag.SLOW | Flag.NAPI, key: 2n, pkt: { saddr: '10.94.0.1', daddr: '10.94.0.2', proto: 17, type: 0, sport: 9, dport: 53 } },
+      {
+        kind: Kind.PACKET,
+        cpu: 0,
+        startNs: t * MS,
+        durationNs: 8_050_000,
+        flags: Flag.SLOW | Flag.NAPI,
+        key: 2n,
+        pkt: { saddr: '10.94.0.1', daddr: '10.94.0.2', proto: 17, type: 0, sport: 9, dport: 53 },
+      },
     );
   }
   events.push({ kind: Kind.TASK, cpu: 1, startNs: 3000 * MS, durationNs: 9 * MS, key: 812n, task: { comm: 'spin', pid: 812, tgid: 812 } });
   agg.consume(encode(events), events.length);
   const stalls = agg.stalls();
-  assert.deepEqual([...new Set(stalls.map((s) => `${s.kind} ${s.key}`))].sort(), ['self 7000', 'task 812'], 'the tracer\'s threads by its process id; others by their own');
+  assert.deepEqual(
+    [...new Set(stalls.map((s) => `${s.kind} ${s.key}`))].sort(),
+    ['self 7000', 'task 812'],
+    "the tracer's threads by its process id; others by their own",
+  );
   const r = report(agg);
   const validate = validator();
   assert.ok(validate(JSON.parse(JSON.stringify(r))), JSON.stringify(validate.errors?.slice(0, 3)));
-  assert.ok(r.packets.slow.every((p) => p.attribution?.culprit === 'jitterscope itself (pid 7000)' && p.attribution.kind === 'self'), 'each packet names the observer');
+  assert.ok(
+    r.packets.slow.every((p) => p.attribution?.culprit === 'jitterscope itself (pid 7000)' && p.attribution.kind === 'self'),
+    'each packet names the observer',
+  );
   assert.equal(r.verdict.culprit, null, 'the observer is never the culprit');
   assert.deepEqual(r.verdict.self, { culprit: 'jitterscope itself (pid 7000)', count: 8, maxMs: 8, cpus: [0] });
   assert.match(r.verdict.text, /The observer: jitterscope itself \(pid 7000\) held CPU 0 while 8 slow packets, late NET_RX runs or woken tasks waited/);
@@ -238,10 +343,19 @@ test('a recorded noisy NIC run (fixture): the tracer said apart, the verdict sta
   const fresh = (x: any) => ({ ...x, attribution: undefined });
   // node[403..411] were the tracer's threads (no other node ran in that scenario): what the aggregator now calls 'self'
   const asRecorded: StallRow[] = r.stalls.rows;
-  const selfApart = asRecorded.map((s) => (s.kind === 'task' && s.culprit.startsWith('node[') ? { ...s, kind: 'self' as const, culprit: 'jitterscope itself (pid 403)' } : s));
+  const selfApart = asRecorded.map((s) =>
+    s.kind === 'task' && s.culprit.startsWith('node[') ? { ...s, kind: 'self' as const, culprit: 'jitterscope itself (pid 403)' } : s,
+  );
   const verdict = (rows: StallRow[], extra: Packet[] = []) => {
     const index = indexStalls(rows);
-    return packetVerdict(attributePackets([...r.packets.slow.map(fresh), ...extra], index), rows, 1, NO_HOST_FACTS, undefined, attributeReceiveStalls(r.receive.stalls.map(fresh), index));
+    return packetVerdict(
+      attributePackets([...r.packets.slow.map(fresh), ...extra], index),
+      rows,
+      1,
+      NO_HOST_FACTS,
+      undefined,
+      attributeReceiveStalls(r.receive.stalls.map(fresh), index),
+    );
   };
   const v = verdict(selfApart);
   assert.equal(v.culprit?.culprit, EST, v.text);
@@ -255,7 +369,8 @@ test('a recorded noisy NIC run (fixture): the tracer said apart, the verdict sta
   const noise = Array.from({ length: 2000 }, (_, i) => packet(i % 2, 1e6 + i * 7, 1 + (i % 4) * 0.5, '10.94.0.9'));
   assert.equal(verdict(selfApart, noise).culprit?.culprit, EST, 'not outvoted by 2,000 short waits');
   // with the tracer as a task like any other, it is named for the waits it held up
-  const tracerBlamed = (rows: StallRow[]) => attributePackets(r.packets.slow.map(fresh), indexStalls(rows)).filter((p) => p.attribution?.culprit.startsWith('node[')).length;
+  const tracerBlamed = (rows: StallRow[]) =>
+    attributePackets(r.packets.slow.map(fresh), indexStalls(rows)).filter((p) => p.attribution?.culprit.startsWith('node[')).length;
   assert.ok(tracerBlamed(asRecorded) >= 10, `as a task: ${tracerBlamed(asRecorded)}`);
   assert.equal(tracerBlamed(selfApart), 0, 'said apart');
 });
@@ -269,7 +384,14 @@ test('a recorded NIC run where a host pause sent a dozen pings into one poll (fi
   assert.ok(bounds.length >= 12, `the burst's bound waits: ${bounds.length}`);
   const index = indexStalls(r.stalls.rows);
   const fresh = (x: any) => ({ ...x, attribution: undefined });
-  const v = packetVerdict(attributePackets(r.packets.slow.map(fresh), index), r.stalls.rows, 1, NO_HOST_FACTS, undefined, attributeReceiveStalls(r.receive.stalls.map(fresh), index));
+  const v = packetVerdict(
+    attributePackets(r.packets.slow.map(fresh), index),
+    r.stalls.rows,
+    1,
+    NO_HOST_FACTS,
+    undefined,
+    attributeReceiveStalls(r.receive.stalls.map(fresh), index),
+  );
   assert.equal(v.culprit?.culprit, EST, v.text);
   assert.ok(v.culprit!.tail.explained > v.culprit!.tail.of / 2, `most of the spikes: ${v.culprit!.tail.explained} of ${v.culprit!.tail.of}`);
 });

@@ -18,7 +18,6 @@ import { checkWritable, writeAtomic } from '../../src/report/write';
 import { encode, Kind, Flag, FakeEvent } from '../encode';
 import { tmpFile, validator } from '../helpers';
 
-
 const probes = Object.fromEntries(
   PROBE_NAMES.map((p): [ProbeName, ProbeStatus] => [p, { active: true, via: 'tracepoint', mode: 'tp_btf', reason: null, hooks: [] }]),
 ) as Record<ProbeName, ProbeStatus>;
@@ -36,17 +35,29 @@ function sample(): Aggregator {
   ev.push({ kind: Kind.TIMER, cpu: 0, startNs: 2e9, durationNs: 40_000_000, key: 0xffffffffc0a01000n });
   ev.push({ kind: Kind.TIMER, cpu: 0, startNs: 2e9, durationNs: 1000, key: 0xffffffff99999999n });
   ev.push({
-    kind: Kind.PACKET, cpu: 1, startNs: 3e9, durationNs: 2_500_000, flags: Flag.SLOW,
+    kind: Kind.PACKET,
+    cpu: 1,
+    startNs: 3e9,
+    durationNs: 2_500_000,
+    flags: Flag.SLOW,
     pkt: { saddr: '198.18.0.1', daddr: '198.18.0.2', proto: 1, sport: 4242, dport: 1, type: 8, arrivalCpu: 0 },
   });
   ev.push({
-    kind: Kind.PACKET, cpu: 0, startNs: 3e9, durationNs: 0, flags: Flag.WAIT_UNKNOWN,
+    kind: Kind.PACKET,
+    cpu: 0,
+    startNs: 3e9,
+    durationNs: 0,
+    flags: Flag.WAIT_UNKNOWN,
     pkt: { saddr: '198.18.0.2', daddr: '198.18.0.1', proto: 1, sport: 4242, dport: 1, type: 0 },
   });
   // slow TCP packets over IPv6, all during the 15 ms bpf_timer_cb run on CPU 1 (2e9 .. 2.015e9)
   for (let i = 0; i < 4; i++)
     ev.push({
-      kind: Kind.PACKET, cpu: 1, startNs: 2e9 + 1e6 + i * 1e6, durationNs: 8e6, flags: Flag.SLOW | Flag.IPV6,
+      kind: Kind.PACKET,
+      cpu: 1,
+      startNs: 2e9 + 1e6 + i * 1e6,
+      durationNs: 8e6,
+      flags: Flag.SLOW | Flag.IPV6,
       pkt: { saddr: 'fd00::1', daddr: 'fd00::2', proto: 6, sport: 40000, dport: 7000, type: 0x18, arrivalCpu: 0 },
     });
   const agg = new Aggregator({ stallThresholdNs: 1e6 });
@@ -81,8 +92,23 @@ test('aggregation counts, per-CPU histograms and ICMP packets', () => {
   assert.equal(agg.softirqWait[0]![3]!.min, 500);
   assert.equal(agg.icmp.length, 2);
   assert.deepEqual(agg.icmp[0], {
-    startNs: 3e9, cpu: 1, arrivalCpu: 0, ifindex: 0, family: 4, proto: 'icmp', saddr: '198.18.0.1', daddr: '198.18.0.2',
-    sport: null, dport: null, type: 8, code: 0, id: 4242, seq: 1, waitNs: 2_500_000, slow: true, path: 'backlog',
+    startNs: 3e9,
+    cpu: 1,
+    arrivalCpu: 0,
+    ifindex: 0,
+    family: 4,
+    proto: 'icmp',
+    saddr: '198.18.0.1',
+    daddr: '198.18.0.2',
+    sport: null,
+    dport: null,
+    type: 8,
+    code: 0,
+    id: 4242,
+    seq: 1,
+    waitNs: 2_500_000,
+    slow: true,
+    path: 'backlog',
   });
   assert.equal(agg.icmp[1].waitNs, null);
   const slow = agg.slowPackets();
@@ -103,7 +129,11 @@ test('pauses: every late hard hrtimer counts, those past --stall-ms are stalls n
       { kind: Kind.PAUSE, cpu: 0, startNs: 4e9, durationNs: 500_000, key: tick }, // under the stall threshold
       { kind: Kind.PAUSE, cpu: 1, startNs: 5e9, durationNs: 240e6, key: tick },
       {
-        kind: Kind.PACKET, cpu: 1, startNs: 5e9 - 1e6, durationNs: 245e6, flags: Flag.SLOW,
+        kind: Kind.PACKET,
+        cpu: 1,
+        startNs: 5e9 - 1e6,
+        durationNs: 245e6,
+        flags: Flag.SLOW,
         pkt: { saddr: '198.18.0.1', daddr: '198.18.0.2', proto: 17, sport: 5000, dport: 53, arrivalCpu: 0 },
       },
     ]),
@@ -113,7 +143,10 @@ test('pauses: every late hard hrtimer counts, those past --stall-ms are stalls n
   assert.equal(agg.pauses[1]!.max, 240e6);
   assert.equal(agg.pauses[0]!.count, 1);
   const pauses = agg.stalls().filter((s) => s.kind === 'pause');
-  assert.deepEqual(pauses.map((s) => [s.cpu, s.durationNs]), [[1, 240e6]]);
+  assert.deepEqual(
+    pauses.map((s) => [s.cpu, s.durationNs]),
+    [[1, 240e6]],
+  );
   assert.equal(new Aggregator().merge(agg).pauses[1]!.max, 240e6, 'merge keeps pauses');
   const r = report(agg);
   const validate = validator();
@@ -131,14 +164,21 @@ test('meta.events.total is the sum of its parts, pauses included', () => {
   agg.consume(encode([{ kind: Kind.PAUSE, cpu: 1, startNs: 5e9, durationNs: 2e6, key: 0xffffffff81111000n }]), 1);
   const e = report(agg).meta.events;
   const { total, ...parts } = e;
-  assert.equal(total, Object.values(parts).reduce((a, b) => a + b, 0));
+  assert.equal(
+    total,
+    Object.values(parts).reduce((a, b) => a + b, 0),
+  );
   assert.ok(e.pause >= 1);
 });
 
 test('--max-packets 0 keeps no packet and counts every one as not kept', () => {
   const agg = new Aggregator({ maxPackets: 0 });
   const pkt = (seq: number) => ({
-    kind: Kind.PACKET, cpu: 1, startNs: 1e9 + seq, durationNs: 5e6, flags: Flag.SLOW,
+    kind: Kind.PACKET,
+    cpu: 1,
+    startNs: 1e9 + seq,
+    durationNs: 5e6,
+    flags: Flag.SLOW,
     pkt: { saddr: '198.18.0.1', daddr: '198.18.0.2', proto: 1, type: 8, sport: 7, dport: seq },
   });
   agg.consume(encode([pkt(1), pkt(2), pkt(3)]), 3);
@@ -156,7 +196,10 @@ test('--max-packets 0 keeps no packet and counts every one as not kept', () => {
 test('losses are named in the text report: drops, bad records, read errors', () => {
   assert.match(lossText({ total: 0, badRecords: 0, consumeErrors: 0 }), /^drops: 0 {2}bad records: 0 {2}read errors: 0$/);
   const t = lossText({ total: 5, badRecords: 2, consumeErrors: 1 });
-  assert.match(t, /drops: 5 {2}bad records: 2 {2}read errors: 1 {2}\(the ring buffer was full.*; records the reader could not decode.*; reading the ring failed/);
+  assert.match(
+    t,
+    /drops: 5 {2}bad records: 2 {2}read errors: 1 {2}\(the ring buffer was full.*; records the reader could not decode.*; reading the ring failed/,
+  );
 });
 
 test('merging aggregators equals aggregating everything at once', () => {
@@ -169,7 +212,7 @@ test('merging aggregators equals aggregating everything at once', () => {
   assert.equal(both.slowPackets().length, 10);
 });
 
-test('a summary is what the report says, reading changes nothing, and the kernel\'s counts join the streamed ones', () => {
+test("a summary is what the report says, reading changes nothing, and the kernel's counts join the streamed ones", () => {
   const agg = sample();
   // what the kernel counted of CPU 0's packets (4 in [2 us, 2.5 us)): kept as it came
   const buckets = new Float64Array(HIST_BUCKETS);
@@ -200,9 +243,22 @@ test('the report validates against schema/report.v2.json and names callbacks', (
   assert.equal(byMax[1].symbol, 'bpf_timer_cb');
   assert.equal(byMax[2].symbol, '0xffffffff99999999', 'unknown addresses stay addresses');
   const ipvs = r.histograms.filter((h) => h.probe === 'ipvs_estimation');
-  assert.deepEqual(ipvs.map((h) => [h.cpu, h.max]), [[0, 40e6], [null, 40e6]]);
+  assert.deepEqual(
+    ipvs.map((h) => [h.cpu, h.max]),
+    [
+      [0, 40e6],
+      [null, 40e6],
+    ],
+  );
   const nrw = r.histograms.filter((h) => h.probe === 'net_rx_wait');
-  assert.deepEqual(nrw.map((h) => [h.cpu, h.count]), [[0, 50], [1, 50], [null, 100]]);
+  assert.deepEqual(
+    nrw.map((h) => [h.cpu, h.count]),
+    [
+      [0, 50],
+      [1, 50],
+      [null, 100],
+    ],
+  );
   assert.equal(r.icmp.slowest[0].waitNs, 2_500_000);
   // the four TCP packets waited inside bpf_timer_cb's run on CPU 1: the verdict names it
   assert.equal(r.packets.slow.length, 5);
@@ -234,7 +290,14 @@ test('text rendering has the per-CPU table, callbacks and bpftrace-style histogr
   assert.match(text, /CPU\s+pkt wait p99\s+max\s+NET_RX wait p99/);
   assert.match(text, /estimation_timer \[ip_vs\]\s+timer\s+0\s+1/);
   assert.match(text, /@net_rx_wait_ns\[cpu 0\]:\n\[256, 512\)\s+6 \|@+\s*\|\n\[512, 1K\)\s+44 \|@+\|/);
-  const h = renderHistogram('@x', [{ lo: 1024, hi: 2048, count: 3 }, { lo: 1048576, hi: 2097152, count: 1 }], 6);
+  const h = renderHistogram(
+    '@x',
+    [
+      { lo: 1024, hi: 2048, count: 3 },
+      { lo: 1048576, hi: 2097152, count: 1 },
+    ],
+    6,
+  );
   assert.equal(h, '@x:\n[1K, 2K)                   3 |@@@@@@|\n[1M, 2M)                   1 |@@    |');
 });
 
@@ -245,7 +308,11 @@ test('atomic write replaces whole files and leaves the old one on failure', () =
   assert.equal(fs.readFileSync(file, 'utf8'), 'new report');
   fs.mkdirSync(file + '.dir');
   assert.throws(() => writeAtomic(file + '.dir', 'x'));
-  assert.deepEqual(fs.readdirSync(path.dirname(file)).filter((f) => f.endsWith('.tmp')), [], 'no temp file left');
+  assert.deepEqual(
+    fs.readdirSync(path.dirname(file)).filter((f) => f.endsWith('.tmp')),
+    [],
+    'no temp file left',
+  );
   assert.equal(fs.readFileSync(file, 'utf8'), 'new report');
   assert.throws(() => checkWritable('/nonexistent/dir/x.json'), /directory \/nonexistent\/dir does not exist/);
   assert.throws(() => checkWritable(file + '.dir'), /is a directory/);
@@ -261,6 +328,10 @@ test('a callback and the softirq it ran in are one stall event', () => {
   const ev = stallEvents(rows);
   assert.deepEqual(
     ev.map((e) => [e.cpu, stallEventText(e)]),
-    [[0, 'NET_RX softirq'], [1, 'bpf_timer_cb (in HRTIMER softirq)'], [0, 'process_timeout']],
+    [
+      [0, 'NET_RX softirq'],
+      [1, 'bpf_timer_cb (in HRTIMER softirq)'],
+      [0, 'process_timeout'],
+    ],
   );
 });

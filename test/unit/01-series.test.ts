@@ -29,7 +29,14 @@ function threeSeconds(): FakeEvent[] {
   }
   ev.push({ kind: Kind.HRTIMER, cpu: 1, startNs: ORIGIN + 1.485 * S, durationNs: 15e6, key: 0xffffffff8150e200n });
   ev.push({ kind: Kind.TIMER, cpu: 0, startNs: ORIGIN + 2.5 * S, durationNs: 2e6, key: 0xffffffff8150e200n });
-  ev.push({ kind: Kind.PACKET, cpu: 1, startNs: ORIGIN + 1.49 * S, durationNs: 9e6, flags: Flag.SLOW, pkt: { saddr: '198.18.0.1', daddr: '198.18.0.2', proto: 6 } });
+  ev.push({
+    kind: Kind.PACKET,
+    cpu: 1,
+    startNs: ORIGIN + 1.49 * S,
+    durationNs: 9e6,
+    flags: Flag.SLOW,
+    pkt: { saddr: '198.18.0.1', daddr: '198.18.0.2', proto: 6 },
+  });
   return ev;
 }
 
@@ -70,9 +77,18 @@ test('series: intervals merged as top does (rotate, merge, keep the last N) give
   }
   const a = seriesSection(whole.series!, String);
   const b = seriesSection(total.series!, String);
-  assert.deepEqual(b.cpus.map((c) => c.netRxWaitMaxNs), a.cpus.map((c) => c.netRxWaitMaxNs));
-  assert.deepEqual(b.cpus.map((c) => c.softirqNs), a.cpus.map((c) => c.softirqNs));
-  assert.deepEqual(b.cpus.map((c) => c.slowPackets), a.cpus.map((c) => c.slowPackets));
+  assert.deepEqual(
+    b.cpus.map((c) => c.netRxWaitMaxNs),
+    a.cpus.map((c) => c.netRxWaitMaxNs),
+  );
+  assert.deepEqual(
+    b.cpus.map((c) => c.softirqNs),
+    a.cpus.map((c) => c.softirqNs),
+  );
+  assert.deepEqual(
+    b.cpus.map((c) => c.slowPackets),
+    a.cpus.map((c) => c.slowPackets),
+  );
   total.series!.keepLast(2);
   const kept = seriesSection(total.series!, String);
   assert.equal(kept.startNs, ORIGIN + S);
@@ -89,7 +105,13 @@ test('series: a fresh interval starts at its first event, not at the origin', ()
   feed(agg, [{ kind: Kind.SOFTIRQ, cpu: 1, startNs: ORIGIN + 3599.5 * S, durationNs: 1000, key: 3n, waitNs: 700 }]);
   const s = seriesSection(agg.series!, String);
   assert.equal(s.startNs, ORIGIN + 3599 * S);
-  assert.deepEqual(s.cpus.map((c) => c.netRxWaitMaxNs), [[null, 500], [700, null]]);
+  assert.deepEqual(
+    s.cpus.map((c) => c.netRxWaitMaxNs),
+    [
+      [null, 500],
+      [700, null],
+    ],
+  );
 });
 
 test('sparkline: fixed log levels, blanks for no data', () => {
@@ -105,9 +127,15 @@ test('reading changes nothing: two sections (and two reports) in a row are equal
   assert.deepEqual(seriesSection(agg.series!, sym), first, 'a second read gives the same');
   // a read leaves the open interval open: 100 waits of 5 ms read mid-interval, then 300 short
   // ones in the same interval; its p99 is over all 400 (5 ms), not over the 300 after the read
-  const open = feed(new Aggregator({ seriesIntervalNs: S, seriesOriginNs: ORIGIN }), Array.from({ length: 100 }, (_, i) => ({ kind: Kind.SOFTIRQ, cpu: 1, startNs: ORIGIN + i * 1e6, durationNs: 30_000, key: 3n, waitNs: 5e6 })));
+  const open = feed(
+    new Aggregator({ seriesIntervalNs: S, seriesOriginNs: ORIGIN }),
+    Array.from({ length: 100 }, (_, i) => ({ kind: Kind.SOFTIRQ, cpu: 1, startNs: ORIGIN + i * 1e6, durationNs: 30_000, key: 3n, waitNs: 5e6 })),
+  );
   seriesSection(open.series!, sym);
-  feed(open, Array.from({ length: 300 }, (_, i) => ({ kind: Kind.SOFTIRQ, cpu: 1, startNs: ORIGIN + 0.5 * S + i * 1e6, durationNs: 30_000, key: 3n, waitNs: 20_000 })));
+  feed(
+    open,
+    Array.from({ length: 300 }, (_, i) => ({ kind: Kind.SOFTIRQ, cpu: 1, startNs: ORIGIN + 0.5 * S + i * 1e6, durationNs: 30_000, key: 3n, waitNs: 20_000 })),
+  );
   const p99 = seriesSection(open.series!, sym).cpus[0].netRxWaitP99Ns[0]!;
   assert.ok(p99 >= 4.5e6, `the interval's p99 ${p99} ns forgot the waits read before`);
   // merge reads its argument without changing it
@@ -116,10 +144,20 @@ test('reading changes nothing: two sections (and two reports) in a row are equal
   new Aggregator({ seriesIntervalNs: S, seriesOriginNs: ORIGIN }).merge(source);
   assert.deepEqual(seriesSection(source.series!, sym), before);
   // and a report built twice from the same aggregator is the same report
-  const probes = Object.fromEntries(PROBE_NAMES.map((n) => [n, { active: true, via: 'tracepoint', mode: 'tp_btf', reason: null, hooks: [] }])) as unknown as Record<ProbeName, ProbeStatus>;
+  const probes = Object.fromEntries(
+    PROBE_NAMES.map((n) => [n, { active: true, via: 'tracepoint', mode: 'tp_btf', reason: null, hooks: [] }]),
+  ) as unknown as Record<ProbeName, ProbeStatus>;
   const input = {
-    aggregator: agg, probes, notes: [], drops: { total: 0, perCpu: [0, 0], badRecords: 0, consumeErrors: 0 }, kallsyms,
-    start: { wall: new Date(0), monoNs: ORIGIN, realtimeOffsetNs: 0 }, endWall: new Date(3000), possibleCpus: 2, command: [], version: 'test',
+    aggregator: agg,
+    probes,
+    notes: [],
+    drops: { total: 0, perCpu: [0, 0], badRecords: 0, consumeErrors: 0 },
+    kallsyms,
+    start: { wall: new Date(0), monoNs: ORIGIN, realtimeOffsetNs: 0 },
+    endWall: new Date(3000),
+    possibleCpus: 2,
+    command: [],
+    version: 'test',
   };
   assert.deepEqual(buildReport(input), buildReport(input));
 });

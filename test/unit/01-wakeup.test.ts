@@ -13,10 +13,19 @@ import { validator } from '../helpers';
 const MS = 1e6;
 
 function report(agg: Aggregator) {
-  const probes = Object.fromEntries(PROBE_NAMES.map((n) => [n, { active: true, via: 'tracepoint', mode: 'tp_btf', reason: null, hooks: [] }])) as unknown as Record<ProbeName, ProbeStatus>;
+  const probes = Object.fromEntries(
+    PROBE_NAMES.map((n) => [n, { active: true, via: 'tracepoint', mode: 'tp_btf', reason: null, hooks: [] }]),
+  ) as unknown as Record<ProbeName, ProbeStatus>;
   return buildReport({
-    aggregator: agg, probes, notes: [], drops: { total: 0, perCpu: [0, 0], badRecords: 0, consumeErrors: 0 },
-    start: { wall: new Date(0), monoNs: 0, realtimeOffsetNs: 0 }, endWall: new Date(10_000), possibleCpus: 2, command: [], version: 'test',
+    aggregator: agg,
+    probes,
+    notes: [],
+    drops: { total: 0, perCpu: [0, 0], badRecords: 0, consumeErrors: 0 },
+    start: { wall: new Date(0), monoNs: 0, realtimeOffsetNs: 0 },
+    endWall: new Date(10_000),
+    possibleCpus: 2,
+    command: [],
+    version: 'test',
   });
 }
 
@@ -33,17 +42,34 @@ test('a server woken on CPU 0 that waits for CPU 1 behind a callback: slow wake-
     // before it (four of them: a lost flow record leaves the wake-up without one)
     if (i < 4)
       events.push({
-        kind: Kind.WAKE_FLOW, cpu: 1, startNs: (t + 2) * MS, durationNs: 0, key: 812n,
+        kind: Kind.WAKE_FLOW,
+        cpu: 1,
+        startNs: (t + 2) * MS,
+        durationNs: 0,
+        key: 812n,
         pkt: { saddr: '10.92.0.2', daddr: '10.92.0.1', proto: 6, sport: 41000 + i, dport: 7799 },
       });
     events.push({ kind: Kind.WAKEUP, cpu: 1, startNs: (t + 2) * MS, durationNs: 9 * MS, key: 812n, wake: { comm: 'python3', pid: 812, wakerCpu: 0 } });
   }
   // a stolen run: 5 ms of a 6 ms run taken by a stall on top of it; its flow an unconnected UDP socket (IPv4-mapped)
   events.push(stall(3000), {
-    kind: Kind.WAKE_FLOW, cpu: 1, startNs: 2999 * MS, durationNs: 0, key: 812n, flags: Flag.STOLEN | Flag.IPV6,
+    kind: Kind.WAKE_FLOW,
+    cpu: 1,
+    startNs: 2999 * MS,
+    durationNs: 0,
+    key: 812n,
+    flags: Flag.STOLEN | Flag.IPV6,
     pkt: { saddr: '::', daddr: '::ffff:a5c:1', proto: 17, sport: 0, dport: 5353 },
   });
-  events.push({ kind: Kind.WAKEUP, cpu: 1, startNs: 2999 * MS, durationNs: 12 * MS, flags: Flag.STOLEN, key: 812n, wake: { comm: 'python3', pid: 812, stolenNs: 11 * MS } });
+  events.push({
+    kind: Kind.WAKEUP,
+    cpu: 1,
+    startNs: 2999 * MS,
+    durationNs: 12 * MS,
+    flags: Flag.STOLEN,
+    key: 812n,
+    wake: { comm: 'python3', pid: 812, stolenNs: 11 * MS },
+  });
   agg.consume(encode(events), events.length);
   assert.equal(agg.events.wakeup, 6);
   const r = report(agg);
@@ -54,7 +80,10 @@ test('a server woken on CPU 0 that waits for CPU 1 behind a callback: slow wake-
     rows.map((x) => [x.kind, x.task, x.wakerCpu, x.attribution?.cpu]),
     [...Array(5).fill(['wait', 'python3[812]', 0, 1]), ['stolen', 'python3[812]', null, 1]],
   );
-  assert.ok(rows.every((x) => x.attribution?.kind === 'hrtimer'), 'each explained by the callback');
+  assert.ok(
+    rows.every((x) => x.attribution?.kind === 'hrtimer'),
+    'each explained by the callback',
+  );
   const v = r.verdict;
   assert.equal(v.culprit?.basis, 'wakeups', v.text);
   assert.deepEqual(
@@ -64,17 +93,28 @@ test('a server woken on CPU 0 that waits for CPU 1 behind a callback: slow wake-
   );
   assert.deepEqual(rows[5].flow, { proto: 'udp', saddr: null, sport: null, daddr: '10.92.0.1', dport: 5353 });
   assert.deepEqual(v.culprit?.wakeups, {
-    explained: 6, of: 6, stolen: 1, p50Ms: 9, maxMs: 11, tasks: ['python3[812]'],
-    flows: [{ flow: 'tcp 10.92.0.2 -> 10.92.0.1:7799', count: 4 }, { flow: 'udp * -> 10.92.0.1:5353', count: 1 }],
+    explained: 6,
+    of: 6,
+    stolen: 1,
+    p50Ms: 9,
+    maxMs: 11,
+    tasks: ['python3[812]'],
+    flows: [
+      { flow: 'tcp 10.92.0.2 -> 10.92.0.1:7799', count: 4 },
+      { flow: 'udp * -> 10.92.0.1:5353', count: 1 },
+    ],
   });
   assert.match(v.text, /Their sockets: tcp 10\.92\.0\.2 -> 10\.92\.0\.1:7799 \(4\), udp \* -> 10\.92\.0\.1:5353 \(1\)/);
-  assert.match(v.text, /held python3\[812\] 6 times after receive processing woke them \(6 of 6 slow wake-ups, 1 of them runs it took time from; p50 9\.0 ms, max 11\.0 ms\); their packets were not slow/);
+  assert.match(
+    v.text,
+    /held python3\[812\] 6 times after receive processing woke them \(6 of 6 slow wake-ups, 1 of them runs it took time from; p50 9\.0 ms, max 11\.0 ms\); their packets were not slow/,
+  );
   const text = renderText(r);
   assert.match(text, /slow wake-ups \(tasks woken by receive processing that waited 1\.00ms or more to run, or lost that much of their run\): 6; longest:/);
   assert.match(text, /python3\[812\] lost 11\.0 ms of a 12\.0 ms run on CPU 1 to softirqs \(udp \* -> 10\.92\.0\.1:5353\): /);
 });
 
-test('a stolen run is never blamed on a task: time taken from a running task is softirqs\'', () => {
+test("a stolen run is never blamed on a task: time taken from a running task is softirqs'", () => {
   const agg = new Aggregator({ slowPacketNs: 1 * MS, stallThresholdNs: 1 * MS });
   const events: FakeEvent[] = [
     // the woken task itself shows as a task that held CPU 1 while NET_RX was pending there

@@ -2,7 +2,20 @@
 // bpf/jitterscope.h) must equal the TypeScript decoder's offsets.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ABI_VERSION, EVENT_SIZE, MAX_CPUS, OFFSETS, Kind, Flag, Func, NR_SOFTIRQS, HIST_BUCKETS, HIST_SUB_BITS, HIST_VALUE_BYTES, KernelHistIndex } from '../../src/kernel/abi';
+import {
+  ABI_VERSION,
+  EVENT_SIZE,
+  MAX_CPUS,
+  OFFSETS,
+  Kind,
+  Flag,
+  Func,
+  NR_SOFTIRQS,
+  HIST_BUCKETS,
+  HIST_SUB_BITS,
+  HIST_VALUE_BYTES,
+  KernelHistIndex,
+} from '../../src/kernel/abi';
 import { EventView } from '../../src/stream/decode';
 import { native } from '../../src/kernel/addon';
 import { encode } from '../encode';
@@ -31,11 +44,21 @@ test('addon layout equals the TypeScript decoder', () => {
 test('EventView reads every field where the offsets say', () => {
   const buf = encode([
     {
-      kind: Kind.PACKET, cpu: 513, startNs: 2 ** 40 + 7, durationNs: 123456789, key: 0xffffffffc0a01234n, flags: 1,
+      kind: Kind.PACKET,
+      cpu: 513,
+      startNs: 2 ** 40 + 7,
+      durationNs: 123456789,
+      key: 0xffffffffc0a01234n,
+      flags: 1,
       pkt: { saddr: '10.1.2.3', daddr: '198.18.0.2', proto: 1, sport: 65535, dport: 258, type: 8, code: 3, arrivalCpu: 7 },
     },
     {
-      kind: Kind.PACKET, cpu: 1, startNs: 5, durationNs: 6, key: 3n, flags: Flag.IPV6 | Flag.SLOW,
+      kind: Kind.PACKET,
+      cpu: 1,
+      startNs: 5,
+      durationNs: 6,
+      key: 3n,
+      flags: Flag.IPV6 | Flag.SLOW,
       pkt: { saddr: 'fd00::1', daddr: '2001:db8:0:1::ff00:42', proto: 6, sport: 443, dport: 51234, type: 0x18 },
     },
   ]);
@@ -73,7 +96,7 @@ test('the addon reports no libbpf or libelf as shared libraries', async () => {
   assert.doesNotMatch(r.stdout, /libbpf|libelf|libz\.|libzstd/);
 });
 
-test('the addon is chosen by platform: the prebuilt one, else this checkout\'s build; elsewhere one line', async () => {
+test("the addon is chosen by platform: the prebuilt one, else this checkout's build; elsewhere one line", async () => {
   const { addonPath } = await import('../../src/kernel/addon');
   // what each file is built for, as its ELF header says
   const built = (table: Record<string, string>) => (file: string) => Object.entries(table).find(([f]) => file.endsWith(f))?.[1] ?? null;
@@ -81,17 +104,24 @@ test('the addon is chosen by platform: the prebuilt one, else this checkout\'s b
   assert.match(addonPath('linux', 'x64', both), /build\/Release\/jitterscope\.node$/);
   assert.match(addonPath('linux', 'arm64', both), /build\/prebuilt\/linux-arm64\/jitterscope\.node$/);
   assert.match(addonPath('linux', 'arm64', built({ 'Release/jitterscope.node': 'arm64' })), /build\/Release\/jitterscope\.node$/, 'built on an arm64 machine');
-  assert.throws(() => addonPath('linux', 'arm64', built({ 'Release/jitterscope.node': 'x64' })), /^Error: no jitterscope addon for linux-arm64|no jitterscope addon for linux-arm64/);
+  assert.throws(
+    () => addonPath('linux', 'arm64', built({ 'Release/jitterscope.node': 'x64' })),
+    /^Error: no jitterscope addon for linux-arm64|no jitterscope addon for linux-arm64/,
+  );
   const { elfArch } = await import('../../src/kernel/addon');
-  assert.equal(elfArch(addonPath()), process.arch, 'this build\'s own addon, read from its ELF header');
-  for (const [platform, arch] of [['linux', 'riscv64'], ['darwin', 'arm64']])
+  assert.equal(elfArch(addonPath()), process.arch, "this build's own addon, read from its ELF header");
+  for (const [platform, arch] of [
+    ['linux', 'riscv64'],
+    ['darwin', 'arm64'],
+  ])
     assert.throws(
       () => addonPath(platform, arch, built({ 'Release/jitterscope.node': 'x64' })),
-      (e: Error) => e.message.startsWith(`no jitterscope addon for ${platform}-${arch}: the package ships linux-x64 and linux-arm64;`) && !e.message.includes('\n'),
+      (e: Error) =>
+        e.message.startsWith(`no jitterscope addon for ${platform}-${arch}: the package ships linux-x64 and linux-arm64;`) && !e.message.includes('\n'),
     );
 });
 
-test('the feature cache keys on the addon\'s GNU build id, as readelf reads it', async () => {
+test("the feature cache keys on the addon's GNU build id, as readelf reads it", async () => {
   const { addonPath, elfBuildId } = await import('../../src/kernel/addon');
   const { spawnSync } = await import('node:child_process');
   const r = spawnSync('readelf', ['-n', addonPath()], { encoding: 'utf8' });
@@ -110,7 +140,11 @@ test('the arm64 addon: an aarch64 shared object needing only libc, with libbpf, 
   assert.equal(h.status, 0, h.stderr);
   assert.match(h.stdout, /Machine:\s+AArch64/);
   const needed = [...h.stdout.matchAll(/\(NEEDED\)\s+Shared library: \[([^\]]+)\]/g)].map((m) => m[1]).sort();
-  assert.deepEqual(needed.filter((l) => !/^(libc\.so\.6|libm\.so\.6|ld-linux-aarch64\.so\.1)$/.test(l)), [], `needs only libc: ${needed}`);
+  assert.deepEqual(
+    needed.filter((l) => !/^(libc\.so\.6|libm\.so\.6|ld-linux-aarch64\.so\.1)$/.test(l)),
+    [],
+    `needs only libc: ${needed}`,
+  );
   assert.match(h.stdout, /\bnapi_register_module_v1\b/, 'a Node-API module');
   assert.match(h.stdout, /\bbpf_object__open_mem\b|\bbpf_object__open_skeleton\b/, 'libbpf linked in');
 });

@@ -80,5 +80,8 @@ test('every source file starts by saying what it is for', () => {
     fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]));
   const files = walk(path.join(ROOT, 'src')).filter((f) => f.endsWith('.ts'));
   const silent = files.filter((f) => !/^\/\/ \S.{20,}/.test(fs.readFileSync(f, 'utf8')));
-  assert.deepEqual(silent.map((f) => path.relative(ROOT, f)), []);
+  assert.deepEqual(
+    silent.map((f) => path.relative(ROOT, f)),
+    [],
+  );
 });

@@ -36,7 +36,10 @@ test('report: a newer schema asks for an upgrade; an older one asks to record ag
 });
 
 test('report: a v2 report with a field missing names the field', async () => {
-  await refused(file('broken.json', '{"schema": "jitterscope.report/v2", "meta": {}}'), /not a valid jitterscope\.report\/v2 report: .*must have required property/);
+  await refused(
+    file('broken.json', '{"schema": "jitterscope.report/v2", "meta": {}}'),
+    /not a valid jitterscope\.report\/v2 report: .*must have required property/,
+  );
 });
 
 test('record --format html without --out is a usage error before tracing', async () => {

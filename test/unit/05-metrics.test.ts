@@ -32,7 +32,11 @@ function interval(k: number): ReturnType<typeof summarize> {
   ev.push({ kind: Kind.HRTIMER, cpu: 0, startNs: t0 + 1e8, durationNs: 4000, key: 0xffffffff81000100n });
   ev.push({ kind: Kind.PAUSE, cpu: 0, startNs: t0 + 5e8, durationNs: 30e6, key: 0xffffffff81000100n }); // the tick came 30 ms late
   ev.push({
-    kind: Kind.PACKET, cpu: 1, startNs: t0 + 1.02e8, durationNs: 9e6, flags: Flag.SLOW,
+    kind: Kind.PACKET,
+    cpu: 1,
+    startNs: t0 + 1.02e8,
+    durationNs: 9e6,
+    flags: Flag.SLOW,
     pkt: { saddr: '198.18.0.1', daddr: '198.18.0.2', proto: 6, sport: 40000, dport: 7000 },
   });
   const agg = new Aggregator({ stallThresholdNs: 1e6 });
@@ -41,12 +45,15 @@ function interval(k: number): ReturnType<typeof summarize> {
 }
 
 function metrics(perCpu = false, topCallbacks = 20) {
-  return new Metrics({ perCpu, topCallbacks }, {
-    drops: () => ({ total: 7, badRecords: 2, consumeErrors: 1 }),
-    probes: () => probes,
-    ipvs: () => ({ loaded: false, services: null, destinations: null, runEstimation: null, estimator: 'none' }),
-    version: '0.0.0',
-  });
+  return new Metrics(
+    { perCpu, topCallbacks },
+    {
+      drops: () => ({ total: 7, badRecords: 2, consumeErrors: 1 }),
+      probes: () => probes,
+      ipvs: () => ({ loaded: false, services: null, destinations: null, runEstimation: null, estimator: 'none' }),
+      version: '0.0.0',
+    },
+  );
 }
 
 const line = (text: string, re: RegExp) => text.split('\n').find((l) => re.test(l));
@@ -91,7 +98,7 @@ test('metrics: seconds, cumulative power-of-two buckets, counters by culprit, pe
   assert.match(await perCpu.text(), /^jitterscope_net_rx_wait_seconds_count\{cpu="1"\} 50$/m);
 });
 
-test('metrics: the kernel\'s own histogram buckets go straight into the Prometheus buckets, beside the streamed runs', async () => {
+test("metrics: the kernel's own histogram buckets go straight into the Prometheus buckets, beside the streamed runs", async () => {
   const agg = new Aggregator({ stallThresholdNs: 1e6 });
   // kernel buckets (4 per power of two): index 4*(e+1)+m holds [ (4+m)*2^e, (5+m)*2^e )
   const buckets = new Float64Array(HIST_BUCKETS);
@@ -143,7 +150,12 @@ test('promtool test rules passes on the shipped alert rules', (t) => {
 test('the alert rules and the Grafana dashboard use only metrics the exporter exports', async () => {
   const m = metrics(true);
   m.fold(interval(0));
-  const exported = new Set((await m.text()).split('\n').filter((l) => l.startsWith('# TYPE ')).map((l) => l.split(' ')[2]));
+  const exported = new Set(
+    (await m.text())
+      .split('\n')
+      .filter((l) => l.startsWith('# TYPE '))
+      .map((l) => l.split(' ')[2]),
+  );
   const base = (name: string) => name.replace(/_(bucket|sum|count)$/, '');
   const used = (text: string) => new Set([...text.matchAll(/\bjitterscope_[a-z0-9_]+/g)].map((x) => base(x[0])));
   const rules = fs.readFileSync(path.join(ROOT, 'deploy', 'prometheus', 'jitterscope-rules.yml'), 'utf8');

@@ -89,5 +89,5 @@ test('deploy/podman/seccomp.json is the default profile with bpf and perf_event_
   }
   const r = spawnSync(process.execPath, [path.join(ROOT, 'deploy', 'podman', 'make-seccomp.js'), source], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
-  assert.deepEqual(JSON.parse(r.stdout), shipped, 'seccomp.json is what make-seccomp.js derives from this host\'s default');
+  assert.deepEqual(JSON.parse(r.stdout), shipped, "seccomp.json is what make-seccomp.js derives from this host's default");
 });

@@ -27,14 +27,21 @@ const modes = (over: Partial<Record<LadderProbe, Choice>> = {}): Record<LadderPr
 /** Every program name bpf/tracer.bpf.c defines, by flavour (TP_PAIR) and the direct ones. */
 const ALL_PROGRAMS = [
   ...HOOKS.flatMap((h) => [`js_${h.name}`, `jsr_${h.name}`]),
-  'jsf_nra_entry', 'jsf_nra_exit', 'jsk_nra_entry', 'jsk_nra_exit', 'jsf_icmp_rcv', 'jsk_icmp_rcv', 'jsf_sk_ready', 'jsk_sk_ready',
+  'jsf_nra_entry',
+  'jsf_nra_exit',
+  'jsk_nra_entry',
+  'jsk_nra_exit',
+  'jsf_icmp_rcv',
+  'jsk_icmp_rcv',
+  'jsf_sk_ready',
+  'jsk_sk_ready',
 ];
 
 test('tracerSpec: streaming loads the tp_btf family with its packet hooks, serve its late-run hook; direct rungs add their programs', () => {
   const stream = tracerSpec('tp_btf', modes(), { slowPacketNs: 2e6 }, () => undefined);
   const loaded = ALL_PROGRAMS.filter(stream.autoload);
   assert.ok(loaded.includes('js_skb_rcv') && loaded.includes('js_rx_arrive') && loaded.includes('js_sk_ready'), loaded.join(' '));
-  assert.ok(!loaded.includes('js_skb_late'), 'serve\'s hook is not loaded for a stream');
+  assert.ok(!loaded.includes('js_skb_late'), "serve's hook is not loaded for a stream");
   assert.ok(!loaded.some((p) => p.startsWith('jsr_') || p.startsWith('jsf_') || p.startsWith('jsk_')), 'one family, no direct program');
   assert.ok(!loaded.includes('js_sched_wakeup'), 'no NAPI threads: no sched_wakeup hook');
   assert.equal(stream.globals.slow_packet_ns.readBigUInt64LE(), 2_000_000n);
@@ -92,7 +99,13 @@ test('attachTracer: the wakeup probe says where its flows come from, or that the
   assert.ok(fentry.attached.includes('jsf_sk_ready') && !fentry.attached.includes('js_sk_ready'));
   assert.ok(s.hooks.includes('fentry:sock_def_readable'), JSON.stringify(s));
   assert.match(s.reason ?? '', /^flows: sock_def_readable by fentry/);
-  s = attachTracer(standIn().obj, 'tp_btf', modes({ sock_ready: { mode: null, reason: 'the flows of network wake-ups are unknown: no sock:sk_data_ready' } }), false, false).probes.wakeup;
+  s = attachTracer(
+    standIn().obj,
+    'tp_btf',
+    modes({ sock_ready: { mode: null, reason: 'the flows of network wake-ups are unknown: no sock:sk_data_ready' } }),
+    false,
+    false,
+  ).probes.wakeup;
   assert.equal(s.active, true);
   assert.match(s.reason ?? '', /flows of network wake-ups are unknown/);
 });
@@ -107,17 +120,25 @@ test('--listen: HOST:PORT, [IPv6]:PORT; anything else is one line naming the opt
   assert.deepEqual(parseListen(' [::1]:9477 '), { host: '::1', port: 9477 });
   assert.deepEqual(parseListen('node-a.example:80'), { host: 'node-a.example', port: 80 });
   for (const bad of ['9477', ':9477', '127.0.0.1:0', '127.0.0.1:65536', '::1:9477', '[::1]', 'host:port', ''])
-    assert.throws(() => parseListen(bad), (e: Error) => e instanceof UsageError && e.message.startsWith(`--listen: '${bad.trim()}' is not HOST:PORT`), bad);
+    assert.throws(
+      () => parseListen(bad),
+      (e: Error) => e instanceof UsageError && e.message.startsWith(`--listen: '${bad.trim()}' is not HOST:PORT`),
+      bad,
+    );
 });
 
 test('milliseconds in a range, fractions allowed', () => {
   assert.equal(parseMsInRange('0.5', '--stall-ms', 0.1, 100), 0.5);
   assert.equal(parseMsInRange(100, '--stall-ms', 0.1, 100), 100);
   for (const bad of ['0.05', '101', 'ten', '', '1e9'])
-    assert.throws(() => parseMsInRange(bad, '--stall-ms', 0.1, 100), (e: Error) => e instanceof UsageError && e.message === `--stall-ms: '${bad}' must be 0.1 to 100 ms`, bad);
+    assert.throws(
+      () => parseMsInRange(bad, '--stall-ms', 0.1, 100),
+      (e: Error) => e instanceof UsageError && e.message === `--stall-ms: '${bad}' must be 0.1 to 100 ms`,
+      bad,
+    );
 });
 
-test('toHistogram: the kernel\'s counts keep their exact count, sum and max; quantiles fall in the kernel\'s buckets', () => {
+test("toHistogram: the kernel's counts keep their exact count, sum and max; quantiles fall in the kernel's buckets", () => {
   const buckets = new Float64Array(HIST_BUCKETS);
   // 90 values in the kernel bucket of 1 ms, 10 in the one of 12 ms
   const at = (v: number) => buckets.findIndex((_, i) => kernelBucketBounds(i)[0] <= v && v < kernelBucketBounds(i)[1]);
@@ -128,7 +149,7 @@ test('toHistogram: the kernel\'s counts keep their exact count, sum and max; qua
   assert.equal(h.count, 100);
   assert.equal(h.sum, k.sumNs);
   assert.equal(h.max, 12.5e6);
-  assert.equal(h.min, kernelBucketBounds(at(1e6))[0], 'the least is the lowest bucket\'s lower bound');
+  assert.equal(h.min, kernelBucketBounds(at(1e6))[0], "the least is the lowest bucket's lower bound");
   const [lo1, hi1] = kernelBucketBounds(at(1e6));
   const [lo12, hi12] = kernelBucketBounds(at(12e6));
   const p50 = h.quantile(0.5);

@@ -13,7 +13,6 @@ const suite = vmSuite('debian-6.1', 'debian-6.1.sh', 1_200_000);
 before(() => suite.boot());
 const job = (t: { skip: (m?: string) => void }) => suite.job(t);
 
-
 test('6.1: doctor finds fentry, kprobes and the timer estimator; its JSON validates', (t) => {
   const dir = job(t);
   if (!dir) return;
@@ -31,7 +30,10 @@ test('6.1: doctor finds fentry, kprobes and the timer estimator; its JSON valida
   assert.equal(d.ipvs.services, 20000);
   assert.equal(d.ipvs.runEstimation, 1);
   assert.equal(d.probes.ipvs_estimation.mode, 'fentry');
-  assert.ok(d.advice.some((a: string) => /run_estimation=0/.test(a)), 'advice names run_estimation=0');
+  assert.ok(
+    d.advice.some((a: string) => /run_estimation=0/.test(a)),
+    'advice names run_estimation=0',
+  );
 });
 
 test('6.1: estimation_timer by fentry/kprobe, >= 3 runs, 20,000 services take >= 5x as long as 1,000', (t) => {
@@ -69,7 +71,10 @@ test('6.1: net_rx_action and icmp_rcv by kprobe see a ping', (t) => {
   assert.equal(r.meta.probes.net_rx_action.mode, 'kprobe');
   assert.equal(r.meta.probes.icmp_rcv.mode, 'kprobe');
   const ours = r.icmp.packets.filter((p: any) => p.id === 4242);
-  assert.deepEqual([...new Set(ours.filter((p: any) => p.type === 8).map((p: any) => p.seq))].sort((x: any, y: any) => x - y), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  assert.deepEqual(
+    [...new Set(ours.filter((p: any) => p.type === 8).map((p: any) => p.seq))].sort((x: any, y: any) => x - y),
+    [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+  );
   assert.ok(ours.filter((p: any) => p.type === 0).length >= 10, 'echo replies');
   const nra = r.histograms.find((h: any) => h.probe === 'net_rx_action' && h.cpu === null);
   assert.ok(nra && nra.count >= 10, 'net_rx_action runs');
@@ -106,7 +111,8 @@ test('6.1: serve counts net_rx_action (fentry) in the kernel and exports it, wit
   assert.match(err, /serve exit 0/, err);
   const metrics = (name: string) => fs.readFileSync(path.join(dir, name), 'utf8');
   const value = (text: string, re: RegExp) => Number(re.exec(text)?.[1] ?? NaN);
-  const info = (text: string, probe: string) => new RegExp(`jitterscope_probe_info\\{probe="${probe}",via="(\\w+)",mode="[^"]*",active="(\\w+)"\\} 1`).exec(text)?.slice(1, 3).join(' ');
+  const info = (text: string, probe: string) =>
+    new RegExp(`jitterscope_probe_info\\{probe="${probe}",via="(\\w+)",mode="[^"]*",active="(\\w+)"\\} 1`).exec(text)?.slice(1, 3).join(' ');
   const EST_COUNT = /^jitterscope_estimation_timer_seconds_count (\d+)/m;
   const text = metrics('serve-metrics.txt');
   assert.equal(info(text, 'net_rx_action'), 'fentry true', text.slice(0, 3000));
@@ -123,7 +129,10 @@ test('6.1: serve counts net_rx_action (fentry) in the kernel and exports it, wit
   const reloaded = metrics('serve-metrics-reloaded.txt');
   assert.equal(info(reloaded, 'ipvs_estimation'), 'kprobe true', reloaded.slice(0, 3000));
   assert.match(err, /ip_vs was loaded while tracing: ipvs_estimation attached \(kprobe\)/);
-  assert.ok(value(reloaded, EST_COUNT) > value(unloaded, EST_COUNT), `estimation_timer runs after the reload: ${value(unloaded, EST_COUNT)} -> ${value(reloaded, EST_COUNT)}`);
+  assert.ok(
+    value(reloaded, EST_COUNT) > value(unloaded, EST_COUNT),
+    `estimation_timer runs after the reload: ${value(unloaded, EST_COUNT)} -> ${value(reloaded, EST_COUNT)}`,
+  );
   // every scrape answered, through the unload, CPU 1 offline and back, and the reload (~35 s; a scrape
   // takes 0.5-2 s in the emulated guest, so 19-69 of them in CI runs)
   const [ok, n] = metrics('serve-scrapes.txt').trim().split(' of ').map(Number);

@@ -19,7 +19,10 @@ test('6.12: doctor reports the kthread estimator; record runs and exits 0', (t) 
   assert.ok(validate(d), JSON.stringify(validate.errors));
   assert.match(d.kernel.release, /^6\.12\./);
   assert.equal(d.ipvs.estimator, 'kthread');
-  assert.ok(d.ipvs.kthreads.some((k: string) => k.startsWith('ipvs-e:')), JSON.stringify(d.ipvs));
+  assert.ok(
+    d.ipvs.kthreads.some((k: string) => k.startsWith('ipvs-e:')),
+    JSON.stringify(d.ipvs),
+  );
   assert.notEqual(d.ipvs.estCpulist, null);
   assert.notEqual(d.ipvs.estNice, null);
   assert.equal(d.probes.ipvs_estimation.mode, null);
@@ -38,7 +41,10 @@ test('6.12: the host stops the VM for 1.5 s while record runs: a host pause of t
   const dir = suite.job(t);
   if (!dir) return;
   const log = path.join(dir, 'pause-request.log');
-  assert.ok(fs.existsSync(path.join(dir, 'pause-done')), `the guest's pause request got no answer: ${fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : 'no log'}`);
+  assert.ok(
+    fs.existsSync(path.join(dir, 'pause-done')),
+    `the guest's pause request got no answer: ${fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : 'no log'}`,
+  );
   const done = JSON.parse(fs.readFileSync(path.join(dir, 'pause-done'), 'utf8'));
   assert.equal(done.requestedMs, 1500, JSON.stringify(done));
   const r = JSON.parse(fs.readFileSync(path.join(dir, 'record.json'), 'utf8'));
@@ -50,7 +56,10 @@ test('6.12: the host stops the VM for 1.5 s while record runs: a host pause of t
   // for the stop's length, give or take what TCG and the host's timer add
   for (const cpu of [0, 1]) {
     const longest = Math.max(0, ...pauses.filter((s: any) => s.cpu === cpu).map((s: any) => s.durationNs / 1e6));
-    assert.ok(longest >= 0.85 * done.stoppedMs && longest <= done.stoppedMs + 1000, `CPU ${cpu}: longest pause ${longest} ms, host stopped ${done.stoppedMs} ms: ${JSON.stringify(pauses.slice(0, 10))}`);
+    assert.ok(
+      longest >= 0.85 * done.stoppedMs && longest <= done.stoppedMs + 1000,
+      `CPU ${cpu}: longest pause ${longest} ms, host stopped ${done.stoppedMs} ms: ${JSON.stringify(pauses.slice(0, 10))}`,
+    );
   }
   assert.ok(r.meta.events.pause >= 2);
   const hist = r.histograms.find((h: any) => h.probe === 'pause' && h.cpu === null);

@@ -71,7 +71,7 @@ test('5.10 + 40,000 services, RPS to the estimator CPU: ping names estimation_ti
   assertPingNamesEstimator(dir, false);
 });
 
-test('5.10 (kprobe path): with the NIC\'s interrupt on the estimator\'s CPU, requests that waited in the NIC ring are timed from the interrupt and blamed on estimation_timer', (t) => {
+test("5.10 (kprobe path): with the NIC's interrupt on the estimator's CPU, requests that waited in the NIC ring are timed from the interrupt and blamed on estimation_timer", (t) => {
   const dir = suite.job(t);
   if (!dir) return;
   const n = irqs(dir, 'irq-on-estimator');

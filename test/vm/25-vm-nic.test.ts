@@ -17,7 +17,7 @@ import { judgeSpinnerBlame } from '../spinner';
 const suite = vmSuite('debian-6.1', 'nic-6.1.sh', 1_200_000, TEST_NIC);
 before(() => suite.boot());
 
-test('NIC (a): interrupt on the estimator\'s CPU, RPS off: the requests the host saw slow are slow in the guest, from the interrupt, blamed on estimation_timer', (t) => {
+test("NIC (a): interrupt on the estimator's CPU, RPS off: the requests the host saw slow are slow in the guest, from the interrupt, blamed on estimation_timer", (t) => {
   const dir = suite.job(t);
   if (!dir) return;
   assertNicRingBlamesEstimator(t, dir, 'irq-on-estimator', 5101);
@@ -29,23 +29,41 @@ test('NIC (b): control, the interrupt on the other CPU: no estimation_timer blam
   const r = nicScenario(dir, 'irq-elsewhere', 0);
   const ours = r.packets.slow.filter((p: any) => p.id === 5102);
   assert.equal(ours.filter((p: any) => p.attribution?.culprit === EST).length, 0, 'no request of this ping blamed on the estimator');
-  assert.ok(ours.every((p: any) => p.cpu === 0), 'the requests were processed on CPU 0');
+  assert.ok(
+    ours.every((p: any) => p.cpu === 0),
+    'the requests were processed on CPU 0',
+  );
   assert.notEqual(r.verdict.culprit?.culprit, EST, r.verdict.text);
 });
 
-test('NIC (e): the article\'s topology, interrupt on CPU 0 and RPS to the estimator\'s CPU 1: the verdict names it, weighed by the waits', (t) => {
+test("NIC (e): the article's topology, interrupt on CPU 0 and RPS to the estimator's CPU 1: the verdict names it, weighed by the waits", (t) => {
   const dir = suite.job(t);
   if (!dir) return;
   const r = nicScenario(dir, 'rps-to-estimator', 0);
   // the waits of 5 ms or more an estimator run overlapped; in this emulated guest other things
   // hold a CPU that long too (a 7.6 ms process_timeout, the tracer's own node on CPU 0): never blamed on it
   const runs = r.stalls.rows.filter((x: any) => x.culprit === EST);
-  const overlapped = (p: any) => runs.some((x: any) => [p.cpu, p.arrivalCpu].includes(x.cpu) && x.startNs < p.startNs + p.waitNs && x.startNs + x.durationNs > p.startNs);
+  const overlapped = (p: any) =>
+    runs.some((x: any) => [p.cpu, p.arrivalCpu].includes(x.cpu) && x.startNs < p.startNs + p.waitNs && x.startNs + x.durationNs > p.startNs);
   const long = r.packets.slow.filter((p: any) => p.waitNs >= 5e6);
   assert.equal(long.filter((p: any) => !overlapped(p) && blamed(p)).length, 0, 'a wait no estimator run overlapped is not blamed on it');
-  const j = judgeShare({ what: 'waits >= 5 ms an estimator run overlapped, blamed on it', samples: long.filter(overlapped), window: packetWindow, ok: blamed, minShare: 0.9, minSamples: 5 }, pausesOf(r));
+  const j = judgeShare(
+    {
+      what: 'waits >= 5 ms an estimator run overlapped, blamed on it',
+      samples: long.filter(overlapped),
+      window: packetWindow,
+      ok: blamed,
+      minShare: 0.9,
+      minSamples: 5,
+    },
+    pausesOf(r),
+  );
   // the tracer's own process (node on CPU 0) holding a CPU is 'self', never a task culprit
-  assert.equal(r.packets.slow.filter((p: any) => p.attribution?.kind === 'task' && p.attribution.culprit.startsWith('node[')).length, 0, 'no wait blamed on a node task: the tracer is said apart');
+  assert.equal(
+    r.packets.slow.filter((p: any) => p.attribution?.kind === 'task' && p.attribution.culprit.startsWith('node[')).length,
+    0,
+    'no wait blamed on a node task: the tracer is said apart',
+  );
   if (!timingVerdict(t, [j])) return;
   // the verdict stands on the spikes, which emulator noise cannot outvote: it names the estimator, and
   // only a run whose spikes were nearly all touched by host pauses may be excused, with its figures
@@ -53,7 +71,15 @@ test('NIC (e): the article\'s topology, interrupt on CPU 0 and RPS to the estima
     const pauses = pausesOf(r);
     const spikes = r.packets.slow.filter((p: any) => p.waitNs >= 4 * r.packets.slowThresholdNs && !['pause', 'self'].includes(p.attribution?.kind));
     const clean = spikes.filter((p: any) => !touchedByPause(packetWindow(p), pauses));
-    if (skipIf(t, clean.length < 5 ? `host pauses touched ${spikes.length - clean.length} of ${spikes.length} spikes (waits >= 4 ms): too few to hold the verdict to (${r.verdict.text.split('\n')[0]})` : null)) return;
+    if (
+      skipIf(
+        t,
+        clean.length < 5
+          ? `host pauses touched ${spikes.length - clean.length} of ${spikes.length} spikes (waits >= 4 ms): too few to hold the verdict to (${r.verdict.text.split('\n')[0]})`
+          : null,
+      )
+    )
+      return;
   }
   assert.equal(r.verdict.culprit?.culprit, EST, r.verdict.text);
   assert.match(r.verdict.text, /and [\d.]+ ms of their waiting \(\d+%\)/, 'the verdict states the share of waiting time');
@@ -72,16 +98,30 @@ test('NIC (f): jitterscope ping from the guest: replies that waited in the NIC r
   // an estimator run among what overlapped the reply's wait (a reply can also wait behind a
   // long NET_RX run of its own, 3.7 ms here under emulation: not the estimator's)
   const waited = r.ping.replies.filter((x: any) => x.slow && x.waitMs !== null && x.waitMs >= 3);
-  assert.equal(waited.filter((x: any) => !x.overlaps.some((o: any) => o.culprit === EST) && blamed(x)).length, 0, 'a reply no estimator run overlapped is not blamed on it');
+  assert.equal(
+    waited.filter((x: any) => !x.overlaps.some((o: any) => o.culprit === EST) && blamed(x)).length,
+    0,
+    'a reply no estimator run overlapped is not blamed on it',
+  );
   const window = (x: any) => replyWindow(x, r.meta.clock.realtimeOffsetNs, [0]);
   const samples = waited.filter((x: any) => x.overlaps.some((o: any) => o.culprit === EST));
-  const j = judgeShare({ what: 'slow replies that waited >= 3 ms in the guest while an estimator run overlapped, blamed on it', samples, window, ok: blamed, minShare: 0.9, minSamples: 5 }, pausesOf(r));
+  const j = judgeShare(
+    {
+      what: 'slow replies that waited >= 3 ms in the guest while an estimator run overlapped, blamed on it',
+      samples,
+      window,
+      ok: blamed,
+      minShare: 0.9,
+      minSamples: 5,
+    },
+    pausesOf(r),
+  );
   if (!timingVerdict(t, [j])) return;
   assert.equal(r.ping.verdict.culprit?.culprit, EST, r.ping.verdict.text);
   assert.match(fs.readFileSync(path.join(dir, 'ping-nic.txt'), 'utf8'), /Culprit: estimation_timer \[ip_vs\] on CPU 1/);
 });
 
-test('NIC (d): a server on the estimator\'s CPU, its packets processed on the other: the requests the host saw slow are the server\'s slow wake-ups, blamed on estimation_timer', (t) => {
+test("NIC (d): a server on the estimator's CPU, its packets processed on the other: the requests the host saw slow are the server's slow wake-ups, blamed on estimation_timer", (t) => {
   const dir = suite.job(t);
   if (!dir) return;
   const r = nicScenario(dir, 'wakeup', 0);
@@ -92,7 +132,7 @@ test('NIC (d): a server on the estimator\'s CPU, its packets processed on the ot
   // when the server read each request, on the guest's clock: request i is row i (one connection, one request at a time)
   const readAt = JSON.parse(fs.readFileSync(path.join(dir, 'wakeup.server.json'), 'utf8')) as number[];
   assert.equal(readAt.length, client.rows.length, 'the server read every request the host sent');
-  assert.ok(!(r.packets.slow as any[]).some((p) => (p.sport === 7799 || p.dport === 7799) && p.cpu === 1), 'the flow\'s packets were processed on CPU 0');
+  assert.ok(!(r.packets.slow as any[]).some((p) => (p.sport === 7799 || p.dport === 7799) && p.cpu === 1), "the flow's packets were processed on CPU 0");
   const rtts = client.rows.map((q) => q.rttMs ?? 0).sort((a, b) => a - b);
   const median = rtts[Math.floor(rtts.length / 2)];
   const runs = r.stalls.rows.filter((x: any) => x.culprit === EST && x.cpu === 1);
@@ -101,14 +141,33 @@ test('NIC (d): a server on the estimator\'s CPU, its packets processed on the ot
   // waited behind a `sleep` of the guest's shell instead)
   const slow = client.rows
     .map((q, i) => ({ rttMs: q.rttMs ?? 0, readNs: readAt[i] }))
-    .filter((q) => q.rttMs >= median + 5 && runs.some((x: any) => x.startNs < q.readNs && x.startNs + x.durationNs > q.readNs - 3e6 && x.startNs + x.durationNs > q.readNs - q.rttMs * 1e6));
+    .filter(
+      (q) =>
+        q.rttMs >= median + 5 &&
+        runs.some((x: any) => x.startNs < q.readNs && x.startNs + x.durationNs > q.readNs - 3e6 && x.startNs + x.durationNs > q.readNs - q.rttMs * 1e6),
+    );
   const woken = (r.wakeups?.slow ?? []).filter((x: any) => x.tgid === pid);
   // a slow wake-up that ended when the server ran, or a stolen run it was in: the server read the request
   // within 2 ms of it (one CI run: stolen runs that ended 1.2-2.1 ms before the read, the estimator's 13 ms inside)
   const explained = (q: { readNs: number }) =>
-    woken.some((x: any) => blamed(x) && (x.kind === 'wait' ? Math.abs(x.startNs + x.durationNs - q.readNs) <= 2e6 : x.startNs <= q.readNs && x.startNs + x.durationNs >= q.readNs - 2.5e6));
+    woken.some(
+      (x: any) =>
+        blamed(x) &&
+        (x.kind === 'wait' ? Math.abs(x.startNs + x.durationNs - q.readNs) <= 2e6 : x.startNs <= q.readNs && x.startNs + x.durationNs >= q.readNs - 2.5e6),
+    );
   const window = (q: { rttMs: number; readNs: number }) => ({ cpus: [0, 1], fromNs: q.readNs - q.rttMs * 1e6, toNs: q.readNs });
-  const j = judgeShare({ what: 'requests the host saw >= 5 ms slow that the server read right after an estimator run, in a slow wake-up or stolen run of the server blamed on it', samples: slow, window, ok: explained, minShare: 0.9, minSamples: 5, show: (q) => `${q.rttMs.toFixed(1)} ms read at ${q.readNs}` }, pausesOf(r));
+  const j = judgeShare(
+    {
+      what: 'requests the host saw >= 5 ms slow that the server read right after an estimator run, in a slow wake-up or stolen run of the server blamed on it',
+      samples: slow,
+      window,
+      ok: explained,
+      minShare: 0.9,
+      minSamples: 5,
+      show: (q) => `${q.rttMs.toFixed(1)} ms read at ${q.readNs}`,
+    },
+    pausesOf(r),
+  );
   timingVerdict(t, [j]);
 });
 
@@ -126,10 +185,13 @@ test('NIC (c): NET_RX left to ksoftirqd behind a SCHED_FIFO task: the receive st
   if (!timingVerdict(t, judgements)) return;
   assert.equal(r.verdict.culprit?.culprit, spinner, r.verdict.text);
   assert.match(r.verdict.text, /in ksoftirqd/);
-  assert.ok(r.verdict.advice.some((a: string) => a.includes('SCHED_FIFO')), 'advice for a task that starves ksoftirqd');
+  assert.ok(
+    r.verdict.advice.some((a: string) => a.includes('SCHED_FIFO')),
+    'advice for a task that starves ksoftirqd',
+  );
 });
 
-test('NIC (g): threaded NAPI behind a SCHED_FIFO task: the NAPI thread\'s late runs and the requests it polled name the task', (t) => {
+test("NIC (g): threaded NAPI behind a SCHED_FIFO task: the NAPI thread's late runs and the requests it polled name the task", (t) => {
   const dir = suite.job(t);
   if (!dir) return;
   const r = readReport(path.join(dir, 'napi-thread.json'));
@@ -137,9 +199,15 @@ test('NIC (g): threaded NAPI behind a SCHED_FIFO task: the NAPI thread\'s late r
   assert.match(fs.readFileSync(path.join(dir, 'napi-thread.err'), 'utf8'), /note: NAPI threads \(threaded=1\) [^\n]*napi\/eth0-/);
   assert.ok(r.meta.probes.net_rx_wait.hooks.includes('sched:sched_wakeup'), 'sched_wakeup attached');
   const threadRuns = (r.receive?.stalls ?? []).filter((x: any) => x.napiThread !== null);
-  assert.ok(threadRuns.every((x: any) => x.cpu === 1), 'the NAPI threads ran on CPU 1, where they were pinned');
+  assert.ok(
+    threadRuns.every((x: any) => x.cpu === 1),
+    'the NAPI threads ran on CPU 1, where they were pinned',
+  );
   const requests = r.packets.slow.filter((p: any) => p.id === 5105 && p.type === 8 && p.cpu === 1 && p.waitNs >= 5e6);
-  assert.ok(requests.every((p: any) => p.path === 'napi' || p.path === 'napi-bound'), 'timed from the NAPI thread\'s wakeup');
+  assert.ok(
+    requests.every((p: any) => p.path === 'napi' || p.path === 'napi-bound'),
+    "timed from the NAPI thread's wakeup",
+  );
   const judgements = judgeSpinnerBlame(r, spinner, threadRuns, requests, 'NAPI thread runs');
   if (!timingVerdict(t, judgements)) return;
   assert.equal(r.verdict.culprit?.culprit, spinner, r.verdict.text);

@@ -56,7 +56,10 @@ test('arm64: doctor in the guest — node is arm64, fentry loads but cannot atta
   assert.match(d.attach.fentry.error, /^attach: /, `fentry fails at attach: ${d.attach.fentry.error}`);
   assert.equal(d.attach.kprobe.ok, true);
   assert.equal(d.symbols.by, 'kernel', `callbacks named by the kernel's %pS: ${d.symbols.reason}`);
-  assert.ok(d.advice.some((a: string) => /fentry programs load but this kernel cannot attach them \(ENOTSUPP/.test(a)), `advice says why: ${d.advice.join(' | ')}`);
+  assert.ok(
+    d.advice.some((a: string) => /fentry programs load but this kernel cannot attach them \(ENOTSUPP/.test(a)),
+    `advice says why: ${d.advice.join(' | ')}`,
+  );
   for (const p of ['net_rx_action', 'icmp_rcv', 'ipvs_estimation']) {
     assert.equal(d.probes[p].mode, 'kprobe', `${p}: ${JSON.stringify(d.probes[p])}`);
     assert.match(d.probes[p].reason, /fentry unavailable \(attach: /, `${p} says why not fentry`);
@@ -83,10 +86,13 @@ test('arm64: estimation_timer at 20,000 IPVS services, measured by kprobe', (t) 
   const runs = r.histograms.find((h: any) => h.probe === 'ipvs_estimation' && h.cpu === null);
   assert.ok(runs && runs.count >= 3, `estimation_timer runs: ${JSON.stringify(runs && { count: runs.count, max: runs.max })}`);
   assert.ok(runs.p50 >= 1e6, `20,000 services take over 1 ms a run even on a fast machine: p50 ${runs.p50} ns`);
-  assert.ok(r.stalls.rows.some((s: any) => s.culprit === 'estimation_timer [ip_vs]'), 'its runs are stalls by name');
+  assert.ok(
+    r.stalls.rows.some((s: any) => s.culprit === 'estimation_timer [ip_vs]'),
+    'its runs are stalls by name',
+  );
 });
 
-test('arm64 NIC ring: the interrupt on the estimator\'s CPU, RPS off: requests the host saw slow are slow in the guest, from the interrupt, blamed on estimation_timer', (t) => {
+test("arm64 NIC ring: the interrupt on the estimator's CPU, RPS off: requests the host saw slow are slow in the guest, from the interrupt, blamed on estimation_timer", (t) => {
   const dir = job(t);
   if (!dir) return;
   assertNicRingBlamesEstimator(t, dir, 'irq-on-estimator', 5101);

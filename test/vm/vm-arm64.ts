@@ -29,7 +29,8 @@ export function arm64SkipReason(): string | null {
   if (process.getuid && process.getuid() !== 0) return 'VM tests need root';
   for (const tool of ['qemu-system-aarch64', 'cpio', 'depmod', 'apt-get', 'npm'])
     if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) return `${tool} is not installed (scripts/setup.sh --tests installs it)`;
-  if (!fs.existsSync(path.join(ROOT, 'build', 'prebuilt', 'linux-arm64', 'jitterscope.node'))) return 'the arm64 addon is not built (scripts/setup.sh --tests builds it)';
+  if (!fs.existsSync(path.join(ROOT, 'build', 'prebuilt', 'linux-arm64', 'jitterscope.node')))
+    return 'the arm64 addon is not built (scripts/setup.sh --tests builds it)';
   return null;
 }
 
@@ -39,8 +40,22 @@ function arm64Apt(): string[] {
   for (const d of ['lists/partial', 'cache/archives/partial']) fs.mkdirSync(path.join(state, d), { recursive: true });
   const status = path.join(state, 'status');
   if (!fs.existsSync(status)) fs.writeFileSync(status, '');
-  const opts = ['-o', `Dir::State=${state}`, '-o', `Dir::State::Lists=${state}/lists`, '-o', `Dir::Cache=${state}/cache`,
-    '-o', `Dir::State::status=${status}`, '-o', 'APT::Architecture=arm64', '-o', 'APT::Architectures=arm64', '-o', 'APT::Sandbox::User=root'];
+  const opts = [
+    '-o',
+    `Dir::State=${state}`,
+    '-o',
+    `Dir::State::Lists=${state}/lists`,
+    '-o',
+    `Dir::Cache=${state}/cache`,
+    '-o',
+    `Dir::State::status=${status}`,
+    '-o',
+    'APT::Architecture=arm64',
+    '-o',
+    'APT::Architectures=arm64',
+    '-o',
+    'APT::Sandbox::User=root',
+  ];
   const stamp = path.join(state, 'updated');
   if (!fs.existsSync(stamp) || Date.now() - fs.statSync(stamp).mtimeMs > 86_400_000) {
     run('apt-get', [...opts, '-qq', 'update']);
@@ -60,8 +75,11 @@ export interface Arm64Guest {
 /** The newest Debian arm64 6.1 kernel, the userland and jitterscope's package; built once, the package again when it changed. */
 export function ensureArm64Guest(): Arm64Guest {
   const apt = arm64Apt();
-  const names = run('apt-cache', [...apt, 'search', '--names-only', '^linux-image-6\\.1\\.0-[0-9]+-arm64-unsigned$']).split('\n').map((l) => l.split(' ')[0]).filter(Boolean);
-  if (!names.length) throw new Error('no linux-image-6.1.0-*-arm64-unsigned in Debian\'s arm64 lists');
+  const names = run('apt-cache', [...apt, 'search', '--names-only', '^linux-image-6\\.1\\.0-[0-9]+-arm64-unsigned$'])
+    .split('\n')
+    .map((l) => l.split(' ')[0])
+    .filter(Boolean);
+  if (!names.length) throw new Error("no linux-image-6.1.0-*-arm64-unsigned in Debian's arm64 lists");
   const pkg = names.sort((a, b) => Number(/6\.1\.0-(\d+)/.exec(a)![1]) - Number(/6\.1\.0-(\d+)/.exec(b)![1])).pop()!;
   const version = pkg.replace(/^linux-image-/, '').replace(/-unsigned$/, '');
   const rootfs = path.join(DIR, 'rootfs');
@@ -104,7 +122,10 @@ function installPackage(rootfs: string): void {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'jsvm-pack-'));
   try {
     run('npm', ['pack', '--silent', '--pack-destination', work], { cwd: ROOT });
-    const tgz = path.join(work, fs.readdirSync(work).find((f) => f.endsWith('.tgz'))!);
+    const tgz = path.join(
+      work,
+      fs.readdirSync(work).find((f) => f.endsWith('.tgz'))!,
+    );
     fs.rmSync(path.join(rootfs, 'usr', 'local', 'lib', 'node_modules', 'jitterscope'), { recursive: true, force: true });
     run('npm', ['install', '--global', '--prefix', path.join(rootfs, 'usr', 'local'), '--omit=dev', '--no-audit', '--no-fund', '--loglevel=error', tgz]);
   } finally {
@@ -129,11 +150,27 @@ cd /`,
   );
   fs.copyFileSync(path.join(ROOT, 'test', 'vm', 'common.sh'), path.join(jobDir, 'common.sh'));
   const args = [
-    '-machine', 'virt,gic-version=3', '-cpu', 'max,pauth-impdef=on', '-smp', '2', '-m', '2048', '-nographic', '-no-reboot', ...nicArgs(nic),
-    '-kernel', g.image, '-initrd', g.initramfs,
-    '-append', 'console=ttyAMA0 panic=-1 loglevel=5 rdinit=/init',
-    '-virtfs', `local,path=${g.rootfs},mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap`,
-    '-virtfs', `local,path=${jobDir},mount_tag=job,security_model=none`,
+    '-machine',
+    'virt,gic-version=3',
+    '-cpu',
+    'max,pauth-impdef=on',
+    '-smp',
+    '2',
+    '-m',
+    '2048',
+    '-nographic',
+    '-no-reboot',
+    ...nicArgs(nic),
+    '-kernel',
+    g.image,
+    '-initrd',
+    g.initramfs,
+    '-append',
+    'console=ttyAMA0 panic=-1 loglevel=5 rdinit=/init',
+    '-virtfs',
+    `local,path=${g.rootfs},mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap`,
+    '-virtfs',
+    `local,path=${jobDir},mount_tag=job,security_model=none`,
   ];
   return bootGuest('qemu-system-aarch64', args, jobDir, timeoutMs, nic);
 }

@@ -77,7 +77,9 @@ export function servePings(jobDir: string, nic: NicOptions): NodeJS.Timeout {
       });
       return;
     }
-    const p = spawn('ping', ['-D', '-n', '-c', count, '-i', String(Number(intervalMs) / 1000), '-e', id, '-W', '1', nic.guestAddr], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn('ping', ['-D', '-n', '-c', count, '-i', String(Number(intervalMs) / 1000), '-e', id, '-W', '1', nic.guestAddr], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     // "flood": a ping -f alongside, so the guest's softirq runs go over budget and NET_RX is left to ksoftirqd
     const f = flood === 'flood' ? spawn('ping', ['-f', '-q', '-n', nic.guestAddr], { stdio: 'ignore' }) : undefined;
     let out = '';

@@ -32,14 +32,20 @@ export function timingVerdict(t: { skip: (m?: string) => void }, judgements: Jud
   for (const j of judgements) process.stderr.write(`timing: ${j.verdict}: ${j.text}\n`);
   const failed = judgements.filter((j) => j.verdict === 'fail');
   if (failed.length) assert.fail(failed.map((j) => j.text).join('; '));
-  return !skipIf(t, judgements.every((j) => j.verdict === 'pass') ? null : `host pauses left too few clean samples: ${judgements.map((j) => j.text).join('; ')}`);
+  return !skipIf(
+    t,
+    judgements.every((j) => j.verdict === 'pass') ? null : `host pauses left too few clean samples: ${judgements.map((j) => j.text).join('; ')}`,
+  );
 }
 
 /** The estimator ran on CPU 1, as set up (a precondition of every scenario here). */
 export function estimatorOnCpu1(r: any): void {
   const runs = r.stalls.rows.filter((s: any) => s.culprit === EST);
   assert.ok(runs.length >= 3, `${runs.length} estimation_timer runs traced`);
-  assert.ok(runs.every((s: any) => s.cpu === 1), `estimation_timer ran on CPUs ${[...new Set(runs.map((s: any) => s.cpu))]}`);
+  assert.ok(
+    runs.every((s: any) => s.cpu === 1),
+    `estimation_timer ran on CPUs ${[...new Set(runs.map((s: any) => s.cpu))]}`,
+  );
 }
 
 /**
@@ -82,10 +88,23 @@ export function assertNicRingBlamesEstimator(t: { skip: (m?: string) => void }, 
   // poll's raise, an upper bound: one that reached the ring after an estimator run that delayed its poll is
   // blamed on that run (one CI run on 5.10: host RTT 8.6 ms, bound wait 24.3 ms, the run 12 ms at its start)
   const elsewhere = slow.filter((h) => !h.during);
-  assert.equal(elsewhere.filter((h) => blamed(h.guest) && h.guest.path !== 'napi-bound').length, 0, 'a request the estimator did not overlap is not blamed on it (exact waits)');
-  process.stderr.write(`the host saw ${slow.length} requests >= 5 ms over the median RTT; ${slow.length - elsewhere.length} while an estimator run was on CPU 1\n`);
+  assert.equal(
+    elsewhere.filter((h) => blamed(h.guest) && h.guest.path !== 'napi-bound').length,
+    0,
+    'a request the estimator did not overlap is not blamed on it (exact waits)',
+  );
+  process.stderr.write(
+    `the host saw ${slow.length} requests >= 5 ms over the median RTT; ${slow.length - elsewhere.length} while an estimator run was on CPU 1\n`,
+  );
   const j = judgeShare(
-    { what: 'requests the host saw >= 5 ms slow while the estimator ran, slow in the guest (timed from the interrupt) and blamed on it', samples: slow.filter((h) => h.during), window: (h) => packetWindow(h.seen), ok: (h) => blamed(h.guest), minShare: 0.9, minSamples: 5 },
+    {
+      what: 'requests the host saw >= 5 ms slow while the estimator ran, slow in the guest (timed from the interrupt) and blamed on it',
+      samples: slow.filter((h) => h.during),
+      window: (h) => packetWindow(h.seen),
+      ok: (h) => blamed(h.guest),
+      minShare: 0.9,
+      minSamples: 5,
+    },
     pausesOf(r),
   );
   if (!timingVerdict(t, [j])) return;

@@ -209,14 +209,29 @@ cd '${ROOT}'`,
     nic,
   );
   const args = [
-    '-accel', 'tcg', '-cpu', 'max', '-smp', '2', '-m', '2048', '-nographic', '-no-reboot', ...nicArgs(nic),
-    '-kernel', kernel.vmlinuz, '-initrd', kernel.initramfs,
+    '-accel',
+    'tcg',
+    '-cpu',
+    'max',
+    '-smp',
+    '2',
+    '-m',
+    '2048',
+    '-nographic',
+    '-no-reboot',
+    ...nicArgs(nic),
+    '-kernel',
+    kernel.vmlinuz,
+    '-initrd',
+    kernel.initramfs,
     // loglevel 5 prints the stacks of kernel warnings; a soft lockup panics (and so
     // ends the run at once) with every CPU's stack on the console
     '-append',
     'console=ttyS0 panic=-1 loglevel=5 softlockup_panic=1 softlockup_all_cpu_backtrace=1 rdinit=/init',
-    '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
-    '-virtfs', `local,path=${jobDir},mount_tag=job,security_model=none`,
+    '-virtfs',
+    'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
+    '-virtfs',
+    `local,path=${jobDir},mount_tag=job,security_model=none`,
   ];
   return bootGuest('qemu-system-x86_64', args, jobDir, timeoutMs, nic);
 }
