@@ -81,10 +81,12 @@ if [[ ${1:-} == --tests || ${1:-} == --package ]] && newer_than "$arm64" bpf nat
   touch "$arm64"
 fi
 
-if newer_than dist/src/cli.js src test bench tsconfig.json package-lock.json; then
+if newer_than dist/src/cli.js src test bench tsconfig.json tsconfig.page.json package-lock.json; then
   log "compiling TypeScript"
   # from clean: a test or module deleted from the sources must not live on in dist/
   rm -rf dist
   npx --no-install tsc -p .
+  # the HTML report's page script: browser code, its own build (DOM, an ES module)
+  npx --no-install tsc -p tsconfig.page.json
   touch dist/src/cli.js
 fi

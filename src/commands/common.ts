@@ -11,7 +11,7 @@ import { ATTACH_PREFS, AttachPref } from '../kernel/ladder';
 import { buildReport, Report } from '../report/model';
 import { Aggregator } from '../stream/aggregate';
 import { LiveTrace, LiveTraceOptions } from '../stream/live';
-import { parseCpuList } from './options';
+import { parseCpuList } from '../base/options';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports -- package.json is outside the TypeScript tree: read at run time
 export const VERSION: string = require('../../../package.json').version;

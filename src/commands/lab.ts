@@ -9,7 +9,7 @@ import { formatCpuMask, interfaceExists, rpsFile, rpsQueues } from '../host/net'
 import { native } from '../kernel/addon';
 import { LabStall } from '../kernel/lab-stall';
 import { onStopSignal, say } from './common';
-import { parseCpuList, parseDurationMs, parseIntInRange, parseMsInRange } from './options';
+import { parseCpuList, parseDurationMs, parseIntInRange, parseMsInRange } from '../base/options';
 
 export interface LabArgs {
   cpu: string;

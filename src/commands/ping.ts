@@ -15,7 +15,7 @@ import { lossText } from '../report/text';
 import { checkWritable, writeAtomic } from '../report/write';
 import { ATTACH_OPTION, onStopSignal, say, startTrace, reportFromTrace, tracingPreflight } from './common';
 import { PingParams, PingRun, runPing } from './iputils';
-import { parseIntInRange, parseMsInRange, parsePositiveMs } from './options';
+import { parseIntInRange, parseMsInRange, parsePositiveMs } from '../base/options';
 
 export interface PingArgs {
   attach: string;

@@ -7,7 +7,7 @@ import { renderHtml } from '../report/html';
 import { lossText, renderText } from '../report/text';
 import { checkWritable, writeAtomic } from '../report/write';
 import { ATTACH_OPTION, CPUS_OPTION, exitOnSecondSignal, onStopSignal, say, startTrace, reportFromTrace, tracingPreflight, WAKEUP_MS_OPTION } from './common';
-import { parseDurationMs, parseIntInRange, parsePositiveMs, parseOptionalMs } from './options';
+import { parseDurationMs, parseIntInRange, parsePositiveMs, parseOptionalMs } from '../base/options';
 
 export interface RecordArgs {
   attach: string;

@@ -1,7 +1,8 @@
-// `jitterscope serve`: the always-on exporter. Binds its port first (a taken
-// port or a bad --listen is one line, exit 2, nothing attached), then traces
-// until SIGTERM or SIGINT, folding every second's report into the metrics and
-// keeping the last minutes for /report. Detaches on every way out.
+// `jitterscope serve`: the always-on exporter. Parses its options, binds its
+// port first (a taken port or a bad --listen is one line, exit 2, nothing
+// attached), then traces until SIGTERM or SIGINT while serve/exporter.ts folds
+// every second into the metrics and keeps the last minutes for /report.
+// Detaches on every way out.
 import { recentHostFacts } from '../host/facts';
 import http from 'node:http';
 import type { Argv } from 'yargs';
@@ -9,14 +10,12 @@ import { clockPair, monotonicNs } from '../base/clock';
 import { UsageError } from '../base/errors';
 import { ipvsState } from '../host/ipvs';
 import { EXPORTER_NICE } from '../host/priority';
-import { summarize } from '../diagnose/summary';
-import { handler, listen, parseListen } from '../serve/http';
-import { Metrics } from '../serve/metrics';
-import { Recent } from '../serve/recent';
+import { Exporter, ExporterSettings, Site } from '../serve/exporter';
+import { handler, listen } from '../serve/http';
 import { SyntheticLoad } from '../kernel/synthetic';
 import { Aggregator } from '../stream/aggregate';
 import { ATTACH_OPTION, CPUS_OPTION, onStopSignal, reportFromTrace, say, startTrace, tracingPreflight, VERSION, WAKEUP_MS_OPTION } from './common';
-import { parseDurationMs, parseIntInRange, parsePositiveMs, parseRate, parseOptionalMs } from './options';
+import { parseDurationMs, parseIntInRange, parseListen, parsePositiveMs, parseRate, parseOptionalMs } from '../base/options';
 
 export interface ServeArgs {
   listen: string;
@@ -47,7 +46,6 @@ export function serveOptions(y: Argv): Argv<ServeArgs> {
     .example('$0 serve --listen 0.0.0.0:9477 --per-cpu', 'scraped from elsewhere, with per-CPU series') as unknown as Argv<ServeArgs>;
 }
 
-const TICK_MS = 1000;
 const SERVE_LISTED = 1000;
 
 /** Whether node was started with a capped young generation (command line or NODE_OPTIONS). */
@@ -55,119 +53,109 @@ function semiSpaceCapped(): boolean {
   return [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) => a.startsWith('--max-semi-space-size'));
 }
 
-export async function serve(argv: ServeArgs): Promise<void> {
-  const { host, port } = parseListen(argv.listen);
-  const topCallbacks = parseIntInRange(argv['top-callbacks'], '--top-callbacks', 1, 1000);
+/** Every option, checked before anything binds or attaches. */
+function parseServeArgs(argv: ServeArgs) {
   const packetMs = parsePositiveMs(argv['packet-ms'], '--packet-ms');
-  const wakeupMs = parseOptionalMs(argv['wakeup-ms'], '--wakeup-ms', packetMs);
-  const stallMs = parsePositiveMs(argv['stall-ms'], '--stall-ms');
   const maxWindowMs = parseDurationMs(argv['report-window'], '--report-window');
   if (maxWindowMs > 3_600_000) throw new UsageError(`--report-window: '${argv['report-window']}' is longer than 1h`);
-  const syntheticRate = argv['synthetic-rate'] !== undefined ? parseRate(argv['synthetic-rate'], '--synthetic-rate', 1, 50e6) : 0;
-  const { possible, cpus } = tracingPreflight(argv.cpus);
-
-  let tracing = false;
-  let metrics: Metrics | undefined;
-  let routeReport: (w: string) => string = () => {
-    throw new UsageError('not tracing yet');
+  const exporter: Omit<ExporterSettings, 'version'> = {
+    perCpu: argv['per-cpu'],
+    topCallbacks: parseIntInRange(argv['top-callbacks'], '--top-callbacks', 1, 1000),
+    maxWindowMs,
+    maxWindowText: argv['report-window'],
   };
-  const server = http.createServer(
-    handler({
-      metrics: async () => (metrics ? { contentType: metrics.contentType, body: await metrics.text() } : null),
-      report: (w) => routeReport(w),
-      healthy: () => tracing,
-    }),
-  );
-  await listen(server, host, port);
+  return {
+    ...parseListen(argv.listen),
+    packetMs,
+    wakeupMs: parseOptionalMs(argv['wakeup-ms'], '--wakeup-ms', packetMs),
+    stallMs: parsePositiveMs(argv['stall-ms'], '--stall-ms'),
+    syntheticRate: argv['synthetic-rate'] !== undefined ? parseRate(argv['synthetic-rate'], '--synthetic-rate', 1, 50e6) : 0,
+    exporter,
+  };
+}
+
+/**
+ * Left on for days: the kernel counts the short softirq and net_rx_action
+ * runs and streams only what could be a stall, plus slow packets and timer
+ * callbacks; no ICMP listing, no time series. Little is streamed, so a small
+ * ring does (it is resident memory).
+ */
+function startServeTrace(argv: ServeArgs, o: ReturnType<typeof parseServeArgs>, cpus: number[] | undefined) {
+  return startTrace({
+    attach: argv.attach,
+    cpus,
+    stallThresholdNs: o.stallMs * 1e6,
+    slowPacketNs: o.packetMs * 1e6,
+    slowWakeupNs: o.wakeupMs * 1e6,
+    kernelHistsBelowNs: o.stallMs * 1e6,
+    streamIcmp: false,
+    lateRunPacketsOnly: true,
+    // an agent must not keep an administrator (or kube-proxy changing mode) from unloading ip_vs
+    holdModules: false,
+    // below receive processing, yet answering scrapes on a busy node
+    nice: EXPORTER_NICE,
+    ringBytes: 1 << 20,
+    // an interval lists (and attributes) at most this many slow packets and
+    // stalls; the metrics count the rest as culprit="not_listed". Listing
+    // every packet of a flood where all are slow cost ~30 MB of heap.
+    maxPackets: SERVE_LISTED,
+    maxStalls: SERVE_LISTED,
+  });
+}
+
+export async function serve(argv: ServeArgs): Promise<void> {
+  const o = parseServeArgs(argv);
+  const { possible, cpus } = tracingPreflight(argv.cpus);
+  const site = new Site();
+  const server = http.createServer(handler(site));
+  await listen(server, o.host, o.port);
 
   let trace: ReturnType<typeof startTrace> | undefined;
-  let timer: NodeJS.Timeout | undefined;
+  let exporter: Exporter | undefined;
   let synthetic: SyntheticLoad | undefined;
   const stop = onStopSignal();
   try {
-    // Left on for days: the kernel counts the short softirq and net_rx_action
-    // runs and streams only what could be a stall, plus slow packets and timer
-    // callbacks; no ICMP listing, no time series. Little is streamed, so a
-    // small ring does (it is resident memory).
-    trace = startTrace({
-      attach: argv.attach,
-      cpus,
-      stallThresholdNs: stallMs * 1e6,
-      slowPacketNs: packetMs * 1e6,
-      slowWakeupNs: wakeupMs * 1e6,
-      kernelHistsBelowNs: stallMs * 1e6,
-      streamIcmp: false,
-      lateRunPacketsOnly: true,
-      // an agent must not keep an administrator (or kube-proxy changing mode) from unloading ip_vs
-      holdModules: false,
-      // below receive processing, yet answering scrapes on a busy node
-      nice: EXPORTER_NICE,
-      ringBytes: 1 << 20,
-      // an interval lists (and attributes) at most this many slow packets and
-      // stalls; the metrics count the rest as culprit="not_listed". Listing
-      // every packet of a flood where all are slow cost ~30 MB of heap.
-      maxPackets: SERVE_LISTED,
-      maxStalls: SERVE_LISTED,
-    });
-    const session = trace.session;
+    const live = (trace = startServeTrace(argv, o, cpus));
+    const session = live.session;
     // the first tick names callbacks: the index is built off the main loop meanwhile
     session.kallsyms?.buildInBackground();
     const start = clockPair();
-    const live = trace;
-    if (syntheticRate) {
-      synthetic = new SyntheticLoad({ rate: syntheticRate, ringBytes: 2 << 20 }, (buf, count) => live.aggregator.consume(buf, count));
+    if (o.syntheticRate) {
+      synthetic = new SyntheticLoad({ rate: o.syntheticRate, ringBytes: 2 << 20 }, (buf, count) => live.aggregator.consume(buf, count));
       live.addSource(synthetic);
-      say(`note: synthetic load of ${syntheticRate} events/s mixed into the metrics (--synthetic-rate)`);
+      say(`note: synthetic load of ${o.syntheticRate} events/s mixed into the metrics (--synthetic-rate)`);
     }
-    const recent = new Recent(maxWindowMs * 1e6);
-    const m = new Metrics(
-      { perCpu: argv['per-cpu'], topCallbacks },
+    exporter = new Exporter(
       {
+        rotate: () => live.rotate(),
         drops: () => live.drops(),
         probes: () => session.probes,
+        kallsyms: session.kallsyms,
         ipvs: () => ipvsState(session.kallsyms),
-        version: VERSION,
+        reportOf: (agg: Aggregator, fromNs: number) => {
+          const wall = new Date(Date.now() - (monotonicNs() - fromNs) / 1e6);
+          const from = { monoNs: fromNs, wall, realtimeOffsetNs: start.realtimeOffsetNs };
+          return reportFromTrace({ trace: live, aggregator: agg, start: from, possibleCpus: possible, tracedCpus: cpus, facts: recentHostFacts() });
+        },
       },
+      { ...o.exporter, version: VERSION },
+      start.monoNs,
     );
-    // /report only: the full report of a window (verdict, host facts, histogram rows)
-    const reportOf = (agg: Aggregator, fromNs: number) => {
-      const nowNs = monotonicNs();
-      const from = { monoNs: fromNs, wall: new Date(Date.now() - (nowNs - fromNs) / 1e6), realtimeOffsetNs: start.realtimeOffsetNs };
-      return reportFromTrace({ trace: live, aggregator: agg, start: from, possibleCpus: possible, tracedCpus: cpus, facts: recentHostFacts() });
-    };
-    let lastNs = start.monoNs;
-    // each second: the interval's summary into the metrics (no report, no verdict, no /sys reads)
-    const tick = () => {
-      const agg = live.rotate();
-      const nowNs = monotonicNs();
-      m.fold(summarize(agg, { probes: session.probes, kallsyms: session.kallsyms }));
-      recent.add(agg, lastNs, nowNs);
-      lastNs = nowNs;
-    };
-    routeReport = (w) => {
-      const ms = parseDurationMs(w, 'window');
-      if (ms > maxWindowMs) throw new UsageError(`window: ${w} is longer than the ${argv['report-window']} kept (--report-window)`);
-      const nowNs = monotonicNs();
-      const got = recent.window(ms * 1e6, nowNs);
-      if (!got) throw new UsageError('window: no interval has finished yet; ask again in a second');
-      return JSON.stringify(reportOf(got.agg, got.startNs)) + '\n';
-    };
-    metrics = m;
-    tracing = true;
+    site.serve(exporter);
     if (!semiSpaceCapped())
       say(
         'note: node runs without --max-semi-space-size=1: under a scrape a second its young generation grows to 2 x 16 MB (~12 MB more RSS); the image sets NODE_OPTIONS=--max-semi-space-size=1',
       );
-    timer = setInterval(tick, TICK_MS);
+    exporter.start();
     say(
-      `serving http://${host.includes(':') ? `[${host}]` : host}:${port}/metrics (and /report?window=60s, /healthz); attached ${Math.round(process.uptime() * 1000)} ms after start; SIGTERM or Ctrl-C stops`,
+      `serving http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}/metrics (and /report?window=60s, /healthz); attached ${Math.round(process.uptime() * 1000)} ms after start; SIGTERM or Ctrl-C stops`,
     );
     const sig = await stop.signalled;
     say(`stopping on ${sig}`);
   } finally {
     stop.dispose();
-    clearInterval(timer);
-    tracing = false;
+    site.stop();
+    exporter?.stop();
     await synthetic?.stop();
     trace?.stop();
     server.closeAllConnections?.();

@@ -7,7 +7,7 @@ import { SyntheticLoad } from '../kernel/synthetic';
 import { Collector, WindowName, WINDOWS } from '../top/collector';
 import { runDashboard, runPlain } from '../top/loop';
 import { ATTACH_OPTION, CPUS_OPTION, onStopSignal, say, startTrace, tracingPreflight, WAKEUP_MS_OPTION } from './common';
-import { parseDurationMs, parseIntInRange, parsePositiveMs, parseRate, parseOptionalMs } from './options';
+import { parseDurationMs, parseIntInRange, parsePositiveMs, parseRate, parseOptionalMs } from '../base/options';
 
 export interface TopArgs {
   attach: string;

@@ -11,6 +11,7 @@ import { fmtNs } from '../base/format';
 import { flowText } from '../diagnose/verdict';
 import { Report, PingReport } from './model';
 import { stallEvents } from '../diagnose/attribute';
+import type { PageData } from './page/data';
 
 /** The plotting code, read once from the installed packages. */
 function libraries(): string {
@@ -32,7 +33,7 @@ function secondsFrom(r: Report) {
 }
 
 /** What the page script draws, in seconds and milliseconds. */
-export function pageData(r: Report) {
+export function pageData(r: Report): PageData {
   const at = secondsFrom(r);
   const ping = (r as PingReport).ping;
   const s = r.series;
@@ -116,108 +117,12 @@ ${drops}${lost}
 ${notes}`;
 }
 
-/** The page's own script: turns DATA into charts. Runs in the browser. */
-const PAGE_SCRIPT = String.raw`
-(function () {
-  const D = JSON.parse(document.getElementById('data').textContent);
-  Chart.defaults.animation = false;
-  Chart.defaults.font.size = 11;
-  // one tick per CPU, between grid lines that separate the CPUs
-  const yCpu = {
-    type: 'linear', min: Math.min(...D.cpus, 0) - 0.5, max: Math.max(...D.cpus, 0) + 0.5, reverse: true,
-    afterBuildTicks: (axis) => { axis.ticks = D.cpus.map((value) => ({ value })); },
-    ticks: { callback: (v) => 'CPU ' + v }, grid: { offset: false },
-  };
-  const xTime = { type: 'linear', min: 0, max: Math.max(D.durationS, 1), title: { display: true, text: 'seconds since start' } };
-  const fmtMs = (ms) => (ms >= 1 ? ms.toFixed(1) + ' ms' : (ms * 1000).toFixed(0) + ' µs');
-
-  // NET_RX wait: 10 µs (pale) .. 100 ms and more (dark red), on a log scale
-  const heatColour = (ms) => {
-    const t = Math.max(0, Math.min(1, Math.log10(Math.max(ms, 0.01) / 0.01) / 4));
-    return 'hsl(' + Math.round(55 - 55 * t) + ', 95%, ' + Math.round(75 - 40 * t) + '%)';
-  };
-  if (D.heat.length) {
-    new Chart(document.getElementById('heatmap'), {
-      type: 'matrix',
-      data: { datasets: [{
-        data: D.heat,
-        backgroundColor: (c) => heatColour(c.raw.v),
-        width: (c) => { const a = c.chart.chartArea; return a ? Math.max(1, (a.width * D.intervalS) / xTime.max - 1) : 0; },
-        height: (c) => { const a = c.chart.chartArea; return a ? Math.max(1, a.height / (yCpu.max - yCpu.min) - 2) : 0; },
-      }] },
-      options: {
-        maintainAspectRatio: false,
-        scales: { x: xTime, y: yCpu },
-        plugins: { legend: { display: false }, tooltip: { callbacks: { label: (c) => 'CPU ' + c.raw.y + ' at ' + c.raw.x.toFixed(1) + ' s: NET_RX wait max ' + fmtMs(c.raw.v) } } },
-      },
-    });
-  } else document.getElementById('heatmap-box').insertAdjacentHTML('beforeend', '<p class="empty">No NET_RX waits in this report (older report, or no received packets).</p>');
-
-  // stalls as segments per CPU, coloured by culprit; slow packets and ping replies as marks beside them
-  const palette = ['#d62728', '#1f77b4', '#9467bd', '#ff7f0e', '#17becf', '#8c564b'];
-  const culprits = [...new Set(D.stalls.map((s) => s.culprit))];
-  const byCulprit = culprits.slice(0, palette.length).map((name, i) => ({
-    type: 'line', label: 'stall: ' + name, borderColor: palette[i], backgroundColor: palette[i], borderWidth: 9, borderCapStyle: 'round',
-    pointRadius: 0, spanGaps: false, parsing: false, order: 2,
-    data: D.stalls.filter((s) => s.culprit === name).flatMap((s) => [
-      { x: s.t, y: s.cpu, s }, { x: s.t + s.ms / 1000, y: s.cpu, s }, { x: s.t + s.ms / 1000, y: NaN },
-    ]),
-  }));
-  const others = D.stalls.filter((s) => culprits.indexOf(s.culprit) >= palette.length);
-  if (others.length) byCulprit.push({ type: 'line', label: 'stall: other', borderColor: '#999', borderWidth: 9, borderCapStyle: 'round', pointRadius: 0, spanGaps: false, parsing: false,
-    data: others.flatMap((s) => [{ x: s.t, y: s.cpu, s }, { x: s.t + s.ms / 1000, y: s.cpu, s }, { x: s.t + s.ms / 1000, y: NaN }]) });
-  const marks = [];
-  if (D.slowPackets.length) marks.push({ type: 'scatter', label: 'slow packet', pointStyle: 'triangle', pointRadius: 4, backgroundColor: '#000', order: 1,
-    data: D.slowPackets.map((p) => ({ x: p.t, y: p.cpu + 0.25, p })) });
-  // a late NET_RX run: a thin bar from its raise to its start, just above the CPU's line
-  if (D.receiveStalls.length) marks.push({ type: 'line', label: 'NET_RX waiting (late run)', borderColor: '#000', borderWidth: 2, pointRadius: 0, spanGaps: false, parsing: false, order: 1,
-    data: D.receiveStalls.flatMap((w) => [{ x: w.t, y: w.cpu + 0.15, w }, { x: w.t + w.waitMs / 1000, y: w.cpu + 0.15, w }, { x: w.t + w.waitMs / 1000, y: NaN }]) });
-  // a task woken by receive processing: a thin bar over its wait to run (or its run that lost time), just below the CPU's line
-  if (D.wakeups.length) marks.push({ type: 'line', label: 'slow wake-up / stolen run', borderColor: '#d62728', borderWidth: 2, pointRadius: 0, spanGaps: false, parsing: false, order: 1,
-    data: D.wakeups.flatMap((k) => [{ x: k.t, y: k.cpu - 0.15, k }, { x: k.t + k.ms / 1000, y: k.cpu - 0.15, k }, { x: k.t + k.ms / 1000, y: NaN }]) });
-  const replies = D.replies.filter((r) => r.cpu !== null);
-  if (replies.length) {
-    marks.push({ type: 'scatter', label: 'ping reply', pointRadius: 1.5, backgroundColor: '#2ca02c', order: 1, data: replies.filter((r) => !r.slow).map((r) => ({ x: r.t, y: r.cpu - 0.25, r })) });
-    marks.push({ type: 'scatter', label: 'slow ping reply', pointStyle: 'triangle', pointRadius: 4, backgroundColor: '#e377c2', order: 1, data: replies.filter((r) => r.slow).map((r) => ({ x: r.t, y: r.cpu - 0.25, r })) });
-  }
-  new Chart(document.getElementById('timeline'), {
-    type: 'scatter',
-    data: { datasets: byCulprit.concat(marks) },
-    options: {
-      maintainAspectRatio: false,
-      scales: { x: xTime, y: yCpu },
-      plugins: { tooltip: { callbacks: { label: (c) => {
-        const o = c.raw;
-        if (o.s) return o.s.culprit + ' on CPU ' + o.s.cpu + ': ' + fmtMs(o.s.ms) + ' at ' + o.s.t.toFixed(3) + ' s';
-        if (o.p) return o.p.flow + ' waited ' + (o.p.waitMs === null ? '?' : fmtMs(o.p.waitMs)) + (o.p.culprit ? ' — ' + o.p.culprit : '');
-        if (o.r) return 'reply ' + o.r.seq + ': ' + fmtMs(o.r.rttMs);
-        if (o.k) return o.k.text;
-        if (o.w) return (o.w.thread ? 'NAPI thread waited ' : 'NET_RX waited ') + fmtMs(o.w.waitMs) + (o.w.deferred ? ' (ksoftirqd)' : '') + (o.w.culprit ? ' — ' + o.w.culprit : '');
-        return '';
-      } } } },
-    },
-  });
-
-  // histograms: one dataset per CPU over power-of-two buckets
-  const bound = (v) => (v >= 1e6 ? +(v / 1e6).toPrecision(3) + ' ms' : v >= 1e3 ? +(v / 1e3).toPrecision(3) + ' µs' : v + ' ns');
-  const histChart = (id, rows, title) => {
-    const box = document.getElementById(id + '-box');
-    if (!rows.length) { box.insertAdjacentHTML('beforeend', '<p class="empty">Nothing measured.</p>'); return; }
-    const los = [...new Set(rows.flatMap((r) => r.buckets.map((b) => b.lo)))].sort((a, b) => a - b);
-    new Chart(document.getElementById(id), {
-      type: 'bar',
-      data: { labels: los.map(bound), datasets: rows.map((r, i) => ({
-        label: 'CPU ' + r.cpu, backgroundColor: palette[i % palette.length],
-        data: los.map((lo) => (r.buckets.find((b) => b.lo === lo) || { count: 0 }).count),
-      })) },
-      options: { maintainAspectRatio: false, scales: { y: { type: 'logarithmic', title: { display: true, text: 'count' } }, x: { title: { display: true, text: title } } } },
-    });
-  };
-  histChart('netrx', D.netRxWait, 'NET_RX wait (bucket from)');
-  histChart('culprit', D.culpritRuns, (D.culprit || 'culprit') + ' run time (bucket from)');
-  document.body.dataset.rendered = String(performance.now());
-})();
-`;
+/** The page's own script (report/page/page.ts, compiled by tsconfig.page.json at build), read once. */
+let pageScript: string | undefined;
+function page(): string {
+  // dist/src/report/html.js beside dist/src/report/page/page.js
+  return (pageScript ??= fs.readFileSync(path.join(__dirname, 'page', 'page.js'), 'utf8').replace(/^\/\/# sourceMappingURL=.*$/m, ''));
+}
 
 const STYLE = `
 body { font: 13px/1.4 system-ui, sans-serif; margin: 1.5em auto; max-width: 1200px; color: #222; }
@@ -252,7 +157,7 @@ ${verdictBlock(r)}
 ${tables(r)}
 <script id="data" type="application/json">${scriptJson(pageData(r))}</script>
 <script>${libraries().replace(/<\/script/gi, '<\\/script')}</script>
-<script>${PAGE_SCRIPT}</script>
+<script type="module">${page().replace(/<\/script/gi, '<\\/script')}</script>
 </body></html>
 `;
 }

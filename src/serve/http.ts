@@ -42,14 +42,6 @@ export function handler(routes: Routes) {
   };
 }
 
-/** host:port, [v6]:port */
-export function parseListen(value: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value.trim());
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || !(port >= 1 && port <= 65535)) throw new UsageError(`--listen: '${value}' is not HOST:PORT (e.g. 127.0.0.1:9477, [::1]:9477, 0.0.0.0:9477)`);
-  return { host: m[1] ?? m[2], port };
-}
-
 /** Binds before anything is traced: a taken port or a foreign address is a usage error. */
 export function listen(server: http.Server, host: string, port: number): Promise<void> {
   return new Promise((resolve, reject) => {

@@ -1,7 +1,7 @@
 // Unit: command-line value parsers, capability parsing, kallsyms parsing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseCpuList, parseDurationMs, parseIntInRange } from '../../src/commands/options';
+import { parseCpuList, parseDurationMs, parseIntInRange } from '../../src/base/options';
 import { bpfRefusalHints, effectiveCaps, missingCaps, requireKernelBtf, requireTracingCaps, seccompMode } from '../../src/host/caps';
 import { Kallsyms } from '../../src/host/kallsyms';
 import { key52FromHex } from '../../src/base/address';

@@ -6,12 +6,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BpfError, UsageError } from '../../src/base/errors';
-import { parseMsInRange } from '../../src/commands/options';
+import { parseMsInRange } from '../../src/base/options';
 import type { NativeBpfObject } from '../../src/kernel/addon';
 import type { Choice, LadderProbe } from '../../src/kernel/ladder';
 import { attachTracer, tracerSpec } from '../../src/kernel/tracer-spec';
 import { HOOKS } from '../../src/kernel/probes';
-import { parseListen } from '../../src/serve/http';
+import { parseListen } from '../../src/base/options';
 import { kernelBucketBounds, KernelHist, toHistogram } from '../../src/stream/kernel-histogram';
 import { HIST_BUCKETS } from '../../src/kernel/abi';
 

@@ -1,5 +1,5 @@
 // Parsers for command-line values. Each throws UsageError naming the option.
-import { UsageError } from '../base/errors';
+import { UsageError } from './errors';
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
@@ -68,4 +68,12 @@ export function parseRate(value: unknown, option: string, min: number, max: numb
   const n = parseFloat(m[1]) * ({ k: 1e3, m: 1e6 }[m[2].toLowerCase() as 'k' | 'm'] ?? 1);
   if (n < min || n > max) throw new UsageError(`${option}: use ${min} to ${max} events/s`);
   return n;
+}
+
+/** --listen: host:port, [v6]:port. */
+export function parseListen(value: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(value.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || !(port >= 1 && port <= 65535)) throw new UsageError(`--listen: '${value}' is not HOST:PORT (e.g. 127.0.0.1:9477, [::1]:9477, 0.0.0.0:9477)`);
+  return { host: m[1] ?? m[2], port };
 }

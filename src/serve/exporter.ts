@@ -1,0 +1,119 @@
+// The exporter's loop and its answers: each second the live trace's interval
+// is summarized into the metrics (no report, no verdict, no /sys reads) and
+// kept for /report; the HTTP routes read only what the loop made. The command
+// (commands/serve.ts) parses options, binds the port, starts the trace and
+// hands it here; the site starts answering when the exporter is ready.
+import { monotonicNs } from '../base/clock';
+import { UsageError } from '../base/errors';
+import { summarize } from '../diagnose/summary';
+import { parseDurationMs } from '../base/options';
+import type { ProbeName, ProbeStatus } from '../kernel/probes';
+import type { Kallsyms } from '../host/kallsyms';
+import type { IpvsState } from '../host/ipvs';
+import type { Report } from '../report/model';
+import { Aggregator } from '../stream/aggregate';
+import { Routes } from './http';
+import { Metrics } from './metrics';
+import { Recent } from './recent';
+
+const TICK_MS = 1000;
+
+export interface ExporterSettings {
+  perCpu: boolean;
+  topCallbacks: number;
+  /** The longest window /report serves, and how it was asked for (for the error). */
+  maxWindowMs: number;
+  maxWindowText: string;
+  version: string;
+}
+
+/** What the exporter reads from the trace it serves. */
+export interface ExporterSource {
+  /** Closes the current interval and returns it (LiveTrace.rotate). */
+  rotate(): Aggregator;
+  drops(): { total: number; perCpu: number[]; badRecords: number; consumeErrors: number };
+  probes(): Record<ProbeName, ProbeStatus>;
+  kallsyms: Kallsyms | undefined;
+  ipvs(): IpvsState;
+  /** The full report of an aggregate that began at `fromNs` (verdict, host facts, histogram rows). */
+  reportOf(agg: Aggregator, fromNs: number): Report;
+}
+
+export class Exporter {
+  private readonly metrics: Metrics;
+  private readonly recent: Recent;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly source: ExporterSource,
+    private readonly settings: ExporterSettings,
+    private lastNs: number,
+  ) {
+    this.recent = new Recent(settings.maxWindowMs * 1e6);
+    this.metrics = new Metrics(
+      { perCpu: settings.perCpu, topCallbacks: settings.topCallbacks },
+      { drops: () => source.drops(), probes: () => source.probes(), ipvs: () => source.ipvs(), version: settings.version },
+    );
+  }
+
+  /** One interval into the metrics and the kept window. */
+  tick(): void {
+    const agg = this.source.rotate();
+    const nowNs = monotonicNs();
+    this.metrics.fold(summarize(agg, { probes: this.source.probes(), kallsyms: this.source.kallsyms }));
+    this.recent.add(agg, this.lastNs, nowNs);
+    this.lastNs = nowNs;
+  }
+
+  start(): void {
+    this.timer ??= setInterval(() => this.tick(), TICK_MS);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** The report JSON of the last `window` (e.g. "60s"). */
+  report(window: string): string {
+    const ms = parseDurationMs(window, 'window');
+    if (ms > this.settings.maxWindowMs) throw new UsageError(`window: ${window} is longer than the ${this.settings.maxWindowText} kept (--report-window)`);
+    const got = this.recent.window(ms * 1e6, monotonicNs());
+    if (!got) throw new UsageError('window: no interval has finished yet; ask again in a second');
+    return JSON.stringify(this.source.reportOf(got.agg, got.startNs)) + '\n';
+  }
+
+  async metricsText(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.metrics.contentType, body: await this.metrics.text() };
+  }
+}
+
+/**
+ * The HTTP routes over the exporter being served, if any: bound before
+ * tracing starts (a taken port fails first), they answer "not tracing" until
+ * serve(exporter) and after stop().
+ */
+export class Site implements Routes {
+  private exporter: Exporter | undefined;
+
+  serve(exporter: Exporter): void {
+    this.exporter = exporter;
+  }
+
+  stop(): void {
+    this.exporter = undefined;
+  }
+
+  async metrics() {
+    return this.exporter ? this.exporter.metricsText() : null;
+  }
+
+  report(window: string): string {
+    if (!this.exporter) throw new UsageError('not tracing yet');
+    return this.exporter.report(window);
+  }
+
+  healthy(): boolean {
+    return this.exporter !== undefined;
+  }
+}
