@@ -1,5 +1,5 @@
 // What this build compiled in: the BPF objects (skeleton bytes, by name) and
-// the event ABI as the compiler laid it out (offsetof), which test/02-abi
+// the event ABI as the compiler laid it out (offsetof), which test/unit/kernel/abi
 // holds against the TypeScript decoder so C and TS cannot drift apart.
 #include "common.h"
 #include "jitterscope.h"

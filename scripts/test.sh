@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the formatter's check (Prettier, .prettierrc.json), the linter (ESLint,
 # typescript-eslint's recommended rules) and every
-# test, folder by folder (test/unit: no kernel; test/kernel: this host's
+# test, folder by folder (test/unit: no kernel, a folder per layer; test/kernel: this host's
 # kernel; test/vm: Debian kernels under QEMU; test/fleet: the package and the
 # image), one file at a time: kernel tests share the machine's CPUs, RPS
 # masks and tracepoints. Ends with one summary of
@@ -26,8 +26,9 @@ if (($# == 0)); then
   npx --no-install prettier --check --log-level warn '**/*.{ts,js,mjs}' || { echo "lint: not formatted (above): npx prettier --write '**/*.{ts,js,mjs}'" >&2; lint=1; }
   npx --no-install eslint . || lint=1
   for dir in unit kernel vm fleet; do
-    files=(dist/test/$dir/*.test.js)
-    [[ -e ${files[0]} ]] && run "${files[@]}"
+    # test/unit has a folder per layer (stream, diagnose, report, ...); the others are flat
+    mapfile -t files < <(find "dist/test/$dir" -name '*.test.js' 2>/dev/null | sort)
+    ((${#files[@]})) && run "${files[@]}"
   done
 else
   run "$@"

@@ -1,6 +1,6 @@
 // The TypeScript side of the event ABI in bpf/jitterscope.h: sizes, field
 // offsets, kinds and flags. Checked against the addon's offsetof table by
-// test/02-abi.test.ts; stream/decode.ts reads events with these offsets.
+// test/unit/kernel/abi.test.ts; stream/decode.ts reads events with these offsets.
 
 export const ABI_VERSION = 6;
 export const EVENT_SIZE = 80;

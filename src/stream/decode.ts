@@ -1,5 +1,5 @@
 // Reads events out of a ring batch in place: the decoding half of the event
-// ABI. Every field is read at kernel/abi.ts's OFFSETS, which unit/02-abi
+// ABI. Every field is read at kernel/abi.ts's OFFSETS, which unit/kernel/abi
 // checks against the addon's offsetof table (compiled from bpf/jitterscope.h).
 import { TWO32 } from '../base/address';
 import { EVENT_SIZE, OFFSETS } from '../kernel/abi';

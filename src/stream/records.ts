@@ -15,7 +15,7 @@ export interface Packet {
   proto: Protocol;
   saddr: string;
   daddr: string;
-  /** TCP and UDP ports; null for ICMP. */
+  /** TCP and UDP ports; null for ICMP and ICMPv6 (their echo id and sequence are id and seq). */
   sport: number | null;
   dport: number | null;
   /** ICMP type, code and echo id/seq; null for TCP and UDP. */

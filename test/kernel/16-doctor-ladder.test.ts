@@ -3,10 +3,6 @@
 import { test } from 'node:test';
 import fs from 'node:fs';
 import assert from 'node:assert/strict';
-import { parseIpvsTable } from '../../src/host/ipvs';
-import { kernelVersion } from '../../src/host/kernel-info';
-import { checkForced, chooseModes, Features } from '../../src/kernel/ladder';
-import { EnvironmentError } from '../../src/base/errors';
 import { readReport, runCli, skipUnlessKernel, tmpFile, validator, skipIf } from '../helpers';
 
 test('doctor --json validates and reports what this kernel allows', async (t) => {
@@ -57,70 +53,6 @@ test('a forced mode the kernel lacks is one line naming the modes it has, exit 2
   const rep = readReport(out);
   assert.match(rep.meta.probes.net_rx_action.mode, /^(tp_btf|raw_tp) /);
   assert.match(rep.meta.probes.net_rx_action.reason, /--attach tracepoint/);
-});
-
-test('forcing a mode the kernel lacks names the modes it has (no kernel)', () => {
-  const ok = { ok: true, error: null };
-  const f: Features = { btf: true, fentry: { ok: false, error: 'load: EPERM' }, kprobe: ok, tp_btf: ok, raw_tp: ok, tracefs: null };
-  assert.throws(
-    () => checkForced(f, 'fentry'),
-    (e: Error) =>
-      e instanceof EnvironmentError && e.message === '--attach fentry: this kernel does not allow fentry programs (load: EPERM); it has: kprobe, tracepoint',
-  );
-  assert.doesNotThrow(() => checkForced(f, 'kprobe'));
-  assert.doesNotThrow(() => checkForced(f, 'auto'));
-  const none: Features = { ...f, kprobe: { ok: false, error: 'attach: ENOENT' } };
-  assert.throws(() => checkForced(none, 'kprobe'), /--attach kprobe: .*\(attach: ENOENT\); it has: tracepoint$/);
-});
-
-test('ladder choices (no kernel): best rung, forced rung, IPVS states', () => {
-  const ok = { ok: true, error: null };
-  const no = (e: string) => ({ ok: false, error: e });
-  const all: Features = { btf: true, fentry: ok, kprobe: ok, tp_btf: ok, raw_tp: ok, tracefs: null };
-  const ipvsTimer = { loaded: true, estimationTimer: true, moduleBtf: true, kthreadEstimator: false };
-  let c = chooseModes(all, ipvsTimer, 'auto');
-  assert.equal(c.ipvs_estimation.mode, 'fentry');
-  assert.equal(c.net_rx_action.mode, 'fentry');
-  c = chooseModes(all, { ...ipvsTimer, moduleBtf: false }, 'auto');
-  assert.equal(c.ipvs_estimation.mode, 'kprobe');
-  assert.match(c.ipvs_estimation.reason, /ip_vs BTF/);
-  c = chooseModes({ ...all, fentry: no('load: EPERM') }, ipvsTimer, 'auto');
-  assert.equal(c.icmp_rcv.mode, 'kprobe');
-  assert.match(c.icmp_rcv.reason, /fentry unavailable \(load: EPERM\)/);
-  c = chooseModes(all, ipvsTimer, 'tracepoint');
-  assert.equal(c.ipvs_estimation.mode, 'tracepoint');
-  c = chooseModes(all, { loaded: false, estimationTimer: false, moduleBtf: false, kthreadEstimator: false }, 'auto');
-  assert.equal(c.ipvs_estimation.mode, null);
-  assert.match(c.ipvs_estimation.reason, /not loaded/);
-  c = chooseModes(all, { loaded: true, estimationTimer: false, moduleBtf: true, kthreadEstimator: true }, 'auto');
-  assert.equal(c.ipvs_estimation.mode, null);
-  assert.match(c.ipvs_estimation.reason, />= 6\.2/);
-  // left on for days (serve, top): the module function by kprobe, which does not hold ip_vs; vmlinux ones stay fentry
-  c = chooseModes(all, ipvsTimer, 'auto', false);
-  assert.deepEqual([c.ipvs_estimation.mode, c.net_rx_action.mode], ['kprobe', 'fentry']);
-  assert.match(c.ipvs_estimation.reason, /would hold ip_vs loaded/);
-  assert.equal(chooseModes(all, ipvsTimer, 'fentry', false).ipvs_estimation.mode, 'fentry', '--attach fentry is obeyed (with a note)');
-  assert.equal(
-    chooseModes({ ...all, kprobe: no('load: ENOENT') }, ipvsTimer, 'auto', false).ipvs_estimation.mode,
-    'fentry',
-    'no kprobes: fentry still traces it',
-  );
-});
-
-test('parsing /proc/net/ip_vs and kernel versions (no kernel)', () => {
-  const table = [
-    'IP Virtual Server version 1.2.1 (size=4096)',
-    'Prot LocalAddress:Port Scheduler Flags',
-    '  -> RemoteAddress:Port Forward Weight ActiveConn InActConn',
-    'TCP  0A000001:0050 rr',
-    '  -> 0A000002:0050      Masq    1      0          0',
-    '  -> 0A000003:0050      Masq    1      0          0',
-    'UDP  0A000001:0035 rr',
-    'FWM  00000001 rr',
-  ].join('\n');
-  assert.deepEqual(parseIpvsTable(table), { services: 3, destinations: 2 });
-  assert.deepEqual(kernelVersion('6.1.0-56-amd64'), [6, 1]);
-  assert.deepEqual(kernelVersion('6.12.117+deb12-amd64'), [6, 12]);
 });
 
 test("the trial programs' answers are kept for the boot: a start reads them, a changed key or doctor probes again", async (t) => {

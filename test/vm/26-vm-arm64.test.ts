@@ -11,39 +11,14 @@ import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ROOT, readReport, skipIf } from '../helpers';
+import { readReport } from '../helpers';
 import { arm64SkipReason, ensureArm64Guest, runArm64 } from './vm-arm64';
-import { TEST_NIC } from './vm';
+import { guestSuite, TEST_NIC } from './vm';
 import { assertNicRingBlamesEstimator } from './vm-nic';
 
-const skip = arm64SkipReason();
-let result: Awaited<ReturnType<typeof runArm64>> | undefined;
-let bootError: Error | undefined;
-
-before(async () => {
-  const reuse = process.env.JITTERSCOPE_VM_JOB;
-  if (reuse) {
-    process.stderr.write(`NOTE: reusing the guest results in ${reuse} (JITTERSCOPE_VM_JOB); no VM was booted\n`);
-    result = { code: 0, output: '', console: '', jobDir: reuse, seconds: 0 };
-    return;
-  }
-  if (skip) return void process.stderr.write(`SKIP: ${skip}\n`);
-  try {
-    const g = ensureArm64Guest();
-    result = await runArm64(g, fs.readFileSync(path.join(ROOT, 'test', 'vm', 'arm64-6.1.sh'), 'utf8'), 1_200_000, TEST_NIC);
-    process.stderr.write(`arm64 guest (${g.version}) ran ${result.seconds.toFixed(0)} s, exit ${result.code}\n`);
-  } catch (e) {
-    bootError = e as Error;
-  }
-});
-
-function job(t: { skip: (m?: string) => void }): string | null {
-  if (skipIf(t, skip)) return null;
-  if (bootError) throw bootError;
-  if (!result) throw new Error('the arm64 guest did not run');
-  if (result.code !== 0) throw new Error(`guest script failed (exit ${result.code}):\n${result.output}\n--- console ---\n${result.console.slice(-4000)}`);
-  return result.jobDir;
-}
+const suite = guestSuite('arm64', 'arm64-6.1.sh', arm64SkipReason(), (text) => runArm64(ensureArm64Guest(), text, 1_200_000, TEST_NIC));
+before(() => suite.boot());
+const job = (t: { skip: (m?: string) => void }) => suite.job(t);
 
 test('arm64: doctor in the guest — node is arm64, fentry loads but cannot attach, so kprobe is chosen and says why', (t) => {
   const dir = job(t);

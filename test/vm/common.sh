@@ -33,7 +33,7 @@ console.log(rows.sort((a, b) => b.count - a.count)[0].cpu);")
   echo 0 > /sys/class/net/lo/queues/rx-0/rps_cpus
 }
 
-# ---- a NIC into the guest (test/vm.ts: NicOptions sets NIC_HOST, NIC_GUEST) ----
+# ---- a NIC into the guest (test/vm/vm.ts: NicOptions sets NIC_HOST, NIC_GUEST) ----
 
 # nic_up: virtio-net up with NIC_GUEST; sets NIC (its name) and IRQ (its receive
 # queue's interrupt) and waits until the host end answers
@@ -60,7 +60,7 @@ nic_irq() {
 nic_rps() { echo $1 > /sys/class/net/$NIC/queues/rx-0/rps_cpus; }
 # interrupts_on CPU: how many of the NIC's receive interrupts CPU has taken
 interrupts_on() { awk -v irq="$IRQ:" -v col=$(($1 + 2)) '$1 == irq { print $col }' /proc/interrupts; }
-# host_ping NAME COUNT INTERVAL_MS ID [flood]: the host pings this guest (test/vm.ts:
+# host_ping NAME COUNT INTERVAL_MS ID [flood]: the host pings this guest (test/vm/vm.ts:
 # servePings); returns once its output is in $J/NAME.host-ping.txt. The request
 # is written whole, then renamed (and retried: 9p once failed a create).
 host_ping() {

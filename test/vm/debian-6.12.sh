@@ -17,7 +17,7 @@ $JS record -d 6s -o $J/record.json 2> $J/record.err &
 rec=$!
 until grep -q "tracing for" $J/record.err || ! kill -0 $rec 2>/dev/null; do sleep 0.5; done
 ping -c 3 -i 0.3 127.0.0.1 > /dev/null || true
-# the host stops this VM for 1.5 s (test/vm.ts); written whole, then renamed, so
+# the host stops this VM for 1.5 s (test/vm/vm.ts); written whole, then renamed, so
 # the host never reads half a request. One run saw creating it fail with ENOENT
 # in the 9p share: tried again; a pause never asked for fails only its own test
 for i in 1 2 3 4 5; do

@@ -1,4 +1,4 @@
-// The host's side of a guest run (test/vm.ts): requests the guest script
+// The host's side of a guest run (test/vm/vm.ts): requests the guest script
 // leaves in the job share — stop the VM for a while (a host pause, made on
 // purpose), ping the guest through its NIC — answered in the same share.
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';

@@ -252,7 +252,15 @@ export function consoleExcerpt(con: string): string {
  * guest's output when the script failed.
  */
 export function vmSuite(kernel: KernelName, script: string, timeoutMs: number, nic?: NicOptions) {
-  const skip = vmSkipReason();
+  return guestSuite(kernel, script, vmSkipReason(), (text) => runInVm(ensureKernel(kernel), text, timeoutMs, nic));
+}
+
+/**
+ * The same for any guest: `run` boots it with the script's text (an x86
+ * Debian kernel above, the arm64 guest in vm-arm64.ts); `skip` says why this
+ * machine cannot.
+ */
+export function guestSuite(name: string, script: string, skip: string | null, run: (text: string) => Promise<VmResult>) {
   let vm: VmResult | undefined;
   let bootError: Error | undefined;
   return {
@@ -270,16 +278,15 @@ export function vmSuite(kernel: KernelName, script: string, timeoutMs: number, n
         return;
       }
       try {
-        const k = ensureKernel(kernel);
         const text = fs.readFileSync(path.join(ROOT, 'test', 'vm', script), 'utf8');
-        vm = await runInVm(k, text, timeoutMs, nic);
-        process.stderr.write(`${kernel} guest ran ${vm.seconds.toFixed(0)} s, exit ${vm.code}\n`);
+        vm = await run(text);
+        process.stderr.write(`${name} guest ran ${vm.seconds.toFixed(0)} s, exit ${vm.code}\n`);
         if (vm.code === null && GUEST_KERNEL_FAULT.test(vm.console)) {
           // seen twice in ~40 runs, both times with both emulated CPUs stuck:
           // shown in full, then the guest boots once more; twice in a row fails
-          process.stderr.write(`WARN: the ${kernel} guest kernel locked up; booting it once more. Its console:\n${consoleExcerpt(vm.console)}\n`);
-          vm = await runInVm(k, text, timeoutMs, nic);
-          process.stderr.write(`${kernel} guest ran ${vm.seconds.toFixed(0)} s, exit ${vm.code}\n`);
+          process.stderr.write(`WARN: the ${name} guest kernel locked up; booting it once more. Its console:\n${consoleExcerpt(vm.console)}\n`);
+          vm = await run(text);
+          process.stderr.write(`${name} guest ran ${vm.seconds.toFixed(0)} s, exit ${vm.code}\n`);
         }
       } catch (e) {
         bootError = e as Error;

@@ -6,8 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { readJson, ROOT, validator } from '../helpers';
-import { judgeCount, judgeShare, pausesOf, replyWindow, timingTest, touchedByPause } from '../excuse';
+import { readJson, ROOT, validator } from '../../helpers';
+import { judgeCount, judgeShare, pausesOf, replyWindow, timingTest, touchedByPause } from '../../excuse';
 
 const FIXTURE = path.join(ROOT, 'test', 'fixtures', 'ping-with-pauses.json');
 const fixture = () => readJson(FIXTURE);

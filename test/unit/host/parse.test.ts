@@ -1,18 +1,18 @@
 // Unit: command-line value parsers, capability parsing, kallsyms parsing.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseCpuList, parseDurationMs, parseIntInRange } from '../../src/base/options';
-import { bpfRefusalHints, effectiveCaps, missingCaps, requireKernelBtf, requireTracingCaps, seccompMode } from '../../src/host/caps';
-import { Kallsyms } from '../../src/host/kallsyms';
-import { key52FromHex } from '../../src/base/address';
-import { UsageError, EnvironmentError } from '../../src/base/errors';
-import { readStealNs } from '../../src/host/steal';
+import { parseCpuList, parseDurationMs, parseIntInRange } from '../../../src/base/options';
+import { bpfRefusalHints, effectiveCaps, missingCaps, requireKernelBtf, requireTracingCaps, seccompMode } from '../../../src/host/caps';
+import { Kallsyms } from '../../../src/host/kallsyms';
+import { key52FromHex } from '../../../src/base/address';
+import { UsageError, EnvironmentError } from '../../../src/base/errors';
+import { readStealNs } from '../../../src/host/steal';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { tmpFile } from '../helpers';
-import { napiThreads } from '../../src/host/net';
-import { fromPercentS } from '../../src/kernel/symbol-namer';
+import { tmpFile } from '../../helpers';
+import { napiThreads } from '../../../src/host/net';
+import { fromPercentS } from '../../../src/kernel/symbol-namer';
 
 test('durations', () => {
   assert.equal(parseDurationMs('10s'), 10_000);

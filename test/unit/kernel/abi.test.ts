@@ -15,13 +15,13 @@ import {
   HIST_SUB_BITS,
   HIST_VALUE_BYTES,
   KernelHistIndex,
-} from '../../src/kernel/abi';
-import { EventView } from '../../src/stream/decode';
-import { native } from '../../src/kernel/addon';
-import { encode } from '../encode';
+} from '../../../src/kernel/abi';
+import { EventView } from '../../../src/stream/decode';
+import { native } from '../../../src/kernel/addon';
+import { encode } from '../../encode';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ROOT, skipIf } from '../helpers';
+import { ROOT, skipIf } from '../../helpers';
 
 test('addon layout equals the TypeScript decoder', () => {
   const l = native().layout();
@@ -90,14 +90,14 @@ test('EventView reads every field where the offsets say', () => {
 
 test('the addon reports no libbpf or libelf as shared libraries', async () => {
   const { spawnSync } = await import('node:child_process');
-  const { addonPath } = await import('../../src/kernel/addon');
+  const { addonPath } = await import('../../../src/kernel/addon');
   const r = spawnSync('ldd', [addonPath()], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   assert.doesNotMatch(r.stdout, /libbpf|libelf|libz\.|libzstd/);
 });
 
 test("the addon is chosen by platform: the prebuilt one, else this checkout's build; elsewhere one line", async () => {
-  const { addonPath } = await import('../../src/kernel/addon');
+  const { addonPath } = await import('../../../src/kernel/addon');
   // what each file is built for, as its ELF header says
   const built = (table: Record<string, string>) => (file: string) => Object.entries(table).find(([f]) => file.endsWith(f))?.[1] ?? null;
   const both = built({ 'Release/jitterscope.node': 'x64', 'prebuilt/linux-arm64/jitterscope.node': 'arm64' });
@@ -108,7 +108,7 @@ test("the addon is chosen by platform: the prebuilt one, else this checkout's bu
     () => addonPath('linux', 'arm64', built({ 'Release/jitterscope.node': 'x64' })),
     /^Error: no jitterscope addon for linux-arm64|no jitterscope addon for linux-arm64/,
   );
-  const { elfArch } = await import('../../src/kernel/addon');
+  const { elfArch } = await import('../../../src/kernel/addon');
   assert.equal(elfArch(addonPath()), process.arch, "this build's own addon, read from its ELF header");
   for (const [platform, arch] of [
     ['linux', 'riscv64'],
@@ -122,7 +122,7 @@ test("the addon is chosen by platform: the prebuilt one, else this checkout's bu
 });
 
 test("the feature cache keys on the addon's GNU build id, as readelf reads it", async () => {
-  const { addonPath, elfBuildId } = await import('../../src/kernel/addon');
+  const { addonPath, elfBuildId } = await import('../../../src/kernel/addon');
   const { spawnSync } = await import('node:child_process');
   const r = spawnSync('readelf', ['-n', addonPath()], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);

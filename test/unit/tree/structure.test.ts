@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import madge from 'madge';
-import { ROOT } from '../helpers';
+import { ROOT } from '../../helpers';
 
 /** Bottom to top; a file may import from its own layer and those before it. */
 const LAYERS = ['base', 'host', 'kernel', 'stream', 'diagnose', 'report', 'top', 'serve', 'commands', 'cli.ts'];

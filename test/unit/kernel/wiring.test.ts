@@ -5,15 +5,15 @@
 // histograms read as ours (toHistogram).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BpfError, UsageError } from '../../src/base/errors';
-import { parseMsInRange } from '../../src/base/options';
-import type { NativeBpfObject } from '../../src/kernel/addon';
-import type { Choice, LadderProbe } from '../../src/kernel/ladder';
-import { attachTracer, tracerSpec } from '../../src/kernel/tracer-spec';
-import { HOOKS } from '../../src/kernel/probes';
-import { parseListen } from '../../src/base/options';
-import { kernelBucketBounds, KernelHist, toHistogram } from '../../src/stream/kernel-histogram';
-import { HIST_BUCKETS } from '../../src/kernel/abi';
+import { BpfError, UsageError } from '../../../src/base/errors';
+import { parseMsInRange } from '../../../src/base/options';
+import type { NativeBpfObject } from '../../../src/kernel/addon';
+import type { Choice, LadderProbe } from '../../../src/kernel/ladder';
+import { attachTracer, tracerSpec } from '../../../src/kernel/tracer-spec';
+import { HOOKS } from '../../../src/kernel/probes';
+import { parseListen } from '../../../src/base/options';
+import { kernelBucketBounds, KernelHist, toHistogram } from '../../../src/stream/kernel-histogram';
+import { HIST_BUCKETS } from '../../../src/kernel/abi';
 
 const tracepoint: Choice = { mode: 'tracepoint', reason: '' };
 const modes = (over: Partial<Record<LadderProbe, Choice>> = {}): Record<LadderProbe, Choice> => ({

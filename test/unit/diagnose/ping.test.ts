@@ -2,13 +2,13 @@
 // packets and stalls (no kernel here).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Packet } from '../../src/stream/aggregate';
-import { PAUSE_CULPRIT, pauseFinding, StallRow } from '../../src/diagnose/attribute';
-import { parsePingOutput, pingArgs } from '../../src/commands/iputils';
-import { verdictAdvice } from '../../src/diagnose/verdict';
-import { attributeReplies, leadingCulprit, verdictText, PingVerdict } from '../../src/diagnose/ping';
-import { adviceForCulprit, ipvsAdvice } from '../../src/diagnose/advice';
-import { parseCpuMask, formatCpuMask } from '../../src/host/net';
+import { Packet } from '../../../src/stream/aggregate';
+import { PAUSE_CULPRIT, pauseFinding, StallRow } from '../../../src/diagnose/attribute';
+import { parsePingOutput, pingArgs } from '../../../src/commands/iputils';
+import { verdictAdvice } from '../../../src/diagnose/verdict';
+import { attributeReplies, leadingCulprit, verdictText, PingVerdict } from '../../../src/diagnose/ping';
+import { adviceForCulprit, ipvsAdvice } from '../../../src/diagnose/advice';
+import { parseCpuMask, formatCpuMask } from '../../../src/host/net';
 
 const MS = 1e6;
 

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { readManifests, validateManifest, podForPodman, KUBE_DIR, YAML } from '../kube';
-import { ROOT, skipIf } from '../helpers';
+import { readManifests, validateManifest, podForPodman, KUBE_DIR, YAML } from '../../kube';
+import { ROOT, skipIf } from '../../helpers';
 
 const manifests = readManifests();
 const daemonSet = () => structuredClone(manifests.find((m) => m.doc.kind === 'DaemonSet')!.doc);

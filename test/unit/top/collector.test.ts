@@ -3,12 +3,12 @@
 // serve's window of recent intervals stays bounded.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Recent } from '../../src/serve/recent';
-import { PROBE_NAMES, ProbeName, ProbeStatus } from '../../src/kernel/probes';
-import { Aggregator } from '../../src/stream/aggregate';
-import { LiveTrace } from '../../src/stream/live';
-import { Collector } from '../../src/top/collector';
-import { encode, Flag, Kind } from '../encode';
+import { Recent } from '../../../src/serve/recent';
+import { PROBE_NAMES, ProbeName, ProbeStatus } from '../../../src/kernel/probes';
+import { Aggregator } from '../../../src/stream/aggregate';
+import { LiveTrace } from '../../../src/stream/live';
+import { Collector } from '../../../src/top/collector';
+import { encode, Flag, Kind } from '../../encode';
 
 /** The slice of a live trace the collector reads, fed by hand: no kernel here. */
 function fakeTrace() {

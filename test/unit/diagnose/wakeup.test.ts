@@ -3,12 +3,12 @@
 // verdict that stands on them when no packet waited.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Aggregator } from '../../src/stream/aggregate';
-import { buildReport } from '../../src/report/model';
-import { renderText } from '../../src/report/text';
-import { PROBE_NAMES, ProbeName, ProbeStatus } from '../../src/kernel/probes';
-import { encode, Flag, FakeEvent, Kind } from '../encode';
-import { validator } from '../helpers';
+import { Aggregator } from '../../../src/stream/aggregate';
+import { buildReport } from '../../../src/report/model';
+import { renderText } from '../../../src/report/text';
+import { PROBE_NAMES, ProbeName, ProbeStatus } from '../../../src/kernel/probes';
+import { encode, Flag, FakeEvent, Kind } from '../../encode';
+import { validator } from '../../helpers';
 
 const MS = 1e6;
 

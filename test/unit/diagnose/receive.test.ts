@@ -3,17 +3,17 @@
 // weighs culprits by the waiting they explain — on made-up events (no kernel).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Aggregator, Packet } from '../../src/stream/aggregate';
-import { attributePackets, attributeReceiveStalls, explainWait, indexStalls, ReceiveStallRow, StallRow } from '../../src/diagnose/attribute';
-import { chooseCulprit, packetVerdict } from '../../src/diagnose/verdict';
-import { buildReport } from '../../src/report/model';
-import { renderText } from '../../src/report/text';
-import { NO_HOST_FACTS } from '../../src/base/host-facts';
-import { adviceForCulprit } from '../../src/diagnose/advice';
-import { PROBE_NAMES, ProbeName, ProbeStatus } from '../../src/kernel/probes';
-import { encode, Flag, Kind } from '../encode';
+import { Aggregator, Packet } from '../../../src/stream/aggregate';
+import { attributePackets, attributeReceiveStalls, explainWait, indexStalls, ReceiveStallRow, StallRow } from '../../../src/diagnose/attribute';
+import { chooseCulprit, packetVerdict } from '../../../src/diagnose/verdict';
+import { buildReport } from '../../../src/report/model';
+import { renderText } from '../../../src/report/text';
+import { NO_HOST_FACTS } from '../../../src/base/host-facts';
+import { adviceForCulprit } from '../../../src/diagnose/advice';
+import { PROBE_NAMES, ProbeName, ProbeStatus } from '../../../src/kernel/probes';
+import { encode, Flag, Kind } from '../../encode';
 import path from 'node:path';
-import { readJson, ROOT, validator } from '../helpers';
+import { readJson, ROOT, validator } from '../../helpers';
 
 const MS = 1e6;
 const EST = 'estimation_timer [ip_vs]';

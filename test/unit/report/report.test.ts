@@ -1,22 +1,22 @@
-// Unit: aggregation of encoded batches, the v1 report against its JSON Schema,
+// Unit: aggregation of encoded batches, the report against its JSON Schema (v2),
 // the text rendering and the atomic writer. No kernel here.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Aggregator } from '../../src/stream/aggregate';
-import { Kallsyms } from '../../src/host/kallsyms';
-import { key52FromHex } from '../../src/base/address';
-import { PROBE_NAMES, ProbeName, ProbeStatus } from '../../src/kernel/probes';
-import { buildReport } from '../../src/report/model';
-import { summarize } from '../../src/diagnose/summary';
-import { HIST_BUCKETS } from '../../src/kernel/abi';
-import { lossText, renderHistogram, renderText, stallEventText } from '../../src/report/text';
-import { stallEvents } from '../../src/diagnose/attribute';
-import { PAUSE_CULPRIT, StallRow } from '../../src/diagnose/attribute';
-import { checkWritable, writeAtomic } from '../../src/report/write';
-import { encode, Kind, Flag, FakeEvent } from '../encode';
-import { tmpFile, validator } from '../helpers';
+import { Aggregator } from '../../../src/stream/aggregate';
+import { Kallsyms } from '../../../src/host/kallsyms';
+import { key52FromHex } from '../../../src/base/address';
+import { PROBE_NAMES, ProbeName, ProbeStatus } from '../../../src/kernel/probes';
+import { buildReport } from '../../../src/report/model';
+import { summarize } from '../../../src/diagnose/summary';
+import { HIST_BUCKETS } from '../../../src/kernel/abi';
+import { lossText, renderHistogram, renderText, stallEventText } from '../../../src/report/text';
+import { stallEvents } from '../../../src/diagnose/attribute';
+import { PAUSE_CULPRIT, StallRow } from '../../../src/diagnose/attribute';
+import { checkWritable, writeAtomic } from '../../../src/report/write';
+import { encode, Kind, Flag, FakeEvent } from '../../encode';
+import { tmpFile, validator } from '../../helpers';
 
 const probes = Object.fromEntries(
   PROBE_NAMES.map((p): [ProbeName, ProbeStatus] => [p, { active: true, via: 'tracepoint', mode: 'tp_btf', reason: null, hooks: [] }]),

@@ -8,14 +8,14 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Aggregator } from '../../src/stream/aggregate';
-import { Kallsyms } from '../../src/host/kallsyms';
-import { PROBE_NAMES, ProbeName, ProbeStatus } from '../../src/kernel/probes';
-import { summarize } from '../../src/diagnose/summary';
-import { HIST_BUCKETS } from '../../src/kernel/abi';
-import { Metrics } from '../../src/serve/metrics';
-import { encode, Flag, Kind, FakeEvent } from '../encode';
-import { ROOT, skipIf } from '../helpers';
+import { Aggregator } from '../../../src/stream/aggregate';
+import { Kallsyms } from '../../../src/host/kallsyms';
+import { PROBE_NAMES, ProbeName, ProbeStatus } from '../../../src/kernel/probes';
+import { summarize } from '../../../src/diagnose/summary';
+import { HIST_BUCKETS } from '../../../src/kernel/abi';
+import { Metrics } from '../../../src/serve/metrics';
+import { encode, Flag, Kind, FakeEvent } from '../../encode';
+import { ROOT, skipIf } from '../../helpers';
 
 const probes = Object.fromEntries(
   PROBE_NAMES.map((p): [ProbeName, ProbeStatus] => [p, { active: true, via: 'tracepoint', mode: 'tp_btf', reason: null, hooks: [] }]),

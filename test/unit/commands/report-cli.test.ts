@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { runCli, tmpFile } from '../helpers';
+import { runCli, tmpFile } from '../../helpers';
 
 async function refused(file: string, pattern: RegExp) {
   const html = tmpFile('out.html');

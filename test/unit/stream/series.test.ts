@@ -2,13 +2,13 @@
 // their report section, merging and trimming as top does, and the sparkline.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Aggregator } from '../../src/stream/aggregate';
-import { Kallsyms } from '../../src/host/kallsyms';
-import { seriesSection } from '../../src/report/series';
-import { buildReport } from '../../src/report/model';
-import { PROBE_NAMES, ProbeName, ProbeStatus } from '../../src/kernel/probes';
-import { sparkline, sparkLevel } from '../../src/top/sparkline';
-import { encode, Flag, Kind, FakeEvent } from '../encode';
+import { Aggregator } from '../../../src/stream/aggregate';
+import { Kallsyms } from '../../../src/host/kallsyms';
+import { seriesSection } from '../../../src/report/series';
+import { buildReport } from '../../../src/report/model';
+import { PROBE_NAMES, ProbeName, ProbeStatus } from '../../../src/kernel/probes';
+import { sparkline, sparkLevel } from '../../../src/top/sparkline';
+import { encode, Flag, Kind, FakeEvent } from '../../encode';
 
 const S = 1e9;
 const ORIGIN = 100 * S;

@@ -1,7 +1,7 @@
 // Unit: log2-linear histogram buckets, quantiles, merge and log2 export.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Histogram, bucketOf, bucketBounds, BUCKET_COUNT } from '../../src/stream/histogram';
+import { Histogram, bucketOf, bucketBounds, BUCKET_COUNT } from '../../../src/stream/histogram';
 
 test('every value falls inside the bounds of its bucket, and buckets are contiguous', () => {
   const values = [0, 1, 63, 64, 65, 127, 128, 1000, 4095, 4096, 2 ** 31, 2 ** 32 - 1, 2 ** 32, 2 ** 40 + 12345, 2 ** 43];
