@@ -58,7 +58,7 @@ test('record attributes the lab stall to bpf_timer_cb on CPU 1', async (t) => {
           window: runWindow,
           ok: (x: any) => Math.abs(x.durationNs / 1e6 - STALL_MS) < 3,
           minShare: 1,
-          minSamples: 10 * scale,
+          minSamples: 10,
         },
         pauses,
       ),
