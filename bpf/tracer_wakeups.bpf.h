@@ -112,8 +112,12 @@ static __always_inline int on_sched_waking(struct task_struct *p)
 	w.switches = BPF_CORE_READ(p, nvcsw) + BPF_CORE_READ(p, nivcsw);
 	w.waker_cpu = cpu;
 	w.guess_cpu = BPF_CORE_READ(p, wake_cpu);
-	if (s->ready_sk)
+	/* the socket is the first wake-up's after its data-ready: the one it woke
+	 * (an epoll waiter, a reader); a later wake-up in the run takes no flow */
+	if (s->ready_sk) {
 		sock_flow((const struct sock *)s->ready_sk, &w.flow, &w.flow_flags);
+		s->ready_sk = 0;
+	}
 	/* woken again before it ran: its wait began at the first. An entry from
 	 * before it last ran (it ran where no look was made) is replaced. */
 	old = bpf_map_lookup_elem(&net_wakes, &pid);

@@ -77,3 +77,17 @@ export function parseListen(value: string): { host: string; port: number } {
   if (!m || !(port >= 1 && port <= 65535)) throw new UsageError(`--listen: '${value}' is not HOST:PORT (e.g. 127.0.0.1:9477, [::1]:9477, 0.0.0.0:9477)`);
   return { host: m[1] ?? m[2], port };
 }
+
+/** An http:// or https:// URL (--explain-from: a peer's serve). */
+export function parseHttpUrl(value: unknown, option: string): URL {
+  const text = String(value).trim();
+  let u: URL | undefined;
+  try {
+    u = new URL(text);
+  } catch {
+    u = undefined;
+  }
+  if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:') || u.search || u.hash)
+    throw new UsageError(`${option}: '${text}' is not the http:// address of a jitterscope serve (e.g. http://10.0.0.7:9477)`);
+  return u;
+}

@@ -1,9 +1,10 @@
 // `jitterscope ping`: ping while tracing, tie every reply to its ICMP events
 // and to what its CPU was running, and sum it up in a verdict. A ping report
 // is the base report plus a `ping` section.
+import net from 'node:net';
 import type { Argv } from 'yargs';
 import { clockPair } from '../base/clock';
-import { EnvironmentError } from '../base/errors';
+import { EnvironmentError, UsageError } from '../base/errors';
 import { fmtNs } from '../base/format';
 import type { HostFacts } from '../base/host-facts';
 import { gatherHostFacts } from '../host/facts';
@@ -15,7 +16,12 @@ import { lossText } from '../report/text';
 import { checkWritable, writeAtomic } from '../report/write';
 import { ATTACH_OPTION, onStopSignal, say, startTrace, reportFromTrace, tracingPreflight } from './common';
 import { PingParams, PingRun, runPing } from './iputils';
-import { parseIntInRange, parseMsInRange, parsePositiveMs } from '../base/options';
+import { parseHttpUrl, parseIntInRange, parseMsInRange, parsePositiveMs } from '../base/options';
+import { peerSectionText } from '../report/text';
+import { askPeer } from '../serve/peer';
+
+/** A peer's serve closes an interval a second: a request is listed there after the next. */
+const PEER_INTERVAL_MS = 1200;
 
 export interface PingArgs {
   attach: string;
@@ -27,6 +33,7 @@ export interface PingArgs {
   '4'?: boolean;
   '6'?: boolean;
   'slow-ms': string;
+  'explain-from'?: string;
   out?: string;
   format: string;
   cpus?: string;
@@ -43,11 +50,16 @@ export function pingOptions(y: Argv): Argv<PingArgs> {
     .option('6', { type: 'boolean', describe: 'IPv6 only (a name must have an IPv6 address)' })
     .conflicts('4', '6')
     .option('slow-ms', { type: 'string', default: '3', describe: 'A reply this slow or slower is explained' })
+    .option('explain-from', {
+      type: 'string',
+      describe: "The target's jitterscope serve (http://HOST:PORT): ask it what held each slow echo request there, and show it beside this node's answer",
+    })
     .option('out', { alias: 'o', type: 'string', describe: 'Also write the report (with one row per reply) here' })
     .option('format', { alias: 'f', choices: ['text', 'json'], default: 'text', describe: 'text: verdict; json: the report' })
     .option('cpus', { type: 'string', describe: 'Trace only these CPUs (default: all)' })
     .option('attach', ATTACH_OPTION)
-    .example('$0 ping 10.0.0.7 -c 600 -i 100', 'a minute of pings, then the verdict') as unknown as Argv<PingArgs>;
+    .example('$0 ping 10.0.0.7 -c 600 -i 100', 'a minute of pings, then the verdict')
+    .example('$0 ping 10.0.0.7 --explain-from http://10.0.0.7:9477', 'each slow reply explained by both ends') as unknown as Argv<PingArgs>;
 }
 
 export async function ping(argv: PingArgs): Promise<void> {
@@ -55,8 +67,15 @@ export async function ping(argv: PingArgs): Promise<void> {
   const intervalMs = parseMsInRange(argv.interval, '--interval', 1, 60_000);
   const sizeBytes = parseIntInRange(argv.size, '--size', 0, 65_507);
   const slowMs = parsePositiveMs(argv['slow-ms'], '--slow-ms');
+  const explainFrom = argv['explain-from'] === undefined ? null : parseHttpUrl(argv['explain-from'], '--explain-from');
   if (argv.out) checkWritable(argv.out);
   const { address, family } = await resolvePingTarget(argv.target, { family: argv['6'] ? 6 : argv['4'] ? 4 : undefined, iface: argv.interface });
+  // the peer answers about the probes from the address the question comes from: the same family, at least
+  const peerFamily = explainFrom ? net.isIP(explainFrom.hostname.replace(/^\[|\]$/g, '')) : 0;
+  if (peerFamily && peerFamily !== family)
+    throw new UsageError(
+      `--explain-from ${explainFrom!.href}: an IPv${peerFamily} address, but the echo requests go over IPv${family}; the peer answers only about probes from the address that asks (use its IPv${family} address)`,
+    );
   const { possible, cpus } = tracingPreflight(argv.cpus);
   const params: PingParams = {
     address,
@@ -93,6 +112,18 @@ export async function ping(argv: PingArgs): Promise<void> {
   const facts = gatherHostFacts(); // once, for the base verdict and the ping's
   const base = reportFromTrace({ trace, start, extraNotes: stopReason ? [stopReason] : [], possibleCpus: possible, tracedCpus: cpus, facts });
   const report: PingReport = { ...base, ping: pingSection(base, argv.target, params, run, slowMs, facts) };
+  if (explainFrom) {
+    // the other end's own trace of our slow echo requests: matched by id and sequence, never by clock
+    // echo sequence numbers are 16 bits on the wire; rows count on past 65535
+    const onWire = new Map(report.ping.replies.filter((r) => r.slow).map((r) => [r.seq & 0xffff, r.seq]));
+    if (onWire.size) {
+      // the peer lists what its finished intervals hold (one a second): the last requests' is the next
+      await new Promise((r) => setTimeout(r, PEER_INTERVAL_MS));
+      const peer = await askPeer(explainFrom, params.id, [...onWire.keys()]);
+      report.ping.peer = { ...peer, probes: peer.probes.map((p) => ({ ...p, seq: onWire.get(p.seq) ?? p.seq })) };
+    } else report.ping.peer = { url: explainFrom.href, state: 'answered', node: null, detail: 'no slow reply to ask about', probes: [] };
+    if (report.ping.peer.state !== 'answered') say(`note: --explain-from ${explainFrom.href}: ${report.ping.peer.state} (${report.ping.peer.detail})`);
+  }
   if (argv.out) {
     writeAtomic(argv.out, JSON.stringify(report, null, 1) + '\n');
     say(`wrote ${argv.out}`);
@@ -100,7 +131,8 @@ export async function ping(argv: PingArgs): Promise<void> {
   if (argv.format === 'json' && !argv.out) process.stdout.write(JSON.stringify(report, null, 1) + '\n');
   else {
     const slow = slowRepliesText(report.ping);
-    process.stdout.write(`${slow ? slow + '\n\n' : ''}${report.ping.verdict.text}\n`);
+    const peer = report.ping.peer ? peerSectionText(report.ping) : '';
+    process.stdout.write(`${slow ? slow + '\n\n' : ''}${peer ? peer + '\n\n' : ''}${report.ping.verdict.text}\n`);
   }
   const d = report.meta.drops;
   if (d.total || d.badRecords || d.consumeErrors) say(`warning: events were lost, so attribution may miss some (${lossText(d)})`);

@@ -33,12 +33,21 @@ const hostPort = (a: string, port: number) => (a.includes(':') ? `[${a}]:${port}
 
 /** A wake-up's socket: "tcp 10.92.0.2:41234 -> 10.92.0.1:7799", the peer "*" when not connected. */
 export function socketFlowText(f: SocketFlow): string {
+  // a ping socket's "port" is its echo id
+  if (f.proto === 'icmp' || f.proto === 'icmpv6') return `${f.proto} ping socket ${f.daddr} (id ${f.dport})`;
   return `${f.proto} ${f.saddr === null ? '*' : hostPort(f.saddr, f.sport ?? 0)} -> ${hostPort(f.daddr, f.dport)}`;
 }
 
-/** The service side of a wake-up's socket, for counting flows: the peer without its (ephemeral) port. */
+/**
+ * The service side of a wake-up's socket, for counting flows: the ephemeral
+ * port (the higher of the two) left out. A server's socket keeps its own
+ * port ("tcp 10.0.0.2 -> 10.0.0.1:7799"), a client's the peer's
+ * ("tcp 10.0.0.9:443 -> 10.0.0.1").
+ */
 export function serviceFlowText(f: SocketFlow): string {
-  return `${f.proto} ${f.saddr ?? '*'} -> ${hostPort(f.daddr, f.dport)}`;
+  if (f.proto === 'icmp' || f.proto === 'icmpv6') return socketFlowText(f);
+  const client = f.saddr !== null && f.sport !== null && f.sport < f.dport;
+  return client ? `${f.proto} ${hostPort(f.saddr!, f.sport!)} -> ${f.daddr}` : `${f.proto} ${f.saddr ?? '*'} -> ${hostPort(f.daddr, f.dport)}`;
 }
 
 /** One line about a wake-up for the text views. */

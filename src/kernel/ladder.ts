@@ -146,7 +146,13 @@ export function chooseSockReady(f: Features, pref: AttachPref, tracepoint: boole
   }
   return {
     mode: null,
-    reason: `the flows of network wake-ups are unknown: ${tracepoint ? '--attach ' + pref + ' leaves sock:sk_data_ready out' : 'no sock:sk_data_ready (Linux 6.3+), and neither fentry nor kprobe on sock_def_readable'}`,
+    reason: `the flows of network wake-ups are unknown: ${
+      tracepoint
+        ? `--attach ${pref} leaves sock:sk_data_ready out`
+        : pref === 'tracepoint'
+          ? 'no sock:sk_data_ready (Linux 6.3+), and --attach tracepoint rules out fentry and kprobe on sock_def_readable'
+          : 'no sock:sk_data_ready (Linux 6.3+), and neither fentry nor kprobe on sock_def_readable'
+    }`,
   };
 }
 

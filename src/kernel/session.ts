@@ -164,13 +164,18 @@ export class TraceSession {
         return new TraceSession(obj, attached!, flavour, features, kallsyms, modes.ipvs_estimation, opts, notes);
       } catch (e) {
         if (!(e instanceof BpfError) || e.step.startsWith('set ')) throw e;
-        const upgraded = (['net_rx_action', 'icmp_rcv', 'sock_ready'] as const).filter((p) => isDirect(modes[p].mode));
+        // the wake-ups' sockets first, whatever --attach said: without them only the flows are unknown
+        if (isDirect(modes.sock_ready.mode)) {
+          modes.sock_ready = {
+            mode: null,
+            reason: `the flows of network wake-ups are unknown: ${modes.sock_ready.mode} on sock_def_readable failed (${e.message})`,
+          };
+          notes.push(modes.sock_ready.reason);
+          continue;
+        }
+        const upgraded = (['net_rx_action', 'icmp_rcv'] as const).filter((p) => isDirect(modes[p].mode));
         if (upgraded.length && pref === 'auto') {
-          for (const p of upgraded)
-            modes[p] =
-              p === 'sock_ready'
-                ? { mode: null, reason: `the flows of network wake-ups are unknown: ${modes[p].mode} on sock_def_readable failed (${e.message})` }
-                : { mode: 'tracepoint', reason: `${modes[p].mode} failed (${e.message}); tracepoint equivalent` };
+          for (const p of upgraded) modes[p] = { mode: 'tracepoint', reason: `${modes[p].mode} failed (${e.message}); tracepoint equivalent` };
           notes.push(`fentry/kprobe programs failed (${e.message}); using tracepoint equivalents`);
           continue;
         }

@@ -5,7 +5,8 @@ import { wakeupCostNs, wakeupText } from '../diagnose/wakeup';
 import { fmtNs, table } from '../base/format';
 import { slowPacketsText } from '../diagnose/verdict';
 import { StallEvent, stallEvents } from '../diagnose/attribute';
-import { CpuSummary, Log2Bucket, Report } from './model';
+import { CpuSummary, Log2Bucket, PingSection, Report } from './model';
+import { peerSummary, peerText } from '../diagnose/explain';
 
 export const stallEventText = (e: StallEvent) => `${e.culprit}${e.within ? ` (in ${e.within})` : ''}`;
 
@@ -190,4 +191,23 @@ export function lossText(d: { total: number; badRecords?: number; consumeErrors?
   if (bad) why.push('records the reader could not decode were skipped');
   if (errors) why.push('reading the ring failed: events may be missing');
   return parts.join('  ') + (why.length ? `  (${why.join('; ')})` : '');
+}
+
+/** ping --explain-from: each slow reply as this node and the peer saw it. */
+export function peerSectionText(s: PingSection, limit = 20): string {
+  const p = s.peer;
+  if (!p) return '';
+  const slow = s.replies.filter((r) => r.slow);
+  const lines = [peerSummary(p, slow.length)];
+  // what did answer is shown even when a later batch did not
+  if (!p.probes.length) return lines.join('\n');
+  const there = new Map(p.probes.map((x) => [x.seq, x]));
+  lines.push('  seq  here                                        at the peer');
+  for (const r of slow.slice(0, limit)) {
+    const a = r.attribution;
+    const here = a ? `${a.culprit} on CPU ${a.cpu}` : 'no single cause';
+    const x = there.get(r.seq);
+    lines.push(`  ${String(r.seq).padStart(3)}  ${here.padEnd(42)}  ${x ? peerText(x) : '-'}`);
+  }
+  return lines.join('\n');
 }

@@ -8,6 +8,7 @@ import { PacketVerdict } from '../diagnose/verdict';
 import { PingVerdict } from '../diagnose/ping';
 import { Packet } from '../stream/aggregate';
 import { ReportSeries } from './series';
+import type { PeerAnswer } from '../diagnose/explain';
 import type { CpuSummary, HistogramRow, TimerRow } from '../diagnose/summary';
 
 export type { CpuSummary, HistogramRow, TimerRow };
@@ -83,6 +84,8 @@ export interface PingSection {
   interface: string | null;
   replies: ReplyRow[];
   verdict: PingVerdict;
+  /** --explain-from: what the target's own serve saw of the slow echo requests; absent without it. */
+  peer?: PeerAnswer;
 }
 
 export type PingReport = Report & { ping: PingSection };

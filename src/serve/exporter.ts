@@ -5,18 +5,24 @@
 // hands it here; the site starts answering when the exporter is ready.
 import { monotonicNs } from '../base/clock';
 import { UsageError } from '../base/errors';
-import { summarize } from '../diagnose/summary';
+import { summarize, TraceSummary } from '../diagnose/summary';
 import { parseDurationMs } from '../base/options';
 import type { ProbeName, ProbeStatus } from '../kernel/probes';
 import type { Kallsyms } from '../host/kallsyms';
 import type { IpvsState } from '../host/ipvs';
 import type { Report } from '../report/model';
 import { Aggregator } from '../stream/aggregate';
-import { Routes } from './http';
+import { answerQuery, ExplainQuery, parseExplainQuery } from '../diagnose/explain';
+import os from 'node:os';
+import { RateLimited, Routes } from './http';
 import { Metrics } from './metrics';
 import { Recent } from './recent';
 
 const TICK_MS = 1000;
+/** How far back /explain looks (at most the kept window). */
+const EXPLAIN_WINDOW_MS = 120_000;
+/** /explain queries answered a second, from all callers together: each one summarizes the window. */
+const EXPLAIN_PER_SECOND = 20;
 
 export interface ExporterSettings {
   perCpu: boolean;
@@ -43,6 +49,8 @@ export class Exporter {
   private readonly metrics: Metrics;
   private readonly recent: Recent;
   private timer: NodeJS.Timeout | undefined;
+  /** The window's attributed slow packets as of the interval that ended at atNs (for /explain). */
+  private explained: { atNs: number; packets: TraceSummary['packets'] } | undefined;
 
   constructor(
     private readonly source: ExporterSource,
@@ -83,6 +91,18 @@ export class Exporter {
     return JSON.stringify(this.source.reportOf(got.agg, got.startNs)) + '\n';
   }
 
+  /** What the trace saw of a caller's own echo requests (diagnose/explain.ts), as JSON. */
+  explain(q: ExplainQuery): string {
+    const windowMs = Math.min(EXPLAIN_WINDOW_MS, this.settings.maxWindowMs);
+    // one summary of the window per interval, however many queries
+    if (this.explained?.atNs !== this.lastNs) {
+      const got = this.recent.window(windowMs * 1e6, monotonicNs());
+      if (!got) throw new UsageError('no interval has finished yet; ask again in a second');
+      this.explained = { atNs: this.lastNs, packets: summarize(got.agg, { probes: this.source.probes(), kallsyms: this.source.kallsyms }).packets };
+    }
+    return JSON.stringify(answerQuery(q, this.explained.packets, os.hostname(), windowMs)) + '\n';
+  }
+
   async metricsText(): Promise<{ contentType: string; body: string }> {
     return { contentType: this.metrics.contentType, body: await this.metrics.text() };
   }
@@ -95,6 +115,9 @@ export class Exporter {
  */
 export class Site implements Routes {
   private exporter: Exporter | undefined;
+  /** /explain's budget: queries left this second, and which second. */
+  private explainLeft = EXPLAIN_PER_SECOND;
+  private explainSecond = 0;
 
   serve(exporter: Exporter): void {
     this.exporter = exporter;
@@ -111,6 +134,20 @@ export class Site implements Routes {
   report(window: string): string {
     if (!this.exporter) throw new UsageError('not tracing yet');
     return this.exporter.report(window);
+  }
+
+  explain(params: URLSearchParams, caller: string): string {
+    if (!this.exporter) throw new UsageError('not tracing yet');
+    // checked before it costs the budget: a bad or foreign query cannot starve the others
+    const q = parseExplainQuery(params, caller);
+    const second = Math.floor(Date.now() / 1000);
+    if (second !== this.explainSecond) {
+      this.explainSecond = second;
+      this.explainLeft = EXPLAIN_PER_SECOND;
+    }
+    if (this.explainLeft <= 0) throw new RateLimited(`more than ${EXPLAIN_PER_SECOND} /explain queries this second; ask again in a second`);
+    this.explainLeft--;
+    return this.exporter.explain(q);
   }
 
   healthy(): boolean {

@@ -3,16 +3,22 @@
 // Anything else is a 4xx with a line saying what exists; the server goes on.
 import http from 'node:http';
 import { UsageError } from '../base/errors';
+import { ForbiddenQuery } from '../diagnose/explain';
 
 export interface Routes {
   /** null until tracing has started. */
   metrics(): Promise<{ contentType: string; body: string } | null>;
   /** The report JSON for the last `window` text (e.g. "60s"); throws UsageError for a bad window. */
   report(window: string): string;
+  /** What this node's trace saw of the caller's own probes (diagnose/explain.ts); throws UsageError, ForbiddenQuery or RateLimited. */
+  explain(params: URLSearchParams, caller: string): string;
   healthy(): boolean;
 }
 
-const HELP = 'try /metrics, /report?window=60s or /healthz';
+const HELP = 'try /metrics, /report?window=60s, /explain?proto=icmp&id=N&seq=1,2 or /healthz';
+
+/** More queries than a node answers a second: the caller waits and asks again. */
+export class RateLimited extends Error {}
 
 export function handler(routes: Routes) {
   return (req: http.IncomingMessage, res: http.ServerResponse): void => {
@@ -32,11 +38,14 @@ export function handler(routes: Routes) {
         return;
       }
       if (url.pathname === '/report') return send(200, 'application/json', routes.report(url.searchParams.get('window') ?? '60s'));
+      if (url.pathname === '/explain') return send(200, 'application/json', routes.explain(url.searchParams, req.socket.remoteAddress ?? ''));
       if (url.pathname === '/healthz') return routes.healthy() ? text(200, 'ok') : text(503, 'not tracing');
       if (url.pathname === '/') return text(200, `jitterscope exporter: ${HELP}`);
       return text(404, `not found: ${url.pathname}; ${HELP}`);
     } catch (e) {
       if (e instanceof UsageError) return text(400, e.message);
+      if (e instanceof ForbiddenQuery) return text(403, e.message);
+      if (e instanceof RateLimited) return text(429, e.message);
       return text(500, (e as Error).message);
     }
   };

@@ -89,8 +89,19 @@ export class Aggregator {
     if (opts.seriesIntervalNs) this.series = new Series(opts.seriesIntervalNs, opts.seriesOriginNs ?? 0);
   }
 
-  /** An empty aggregator with the same options, or with some of them changed. */
+  /**
+   * An empty aggregator with the same options, or with some of them changed.
+   * A wake-up's flow record still waiting for its wake-up (the other CPU's
+   * program between its two submits as the interval closed) moves with it.
+   */
   fresh(changed: Pick<AggregatorOptions, 'maxPackets' | 'maxStalls'> = {}): Aggregator {
+    const next = this.freshEmpty(changed);
+    for (const [pid, f] of this.wakeFlows) next.wakeFlows.set(pid, f);
+    this.wakeFlows.clear();
+    return next;
+  }
+
+  private freshEmpty(changed: Pick<AggregatorOptions, 'maxPackets' | 'maxStalls'>): Aggregator {
     return new Aggregator({
       stallThresholdNs: this.stallThresholdNs,
       slowPacketNs: this.slowPacketNs,
@@ -196,11 +207,11 @@ export class Aggregator {
       } else if (kind === Kind.WAKEUP) {
         this.events.wakeup++;
         // the tracer's own threads woken (serve's HTTP server by a scrape) are the observer's business
-        if (v.wakeTgid(w) === this.selfPid) continue;
-        const stolen = (v.flags(w) & Flag.STOLEN) !== 0;
         const pid = v.wakePid(w);
         const f = this.wakeFlows.get(pid);
         if (f) this.wakeFlows.delete(pid);
+        if (v.wakeTgid(w) === this.selfPid) continue;
+        const stolen = (v.flags(w) & Flag.STOLEN) !== 0;
         this.wakeRing.push({
           kind: stolen ? 'stolen' : 'wait',
           cpu,

@@ -1,0 +1,180 @@
+// The join of a slow probe with the node that delayed it, by packet identity
+// and never by comparing clocks: a prober asks the peer's `serve` what
+// happened to its own echo requests (its address, the echo id, the
+// sequence numbers), and the peer answers from its trace. Pure logic: the
+// query's checks, the peer's answer, and the prober's reading of it.
+import { UsageError } from '../base/errors';
+import type { SlowPacket } from './attribute';
+
+export const EXPLAIN_SCHEMA_ID = 'jitterscope.explain/v1';
+/** Sequence numbers one query may ask about. */
+export const EXPLAIN_MAX_SEQS = 200;
+
+export interface ExplainQuery {
+  /** The caller's own address: the only source a peer answers about. */
+  source: string;
+  proto: 'icmp';
+  id: number;
+  seqs: number[];
+}
+
+/** What the peer knows of one probe. */
+export interface ProbeAnswer {
+  seq: number;
+  /** slow: it waited in a late receive run here; not-slow: no late run here held it (or it never came). */
+  state: 'slow' | 'not-slow';
+  cpu: number | null;
+  /** Its wait here (ms), an upper bound when `bound`. */
+  waitMs: number | null;
+  bound: boolean;
+  /** What held the CPU meanwhile, when something did. */
+  culprit: string | null;
+  kind: string | null;
+  culpritCpu: number | null;
+}
+
+export interface ExplainAnswer {
+  schema: typeof EXPLAIN_SCHEMA_ID;
+  node: string;
+  /** How far back the peer looked (its kept window, ms), up to its last finished interval (each a second). */
+  windowMs: number;
+  /** The peer lists a packet that waited at least this long in a NET_RX run that started late; shorter waits read not-slow. */
+  slowThresholdMs: number;
+  /** Slow packets in the window it did not list (past its per-interval limit): a probe among them reads not-slow. */
+  notKept: number;
+  probes: ProbeAnswer[];
+}
+
+/** What a prober made of a peer's answers (serve/peer.ts asks). */
+export interface PeerAnswer {
+  url: string;
+  state: 'answered' | 'no-answer' | 'refused' | 'not-jitterscope';
+  /** The peer's host name, when it answered. */
+  node: string | null;
+  /** What went wrong, in one line (null when answered). */
+  detail: string | null;
+  probes: ProbeAnswer[];
+}
+
+/** A refusal the HTTP side turns into its status: 403 for another source's probes. */
+export class ForbiddenQuery extends Error {}
+
+const normal = (a: string) => (a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a).toLowerCase();
+
+/**
+ * The query in /explain's parameters (proto=icmp&id=N&seq=1,2,3[&source=A]),
+ * asked from `caller`'s address. A query about another source is refused: a
+ * node tells each caller about its own probes only.
+ */
+export function parseExplainQuery(params: URLSearchParams, caller: string): ExplainQuery {
+  const proto = params.get('proto') ?? 'icmp';
+  if (proto !== 'icmp') throw new UsageError(`proto: '${proto}' is not one this node explains (icmp)`);
+  const idText = params.get('id') ?? '';
+  if (!/^\d{1,5}$/.test(idText) || Number(idText) > 65535) throw new UsageError(`id: '${idText}' is not an echo id (0-65535)`);
+  const seqText = params.get('seq') ?? '';
+  const seqs = seqText.split(',').filter(Boolean);
+  if (!seqs.length || seqs.some((s) => !/^\d{1,5}$/.test(s) || Number(s) > 65535))
+    throw new UsageError(`seq: '${seqText.slice(0, 40)}' is not a list of echo sequence numbers (e.g. seq=3,17,42)`);
+  if (seqs.length > EXPLAIN_MAX_SEQS) throw new UsageError(`seq: ${seqs.length} sequence numbers; ask about at most ${EXPLAIN_MAX_SEQS} at a time`);
+  const source = normal(caller);
+  const asked = params.get('source');
+  if (asked !== null && normal(asked) !== source)
+    throw new ForbiddenQuery(`source: this node answers only about the caller's own probes (${source}), not ${asked}`);
+  return { source, proto: 'icmp', id: Number(idText), seqs: [...new Set(seqs.map(Number))] };
+}
+
+const ECHO_REQUEST = new Set([8, 128]);
+
+/** The peer's answer: each asked probe as its trace saw it (the slow packets of the window, attributed). */
+export function answerQuery(
+  q: ExplainQuery,
+  packets: { slow: SlowPacket[]; slowThresholdNs: number; slowNotKept: number },
+  node: string,
+  windowMs: number,
+): ExplainAnswer {
+  const slow = packets.slow;
+  const mine = new Map<number, SlowPacket>();
+  for (const p of slow)
+    if (
+      (p.proto === 'icmp' || p.proto === 'icmpv6') &&
+      p.type !== null &&
+      ECHO_REQUEST.has(p.type) &&
+      p.id === q.id &&
+      p.seq !== null &&
+      normal(p.saddr) === q.source
+    ) {
+      const had = mine.get(p.seq);
+      if (!had || (p.waitNs ?? 0) > (had.waitNs ?? 0)) mine.set(p.seq, p);
+    }
+  return {
+    schema: EXPLAIN_SCHEMA_ID,
+    node,
+    windowMs,
+    slowThresholdMs: packets.slowThresholdNs / 1e6,
+    notKept: packets.slowNotKept,
+    probes: q.seqs.map((seq) => {
+      const p = mine.get(seq);
+      if (!p) return { seq, state: 'not-slow', cpu: null, waitMs: null, bound: false, culprit: null, kind: null, culpritCpu: null };
+      const a = p.attribution;
+      return {
+        seq,
+        state: 'slow',
+        cpu: p.cpu,
+        waitMs: p.waitNs === null ? null : p.waitNs / 1e6,
+        bound: p.path === 'late-run' || p.path === 'napi-bound',
+        culprit: a?.culprit ?? null,
+        kind: a?.kind ?? null,
+        culpritCpu: a?.cpu ?? null,
+      };
+    }),
+  };
+}
+
+/** The prober's check of an answer: a jitterscope answer about the probes asked, or why not. */
+export function readAnswer(body: unknown, seqs: number[]): ExplainAnswer {
+  const a = body as Partial<ExplainAnswer> | null;
+  if (!a || typeof a !== 'object' || a.schema !== EXPLAIN_SCHEMA_ID || !Array.isArray(a.probes) || typeof a.node !== 'string')
+    throw new Error(`not a ${EXPLAIN_SCHEMA_ID} answer`);
+  const asked = new Set(seqs);
+  const numberOrNull = (v: unknown) => v === null || (typeof v === 'number' && Number.isFinite(v));
+  const stringOrNull = (v: unknown) => v === null || typeof v === 'string';
+  for (const p of a.probes)
+    if (
+      !p ||
+      typeof p.seq !== 'number' ||
+      !asked.has(p.seq) ||
+      (p.state !== 'slow' && p.state !== 'not-slow') ||
+      !numberOrNull(p.cpu) ||
+      !numberOrNull(p.waitMs) ||
+      typeof p.bound !== 'boolean' ||
+      !stringOrNull(p.culprit) ||
+      !stringOrNull(p.kind) ||
+      !numberOrNull(p.culpritCpu)
+    )
+      throw new Error(`not a ${EXPLAIN_SCHEMA_ID} answer: a probe row is malformed or was not asked about`);
+  return a as ExplainAnswer;
+}
+
+/** One line for a probe the peer answered about. */
+export function peerText(p: ProbeAnswer): string {
+  if (p.state === 'not-slow') return 'not seen held there';
+  const wait = p.waitMs === null ? '' : ` ${p.bound ? '<= ' : ''}${p.waitMs.toFixed(1)} ms`;
+  return `waited${wait} on CPU ${p.cpu}${p.culprit ? `: ${p.culprit} on CPU ${p.culpritCpu}` : ', no single cause'}`;
+}
+
+/** What the peer's answers add up to: how many slow replies waited there, and what held most of them. */
+export function peerSummary(p: PeerAnswer, slowReplies: number): string {
+  if (p.state !== 'answered') return `${p.url}: ${p.state} (${p.detail})`;
+  if (!p.probes.length) return `${p.url}: ${p.detail ?? 'nothing to ask about'}`;
+  const held = p.probes.filter((x) => x.state === 'slow');
+  const by = new Map<string, number>();
+  for (const x of held) if (x.culprit) by.set(`${x.culprit} on CPU ${x.culpritCpu}`, (by.get(`${x.culprit} on CPU ${x.culpritCpu}`) ?? 0) + 1);
+  const top = [...by].sort((a, b) => b[1] - a[1])[0];
+  return (
+    `at the peer (${p.node ?? '?'}, ${p.url}): ${held.length} of ${slowReplies} slow replies waited there` +
+    (top ? `; ${top[0]} held ${top[1]} of them` : '') +
+    (held.length < slowReplies
+      ? `; ${slowReplies - held.length} were not seen held there (delayed here or between the nodes, or shorter than its threshold)`
+      : '')
+  );
+}

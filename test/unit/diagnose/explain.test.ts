@@ -1,0 +1,90 @@
+// Unit: the join of a slow probe with the node that delayed it (no kernel): a
+// peer's /explain query checks, its answer from attributed slow packets, and
+// the prober's reading of answers good and bad.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { UsageError } from '../../../src/base/errors';
+import type { SlowPacket } from '../../../src/diagnose/attribute';
+import { answerQuery, EXPLAIN_SCHEMA_ID, ForbiddenQuery, parseExplainQuery, peerSummary, readAnswer } from '../../../src/diagnose/explain';
+
+const q = (s: string, caller = '198.18.0.1') => parseExplainQuery(new URLSearchParams(s), caller);
+
+test('a query names an echo id and sequence numbers; anything else is a 400 naming the field; another source is a 403', () => {
+  assert.deepEqual(q('proto=icmp&id=4242&seq=3,17,3'), { source: '198.18.0.1', proto: 'icmp', id: 4242, seqs: [3, 17] });
+  assert.deepEqual(q('id=1&seq=1', '::ffff:198.18.0.1').source, '198.18.0.1', 'an IPv4-mapped caller is its IPv4 address');
+  assert.equal(q('id=1&seq=1&source=198.18.0.1').source, '198.18.0.1', 'its own source may be named');
+  for (const [s, field] of [
+    ['id=1', 'seq'],
+    ['seq=1', 'id'],
+    ['id=70000&seq=1', 'id'],
+    ['id=1&seq=a,b', 'seq'],
+    ['proto=udp&id=1&seq=1', 'proto'],
+    ['id=1&seq=' + Array.from({ length: 201 }, (_, i) => i).join(','), 'seq'],
+  ])
+    assert.throws(
+      () => q(s),
+      (e: Error) => e instanceof UsageError && e.message.startsWith(field + ':'),
+      s,
+    );
+  assert.throws(
+    () => q('id=1&seq=1&source=198.18.0.9'),
+    (e: Error) => e instanceof ForbiddenQuery && /only about the caller's own probes \(198\.18\.0\.1\)/.test(e.message),
+  );
+});
+
+/** An echo request from `saddr` that waited `waitMs` on CPU 1 in a late run, held by bpf_timer_cb. */
+const request = (seq: number, waitMs: number, saddr = '198.18.0.1', id = 4242): SlowPacket => ({
+  startNs: seq * 1e9,
+  cpu: 1,
+  arrivalCpu: 0,
+  ifindex: 2,
+  family: 4,
+  proto: 'icmp',
+  saddr,
+  daddr: '198.18.0.2',
+  sport: null,
+  dport: null,
+  type: 8,
+  code: 0,
+  id,
+  seq,
+  waitNs: waitMs * 1e6,
+  slow: true,
+  path: 'late-run',
+  attribution: { culprit: 'bpf_timer_cb', kind: 'hrtimer', cpu: 1, overlapMs: waitMs, durationMs: 15 },
+});
+
+test("the peer answers about the caller's probes only: slow with what held them, or not held", () => {
+  const slow = [request(3, 12), request(17, 2), request(5, 30, '198.18.0.9'), request(4, 30, '198.18.0.1', 7)];
+  const a = answerQuery(q('id=4242&seq=3,4,5,17'), { slow, slowThresholdNs: 1e6, slowNotKept: 2 }, 'node-b', 120_000);
+  assert.equal(a.schema, EXPLAIN_SCHEMA_ID);
+  assert.deepEqual([a.slowThresholdMs, a.notKept, a.windowMs], [1, 2, 120_000], 'what the peer could not see is said');
+  assert.deepEqual(
+    a.probes.map((p) => [p.seq, p.state, p.culprit, p.waitMs, p.bound]),
+    [
+      [3, 'slow', 'bpf_timer_cb', 12, true],
+      [4, 'not-slow', null, null, false],
+      [5, 'not-slow', null, null, false],
+      [17, 'slow', 'bpf_timer_cb', 2, true],
+    ],
+    "another source's seq 5 and another id's seq 4 are not the caller's",
+  );
+  const read = readAnswer(JSON.parse(JSON.stringify(a)), [3, 4, 5, 17]);
+  assert.match(
+    peerSummary({ url: 'http://b:9477/', state: 'answered', node: read.node, detail: null, probes: read.probes }, 4),
+    /^at the peer \(node-b, http:\/\/b:9477\/\): 2 of 4 slow replies waited there; bpf_timer_cb on CPU 1 held 2 of them; 2 were not seen held there \(delayed here or between the nodes, or shorter than its threshold\)$/,
+  );
+});
+
+test("the prober refuses an answer that is not jitterscope's, or is about probes it did not ask about", () => {
+  assert.throws(() => readAnswer('hello', [1]), /not a jitterscope\.explain\/v1 answer/);
+  assert.throws(() => readAnswer({ schema: 'other', node: 'x', probes: [] }, [1]), /not a jitterscope\.explain\/v1 answer/);
+  const row = { seq: 9, state: 'slow', cpu: 1, waitMs: 1, bound: false, culprit: null, kind: null, culpritCpu: null };
+  assert.throws(() => readAnswer({ schema: EXPLAIN_SCHEMA_ID, node: 'x', windowMs: 1, probes: [row] }, [1]), /was not asked about/);
+  assert.throws(() => readAnswer({ schema: EXPLAIN_SCHEMA_ID, node: 'x', windowMs: 1, probes: [{ ...row, seq: 1, state: 'late' }] }, [1]), /malformed/);
+  assert.throws(() => readAnswer({ schema: EXPLAIN_SCHEMA_ID, node: 'x', windowMs: 1, probes: [{ ...row, seq: 1, waitMs: 'long' }] }, [1]), /malformed/);
+  assert.match(
+    peerSummary({ url: 'http://b:9477/', state: 'no-answer', node: null, detail: 'b:9477: ECONNREFUSED', probes: [] }, 3),
+    /no-answer \(b:9477: ECONNREFUSED\)/,
+  );
+});
