@@ -6,7 +6,7 @@
 // nothing is re-binned: a streamed histogram's power-of-two buckets, and the
 // kernel's own (four per power of two), read straight from its counts.
 import type * as PromClient from 'prom-client';
-import { Report } from '../report/model';
+import type { ProbeStatus } from '../kernel/probes';
 import { HistogramSource, TraceSummary } from '../diagnose/summary';
 import { stallEvents } from '../diagnose/attribute';
 import { kernelBucketBounds } from '../stream/kernel-histogram';
@@ -114,7 +114,7 @@ export interface MetricsOptions {
 export interface LiveFacts {
   /** Ring-full drops, and records the ring reader lost (undecodable, failed reads). */
   drops(): { total: number; badRecords: number; consumeErrors: number };
-  probes(): Report['meta']['probes'];
+  probes(): Record<string, ProbeStatus>;
   ipvs(): { services: number | null; destinations: number | null; runEstimation: number | null; estimator: string; loaded: boolean };
   version: string;
 }

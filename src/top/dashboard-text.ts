@@ -1,6 +1,6 @@
 // The dashboard's fixed words and tables: the histogram panel's measures,
 // the footer keys, the help screen, and the colour of a duration.
-import { HistogramRow } from '../report/model';
+import type { HistogramRow } from '../diagnose/summary';
 
 /** Views of a CPU the histogram panel can show: [label, probe, key]. */
 export const HIST_VIEWS: [string, HistogramRow['probe'], string | null][] = [

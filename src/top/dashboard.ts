@@ -3,7 +3,7 @@
 import { wakeupCostNs } from '../diagnose/wakeup';
 import blessed from 'blessed';
 import { fmtNs, wallTime } from '../base/format';
-import { CpuSummary, HistogramRow } from '../report/model';
+import type { CpuSummary, HistogramRow } from '../diagnose/summary';
 import { histogramRow, sourceHistogram } from '../diagnose/summary';
 import { flowText } from '../diagnose/verdict';
 import { stallEvents } from '../diagnose/attribute';
