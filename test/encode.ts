@@ -1,6 +1,9 @@
 // Test-only encoder: builds event batches the way the BPF side lays them out
 // (by the offsets in src/kernel/abi.ts, which 02-abi checks against the addon).
 import { EVENT_SIZE, OFFSETS, Kind, Flag } from '../src/kernel/abi';
+import { PROBE_NAMES, ProbeName, ProbeStatus } from '../src/kernel/probes';
+import { buildReport } from '../src/report/model';
+import type { Aggregator } from '../src/stream/aggregate';
 
 export interface FakeEvent {
   kind: number;
@@ -70,3 +73,21 @@ export function encode(events: FakeEvent[]): ArrayBuffer {
 }
 
 export { Kind, Flag };
+
+/** The report of a made-up trace: every probe active on tracepoints, 10 s from time 0, 2 CPUs. */
+export function report(agg: Aggregator) {
+  const probes = Object.fromEntries(
+    PROBE_NAMES.map((n) => [n, { active: true, via: 'tracepoint', mode: 'tp_btf', reason: null, hooks: [] }]),
+  ) as unknown as Record<ProbeName, ProbeStatus>;
+  return buildReport({
+    aggregator: agg,
+    probes,
+    notes: [],
+    drops: { total: 0, perCpu: [0, 0], badRecords: 0, consumeErrors: 0 },
+    start: { wall: new Date(0), monoNs: 0, realtimeOffsetNs: 0 },
+    endWall: new Date(10_000),
+    possibleCpus: 2,
+    command: [],
+    version: 'test',
+  });
+}

@@ -6,12 +6,10 @@ import assert from 'node:assert/strict';
 import { Aggregator, Packet } from '../../../src/stream/aggregate';
 import { attributePackets, attributeReceiveStalls, explainWait, indexStalls, ReceiveStallRow, StallRow } from '../../../src/diagnose/attribute';
 import { chooseCulprit, packetVerdict } from '../../../src/diagnose/verdict';
-import { buildReport } from '../../../src/report/model';
 import { renderText } from '../../../src/report/text';
 import { NO_HOST_FACTS } from '../../../src/base/host-facts';
 import { adviceForCulprit } from '../../../src/diagnose/advice';
-import { PROBE_NAMES, ProbeName, ProbeStatus } from '../../../src/kernel/probes';
-import { encode, Flag, Kind } from '../../encode';
+import { encode, Flag, Kind, report } from '../../encode';
 import path from 'node:path';
 import { readJson, ROOT, validator } from '../../helpers';
 
@@ -42,23 +40,6 @@ function packet(cpu: number, arriveMs: number, waitMs: number, saddr = '10.94.0.
     slow: true,
     path: 'backlog',
   };
-}
-
-function report(agg: Aggregator) {
-  const probes = Object.fromEntries(
-    PROBE_NAMES.map((n) => [n, { active: true, via: 'tracepoint', mode: 'tp_btf', reason: null, hooks: [] }]),
-  ) as unknown as Record<ProbeName, ProbeStatus>;
-  return buildReport({
-    aggregator: agg,
-    probes,
-    notes: [],
-    drops: { total: 0, perCpu: [0, 0], badRecords: 0, consumeErrors: 0 },
-    start: { wall: new Date(0), monoNs: 0, realtimeOffsetNs: 0 },
-    endWall: new Date(10_000),
-    possibleCpus: 2,
-    command: [],
-    version: 'test',
-  });
 }
 
 test('the mixed run: many short unexplained waits do not hide the run behind the long ones (weighed by waiting time and tail)', () => {

@@ -4,30 +4,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Aggregator } from '../../../src/stream/aggregate';
-import { buildReport } from '../../../src/report/model';
 import { renderText } from '../../../src/report/text';
-import { PROBE_NAMES, ProbeName, ProbeStatus } from '../../../src/kernel/probes';
-import { encode, Flag, FakeEvent, Kind } from '../../encode';
+import { encode, Flag, FakeEvent, Kind, report } from '../../encode';
 import { validator } from '../../helpers';
 
 const MS = 1e6;
-
-function report(agg: Aggregator) {
-  const probes = Object.fromEntries(
-    PROBE_NAMES.map((n) => [n, { active: true, via: 'tracepoint', mode: 'tp_btf', reason: null, hooks: [] }]),
-  ) as unknown as Record<ProbeName, ProbeStatus>;
-  return buildReport({
-    aggregator: agg,
-    probes,
-    notes: [],
-    drops: { total: 0, perCpu: [0, 0], badRecords: 0, consumeErrors: 0 },
-    start: { wall: new Date(0), monoNs: 0, realtimeOffsetNs: 0 },
-    endWall: new Date(10_000),
-    possibleCpus: 2,
-    command: [],
-    version: 'test',
-  });
-}
 
 /** bpf_timer_cb (an hrtimer callback at a made-up address) on CPU 1 for 11 ms at `atMs`. */
 const stall = (atMs: number): FakeEvent => ({ kind: Kind.HRTIMER, cpu: 1, startNs: atMs * MS, durationNs: 11 * MS, key: 0xffffffff81234560n });
