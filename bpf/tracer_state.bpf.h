@@ -46,6 +46,10 @@ struct hrtimer_slot {
 /* Per-CPU state: softirqs do not nest per vector, timer_list callbacks do not
  * nest, and a hard hrtimer can interrupt a soft one: two hrtimer slots. */
 struct cpu_state {
+	/* what every context switch reads comes first, so it reads one cache
+	 * line (with raise_ns[NET_RX]): the watched task and the NAPI thread */
+	__u32 watch_pid;
+	__u32 thread_pid;
 	__u64 raise_ns[JS_NR_SOFTIRQS];
 	__u64 entry_ns[JS_NR_SOFTIRQS];
 	__u64 wait_ns[JS_NR_SOFTIRQS];
@@ -59,14 +63,12 @@ struct cpu_state {
 	__u64 late_raise_ns; /* the raise of the current NET_RX run, if it started late; else 0 */
 	__u32 napi_packets;  /* packets first seen in NAPI polls of the current NET_RX run */
 	bool net_rx_deferred; /* the current NET_RX run is ksoftirqd's */
-	/* the NAPI thread running on this CPU, if any, and when it was woken */
-	__u32 thread_pid;
+	/* the NAPI thread running on this CPU (thread_pid, above), if any, and when it was woken */
 	__u64 thread_entry_ns;
 	__u64 thread_wake_ns;
 	__u64 thread_late_ns; /* its wake, if this run started late; else 0 */
 	/* a task woken by receive processing, running here since watch_since_ns: softirq time
-	 * taken from it meanwhile */
-	__u32 watch_pid;
+	 * taken from it meanwhile (watch_pid, above) */
 	__u64 watch_since_ns;
 	__u64 watch_stolen_ns;
 	struct js_pkt watch_flow; /* its socket (proto 0: not known) */
@@ -108,6 +110,9 @@ struct wake_count {
 	__s64 count;
 	__u64 since; /* when the count last rose from none */
 	__u64 last;  /* the newest add */
+	/* a cache line each: a waker on one CPU does not evict the line that
+	 * every switch on the other reads */
+	__u64 pad[5];
 };
 
 struct {

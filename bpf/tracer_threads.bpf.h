@@ -46,7 +46,7 @@ static __always_inline int on_sched_wakeup(struct task_struct *p)
 
 /* A NAPI thread's run ended (it slept, or was preempted): stream it when it
  * started late, as a NET_RX run flagged THREADED (a receive stall). */
-static __always_inline void napi_thread_out(struct cpu_state *s, __u64 now, __u32 cpu, __u32 pid, bool preempt)
+static __noinline void napi_thread_out(struct cpu_state *s, __u64 now, __u32 cpu, __u32 pid, bool preempt)
 {
 	__u64 wait = s->thread_entry_ns - s->thread_wake_ns;
 	struct js_event *e;
@@ -72,7 +72,7 @@ static __always_inline void napi_thread_out(struct cpu_state *s, __u64 now, __u3
 }
 
 /* A NAPI thread woken earlier runs now: its wait to run ends. */
-static __always_inline void napi_thread_in(struct cpu_state *s, __u64 now, __u32 cpu, struct task_struct *next)
+static __noinline void napi_thread_in(struct cpu_state *s, __u64 now, __u32 cpu, struct task_struct *next)
 {
 	__u32 pid = BPF_CORE_READ(next, pid);
 	struct napi_wake *w = bpf_map_lookup_elem(&napi_wakes, &pid);
@@ -96,7 +96,7 @@ static __always_inline void napi_thread_in(struct cpu_state *s, __u64 now, __u32
  * task that keeps the CPU is what the packets wait for, and what the woken
  * task waits for. Outside that window a switch costs a look at the pending
  * raise and wake-ups. */
-static __always_inline void task_held(struct cpu_state *s, __u64 raise, __u64 now, __u32 cpu, struct task_struct *prev)
+static __noinline void task_held(struct cpu_state *s, __u64 raise, __u64 now, __u32 cpu, struct task_struct *prev)
 {
 	struct js_event *e;
 	__u64 start = s->task_since_ns > raise ? s->task_since_ns : raise;
@@ -121,8 +121,9 @@ static __always_inline int on_sched_switch(bool preempt, struct task_struct *pre
 	struct cpu_state *s;
 	__u64 raise, now, *pending, woken;
 	__u32 cpu = bpf_get_smp_processor_id();
-	if (!cpu_wanted(cpu))
-		return 0;
+	/* no cpu_wanted() here: on a CPU not traced nothing is ever pending,
+	 * raised or watched (those hooks look), so the path below is the same few
+	 * loads and no look at the settings is added to every switch */
 	s = my_state();
 	if (!s)
 		return 0;
@@ -146,7 +147,7 @@ static __always_inline int on_sched_switch(bool preempt, struct task_struct *pre
 		task_held(s, raise, now, cpu, prev);
 	if (s->thread_pid && BPF_CORE_READ(prev, pid) == s->thread_pid)
 		napi_thread_out(s, now, cpu, s->thread_pid, preempt);
-	if (is_napi_thread(next))
+	if (cpu_wanted(cpu) && is_napi_thread(next))
 		napi_thread_in(s, now, cpu, next);
 	return 0;
 }

@@ -172,25 +172,30 @@ static __always_inline void emit_wake(__u16 flags, __u64 start, __u64 duration, 
 	submit(e);
 }
 
-/* On every switch: the watched run of `prev` ends; `next` may be a network
- * wake-up (only looked up while some are pending for this CPU). */
-static __always_inline void wake_switch(struct cpu_state *s, __u32 cpu, struct task_struct *prev, struct task_struct *next, __u64 pending_since)
+/* The watched run of `prev` ended (it switches out): streamed as a stolen run
+ * when softirqs took enough of it. Out of line, like the other rare paths of
+ * a switch: the path every switch takes stays a few loads long. */
+static __noinline void watch_ends(struct cpu_state *s, __u32 cpu, struct task_struct *prev)
+{
+	__u64 now, run;
+	if (BPF_CORE_READ(prev, pid) != s->watch_pid)
+		return;
+	if (s->watch_stolen_ns >= wake_min_ns) {
+		now = bpf_ktime_get_ns();
+		run = now - s->watch_since_ns;
+		emit_flow(JS_F_STOLEN | s->watch_flow_flags, s->watch_since_ns, cpu, s->watch_pid, &s->watch_flow);
+		emit_wake(JS_F_STOLEN, s->watch_since_ns, run < stolen_cap_ns ? run : stolen_cap_ns, cpu, prev, s->watch_stolen_ns, 0);
+	}
+	s->watch_pid = 0;
+}
+
+/* Network wake-ups are pending for this CPU: is `next` one? Its wait ends,
+ * and its run is watched from now. */
+static __noinline void wake_arrives(struct cpu_state *s, __u32 cpu, struct task_struct *next)
 {
 	struct net_wake *w;
-	__u64 now = 0, run;
-	__u32 pid;
-	if (s->watch_pid && BPF_CORE_READ(prev, pid) == s->watch_pid) {
-		now = bpf_ktime_get_ns();
-		if (s->watch_stolen_ns >= wake_min_ns) {
-			run = now - s->watch_since_ns;
-			emit_flow(JS_F_STOLEN | s->watch_flow_flags, s->watch_since_ns, cpu, s->watch_pid, &s->watch_flow);
-			emit_wake(JS_F_STOLEN, s->watch_since_ns, run < stolen_cap_ns ? run : stolen_cap_ns, cpu, prev, s->watch_stolen_ns, 0);
-		}
-		s->watch_pid = 0;
-	}
-	if (!pending_since)
-		return;
-	pid = BPF_CORE_READ(next, pid);
+	__u64 now;
+	__u32 pid = BPF_CORE_READ(next, pid);
 	w = bpf_map_lookup_elem(&net_wakes, &pid);
 	if (!w)
 		return;
@@ -202,8 +207,7 @@ static __always_inline void wake_switch(struct cpu_state *s, __u32 cpu, struct t
 	/* it ran since (on a CPU where no look was made): that wake-up is over */
 	if (BPF_CORE_READ(next, nvcsw) + BPF_CORE_READ(next, nivcsw) != seen.switches)
 		return;
-	if (!now)
-		now = bpf_ktime_get_ns();
+	now = bpf_ktime_get_ns();
 	if (now - seen.ts > WAKE_STALE_NS) /* left over, and the pid taken again */
 		return;
 	count_run(JS_KH_WAKEUP_WAIT, now - seen.ts, true);
@@ -216,6 +220,16 @@ static __always_inline void wake_switch(struct cpu_state *s, __u32 cpu, struct t
 	s->watch_stolen_ns = 0;
 	s->watch_flow = seen.flow;
 	s->watch_flow_flags = seen.flow_flags;
+}
+
+/* On every switch: the watched run of `prev` ends; `next` may be a network
+ * wake-up (only looked up while some are pending for this CPU). */
+static __always_inline void wake_switch(struct cpu_state *s, __u32 cpu, struct task_struct *prev, struct task_struct *next, __u64 pending_since)
+{
+	if (s->watch_pid)
+		watch_ends(s, cpu, prev);
+	if (pending_since)
+		wake_arrives(s, cpu, next);
 }
 
 /* A softirq ran from start to now on this CPU: taken from the watched run, if any. */
