@@ -2,6 +2,14 @@
 // CPU(s) while it waited. One engine, two uses: a slow packet seen on the
 // receiving node (record, top), and a ping reply (the request and reply
 // packets together). Pure logic: no kernel here.
+//
+// The shapes, from the stream up: a Stall is a run as recorded (its key an
+// address, vector or pid); a StallRow is that run named (its culprit); a
+// StallEvent is a row with the softirq it ran in (a stalls log lists each
+// once). A ReceiveStall (a late NET_RX run, as recorded) becomes a
+// ReceiveStallRow with its attribution, as a Packet becomes a SlowPacket and
+// a Wakeup a WakeupRow (wakeup.ts). A culprit is always a name (a string):
+// culpritKey() is the one key that groups its runs (kind, name and CPU).
 import { Packet, ReceiveStall, StallKind } from '../stream/aggregate';
 
 /** A run of a softirq or timer callback long enough to matter, by name. */
@@ -223,16 +231,10 @@ export function selfFinding(attributions: (Overlap | null)[], stalls: StallRow[]
   return apartFinding('self', attributions, stalls);
 }
 
-/** One event in a stalls log: a timer callback with the softirq it ran in, or a softirq alone. */
-export interface StallEvent {
-  cpu: number;
-  startNs: number;
-  durationNs: number;
-  /** The callback's name, or the softirq's when no callback ran long in it. */
-  culprit: string;
+/** One event in a stalls log: a stall row (a callback, or a softirq in which no callback ran long), with the softirq it ran in. */
+export interface StallEvent extends StallRow {
   /** The softirq a callback ran in ("HRTIMER softirq"), if it was long enough to be kept too. */
   within: string | null;
-  kind: StallRow['kind'];
 }
 
 /**
@@ -248,9 +250,8 @@ export function stallEvents(rows: StallRow[]): StallEvent[] {
     if (r.kind === 'softirq') continue;
     const outer = softirqs.find((s) => s.cpu === r.cpu && s.startNs <= r.startNs && s.startNs + s.durationNs >= r.startNs + r.durationNs);
     if (outer) used.add(outer);
-    out.push({ cpu: r.cpu, startNs: r.startNs, durationNs: r.durationNs, culprit: r.culprit, within: outer?.culprit ?? null, kind: r.kind });
+    out.push({ ...r, within: outer?.culprit ?? null });
   }
-  for (const s of softirqs)
-    if (!used.has(s)) out.push({ cpu: s.cpu, startNs: s.startNs, durationNs: s.durationNs, culprit: s.culprit, within: null, kind: 'softirq' });
+  for (const s of softirqs) if (!used.has(s)) out.push({ ...s, within: null });
   return out.sort((a, b) => a.startNs - b.startNs);
 }

@@ -79,6 +79,8 @@ export interface HistogramSource {
   key: string | null;
   streamed?: Histogram;
   kernel?: KernelHist;
+  /** Both as one Histogram (the kernel's counts at its buckets' middles): what views and quantiles read. */
+  histogram: Histogram;
 }
 
 export interface TraceSummary {
@@ -103,17 +105,37 @@ export function symbolOf(k: Kallsyms | undefined, key52: number): string {
   return k?.resolve(key52) ?? kernelAddressHex(key52);
 }
 
+/** A kernel address as a summary shows it: its symbol (else the address), the address, and whether it is IPVS's estimator. */
+interface Named {
+  symbol: string;
+  address: string;
+  ipvs: boolean;
+}
+
+/** Every address a summary names, looked up in one pass. */
+function nameAddresses(k: Kallsyms | undefined, keys: number[]): Map<number, Named> {
+  k?.resolveAll(keys);
+  const out = new Map<number, Named>();
+  for (const key of keys) {
+    if (out.has(key)) continue;
+    const address = kernelAddressHex(key);
+    const symbol = k?.resolve(key) ?? address;
+    out.set(key, { symbol, address, ipvs: isIpvsEstimation(symbol) });
+  }
+  return out;
+}
+
 /** A stall's culprit by name: "TIMER softirq", a callback's symbol, the pause, or a task as comm[pid]. */
-function stallCulprit(s: Stall, k: Kallsyms | undefined): string {
+function stallCulprit(s: Stall, names: Map<number, Named>): string {
   if (s.kind === 'softirq') return `${SOFTIRQ_NAMES[s.key]} softirq`;
   if (s.kind === 'pause') return PAUSE_CULPRIT;
   if (s.kind === 'task') return taskCulprit(s.label ?? '?', s.key);
   if (s.kind === 'self') return selfCulprit(s.key);
-  return symbolOf(k, s.key);
+  return names.get(s.key)!.symbol;
 }
 
-/** A source's counts in one Histogram (a new one when the kernel counted some: at its buckets' middles). */
-export function sourceHistogram(s: HistogramSource): Histogram {
+/** Counts in one Histogram (a new one when the kernel counted some: at its buckets' middles). */
+function asOne(s: { streamed?: Histogram; kernel?: KernelHist }): Histogram {
   if (!s.kernel) return s.streamed ?? new Histogram();
   const h = toHistogram(s.kernel);
   return s.streamed ? h.merge(s.streamed) : h;
@@ -144,13 +166,21 @@ function sources(agg: Aggregator, table: KernelTable, key: number): { streamed?:
   return out;
 }
 
-function push(out: HistogramSource[], probe: HistogramRow['probe'], key: string | null, list: { streamed?: Histogram; kernel?: KernelHist }[]): void {
-  list.forEach((s, cpu) => s && (s.streamed?.count || s.kernel?.count) && out.push({ probe, cpu, key, ...s }));
+/** One histogram as counted, on one CPU, and as one Histogram; `timer`: a callback's address, named later. */
+interface Counted extends HistogramSource {
+  timer?: number;
 }
 
-/** Every histogram of the trace, per CPU, in the report's row order. */
-function histogramSources(agg: Aggregator, ctx: SummaryContext): HistogramSource[] {
-  const out: HistogramSource[] = [];
+function push(out: Counted[], probe: HistogramRow['probe'], key: string | null, list: { streamed?: Histogram; kernel?: KernelHist }[], timer?: number): void {
+  list.forEach(
+    (s, cpu) =>
+      s && (s.streamed?.count || s.kernel?.count) && out.push({ probe, cpu, key, ...(timer === undefined ? {} : { timer }), ...s, histogram: asOne(s) }),
+  );
+}
+
+/** Every histogram of the trace, per CPU, in the report's row order (IPVS's estimator, known by name only later, last). */
+function countedHistograms(agg: Aggregator, ctx: SummaryContext): Counted[] {
+  const out: Counted[] = [];
   const list = (hs: (Histogram | undefined)[]) => hs.map((h) => (h?.count ? { streamed: h } : undefined)) as { streamed?: Histogram }[];
   for (let vec = 0; vec < SOFTIRQ_NAMES.length; vec++) {
     push(out, 'softirq', SOFTIRQ_NAMES[vec], sources(agg, 'softirq', vec));
@@ -163,24 +193,34 @@ function histogramSources(agg: Aggregator, ctx: SummaryContext): HistogramSource
   push(out, 'packet_wait', null, sources(agg, 'packetWait', 0));
   push(out, 'pause', null, list(agg.pauses));
   push(out, 'wakeup', null, sources(agg, 'wakeupWait', 0));
-  // fentry/kprobe runs of estimation_timer (kept even if ip_vs went away since); without them, its runs as a timer callback
-  let ipvs = agg.funcs[Func.ESTIMATION_TIMER] ? list(agg.funcs[Func.ESTIMATION_TIMER]) : [];
-  for (const t of agg.timers.values()) {
-    const symbol = symbolOf(ctx.kallsyms, t.key);
-    push(out, 'timer_callbacks', symbol, list(t.perCpu));
-    if (!agg.funcs[Func.ESTIMATION_TIMER] && ctx.probes.ipvs_estimation?.active && isIpvsEstimation(symbol)) ipvs = list(t.perCpu);
-  }
-  push(out, 'ipvs_estimation', null, ipvs);
+  for (const t of agg.timers.values()) push(out, 'timer_callbacks', null, list(t.perCpu), t.key);
+  // fentry/kprobe runs of estimation_timer (kept even if ip_vs went away since); without them, its runs as a timer callback (named below)
+  if (agg.funcs[Func.ESTIMATION_TIMER]) push(out, 'ipvs_estimation', null, list(agg.funcs[Func.ESTIMATION_TIMER]));
   return out;
 }
 
-function timerRows(agg: Aggregator, k: Kallsyms | undefined): TimerRow[] {
+/**
+ * The counted histograms with their callbacks named, each as one Histogram
+ * too. Without a direct probe of IPVS's estimator, the callback named as it
+ * stands for its runs (the last so named, if several).
+ */
+function histogramSources(counted: Counted[], names: Map<number, Named>, ctx: SummaryContext, directIpvs: boolean): HistogramSource[] {
+  let ipvsTimer: number | undefined;
+  const out = counted.map((c): Counted => {
+    if (c.timer === undefined) return c;
+    if (!directIpvs && ctx.probes.ipvs_estimation?.active && names.get(c.timer)!.ipvs) ipvsTimer = c.timer;
+    return { ...c, key: names.get(c.timer)!.symbol };
+  });
+  const ipvs = ipvsTimer === undefined ? [] : out.filter((s) => s.timer === ipvsTimer).map((s) => ({ ...s, probe: 'ipvs_estimation' as const, key: null }));
+  return [...out, ...ipvs].map(({ timer: _, ...s }) => s);
+}
+
+function timerRows(agg: Aggregator, names: Map<number, Named>): TimerRow[] {
   const rows: TimerRow[] = [];
   for (const t of agg.timers.values()) {
-    const symbol = symbolOf(k, t.key);
+    const { symbol, address } = names.get(t.key)!;
     t.perCpu.forEach((h, cpu) => {
-      if (h?.count)
-        rows.push({ symbol, address: kernelAddressHex(t.key), kind: t.kind, cpu, count: h.count, totalNs: h.sum, maxNs: h.max, p99Ns: h.quantile(0.99) });
+      if (h?.count) rows.push({ symbol, address, kind: t.kind, cpu, count: h.count, totalNs: h.sum, maxNs: h.max, p99Ns: h.quantile(0.99) });
     });
   }
   return rows;
@@ -188,7 +228,7 @@ function timerRows(agg: Aggregator, k: Kallsyms | undefined): TimerRow[] {
 
 function cpuSummaries(agg: Aggregator, hs: HistogramSource[], timers: TimerRow[]): CpuSummary[] {
   const merged = new Map<string, Histogram>();
-  for (const s of hs) if (s.probe !== 'timer_callbacks') merged.set(`${s.probe}/${s.key}/${s.cpu}`, sourceHistogram(s));
+  for (const s of hs) if (s.probe !== 'timer_callbacks') merged.set(`${s.probe}/${s.key}/${s.cpu}`, s.histogram);
   const at = (probe: HistogramRow['probe'], cpu: number, key: string | null = null) => merged.get(`${probe}/${key}/${cpu}`);
   const stat = (h: Histogram | undefined, f: 'p99' | 'max') => (!h?.count ? null : f === 'max' ? h.max : h.quantile(0.99));
   const worst: CpuSummary['worst'][] = [];
@@ -217,15 +257,25 @@ function cpuSummaries(agg: Aggregator, hs: HistogramSource[], timers: TimerRow[]
     }));
 }
 
+/**
+ * In three steps, each a layer down once: every histogram as one Histogram
+ * (stream/), every kernel address named (host/), then attribution and the
+ * rows, from those alone.
+ */
 export function summarize(agg: Aggregator, ctx: SummaryContext): TraceSummary {
-  const k = ctx.kallsyms;
   const stalls = agg.stalls();
-  // one symbol lookup pass for every address this summary names
-  k?.resolveAll([...agg.timers.keys(), ...stalls.filter((s) => s.kind === 'timer' || s.kind === 'hrtimer').map((s) => s.key)]);
-  const histograms = histogramSources(agg, ctx);
-  const rows = timerRows(agg, k);
+  const counted = countedHistograms(agg, ctx);
+  const names = nameAddresses(ctx.kallsyms, [...agg.timers.keys(), ...stalls.filter((s) => s.kind === 'timer' || s.kind === 'hrtimer').map((s) => s.key)]);
+  const histograms = histogramSources(counted, names, ctx, agg.funcs[Func.ESTIMATION_TIMER] !== undefined);
+  const rows = timerRows(agg, names);
   const top = ctx.topTimers ?? 20;
-  const stallRows: StallRow[] = stalls.map((s) => ({ cpu: s.cpu, kind: s.kind, culprit: stallCulprit(s, k), startNs: s.startNs, durationNs: s.durationNs }));
+  const stallRows: StallRow[] = stalls.map((s) => ({
+    cpu: s.cpu,
+    kind: s.kind,
+    culprit: stallCulprit(s, names),
+    startNs: s.startNs,
+    durationNs: s.durationNs,
+  }));
   const index = indexStalls(stallRows);
   return {
     cpus: cpuSummaries(agg, histograms, rows),
@@ -261,9 +311,8 @@ export function histogramRows(hs: HistogramSource[]): HistogramRow[] {
   for (const g of groups.values()) {
     const all = new Histogram();
     for (const s of g) {
-      const h = sourceHistogram(s);
-      out.push(histogramRow(s.probe, s.cpu, s.key, h));
-      all.merge(h);
+      out.push(histogramRow(s.probe, s.cpu, s.key, s.histogram));
+      all.merge(s.histogram);
     }
     if (all.count) out.push(histogramRow(g[0].probe, null, g[0].key, all));
   }

@@ -4,7 +4,7 @@ import { wakeupCostNs } from '../diagnose/wakeup';
 import blessed from 'blessed';
 import { fmtNs, wallTime } from '../base/format';
 import type { CpuSummary, HistogramRow } from '../diagnose/summary';
-import { histogramRow, sourceHistogram } from '../diagnose/summary';
+import { histogramRow } from '../diagnose/summary';
 import { flowText } from '../diagnose/verdict';
 import { stallEvents } from '../diagnose/attribute';
 import { CPU_TABLE_HEAD, cpuCells, cpuCellValues, renderHistogram, stallEventText } from '../report/text';
@@ -345,8 +345,8 @@ export class Dashboard {
   }
 }
 
-/** The histogram row of one probe, key and CPU in a snapshot, made only for the one shown. */
+/** The histogram row of one probe, key and CPU in a snapshot, made only for the one shown (its buckets and quantiles). */
 function rowOf(s: Snapshot, probe: HistogramRow['probe'], key: string | null, cpu: number): HistogramRow | undefined {
   const src = s.summary.histograms.find((x) => x.probe === probe && x.key === key && x.cpu === cpu);
-  return src && histogramRow(probe, cpu, key, sourceHistogram(src));
+  return src && histogramRow(probe, cpu, key, src.histogram);
 }

@@ -16,7 +16,7 @@ import { LabStall } from '../../src/kernel/lab-stall';
 import { NET_RX_SOFTIRQ, HRTIMER_SOFTIRQ, SOFTIRQ_NAMES } from '../../src/kernel/abi';
 import { Histogram } from '../../src/stream/histogram';
 import { LiveTrace } from '../../src/stream/live';
-import { sourceHistogram, summarize } from '../../src/diagnose/summary';
+import { summarize } from '../../src/diagnose/summary';
 import { judgeShare, packetWindow, timingTest } from '../excuse';
 import { NetnsPair, runCli, skipUnlessKernel, startCli, startLab, tracerPrograms, validator, waitFor, needsTwoCpus, skipIf } from '../helpers';
 import { freePort, soak, soakSummary, udpLoadMissing } from '../../bench/soak';
@@ -214,7 +214,7 @@ test('serve mode: short runs counted in the kernel add up to what streaming ever
     const runs = (agg: typeof a, vec: number, cpu?: number) =>
       summarize(agg, { probes: stream.session.probes })
         .histograms.filter((s) => s.probe === 'softirq' && s.key === SOFTIRQ_NAMES[vec] && (cpu === undefined || s.cpu === cpu))
-        .reduce((h, s) => h.merge(sourceHistogram(s)), new Histogram());
+        .reduce((h, s) => h.merge(s.histogram), new Histogram());
     assert.ok(b.kernel.entries('softirq').length > 0, "serve mode kept the kernel's counts as they came");
     const netRx = [runs(a, NET_RX_SOFTIRQ).count, runs(b, NET_RX_SOFTIRQ).count];
     process.stderr.write(`NET_RX runs: streaming ${netRx[0]}, in-kernel ${netRx[1]}; events through the ring: ${streamed[0]} vs ${streamed[1]}\n`);
