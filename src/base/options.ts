@@ -91,3 +91,37 @@ export function parseHttpUrl(value: unknown, option: string): URL {
     throw new UsageError(`${option}: '${text}' is not the http:// address of a jitterscope serve (e.g. http://10.0.0.7:9477)`);
   return u;
 }
+
+/** Where serve --mesh finds its candidate peers. */
+export type PeersSpec = { dns: string } | { list: { name: string | null; host: string }[] };
+
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62}))*\.?$/;
+const isAddress = (t: string) =>
+  /^[0-9.]+$/.test(t) ? /^(\d{1,3})(\.\d{1,3}){3}$/.test(t) && t.split('.').every((o) => Number(o) <= 255) : /^[0-9a-fA-F:.]+$/.test(t) && t.includes(':');
+
+/**
+ * --peers: "dns:NAME" (the A/AAAA records of a headless Service over the
+ * DaemonSet, read again every 30 s), or a comma list of ADDRESS, HOST or
+ * NODE=ADDRESS (a node's name beside its address).
+ */
+export function parsePeers(value: unknown): PeersSpec {
+  const text = String(value ?? '').trim();
+  const hint = 'use dns:NAME (a headless Service), or a list such as node-a=10.0.0.7,node-b=10.0.0.8 or 10.0.0.7,10.0.0.8';
+  if (text.startsWith('dns:')) {
+    const name = text.slice(4);
+    if (!HOST_NAME.test(name) || isAddress(name)) throw new UsageError(`--peers: '${name}' after dns: is not a DNS name; ${hint}`);
+    return { dns: name };
+  }
+  const list = text.split(',').map((e) => e.trim());
+  if (!text || list.some((e) => !e)) throw new UsageError(`--peers: '${text}' has an empty entry; ${hint}`);
+  return {
+    list: list.map((e) => {
+      const eq = e.indexOf('=');
+      const name = eq >= 0 ? e.slice(0, eq) : null;
+      const host = (eq >= 0 ? e.slice(eq + 1) : e).replace(/^\[(.*)\]$/, '$1');
+      if (name !== null && !HOST_NAME.test(name)) throw new UsageError(`--peers: '${name}' (in '${e}') is not a node name; ${hint}`);
+      if (!isAddress(host) && (/^[0-9.]+$/.test(host) || !HOST_NAME.test(host))) throw new UsageError(`--peers: '${host}' (in '${e}') is neither an address nor a host name; ${hint}`);
+      return { name, host };
+    }),
+  };
+}

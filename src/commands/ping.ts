@@ -15,7 +15,7 @@ import { PingReport, PingSection, Report } from '../report/model';
 import { lossText } from '../report/text';
 import { checkWritable, writeAtomic } from '../report/write';
 import { ATTACH_OPTION, onStopSignal, say, startTrace, reportFromTrace, tracingPreflight } from './common';
-import { PingParams, PingRun, runPing } from './iputils';
+import { PingParams, PingRun, runPing } from '../host/iputils';
 import { parseHttpUrl, parseIntInRange, parseMsInRange, parsePositiveMs } from '../base/options';
 import { peerSectionText } from '../report/text';
 import { askPeer } from '../serve/peer';

@@ -15,7 +15,10 @@ import { handler, listen } from '../serve/http';
 import { SyntheticLoad } from '../kernel/synthetic';
 import { Aggregator } from '../stream/aggregate';
 import { ATTACH_OPTION, CPUS_OPTION, onStopSignal, reportFromTrace, say, startTrace, tracingPreflight, VERSION, WAKEUP_MS_OPTION } from './common';
-import { parseDurationMs, parseIntInRange, parseListen, parsePositiveMs, parseRate, parseOptionalMs } from '../base/options';
+import { parseDurationMs, parseIntInRange, parseListen, parsePeers, parsePositiveMs, parseRate, parseOptionalMs } from '../base/options';
+import { Mesh, MeshSettings } from '../serve/mesh';
+import type { MeshView } from '../diagnose/mesh';
+import os from 'node:os';
 
 export interface ServeArgs {
   listen: string;
@@ -28,6 +31,12 @@ export interface ServeArgs {
   attach: string;
   cpus?: string;
   'synthetic-rate'?: string;
+  'node-name'?: string;
+  mesh: boolean;
+  peers?: string;
+  'mesh-peers': string;
+  'mesh-rate': string;
+  'mesh-slow-ms': string;
 }
 
 export function serveOptions(y: Argv): Argv<ServeArgs> {
@@ -42,8 +51,22 @@ export function serveOptions(y: Argv): Argv<ServeArgs> {
     .option('cpus', CPUS_OPTION)
     .option('attach', ATTACH_OPTION)
     .option('synthetic-rate', { type: 'string', describe: 'Test aid: mix this many synthetic events/s (e.g. 200k) into the metrics (bench:soak)' })
+    .option('node-name', { type: 'string', describe: "This node's name in /explain answers and the mesh (default: $NODE_NAME, else the host name)" })
+    .option('mesh', {
+      type: 'boolean',
+      default: false,
+      describe: 'Probe a few peers (ICMP echo; needs CAP_NET_RAW) and explain each slow probe by the node that held it (/mesh, jitterscope_mesh_*)',
+    })
+    .option('peers', { type: 'string', describe: "The mesh's candidates: dns:NAME (a headless Service, read every 30 s), or NODE=ADDRESS,... or ADDRESS,..." })
+    .option('mesh-peers', { type: 'string', default: '10', describe: 'Peers probed, chosen by rendezvous hashing of node names (k of the candidates)' })
+    .option('mesh-rate', { type: 'string', default: '10', describe: 'Probes a second to each peer (1-50)' })
+    .option('mesh-slow-ms', { type: 'string', default: '5', describe: 'A probe whose round trip takes this long is slow: asked about at the peer' })
     .example('$0 serve', 'metrics on http://127.0.0.1:9477/metrics until SIGTERM')
-    .example('$0 serve --listen 0.0.0.0:9477 --per-cpu', 'scraped from elsewhere, with per-CPU series') as unknown as Argv<ServeArgs>;
+    .example('$0 serve --listen 0.0.0.0:9477 --per-cpu', 'scraped from elsewhere, with per-CPU series')
+    .example(
+      '$0 serve --listen 0.0.0.0:9477 --mesh --peers dns:jitterscope-peers',
+      'each node probes 10 others; /mesh says which node held a slow probe',
+    ) as unknown as Argv<ServeArgs>;
 }
 
 const SERVE_LISTED = 1000;
@@ -53,19 +76,45 @@ function semiSpaceCapped(): boolean {
   return [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)].some((a) => a.startsWith('--max-semi-space-size'));
 }
 
+/** --mesh and its options (null without it); peers must reach this serve, so a loopback --listen is refused. */
+function parseMeshArgs(argv: ServeArgs, node: string, listen: { host: string; port: number }): MeshSettings | null {
+  if (!argv.mesh) {
+    if (argv.peers !== undefined) throw new UsageError('--peers: only with --mesh (serve --mesh --peers dns:NAME)');
+    return null;
+  }
+  if (argv.peers === undefined) throw new UsageError('--mesh: say who the peers are: --peers dns:NAME (a headless Service) or --peers NODE=ADDRESS,...');
+  if (/^(127\.|::1$|localhost$)/.test(listen.host))
+    throw new UsageError(
+      `--mesh: peers ask this serve about their probes, and --listen ${argv.listen} cannot be reached from them; listen on 0.0.0.0:${listen.port} or the node's address`,
+    );
+  return {
+    node,
+    peers: parsePeers(argv.peers),
+    k: parseIntInRange(argv['mesh-peers'], '--mesh-peers', 1, 100),
+    probesPerSecond: parseIntInRange(argv['mesh-rate'], '--mesh-rate', 1, 50),
+    slowMs: parsePositiveMs(argv['mesh-slow-ms'], '--mesh-slow-ms'),
+    port: listen.port,
+  };
+}
+
 /** Every option, checked before anything binds or attaches. */
 function parseServeArgs(argv: ServeArgs) {
   const packetMs = parsePositiveMs(argv['packet-ms'], '--packet-ms');
   const maxWindowMs = parseDurationMs(argv['report-window'], '--report-window');
   if (maxWindowMs > 3_600_000) throw new UsageError(`--report-window: '${argv['report-window']}' is longer than 1h`);
+  const node = (argv['node-name'] ?? process.env.NODE_NAME ?? os.hostname()).trim();
+  if (!node || /\s/.test(node)) throw new UsageError(`--node-name: '${node}' is not a node name (no spaces)`);
   const exporter: Omit<ExporterSettings, 'version'> = {
     perCpu: argv['per-cpu'],
     topCallbacks: parseIntInRange(argv['top-callbacks'], '--top-callbacks', 1, 1000),
     maxWindowMs,
     maxWindowText: argv['report-window'],
+    node,
   };
+  const listen = parseListen(argv.listen);
   return {
-    ...parseListen(argv.listen),
+    ...listen,
+    mesh: parseMeshArgs(argv, node, listen),
     packetMs,
     wakeupMs: parseOptionalMs(argv['wakeup-ms'], '--wakeup-ms', packetMs),
     stallMs: parsePositiveMs(argv['stall-ms'], '--stall-ms'),
@@ -113,6 +162,7 @@ export async function serve(argv: ServeArgs): Promise<void> {
   let trace: ReturnType<typeof startTrace> | undefined;
   let exporter: Exporter | undefined;
   let synthetic: SyntheticLoad | undefined;
+  let mesh: Mesh | undefined;
   const stop = onStopSignal();
   try {
     const live = (trace = startServeTrace(argv, o, cpus));
@@ -135,25 +185,39 @@ export async function serve(argv: ServeArgs): Promise<void> {
         reportOf: (agg: Aggregator, fromNs: number) => {
           const wall = new Date(Date.now() - (monotonicNs() - fromNs) / 1e6);
           const from = { monoNs: fromNs, wall, realtimeOffsetNs: start.realtimeOffsetNs };
-          return reportFromTrace({ trace: live, aggregator: agg, start: from, possibleCpus: possible, tracedCpus: cpus, facts: recentHostFacts() });
+          const report = reportFromTrace({ trace: live, aggregator: agg, start: from, possibleCpus: possible, tracedCpus: cpus, facts: recentHostFacts() });
+          return mesh ? { ...report, mesh: mesh.view() } : report;
         },
       },
       { ...o.exporter, version: VERSION },
       start.monoNs,
     );
-    site.serve(exporter);
+    if (o.mesh) {
+      const ex = exporter;
+      const m: Mesh = (mesh = new Mesh(o.mesh, { localPackets: () => ex.windowPackets()?.slow ?? null, sink: ex.meshSink((): MeshView => m.view()) }));
+      await m.start();
+    }
+    site.serve(exporter, mesh && (() => mesh!.view()));
     if (!semiSpaceCapped())
       say(
         'note: node runs without --max-semi-space-size=1: under a scrape a second its young generation grows to 2 x 16 MB (~12 MB more RSS); the image sets NODE_OPTIONS=--max-semi-space-size=1',
       );
     exporter.start();
     say(
-      `serving http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}/metrics (and /report?window=60s, /healthz); attached ${Math.round(process.uptime() * 1000)} ms after start; SIGTERM or Ctrl-C stops`,
+      `serving http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}/metrics (and /report?window=60s, ${mesh ? '/mesh, ' : ''}/healthz); attached ${Math.round(process.uptime() * 1000)} ms after start; SIGTERM or Ctrl-C stops`,
     );
+    if (mesh) {
+      const v = mesh.view();
+      say(
+        `mesh: ${o.mesh!.node} probes ${v.peers.map((p) => `${p.name} (${p.address})`).join(', ') || 'no peer yet'} of ${v.candidates} candidates, ${o.mesh!.probesPerSecond}/s each`,
+      );
+      for (const n of v.notes) say(`note: ${n}`);
+    }
     const sig = await stop.signalled;
     say(`stopping on ${sig}`);
   } finally {
     stop.dispose();
+    mesh?.stop();
     site.stop();
     exporter?.stop();
     await synthetic?.stop();

@@ -5,6 +5,7 @@
 import { HostFacts } from '../base/host-facts';
 import { pct } from '../base/format';
 import { Packet, StallKind } from '../stream/aggregate';
+import type { PingReply } from '../host/iputils';
 import {
   CulpritRuns,
   EngineOptions,
@@ -20,13 +21,6 @@ import {
   StallRow,
 } from './attribute';
 import { pausesLine, RpsFinding, rpsFinding, rpsLine, selfLine, verdictAdvice } from './verdict';
-
-export interface PingReply {
-  seq: number;
-  rttMs: number;
-  /** Wall-clock receive time from ping -D (ms since the epoch). */
-  wallMs: number;
-}
 
 export interface ReplyRow {
   seq: number;

@@ -7,6 +7,7 @@ import { slowPacketsText } from '../diagnose/verdict';
 import { StallEvent, stallEvents } from '../diagnose/attribute';
 import { CpuSummary, Log2Bucket, PingSection, Report } from './model';
 import { peerSummary, peerText } from '../diagnose/explain';
+import type { MeshView } from '../diagnose/mesh';
 
 export const stallEventText = (e: StallEvent) => `${e.culprit}${e.within ? ` (in ${e.within})` : ''}`;
 
@@ -99,6 +100,7 @@ export function renderText(r: Report): string {
   const out: string[] = [r.verdict.text];
   const slow = slowPacketsText(r.packets.slow);
   if (slow) out.push(slow);
+  if (r.mesh) out.push('', ...meshText(r.mesh));
   out.push('');
   out.push(`jitterscope ${m.tool.version} on ${m.host} (${m.kernel}), ${(m.durationMs / 1000).toFixed(1)} s from ${m.startTime}`);
   out.push(`events: ${m.events.total}  ${lossText(m.drops)}`);
@@ -210,4 +212,24 @@ export function peerSectionText(s: PingSection, limit = 20): string {
     lines.push(`  ${String(r.seq).padStart(3)}  ${here.padEnd(42)}  ${x ? peerText(x) : '-'}`);
   }
   return lines.join('\n');
+}
+
+/** The mesh in a few lines, for a report's text: each peer's probes and where its slow ones were held. */
+export function meshText(m: MeshView): string[] {
+  const out = [`mesh: ${m.node} probes ${m.peers.length} of ${m.candidates} peers (${m.peersFrom}), ${m.probesPerSecond}/s each; slow means >= ${m.slowMs} ms`];
+  for (const p of m.peers) {
+    const rtt = p.rttP50Ms === null ? 'no reply yet' : `rtt p50 ${p.rttP50Ms.toFixed(2)} ms, p99 ${p.rttP99Ms!.toFixed(2)} ms`;
+    out.push(`  ${p.name} (${p.address}): ${p.state}${p.detail ? ` (${p.detail})` : ''}; ${p.sent} sent, ${p.lost} lost, ${p.slow} slow; ${rtt}`);
+    if (p.slow) out.push(`    held at the peer ${p.bySide.peer}, here ${p.bySide.here}, between ${p.bySide.between}, not known ${p.bySide.unknown}`);
+    const by = new Map<string, number>();
+    for (const o of p.recent) {
+      if (!o.culprit) continue;
+      const what = `${o.culprit} on CPU ${o.cpu ?? '?'} (${o.side === 'peer' ? 'at the peer' : 'here'})`;
+      by.set(what, (by.get(what) ?? 0) + 1);
+    }
+    const top = [...by].sort((a, b) => b[1] - a[1])[0];
+    if (top) out.push(`    most of the newest: ${top[0]}, ${top[1]} of ${p.recent.length}`);
+  }
+  for (const n of m.notes) out.push(`  note: ${n}`);
+  return out;
 }

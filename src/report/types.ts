@@ -10,6 +10,7 @@ import { Packet } from '../stream/aggregate';
 import { ReportSeries } from './series';
 import type { PeerAnswer } from '../diagnose/explain';
 import type { CpuSummary, HistogramRow, TimerRow } from '../diagnose/summary';
+import type { MeshView } from '../diagnose/mesh';
 
 export type { CpuSummary, HistogramRow, TimerRow };
 
@@ -71,6 +72,8 @@ export interface Report {
   wakeups?: { thresholdNs: number; slow: WakeupRow[]; notKept: number };
   /** Per-CPU figures per interval; absent in reports written before it existed. */
   series?: ReportSeries;
+  /** serve --mesh's /report: the peers probed and where their slow probes were held. */
+  mesh?: MeshView;
 }
 
 /** What `ping` adds to the report: its replies, each explained, and its verdict. */

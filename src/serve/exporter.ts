@@ -13,9 +13,9 @@ import type { IpvsState } from '../host/ipvs';
 import type { Report } from '../report/model';
 import { Aggregator } from '../stream/aggregate';
 import { answerQuery, ExplainQuery, parseExplainQuery } from '../diagnose/explain';
-import os from 'node:os';
-import { RateLimited, Routes } from './http';
-import { Metrics } from './metrics';
+import { NotServed, RateLimited, Routes } from './http';
+import { MeshSink, Metrics } from './metrics';
+import type { MeshView } from '../diagnose/mesh';
 import { Recent } from './recent';
 
 const TICK_MS = 1000;
@@ -31,6 +31,8 @@ export interface ExporterSettings {
   maxWindowMs: number;
   maxWindowText: string;
   version: string;
+  /** This node's name, as /explain answers and the mesh hashes it. */
+  node: string;
 }
 
 /** What the exporter reads from the trace it serves. */
@@ -91,16 +93,30 @@ export class Exporter {
     return JSON.stringify(this.source.reportOf(got.agg, got.startNs)) + '\n';
   }
 
-  /** What the trace saw of a caller's own echo requests (diagnose/explain.ts), as JSON. */
-  explain(q: ExplainQuery): string {
-    const windowMs = Math.min(EXPLAIN_WINDOW_MS, this.settings.maxWindowMs);
-    // one summary of the window per interval, however many queries
+  private get explainWindowMs(): number {
+    return Math.min(EXPLAIN_WINDOW_MS, this.settings.maxWindowMs);
+  }
+
+  /** The window's attributed slow packets, summarized once per interval however often asked; null before the first interval. */
+  windowPackets(): TraceSummary['packets'] | null {
     if (this.explained?.atNs !== this.lastNs) {
-      const got = this.recent.window(windowMs * 1e6, monotonicNs());
-      if (!got) throw new UsageError('no interval has finished yet; ask again in a second');
+      const got = this.recent.window(this.explainWindowMs * 1e6, monotonicNs());
+      if (!got) return null;
       this.explained = { atNs: this.lastNs, packets: summarize(got.agg, { probes: this.source.probes(), kallsyms: this.source.kallsyms }).packets };
     }
-    return JSON.stringify(answerQuery(q, this.explained.packets, os.hostname(), windowMs)) + '\n';
+    return this.explained.packets;
+  }
+
+  /** What the trace saw of a caller's own echo requests (diagnose/explain.ts), as JSON. */
+  explain(q: ExplainQuery): string {
+    const packets = this.windowPackets();
+    if (!packets) throw new UsageError('no interval has finished yet; ask again in a second');
+    return JSON.stringify(answerQuery(q, packets, this.settings.node, this.explainWindowMs)) + '\n';
+  }
+
+  /** The metrics' mesh families (serve --mesh). */
+  meshSink(view: () => MeshView): MeshSink {
+    return this.metrics.enableMesh(view);
   }
 
   async metricsText(): Promise<{ contentType: string; body: string }> {
@@ -115,16 +131,25 @@ export class Exporter {
  */
 export class Site implements Routes {
   private exporter: Exporter | undefined;
+  private meshView: (() => MeshView) | undefined;
   /** /explain's budget: queries left this second, and which second. */
   private explainLeft = EXPLAIN_PER_SECOND;
   private explainSecond = 0;
 
-  serve(exporter: Exporter): void {
+  serve(exporter: Exporter, mesh?: () => MeshView): void {
     this.exporter = exporter;
+    this.meshView = mesh;
   }
 
   stop(): void {
     this.exporter = undefined;
+    this.meshView = undefined;
+  }
+
+  mesh(): string {
+    if (!this.exporter) throw new UsageError('not tracing yet');
+    if (!this.meshView) throw new NotServed('this serve runs without --mesh: no peers are probed');
+    return JSON.stringify(this.meshView()) + '\n';
   }
 
   async metrics() {

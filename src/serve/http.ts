@@ -1,5 +1,6 @@
 // The exporter's HTTP side: /metrics (Prometheus text format), /report?window=
-// (the JSON report of the last window, the same schema as record's), /healthz.
+// (the JSON report of the last window, the same schema as record's), /explain
+// (a peer's own probes), /mesh (serve --mesh), /healthz.
 // Anything else is a 4xx with a line saying what exists; the server goes on.
 import http from 'node:http';
 import { UsageError } from '../base/errors';
@@ -12,13 +13,18 @@ export interface Routes {
   report(window: string): string;
   /** What this node's trace saw of the caller's own probes (diagnose/explain.ts); throws UsageError, ForbiddenQuery or RateLimited. */
   explain(params: URLSearchParams, caller: string): string;
+  /** serve --mesh's peers and probes (diagnose/mesh.ts), as JSON; throws NotServed without --mesh. */
+  mesh(): string;
   healthy(): boolean;
 }
 
-const HELP = 'try /metrics, /report?window=60s, /explain?proto=icmp&id=N&seq=1,2 or /healthz';
+const HELP = 'try /metrics, /report?window=60s, /mesh, /explain?proto=icmp&id=N&seq=1,2 or /healthz';
 
 /** More queries than a node answers a second: the caller waits and asks again. */
 export class RateLimited extends Error {}
+
+/** A route this serve does not offer as started (404, saying why). */
+export class NotServed extends Error {}
 
 export function handler(routes: Routes) {
   return (req: http.IncomingMessage, res: http.ServerResponse): void => {
@@ -39,6 +45,7 @@ export function handler(routes: Routes) {
       }
       if (url.pathname === '/report') return send(200, 'application/json', routes.report(url.searchParams.get('window') ?? '60s'));
       if (url.pathname === '/explain') return send(200, 'application/json', routes.explain(url.searchParams, req.socket.remoteAddress ?? ''));
+      if (url.pathname === '/mesh') return send(200, 'application/json', routes.mesh());
       if (url.pathname === '/healthz') return routes.healthy() ? text(200, 'ok') : text(503, 'not tracing');
       if (url.pathname === '/') return text(200, `jitterscope exporter: ${HELP}`);
       return text(404, `not found: ${url.pathname}; ${HELP}`);
@@ -46,6 +53,7 @@ export function handler(routes: Routes) {
       if (e instanceof UsageError) return text(400, e.message);
       if (e instanceof ForbiddenQuery) return text(403, e.message);
       if (e instanceof RateLimited) return text(429, e.message);
+      if (e instanceof NotServed) return text(404, e.message);
       return text(500, (e as Error).message);
     }
   };

@@ -10,6 +10,7 @@ import type { ProbeStatus } from '../kernel/probes';
 import { HistogramSource, TraceSummary } from '../diagnose/summary';
 import { stallEvents } from '../diagnose/attribute';
 import { kernelBucketBounds } from '../stream/kernel-histogram';
+import { MeshView, PEER_STATES, ProbeOutcome } from '../diagnose/mesh';
 
 /** Bucket bounds: 2^10 .. 2^31 ns. */
 const FIRST_EXP = 10;
@@ -47,7 +48,7 @@ interface Series {
 }
 
 /** A histogram family that prom-client's registry can print: it only needs get(). */
-class BucketedHistogram {
+export class BucketedHistogram {
   readonly type = 'histogram';
   readonly aggregator = 'sum';
   private readonly series = new Map<string, Series>();
@@ -83,6 +84,15 @@ class BucketedHistogram {
     }
   }
 
+  /** One value (ns), in the first bucket whose bound holds it. */
+  observe(labels: Labels, ns: number): void {
+    const s = this.at(labels);
+    const i = BOUNDS_NS.findIndex((b) => ns <= b);
+    s.counts[i < 0 ? BOUNDS_NS.length : i]++;
+    s.sumNs += ns;
+    s.count++;
+  }
+
   /** Makes a series exist (at zero) so a family is never empty and rules can see it. */
   touch(labels: Labels): void {
     this.at(labels);
@@ -102,6 +112,15 @@ class BucketedHistogram {
     }
     return { name: this.name, help: this.help, type: this.type, values, aggregator: this.aggregator };
   }
+}
+
+/** Where the mesh's probes are counted (Metrics.enableMesh). */
+export interface MeshSink {
+  reply(peer: string, rttMs: number): void;
+  lost(peer: string): void;
+  slow(peer: string, o: ProbeOutcome): void;
+  /** A newly chosen peer's series exist from now, at zero. */
+  touch(peer: string): void;
 }
 
 export interface MetricsOptions {
@@ -328,6 +347,57 @@ export class Metrics {
       };
       this.callbacks.add(labels, h);
     }
+  }
+
+  /** serve --mesh: the probes' families, a series per chosen peer; `view` is read at each scrape for the peers' states. */
+  enableMesh(view: () => MeshView): MeshSink {
+    const r = this.registry;
+    const rtt = new BucketedHistogram('jitterscope_mesh_rtt_seconds', 'Round trip of the mesh probes (ICMP echo) to each peer this node probes');
+    r.registerMetric(rtt as unknown as PromClient.Metric);
+    const sent = new client.Counter({
+      name: 'jitterscope_mesh_probes_total',
+      help: 'Mesh probes answered or lost, by peer',
+      labelNames: ['peer'],
+      registers: [r],
+    });
+    const lost = new client.Counter({
+      name: 'jitterscope_mesh_lost_probes_total',
+      help: 'Mesh probes with no reply within 2 s, by peer',
+      labelNames: ['peer'],
+      registers: [r],
+    });
+    const slow = new client.Counter({
+      name: 'jitterscope_mesh_slow_probes_total',
+      help: 'Mesh probes at least --mesh-slow-ms, by where they were held (side: peer, here, between the two kernels, or unknown when the peer did not answer) and what held them there ("unexplained": it waited and nothing held the CPU; "none": between or unknown)',
+      labelNames: ['peer', 'side', 'culprit', 'kind'],
+      registers: [r],
+    });
+    new client.Gauge({
+      name: 'jitterscope_mesh_peer_state',
+      help: "Each probed peer's state (1 for the current one): probing, answered, no-answer (its serve did not answer), refused, not-jitterscope, ping-failed",
+      labelNames: ['peer', 'state'],
+      registers: [r],
+      collect() {
+        this.reset();
+        for (const p of view().peers) for (const state of PEER_STATES) this.set({ peer: p.name, state }, p.state === state ? 1 : 0);
+      },
+    });
+    return {
+      reply: (peer, rttMs) => {
+        sent.inc({ peer });
+        rtt.observe({ peer }, rttMs * 1e6);
+      },
+      lost: (peer) => {
+        sent.inc({ peer });
+        lost.inc({ peer });
+      },
+      slow: (peer, o) => slow.inc({ peer, side: o.side, culprit: o.culprit ? this.culprit(o.culprit) : 'none', kind: o.kind ?? 'none' }),
+      touch: (peer) => {
+        rtt.touch({ peer });
+        sent.inc({ peer }, 0);
+        lost.inc({ peer }, 0);
+      },
+    };
   }
 
   private culprit(name: string): string {

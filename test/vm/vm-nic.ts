@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { parsePingOutput } from '../../src/commands/iputils';
+import { parsePingOutput } from '../../src/host/iputils';
 import { readReport, skipIf } from '../helpers';
 import { judgeShare, Judgement, packetWindow, pausesOf } from '../excuse';
 

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Packet } from '../../../src/stream/aggregate';
 import { PAUSE_CULPRIT, pauseFinding, StallRow } from '../../../src/diagnose/attribute';
-import { parsePingOutput, pingArgs } from '../../../src/commands/iputils';
+import { parsePingOutput, pingArgs } from '../../../src/host/iputils';
 import { verdictAdvice } from '../../../src/diagnose/verdict';
 import { attributeReplies, leadingCulprit, verdictText, PingVerdict } from '../../../src/diagnose/ping';
 import { adviceForCulprit, ipvsAdvice } from '../../../src/diagnose/advice';

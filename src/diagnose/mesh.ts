@@ -1,0 +1,126 @@
+// The mesh: each node probes a few peers (k of N, chosen by rendezvous
+// hashing of node names, so the set stays stable as nodes come and go), and
+// each slow probe is joined with what the peer's own trace says held it
+// (asked by packet identity: this node's address, the echo id and sequence;
+// diagnose/explain.ts) and with this node's trace of the reply. Never by
+// comparing clocks. Pure logic: the choice of peers, a slow probe's side and
+// culprit, and the /mesh view's shape.
+import { createHash } from 'node:crypto';
+import type { SlowPacket } from './attribute';
+import type { PeerAnswer, ProbeAnswer } from './explain';
+
+export const MESH_SCHEMA_ID = 'jitterscope.mesh/v1';
+
+export interface PeerCandidate {
+  /** Its node name where known, else its address. */
+  name: string;
+  address: string;
+}
+
+const score = (self: string, peer: string) => createHash('sha256').update(`${self}\0${peer}`).digest().readBigUInt64BE(0);
+
+/**
+ * The k candidates `self` probes: those with the highest rendezvous score (a
+ * hash of both names). A node that joins or leaves changes at most one of
+ * another's peers, and every node is probed by about k others, whatever N.
+ * `self` (by name or address) is never its own peer.
+ */
+export function choosePeers(self: string, selfAddresses: Set<string>, candidates: PeerCandidate[], k: number): PeerCandidate[] {
+  const seen = new Set<string>();
+  const others = candidates.filter((c) => c.name !== self && !selfAddresses.has(c.address) && !seen.has(c.address) && seen.add(c.address));
+  return others
+    .map((c) => ({ c, s: score(self, c.name) }))
+    .sort((a, b) => (a.s < b.s ? 1 : a.s > b.s ? -1 : a.c.name.localeCompare(b.c.name)))
+    .slice(0, k)
+    .map((x) => x.c);
+}
+
+/**
+ * Where a slow probe was held: at the peer (its trace held the request), here
+ * (this node's trace held the reply), between (both answered and neither held
+ * it: the network, or the hosts under the two kernels), or unknown (the peer
+ * did not answer).
+ */
+export type MeshSide = 'peer' | 'here' | 'between' | 'unknown';
+export const MESH_SIDES: MeshSide[] = ['peer', 'here', 'between', 'unknown'];
+
+export interface ProbeOutcome {
+  seq: number;
+  /** null: lost (no reply within 2 s); the peer's answer then says whether its trace saw it held. */
+  rttMs: number | null;
+  side: MeshSide;
+  /** What held it, on that side ("unexplained" when it waited there and nothing held the CPU; null for between and unknown). */
+  culprit: string | null;
+  kind: string | null;
+  /** The CPU the culprit held. */
+  cpu: number | null;
+  /** How long it waited on that side (ms; an upper bound where the trace only bounds it). */
+  waitMs: number | null;
+}
+
+/**
+ * One slow probe's side: the peer's answer about its request (null: the peer
+ * did not answer) and this node's slow packet for its reply, if any. Where
+ * both held it, the longer wait is the side.
+ */
+export function joinProbe(seq: number, rttMs: number | null, peer: ProbeAnswer | null, here: SlowPacket | undefined): ProbeOutcome {
+  const peerWait = peer?.state === 'slow' ? (peer.waitMs ?? 0) : -1;
+  const hereWait = here ? (here.waitNs ?? 0) / 1e6 : -1;
+  if (peerWait >= 0 && peerWait >= hereWait)
+    return { seq, rttMs, side: 'peer', culprit: peer!.culprit ?? 'unexplained', kind: peer!.kind, cpu: peer!.culpritCpu, waitMs: peer!.waitMs };
+  if (here) {
+    const a = here.attribution;
+    return { seq, rttMs, side: 'here', culprit: a?.culprit ?? 'unexplained', kind: a?.kind ?? null, cpu: a?.cpu ?? null, waitMs: hereWait };
+  }
+  return { seq, rttMs, side: peer ? 'between' : 'unknown', culprit: null, kind: null, cpu: null, waitMs: null };
+}
+
+/** This node's slow packets that are echo replies from `address` to echo id `id`, by sequence number (16 bits). */
+export function repliesHeldHere(packets: SlowPacket[], address: string, id: number): Map<number, SlowPacket> {
+  const out = new Map<number, SlowPacket>();
+  for (const p of packets)
+    if ((p.proto === 'icmp' || p.proto === 'icmpv6') && (p.type === 0 || p.type === 129) && p.id === id && p.seq !== null && p.saddr === address) {
+      const had = out.get(p.seq);
+      if (!had || (p.waitNs ?? 0) > (had.waitNs ?? 0)) out.set(p.seq, p);
+    }
+  return out;
+}
+
+/** A peer's state in the mesh: probing and its serve answering, or what is wrong with asking it. */
+export type PeerState = 'probing' | PeerAnswer['state'] | 'ping-failed';
+export const PEER_STATES: PeerState[] = ['probing', 'answered', 'no-answer', 'refused', 'not-jitterscope', 'ping-failed'];
+
+export interface MeshPeerView {
+  name: string;
+  address: string;
+  /** 'probing': no slow probe asked about yet; else the last answer's state (or ping's failure). */
+  state: PeerState;
+  detail: string | null;
+  echoId: number;
+  sent: number;
+  replies: number;
+  lost: number;
+  slow: number;
+  /** Slow probes by side, since the peer was chosen. */
+  bySide: Record<MeshSide, number>;
+  /** Round trips over the last minute (ms; null before the first reply). */
+  rttP50Ms: number | null;
+  rttP99Ms: number | null;
+  rttMaxMs: number | null;
+  /** The newest slow probes, each joined (at most 50). */
+  recent: ProbeOutcome[];
+}
+
+export interface MeshView {
+  schema: typeof MESH_SCHEMA_ID;
+  node: string;
+  /** Where the candidates came from: the static list, or dns:NAME, and when it was last read. */
+  peersFrom: string;
+  candidates: number;
+  k: number;
+  probesPerSecond: number;
+  slowMs: number;
+  /** Peer list trouble (a name that does not resolve, a DNS failure), newest last. */
+  notes: string[];
+  peers: MeshPeerView[];
+}
