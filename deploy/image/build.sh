@@ -89,8 +89,9 @@ for arch in "${arches[@]}"; do
   tar -xzf "$nodepkg" -C stage/usr/local/share/doc/node --strip-components=1 package/LICENSE
   rm -f "$nodepkg"
 
-  log "unpacking glibc and libstdc++ for $arch from Debian $suite (mmdebstrap, extract variant)"
-  mmdebstrap --quiet --variant=extract --architectures="$arch" --include=libc6,libstdc++6,libgcc-s1 \
+  # iputils-ping: serve --mesh's ICMP probes
+  log "unpacking glibc, libstdc++ and iputils-ping for $arch from Debian $suite (mmdebstrap, extract variant)"
+  mmdebstrap --quiet --variant=extract --architectures="$arch" --include=libc6,libstdc++6,libgcc-s1,iputils-ping \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/lintian/*' \
     --extract-hook="copy-in $work/stage/usr/local /usr" \

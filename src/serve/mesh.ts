@@ -214,15 +214,18 @@ export class Mesh {
   private tickTimer: NodeJS.Timeout | undefined;
   private resolveTimer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** A DNS server that does not answer costs at most 2 x 2 s a read. */
+  private readonly resolver = new dns.promises.Resolver({ timeout: 2000, tries: 2 });
 
   constructor(
     private readonly settings: MeshSettings,
     private readonly deps: MeshDeps,
   ) {}
 
-  /** Reads the peers (the first read is awaited: a dns: name that does not resolve yet is a note, and read again). */
+  /** Reads the peers and starts probing; waits for the first read at most 2 s (a slow DNS server must not hold serve's start). */
   async start(): Promise<void> {
-    await this.resolve();
+    const first = this.resolve();
+    await Promise.race([first, new Promise((r) => setTimeout(r, 2000).unref())]);
     this.tickTimer = setInterval(() => {
       const now = Date.now();
       for (const p of this.probers.values()) p.tick(now);
@@ -250,7 +253,7 @@ export class Mesh {
       const all: PeerCandidate[] = [];
       for (const family of [4, 6] as const)
         try {
-          const addrs = await (family === 4 ? dns.promises.resolve4(spec.dns) : dns.promises.resolve6(spec.dns));
+          const addrs = await (family === 4 ? this.resolver.resolve4(spec.dns) : this.resolver.resolve6(spec.dns));
           all.push(...addrs.map((a) => ({ name: a, address: a })));
         } catch (e) {
           const code = (e as NodeJS.ErrnoException).code;

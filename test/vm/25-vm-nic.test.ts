@@ -171,6 +171,43 @@ test("NIC (d): a server on the estimator's CPU, its packets processed on the oth
   timingVerdict(t, [j]);
 });
 
+/** A counter's value in Prometheus text, by its labels written as the exporter writes them (0 if absent). */
+function counter(metrics: string, name: string, labels: string): number {
+  const line = metrics.split('\n').find((l) => l.startsWith(`${name}{${labels}} `));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
+test("NIC (m): the two-kernel mesh: the host's slow probes held in the guest name estimation_timer there (side peer); the guest's to the host are held in the guest, not the host", (t) => {
+  const dir = suite.job(t);
+  if (!dir) return;
+  const done = fs.readFileSync(path.join(dir, 'mesh.host-ping.txt'), 'utf8');
+  assert.match(done, /exit 0\n$/, `the host's serve --mesh: ${done}`);
+  const host = JSON.parse(fs.readFileSync(path.join(dir, 'mesh.host-mesh.json'), 'utf8'));
+  const metrics = fs.readFileSync(path.join(dir, 'mesh.host-metrics.txt'), 'utf8');
+  const g = host.peers.find((p: any) => p.name === 'guest');
+  assert.ok(g, `the host probes the guest: ${JSON.stringify(host)}`);
+  assert.equal(g.state, 'answered', JSON.stringify({ ...g, recent: g.recent.length }));
+  // every slow probe held in the guest's kernel, by the guest's own trace; those a host pause explains set aside
+  const slow = (labels: string) => counter(metrics, 'jitterscope_mesh_slow_probes_total', labels);
+  const lines = metrics.split('\n').filter((l) => l.startsWith('jitterscope_mesh_slow_probes_total{peer="guest",side="peer"'));
+  const heldThere = lines.filter((l) => !l.includes('kind="pause"')).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+  const named = slow(`peer="guest",side="peer",culprit="${EST}",kind="timer"`);
+  process.stderr.write(
+    `mesh: host -> guest ${g.sent} probes, ${g.slow} slow (${JSON.stringify(g.bySide)}); held in the guest ${heldThere}, by ${EST} ${named}\n`,
+  );
+  assert.ok(heldThere >= 5, `${heldThere} slow probes held in the guest: ${lines.join('; ')}`);
+  assert.ok(named >= 0.9 * heldThere, `${named} of ${heldThere} probes held in the guest name ${EST}: ${lines.join('; ')}`);
+  // the other way: the guest's probes to the host come back through the guest's NIC on the estimator's CPU, so
+  // they are held in the guest (side here), and the host's trace never names the estimator
+  const guest = JSON.parse(fs.readFileSync(path.join(dir, 'mesh.guest.json'), 'utf8'));
+  const h = guest.peers.find((p: any) => p.name === 'host');
+  assert.ok(h, `the guest probes the host: ${JSON.stringify(guest).slice(0, 400)}`);
+  assert.ok(!h.recent.some((o: any) => o.side === 'peer' && o.culprit === EST), JSON.stringify(h.recent));
+  const here = h.recent.filter((o: any) => o.side === 'here' && o.rttMs !== null && o.kind !== 'pause');
+  assert.ok(here.length >= 5, `the guest's slow probes held in the guest: ${JSON.stringify(h.bySide)}`);
+  assert.ok(here.filter((o: any) => o.culprit === EST && o.cpu === 1).length >= 0.9 * here.length, JSON.stringify(here.slice(0, 10)));
+});
+
 test('NIC (c): NET_RX left to ksoftirqd behind a SCHED_FIFO task: the receive stalls and their packets name the task', (t) => {
   const dir = suite.job(t);
   if (!dir) return;

@@ -4,7 +4,7 @@
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ROOT } from '../helpers';
+import { CLI, ROOT } from '../helpers';
 import type { NicOptions } from './vm';
 
 /** The echo client the host runs against a guest's server. */
@@ -63,6 +63,12 @@ export function servePings(jobDir: string, nic: NicOptions): NodeJS.Timeout {
     fs.unlinkSync(request);
     const [name, count, intervalMs, id, flood] = words;
     busy = true;
+    // "mesh:PORT": this host runs `serve --mesh` with the guest as its peer for COUNT seconds (the guest runs its own,
+    // with this host as its peer), and leaves its /mesh and /metrics in NAME.host-mesh.json and NAME.host-metrics.txt
+    if (id.startsWith('mesh:')) {
+      void hostMesh(jobDir, nic, name, Number(count), id.slice(5)).finally(() => (busy = false));
+      return;
+    }
     // "tcp:PORT": requests to the guest's echo server (test/fixtures/echo.js) instead of pings, each timed here
     if (id.startsWith('tcp:')) {
       const clientOut = path.join(jobDir, `${name}.host-client.json`);
@@ -93,4 +99,32 @@ export function servePings(jobDir: string, nic: NicOptions): NodeJS.Timeout {
       busy = false;
     });
   }, 100);
+}
+
+/** This host's side of the two-kernel mesh: serve --mesh toward the guest for `seconds`, then its /mesh and /metrics. */
+async function hostMesh(jobDir: string, nic: NicOptions, name: string, seconds: number, port: string): Promise<void> {
+  const base = `http://${nic.hostAddr}:${port}`;
+  const args = [CLI, 'serve', '--listen', `${nic.hostAddr}:${port}`, '--node-name', 'host', '--mesh', '--peers', `guest=${nic.guestAddr}`];
+  const serve = spawn(process.execPath, [...args, '--mesh-slow-ms', '3', '--mesh-rate', '20'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  serve.stderr!.on('data', (d) => (err += d));
+  const closed = new Promise<number | null>((r) => serve.on('close', r));
+  const write = (file: string, text: string) => {
+    fs.writeFileSync(`${file}.tmp`, text);
+    fs.renameSync(`${file}.tmp`, file);
+  };
+  try {
+    await new Promise((r) => setTimeout(r, seconds * 1000));
+    const get = (p: string) =>
+      fetch(base + p).then(
+        (r) => r.text(),
+        (e) => `failed: ${(e as Error).message}`,
+      );
+    write(path.join(jobDir, `${name}.host-mesh.json`), await get('/mesh'));
+    write(path.join(jobDir, `${name}.host-metrics.txt`), await get('/metrics'));
+  } finally {
+    serve.kill('SIGTERM');
+    const code = await closed;
+    write(path.join(jobDir, `${name}.host-ping.txt`), `${err}exit ${code}\n`);
+  }
 }

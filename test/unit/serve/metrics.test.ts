@@ -14,6 +14,7 @@ import { PROBE_NAMES, ProbeName, ProbeStatus } from '../../../src/kernel/probes'
 import { summarize } from '../../../src/diagnose/summary';
 import { HIST_BUCKETS } from '../../../src/kernel/abi';
 import { Metrics } from '../../../src/serve/metrics';
+import { MESH_SCHEMA_ID, MeshPeerView, MeshView } from '../../../src/diagnose/mesh';
 import { encode, Flag, Kind, FakeEvent } from '../../encode';
 import { ROOT, skipIf } from '../../helpers';
 
@@ -147,8 +148,63 @@ test('promtool test rules passes on the shipped alert rules', (t) => {
   assert.equal(r.status, 0, r.stdout + r.stderr);
 });
 
+const meshView = (state: MeshPeerView['state']): MeshView => ({
+  schema: MESH_SCHEMA_ID,
+  node: 'node-a',
+  peersFrom: '--peers list',
+  candidates: 1,
+  k: 10,
+  probesPerSecond: 10,
+  slowMs: 5,
+  notes: [],
+  peers: [
+    {
+      name: 'node-b',
+      address: '10.0.0.2',
+      state,
+      detail: null,
+      echoId: 7,
+      sent: 3,
+      replies: 2,
+      lost: 1,
+      slow: 1,
+      bySide: { peer: 1, here: 0, between: 0, unknown: 0 },
+      rttP50Ms: 0.2,
+      rttP99Ms: 12,
+      rttMaxMs: 12,
+      recent: [],
+    },
+  ],
+});
+
+test("the mesh's families: round trips by peer, lost and slow probes by side and culprit, each peer's state", async () => {
+  const m = metrics(false);
+  let state: MeshPeerView['state'] = 'probing';
+  const sink = m.enableMesh(() => meshView(state));
+  sink.touch('node-b');
+  const before = await m.text();
+  assert.match(before, /^jitterscope_mesh_lost_probes_total\{peer="node-b"\} 0$/m, 'a chosen peer has its series at zero');
+  sink.reply('node-b', 0.2);
+  sink.reply('node-b', 12);
+  sink.lost('node-b');
+  sink.slow('node-b', { seq: 3, rttMs: 12, side: 'peer', culprit: 'estimation_timer [ip_vs]', kind: 'timer', cpu: 1, waitMs: 11 });
+  sink.slow('node-b', { seq: 4, rttMs: 9, side: 'between', culprit: null, kind: null, cpu: null, waitMs: null });
+  state = 'no-answer';
+  const t = await m.text();
+  assert.match(t, /^jitterscope_mesh_rtt_seconds_bucket\{peer="node-b",le="0\.000262144"\} 1$/m, '0.2 ms in the bucket up to 262 µs');
+  assert.match(t, /^jitterscope_mesh_rtt_seconds_bucket\{peer="node-b",le="0\.016777216"\} 2$/m, '12 ms up to 16.8 ms');
+  assert.match(t, /^jitterscope_mesh_rtt_seconds_count\{peer="node-b"\} 2$/m);
+  assert.match(t, /^jitterscope_mesh_probes_total\{peer="node-b"\} 3$/m);
+  assert.match(t, /^jitterscope_mesh_lost_probes_total\{peer="node-b"\} 1$/m);
+  assert.match(t, /^jitterscope_mesh_slow_probes_total\{peer="node-b",side="peer",culprit="estimation_timer \[ip_vs\]",kind="timer"\} 1$/m);
+  assert.match(t, /^jitterscope_mesh_slow_probes_total\{peer="node-b",side="between",culprit="none",kind="none"\} 1$/m);
+  assert.match(t, /^jitterscope_mesh_peer_state\{peer="node-b",state="no-answer"\} 1$/m);
+  assert.match(t, /^jitterscope_mesh_peer_state\{peer="node-b",state="answered"\} 0$/m);
+});
+
 test('the alert rules and the Grafana dashboard use only metrics the exporter exports', async () => {
   const m = metrics(true);
+  m.enableMesh(() => meshView('answered')).touch('node-b');
   m.fold(interval(0));
   const exported = new Set(
     (await m.text())
