@@ -120,7 +120,8 @@ export function parsePeers(value: unknown): PeersSpec {
       const name = eq >= 0 ? e.slice(0, eq) : null;
       const host = (eq >= 0 ? e.slice(eq + 1) : e).replace(/^\[(.*)\]$/, '$1');
       if (name !== null && !HOST_NAME.test(name)) throw new UsageError(`--peers: '${name}' (in '${e}') is not a node name; ${hint}`);
-      if (!isAddress(host) && (/^[0-9.]+$/.test(host) || !HOST_NAME.test(host))) throw new UsageError(`--peers: '${host}' (in '${e}') is neither an address nor a host name; ${hint}`);
+      if (!isAddress(host) && (/^[0-9.]+$/.test(host) || !HOST_NAME.test(host)))
+        throw new UsageError(`--peers: '${host}' (in '${e}') is neither an address nor a host name; ${hint}`);
       return { name, host };
     }),
   };
