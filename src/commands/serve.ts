@@ -16,7 +16,7 @@ import { SyntheticLoad } from '../kernel/synthetic';
 import { Aggregator } from '../stream/aggregate';
 import { ATTACH_OPTION, CPUS_OPTION, onStopSignal, reportFromTrace, say, startTrace, tracingPreflight, VERSION, WAKEUP_MS_OPTION } from './common';
 import { parseDurationMs, parseIntInRange, parseListen, parsePeers, parsePositiveMs, parseRate, parseOptionalMs } from '../base/options';
-import { Mesh, MeshSettings } from '../serve/mesh';
+import { bindResponder, Mesh, MeshSettings } from '../serve/mesh';
 import type { MeshView } from '../diagnose/mesh';
 import os from 'node:os';
 
@@ -55,7 +55,8 @@ export function serveOptions(y: Argv): Argv<ServeArgs> {
     .option('mesh', {
       type: 'boolean',
       default: false,
-      describe: 'Probe a few peers (ICMP echo; needs CAP_NET_RAW) and explain each slow probe by the node that held it (/mesh, jitterscope_mesh_*)',
+      describe:
+        "Probe a few peers (ICMP echo, needs CAP_NET_RAW; UDP to their serve's port, answered here on the --listen port too) and explain each slow probe by the node that held it (/mesh, jitterscope_mesh_*)",
     })
     .option('peers', { type: 'string', describe: "The mesh's candidates: dns:NAME (a headless Service, read every 30 s), or NODE=ADDRESS,... or ADDRESS,..." })
     .option('mesh-peers', { type: 'string', default: '10', describe: 'Peers probed, chosen by rendezvous hashing of node names (k of the candidates)' })
@@ -158,6 +159,14 @@ export async function serve(argv: ServeArgs): Promise<void> {
   const site = new Site();
   const server = http.createServer(handler(site));
   await listen(server, o.host, o.port);
+  // the mesh's UDP responder on the same port: peers' UDP probes are echoed (bound before anything attaches)
+  let responder: Awaited<ReturnType<typeof bindResponder>> | undefined;
+  try {
+    if (o.mesh) responder = await bindResponder(o.host, o.port);
+  } catch (e) {
+    server.close();
+    throw e;
+  }
 
   let trace: ReturnType<typeof startTrace> | undefined;
   let exporter: Exporter | undefined;
@@ -222,6 +231,7 @@ export async function serve(argv: ServeArgs): Promise<void> {
     exporter?.stop();
     await synthetic?.stop();
     trace?.stop();
+    responder?.close();
     server.closeAllConnections?.();
     await new Promise<void>((r) => server.close(() => r()));
   }

@@ -13,7 +13,8 @@ export const EXPLAIN_MAX_SEQS = 200;
 export interface ExplainQuery {
   /** The caller's own address: the only source a peer answers about. */
   source: string;
-  proto: 'icmp';
+  /** icmp: echo requests by id and sequence; udp: datagrams to port `id` (the mesh's responder) by source port (`seqs`). */
+  proto: 'icmp' | 'udp';
   id: number;
   seqs: number[];
 }
@@ -62,13 +63,14 @@ export class ForbiddenQuery extends Error {}
 const normal = (a: string) => (a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a).toLowerCase();
 
 /**
- * The query in /explain's parameters (proto=icmp&id=N&seq=1,2,3[&source=A]),
+ * The query in /explain's parameters (proto=icmp&id=N&seq=1,2,3[&source=A];
+ * proto=udp&id=PORT&seq=SPORT,... for the mesh's UDP probes to PORT),
  * asked from `caller`'s address. A query about another source is refused: a
  * node tells each caller about its own probes only.
  */
 export function parseExplainQuery(params: URLSearchParams, caller: string): ExplainQuery {
   const proto = params.get('proto') ?? 'icmp';
-  if (proto !== 'icmp') throw new UsageError(`proto: '${proto}' is not one this node explains (icmp)`);
+  if (proto !== 'icmp' && proto !== 'udp') throw new UsageError(`proto: '${proto}' is not one this node explains (icmp, udp)`);
   const idText = params.get('id') ?? '';
   if (!/^\d{1,5}$/.test(idText) || Number(idText) > 65535) throw new UsageError(`id: '${idText}' is not an echo id (0-65535)`);
   const seqText = params.get('seq') ?? '';
@@ -80,7 +82,7 @@ export function parseExplainQuery(params: URLSearchParams, caller: string): Expl
   const asked = params.get('source');
   if (asked !== null && normal(asked) !== source)
     throw new ForbiddenQuery(`source: this node answers only about the caller's own probes (${source}), not ${asked}`);
-  return { source, proto: 'icmp', id: Number(idText), seqs: [...new Set(seqs.map(Number))] };
+  return { source, proto, id: Number(idText), seqs: [...new Set(seqs.map(Number))] };
 }
 
 const ECHO_REQUEST = new Set([8, 128]);
@@ -94,18 +96,18 @@ export function answerQuery(
 ): ExplainAnswer {
   const slow = packets.slow;
   const mine = new Map<number, SlowPacket>();
-  for (const p of slow)
-    if (
-      (p.proto === 'icmp' || p.proto === 'icmpv6') &&
-      p.type !== null &&
-      ECHO_REQUEST.has(p.type) &&
-      p.id === q.id &&
-      p.seq !== null &&
-      normal(p.saddr) === q.source
-    ) {
-      const had = mine.get(p.seq);
-      if (!had || (p.waitNs ?? 0) > (had.waitNs ?? 0)) mine.set(p.seq, p);
-    }
+  // an echo request's sequence number, or (udp) a datagram's source port: the probe's identity
+  const probeOf = (p: SlowPacket): number | null => {
+    if (normal(p.saddr) !== q.source) return null;
+    if (q.proto === 'udp') return p.proto === 'udp' && p.dport === q.id ? p.sport : null;
+    return (p.proto === 'icmp' || p.proto === 'icmpv6') && p.type !== null && ECHO_REQUEST.has(p.type) && p.id === q.id ? p.seq : null;
+  };
+  for (const p of slow) {
+    const seq = probeOf(p);
+    if (seq === null) continue;
+    const had = mine.get(seq);
+    if (!had || (p.waitNs ?? 0) > (had.waitNs ?? 0)) mine.set(seq, p);
+  }
   return {
     schema: EXPLAIN_SCHEMA_ID,
     node,

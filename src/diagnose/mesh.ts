@@ -1,7 +1,8 @@
 // The mesh: each node probes a few peers (k of N, chosen by rendezvous
-// hashing of node names, so the set stays stable as nodes come and go), and
-// each slow probe is joined with what the peer's own trace says held it
-// (asked by packet identity: this node's address, the echo id and sequence;
+// hashing of node names, so the set stays stable as nodes come and go), with
+// ICMP echo and UDP to the peer's responder, and each slow probe is joined
+// with what the peer's own trace says held it (asked by packet identity: this
+// node's address, and the echo id and sequence or the UDP source port;
 // diagnose/explain.ts) and with this node's trace of the reply. Never by
 // comparing clocks. Pure logic: the choice of peers, a slow probe's side and
 // culprit, and the /mesh view's shape.
@@ -44,7 +45,11 @@ export function choosePeers(self: string, selfAddresses: Set<string>, candidates
 export type MeshSide = 'peer' | 'here' | 'between' | 'unknown';
 export const MESH_SIDES: MeshSide[] = ['peer', 'here', 'between', 'unknown'];
 
+export type MeshProto = 'icmp' | 'udp';
+
 export interface ProbeOutcome {
+  proto: MeshProto;
+  /** icmp: the echo sequence number (16 bits); udp: the probe's source port. */
   seq: number;
   /** null: lost (no reply within 2 s); the peer's answer then says whether its trace saw it held. */
   rttMs: number | null;
@@ -59,30 +64,44 @@ export interface ProbeOutcome {
 }
 
 /**
- * One slow probe's side: the peer's answer about its request (null: the peer
- * did not answer) and this node's slow packet for its reply, if any. Where
- * both held it, the longer wait is the side.
+ * One slow probe's side: the peer's answer about it (null: the peer did not
+ * answer) and this node's slow packet for its reply, if any. Where both held
+ * it, the longer wait is the side.
  */
-export function joinProbe(seq: number, rttMs: number | null, peer: ProbeAnswer | null, here: SlowPacket | undefined): ProbeOutcome {
+export function joinProbe(proto: MeshProto, seq: number, rttMs: number | null, peer: ProbeAnswer | null, here: SlowPacket | undefined): ProbeOutcome {
   const peerWait = peer?.state === 'slow' ? (peer.waitMs ?? 0) : -1;
   const hereWait = here ? (here.waitNs ?? 0) / 1e6 : -1;
   if (peerWait >= 0 && peerWait >= hereWait)
-    return { seq, rttMs, side: 'peer', culprit: peer!.culprit ?? 'unexplained', kind: peer!.kind, cpu: peer!.culpritCpu, waitMs: peer!.waitMs };
+    return { proto, seq, rttMs, side: 'peer', culprit: peer!.culprit ?? 'unexplained', kind: peer!.kind, cpu: peer!.culpritCpu, waitMs: peer!.waitMs };
   if (here) {
     const a = here.attribution;
-    return { seq, rttMs, side: 'here', culprit: a?.culprit ?? 'unexplained', kind: a?.kind ?? null, cpu: a?.cpu ?? null, waitMs: hereWait };
+    return { proto, seq, rttMs, side: 'here', culprit: a?.culprit ?? 'unexplained', kind: a?.kind ?? null, cpu: a?.cpu ?? null, waitMs: hereWait };
   }
-  return { seq, rttMs, side: peer ? 'between' : 'unknown', culprit: null, kind: null, cpu: null, waitMs: null };
+  return { proto, seq, rttMs, side: peer ? 'between' : 'unknown', culprit: null, kind: null, cpu: null, waitMs: null };
 }
 
-/** This node's slow packets that are echo replies from `address` to echo id `id`, by sequence number (16 bits). */
-export function repliesHeldHere(packets: SlowPacket[], address: string, id: number): Map<number, SlowPacket> {
+/**
+ * This node's slow packets that are replies from `address` to this prober's
+ * probes, by the probe's identity: echo replies to echo id `key` by sequence
+ * number (icmp), or datagrams from the responder's port `key` by the port
+ * they came to (udp).
+ */
+export function repliesHeldHere(packets: SlowPacket[], address: string, proto: MeshProto, key: number): Map<number, SlowPacket> {
   const out = new Map<number, SlowPacket>();
-  for (const p of packets)
-    if ((p.proto === 'icmp' || p.proto === 'icmpv6') && (p.type === 0 || p.type === 129) && p.id === id && p.seq !== null && p.saddr === address) {
-      const had = out.get(p.seq);
-      if (!had || (p.waitNs ?? 0) > (had.waitNs ?? 0)) out.set(p.seq, p);
-    }
+  for (const p of packets) {
+    if (p.saddr !== address) continue;
+    const seq =
+      proto === 'udp'
+        ? p.proto === 'udp' && p.sport === key
+          ? p.dport
+          : null
+        : (p.proto === 'icmp' || p.proto === 'icmpv6') && (p.type === 0 || p.type === 129) && p.id === key
+          ? p.seq
+          : null;
+    if (seq === null) continue;
+    const had = out.get(seq);
+    if (!had || (p.waitNs ?? 0) > (had.waitNs ?? 0)) out.set(seq, p);
+  }
   return out;
 }
 
@@ -96,7 +115,10 @@ export interface MeshPeerView {
   /** 'probing': no slow probe asked about yet; else the last answer's state (or ping's failure). */
   state: PeerState;
   detail: string | null;
+  /** The ICMP probes' echo id. */
   echoId: number;
+  /** The UDP probes' destination: the peer's responder (its serve's port). */
+  udpPort: number;
   sent: number;
   replies: number;
   lost: number;

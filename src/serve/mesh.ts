@@ -1,15 +1,19 @@
 // serve --mesh: this node probes k peers (chosen by rendezvous hashing of node
 // names, diagnose/mesh.ts) with ICMP echo, each from a ping of its own with
 // its own echo id, at a random phase and an interval drawn within ±10 % of
-// the rate (so no two probers stay in step). A slow or lost probe is asked
+// the rate, and with UDP to the peer's responder (this module's, on its
+// serve's port), each probe from a new source port and jittered (so no two
+// probers stay in step, and UDP probes reach every receive queue). A slow or lost probe is asked
 // about, 2.5 s later (the peer's interval has closed by then), at the peer's
 // serve (/explain, batched, one query in flight per peer) and joined with
 // this node's own trace of the reply. Everything kept is bounded: probes
 // waiting to be asked about, the newest outcomes, a minute of round trips.
+import dgram from 'node:dgram';
 import dns from 'node:dns';
 import net from 'node:net';
 import os from 'node:os';
 import { PeersSpec } from '../base/options';
+import { UsageError } from '../base/errors';
 import type { SlowPacket } from '../diagnose/attribute';
 import type { PeerAnswer } from '../diagnose/explain';
 import {
@@ -17,6 +21,7 @@ import {
   joinProbe,
   MESH_SCHEMA_ID,
   MeshPeerView,
+  MeshProto,
   MeshSide,
   MeshView,
   PeerCandidate,
@@ -65,6 +70,19 @@ interface Waiting {
   sentAt: number;
 }
 
+/** One protocol's probes to a peer: what identifies them there, and those waiting to be asked about. */
+interface Lane {
+  proto: MeshProto;
+  /** icmp: this prober's echo id; udp: the peer's responder port. */
+  key: number;
+  waiting: Map<number, Waiting>;
+  asking: boolean;
+}
+
+/** The first bytes of a UDP probe; the responder echoes only datagrams that start so. */
+export const UDP_MAGIC = Buffer.from('jsmesh1\0');
+const UDP_PROBE_BYTES = 16;
+
 function ownAddresses(): Set<string> {
   const out = new Set<string>();
   for (const list of Object.values(os.networkInterfaces())) for (const a of list ?? []) out.add(a.address);
@@ -81,62 +99,119 @@ class PeerProber {
   readonly bySide: Record<MeshSide, number> = { peer: 0, here: 0, between: 0, unknown: 0 };
   readonly recent: ProbeOutcome[] = [];
   private readonly rtts: { at: number; ms: number }[] = [];
-  /** Slow and lost probes to ask about, by 16-bit sequence number. */
-  private readonly waiting = new Map<number, Waiting>();
-  /** Requests ping said had no reply yet: when it said so. */
+  private readonly lanes: Record<MeshProto, Lane>;
+  /** ICMP requests ping said had no reply yet: when it said so. */
   private readonly unanswered = new Map<number, number>();
-  private asking = false;
+  /** UDP probes in flight, by source port. */
+  private readonly inFlight = new Map<number, { socket: dgram.Socket; sentAt: number; timer: NodeJS.Timeout }>();
   private ping: { stop(): void } | undefined;
-  private startTimer: NodeJS.Timeout | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private stopped = false;
+  private readonly family: 4 | 6;
 
   constructor(
     readonly peer: PeerCandidate,
     private readonly settings: MeshSettings,
     private readonly deps: MeshDeps,
   ) {
+    this.family = net.isIPv6(peer.address) ? 6 : 4;
+    this.lanes = {
+      icmp: { proto: 'icmp', key: this.echoId, waiting: new Map(), asking: false },
+      udp: { proto: 'udp', key: settings.port, waiting: new Map(), asking: false },
+    };
     deps.sink.touch(peer.name);
   }
 
+  /** Each protocol at half the rate, at a random phase; ICMP at an interval drawn within ±10 %, UDP jittered probe by probe. */
   start(): void {
-    const base = 1000 / this.settings.probesPerSecond;
+    const base = 2000 / this.settings.probesPerSecond;
     const intervalMs = Math.max(2, Math.round(base * (0.9 + Math.random() * 0.2)));
-    this.startTimer = setTimeout(() => {
-      this.ping = pingStream(
-        { address: this.peer.address, family: net.isIPv6(this.peer.address) ? 6 : 4, id: this.echoId, intervalMs, sizeBytes: 16 },
-        {
-          reply: (r) => this.onReply(r.seq & 0xffff, r.rttMs),
-          noAnswer: (seq) => this.unanswered.set(seq & 0xffff, Date.now()),
-          exit: (why) => {
-            this.state = 'ping-failed';
-            this.detail = why;
+    this.timers.push(
+      setTimeout(() => {
+        this.ping = pingStream(
+          { address: this.peer.address, family: this.family, id: this.echoId, intervalMs, sizeBytes: 16 },
+          {
+            reply: (r) => this.onReply(this.lanes.icmp, r.seq & 0xffff, r.rttMs),
+            noAnswer: (seq) => this.unanswered.set(seq & 0xffff, Date.now()),
+            exit: (why) => {
+              this.state = 'ping-failed';
+              this.detail = why;
+            },
           },
-        },
-      );
-    }, Math.random() * base);
+        );
+      }, Math.random() * base),
+    );
+    const udpNext = (delay: number) => {
+      if (this.stopped) return;
+      this.timers[1] = setTimeout(() => {
+        this.sendUdp();
+        udpNext(base * (0.9 + Math.random() * 0.2));
+      }, delay);
+    };
+    udpNext(Math.random() * base);
   }
 
   stop(): void {
-    clearTimeout(this.startTimer);
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
     this.ping?.stop();
+    for (const f of this.inFlight.values()) {
+      clearTimeout(f.timer);
+      f.socket.close();
+    }
+    this.inFlight.clear();
   }
 
-  private onReply(seq: number, rttMs: number): void {
-    this.unanswered.delete(seq);
+  /** One UDP probe from a fresh socket (a new source port, so probes spread over the peer's queues and CPUs). */
+  private sendUdp(): void {
+    const socket = dgram.createSocket(this.family === 6 ? 'udp6' : 'udp4');
+    socket.on('error', () => socket.close());
+    socket.bind(0, () => {
+      const port = socket.address().port;
+      if (this.inFlight.has(port)) return void socket.close();
+      const payload = Buffer.alloc(UDP_PROBE_BYTES);
+      UDP_MAGIC.copy(payload);
+      const sentAt = performance.now();
+      const timer = setTimeout(() => {
+        this.inFlight.delete(port);
+        socket.close();
+        this.onLost(this.lanes.udp, port, Date.now() - LOST_AFTER_MS);
+      }, LOST_AFTER_MS);
+      this.inFlight.set(port, { socket, sentAt, timer });
+      socket.on('message', (msg, from) => {
+        if (from.port !== this.settings.port || !msg.subarray(0, UDP_MAGIC.length).equals(UDP_MAGIC)) return;
+        clearTimeout(timer);
+        this.inFlight.delete(port);
+        socket.close();
+        this.onReply(this.lanes.udp, port, performance.now() - sentAt);
+      });
+      socket.send(payload, this.settings.port, this.peer.address);
+    });
+  }
+
+  private onReply(lane: Lane, seq: number, rttMs: number): void {
+    if (lane.proto === 'icmp') this.unanswered.delete(seq);
     this.replies++;
     this.deps.sink.reply(this.peer.name, rttMs);
     const now = Date.now();
     this.rtts.push({ at: now, ms: rttMs });
     if (this.rtts.length > RTT_KEPT) this.rtts.shift();
-    if (rttMs >= this.settings.slowMs) this.wait(seq, { rttMs, sentAt: now - rttMs });
+    if (rttMs >= this.settings.slowMs) this.wait(lane, seq, { rttMs, sentAt: now - rttMs });
   }
 
-  private wait(seq: number, w: Waiting): void {
-    this.waiting.set(seq, w);
+  private onLost(lane: Lane, seq: number, sentAt: number): void {
+    this.lost++;
+    this.deps.sink.lost(this.peer.name);
+    this.wait(lane, seq, { rttMs: null, sentAt });
+  }
+
+  private wait(lane: Lane, seq: number, w: Waiting): void {
+    lane.waiting.set(seq, w);
     // a peer that never answers must not grow this: the oldest are given up
-    for (const [old, ow] of this.waiting) {
-      if (this.waiting.size <= MAX_WAITING) break;
-      this.waiting.delete(old);
-      this.record(joinProbe(old, ow.rttMs, null, undefined));
+    for (const [old, ow] of lane.waiting) {
+      if (lane.waiting.size <= MAX_WAITING) break;
+      lane.waiting.delete(old);
+      this.record(joinProbe(lane.proto, old, ow.rttMs, null, undefined));
     }
   }
 
@@ -150,36 +225,38 @@ class PeerProber {
     if (this.recent.length > RECENT) this.recent.shift();
   }
 
-  /** Once a second: requests past their time are lost; probes old enough are asked about. */
+  /** Once a second: ICMP requests past their time are lost; probes old enough are asked about. */
   tick(now: number): void {
     for (const [seq, at] of this.unanswered)
       if (now - at >= LOST_AFTER_MS) {
         this.unanswered.delete(seq);
-        this.lost++;
-        this.deps.sink.lost(this.peer.name);
-        this.wait(seq, { rttMs: null, sentAt: at });
+        this.onLost(this.lanes.icmp, seq, at);
       }
-    if (this.asking) return;
-    const ready = [...this.waiting].filter(([, w]) => now - w.sentAt >= ASK_AFTER_MS);
-    if (!ready.length) return;
-    this.asking = true;
-    void this.ask(ready).finally(() => (this.asking = false));
+    for (const lane of Object.values(this.lanes)) {
+      if (lane.asking) continue;
+      const ready = [...lane.waiting].filter(([, w]) => now - w.sentAt >= ASK_AFTER_MS);
+      if (!ready.length) continue;
+      lane.asking = true;
+      void this.ask(lane, ready).finally(() => (lane.asking = false));
+    }
   }
 
-  private async ask(ready: [number, Waiting][]): Promise<void> {
-    const base = new URL(`http://${net.isIPv6(this.peer.address) ? `[${this.peer.address}]` : this.peer.address}:${this.settings.port}/`);
+  private async ask(lane: Lane, ready: [number, Waiting][]): Promise<void> {
+    const base = new URL(`http://${this.family === 6 ? `[${this.peer.address}]` : this.peer.address}:${this.settings.port}/`);
     const answer: PeerAnswer = await (this.deps.ask ?? askPeer)(
       base,
-      this.echoId,
+      lane.key,
       ready.map(([seq]) => seq),
+      lane.proto,
     );
     this.state = answer.state;
     this.detail = answer.detail;
     const bySeq = new Map(answer.state === 'answered' ? answer.probes.map((p) => [p.seq, p]) : []);
-    const here = repliesHeldHere(this.deps.localPackets() ?? [], this.peer.address, this.echoId);
+    const here = repliesHeldHere(this.deps.localPackets() ?? [], this.peer.address, lane.proto, lane.proto === 'icmp' ? lane.key : this.settings.port);
     for (const [seq, w] of ready) {
-      this.waiting.delete(seq);
-      this.record(joinProbe(seq, w.rttMs, answer.state === 'answered' ? (bySeq.get(seq) ?? null) : null, w.rttMs === null ? undefined : here.get(seq)));
+      lane.waiting.delete(seq);
+      const there = answer.state === 'answered' ? (bySeq.get(seq) ?? null) : null;
+      this.record(joinProbe(lane.proto, seq, w.rttMs, there, w.rttMs === null ? undefined : here.get(seq)));
     }
   }
 
@@ -193,6 +270,7 @@ class PeerProber {
       state: this.state,
       detail: this.detail,
       echoId: this.echoId,
+      udpPort: this.settings.port,
       sent: this.replies + this.lost,
       replies: this.replies,
       lost: this.lost,
@@ -204,6 +282,33 @@ class PeerProber {
       recent: [...this.recent],
     };
   }
+}
+
+/**
+ * The UDP responder peers probe: on this serve's port (UDP), it echoes each
+ * datagram that starts with the mesh's magic, and nothing else. Bound before
+ * anything attaches: a port in use is a usage error.
+ */
+export function bindResponder(host: string, port: number): Promise<dgram.Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
+    socket.once('error', (e: NodeJS.ErrnoException) => {
+      socket.close();
+      if (e.code === 'EADDRINUSE')
+        reject(
+          new UsageError(`--mesh: UDP port ${port} (the mesh's responder, beside --listen) is in use; stop what holds it or choose another --listen port`),
+        );
+      else reject(e);
+    });
+    socket.bind(port, host, () => {
+      socket.removeAllListeners('error');
+      socket.on('error', () => undefined);
+      socket.on('message', (msg, from) => {
+        if (msg.length === UDP_PROBE_BYTES && msg.subarray(0, UDP_MAGIC.length).equals(UDP_MAGIC)) socket.send(msg, from.port, from.address);
+      });
+      resolve(socket);
+    });
+  });
 }
 
 export class Mesh {

@@ -9,13 +9,13 @@ export type { PeerAnswer };
 /** Whole answers only: a peer that takes longer than this is "no-answer". */
 const DEADLINE_MS = 3000;
 
-/** Asks `base` (http://peer:9477) about echo id `id`, sequence numbers `seqs`. */
-export async function askPeer(base: URL, id: number, seqs: number[]): Promise<PeerAnswer> {
+/** Asks `base` (http://peer:9477) about echo id `id`, sequence numbers `seqs` (udp: datagrams to port `id` from source ports `seqs`). */
+export async function askPeer(base: URL, id: number, seqs: number[], proto: 'icmp' | 'udp' = 'icmp'): Promise<PeerAnswer> {
   const out: PeerAnswer = { url: base.href, state: 'answered', node: null, detail: null, probes: [] };
   for (let i = 0; i < seqs.length; i += EXPLAIN_MAX_SEQS) {
     const batch = seqs.slice(i, i + EXPLAIN_MAX_SEQS);
     const url = new URL('explain', base.href.endsWith('/') ? base : new URL(base.href + '/'));
-    url.search = new URLSearchParams({ proto: 'icmp', id: String(id), seq: batch.join(',') }).toString();
+    url.search = new URLSearchParams({ proto, id: String(id), seq: batch.join(',') }).toString();
     let res: Response | undefined;
     let text = '';
     // a peer that says "too many" (429) is asked again a second later, twice

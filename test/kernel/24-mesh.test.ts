@@ -1,7 +1,8 @@
 // Kernel: serve --mesh between two network namespaces. Each runs serve with
 // the other as its peer; b runs the lab stall with its RPS steering to CPU 1.
-// a's slow probes to b are explained by b's own trace (asked by echo id and
-// sequence, never by clock): bpf_timer_cb on b's CPU 1, side "peer". A probe
+// a's slow probes to b, ICMP and UDP, are explained by b's own trace (asked by
+// echo id and sequence, or UDP source port, never by clock): bpf_timer_cb on
+// b's CPU 1, side "peer". A probe
 // dropped on its way reads lost and not seen at the peer. A peer without
 // serve, one that answers garbage and one that refuses are each one state in
 // /mesh and the metrics; a flood of queries leaves the peer's memory bounded.
@@ -71,6 +72,10 @@ test("serve --mesh: a's slow probes to b are explained by b's trace (bpf_timer_c
   assert.equal(p.state, 'answered', JSON.stringify(p));
   assert.ok(enough, `after 90 s: ${heldAtB(m).length} slow probes held at b, ${p.lost} lost (${JSON.stringify({ ...p, recent: p.recent.length })})`);
   const held = heldAtB(m);
+  assert.ok(
+    held.some((o: any) => o.proto === 'udp') && held.some((o: any) => o.proto === 'icmp'),
+    `both kinds of probe held at b: ${JSON.stringify(held.map((o: any) => o.proto))}`,
+  );
   const named = held.filter((o: any) => o.culprit === 'bpf_timer_cb' && o.cpu === 1);
   assert.ok(
     named.length >= 0.9 * held.length,

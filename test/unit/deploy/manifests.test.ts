@@ -45,17 +45,22 @@ test('a misspelt field, a wrong type or a missing required field fails validatio
   assert.deepEqual(validateManifest(labelled), []);
 });
 
-test('the DaemonSet: three capabilities, each with a comment saying why; host network and PID; limits', () => {
+test('the DaemonSet: four capabilities, each with a comment saying why; host network and PID; limits; the mesh over the headless Service', () => {
   const ds = daemonSet();
   const spec = ds.spec.template.spec;
   assert.equal(spec.hostNetwork, true);
   assert.equal(spec.hostPID, true);
   const [c] = spec.containers;
-  assert.deepEqual(c.securityContext.capabilities, { drop: ['ALL'], add: ['BPF', 'PERFMON', 'SYSLOG'] });
+  assert.deepEqual(c.securityContext.capabilities, { drop: ['ALL'], add: ['BPF', 'PERFMON', 'SYSLOG', 'NET_RAW'] });
   assert.equal(c.securityContext.privileged, false);
   assert.equal(c.securityContext.allowPrivilegeEscalation, false);
   assert.ok(c.resources.requests.cpu && c.resources.requests.memory && c.resources.limits.memory);
-  assert.deepEqual(c.args, ['serve', '--listen', '0.0.0.0:9477']);
+  // the mesh finds its peers through the headless Service in this namespace, and names itself by its node
+  const svc = readManifests().find((m) => m.doc.kind === 'Service')!.doc;
+  assert.equal(svc.spec.clusterIP, 'None', 'the Service is headless: one A record per node');
+  assert.deepEqual(c.args, ['serve', '--listen', '0.0.0.0:9477', '--mesh', '--peers', `dns:${svc.metadata.name}.${svc.metadata.namespace}.svc.cluster.local`]);
+  assert.deepEqual(c.env, [{ name: 'NODE_NAME', valueFrom: { fieldRef: { fieldPath: 'spec.nodeName' } } }]);
+  assert.deepEqual(svc.spec.selector, ds.spec.selector.matchLabels);
   assert.ok(spec.volumes.some((v: any) => v.hostPath?.path === '/sys/kernel/btf'));
 
   // every added capability carries a comment (the YAML's own, above the item)

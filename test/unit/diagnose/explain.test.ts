@@ -18,7 +18,7 @@ test('a query names an echo id and sequence numbers; anything else is a 400 nami
     ['seq=1', 'id'],
     ['id=70000&seq=1', 'id'],
     ['id=1&seq=a,b', 'seq'],
-    ['proto=udp&id=1&seq=1', 'proto'],
+    ['proto=tcp&id=1&seq=1', 'proto'],
     ['id=1&seq=' + Array.from({ length: 201 }, (_, i) => i).join(','), 'seq'],
   ])
     assert.throws(
@@ -86,5 +86,34 @@ test("the prober refuses an answer that is not jitterscope's, or is about probes
   assert.match(
     peerSummary({ url: 'http://b:9477/', state: 'no-answer', node: null, detail: 'b:9477: ECONNREFUSED', probes: [] }, 3),
     /no-answer \(b:9477: ECONNREFUSED\)/,
+  );
+});
+
+test("udp: the mesh's probes to the responder's port, by their source ports, from the caller only", () => {
+  const dgram = (sport: number, waitMs: number, saddr = '198.18.0.1', dport = 9477): SlowPacket => ({
+    ...request(0, waitMs, saddr),
+    proto: 'udp',
+    type: null,
+    code: null,
+    id: null,
+    seq: null,
+    sport,
+    dport,
+  });
+  const query = q('proto=udp&id=9477&seq=40001,40002,40003');
+  assert.deepEqual(query, { source: '198.18.0.1', proto: 'udp', id: 9477, seqs: [40001, 40002, 40003] });
+  const a = answerQuery(
+    query,
+    { slow: [dgram(40001, 12), dgram(40002, 9, '198.18.0.9'), dgram(40003, 9, '198.18.0.1', 53), request(40001, 30)], slowThresholdNs: 1e6, slowNotKept: 0 },
+    'node-b',
+    120_000,
+  );
+  assert.deepEqual(
+    a.probes.map((p) => [p.seq, p.state, p.waitMs]),
+    [
+      [40001, 'slow', 12],
+      [40002, 'not-slow', null],
+      [40003, 'not-slow', null],
+    ],
   );
 });

@@ -94,14 +94,15 @@ const reply = (seq: number, waitMs: number, saddr = '10.0.0.2', id = 77, culprit
 });
 
 test('a slow probe is held at the peer, here, between the two, or not known', () => {
-  const peer = joinProbe(9, 14, answer('slow', 12.9, 'estimation_timer [ip_vs]'), undefined);
-  assert.deepEqual(peer, { seq: 9, rttMs: 14, side: 'peer', culprit: 'estimation_timer [ip_vs]', kind: 'timer', cpu: 1, waitMs: 12.9 });
-  assert.equal(joinProbe(9, 14, answer('slow', 3), undefined).culprit, 'unexplained', 'held there, nothing named');
-  const here = joinProbe(9, 14, answer('not-slow', null), reply(9, 11));
+  const peer = joinProbe('icmp', 9, 14, answer('slow', 12.9, 'estimation_timer [ip_vs]'), undefined);
+  assert.deepEqual(peer, { proto: 'icmp', seq: 9, rttMs: 14, side: 'peer', culprit: 'estimation_timer [ip_vs]', kind: 'timer', cpu: 1, waitMs: 12.9 });
+  assert.equal(joinProbe('icmp', 9, 14, answer('slow', 3), undefined).culprit, 'unexplained', 'held there, nothing named');
+  const here = joinProbe('icmp', 9, 14, answer('not-slow', null), reply(9, 11));
   assert.deepEqual([here.side, here.culprit, here.waitMs], ['here', 'kdamond.0[83]', 11]);
-  assert.equal(joinProbe(9, 14, answer('slow', 2, 'a'), reply(9, 11)).side, 'here', 'both held it: the longer wait');
-  assert.equal(joinProbe(9, 14, answer('slow', 12, 'a'), reply(9, 11)).side, 'peer');
-  assert.deepEqual(joinProbe(9, 14, answer('not-slow', null), undefined), {
+  assert.equal(joinProbe('icmp', 9, 14, answer('slow', 2, 'a'), reply(9, 11)).side, 'here', 'both held it: the longer wait');
+  assert.equal(joinProbe('icmp', 9, 14, answer('slow', 12, 'a'), reply(9, 11)).side, 'peer');
+  assert.deepEqual(joinProbe('icmp', 9, 14, answer('not-slow', null), undefined), {
+    proto: 'icmp',
     seq: 9,
     rttMs: 14,
     side: 'between',
@@ -110,15 +111,23 @@ test('a slow probe is held at the peer, here, between the two, or not known', ()
     cpu: null,
     waitMs: null,
   });
-  assert.equal(joinProbe(9, 14, null, undefined).side, 'unknown', 'the peer did not answer');
-  assert.equal(joinProbe(9, 14, null, reply(9, 11)).side, 'here', 'what this node saw stands without the peer');
-  assert.equal(joinProbe(9, null, answer('not-slow', null), undefined).side, 'between', 'a lost probe the peer did not see held');
+  assert.equal(joinProbe('icmp', 9, 14, null, undefined).side, 'unknown', 'the peer did not answer');
+  assert.equal(joinProbe('icmp', 9, 14, null, reply(9, 11)).side, 'here', 'what this node saw stands without the peer');
+  assert.equal(joinProbe('icmp', 9, null, answer('not-slow', null), undefined).side, 'between', 'a lost probe the peer did not see held');
 });
 
-test("this node's slow packets that are the peer's echo replies to this prober's id, by sequence", () => {
-  const got = repliesHeldHere([reply(1, 3), reply(2, 4, '10.0.0.9'), reply(3, 5, '10.0.0.2', 78), { ...reply(4, 6), type: 8 }, reply(1, 9)], '10.0.0.2', 77);
+test("this node's slow packets that are the peer's replies to this prober's probes: echo replies by sequence, UDP by the port they came to", () => {
+  const got = repliesHeldHere(
+    [reply(1, 3), reply(2, 4, '10.0.0.9'), reply(3, 5, '10.0.0.2', 78), { ...reply(4, 6), type: 8 }, reply(1, 9)],
+    '10.0.0.2',
+    'icmp',
+    77,
+  );
   assert.deepEqual([...got.keys()], [1]);
   assert.equal(got.get(1)!.waitNs, 9e6, 'the longest of two sightings');
+  const udp = (sport: number, dport: number): SlowPacket => ({ ...reply(0, 7), proto: 'udp', type: null, code: null, id: null, seq: null, sport, dport });
+  const u = repliesHeldHere([udp(9477, 40001), udp(9478, 40002), udp(9477, 40003), reply(5, 3)], '10.0.0.2', 'udp', 9477);
+  assert.deepEqual([...u.keys()].sort(), [40001, 40003]);
 });
 
 test('--peers: dns:NAME, or a list of addresses, hosts and NODE=ADDRESS; anything else names the entry', () => {

@@ -164,6 +164,7 @@ const meshView = (state: MeshPeerView['state']): MeshView => ({
       state,
       detail: null,
       echoId: 7,
+      udpPort: 9477,
       sent: 3,
       replies: 2,
       lost: 1,
@@ -187,8 +188,8 @@ test("the mesh's families: round trips by peer, lost and slow probes by side and
   sink.reply('node-b', 0.2);
   sink.reply('node-b', 12);
   sink.lost('node-b');
-  sink.slow('node-b', { seq: 3, rttMs: 12, side: 'peer', culprit: 'estimation_timer [ip_vs]', kind: 'timer', cpu: 1, waitMs: 11 });
-  sink.slow('node-b', { seq: 4, rttMs: 9, side: 'between', culprit: null, kind: null, cpu: null, waitMs: null });
+  sink.slow('node-b', { proto: 'icmp', seq: 3, rttMs: 12, side: 'peer', culprit: 'estimation_timer [ip_vs]', kind: 'timer', cpu: 1, waitMs: 11 });
+  sink.slow('node-b', { proto: 'udp', seq: 4, rttMs: 9, side: 'between', culprit: null, kind: null, cpu: null, waitMs: null });
   state = 'no-answer';
   const t = await m.text();
   assert.match(t, /^jitterscope_mesh_rtt_seconds_bucket\{peer="node-b",le="0\.000262144"\} 1$/m, '0.2 ms in the bucket up to 262 µs');
