@@ -103,7 +103,7 @@ function parseServeArgs(argv: ServeArgs) {
   const packetMs = parsePositiveMs(argv['packet-ms'], '--packet-ms');
   const maxWindowMs = parseDurationMs(argv['report-window'], '--report-window');
   if (maxWindowMs > 3_600_000) throw new UsageError(`--report-window: '${argv['report-window']}' is longer than 1h`);
-  const node = (argv['node-name'] ?? process.env.NODE_NAME ?? os.hostname()).trim();
+  const node = (argv['node-name'] ?? (process.env.NODE_NAME || os.hostname())).trim();
   if (!node || /\s/.test(node)) throw new UsageError(`--node-name: '${node}' is not a node name (no spaces)`);
   const exporter: Omit<ExporterSettings, 'version'> = {
     perCpu: argv['per-cpu'],

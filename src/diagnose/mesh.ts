@@ -112,9 +112,12 @@ export const PEER_STATES: PeerState[] = ['probing', 'answered', 'no-answer', 're
 export interface MeshPeerView {
   name: string;
   address: string;
-  /** 'probing': no slow probe asked about yet; else the last answer's state (or ping's failure). */
+  /** The ICMP probes': 'probing' (no slow probe asked about yet), the peer's last answer's state, or ping's failure. */
   state: PeerState;
   detail: string | null;
+  /** The UDP probes': the same, and 'no-answer' when no probe ever came back (no responder there). */
+  udpState: PeerState;
+  udpDetail: string | null;
   /** The ICMP probes' echo id. */
   echoId: number;
   /** The UDP probes' destination: the peer's responder (its serve's port). */

@@ -21,8 +21,14 @@ import { Recent } from './recent';
 const TICK_MS = 1000;
 /** How far back /explain looks (at most the kept window). */
 const EXPLAIN_WINDOW_MS = 120_000;
-/** /explain queries answered a second, from all callers together: each one summarizes the window. */
-const EXPLAIN_PER_SECOND = 20;
+/**
+ * /explain queries answered a second: from one caller (a person's ping, or a
+ * peer's mesh prober: a batch a second per protocol), and from all callers
+ * together (a node is probed by about k peers). The window is summarized once
+ * per interval, however many ask.
+ */
+const EXPLAIN_PER_CALLER = 20;
+const EXPLAIN_PER_SECOND = 200;
 
 export interface ExporterSettings {
   perCpu: boolean;
@@ -132,8 +138,9 @@ export class Exporter {
 export class Site implements Routes {
   private exporter: Exporter | undefined;
   private meshView: (() => MeshView) | undefined;
-  /** /explain's budget: queries left this second, and which second. */
-  private explainLeft = EXPLAIN_PER_SECOND;
+  /** /explain's budget this second: queries left per caller, and in all; which second. */
+  private explainLeft = new Map<string, number>();
+  private explainAll = 0;
   private explainSecond = 0;
 
   serve(exporter: Exporter, mesh?: () => MeshView): void {
@@ -168,10 +175,15 @@ export class Site implements Routes {
     const second = Math.floor(Date.now() / 1000);
     if (second !== this.explainSecond) {
       this.explainSecond = second;
-      this.explainLeft = EXPLAIN_PER_SECOND;
+      this.explainLeft.clear();
+      this.explainAll = 0;
     }
-    if (this.explainLeft <= 0) throw new RateLimited(`more than ${EXPLAIN_PER_SECOND} /explain queries this second; ask again in a second`);
-    this.explainLeft--;
+    const left = this.explainLeft.get(q.source) ?? EXPLAIN_PER_CALLER;
+    if (left <= 0) throw new RateLimited(`more than ${EXPLAIN_PER_CALLER} /explain queries from ${q.source} this second; ask again in a second`);
+    if (this.explainAll >= EXPLAIN_PER_SECOND) throw new RateLimited(`more than ${EXPLAIN_PER_SECOND} /explain queries this second; ask again in a second`);
+    // the map holds this second's callers only (cleared each second)
+    this.explainLeft.set(q.source, left - 1);
+    this.explainAll++;
     return this.exporter.explain(q);
   }
 

@@ -3,10 +3,10 @@
 // its own echo id, at a random phase and an interval drawn within ±10 % of
 // the rate, and with UDP to the peer's responder (this module's, on its
 // serve's port), each probe from a new source port and jittered (so no two
-// probers stay in step, and UDP probes reach every receive queue). A slow or lost probe is asked
-// about, 2.5 s later (the peer's interval has closed by then), at the peer's
-// serve (/explain, batched, one query in flight per peer) and joined with
-// this node's own trace of the reply. Everything kept is bounded: probes
+// probers stay in step, and UDP probes reach every receive queue). A slow or
+// lost probe is asked about, 2.5 s later (the peer's interval has closed by
+// then), at the peer's serve (/explain, a batch a second per protocol, one
+// query in flight) and joined with this node's own trace of the reply. Everything kept is bounded: probes
 // waiting to be asked about, the newest outcomes, a minute of round trips.
 import dgram from 'node:dgram';
 import dns from 'node:dns';
@@ -15,7 +15,7 @@ import os from 'node:os';
 import { PeersSpec } from '../base/options';
 import { UsageError } from '../base/errors';
 import type { SlowPacket } from '../diagnose/attribute';
-import type { PeerAnswer } from '../diagnose/explain';
+import { EXPLAIN_MAX_SEQS, PeerAnswer } from '../diagnose/explain';
 import {
   choosePeers,
   joinProbe,
@@ -39,10 +39,11 @@ const RESOLVE_MS = 30_000;
 const ASK_AFTER_MS = 2500;
 /** A request with no reply this long after ping said so is lost. */
 const LOST_AFTER_MS = 2000;
-/** Probes waiting to be asked about, per peer; past this the oldest are given up (side unknown). */
+/** Probes waiting to be asked about, per peer and protocol; past this the oldest are given up (side unknown). */
 const MAX_WAITING = 2000;
 const RECENT = 50;
-const RTT_KEPT = 1200;
+/** Round trips kept for the view's quantiles: a minute at the highest rate. */
+const RTT_KEPT = 3000;
 const NOTES_KEPT = 10;
 
 export interface MeshSettings {
@@ -70,18 +71,31 @@ interface Waiting {
   sentAt: number;
 }
 
-/** One protocol's probes to a peer: what identifies them there, and those waiting to be asked about. */
+/** One protocol's probes to a peer: what identifies them there, those waiting to be asked about, and how the peer last answered about them. */
 interface Lane {
   proto: MeshProto;
   /** icmp: this prober's echo id; udp: the peer's responder port. */
   key: number;
   waiting: Map<number, Waiting>;
   asking: boolean;
+  state: PeerState;
+  detail: string | null;
 }
 
-/** The first bytes of a UDP probe; the responder echoes only datagrams that start so. */
-export const UDP_MAGIC = Buffer.from('jsmesh1\0');
+/**
+ * A UDP probe's first bytes, and its reply's: the responder answers only a
+ * probe (and never a reply), so two responders cannot echo one datagram back
+ * and forth.
+ */
+export const UDP_PROBE_MAGIC = Buffer.from('jsmesh1?');
+export const UDP_REPLY_MAGIC = Buffer.from('jsmesh1!');
 const UDP_PROBE_BYTES = 16;
+const startsWith = (msg: Buffer, magic: Buffer) => msg.length === UDP_PROBE_BYTES && msg.subarray(0, magic.length).equals(magic);
+/** UDP probes sent with no reply at all: the peer has no responder (a serve without --mesh, or an older one); UDP to it pauses this long. */
+const NO_RESPONDER_AFTER = 20;
+const NO_RESPONDER_PAUSE_MS = 60_000;
+/** A ping that exits is started again after this long. */
+const PING_RESTART_MS = 10_000;
 
 function ownAddresses(): Set<string> {
   const out = new Set<string>();
@@ -91,8 +105,6 @@ function ownAddresses(): Set<string> {
 
 class PeerProber {
   readonly echoId = 1 + Math.floor(Math.random() * 65534);
-  state: PeerState = 'probing';
-  detail: string | null = null;
   replies = 0;
   lost = 0;
   slow = 0;
@@ -103,11 +115,18 @@ class PeerProber {
   /** ICMP requests ping said had no reply yet: when it said so. */
   private readonly unanswered = new Map<number, number>();
   /** UDP probes in flight, by source port. */
-  private readonly inFlight = new Map<number, { socket: dgram.Socket; sentAt: number; timer: NodeJS.Timeout }>();
+  private readonly inFlight = new Map<number, { close: () => void; timer: NodeJS.Timeout }>();
+  private udpSent = 0;
+  private udpReplies = 0;
+  /** Why the ICMP probes stopped (ping could not run, or exited), until a reply comes again. */
+  private pingFailed: string | null = null;
   private ping: { stop(): void } | undefined;
-  private timers: NodeJS.Timeout[] = [];
+  private pingTimer: NodeJS.Timeout | undefined;
+  private udpTimer: NodeJS.Timeout | undefined;
+  private readonly abort = new AbortController();
   private stopped = false;
   private readonly family: 4 | 6;
+  private readonly baseMs: number;
 
   constructor(
     readonly peer: PeerCandidate,
@@ -115,74 +134,96 @@ class PeerProber {
     private readonly deps: MeshDeps,
   ) {
     this.family = net.isIPv6(peer.address) ? 6 : 4;
-    this.lanes = {
-      icmp: { proto: 'icmp', key: this.echoId, waiting: new Map(), asking: false },
-      udp: { proto: 'udp', key: settings.port, waiting: new Map(), asking: false },
-    };
+    const lane = (proto: MeshProto, key: number): Lane => ({ proto, key, waiting: new Map(), asking: false, state: 'probing', detail: null });
+    this.lanes = { icmp: lane('icmp', this.echoId), udp: lane('udp', settings.port) };
+    // each protocol at half the rate
+    this.baseMs = 2000 / settings.probesPerSecond;
     deps.sink.touch(peer.name);
   }
 
-  /** Each protocol at half the rate, at a random phase; ICMP at an interval drawn within ±10 %, UDP jittered probe by probe. */
+  /** Both protocols at a random phase; ICMP at an interval drawn within ±10 %, UDP jittered probe by probe. */
   start(): void {
-    const base = 2000 / this.settings.probesPerSecond;
-    const intervalMs = Math.max(2, Math.round(base * (0.9 + Math.random() * 0.2)));
-    this.timers.push(
-      setTimeout(() => {
-        this.ping = pingStream(
-          { address: this.peer.address, family: this.family, id: this.echoId, intervalMs, sizeBytes: 16 },
-          {
-            reply: (r) => this.onReply(this.lanes.icmp, r.seq & 0xffff, r.rttMs),
-            noAnswer: (seq) => this.unanswered.set(seq & 0xffff, Date.now()),
-            exit: (why) => {
-              this.state = 'ping-failed';
-              this.detail = why;
-            },
-          },
-        );
-      }, Math.random() * base),
+    this.pingTimer = setTimeout(() => this.startPing(), Math.random() * this.baseMs);
+    this.nextUdp(Math.random() * this.baseMs);
+  }
+
+  private startPing(): void {
+    if (this.stopped) return;
+    const intervalMs = Math.max(2, Math.round(this.baseMs * (0.9 + Math.random() * 0.2)));
+    this.ping = pingStream(
+      { address: this.peer.address, family: this.family, id: this.echoId, intervalMs, sizeBytes: 16 },
+      {
+        reply: (r) => {
+          this.pingFailed = null;
+          this.onReply(this.lanes.icmp, r.seq & 0xffff, r.rttMs);
+        },
+        noAnswer: (seq) => this.unanswered.set(seq & 0xffff, Date.now()),
+        exit: (why) => {
+          this.pingFailed = `${why}; started again every ${PING_RESTART_MS / 1000} s`;
+          this.pingTimer = setTimeout(() => this.startPing(), PING_RESTART_MS);
+        },
+      },
     );
-    const udpNext = (delay: number) => {
-      if (this.stopped) return;
-      this.timers[1] = setTimeout(() => {
-        this.sendUdp();
-        udpNext(base * (0.9 + Math.random() * 0.2));
-      }, delay);
-    };
-    udpNext(Math.random() * base);
+  }
+
+  private nextUdp(delay: number): void {
+    if (this.stopped) return;
+    this.udpTimer = setTimeout(() => {
+      // a peer that never replied has no responder: asking it would only read "between"
+      if (this.udpSent >= NO_RESPONDER_AFTER && !this.udpReplies) {
+        this.lanes.udp.state = 'no-answer';
+        this.lanes.udp.detail = `no reply to ${this.udpSent} UDP probes: no responder there (a serve without --mesh, or an older one); tried again in ${NO_RESPONDER_PAUSE_MS / 1000} s`;
+        this.udpSent = 0;
+        return this.nextUdp(NO_RESPONDER_PAUSE_MS);
+      }
+      this.sendUdp();
+      this.nextUdp(this.baseMs * (0.9 + Math.random() * 0.2));
+    }, delay);
   }
 
   stop(): void {
     this.stopped = true;
-    for (const t of this.timers) clearTimeout(t);
+    clearTimeout(this.pingTimer);
+    clearTimeout(this.udpTimer);
     this.ping?.stop();
+    this.abort.abort();
     for (const f of this.inFlight.values()) {
       clearTimeout(f.timer);
-      f.socket.close();
+      f.close();
     }
     this.inFlight.clear();
+    this.deps.sink.forget(this.peer.name);
   }
 
   /** One UDP probe from a fresh socket (a new source port, so probes spread over the peer's queues and CPUs). */
   private sendUdp(): void {
     const socket = dgram.createSocket(this.family === 6 ? 'udp6' : 'udp4');
-    socket.on('error', () => socket.close());
+    let open = true;
+    const close = () => {
+      if (open) socket.close();
+      open = false;
+    };
+    // a send that fails (no route) is a probe without a reply: its timer counts it lost
+    socket.on('error', close);
     socket.bind(0, () => {
       const port = socket.address().port;
-      if (this.inFlight.has(port)) return void socket.close();
+      if (this.stopped || this.inFlight.has(port)) return void close();
       const payload = Buffer.alloc(UDP_PROBE_BYTES);
-      UDP_MAGIC.copy(payload);
+      UDP_PROBE_MAGIC.copy(payload);
       const sentAt = performance.now();
+      this.udpSent++;
       const timer = setTimeout(() => {
         this.inFlight.delete(port);
-        socket.close();
+        close();
         this.onLost(this.lanes.udp, port, Date.now() - LOST_AFTER_MS);
       }, LOST_AFTER_MS);
-      this.inFlight.set(port, { socket, sentAt, timer });
+      this.inFlight.set(port, { close, timer });
       socket.on('message', (msg, from) => {
-        if (from.port !== this.settings.port || !msg.subarray(0, UDP_MAGIC.length).equals(UDP_MAGIC)) return;
+        if (from.port !== this.settings.port || !startsWith(msg, UDP_REPLY_MAGIC)) return;
         clearTimeout(timer);
         this.inFlight.delete(port);
-        socket.close();
+        close();
+        this.udpReplies++;
         this.onReply(this.lanes.udp, port, performance.now() - sentAt);
       });
       socket.send(payload, this.settings.port, this.peer.address);
@@ -225,7 +266,7 @@ class PeerProber {
     if (this.recent.length > RECENT) this.recent.shift();
   }
 
-  /** Once a second: ICMP requests past their time are lost; probes old enough are asked about. */
+  /** Once a second: ICMP requests past their time are lost; one batch of probes old enough is asked about, per protocol. */
   tick(now: number): void {
     for (const [seq, at] of this.unanswered)
       if (now - at >= LOST_AFTER_MS) {
@@ -234,10 +275,16 @@ class PeerProber {
       }
     for (const lane of Object.values(this.lanes)) {
       if (lane.asking) continue;
-      const ready = [...lane.waiting].filter(([, w]) => now - w.sentAt >= ASK_AFTER_MS);
+      const ready: [number, Waiting][] = [];
+      for (const e of lane.waiting) if (now - e[1].sentAt >= ASK_AFTER_MS && ready.push(e) >= EXPLAIN_MAX_SEQS) break;
       if (!ready.length) continue;
       lane.asking = true;
-      void this.ask(lane, ready).finally(() => (lane.asking = false));
+      this.ask(lane, ready)
+        .catch((e: Error) => {
+          lane.state = 'no-answer';
+          lane.detail = e.message;
+        })
+        .finally(() => (lane.asking = false));
     }
   }
 
@@ -248,12 +295,16 @@ class PeerProber {
       lane.key,
       ready.map(([seq]) => seq),
       lane.proto,
+      this.abort.signal,
     );
-    this.state = answer.state;
-    this.detail = answer.detail;
+    if (this.stopped) return;
+    lane.state = answer.state;
+    lane.detail = answer.detail;
     const bySeq = new Map(answer.state === 'answered' ? answer.probes.map((p) => [p.seq, p]) : []);
-    const here = repliesHeldHere(this.deps.localPackets() ?? [], this.peer.address, lane.proto, lane.proto === 'icmp' ? lane.key : this.settings.port);
+    const here = repliesHeldHere(this.deps.localPackets() ?? [], this.peer.address, lane.proto, lane.key);
     for (const [seq, w] of ready) {
+      // given up meanwhile (the cap), or a new probe with the same port or sequence: not this answer's
+      if (lane.waiting.get(seq) !== w) continue;
       lane.waiting.delete(seq);
       const there = answer.state === 'answered' ? (bySeq.get(seq) ?? null) : null;
       this.record(joinProbe(lane.proto, seq, w.rttMs, there, w.rttMs === null ? undefined : here.get(seq)));
@@ -264,11 +315,15 @@ class PeerProber {
     const last = this.rtts.filter((r) => now - r.at <= 60_000).map((r) => r.ms);
     last.sort((a, b) => a - b);
     const q = (f: number) => (last.length ? last[Math.min(last.length - 1, Math.floor(f * last.length))] : null);
+    const icmp = this.lanes.icmp;
+    const udp = this.lanes.udp;
     return {
       name: this.peer.name,
       address: this.peer.address,
-      state: this.state,
-      detail: this.detail,
+      state: this.pingFailed ? 'ping-failed' : icmp.state,
+      detail: this.pingFailed ?? icmp.detail,
+      udpState: udp.state,
+      udpDetail: udp.detail,
       echoId: this.echoId,
       udpPort: this.settings.port,
       sent: this.replies + this.lost,
@@ -285,9 +340,10 @@ class PeerProber {
 }
 
 /**
- * The UDP responder peers probe: on this serve's port (UDP), it echoes each
- * datagram that starts with the mesh's magic, and nothing else. Bound before
- * anything attaches: a port in use is a usage error.
+ * The UDP responder peers probe: on this serve's port (UDP), it answers each
+ * probe (16 bytes that start with the probe magic) with the same bytes under
+ * the reply magic, and nothing else. Bound before anything attaches: a port in
+ * use is a usage error.
  */
 export function bindResponder(host: string, port: number): Promise<dgram.Socket> {
   return new Promise((resolve, reject) => {
@@ -304,7 +360,10 @@ export function bindResponder(host: string, port: number): Promise<dgram.Socket>
       socket.removeAllListeners('error');
       socket.on('error', () => undefined);
       socket.on('message', (msg, from) => {
-        if (msg.length === UDP_PROBE_BYTES && msg.subarray(0, UDP_MAGIC.length).equals(UDP_MAGIC)) socket.send(msg, from.port, from.address);
+        if (!startsWith(msg, UDP_PROBE_MAGIC)) return;
+        const reply = Buffer.from(msg);
+        UDP_REPLY_MAGIC.copy(reply);
+        socket.send(reply, from.port, from.address);
       });
       resolve(socket);
     });
@@ -342,6 +401,7 @@ export class Mesh {
     this.stopped = true;
     clearInterval(this.tickTimer);
     clearInterval(this.resolveTimer);
+    this.resolver.cancel();
     for (const p of this.probers.values()) p.stop();
     this.probers.clear();
   }

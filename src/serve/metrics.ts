@@ -11,6 +11,7 @@ import { HistogramSource, TraceSummary } from '../diagnose/summary';
 import { stallEvents } from '../diagnose/attribute';
 import { kernelBucketBounds } from '../stream/kernel-histogram';
 import { MeshView, PEER_STATES, ProbeOutcome } from '../diagnose/mesh';
+import { STALL_KINDS } from '../stream/records';
 
 /** Bucket bounds: 2^10 .. 2^31 ns. */
 const FIRST_EXP = 10;
@@ -93,6 +94,11 @@ export class BucketedHistogram {
     s.count++;
   }
 
+  /** Drops a series (a peer no longer probed). */
+  remove(labels: Labels): void {
+    this.series.delete(JSON.stringify(labels));
+  }
+
   /** Makes a series exist (at zero) so a family is never empty and rules can see it. */
   touch(labels: Labels): void {
     this.at(labels);
@@ -121,6 +127,8 @@ export interface MeshSink {
   slow(peer: string, o: ProbeOutcome): void;
   /** A newly chosen peer's series exist from now, at zero. */
   touch(peer: string): void;
+  /** A peer no longer probed: its series go. */
+  forget(peer: string): void;
 }
 
 export interface MetricsOptions {
@@ -349,10 +357,18 @@ export class Metrics {
     }
   }
 
-  /** serve --mesh: the probes' families, a series per chosen peer; `view` is read at each scrape for the peers' states. */
+  /**
+   * serve --mesh: the probes' families, series for the chosen peers only (a
+   * peer no longer probed loses its series); `view` is read at each scrape for
+   * the peers' states. The peers' culprits have their own limit of names, and
+   * a kind the engine does not make is "other": a peer cannot grow these.
+   */
   enableMesh(view: () => MeshView): MeshSink {
     const r = this.registry;
-    const rtt = new BucketedHistogram('jitterscope_mesh_rtt_seconds', 'Round trip of the mesh probes (ICMP echo) to each peer this node probes');
+    const rtt = new BucketedHistogram(
+      'jitterscope_mesh_rtt_seconds',
+      'Round trip of the mesh probes (ICMP echo and UDP to its responder) to each peer this node probes',
+    );
     r.registerMetric(rtt as unknown as PromClient.Metric);
     const sent = new client.Counter({
       name: 'jitterscope_mesh_probes_total',
@@ -374,7 +390,7 @@ export class Metrics {
     });
     new client.Gauge({
       name: 'jitterscope_mesh_peer_state',
-      help: "Each probed peer's state (1 for the current one): probing, answered, no-answer (its serve did not answer), refused, not-jitterscope, ping-failed",
+      help: "Each probed peer's state as its ICMP probes see it (1 for the current one): probing, answered, no-answer (its serve did not answer), refused, not-jitterscope, ping-failed",
       labelNames: ['peer', 'state'],
       registers: [r],
       collect() {
@@ -382,6 +398,10 @@ export class Metrics {
         for (const p of view().peers) for (const state of PEER_STATES) this.set({ peer: p.name, state }, p.state === state ? 1 : 0);
       },
     });
+    const culprits = new Set<string>();
+    const culprit = (name: string) => (culprits.has(name) || (culprits.size < MAX_CULPRITS && culprits.add(name)) ? name : 'other');
+    const kinds = new Set<string>(STALL_KINDS);
+    const slowLabels = new Map<string, Set<string>>();
     return {
       reply: (peer, rttMs) => {
         sent.inc({ peer });
@@ -391,11 +411,29 @@ export class Metrics {
         sent.inc({ peer });
         lost.inc({ peer });
       },
-      slow: (peer, o) => slow.inc({ peer, side: o.side, culprit: o.culprit ? this.culprit(o.culprit) : 'none', kind: o.kind ?? 'none' }),
+      slow: (peer, o) => {
+        const labels = {
+          peer,
+          side: o.side,
+          culprit: o.culprit ? culprit(o.culprit) : 'none',
+          kind: o.kind === null ? 'none' : kinds.has(o.kind) ? o.kind : 'other',
+        };
+        slow.inc(labels);
+        let seen = slowLabels.get(peer);
+        if (!seen) slowLabels.set(peer, (seen = new Set()));
+        seen.add(JSON.stringify(labels));
+      },
       touch: (peer) => {
         rtt.touch({ peer });
         sent.inc({ peer }, 0);
         lost.inc({ peer }, 0);
+      },
+      forget: (peer) => {
+        rtt.remove({ peer });
+        sent.remove({ peer });
+        lost.remove({ peer });
+        for (const l of slowLabels.get(peer) ?? []) slow.remove(JSON.parse(l));
+        slowLabels.delete(peer);
       },
     };
   }

@@ -10,7 +10,7 @@ export type { PeerAnswer };
 const DEADLINE_MS = 3000;
 
 /** Asks `base` (http://peer:9477) about echo id `id`, sequence numbers `seqs` (udp: datagrams to port `id` from source ports `seqs`). */
-export async function askPeer(base: URL, id: number, seqs: number[], proto: 'icmp' | 'udp' = 'icmp'): Promise<PeerAnswer> {
+export async function askPeer(base: URL, id: number, seqs: number[], proto: 'icmp' | 'udp' = 'icmp', signal?: AbortSignal): Promise<PeerAnswer> {
   const out: PeerAnswer = { url: base.href, state: 'answered', node: null, detail: null, probes: [] };
   for (let i = 0; i < seqs.length; i += EXPLAIN_MAX_SEQS) {
     const batch = seqs.slice(i, i + EXPLAIN_MAX_SEQS);
@@ -21,8 +21,9 @@ export async function askPeer(base: URL, id: number, seqs: number[], proto: 'icm
     // a peer that says "too many" (429) is asked again a second later, twice
     for (let attempt = 0; attempt < 3; attempt++) {
       if (attempt) await new Promise((r) => setTimeout(r, 1000));
+      if (signal?.aborted) return { ...out, state: 'no-answer', detail: 'stopped' };
       try {
-        res = await fetch(url, { signal: AbortSignal.timeout(DEADLINE_MS) });
+        res = await fetch(url, { signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(DEADLINE_MS)]) : AbortSignal.timeout(DEADLINE_MS) });
         text = await res.text();
       } catch (e) {
         const err = e as Error & { cause?: { code?: string } };

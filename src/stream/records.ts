@@ -43,7 +43,8 @@ export interface Packet {
  * a thread of jitterscope's own process did (the observer in the way: shown
  * apart, never a verdict's culprit).
  */
-export type StallKind = 'softirq' | 'timer' | 'hrtimer' | 'pause' | 'task' | 'self';
+export const STALL_KINDS = ['softirq', 'timer', 'hrtimer', 'pause', 'task', 'self'] as const;
+export type StallKind = (typeof STALL_KINDS)[number];
 
 export interface Stall {
   kind: StallKind;

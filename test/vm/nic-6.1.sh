@@ -51,8 +51,12 @@ nic_rps 0
 taskset -c 0 $JS serve --listen $NIC_GUEST:9477 --node-name guest --mesh --peers host=$NIC_HOST --mesh-slow-ms 3 --mesh-rate 20 2> $J/mesh.guest.err &
 msrv=$!
 waitfor 'serving http' $J/mesh.guest.err
-host_ping mesh 70 0 mesh:9477
+host_ping mesh 70 0 mesh:9477 &
+hp=$!
+# this guest's view while the host's serve still answers (its last seconds would read "no answer")
+sleep 60
 taskset -c 0 node -e "fetch('http://$NIC_GUEST:9477/mesh').then((r) => r.text()).then((t) => require('fs').writeFileSync('$J/mesh.guest.json', t), (e) => require('fs').writeFileSync('$J/mesh.guest.json', String(e)))"
+wait $hp
 kill -TERM $msrv 2>/dev/null || true
 wait $msrv || true
 

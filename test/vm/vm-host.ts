@@ -124,7 +124,9 @@ async function hostMesh(jobDir: string, nic: NicOptions, name: string, seconds: 
     write(path.join(jobDir, `${name}.host-metrics.txt`), await get('/metrics'));
   } finally {
     serve.kill('SIGTERM');
+    const kill = setTimeout(() => serve.kill('SIGKILL'), 15_000);
     const code = await closed;
+    clearTimeout(kill);
     write(path.join(jobDir, `${name}.host-ping.txt`), `${err}exit ${code}\n`);
   }
 }

@@ -163,6 +163,8 @@ const meshView = (state: MeshPeerView['state']): MeshView => ({
       address: '10.0.0.2',
       state,
       detail: null,
+      udpState: 'answered',
+      udpDetail: null,
       echoId: 7,
       udpPort: 9477,
       sent: 3,
@@ -201,6 +203,12 @@ test("the mesh's families: round trips by peer, lost and slow probes by side and
   assert.match(t, /^jitterscope_mesh_slow_probes_total\{peer="node-b",side="between",culprit="none",kind="none"\} 1$/m);
   assert.match(t, /^jitterscope_mesh_peer_state\{peer="node-b",state="no-answer"\} 1$/m);
   assert.match(t, /^jitterscope_mesh_peer_state\{peer="node-b",state="answered"\} 0$/m);
+  // a kind the engine does not make is "other"; a peer no longer probed loses its series
+  sink.slow('node-b', { proto: 'icmp', seq: 5, rttMs: 9, side: 'peer', culprit: 'x', kind: 'made-up', cpu: 0, waitMs: 8 });
+  assert.match(await m.text(), /^jitterscope_mesh_slow_probes_total\{peer="node-b",side="peer",culprit="x",kind="other"\} 1$/m);
+  sink.forget('node-b');
+  const after = await m.text();
+  assert.doesNotMatch(after.replace(/^jitterscope_mesh_peer_state.*$/gm, ''), /peer="node-b"/, 'no series of node-b but its state (read from the view)');
 });
 
 test('the alert rules and the Grafana dashboard use only metrics the exporter exports', async () => {
