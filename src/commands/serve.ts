@@ -16,7 +16,8 @@ import { SyntheticLoad } from '../kernel/synthetic';
 import { Aggregator } from '../stream/aggregate';
 import { ATTACH_OPTION, CPUS_OPTION, onStopSignal, reportFromTrace, say, startTrace, tracingPreflight, VERSION, WAKEUP_MS_OPTION } from './common';
 import { parseDurationMs, parseIntInRange, parseListen, parsePeers, parsePositiveMs, parseRate, parseOptionalMs } from '../base/options';
-import { bindResponder, Mesh, MeshSettings } from '../serve/mesh';
+import { Mesh, MeshSettings } from '../serve/mesh';
+import { MeshUdp } from '../serve/mesh-udp';
 import type { MeshView } from '../diagnose/mesh';
 import os from 'node:os';
 
@@ -159,10 +160,10 @@ export async function serve(argv: ServeArgs): Promise<void> {
   const site = new Site();
   const server = http.createServer(handler(site));
   await listen(server, o.host, o.port);
-  // the mesh's UDP responder on the same port: peers' UDP probes are echoed (bound before anything attaches)
-  let responder: Awaited<ReturnType<typeof bindResponder>> | undefined;
+  // the mesh's UDP responder on the same port, in its worker: bound before anything attaches
+  let udp: MeshUdp | undefined;
   try {
-    if (o.mesh) responder = await bindResponder(o.host, o.port);
+    if (o.mesh) udp = await MeshUdp.start(o.host, o.port);
   } catch (e) {
     server.close();
     throw e;
@@ -203,7 +204,12 @@ export async function serve(argv: ServeArgs): Promise<void> {
     );
     if (o.mesh) {
       const ex = exporter;
-      const m: Mesh = (mesh = new Mesh(o.mesh, { localPackets: () => ex.windowPackets()?.slow ?? null, sink: ex.meshSink((): MeshView => m.view()) }));
+      ex.answeredAt = udp!.answeredAt;
+      const m: Mesh = (mesh = new Mesh(o.mesh, {
+        localPackets: () => ex.windowPackets()?.slow ?? null,
+        sink: ex.meshSink((): MeshView => m.view()),
+        udp: udp!,
+      }));
       await m.start();
     }
     site.serve(exporter, mesh && (() => mesh!.view()));
@@ -231,7 +237,7 @@ export async function serve(argv: ServeArgs): Promise<void> {
     exporter?.stop();
     await synthetic?.stop();
     trace?.stop();
-    responder?.close();
+    await udp?.stop();
     server.closeAllConnections?.();
     await new Promise<void>((r) => server.close(() => r()));
   }

@@ -4,7 +4,7 @@
 // sequence numbers), and the peer answers from its trace. Pure logic: the
 // query's checks, the peer's answer, and the prober's reading of it.
 import { UsageError } from '../base/errors';
-import type { SlowPacket } from './attribute';
+import type { SlowPacket, StallRow } from './attribute';
 
 export const EXPLAIN_SCHEMA_ID = 'jitterscope.explain/v1';
 /** Sequence numbers one query may ask about. */
@@ -87,12 +87,40 @@ export function parseExplainQuery(params: URLSearchParams, caller: string): Expl
 
 const ECHO_REQUEST = new Set([8, 128]);
 
+const notSlow = (seq: number): ProbeAnswer => ({ seq, state: 'not-slow', cpu: null, waitMs: null, bound: false, culprit: null, kind: null, culpritCpu: null });
+
+/** A UDP probe the responder answered right after a stall on its own CPU ended: held by that stall (its wait there, at most the stall's length). */
+function heldResponder(source: string, sport: number, r: { answeredAt: AnsweredAt; stalls: StallRow[] }): ProbeAnswer | null {
+  const at = r.answeredAt(source, sport);
+  if (!at) return null;
+  const ended = r.stalls.filter((s) => {
+    const end = s.startNs + s.durationNs;
+    return s.cpu === at.cpu && s.kind !== 'self' && end <= at.atNs && end >= at.atNs - RESPONDER_AFTER_STALL_NS;
+  });
+  // a callback is named over the softirq it ran in (both end together)
+  const best = ended.find((s) => s.kind !== 'softirq') ?? ended[0];
+  if (!best) return null;
+  return { seq: sport, state: 'slow', cpu: at.cpu, waitMs: best.durationNs / 1e6, bound: true, culprit: best.culprit, kind: best.kind, culpritCpu: best.cpu };
+}
+
 /** The peer's answer: each asked probe as its trace saw it (the slow packets of the window, attributed). */
+/**
+ * When this node's mesh responder answered a UDP probe (from `source`, port
+ * `sport`), on this node's clock, and on which CPU: a probe whose packet was
+ * not held may have waited for the responder, woken late behind a stall on
+ * that CPU (same node, same clock: no clocks compared).
+ */
+export type AnsweredAt = (source: string, sport: number) => { atNs: number; cpu: number } | undefined;
+
+/** A responder woken this soon after a stall on its CPU ended waited for it. */
+const RESPONDER_AFTER_STALL_NS = 2e6;
+
 export function answerQuery(
   q: ExplainQuery,
   packets: { slow: SlowPacket[]; slowThresholdNs: number; slowNotKept: number },
   node: string,
   windowMs: number,
+  responder?: { answeredAt: AnsweredAt; stalls: StallRow[] },
 ): ExplainAnswer {
   const slow = packets.slow;
   const mine = new Map<number, SlowPacket>();
@@ -116,7 +144,7 @@ export function answerQuery(
     notKept: packets.slowNotKept,
     probes: q.seqs.map((seq) => {
       const p = mine.get(seq);
-      if (!p) return { seq, state: 'not-slow', cpu: null, waitMs: null, bound: false, culprit: null, kind: null, culpritCpu: null };
+      if (!p) return (q.proto === 'udp' && responder && heldResponder(q.source, seq, responder)) || notSlow(seq);
       const a = p.attribution;
       return {
         seq,

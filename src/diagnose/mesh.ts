@@ -134,6 +134,8 @@ export interface MeshPeerView {
   rttMaxMs: number | null;
   /** The newest slow probes, each joined (at most 50). */
   recent: ProbeOutcome[];
+  /** The newest lost probes, each with what the peer saw of it (at most 50). */
+  recentLost: ProbeOutcome[];
 }
 
 export interface MeshView {

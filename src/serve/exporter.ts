@@ -12,7 +12,7 @@ import type { Kallsyms } from '../host/kallsyms';
 import type { IpvsState } from '../host/ipvs';
 import type { Report } from '../report/model';
 import { Aggregator } from '../stream/aggregate';
-import { answerQuery, ExplainQuery, parseExplainQuery } from '../diagnose/explain';
+import { AnsweredAt, answerQuery, ExplainQuery, parseExplainQuery } from '../diagnose/explain';
 import { NotServed, RateLimited, Routes } from './http';
 import { MeshSink, Metrics } from './metrics';
 import type { MeshView } from '../diagnose/mesh';
@@ -58,7 +58,9 @@ export class Exporter {
   private readonly recent: Recent;
   private timer: NodeJS.Timeout | undefined;
   /** The window's attributed slow packets as of the interval that ended at atNs (for /explain). */
-  private explained: { atNs: number; packets: TraceSummary['packets'] } | undefined;
+  private explained: { atNs: number; packets: TraceSummary['packets']; stalls: TraceSummary['stalls']['rows'] } | undefined;
+  /** serve --mesh: when its UDP responder answered each peer probe (set by the command). */
+  answeredAt: AnsweredAt | undefined;
 
   constructor(
     private readonly source: ExporterSource,
@@ -108,7 +110,8 @@ export class Exporter {
     if (this.explained?.atNs !== this.lastNs) {
       const got = this.recent.window(this.explainWindowMs * 1e6, monotonicNs());
       if (!got) return null;
-      this.explained = { atNs: this.lastNs, packets: summarize(got.agg, { probes: this.source.probes(), kallsyms: this.source.kallsyms }).packets };
+      const sum = summarize(got.agg, { probes: this.source.probes(), kallsyms: this.source.kallsyms });
+      this.explained = { atNs: this.lastNs, packets: sum.packets, stalls: sum.stalls.rows };
     }
     return this.explained.packets;
   }
@@ -117,7 +120,8 @@ export class Exporter {
   explain(q: ExplainQuery): string {
     const packets = this.windowPackets();
     if (!packets) throw new UsageError('no interval has finished yet; ask again in a second');
-    return JSON.stringify(answerQuery(q, packets, this.settings.node, this.explainWindowMs)) + '\n';
+    const responder = this.answeredAt && { answeredAt: this.answeredAt, stalls: this.explained!.stalls };
+    return JSON.stringify(answerQuery(q, packets, this.settings.node, this.explainWindowMs, responder)) + '\n';
   }
 
   /** The metrics' mesh families (serve --mesh). */

@@ -8,12 +8,10 @@
 // then), at the peer's serve (/explain, a batch a second per protocol, one
 // query in flight) and joined with this node's own trace of the reply. Everything kept is bounded: probes
 // waiting to be asked about, the newest outcomes, a minute of round trips.
-import dgram from 'node:dgram';
 import dns from 'node:dns';
 import net from 'node:net';
 import os from 'node:os';
 import { PeersSpec } from '../base/options';
-import { UsageError } from '../base/errors';
 import type { SlowPacket } from '../diagnose/attribute';
 import { EXPLAIN_MAX_SEQS, PeerAnswer } from '../diagnose/explain';
 import {
@@ -32,6 +30,7 @@ import {
 import { pingStream } from '../host/iputils';
 import type { MeshSink } from './metrics';
 import { askPeer } from './peer';
+import type { MeshUdp } from './mesh-udp';
 
 /** How often a dns: name is read again, and the peer set chosen again. */
 const RESOLVE_MS = 30_000;
@@ -62,6 +61,8 @@ export interface MeshDeps {
   /** This node's attributed slow packets of the recent window (null before the first interval). */
   localPackets(): SlowPacket[] | null;
   sink: MeshSink;
+  /** The UDP worker: the responder, and this node's UDP probes. */
+  udp: MeshUdp;
   /** Asks a peer's serve; serve/peer.ts's askPeer unless a test says otherwise. */
   ask?: typeof askPeer;
 }
@@ -82,15 +83,6 @@ interface Lane {
   detail: string | null;
 }
 
-/**
- * A UDP probe's first bytes, and its reply's: the responder answers only a
- * probe (and never a reply), so two responders cannot echo one datagram back
- * and forth.
- */
-export const UDP_PROBE_MAGIC = Buffer.from('jsmesh1?');
-export const UDP_REPLY_MAGIC = Buffer.from('jsmesh1!');
-const UDP_PROBE_BYTES = 16;
-const startsWith = (msg: Buffer, magic: Buffer) => msg.length === UDP_PROBE_BYTES && msg.subarray(0, magic.length).equals(magic);
 /** UDP probes sent with no reply at all: the peer has no responder (a serve without --mesh, or an older one); UDP to it pauses this long. */
 const NO_RESPONDER_AFTER = 20;
 const NO_RESPONDER_PAUSE_MS = 60_000;
@@ -110,12 +102,11 @@ class PeerProber {
   slow = 0;
   readonly bySide: Record<MeshSide, number> = { peer: 0, here: 0, between: 0, unknown: 0 };
   readonly recent: ProbeOutcome[] = [];
+  readonly recentLost: ProbeOutcome[] = [];
   private readonly rtts: { at: number; ms: number }[] = [];
   private readonly lanes: Record<MeshProto, Lane>;
   /** ICMP requests ping said had no reply yet: when it said so. */
   private readonly unanswered = new Map<number, number>();
-  /** UDP probes in flight, by source port. */
-  private readonly inFlight = new Map<number, { close: () => void; timer: NodeJS.Timeout }>();
   private udpSent = 0;
   private udpReplies = 0;
   /** Why the ICMP probes stopped (ping could not run, or exited), until a reply comes again. */
@@ -187,46 +178,18 @@ class PeerProber {
     clearTimeout(this.udpTimer);
     this.ping?.stop();
     this.abort.abort();
-    for (const f of this.inFlight.values()) {
-      clearTimeout(f.timer);
-      f.close();
-    }
-    this.inFlight.clear();
     this.deps.sink.forget(this.peer.name);
   }
 
-  /** One UDP probe from a fresh socket (a new source port, so probes spread over the peer's queues and CPUs). */
+  /** One UDP probe, timed in the mesh's UDP worker (off this loop). */
   private sendUdp(): void {
-    const socket = dgram.createSocket(this.family === 6 ? 'udp6' : 'udp4');
-    let open = true;
-    const close = () => {
-      if (open) socket.close();
-      open = false;
-    };
-    // a send that fails (no route) is a probe without a reply: its timer counts it lost
-    socket.on('error', close);
-    socket.bind(0, () => {
-      const port = socket.address().port;
-      if (this.stopped || this.inFlight.has(port)) return void close();
-      const payload = Buffer.alloc(UDP_PROBE_BYTES);
-      UDP_PROBE_MAGIC.copy(payload);
-      const sentAt = performance.now();
-      this.udpSent++;
-      const timer = setTimeout(() => {
-        this.inFlight.delete(port);
-        close();
-        this.onLost(this.lanes.udp, port, Date.now() - LOST_AFTER_MS);
-      }, LOST_AFTER_MS);
-      this.inFlight.set(port, { close, timer });
-      socket.on('message', (msg, from) => {
-        if (from.port !== this.settings.port || !startsWith(msg, UDP_REPLY_MAGIC)) return;
-        clearTimeout(timer);
-        this.inFlight.delete(port);
-        close();
-        this.udpReplies++;
-        this.onReply(this.lanes.udp, port, performance.now() - sentAt);
-      });
-      socket.send(payload, this.settings.port, this.peer.address);
+    this.udpSent++;
+    const sentAt = Date.now();
+    this.deps.udp.send(this.peer.address, this.settings.port, (r) => {
+      if (this.stopped) return;
+      if (r.rttMs === null) return this.onLost(this.lanes.udp, r.sport, sentAt);
+      this.udpReplies++;
+      this.onReply(this.lanes.udp, r.sport, r.rttMs);
     });
   }
 
@@ -257,13 +220,14 @@ class PeerProber {
   }
 
   private record(o: ProbeOutcome): void {
+    const list = o.rttMs === null ? this.recentLost : this.recent;
     if (o.rttMs !== null) {
       this.slow++;
       this.bySide[o.side]++;
       this.deps.sink.slow(this.peer.name, o);
     }
-    this.recent.push(o);
-    if (this.recent.length > RECENT) this.recent.shift();
+    list.push(o);
+    if (list.length > RECENT) list.shift();
   }
 
   /** Once a second: ICMP requests past their time are lost; one batch of probes old enough is asked about, per protocol. */
@@ -335,39 +299,9 @@ class PeerProber {
       rttP99Ms: q(0.99),
       rttMaxMs: last.length ? last[last.length - 1] : null,
       recent: [...this.recent],
+      recentLost: [...this.recentLost],
     };
   }
-}
-
-/**
- * The UDP responder peers probe: on this serve's port (UDP), it answers each
- * probe (16 bytes that start with the probe magic) with the same bytes under
- * the reply magic, and nothing else. Bound before anything attaches: a port in
- * use is a usage error.
- */
-export function bindResponder(host: string, port: number): Promise<dgram.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
-    socket.once('error', (e: NodeJS.ErrnoException) => {
-      socket.close();
-      if (e.code === 'EADDRINUSE')
-        reject(
-          new UsageError(`--mesh: UDP port ${port} (the mesh's responder, beside --listen) is in use; stop what holds it or choose another --listen port`),
-        );
-      else reject(e);
-    });
-    socket.bind(port, host, () => {
-      socket.removeAllListeners('error');
-      socket.on('error', () => undefined);
-      socket.on('message', (msg, from) => {
-        if (!startsWith(msg, UDP_PROBE_MAGIC)) return;
-        const reply = Buffer.from(msg);
-        UDP_REPLY_MAGIC.copy(reply);
-        socket.send(reply, from.port, from.address);
-      });
-      resolve(socket);
-    });
-  });
 }
 
 export class Mesh {

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { UsageError } from '../../../src/base/errors';
-import type { SlowPacket } from '../../../src/diagnose/attribute';
+import type { SlowPacket, StallRow } from '../../../src/diagnose/attribute';
 import { answerQuery, EXPLAIN_SCHEMA_ID, ForbiddenQuery, parseExplainQuery, peerSummary, readAnswer } from '../../../src/diagnose/explain';
 
 const q = (s: string, caller = '198.18.0.1') => parseExplainQuery(new URLSearchParams(s), caller);
@@ -114,6 +114,32 @@ test("udp: the mesh's probes to the responder's port, by their source ports, fro
       [40001, 'slow', 12],
       [40002, 'not-slow', null],
       [40003, 'not-slow', null],
+    ],
+  );
+});
+
+test('udp: a probe whose packet was not held, answered by the responder right after a stall on its CPU ended, was held by that stall', () => {
+  const stalls: StallRow[] = [
+    { cpu: 1, kind: 'softirq', culprit: 'HRTIMER softirq', startNs: 100e6, durationNs: 15.2e6 },
+    { cpu: 1, kind: 'hrtimer', culprit: 'bpf_timer_cb', startNs: 100.1e6, durationNs: 15e6 },
+    { cpu: 0, kind: 'timer', culprit: 'other_cb', startNs: 200e6, durationNs: 5e6 },
+  ];
+  const answered: Record<number, { atNs: number; cpu: number }> = {
+    40001: { atNs: 115.9e6, cpu: 1 }, // 0.7 ms after bpf_timer_cb ended on its CPU
+    40002: { atNs: 130e6, cpu: 1 }, // long after
+    40003: { atNs: 205.5e6, cpu: 1 }, // after a stall on another CPU
+  };
+  const a = answerQuery(q('proto=udp&id=9477&seq=40001,40002,40003,40004'), { slow: [], slowThresholdNs: 1e6, slowNotKept: 0 }, 'node-b', 120_000, {
+    answeredAt: (source, sport) => (source === '198.18.0.1' ? answered[sport] : undefined),
+    stalls,
+  });
+  assert.deepEqual(
+    a.probes.map((p) => [p.seq, p.state, p.culprit, p.culpritCpu]),
+    [
+      [40001, 'slow', 'bpf_timer_cb', 1],
+      [40002, 'not-slow', null, null],
+      [40003, 'not-slow', null, null],
+      [40004, 'not-slow', null, null],
     ],
   );
 });

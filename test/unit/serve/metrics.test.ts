@@ -176,6 +176,7 @@ const meshView = (state: MeshPeerView['state']): MeshView => ({
       rttP99Ms: 12,
       rttMaxMs: 12,
       recent: [],
+      recentLost: [],
     },
   ],
 });
