@@ -229,6 +229,14 @@ export function meshText(m: MeshView): string[] {
     }
     const top = [...by].sort((a, b) => b[1] - a[1])[0];
     if (top) out.push(`    most of the newest: ${top[0]}, ${top[1]} of ${p.recent.length}`);
+    if (p.udpState !== p.state) out.push(`    UDP: ${p.udpState}${p.udpDetail ? ` (${p.udpDetail})` : ''}`);
+    if (p.recentLost.length) {
+      const heldThere = p.recentLost.filter((o) => o.side === 'peer').length;
+      const notSeen = p.recentLost.filter((o) => o.side === 'between').length;
+      out.push(
+        `    the newest ${p.recentLost.length} lost: ${notSeen} not seen held at the peer (lost on the way, or their replies), ${heldThere} held there, ${p.recentLost.length - notSeen - heldThere} not asked`,
+      );
+    }
   }
   for (const n of m.notes) out.push(`  note: ${n}`);
   return out;
