@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ROOT } from '../helpers';
-import { bootGuest, CACHE, newJob, nicArgs, NicOptions, VmResult } from './vm';
+import { bootGuest, CACHE, guestArgs, newJob, NicOptions, VmResult } from './vm';
 import { buildInitramfs } from './vm-initramfs';
 
 const DIR = path.join(CACHE, '..', 'arm64-guest');
@@ -154,23 +154,7 @@ cd /`,
     'virt,gic-version=3',
     '-cpu',
     'max,pauth-impdef=on',
-    '-smp',
-    '2',
-    '-m',
-    '2048',
-    '-nographic',
-    '-no-reboot',
-    ...nicArgs(nic),
-    '-kernel',
-    g.image,
-    '-initrd',
-    g.initramfs,
-    '-append',
-    'console=ttyAMA0 panic=-1 loglevel=5 rdinit=/init',
-    '-virtfs',
-    `local,path=${g.rootfs},mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap`,
-    '-virtfs',
-    `local,path=${jobDir},mount_tag=job,security_model=none`,
+    ...guestArgs(g.image, g.initramfs, 'console=ttyAMA0 panic=-1 loglevel=5 rdinit=/init', g.rootfs, jobDir, nic),
   ];
   return bootGuest('qemu-system-aarch64', args, jobDir, timeoutMs, nic);
 }

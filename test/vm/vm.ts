@@ -161,7 +161,21 @@ sleep 30
 }
 
 /** QEMU's arguments for a tap-fed virtio-net NIC, or none. */
-export function nicArgs(nic?: NicOptions): string[] {
+/**
+ * What every guest boots with, whatever the machine: 2 CPUs and 2 GiB, no
+ * display, the kernel and initramfs, the host's root (read-only, `hostroot`)
+ * and the job's share (`job`), and the NIC if any.
+ */
+export function guestArgs(kernel: string, initrd: string, append: string, root: string, jobDir: string, nic?: NicOptions): string[] {
+  return [
+    ...['-smp', '2', '-m', '2048', '-nographic', '-no-reboot', ...nicArgs(nic)],
+    ...['-kernel', kernel, '-initrd', initrd, '-append', append],
+    ...['-virtfs', `local,path=${root},mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap`],
+    ...['-virtfs', `local,path=${jobDir},mount_tag=job,security_model=none`],
+  ];
+}
+
+function nicArgs(nic?: NicOptions): string[] {
   return nic ? ['-netdev', `tap,id=n0,ifname=${nic.tap},script=no,downscript=no`, '-device', 'virtio-net-pci,netdev=n0'] : ['-nic', 'none'];
 }
 
@@ -213,25 +227,16 @@ cd '${ROOT}'`,
     'tcg',
     '-cpu',
     'max',
-    '-smp',
-    '2',
-    '-m',
-    '2048',
-    '-nographic',
-    '-no-reboot',
-    ...nicArgs(nic),
-    '-kernel',
-    kernel.vmlinuz,
-    '-initrd',
-    kernel.initramfs,
     // loglevel 5 prints the stacks of kernel warnings; a soft lockup panics (and so
     // ends the run at once) with every CPU's stack on the console
-    '-append',
-    'console=ttyS0 panic=-1 loglevel=5 softlockup_panic=1 softlockup_all_cpu_backtrace=1 rdinit=/init',
-    '-virtfs',
-    'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
-    '-virtfs',
-    `local,path=${jobDir},mount_tag=job,security_model=none`,
+    ...guestArgs(
+      kernel.vmlinuz,
+      kernel.initramfs,
+      'console=ttyS0 panic=-1 loglevel=5 softlockup_panic=1 softlockup_all_cpu_backtrace=1 rdinit=/init',
+      '/',
+      jobDir,
+      nic,
+    ),
   ];
   return bootGuest('qemu-system-x86_64', args, jobDir, timeoutMs, nic);
 }
