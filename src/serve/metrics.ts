@@ -384,8 +384,8 @@ export class Metrics {
     });
     const slow = new client.Counter({
       name: 'jitterscope_mesh_slow_probes_total',
-      help: 'Mesh probes at least --mesh-slow-ms, by where they were held (side: peer, here, between the two kernels, or unknown when the peer did not answer) and what held them there ("unexplained": it waited and nothing held the CPU; "none": between or unknown)',
-      labelNames: ['peer', 'side', 'culprit', 'kind'],
+      help: 'Mesh probes at least --mesh-slow-ms, by protocol (icmp: answered in the peer\'s receive softirq; udp: by its responder thread, whose wake-up is in the round trip), where they were held (side: peer, here, between the two kernels, or unknown when the peer did not answer) and what held them there ("unexplained": it waited and nothing held the CPU; "none": between or unknown)',
+      labelNames: ['peer', 'proto', 'side', 'culprit', 'kind'],
       registers: [r],
     });
     new client.Gauge({
@@ -414,6 +414,7 @@ export class Metrics {
       slow: (peer, o) => {
         const labels = {
           peer,
+          proto: o.proto,
           side: o.side,
           culprit: o.culprit ? culprit(o.culprit) : 'none',
           kind: o.kind === null ? 'none' : kinds.has(o.kind) ? o.kind : 'other',

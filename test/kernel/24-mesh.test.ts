@@ -122,7 +122,7 @@ test("serve --mesh: a's slow probes to b are explained by b's trace (bpf_timer_c
     udpHeld().every((o) => o.culprit !== 'unexplained'),
     `every UDP probe held at b names what held it: ${JSON.stringify([...tally])}`,
   );
-  assert.match(metrics, /jitterscope_mesh_slow_probes_total\{peer="node-b",side="peer",culprit="bpf_timer_cb",kind="hrtimer"\} [1-9]/);
+  assert.match(metrics, /jitterscope_mesh_slow_probes_total\{peer="node-b",proto="icmp",side="peer",culprit="bpf_timer_cb",kind="hrtimer"\} [1-9]/);
   // a lost probe: b answered about it, and its trace did not see it held; it never reached b
   assert.ok(
     p.recentLost.every((o: any) => o.side === 'between'),
@@ -178,7 +178,7 @@ test('serve --mesh: a peer without serve, one that answers garbage and one that 
   assert.match(metrics, /jitterscope_mesh_peer_state\{peer="node-b",state="refused"\} 1/);
   refusing.kill('SIGKILL');
   await new Promise((r) => refusing.on('close', r));
-  assert.match(metrics, /jitterscope_mesh_slow_probes_total\{peer="node-b",side="unknown",culprit="none",kind="none"\} [1-9]/);
+  assert.match(metrics, /jitterscope_mesh_slow_probes_total\{peer="node-b",proto="icmp",side="unknown",culprit="none",kind="none"\} [1-9]/);
 
   // the real serve at b; a flood of queries from a: answered or told to wait, and b's memory stays bounded
   const b = await serveIn(net, 'b', []);

@@ -171,13 +171,7 @@ test("NIC (d): a server on the estimator's CPU, its packets processed on the oth
   timingVerdict(t, [j]);
 });
 
-/** A counter's value in Prometheus text, by its labels written as the exporter writes them (0 if absent). */
-function counter(metrics: string, name: string, labels: string): number {
-  const line = metrics.split('\n').find((l) => l.startsWith(`${name}{${labels}} `));
-  return line ? Number(line.split(' ').pop()) : 0;
-}
-
-test("NIC (m): the two-kernel mesh: the host's slow probes held in the guest name estimation_timer there (side peer); the guest's to the host are held in the guest, not the host", (t) => {
+test("NIC (m): the two-kernel mesh: the host's slow ICMP probes held in the guest name estimation_timer there (side peer); the host holds none of the guest's", (t) => {
   const dir = suite.job(t);
   if (!dir) return;
   const done = fs.readFileSync(path.join(dir, 'mesh.host-ping.txt'), 'utf8');
@@ -187,25 +181,28 @@ test("NIC (m): the two-kernel mesh: the host's slow probes held in the guest nam
   const g = host.peers.find((p: any) => p.name === 'guest');
   assert.ok(g, `the host probes the guest: ${JSON.stringify(host)}`);
   assert.equal(g.state, 'answered', JSON.stringify({ ...g, recent: g.recent.length }));
-  // every slow probe held in the guest's kernel, by the guest's own trace; those a host pause explains set aside
-  const slow = (labels: string) => counter(metrics, 'jitterscope_mesh_slow_probes_total', labels);
-  const lines = metrics.split('\n').filter((l) => l.startsWith('jitterscope_mesh_slow_probes_total{peer="guest",side="peer"'));
-  const heldThere = lines.filter((l) => !l.includes('kind="pause"')).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
-  const named = slow(`peer="guest",side="peer",culprit="${EST}",kind="timer"`);
+  // every slow ICMP probe held in the guest's kernel, by the guest's own trace (the guest answers an echo request
+  // in its receive softirq, on CPU 1 with the NIC's interrupt); those a host pause explains set aside. UDP probes
+  // also wait for the guest's responder thread (on CPU 0 with the guest's serve), behind whatever holds that CPU.
+  const lines = metrics.split('\n').filter((l) => l.startsWith('jitterscope_mesh_slow_probes_total{peer="guest",'));
+  const count = (ls: string[]) => ls.reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+  const icmpThere = lines.filter((l) => l.includes('proto="icmp",side="peer"') && !l.includes('kind="pause"'));
+  const heldThere = count(icmpThere);
+  const named = count(icmpThere.filter((l) => l.includes(`culprit="${EST}"`)));
   process.stderr.write(
-    `mesh: host -> guest ${g.sent} probes, ${g.slow} slow (${JSON.stringify(g.bySide)}); held in the guest ${heldThere}, by ${EST} ${named}\n`,
+    `mesh: host -> guest ${g.sent} probes, ${g.slow} slow (${JSON.stringify(g.bySide)}); ICMP held in the guest ${heldThere}, by ${EST} ${named}: ${icmpThere.join('; ')}\n`,
   );
-  assert.ok(heldThere >= 5, `${heldThere} slow probes held in the guest: ${lines.join('; ')}`);
-  assert.ok(named >= 0.9 * heldThere, `${named} of ${heldThere} probes held in the guest name ${EST}: ${lines.join('; ')}`);
-  // the other way: the guest's probes to the host come back through the guest's NIC on the estimator's CPU, so
-  // they are held in the guest (side here), and the host's trace never names the estimator
+  assert.ok(heldThere >= 5, `${heldThere} slow ICMP probes held in the guest: ${lines.join('; ')}`);
+  assert.ok(named >= 0.9 * heldThere, `${named} of ${heldThere} ICMP probes held in the guest name ${EST}: ${icmpThere.join('; ')}`);
+  // the other way, B -> A: the host's trace names nothing of the guest's probes: none held there by the
+  // estimator (it is the guest's), and few held there at all
   const guest = JSON.parse(fs.readFileSync(path.join(dir, 'mesh.guest.json'), 'utf8'));
   const h = guest.peers.find((p: any) => p.name === 'host');
   assert.ok(h, `the guest probes the host: ${JSON.stringify(guest).slice(0, 400)}`);
+  process.stderr.write(`mesh: guest -> host ${h.sent} probes, ${h.slow} slow (${JSON.stringify(h.bySide)})\n`);
+  assert.equal(h.state, 'answered', JSON.stringify({ ...h, recent: h.recent.length }));
   assert.ok(!h.recent.some((o: any) => o.side === 'peer' && o.culprit === EST), JSON.stringify(h.recent));
-  const here = h.recent.filter((o: any) => o.side === 'here' && o.rttMs !== null && o.kind !== 'pause');
-  assert.ok(here.length >= 5, `the guest's slow probes held in the guest: ${JSON.stringify(h.bySide)}`);
-  assert.ok(here.filter((o: any) => o.culprit === EST && o.cpu === 1).length >= 0.9 * here.length, JSON.stringify(here.slice(0, 10)));
+  assert.ok(h.bySide.peer <= Math.max(2, 0.1 * h.slow), `the host held ${h.bySide.peer} of the guest's ${h.slow} slow probes`);
 });
 
 test('NIC (c): NET_RX left to ksoftirqd behind a SCHED_FIFO task: the receive stalls and their packets name the task', (t) => {

@@ -200,13 +200,13 @@ test("the mesh's families: round trips by peer, lost and slow probes by side and
   assert.match(t, /^jitterscope_mesh_rtt_seconds_count\{peer="node-b"\} 2$/m);
   assert.match(t, /^jitterscope_mesh_probes_total\{peer="node-b"\} 3$/m);
   assert.match(t, /^jitterscope_mesh_lost_probes_total\{peer="node-b"\} 1$/m);
-  assert.match(t, /^jitterscope_mesh_slow_probes_total\{peer="node-b",side="peer",culprit="estimation_timer \[ip_vs\]",kind="timer"\} 1$/m);
-  assert.match(t, /^jitterscope_mesh_slow_probes_total\{peer="node-b",side="between",culprit="none",kind="none"\} 1$/m);
+  assert.match(t, /^jitterscope_mesh_slow_probes_total\{peer="node-b",proto="icmp",side="peer",culprit="estimation_timer \[ip_vs\]",kind="timer"\} 1$/m);
+  assert.match(t, /^jitterscope_mesh_slow_probes_total\{peer="node-b",proto="udp",side="between",culprit="none",kind="none"\} 1$/m);
   assert.match(t, /^jitterscope_mesh_peer_state\{peer="node-b",state="no-answer"\} 1$/m);
   assert.match(t, /^jitterscope_mesh_peer_state\{peer="node-b",state="answered"\} 0$/m);
   // a kind the engine does not make is "other"; a peer no longer probed loses its series
   sink.slow('node-b', { proto: 'icmp', seq: 5, rttMs: 9, side: 'peer', culprit: 'x', kind: 'made-up', cpu: 0, waitMs: 8 });
-  assert.match(await m.text(), /^jitterscope_mesh_slow_probes_total\{peer="node-b",side="peer",culprit="x",kind="other"\} 1$/m);
+  assert.match(await m.text(), /^jitterscope_mesh_slow_probes_total\{peer="node-b",proto="icmp",side="peer",culprit="x",kind="other"\} 1$/m);
   sink.forget('node-b');
   const after = await m.text();
   assert.doesNotMatch(after.replace(/^jitterscope_mesh_peer_state.*$/gm, ''), /peer="node-b"/, 'no series of node-b but its state (read from the view)');
