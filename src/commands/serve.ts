@@ -61,7 +61,7 @@ export function serveOptions(y: Argv): Argv<ServeArgs> {
     })
     .option('peers', { type: 'string', describe: "The mesh's candidates: dns:NAME (a headless Service, read every 30 s), or NODE=ADDRESS,... or ADDRESS,..." })
     .option('mesh-peers', { type: 'string', default: '10', describe: 'Peers probed, chosen by rendezvous hashing of node names (k of the candidates)' })
-    .option('mesh-rate', { type: 'string', default: '10', describe: 'Probes a second to each peer (1-50)' })
+    .option('mesh-rate', { type: 'string', default: '10', describe: 'Probes a second to each peer, half ICMP and half UDP (1-100)' })
     .option('mesh-slow-ms', { type: 'string', default: '5', describe: 'A probe whose round trip takes this long is slow: asked about at the peer' })
     .example('$0 serve', 'metrics on http://127.0.0.1:9477/metrics until SIGTERM')
     .example('$0 serve --listen 0.0.0.0:9477 --per-cpu', 'scraped from elsewhere, with per-CPU series')
@@ -93,7 +93,7 @@ function parseMeshArgs(argv: ServeArgs, node: string, listen: { host: string; po
     node,
     peers: parsePeers(argv.peers),
     k: parseIntInRange(argv['mesh-peers'], '--mesh-peers', 1, 100),
-    probesPerSecond: parseIntInRange(argv['mesh-rate'], '--mesh-rate', 1, 50),
+    probesPerSecond: parseIntInRange(argv['mesh-rate'], '--mesh-rate', 1, 100),
     slowMs: parsePositiveMs(argv['mesh-slow-ms'], '--mesh-slow-ms'),
     port: listen.port,
   };
