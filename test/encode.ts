@@ -4,6 +4,7 @@ import { EVENT_SIZE, OFFSETS, Kind, Flag } from '../src/kernel/abi';
 import { PROBE_NAMES, ProbeName, ProbeStatus } from '../src/kernel/probes';
 import { buildReport } from '../src/report/model';
 import type { Aggregator } from '../src/stream/aggregate';
+import type { SlowPacket } from '../src/diagnose/attribute';
 
 export interface FakeEvent {
   kind: number;
@@ -90,4 +91,29 @@ export function report(agg: Aggregator) {
     command: [],
     version: 'test',
   });
+}
+
+/** A packet serve listed slow: an ICMP echo request from 198.18.0.1 in a late NET_RX run, as `over` changes it. */
+export function slowPacket(over: Partial<SlowPacket> = {}): SlowPacket {
+  return {
+    startNs: 0,
+    cpu: 1,
+    arrivalCpu: 0,
+    ifindex: 2,
+    family: 4,
+    proto: 'icmp',
+    saddr: '198.18.0.1',
+    daddr: '198.18.0.2',
+    sport: null,
+    dport: null,
+    type: 8,
+    code: 0,
+    id: 4242,
+    seq: 1,
+    waitNs: 1e6,
+    slow: true,
+    path: 'late-run',
+    attribution: null,
+    ...over,
+  };
 }

@@ -48,7 +48,7 @@ wait $srv || true
 step "(m) the mesh: serve --mesh here and on the host, each the other's peer, 80 s at 100 probes a second; the interrupt on the estimator's CPU, RPS off"
 nic_irq 1
 nic_rps 0
-taskset -c 0 $JS serve --listen $NIC_GUEST:9477 --node-name guest --mesh --peers host=$NIC_HOST --mesh-slow-ms 5 --mesh-rate 100 2> $J/mesh.guest.err &
+taskset -c 0 $JS serve --listen $NIC_GUEST:9477 --node-name guest --mesh --peers host=$NIC_HOST --mesh-slow-ms 10 --mesh-rate 100 2> $J/mesh.guest.err &
 msrv=$!
 waitfor 'serving http' $J/mesh.guest.err
 host_ping mesh 80 0 mesh:9477 &

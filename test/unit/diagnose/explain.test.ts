@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { UsageError } from '../../../src/base/errors';
+import { slowPacket } from '../../encode';
 import type { SlowPacket, StallRow } from '../../../src/diagnose/attribute';
 import { answerQuery, EXPLAIN_SCHEMA_ID, ForbiddenQuery, parseExplainQuery, peerSummary, readAnswer } from '../../../src/diagnose/explain';
 
@@ -33,26 +34,15 @@ test('a query names an echo id and sequence numbers; anything else is a 400 nami
 });
 
 /** An echo request from `saddr` that waited `waitMs` on CPU 1 in a late run, held by bpf_timer_cb. */
-const request = (seq: number, waitMs: number, saddr = '198.18.0.1', id = 4242): SlowPacket => ({
-  startNs: seq * 1e9,
-  cpu: 1,
-  arrivalCpu: 0,
-  ifindex: 2,
-  family: 4,
-  proto: 'icmp',
-  saddr,
-  daddr: '198.18.0.2',
-  sport: null,
-  dport: null,
-  type: 8,
-  code: 0,
-  id,
-  seq,
-  waitNs: waitMs * 1e6,
-  slow: true,
-  path: 'late-run',
-  attribution: { culprit: 'bpf_timer_cb', kind: 'hrtimer', cpu: 1, overlapMs: waitMs, durationMs: 15 },
-});
+const request = (seq: number, waitMs: number, saddr = '198.18.0.1', id = 4242): SlowPacket =>
+  slowPacket({
+    startNs: seq * 1e9,
+    saddr,
+    id,
+    seq,
+    waitNs: waitMs * 1e6,
+    attribution: { culprit: 'bpf_timer_cb', kind: 'hrtimer', cpu: 1, overlapMs: waitMs, durationMs: 15 },
+  });
 
 test("the peer answers about the caller's probes only: slow with what held them, or not held", () => {
   const slow = [request(3, 12), request(17, 2), request(5, 30, '198.18.0.9'), request(4, 30, '198.18.0.1', 7)];

@@ -9,6 +9,7 @@ import { choosePeers, joinProbe, PeerCandidate, repliesHeldHere } from '../../..
 import { parsePeers } from '../../../src/base/options';
 import { UsageError } from '../../../src/base/errors';
 import { pingLine } from '../../../src/host/iputils';
+import { slowPacket } from '../../encode';
 
 const nodes = (n: number): PeerCandidate[] => Array.from({ length: n }, (_, i) => ({ name: `node-${i}`, address: `10.0.${i >> 8}.${i & 255}` }));
 const names = (cs: PeerCandidate[]) => cs.map((c) => c.name).sort();
@@ -72,26 +73,19 @@ const answer = (state: 'slow' | 'not-slow', waitMs: number | null, culprit: stri
   culpritCpu: culprit ? 1 : null,
 });
 
-const reply = (seq: number, waitMs: number, saddr = '10.0.0.2', id = 77, culprit: string | null = 'kdamond.0[83]'): SlowPacket => ({
-  startNs: seq * 1e9,
-  cpu: 0,
-  arrivalCpu: 0,
-  ifindex: 2,
-  family: 4,
-  proto: 'icmp',
-  saddr,
-  daddr: '10.0.0.1',
-  sport: null,
-  dport: null,
-  type: 0,
-  code: 0,
-  id,
-  seq,
-  waitNs: waitMs * 1e6,
-  slow: true,
-  path: 'late-run',
-  attribution: culprit ? { culprit, kind: 'task', cpu: 0, overlapMs: waitMs, durationMs: waitMs } : null,
-});
+/** An echo reply from the peer `saddr` to echo id `id`, held here `waitMs` (by kdamond.0 unless said otherwise). */
+const reply = (seq: number, waitMs: number, saddr = '10.0.0.2', id = 77, culprit: string | null = 'kdamond.0[83]'): SlowPacket =>
+  slowPacket({
+    startNs: seq * 1e9,
+    cpu: 0,
+    saddr,
+    daddr: '10.0.0.1',
+    type: 0,
+    id,
+    seq,
+    waitNs: waitMs * 1e6,
+    attribution: culprit ? { culprit, kind: 'task', cpu: 0, overlapMs: waitMs, durationMs: waitMs } : null,
+  });
 
 test('a slow probe is held at the peer, here, between the two, or not known', () => {
   const peer = joinProbe('icmp', 9, 14, answer('slow', 12.9, 'estimation_timer [ip_vs]'), undefined);
