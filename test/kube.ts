@@ -102,7 +102,9 @@ export function validateManifest(doc: any): string[] {
  * The DaemonSet's pod template as a Pod for `podman kube play` (4.3): it
  * refuses kind DaemonSet and port mappings under hostNetwork (the ports go;
  * probes name the port by number), and reads the seccomp profile from the
- * older annotation with --seccomp-profile-root, not from seccompProfile.
+ * older annotation with --seccomp-profile-root, not from seccompProfile. It
+ * cannot fill an env var from spec.nodeName (there is no node): NODE_NAME is
+ * given as a value.
  */
 export function podForPodman(daemonSet: any, seccompFile: string): any {
   const spec = structuredClone(daemonSet.spec.template.spec);
@@ -110,6 +112,11 @@ export function podForPodman(daemonSet: any, seccompFile: string): any {
     const port = c.ports?.find((p: any) => p.name === 'metrics')?.containerPort;
     delete c.ports;
     for (const probe of [c.readinessProbe, c.livenessProbe]) if (probe?.httpGet) probe.httpGet.port = port;
+    for (const e of c.env ?? [])
+      if (e.valueFrom?.fieldRef?.fieldPath === 'spec.nodeName') {
+        delete e.valueFrom;
+        e.value = 'podman-node';
+      }
   }
   return {
     apiVersion: 'v1',

@@ -65,16 +65,26 @@ export interface ProbeOutcome {
 
 /**
  * One slow probe's side: the peer's answer about it (null: the peer did not
- * answer) and this node's slow packet for its reply, if any. Where both held
- * it, the longer wait is the side.
+ * answer) and this node's slow packet for its reply, if any. A side holds a
+ * probe only when its wait explains at least half of what the probe took over
+ * the usual round trip (`usualMs`, the recent median): a 1 ms late run does
+ * not explain a 12 ms probe. Where both hold it, the longer wait is the side.
  */
-export function joinProbe(proto: MeshProto, seq: number, rttMs: number | null, peer: ProbeAnswer | null, here: SlowPacket | undefined): ProbeOutcome {
-  const peerWait = peer?.state === 'slow' ? (peer.waitMs ?? 0) : -1;
-  const hereWait = here ? (here.waitNs ?? 0) / 1e6 : -1;
+export function joinProbe(
+  proto: MeshProto,
+  seq: number,
+  rttMs: number | null,
+  peer: ProbeAnswer | null,
+  here: SlowPacket | undefined,
+  usualMs = 0,
+): ProbeOutcome {
+  const enough = rttMs === null ? 0 : 0.5 * Math.max(0, rttMs - usualMs);
+  const peerWait = peer?.state === 'slow' && (peer.waitMs ?? 0) >= enough ? (peer.waitMs ?? 0) : -1;
+  const hereWait = here && (here.waitNs ?? 0) / 1e6 >= enough ? (here.waitNs ?? 0) / 1e6 : -1;
   if (peerWait >= 0 && peerWait >= hereWait)
     return { proto, seq, rttMs, side: 'peer', culprit: peer!.culprit ?? 'unexplained', kind: peer!.kind, cpu: peer!.culpritCpu, waitMs: peer!.waitMs };
-  if (here) {
-    const a = here.attribution;
+  if (hereWait >= 0) {
+    const a = here!.attribution;
     return { proto, seq, rttMs, side: 'here', culprit: a?.culprit ?? 'unexplained', kind: a?.kind ?? null, cpu: a?.cpu ?? null, waitMs: hereWait };
   }
   return { proto, seq, rttMs, side: peer ? 'between' : 'unknown', culprit: null, kind: null, cpu: null, waitMs: null };

@@ -266,13 +266,21 @@ class PeerProber {
     lane.detail = answer.detail;
     const bySeq = new Map(answer.state === 'answered' ? answer.probes.map((p) => [p.seq, p]) : []);
     const here = repliesHeldHere(this.deps.localPackets() ?? [], this.peer.address, lane.proto, lane.key);
+    const usual = this.usualRttMs(Date.now());
     for (const [seq, w] of ready) {
       // given up meanwhile (the cap), or a new probe with the same port or sequence: not this answer's
       if (lane.waiting.get(seq) !== w) continue;
       lane.waiting.delete(seq);
       const there = answer.state === 'answered' ? (bySeq.get(seq) ?? null) : null;
-      this.record(joinProbe(lane.proto, seq, w.rttMs, there, w.rttMs === null ? undefined : here.get(seq)));
+      this.record(joinProbe(lane.proto, seq, w.rttMs, there, w.rttMs === null ? undefined : here.get(seq), usual));
     }
+  }
+
+  /** The median round trip of the last minute (0 before any). */
+  private usualRttMs(now: number): number {
+    const last = this.rtts.filter((r) => now - r.at <= 60_000).map((r) => r.ms);
+    last.sort((a, b) => a - b);
+    return last.length ? last[Math.floor(last.length / 2)] : 0;
   }
 
   view(now: number): MeshPeerView {

@@ -90,7 +90,7 @@ const reply = (seq: number, waitMs: number, saddr = '10.0.0.2', id = 77, culprit
 test('a slow probe is held at the peer, here, between the two, or not known', () => {
   const peer = joinProbe('icmp', 9, 14, answer('slow', 12.9, 'estimation_timer [ip_vs]'), undefined);
   assert.deepEqual(peer, { proto: 'icmp', seq: 9, rttMs: 14, side: 'peer', culprit: 'estimation_timer [ip_vs]', kind: 'timer', cpu: 1, waitMs: 12.9 });
-  assert.equal(joinProbe('icmp', 9, 14, answer('slow', 3), undefined).culprit, 'unexplained', 'held there, nothing named');
+  assert.equal(joinProbe('icmp', 9, 14, answer('slow', 12), undefined).culprit, 'unexplained', 'held there, nothing named');
   const here = joinProbe('icmp', 9, 14, answer('not-slow', null), reply(9, 11));
   assert.deepEqual([here.side, here.culprit, here.waitMs], ['here', 'kdamond.0[83]', 11]);
   assert.equal(joinProbe('icmp', 9, 14, answer('slow', 2, 'a'), reply(9, 11)).side, 'here', 'both held it: the longer wait');
@@ -108,6 +108,11 @@ test('a slow probe is held at the peer, here, between the two, or not known', ()
   assert.equal(joinProbe('icmp', 9, 14, null, undefined).side, 'unknown', 'the peer did not answer');
   assert.equal(joinProbe('icmp', 9, 14, null, reply(9, 11)).side, 'here', 'what this node saw stands without the peer');
   assert.equal(joinProbe('icmp', 9, null, answer('not-slow', null), undefined).side, 'between', 'a lost probe the peer did not see held');
+  // a side holds a probe only when its wait explains at least half of what it took over the usual round trip
+  assert.equal(joinProbe('icmp', 9, 14, answer('slow', 1.5, 'a'), undefined, 2).side, 'between', '1.5 ms of 12 ms over the usual: not held there');
+  assert.equal(joinProbe('icmp', 9, 14, answer('slow', 6, 'a'), undefined, 2).side, 'peer', '6 ms of 12 ms: held there');
+  assert.equal(joinProbe('icmp', 9, 14, answer('slow', 1.5, 'a'), reply(9, 8), 2).side, 'here');
+  assert.equal(joinProbe('icmp', 9, null, answer('slow', 1.5, 'a'), undefined, 2).side, 'peer', 'a lost probe held there at all');
 });
 
 test("this node's slow packets that are the peer's replies to this prober's probes: echo replies by sequence, UDP by the port they came to", () => {
