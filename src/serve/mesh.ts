@@ -278,14 +278,20 @@ class PeerProber {
 
   /** The median round trip of the last minute (0 before any). */
   private usualRttMs(now: number): number {
-    const last = this.rtts.filter((r) => now - r.at <= 60_000).map((r) => r.ms);
-    last.sort((a, b) => a - b);
+    const last = this.lastMinute(now);
     return last.length ? last[Math.floor(last.length / 2)] : 0;
   }
 
+  /** The last minute's round trips, sorted. */
+  private lastMinute(now: number): number[] {
+    return this.rtts
+      .filter((r) => now - r.at <= 60_000)
+      .map((r) => r.ms)
+      .sort((a, b) => a - b);
+  }
+
   view(now: number): MeshPeerView {
-    const last = this.rtts.filter((r) => now - r.at <= 60_000).map((r) => r.ms);
-    last.sort((a, b) => a - b);
+    const last = this.lastMinute(now);
     const q = (f: number) => (last.length ? last[Math.min(last.length - 1, Math.floor(f * last.length))] : null);
     const icmp = this.lanes.icmp;
     const udp = this.lanes.udp;

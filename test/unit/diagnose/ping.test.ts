@@ -9,6 +9,7 @@ import { verdictAdvice } from '../../../src/diagnose/verdict';
 import { attributeReplies, leadingCulprit, verdictText, PingVerdict } from '../../../src/diagnose/ping';
 import { adviceForCulprit, ipvsAdvice } from '../../../src/diagnose/advice';
 import { parseCpuMask, formatCpuMask } from '../../../src/host/net';
+import { slowPacket } from '../../encode';
 
 const MS = 1e6;
 
@@ -64,24 +65,21 @@ test('cpu masks', () => {
 });
 
 function pkt(seq: number, type: number, cpu: number, arriveMs: number, waitMs: number | null): Packet {
-  return {
+  const {
+    path: _p,
+    attribution: _a,
+    ...p
+  } = slowPacket({
     startNs: arriveMs * MS,
     cpu,
-    arrivalCpu: 0,
     ifindex: 3,
-    family: 4,
-    proto: 'icmp',
-    saddr: '198.18.0.1',
-    daddr: '198.18.0.2',
-    sport: null,
-    dport: null,
     type,
-    code: 0,
     id: 42,
     seq,
     waitNs: waitMs === null ? null : waitMs * MS,
     slow: false,
-  };
+  });
+  return p;
 }
 
 function stall(cpu: number, culprit: string, kind: StallRow['kind'], startMs: number, durMs: number): StallRow {
