@@ -204,9 +204,12 @@ export async function serve(argv: ServeArgs): Promise<void> {
     );
     if (o.mesh) {
       const ex = exporter;
-      ex.answeredAt = udp!.answeredAt;
+      ex.responder = udp!;
       const m: Mesh = (mesh = new Mesh(o.mesh, {
-        localPackets: () => ex.windowPackets()?.slow ?? null,
+        localWindow: () => {
+          const w = ex.explainedWindow();
+          return w && { packets: w.packets.slow, stalls: w.stalls };
+        },
         sink: ex.meshSink((): MeshView => m.view()),
         udp: udp!,
       }));

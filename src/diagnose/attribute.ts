@@ -137,6 +137,21 @@ export function packetWindow(p: Packet, fallbackNs = 0): WaitWindow {
   return { cpus: [p.cpu, p.arrivalCpu], from: p.waitNs === null ? end - fallbackNs : p.startNs, to: end };
 }
 
+/**
+ * How much of a wait host pauses covered (ns), as the trace saw them: the
+ * longest such cover on any one of its CPUs (a CPU's pauses never overlap).
+ * A pause may have begun before it was seen, so this is a lower bound.
+ */
+export function pausedNs(w: WaitWindow, stalls: StallRow[]): number {
+  let most = 0;
+  for (const cpu of new Set(w.cpus)) {
+    let sum = 0;
+    for (const s of stalls) if (s.kind === 'pause' && s.cpu === cpu) sum += Math.max(0, Math.min(w.to, s.startNs + s.durationNs) - Math.max(w.from, s.startNs));
+    most = Math.max(most, sum);
+  }
+  return most;
+}
+
 export interface SlowPacket extends Packet {
   attribution: Overlap | null;
 }

@@ -4,7 +4,7 @@
 // sequence numbers), and the peer answers from its trace. Pure logic: the
 // query's checks, the peer's answer, and the prober's reading of it.
 import { UsageError } from '../base/errors';
-import type { SlowPacket, StallRow } from './attribute';
+import { packetWindow, pausedNs, SlowPacket, StallRow } from './attribute';
 
 export const EXPLAIN_SCHEMA_ID = 'jitterscope.explain/v1';
 /** Sequence numbers one query may ask about. */
@@ -22,8 +22,14 @@ export interface ExplainQuery {
 /** What the peer knows of one probe. */
 export interface ProbeAnswer {
   seq: number;
-  /** slow: it waited in a late receive run here; not-slow: no late run here held it (or it never came). */
-  state: 'slow' | 'not-slow';
+  /**
+   * - slow: it waited in a late receive run here (udp: or its responder was woken late behind a stall);
+   * - seen (udp): the responder answered it, and nothing here held it;
+   * - not-seen (udp): it never reached the responder (lost on the way, or dropped before the socket);
+   * - not-slow: no late run here held it; whether it came is not known (icmp: the kernel answers echo
+   *   requests and the trace lists only the held ones; udp: older than the responder's record).
+   */
+  state: 'slow' | 'not-slow' | 'seen' | 'not-seen';
   cpu: number | null;
   /** Its wait here (ms), an upper bound when `bound`. */
   waitMs: number | null;
@@ -32,6 +38,8 @@ export interface ProbeAnswer {
   culprit: string | null;
   kind: string | null;
   culpritCpu: number | null;
+  /** How much of its wait a host pause on that CPU covered, as this node's trace saw the pause (ms; 0: none). Absent in older peers' answers. */
+  pausedMs?: number;
 }
 
 export interface ExplainAnswer {
@@ -87,23 +95,45 @@ export function parseExplainQuery(params: URLSearchParams, caller: string): Expl
 
 const ECHO_REQUEST = new Set([8, 128]);
 
-const notSlow = (seq: number): ProbeAnswer => ({ seq, state: 'not-slow', cpu: null, waitMs: null, bound: false, culprit: null, kind: null, culpritCpu: null });
+const unheld = (seq: number, state: ProbeAnswer['state']): ProbeAnswer => ({
+  seq,
+  state,
+  cpu: null,
+  waitMs: null,
+  bound: false,
+  culprit: null,
+  kind: null,
+  culpritCpu: null,
+  pausedMs: 0,
+});
 
-/** A UDP probe the responder answered right after a stall on its own CPU ended: held by that stall (its wait there, at most the stall's length). */
-function heldResponder(source: string, sport: number, r: { answeredAt: AnsweredAt; stalls: StallRow[] }): ProbeAnswer | null {
+/**
+ * A UDP probe the responder answered right after a stall on its own CPU ended: held by that stall (its wait there, at most the stall's length).
+ * Else seen (answered) or not seen (the responder's record reaches back far enough and has no answer to it).
+ */
+function responderAnswer(source: string, sport: number, r: Responder, stalls: StallRow[]): ProbeAnswer {
   const at = r.answeredAt(source, sport);
-  if (!at) return null;
-  const ended = r.stalls.filter((s) => {
+  if (!at) return unheld(sport, r.keptSinceNs <= r.nowNs - RESPONDER_RECORD_NS ? 'not-seen' : 'not-slow');
+  const ended = stalls.filter((s) => {
     const end = s.startNs + s.durationNs;
     return s.cpu === at.cpu && s.kind !== 'self' && end <= at.atNs && end >= at.atNs - RESPONDER_AFTER_STALL_NS;
   });
   // a callback is named over the softirq it ran in (both end together)
   const best = ended.find((s) => s.kind !== 'softirq') ?? ended[0];
-  if (!best) return null;
-  return { seq: sport, state: 'slow', cpu: at.cpu, waitMs: best.durationNs / 1e6, bound: true, culprit: best.culprit, kind: best.kind, culpritCpu: best.cpu };
+  if (!best) return unheld(sport, 'seen');
+  return {
+    seq: sport,
+    state: 'slow',
+    cpu: at.cpu,
+    waitMs: best.durationNs / 1e6,
+    bound: true,
+    culprit: best.culprit,
+    kind: best.kind,
+    culpritCpu: best.cpu,
+    pausedMs: pausedNs({ cpus: [at.cpu], from: best.startNs, to: at.atNs }, stalls) / 1e6,
+  };
 }
 
-/** The peer's answer: each asked probe as its trace saw it (the slow packets of the window, attributed). */
 /**
  * When this node's mesh responder answered a UDP probe (from `source`, port
  * `sport`), on this node's clock, and on which CPU: a probe whose packet was
@@ -114,13 +144,24 @@ export type AnsweredAt = (source: string, sport: number) => { atNs: number; cpu:
 
 /** A responder woken this soon after a stall on its CPU ended waited for it. */
 const RESPONDER_AFTER_STALL_NS = 2e6;
+/** A UDP probe reads not-seen only when the responder's record of answers reaches back this far (probes are asked about seconds after they are sent). */
+const RESPONDER_RECORD_NS = 30e9;
 
+/** This node's mesh responder: when it answered each probe, since when its record is whole, and now (its monotonic clock, ns). */
+export interface Responder {
+  answeredAt: AnsweredAt;
+  keptSinceNs: number;
+  nowNs: number;
+}
+
+/** The peer's answer: each asked probe as its trace saw it (the slow packets of the window, attributed; `stalls` are its stall rows, host pauses among them). */
 export function answerQuery(
   q: ExplainQuery,
   packets: { slow: SlowPacket[]; slowThresholdNs: number; slowNotKept: number },
   node: string,
   windowMs: number,
-  responder?: { answeredAt: AnsweredAt; stalls: StallRow[] },
+  stalls: StallRow[],
+  responder?: Responder,
 ): ExplainAnswer {
   const slow = packets.slow;
   const mine = new Map<number, SlowPacket>();
@@ -144,7 +185,7 @@ export function answerQuery(
     notKept: packets.slowNotKept,
     probes: q.seqs.map((seq) => {
       const p = mine.get(seq);
-      if (!p) return (q.proto === 'udp' && responder && heldResponder(q.source, seq, responder)) || notSlow(seq);
+      if (!p) return q.proto === 'udp' && responder ? responderAnswer(q.source, seq, responder, stalls) : unheld(seq, 'not-slow');
       const a = p.attribution;
       return {
         seq,
@@ -155,10 +196,13 @@ export function answerQuery(
         culprit: a?.culprit ?? null,
         kind: a?.kind ?? null,
         culpritCpu: a?.cpu ?? null,
+        pausedMs: p.waitNs === null ? 0 : pausedNs(packetWindow(p), stalls) / 1e6,
       };
     }),
   };
 }
+
+const STATES = new Set<unknown>(['slow', 'not-slow', 'seen', 'not-seen']);
 
 /** The prober's check of an answer: a jitterscope answer about the probes asked, or why not. */
 export function readAnswer(body: unknown, seqs: number[]): ExplainAnswer {
@@ -173,13 +217,14 @@ export function readAnswer(body: unknown, seqs: number[]): ExplainAnswer {
       !p ||
       typeof p.seq !== 'number' ||
       !asked.has(p.seq) ||
-      (p.state !== 'slow' && p.state !== 'not-slow') ||
+      !STATES.has(p.state) ||
       !numberOrNull(p.cpu) ||
       !numberOrNull(p.waitMs) ||
       typeof p.bound !== 'boolean' ||
       !stringOrNull(p.culprit) ||
       !stringOrNull(p.kind) ||
-      !numberOrNull(p.culpritCpu)
+      !numberOrNull(p.culpritCpu) ||
+      !(p.pausedMs === undefined || (typeof p.pausedMs === 'number' && p.pausedMs >= 0))
     )
       throw new Error(`not a ${EXPLAIN_SCHEMA_ID} answer: a probe row is malformed or was not asked about`);
   return a as ExplainAnswer;
@@ -188,8 +233,11 @@ export function readAnswer(body: unknown, seqs: number[]): ExplainAnswer {
 /** One line for a probe the peer answered about. */
 export function peerText(p: ProbeAnswer): string {
   if (p.state === 'not-slow') return 'not seen held there';
+  if (p.state === 'seen') return 'seen there, not held';
+  if (p.state === 'not-seen') return 'not seen there (it never reached the responder)';
   const wait = p.waitMs === null ? '' : ` ${p.bound ? '<= ' : ''}${p.waitMs.toFixed(1)} ms`;
-  return `waited${wait} on CPU ${p.cpu}${p.culprit ? `: ${p.culprit} on CPU ${p.culpritCpu}` : ', no single cause'}`;
+  const paused = p.pausedMs ? ` (a host pause there covered ${p.pausedMs.toFixed(1)} ms of it)` : '';
+  return `waited${wait} on CPU ${p.cpu}${p.culprit ? `: ${p.culprit} on CPU ${p.culpritCpu}` : ', no single cause'}${paused}`;
 }
 
 /** What the peer's answers add up to: how many slow replies waited there, and what held most of them. */

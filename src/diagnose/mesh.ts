@@ -61,6 +61,10 @@ export interface ProbeOutcome {
   cpu: number | null;
   /** How long it waited on that side (ms; an upper bound where the trace only bounds it). */
   waitMs: number | null;
+  /** How much of that wait a host pause on that side covered, as its trace saw the pause (ms; null when no side held it). */
+  pausedMs: number | null;
+  /** What the peer's trace said of it (null: the peer did not answer); for a lost UDP probe, seen or not-seen says which way it was lost. */
+  peerSaw: ProbeAnswer['state'] | null;
 }
 
 /**
@@ -77,17 +81,43 @@ export function joinProbe(
   peer: ProbeAnswer | null,
   here: SlowPacket | undefined,
   usualMs = 0,
+  herePausedMs = 0,
 ): ProbeOutcome {
   const enough = rttMs === null ? 0 : 0.5 * Math.max(0, rttMs - usualMs);
   const peerWait = peer?.state === 'slow' && (peer.waitMs ?? 0) >= enough ? (peer.waitMs ?? 0) : -1;
   const hereWait = here && (here.waitNs ?? 0) / 1e6 >= enough ? (here.waitNs ?? 0) / 1e6 : -1;
-  if (peerWait >= 0 && peerWait >= hereWait)
-    return { proto, seq, rttMs, side: 'peer', culprit: peer!.culprit ?? 'unexplained', kind: peer!.kind, cpu: peer!.culpritCpu, waitMs: peer!.waitMs };
+  const peerSaw = peer?.state ?? null;
+  if (peerWait >= 0 && peerWait >= hereWait) {
+    const p = peer!;
+    return {
+      proto,
+      seq,
+      rttMs,
+      side: 'peer',
+      culprit: p.culprit ?? 'unexplained',
+      kind: p.kind,
+      cpu: p.culpritCpu,
+      waitMs: p.waitMs,
+      pausedMs: p.pausedMs ?? 0,
+      peerSaw,
+    };
+  }
   if (hereWait >= 0) {
     const a = here!.attribution;
-    return { proto, seq, rttMs, side: 'here', culprit: a?.culprit ?? 'unexplained', kind: a?.kind ?? null, cpu: a?.cpu ?? null, waitMs: hereWait };
+    return {
+      proto,
+      seq,
+      rttMs,
+      side: 'here',
+      culprit: a?.culprit ?? 'unexplained',
+      kind: a?.kind ?? null,
+      cpu: a?.cpu ?? null,
+      waitMs: hereWait,
+      pausedMs: herePausedMs,
+      peerSaw,
+    };
   }
-  return { proto, seq, rttMs, side: peer ? 'between' : 'unknown', culprit: null, kind: null, cpu: null, waitMs: null };
+  return { proto, seq, rttMs, side: peer ? 'between' : 'unknown', culprit: null, kind: null, cpu: null, waitMs: null, pausedMs: null, peerSaw };
 }
 
 /**

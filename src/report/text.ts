@@ -7,7 +7,7 @@ import { slowPacketsText } from '../diagnose/verdict';
 import { StallEvent, stallEvents } from '../diagnose/attribute';
 import { CpuSummary, Log2Bucket, PingSection, Report } from './model';
 import { peerSummary, peerText } from '../diagnose/explain';
-import type { MeshView } from '../diagnose/mesh';
+import type { MeshView, ProbeOutcome } from '../diagnose/mesh';
 
 export const stallEventText = (e: StallEvent) => `${e.culprit}${e.within ? ` (in ${e.within})` : ''}`;
 
@@ -231,11 +231,15 @@ export function meshText(m: MeshView): string[] {
     if (top) out.push(`    most of the newest: ${top[0]}, ${top[1]} of ${p.recent.length}`);
     if (p.udpState !== p.state) out.push(`    UDP: ${p.udpState}${p.udpDetail ? ` (${p.udpDetail})` : ''}`);
     if (p.recentLost.length) {
-      const heldThere = p.recentLost.filter((o) => o.side === 'peer').length;
-      const notSeen = p.recentLost.filter((o) => o.side === 'between').length;
-      out.push(
-        `    the newest ${p.recentLost.length} lost: ${notSeen} not seen held at the peer (lost on the way, or their replies), ${heldThere} held there, ${p.recentLost.length - notSeen - heldThere} not asked`,
-      );
+      const n = (saw: ProbeOutcome['peerSaw']) => p.recentLost.filter((o) => o.peerSaw === saw).length;
+      const parts = [
+        `${n('not-seen')} never reached the peer's responder (UDP)`,
+        `${n('seen')} answered there, the reply lost (UDP)`,
+        `${n('slow')} held there`,
+        `${n('not-slow')} not seen held there (ICMP: lost on the way, or their replies)`,
+        `${n(null)} the peer did not answer about`,
+      ];
+      out.push(`    the newest ${p.recentLost.length} lost: ${parts.filter((x) => !x.startsWith('0 ')).join(', ')}`);
     }
   }
   for (const n of m.notes) out.push(`  note: ${n}`);

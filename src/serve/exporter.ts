@@ -59,8 +59,8 @@ export class Exporter {
   private timer: NodeJS.Timeout | undefined;
   /** The window's attributed slow packets as of the interval that ended at atNs (for /explain). */
   private explained: { atNs: number; packets: TraceSummary['packets']; stalls: TraceSummary['stalls']['rows'] } | undefined;
-  /** serve --mesh: when its UDP responder answered each peer probe (set by the command). */
-  answeredAt: AnsweredAt | undefined;
+  /** serve --mesh: its UDP responder's record of the peer probes it answered (set by the command). */
+  responder: { answeredAt: AnsweredAt; readonly keptSinceNs: number } | undefined;
 
   constructor(
     private readonly source: ExporterSource,
@@ -105,23 +105,24 @@ export class Exporter {
     return Math.min(EXPLAIN_WINDOW_MS, this.settings.maxWindowMs);
   }
 
-  /** The window's attributed slow packets, summarized once per interval however often asked; null before the first interval. */
-  windowPackets(): TraceSummary['packets'] | null {
+  /** The window's attributed slow packets and its stall rows, summarized once per interval however often asked; null before the first interval. */
+  explainedWindow(): { packets: TraceSummary['packets']; stalls: TraceSummary['stalls']['rows'] } | null {
     if (this.explained?.atNs !== this.lastNs) {
       const got = this.recent.window(this.explainWindowMs * 1e6, monotonicNs());
       if (!got) return null;
       const sum = summarize(got.agg, { probes: this.source.probes(), kallsyms: this.source.kallsyms });
       this.explained = { atNs: this.lastNs, packets: sum.packets, stalls: sum.stalls.rows };
     }
-    return this.explained.packets;
+    return this.explained;
   }
 
   /** What the trace saw of a caller's own echo requests (diagnose/explain.ts), as JSON. */
   explain(q: ExplainQuery): string {
-    const packets = this.windowPackets();
-    if (!packets) throw new UsageError('no interval has finished yet; ask again in a second');
-    const responder = this.answeredAt && { answeredAt: this.answeredAt, stalls: this.explained!.stalls };
-    return JSON.stringify(answerQuery(q, packets, this.settings.node, this.explainWindowMs, responder)) + '\n';
+    const w = this.explainedWindow();
+    if (!w) throw new UsageError('no interval has finished yet; ask again in a second');
+    const r = this.responder;
+    const responder = r && { answeredAt: r.answeredAt, keptSinceNs: r.keptSinceNs, nowNs: monotonicNs() };
+    return JSON.stringify(answerQuery(q, w.packets, this.settings.node, this.explainWindowMs, w.stalls, responder)) + '\n';
   }
 
   /** The metrics' mesh families (serve --mesh). */

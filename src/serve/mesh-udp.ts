@@ -46,6 +46,8 @@ export class MeshUdp {
   private readonly pending = new Map<number, (r: UdpProbeResult) => void>();
   /** When (this node's monotonic clock) and on which CPU the responder answered each peer probe, by source and port. */
   private readonly answered = new Map<string, { atNs: number; cpu: number }>();
+  /** Since when the record of answers is whole (this node's monotonic clock): the start, or the newest answer given up to the cap. */
+  keptSinceNs = Number(process.hrtime.bigint());
 
   private constructor(private readonly worker: Worker) {
     worker.on('message', (m: FromWorker) => {
@@ -53,7 +55,11 @@ export class MeshUdp {
         const key = `${m.address}|${m.sport}`;
         this.answered.delete(key);
         this.answered.set(key, { atNs: m.atNs, cpu: m.cpu });
-        if (this.answered.size > ANSWERED_KEPT) this.answered.delete(this.answered.keys().next().value!);
+        if (this.answered.size > ANSWERED_KEPT) {
+          const [oldest, was] = this.answered.entries().next().value!;
+          this.answered.delete(oldest);
+          this.keptSinceNs = Math.max(this.keptSinceNs, was.atNs);
+        }
         return;
       }
       if (m.op !== 'done') return;

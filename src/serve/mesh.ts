@@ -12,7 +12,7 @@ import dns from 'node:dns';
 import net from 'node:net';
 import os from 'node:os';
 import { PeersSpec } from '../base/options';
-import type { SlowPacket } from '../diagnose/attribute';
+import { packetWindow, pausedNs, SlowPacket, StallRow } from '../diagnose/attribute';
 import { EXPLAIN_MAX_SEQS, PeerAnswer } from '../diagnose/explain';
 import {
   choosePeers,
@@ -58,8 +58,8 @@ export interface MeshSettings {
 
 /** What the mesh reads from the exporter. */
 export interface MeshDeps {
-  /** This node's attributed slow packets of the recent window (null before the first interval). */
-  localPackets(): SlowPacket[] | null;
+  /** This node's attributed slow packets of the recent window and its stall rows (null before the first interval). */
+  localWindow(): { packets: SlowPacket[]; stalls: StallRow[] } | null;
   sink: MeshSink;
   /** The UDP worker: the responder, and this node's UDP probes. */
   udp: MeshUdp;
@@ -119,11 +119,17 @@ class PeerProber {
   private readonly family: 4 | 6;
   private readonly baseMs: number;
 
+  /** Its name in the view and the metrics: the candidate's, or, for a peer known by address only (dns:), the node name its serve gives. */
+  private name: string;
+
   constructor(
     readonly peer: PeerCandidate,
     private readonly settings: MeshSettings,
     private readonly deps: MeshDeps,
+    /** Whether another prober already goes by this name. */
+    private readonly taken: (name: string) => boolean = () => false,
   ) {
+    this.name = peer.name;
     this.family = net.isIPv6(peer.address) ? 6 : 4;
     const lane = (proto: MeshProto, key: number): Lane => ({ proto, key, waiting: new Map(), asking: false, state: 'probing', detail: null });
     this.lanes = { icmp: lane('icmp', this.echoId), udp: lane('udp', settings.port) };
@@ -132,8 +138,27 @@ class PeerProber {
     deps.sink.touch(peer.name);
   }
 
+  get label(): string {
+    return this.name;
+  }
+
+  /** A peer known by its address only takes the node name its serve answers with (once; not a name another peer has). */
+  private learnName(answer: PeerAnswer): void {
+    const node = answer.state === 'answered' ? answer.node : null;
+    if (!node || this.peer.name !== this.peer.address || this.name !== this.peer.address || this.taken(node)) return;
+    this.deps.sink.forget(this.name);
+    this.name = node;
+    this.deps.sink.touch(node);
+  }
+
   /** Both protocols at a random phase; ICMP at an interval drawn within ±10 %, UDP jittered probe by probe. */
   start(): void {
+    // by address only: ask its serve its name before the first probe is counted (a peer without one keeps its address)
+    if (this.peer.name === this.peer.address)
+      void (this.deps.ask ?? askPeer)(this.baseUrl(), this.echoId, [0], 'icmp', this.abort.signal).then(
+        (a) => this.stopped || this.learnName(a),
+        () => undefined,
+      );
     this.pingTimer = setTimeout(() => this.startPing(), Math.random() * this.baseMs);
     this.nextUdp(Math.random() * this.baseMs);
   }
@@ -178,7 +203,7 @@ class PeerProber {
     clearTimeout(this.udpTimer);
     this.ping?.stop();
     this.abort.abort();
-    this.deps.sink.forget(this.peer.name);
+    this.deps.sink.forget(this.name);
   }
 
   /** One UDP probe, timed in the mesh's UDP worker (off this loop). */
@@ -196,7 +221,7 @@ class PeerProber {
   private onReply(lane: Lane, seq: number, rttMs: number): void {
     if (lane.proto === 'icmp') this.unanswered.delete(seq);
     this.replies++;
-    this.deps.sink.reply(this.peer.name, rttMs);
+    this.deps.sink.reply(this.name, rttMs);
     const now = Date.now();
     this.rtts.push({ at: now, ms: rttMs });
     if (this.rtts.length > RTT_KEPT) this.rtts.shift();
@@ -205,7 +230,7 @@ class PeerProber {
 
   private onLost(lane: Lane, seq: number, sentAt: number): void {
     this.lost++;
-    this.deps.sink.lost(this.peer.name);
+    this.deps.sink.lost(this.name);
     this.wait(lane, seq, { rttMs: null, sentAt });
   }
 
@@ -224,7 +249,7 @@ class PeerProber {
     if (o.rttMs !== null) {
       this.slow++;
       this.bySide[o.side]++;
-      this.deps.sink.slow(this.peer.name, o);
+      this.deps.sink.slow(this.name, o);
     }
     list.push(o);
     if (list.length > RECENT) list.shift();
@@ -252,27 +277,34 @@ class PeerProber {
     }
   }
 
+  private baseUrl(): URL {
+    return new URL(`http://${this.family === 6 ? `[${this.peer.address}]` : this.peer.address}:${this.settings.port}/`);
+  }
+
   private async ask(lane: Lane, ready: [number, Waiting][]): Promise<void> {
-    const base = new URL(`http://${this.family === 6 ? `[${this.peer.address}]` : this.peer.address}:${this.settings.port}/`);
     const answer: PeerAnswer = await (this.deps.ask ?? askPeer)(
-      base,
+      this.baseUrl(),
       lane.key,
       ready.map(([seq]) => seq),
       lane.proto,
       this.abort.signal,
     );
     if (this.stopped) return;
+    this.learnName(answer);
     lane.state = answer.state;
     lane.detail = answer.detail;
     const bySeq = new Map(answer.state === 'answered' ? answer.probes.map((p) => [p.seq, p]) : []);
-    const here = repliesHeldHere(this.deps.localPackets() ?? [], this.peer.address, lane.proto, lane.key);
+    const local = this.deps.localWindow();
+    const here = repliesHeldHere(local?.packets ?? [], this.peer.address, lane.proto, lane.key);
     const usual = this.usualRttMs(Date.now());
     for (const [seq, w] of ready) {
       // given up meanwhile (the cap), or a new probe with the same port or sequence: not this answer's
       if (lane.waiting.get(seq) !== w) continue;
       lane.waiting.delete(seq);
       const there = answer.state === 'answered' ? (bySeq.get(seq) ?? null) : null;
-      this.record(joinProbe(lane.proto, seq, w.rttMs, there, w.rttMs === null ? undefined : here.get(seq), usual));
+      const reply = w.rttMs === null ? undefined : here.get(seq);
+      const paused = reply && reply.waitNs !== null ? pausedNs(packetWindow(reply), local!.stalls) / 1e6 : 0;
+      this.record(joinProbe(lane.proto, seq, w.rttMs, there, reply, usual, paused));
     }
   }
 
@@ -296,7 +328,7 @@ class PeerProber {
     const icmp = this.lanes.icmp;
     const udp = this.lanes.udp;
     return {
-      name: this.peer.name,
+      name: this.name,
       address: this.peer.address,
       state: this.pingFailed ? 'ping-failed' : icmp.state,
       detail: this.pingFailed ?? icmp.detail,
@@ -408,7 +440,7 @@ export class Mesh {
     for (const c of chosen) {
       const key = `${c.name}@${c.address}`;
       if (this.probers.has(key)) continue;
-      const p = new PeerProber(c, this.settings, this.deps);
+      const p = new PeerProber(c, this.settings, this.deps, (name) => [...this.probers.values()].some((o) => o.label === name));
       this.probers.set(key, p);
       p.start();
     }

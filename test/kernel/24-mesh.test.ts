@@ -18,7 +18,8 @@ type Net = NetnsPair;
 
 /** serve --mesh in namespace `side` with the other as its peer; resolves once it serves, or fails with its stderr. */
 async function serveIn(net: Net, side: 'a' | 'b', extra: string[]) {
-  const [ns, own, peer, peerName] = side === 'a' ? [net.a, net.addrA, net.addrB, 'node-b'] : [net.b, net.addrB, net.addrA, 'node-a'];
+  // a knows b by address only (as from dns:): b's serve gives its name, node-b; b knows a by name
+  const [ns, own, peers] = side === 'a' ? [net.a, net.addrA, net.addrB] : [net.b, net.addrB, `node-a=${net.addrA}`];
   const s = startCli(
     [
       'serve',
@@ -28,7 +29,7 @@ async function serveIn(net: Net, side: 'a' | 'b', extra: string[]) {
       `node-${side}`,
       '--mesh',
       '--peers',
-      `${peerName}=${peer}`,
+      peers,
       ...(extra.includes('--mesh-slow-ms') ? [] : ['--mesh-slow-ms', '3']),
       ...extra,
     ],
@@ -89,6 +90,7 @@ test("serve --mesh: a's slow probes to b are explained by b's trace (bpf_timer_c
   // explains there set aside. ICMP is answered in b's receive softirq: held by the stall on CPU 1. A UDP probe
   // can also wait for b's responder thread, woken behind whatever holds its CPU (a task there is named).
   const seen = new Map<string, any>();
+  const lost = new Map<string, any>();
   let m: any;
   const icmpHeld = () => [...seen.values()].filter((o) => o.proto === 'icmp' && o.side === 'peer' && o.kind !== 'pause');
   const udpHeld = () => [...seen.values()].filter((o) => o.proto === 'udp' && o.side === 'peer' && o.kind !== 'pause');
@@ -96,7 +98,10 @@ test("serve --mesh: a's slow probes to b are explained by b's trace (bpf_timer_c
     () => {
       m = meshOf(net);
       for (const o of m.peers[0]?.recent ?? []) seen.set(`${o.proto} ${o.seq} ${o.rttMs}`, o);
-      return icmpHeld().length >= 10 && udpHeld().length >= 5 && m.peers[0].recentLost.length >= 3;
+      for (const o of m.peers[0]?.recentLost ?? []) lost.set(`${o.proto} ${o.seq}`, o);
+      // b's responder says "not seen" once its record of answers reaches back 30 s
+      const udpNotSeen = [...lost.values()].filter((o) => o.proto === 'udp' && o.peerSaw === 'not-seen').length;
+      return icmpHeld().length >= 10 && udpHeld().length >= 5 && lost.size >= 3 && udpNotSeen >= 2;
     },
     150_000,
     5000,
@@ -113,7 +118,7 @@ test("serve --mesh: a's slow probes to b are explained by b's trace (bpf_timer_c
   assert.equal(p.udpState, 'answered', JSON.stringify(p));
   assert.ok(
     enough,
-    `after 150 s: ${icmpHeld().length} ICMP and ${udpHeld().length} UDP probes held at b, ${p.recentLost.length} lost: ${JSON.stringify([...tally])}`,
+    `after 150 s: ${icmpHeld().length} ICMP and ${udpHeld().length} UDP probes held at b, lost ${JSON.stringify([...lost.values()])}: ${JSON.stringify([...tally])}`,
   );
   const onCpu1 = (o: any) => o.culprit === 'bpf_timer_cb' && o.cpu === 1;
   assert.ok(icmpHeld().filter(onCpu1).length >= 0.9 * icmpHeld().length, `ICMP probes held at b by bpf_timer_cb on its CPU 1: ${JSON.stringify([...tally])}`);
@@ -123,10 +128,16 @@ test("serve --mesh: a's slow probes to b are explained by b's trace (bpf_timer_c
     `every UDP probe held at b names what held it: ${JSON.stringify([...tally])}`,
   );
   assert.match(metrics, /jitterscope_mesh_slow_probes_total\{peer="node-b",proto="icmp",side="peer",culprit="bpf_timer_cb",kind="hrtimer"\} [1-9]/);
-  // a lost probe: b answered about it, and its trace did not see it held; it never reached b
+  // a lost probe: b answered about it, and its trace did not see it held; it never reached b. A lost UDP probe
+  // reads not seen there (not-slow only before b's responder has 30 s of record); none reads seen (its reply lost)
+  const lostRows = [...lost.values()];
   assert.ok(
-    p.recentLost.every((o: any) => o.side === 'between'),
-    `b answered about every lost probe, and saw none of them held: ${JSON.stringify(p.recentLost)}`,
+    lostRows.every((o: any) => o.side === 'between'),
+    `b answered about every lost probe, and saw none of them held: ${JSON.stringify(lostRows)}`,
+  );
+  assert.ok(
+    lostRows.every((o: any) => (o.proto === 'udp' ? o.peerSaw === 'not-seen' || o.peerSaw === 'not-slow' : o.peerSaw === 'not-slow')),
+    `lost probes as b saw them: ${JSON.stringify(lostRows)}`,
   );
   assert.ok(p.rttP50Ms > 0 && p.rttP50Ms < 3, `rtt p50 ${p.rttP50Ms} ms`);
 
@@ -175,15 +186,32 @@ test('serve --mesh: a peer without serve, one that answers garbage and one that 
   assert.ok(await waitFor(() => state()?.state === 'refused', 15_000, 500), `403 at b: ${JSON.stringify(state())}`);
   assert.match(state().detail, /^HTTP 403/);
   const metrics = get(net.a, `http://${net.addrA}:${PORT}/metrics`).body;
-  assert.match(metrics, /jitterscope_mesh_peer_state\{peer="node-b",state="refused"\} 1/);
+  // a knows b by address only, and nothing at b has said its name: the address is its name
+  assert.equal(state().name, net.addrB);
+  const byAddress = `peer="${net.addrB}"`;
+  assert.ok(metrics.includes(`jitterscope_mesh_peer_state{${byAddress},state="refused"} 1`), metrics);
   refusing.kill('SIGKILL');
   await new Promise((r) => refusing.on('close', r));
-  assert.match(metrics, /jitterscope_mesh_slow_probes_total\{peer="node-b",proto="icmp",side="unknown",culprit="none",kind="none"\} [1-9]/);
+  const unknown = `jitterscope_mesh_slow_probes_total{${byAddress},proto="icmp",side="unknown",culprit="none",kind="none"} `;
+  assert.ok(
+    Number(
+      metrics
+        .split('\n')
+        .find((l) => l.startsWith(unknown))
+        ?.slice(unknown.length),
+    ) >= 1,
+    `${unknown}: ${metrics}`,
+  );
 
   // the real serve at b; a flood of queries from a: answered or told to wait, and b's memory stays bounded
   const b = await serveIn(net, 'b', []);
   t.after(() => b.child.kill('SIGKILL'));
   assert.ok(await waitFor(() => state()?.state === 'answered', 20_000, 500), `b answers: ${JSON.stringify(state())}`);
+  // b's serve says its name: a's view and metrics go by it, and the address's series are gone
+  assert.equal(state().name, 'node-b');
+  const named = get(net.a, `http://${net.addrA}:${PORT}/metrics`).body;
+  assert.match(named, /jitterscope_mesh_peer_state\{peer="node-b",state="answered"\} 1/);
+  assert.ok(!named.includes(byAddress), `no series under b's address once its name is known`);
   const rss = () => Number(/VmRSS:\s+(\d+)/.exec(spawnSync('cat', [`/proc/${b.child.pid}/status`], { encoding: 'utf8' }).stdout)?.[1] ?? 0) / 1024;
   const seqs = Array.from({ length: 200 }, (_, i) => i).join(',');
   const flood = `const u = ${JSON.stringify(`http://${net.addrB}:${PORT}/explain?id=1&seq=${seqs}`)};

@@ -101,7 +101,10 @@ export function servePings(jobDir: string, nic: NicOptions): NodeJS.Timeout {
   }, 100);
 }
 
-/** This host's side of the two-kernel mesh: serve --mesh toward the guest for `seconds`, then its /mesh and /metrics. */
+/**
+ * This host's side of the two-kernel mesh: serve --mesh toward the guest for `seconds`, then its /mesh and /metrics.
+ * /mesh lists a peer's newest 50 slow probes; polled each second, every slow probe of the run is kept (NAME.host-probes.json).
+ */
 async function hostMesh(jobDir: string, nic: NicOptions, name: string, seconds: number, port: string): Promise<void> {
   const base = `http://${nic.hostAddr}:${port}`;
   const args = [CLI, 'serve', '--listen', `${nic.hostAddr}:${port}`, '--node-name', 'host', '--mesh', '--peers', `guest=${nic.guestAddr}`];
@@ -113,13 +116,22 @@ async function hostMesh(jobDir: string, nic: NicOptions, name: string, seconds: 
     fs.writeFileSync(`${file}.tmp`, text);
     fs.renameSync(`${file}.tmp`, file);
   };
+  const get = (p: string) =>
+    fetch(base + p, { signal: AbortSignal.timeout(5000) }).then(
+      (r) => r.text(),
+      (e) => `failed: ${(e as Error).message}`,
+    );
+  const probes = new Map<string, unknown>();
   try {
-    await new Promise((r) => setTimeout(r, seconds * 1000));
-    const get = (p: string) =>
-      fetch(base + p).then(
-        (r) => r.text(),
-        (e) => `failed: ${(e as Error).message}`,
-      );
+    for (const end = Date.now() + seconds * 1000; Date.now() < end;) {
+      await new Promise((r) => setTimeout(r, 1000));
+      try {
+        for (const o of JSON.parse(await get('/mesh')).peers?.[0]?.recent ?? []) probes.set(`${o.proto} ${o.seq} ${o.rttMs}`, o);
+      } catch {
+        // not serving yet, or stopping: the next poll
+      }
+    }
+    write(path.join(jobDir, `${name}.host-probes.json`), JSON.stringify([...probes.values()]));
     write(path.join(jobDir, `${name}.host-mesh.json`), await get('/mesh'));
     write(path.join(jobDir, `${name}.host-metrics.txt`), await get('/metrics'));
   } finally {

@@ -46,16 +46,18 @@ const request = (seq: number, waitMs: number, saddr = '198.18.0.1', id = 4242): 
 
 test("the peer answers about the caller's probes only: slow with what held them, or not held", () => {
   const slow = [request(3, 12), request(17, 2), request(5, 30, '198.18.0.9'), request(4, 30, '198.18.0.1', 7)];
-  const a = answerQuery(q('id=4242&seq=3,4,5,17'), { slow, slowThresholdNs: 1e6, slowNotKept: 2 }, 'node-b', 120_000);
+  // a host pause on CPU 1 covered 4 ms of seq 3's 12 ms wait
+  const pause: StallRow = { cpu: 1, kind: 'pause', culprit: 'host pause or IRQs off', startNs: slow[0].startNs + 2e6, durationNs: 4e6 };
+  const a = answerQuery(q('id=4242&seq=3,4,5,17'), { slow, slowThresholdNs: 1e6, slowNotKept: 2 }, 'node-b', 120_000, [pause]);
   assert.equal(a.schema, EXPLAIN_SCHEMA_ID);
   assert.deepEqual([a.slowThresholdMs, a.notKept, a.windowMs], [1, 2, 120_000], 'what the peer could not see is said');
   assert.deepEqual(
-    a.probes.map((p) => [p.seq, p.state, p.culprit, p.waitMs, p.bound]),
+    a.probes.map((p) => [p.seq, p.state, p.culprit, p.waitMs, p.bound, p.pausedMs]),
     [
-      [3, 'slow', 'bpf_timer_cb', 12, true],
-      [4, 'not-slow', null, null, false],
-      [5, 'not-slow', null, null, false],
-      [17, 'slow', 'bpf_timer_cb', 2, true],
+      [3, 'slow', 'bpf_timer_cb', 12, true, 4],
+      [4, 'not-slow', null, null, false, 0],
+      [5, 'not-slow', null, null, false, 0],
+      [17, 'slow', 'bpf_timer_cb', 2, true, 0],
     ],
     "another source's seq 5 and another id's seq 4 are not the caller's",
   );
@@ -73,6 +75,10 @@ test("the prober refuses an answer that is not jitterscope's, or is about probes
   assert.throws(() => readAnswer({ schema: EXPLAIN_SCHEMA_ID, node: 'x', windowMs: 1, probes: [row] }, [1]), /was not asked about/);
   assert.throws(() => readAnswer({ schema: EXPLAIN_SCHEMA_ID, node: 'x', windowMs: 1, probes: [{ ...row, seq: 1, state: 'late' }] }, [1]), /malformed/);
   assert.throws(() => readAnswer({ schema: EXPLAIN_SCHEMA_ID, node: 'x', windowMs: 1, probes: [{ ...row, seq: 1, waitMs: 'long' }] }, [1]), /malformed/);
+  assert.throws(() => readAnswer({ schema: EXPLAIN_SCHEMA_ID, node: 'x', windowMs: 1, probes: [{ ...row, seq: 1, pausedMs: -1 }] }, [1]), /malformed/);
+  // an older peer's rows, without pausedMs, and the UDP states are read
+  assert.equal(readAnswer({ schema: EXPLAIN_SCHEMA_ID, node: 'x', windowMs: 1, probes: [{ ...row, seq: 1 }] }, [1]).probes.length, 1);
+  assert.equal(readAnswer({ schema: EXPLAIN_SCHEMA_ID, node: 'x', windowMs: 1, probes: [{ ...row, seq: 1, state: 'not-seen' }] }, [1]).probes.length, 1);
   assert.match(
     peerSummary({ url: 'http://b:9477/', state: 'no-answer', node: null, detail: 'b:9477: ECONNREFUSED', probes: [] }, 3),
     /no-answer \(b:9477: ECONNREFUSED\)/,
@@ -97,6 +103,7 @@ test("udp: the mesh's probes to the responder's port, by their source ports, fro
     { slow: [dgram(40001, 12), dgram(40002, 9, '198.18.0.9'), dgram(40003, 9, '198.18.0.1', 53), request(40001, 30)], slowThresholdNs: 1e6, slowNotKept: 0 },
     'node-b',
     120_000,
+    [],
   );
   assert.deepEqual(
     a.probes.map((p) => [p.seq, p.state, p.waitMs]),
@@ -108,28 +115,31 @@ test("udp: the mesh's probes to the responder's port, by their source ports, fro
   );
 });
 
-test('udp: a probe whose packet was not held, answered by the responder right after a stall on its CPU ended, was held by that stall', () => {
+test('udp: a probe whose packet was not held, answered by the responder right after a stall on its CPU ended, was held by that stall; else seen, or not seen', () => {
   const stalls: StallRow[] = [
     { cpu: 1, kind: 'softirq', culprit: 'HRTIMER softirq', startNs: 100e6, durationNs: 15.2e6 },
     { cpu: 1, kind: 'hrtimer', culprit: 'bpf_timer_cb', startNs: 100.1e6, durationNs: 15e6 },
     { cpu: 0, kind: 'timer', culprit: 'other_cb', startNs: 200e6, durationNs: 5e6 },
+    { cpu: 1, kind: 'pause', culprit: 'host pause or IRQs off', startNs: 114e6, durationNs: 1e6 },
   ];
   const answered: Record<number, { atNs: number; cpu: number }> = {
     40001: { atNs: 115.9e6, cpu: 1 }, // 0.7 ms after bpf_timer_cb ended on its CPU
     40002: { atNs: 130e6, cpu: 1 }, // long after
     40003: { atNs: 205.5e6, cpu: 1 }, // after a stall on another CPU
   };
-  const a = answerQuery(q('proto=udp&id=9477&seq=40001,40002,40003,40004'), { slow: [], slowThresholdNs: 1e6, slowNotKept: 0 }, 'node-b', 120_000, {
-    answeredAt: (source, sport) => (source === '198.18.0.1' ? answered[sport] : undefined),
-    stalls,
-  });
-  assert.deepEqual(
-    a.probes.map((p) => [p.seq, p.state, p.culprit, p.culpritCpu]),
-    [
-      [40001, 'slow', 'bpf_timer_cb', 1],
-      [40002, 'not-slow', null, null],
-      [40003, 'not-slow', null, null],
-      [40004, 'not-slow', null, null],
-    ],
-  );
+  const ask = (keptSinceNs: number) =>
+    answerQuery(q('proto=udp&id=9477&seq=40001,40002,40003,40004'), { slow: [], slowThresholdNs: 1e6, slowNotKept: 0 }, 'node-b', 120_000, stalls, {
+      answeredAt: (source, sport) => (source === '198.18.0.1' ? answered[sport] : undefined),
+      keptSinceNs,
+      nowNs: 60e9,
+    }).probes.map((p) => [p.seq, p.state, p.culprit, p.culpritCpu, p.pausedMs]);
+  // the responder's record reaches back 60 s: 40004, never answered, never reached it
+  assert.deepEqual(ask(0), [
+    [40001, 'slow', 'bpf_timer_cb', 1, 1],
+    [40002, 'seen', null, null, 0],
+    [40003, 'seen', null, null, 0],
+    [40004, 'not-seen', null, null, 0],
+  ]);
+  // a record 10 s deep (a busy responder, or one just started): an unanswered probe may predate it
+  assert.deepEqual(ask(50e9)[3], [40004, 'not-slow', null, null, 0]);
 });

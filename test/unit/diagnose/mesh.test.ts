@@ -62,7 +62,7 @@ test('rendezvous: over 1,000 nodes each is probed by about k others, not by all 
   assert.ok(Math.max(...counts) <= 30, `the most probed node has ${Math.max(...counts)} probers`);
 });
 
-const answer = (state: 'slow' | 'not-slow', waitMs: number | null, culprit: string | null = null): ProbeAnswer => ({
+const answer = (state: ProbeAnswer['state'], waitMs: number | null, culprit: string | null = null): ProbeAnswer => ({
   seq: 9,
   state,
   cpu: 1,
@@ -89,10 +89,23 @@ const reply = (seq: number, waitMs: number, saddr = '10.0.0.2', id = 77, culprit
 
 test('a slow probe is held at the peer, here, between the two, or not known', () => {
   const peer = joinProbe('icmp', 9, 14, answer('slow', 12.9, 'estimation_timer [ip_vs]'), undefined);
-  assert.deepEqual(peer, { proto: 'icmp', seq: 9, rttMs: 14, side: 'peer', culprit: 'estimation_timer [ip_vs]', kind: 'timer', cpu: 1, waitMs: 12.9 });
+  assert.deepEqual(peer, {
+    proto: 'icmp',
+    seq: 9,
+    rttMs: 14,
+    side: 'peer',
+    culprit: 'estimation_timer [ip_vs]',
+    kind: 'timer',
+    cpu: 1,
+    waitMs: 12.9,
+    pausedMs: 0,
+    peerSaw: 'slow',
+  });
+  assert.equal(joinProbe('icmp', 9, 14, { ...answer('slow', 12.9, 'x'), pausedMs: 3.5 }, undefined).pausedMs, 3.5, "the peer's pause on its wait");
   assert.equal(joinProbe('icmp', 9, 14, answer('slow', 12), undefined).culprit, 'unexplained', 'held there, nothing named');
   const here = joinProbe('icmp', 9, 14, answer('not-slow', null), reply(9, 11));
-  assert.deepEqual([here.side, here.culprit, here.waitMs], ['here', 'kdamond.0[83]', 11]);
+  assert.deepEqual([here.side, here.culprit, here.waitMs, here.pausedMs, here.peerSaw], ['here', 'kdamond.0[83]', 11, 0, 'not-slow']);
+  assert.equal(joinProbe('icmp', 9, 14, answer('not-slow', null), reply(9, 11), 0, 2.5).pausedMs, 2.5, "this node's pause on the reply's wait");
   assert.equal(joinProbe('icmp', 9, 14, answer('slow', 2, 'a'), reply(9, 11)).side, 'here', 'both held it: the longer wait');
   assert.equal(joinProbe('icmp', 9, 14, answer('slow', 12, 'a'), reply(9, 11)).side, 'peer');
   assert.deepEqual(joinProbe('icmp', 9, 14, answer('not-slow', null), undefined), {
@@ -104,10 +117,15 @@ test('a slow probe is held at the peer, here, between the two, or not known', ()
     kind: null,
     cpu: null,
     waitMs: null,
+    pausedMs: null,
+    peerSaw: 'not-slow',
   });
   assert.equal(joinProbe('icmp', 9, 14, null, undefined).side, 'unknown', 'the peer did not answer');
+  assert.equal(joinProbe('icmp', 9, 14, null, undefined).peerSaw, null);
   assert.equal(joinProbe('icmp', 9, 14, null, reply(9, 11)).side, 'here', 'what this node saw stands without the peer');
   assert.equal(joinProbe('icmp', 9, null, answer('not-slow', null), undefined).side, 'between', 'a lost probe the peer did not see held');
+  const lostOnTheWay = joinProbe('udp', 40001, null, { ...answer('not-seen', null), seq: 40001 }, undefined);
+  assert.deepEqual([lostOnTheWay.side, lostOnTheWay.peerSaw], ['between', 'not-seen'], 'a lost UDP probe that never reached the responder');
   // a side holds a probe only when its wait explains at least half of what it took over the usual round trip
   assert.equal(joinProbe('icmp', 9, 14, answer('slow', 1.5, 'a'), undefined, 2).side, 'between', '1.5 ms of 12 ms over the usual: not held there');
   assert.equal(joinProbe('icmp', 9, 14, answer('slow', 6, 'a'), undefined, 2).side, 'peer', '6 ms of 12 ms: held there');

@@ -16,6 +16,8 @@ const held = (seq: number, culprit: string, side: ProbeOutcome['side'] = 'peer')
   kind: 'timer',
   cpu: 1,
   waitMs: 12,
+  pausedMs: 0,
+  peerSaw: side === 'peer' ? 'slow' : 'not-slow',
 });
 
 test('the mesh section: each peer, where its slow probes were held, what held most, its lost probes and its UDP state', () => {
@@ -53,8 +55,9 @@ test('the mesh section: each peer, where its slow probes were held, what held mo
           held(4, 'kdamond.0[83]', 'here'),
         ],
         recentLost: [
-          { ...held(9, 'x'), rttMs: null, side: 'between', culprit: null },
-          { ...held(10, 'x'), rttMs: null, side: 'between', culprit: null },
+          { ...held(9, 'x'), rttMs: null, side: 'between', culprit: null, peerSaw: 'not-slow' },
+          { ...held(10, 'x'), rttMs: null, side: 'between', culprit: null, peerSaw: 'not-seen', proto: 'udp' },
+          { ...held(11, 'x'), rttMs: null, side: 'between', culprit: null, peerSaw: 'seen', proto: 'udp' },
         ],
       },
     ],
@@ -65,7 +68,10 @@ test('the mesh section: each peer, where its slow probes were held, what held mo
   assert.match(text, /held at the peer 3, here 1, between 0, not known 0/);
   assert.match(text, /most of the newest: estimation_timer \[ip_vs\] on CPU 1 \(at the peer\), 3 of 4/);
   assert.match(text, /UDP: no-answer \(no reply to 20 UDP probes/);
-  assert.match(text, /the newest 2 lost: 2 not seen held at the peer/);
+  assert.match(
+    text,
+    /the newest 3 lost: 1 never reached the peer's responder \(UDP\), 1 answered there, the reply lost \(UDP\), 1 not seen held there \(ICMP: lost on the way, or their replies\)$/m,
+  );
   assert.match(text, /note: dns:x: ETIMEOUT/);
   // /report carries the same view: the schema holds it, and refuses one that breaks it
   const validate = validator();
@@ -75,4 +81,7 @@ test('the mesh section: each peer, where its slow probes were held, what held mo
   const bad = JSON.parse(JSON.stringify(r));
   bad.mesh.peers[0].recent[0].side = 'elsewhere';
   assert.equal(validate(bad), false);
+  const unseen = JSON.parse(JSON.stringify(r));
+  unseen.mesh.peers[0].recentLost[0].peerSaw = 'maybe';
+  assert.equal(validate(unseen), false, 'peerSaw is one of the answer states');
 });

@@ -191,8 +191,19 @@ test("the mesh's families: round trips by peer, lost and slow probes by side and
   sink.reply('node-b', 0.2);
   sink.reply('node-b', 12);
   sink.lost('node-b');
-  sink.slow('node-b', { proto: 'icmp', seq: 3, rttMs: 12, side: 'peer', culprit: 'estimation_timer [ip_vs]', kind: 'timer', cpu: 1, waitMs: 11 });
-  sink.slow('node-b', { proto: 'udp', seq: 4, rttMs: 9, side: 'between', culprit: null, kind: null, cpu: null, waitMs: null });
+  sink.slow('node-b', {
+    proto: 'icmp',
+    seq: 3,
+    rttMs: 12,
+    side: 'peer',
+    culprit: 'estimation_timer [ip_vs]',
+    kind: 'timer',
+    cpu: 1,
+    waitMs: 11,
+    pausedMs: 0,
+    peerSaw: 'slow',
+  });
+  sink.slow('node-b', { proto: 'udp', seq: 4, rttMs: 9, side: 'between', culprit: null, kind: null, cpu: null, waitMs: null, pausedMs: null, peerSaw: 'seen' });
   state = 'no-answer';
   const t = await m.text();
   assert.match(t, /^jitterscope_mesh_rtt_seconds_bucket\{peer="node-b",le="0\.000262144"\} 1$/m, '0.2 ms in the bucket up to 262 µs');
@@ -205,7 +216,7 @@ test("the mesh's families: round trips by peer, lost and slow probes by side and
   assert.match(t, /^jitterscope_mesh_peer_state\{peer="node-b",state="no-answer"\} 1$/m);
   assert.match(t, /^jitterscope_mesh_peer_state\{peer="node-b",state="answered"\} 0$/m);
   // a kind the engine does not make is "other"; a peer no longer probed loses its series
-  sink.slow('node-b', { proto: 'icmp', seq: 5, rttMs: 9, side: 'peer', culprit: 'x', kind: 'made-up', cpu: 0, waitMs: 8 });
+  sink.slow('node-b', { proto: 'icmp', seq: 5, rttMs: 9, side: 'peer', culprit: 'x', kind: 'made-up', cpu: 0, waitMs: 8, pausedMs: 0, peerSaw: 'slow' });
   assert.match(await m.text(), /^jitterscope_mesh_slow_probes_total\{peer="node-b",proto="icmp",side="peer",culprit="x",kind="other"\} 1$/m);
   sink.forget('node-b');
   const after = await m.text();
