@@ -122,17 +122,22 @@ async function hostMesh(jobDir: string, nic: NicOptions, name: string, seconds: 
       (e) => `failed: ${(e as Error).message}`,
     );
   const probes = new Map<string, unknown>();
+  const gather = (text: string) => {
+    try {
+      for (const o of JSON.parse(text).peers?.[0]?.recent ?? []) probes.set(`${o.proto} ${o.seq} ${o.rttMs}`, o);
+    } catch {
+      // not serving yet, or stopping: the next poll
+    }
+    return text;
+  };
   try {
     for (const end = Date.now() + seconds * 1000; Date.now() < end;) {
       await new Promise((r) => setTimeout(r, 1000));
-      try {
-        for (const o of JSON.parse(await get('/mesh')).peers?.[0]?.recent ?? []) probes.set(`${o.proto} ${o.seq} ${o.rttMs}`, o);
-      } catch {
-        // not serving yet, or stopping: the next poll
-      }
+      gather(await get('/mesh'));
     }
+    const last = gather(await get('/mesh'));
     write(path.join(jobDir, `${name}.host-probes.json`), JSON.stringify([...probes.values()]));
-    write(path.join(jobDir, `${name}.host-mesh.json`), await get('/mesh'));
+    write(path.join(jobDir, `${name}.host-mesh.json`), last);
     write(path.join(jobDir, `${name}.host-metrics.txt`), await get('/metrics'));
   } finally {
     serve.kill('SIGTERM');
