@@ -18,16 +18,23 @@ static __always_inline int on_softirq_raise(unsigned int vec)
 static __always_inline int on_softirq_entry(unsigned int vec)
 {
 	struct cpu_state *s;
-	__u64 now;
+	__u64 now, raise;
 	if (vec >= JS_NR_SOFTIRQS || !cpu_wanted(bpf_get_smp_processor_id()))
 		return 0;
 	s = my_state();
 	if (!s)
 		return 0;
+	/* the raise is read before the clock: interrupts are on here, and one
+	 * between the two may raise the vector again (pending after the loop's
+	 * snapshot, for the next round). With no raise kept, that one must not
+	 * read as this run's (a wait below zero, seen once in the 6.1 guest), and
+	 * it is kept for the round that runs it. */
+	raise = s->raise_ns[vec];
 	now = bpf_ktime_get_ns();
 	s->entry_ns[vec] = now;
-	s->wait_ns[vec] = s->raise_ns[vec] ? now - s->raise_ns[vec] : ~0ULL;
-	s->raise_ns[vec] = 0;
+	s->wait_ns[vec] = raise && raise <= now ? now - raise : ~0ULL;
+	if (s->raise_ns[vec] == raise)
+		s->raise_ns[vec] = 0;
 	if (vec == JS_NET_RX_SOFTIRQ) {
 		s->napi_packets = 0;
 		s->ready_sk = 0;

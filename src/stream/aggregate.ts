@@ -159,7 +159,8 @@ export class Aggregator {
           continue;
         }
         (this.cpuRow(this.softirq, cpu)[vec] ??= new Histogram()).record(d);
-        const wait = v.flags(w) & Flag.WAIT_UNKNOWN ? null : v.softirqWaitNs(w);
+        // a wait longer than the clock had run is not one (a raise read after its run began): unknown
+        const wait = v.flags(w) & Flag.WAIT_UNKNOWN || v.softirqWaitNs(w) > start ? null : v.softirqWaitNs(w);
         if (wait !== null) (this.cpuRow(this.softirqWait, cpu)[vec] ??= new Histogram()).record(wait);
         this.series?.softirq(cpu, vec, start, d, wait);
         if (d >= this.stallThresholdNs) this.stallRing.push({ kind: 'softirq', cpu, key: vec, startNs: start, durationNs: d });

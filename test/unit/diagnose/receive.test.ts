@@ -376,3 +376,12 @@ test('a recorded NIC run where a host pause sent a dozen pings into one poll (fi
   assert.equal(v.culprit?.culprit, EST, v.text);
   assert.ok(v.culprit!.tail.explained > v.culprit!.tail.of / 2, `most of the spikes: ${v.culprit!.tail.explained} of ${v.culprit!.tail.of}`);
 });
+
+test('a NET_RX wait longer than the clock had run (a raise read after its run began) is unknown: no receive stall, no raise before boot', () => {
+  const agg = new Aggregator({ slowPacketNs: 1 * MS, stallThresholdNs: 1 * MS });
+  // as one 6.1 guest run streamed it: a raise 98 us after the run's start, the u64 difference wrapped
+  agg.consume(encode([{ kind: Kind.SOFTIRQ, cpu: 0, startNs: 163026 * MS, durationNs: 0.3 * MS, key: 3n, waitNs: 2 ** 64 - 98304, flags: Flag.DEFERRED }]), 1);
+  assert.deepEqual(agg.receiveStalls(), []);
+  const r = report(agg);
+  assert.ok(validator()(JSON.parse(JSON.stringify(r))));
+});
