@@ -47,9 +47,13 @@ struct hrtimer_slot {
  * nest, and a hard hrtimer can interrupt a soft one: two hrtimer slots. */
 struct cpu_state {
 	/* what every context switch reads comes first, so it reads one cache
-	 * line (with raise_ns[NET_RX]): the watched task and the NAPI thread */
+	 * line (with raise_ns[NET_RX], bytes 40-47): the watched task, the NAPI
+	 * thread and the count of network wake-ups that may run on this CPU (their
+	 * waker's CPU and the one they last ran on; written by the waker's CPU,
+	 * 5.19+, wake_pending below before) */
 	__u32 watch_pid;
 	__u32 thread_pid;
+	__s64 wake_count;
 	__u64 raise_ns[JS_NR_SOFTIRQS];
 	__u64 entry_ns[JS_NR_SOFTIRQS];
 	__u64 wait_ns[JS_NR_SOFTIRQS];
@@ -75,6 +79,9 @@ struct cpu_state {
 	__u16 watch_flow_flags;
 	/* the socket whose data became ready last in this CPU's current NET_RX run (0: none yet) */
 	__u64 ready_sk;
+	/* with wake_count: when it last rose from none, and its newest add */
+	__u64 wake_since;
+	__u64 wake_last;
 };
 
 struct {
@@ -103,15 +110,13 @@ struct {
 	__type(value, struct net_wake);
 } net_wakes SEC(".maps");
 
-/* By CPU: network wake-ups that may run there (their waker's CPU and the one
- * they last ran on), and since when some have been. A switch on a CPU with
- * none pending makes no lookup. */
+/* Before 5.19 (no bpf_map_lookup_percpu_elem): the pending wake-ups by CPU
+ * in an array, a cache line each, so a waker on one CPU does not evict the
+ * line that every switch on the other reads. */
 struct wake_count {
 	__s64 count;
-	__u64 since; /* when the count last rose from none */
-	__u64 last;  /* the newest add */
-	/* a cache line each: a waker on one CPU does not evict the line that
-	 * every switch on the other reads */
+	__u64 since;
+	__u64 last;
 	__u64 pad[5];
 };
 

@@ -116,18 +116,27 @@ static __noinline void task_held(struct cpu_state *s, __u64 raise, __u64 now, __
 	submit(e);
 }
 
-static __always_inline int on_sched_switch(bool preempt, struct task_struct *prev, struct task_struct *next)
+/* A switch with nothing to do on this CPU: no NAPI threads traced, no
+ * watched run, NET_RX not pending, no network wake-up pending. All in the
+ * state's first cache line (from 5.19; the array's count before). */
+static __always_inline bool switch_quiet(struct cpu_state *s)
 {
-	struct cpu_state *s;
+	struct pending c;
+	if (napi_threads || s->watch_pid || s->raise_ns[JS_NET_RX_SOFTIRQ])
+		return false;
+	if (JS_PERCPU_LOOKUP)
+		return s->wake_count <= 0;
+	return !pending_of(bpf_get_smp_processor_id(), &c) || *c.count <= 0;
+}
+
+/* Every other switch: what it ends and begins. */
+static __noinline int switch_busy(struct cpu_state *s, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
 	__u64 raise, now, *pending, woken;
 	__u32 cpu = bpf_get_smp_processor_id();
-	/* no cpu_wanted() here: on a CPU not traced nothing is ever pending,
-	 * raised or watched (those hooks look), so the path below is the same few
-	 * loads and no look at the settings is added to every switch */
-	s = my_state();
 	if (!s)
 		return 0;
-	woken = wakes_pending_since(cpu);
+	woken = wakes_pending_since(s, cpu);
 	wake_switch(s, cpu, prev, next, woken);
 	raise = s->raise_ns[JS_NET_RX_SOFTIRQ];
 	/* what prev held up: receive processing, or tasks woken by it, from the earlier */
@@ -150,4 +159,15 @@ static __always_inline int on_sched_switch(bool preempt, struct task_struct *pre
 	if (cpu_wanted(cpu) && is_napi_thread(next))
 		napi_thread_in(s, now, cpu, next);
 	return 0;
+}
+
+/* No cpu_wanted() here: on a CPU not traced nothing is ever pending, raised
+ * or watched (those hooks look), so the quiet path is the same few loads and
+ * no look at the settings is added to every switch. */
+static __always_inline int on_sched_switch(bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	struct cpu_state *s = my_state();
+	if (!s || switch_quiet(s))
+		return 0;
+	return switch_busy(s, preempt, prev, next);
 }

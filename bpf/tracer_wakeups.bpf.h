@@ -26,39 +26,82 @@ static __always_inline bool in_net_rx(struct cpu_state *s)
  * is not trusted either (a reused pid). */
 #define WAKE_STALE_NS 1000000000ULL
 
+/* Whether this kernel can look up another CPU's per-CPU element (5.19+): a
+ * constant at load, so the verifier keeps one of the two paths below. */
+#define JS_PERCPU_LOOKUP bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_map_lookup_percpu_elem)
+
+/* The pending wake-ups of `cpu` (false: no state for it):
+ * their count, since when, and the newest add. In the CPU's per-CPU state, or
+ * the array before 5.19. */
+struct pending {
+	__s64 *count;
+	__u64 *since;
+	__u64 *last;
+};
+
+static __always_inline bool pending_of(__u32 cpu, struct pending *p)
+{
+	__u32 zero = 0;
+	if (JS_PERCPU_LOOKUP) {
+		struct cpu_state *s = bpf_map_lookup_percpu_elem(&state, &zero, cpu);
+		if (!s)
+			return false;
+		p->count = &s->wake_count;
+		p->since = &s->wake_since;
+		p->last = &s->wake_last;
+		return true;
+	}
+	struct wake_count *c = bpf_map_lookup_elem(&wake_pending, &cpu);
+	if (!c)
+		return false;
+	p->count = &c->count;
+	p->since = &c->since;
+	p->last = &c->last;
+	return true;
+}
+
 static __always_inline void pending_add(__u32 cpu, __s64 n, __u64 now)
 {
-	struct wake_count *c;
-	if (!cpu_wanted(cpu))
-		return;
-	c = bpf_map_lookup_elem(&wake_pending, &cpu);
-	if (!c)
+	struct pending c;
+	if (!cpu_wanted(cpu) || !pending_of(cpu, &c))
 		return;
 	/* `since` before the add, so no look sees a count without it; the sum is
 	 * not read back from the add (a fetching atomic needs 5.12, and the 5.10
 	 * generation must load this object) */
 	if (n > 0) {
-		if (c->count <= 0)
-			c->since = now;
-		c->last = now;
+		if (*c.count <= 0)
+			*c.since = now;
+		*c.last = now;
 	}
-	__sync_fetch_and_add(&c->count, n);
-	if (c->count < 0) /* reset while they were pending */
-		c->count = 0;
+	__sync_fetch_and_add(c.count, n);
+	if (*c.count < 0) /* reset while they were pending */
+		*c.count = 0;
 }
 
 /* Since when network wake-ups have been pending for this CPU (0: none): the
- * tasks that hold it meanwhile are what they wait for. */
-static __always_inline __u64 wakes_pending_since(__u32 cpu)
+ * tasks that hold it meanwhile are what they wait for. `s` is this CPU's
+ * state: from 5.19 the count is in its first cache line, read with the rest. */
+static __always_inline __u64 wakes_pending_since(struct cpu_state *s, __u32 cpu)
 {
-	struct wake_count *c = bpf_map_lookup_elem(&wake_pending, &cpu);
-	if (!c || c->count <= 0)
-		return 0;
-	if (bpf_ktime_get_ns() - c->last > WAKE_STALE_NS) {
-		c->count = 0;
+	struct pending c;
+	__u64 now, last;
+	if (JS_PERCPU_LOOKUP) {
+		if (s->wake_count <= 0)
+			return 0;
+		c.count = &s->wake_count;
+		c.since = &s->wake_since;
+		c.last = &s->wake_last;
+	} else if (!pending_of(cpu, &c) || *c.count <= 0) {
 		return 0;
 	}
-	return c->since;
+	/* `last` may be another CPU's add, made after this clock read */
+	now = bpf_ktime_get_ns();
+	last = *c.last;
+	if (now > last && now - last > WAKE_STALE_NS) {
+		*c.count = 0;
+		return 0;
+	}
+	return *c.since;
 }
 
 /* Data became ready on `sk` (before its waiters are woken): kept for them.
