@@ -77,7 +77,7 @@ function perfSamples(pid: number, seconds: number): Promise<number> {
 }
 
 const CLI = path.join(__dirname, '..', 'src', 'cli.js');
-export const SERVE_NODE_FLAGS = ['--max-semi-space-size=1'];
+export const SERVE_NODE_FLAGS = ['--max-semi-space-size=1', '--max-old-space-size=96'];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** VmRSS and RssAnon of a process, MB. */

@@ -104,7 +104,7 @@ for arch in "${arches[@]}"; do
     --change "ENTRYPOINT [\"/usr/local/bin/node\", \"$app/bin/jitterscope\"]" \
     --change 'CMD ["serve", "--listen", "0.0.0.0:9477"]' \
     --change 'EXPOSE 9477/tcp' \
-    --change 'ENV NODE_OPTIONS=--max-semi-space-size=1' \
+    --change 'ENV NODE_OPTIONS=--max-semi-space-size=1 --max-old-space-size=96' \
     --change "LABEL org.opencontainers.image.title=jitterscope org.opencontainers.image.version=$version org.jitterscope.node=$node_version org.jitterscope.debian=$suite" \
     "rootfs-$arch.tar" "$tag-$arch" >/dev/null
   rm -f "rootfs-$arch.tar"
