@@ -208,9 +208,12 @@ export function readReport<T = any>(file: string): T {
   return r;
 }
 
-/** The report validator, compiled from schema/report.v2.json with ajv (strict). */
-export function validator(schema = 'report.v2.json'): ((data: unknown) => boolean) & { errors?: unknown[] | null } {
+/** The report validator, compiled from schema/report.v2.json with ajv (strict); `at` (a JSON pointer, e.g. /definitions/ping) validates that part alone. */
+export function validator(schema = 'report.v2.json', at?: string): ((data: unknown) => boolean) & { errors?: unknown[] | null } {
   const ajv = new Ajv({ allErrors: true, strict: true });
   addFormats(ajv);
-  return ajv.compile(JSON.parse(fs.readFileSync(path.join(ROOT, 'schema', schema), 'utf8'))) as any;
+  const json = JSON.parse(fs.readFileSync(path.join(ROOT, 'schema', schema), 'utf8'));
+  if (!at) return ajv.compile(json) as any;
+  ajv.addSchema({ ...json, $id: 'whole' });
+  return ajv.compile({ $ref: `whole#${at}` }) as any;
 }

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { UsageError } from '../../../src/base/errors';
 import { slowPacket } from '../../encode';
+import { validator } from '../../helpers';
 import type { SlowPacket, StallRow } from '../../../src/diagnose/attribute';
 import { answerQuery, EXPLAIN_SCHEMA_ID, ForbiddenQuery, parseExplainQuery, peerSummary, readAnswer } from '../../../src/diagnose/explain';
 
@@ -142,4 +143,22 @@ test('udp: a probe whose packet was not held, answered by the responder right af
   ]);
   // a record 10 s deep (a busy responder, or one just started): an unanswered probe may predate it
   assert.deepEqual(ask(50e9)[3], [40004, 'not-slow', null, null, 0]);
+});
+
+test("a ping report's peer section holds every answer state and pausedMs (the schema of ping --explain-from's JSON)", () => {
+  const stalls: StallRow[] = [{ cpu: 1, kind: 'pause', culprit: 'host pause or IRQs off', startNs: 100e6, durationNs: 1e6 }];
+  const a = answerQuery(q('proto=udp&id=9477&seq=40001,40002'), { slow: [], slowThresholdNs: 1e6, slowNotKept: 0 }, 'node-b', 120_000, stalls, {
+    answeredAt: (_source, sport) => (sport === 40001 ? { atNs: 130e6, cpu: 1 } : undefined),
+    keptSinceNs: 0,
+    nowNs: 60e9,
+  });
+  const held = answerQuery(q('id=4242&seq=3'), { slow: [request(3, 12)], slowThresholdNs: 1e6, slowNotKept: 0 }, 'node-b', 120_000, stalls);
+  const peer = { url: 'http://b:9477/', state: 'answered', node: 'node-b', detail: null, probes: [...a.probes, ...held.probes] };
+  assert.deepEqual(
+    peer.probes.map((p) => p.state),
+    ['seen', 'not-seen', 'slow'],
+  );
+  const validate = validator('report.v2.json', '/definitions/ping/properties/peer');
+  assert.ok(validate(JSON.parse(JSON.stringify(peer))), JSON.stringify(validate.errors));
+  assert.equal(validate({ ...peer, probes: [{ ...peer.probes[0], pausedMs: -1 }] }), false);
 });
