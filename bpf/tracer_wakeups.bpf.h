@@ -39,6 +39,14 @@ struct pending {
 	__u64 *last;
 };
 
+/* The fields in a CPU's state (5.19+). */
+static __always_inline void pending_in(struct cpu_state *s, struct pending *p)
+{
+	p->count = &s->wake_count;
+	p->since = &s->wake_since;
+	p->last = &s->wake_last;
+}
+
 static __always_inline bool pending_of(__u32 cpu, struct pending *p)
 {
 	__u32 zero = 0;
@@ -46,9 +54,7 @@ static __always_inline bool pending_of(__u32 cpu, struct pending *p)
 		struct cpu_state *s = bpf_map_lookup_percpu_elem(&state, &zero, cpu);
 		if (!s)
 			return false;
-		p->count = &s->wake_count;
-		p->since = &s->wake_since;
-		p->last = &s->wake_last;
+		pending_in(s, p);
 		return true;
 	}
 	struct wake_count *c = bpf_map_lookup_elem(&wake_pending, &cpu);
@@ -88,9 +94,7 @@ static __always_inline __u64 wakes_pending_since(struct cpu_state *s, __u32 cpu)
 	if (JS_PERCPU_LOOKUP) {
 		if (s->wake_count <= 0)
 			return 0;
-		c.count = &s->wake_count;
-		c.since = &s->wake_since;
-		c.last = &s->wake_last;
+		pending_in(s, &c);
 	} else if (!pending_of(cpu, &c) || *c.count <= 0) {
 		return 0;
 	}
