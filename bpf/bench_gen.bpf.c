@@ -72,6 +72,7 @@ int bench_emit(void *ctx)
 struct floor_cpu {
 	__u64 start[16];
 	__u64 sum, count;
+	__u64 switch_busy; /* never set: floor_sched_switch only reads it */
 };
 
 struct {
@@ -104,6 +105,17 @@ SEC("tp_btf/netif_rx_entry") int BPF_PROG(empty_rx_arrive, const struct sk_buff 
 SEC("tp_btf/netif_receive_skb") int BPF_PROG(empty_skb_rcv, const struct sk_buff *skb) { return 0; }
 SEC("tp_btf/sched_waking") int BPF_PROG(empty_sched_waking, struct task_struct *p) { return 0; }
 SEC("tp_btf/sched_switch") int BPF_PROG(empty_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next) { return 0; }
+
+/* the least a switch hook can do to learn whether this CPU has work for it:
+ * one per-CPU word read (and nothing to do) */
+SEC("tp_btf/sched_switch") int BPF_PROG(floor_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	__u32 zero = 0;
+	struct floor_cpu *c = bpf_map_lookup_elem(&floor_cpu, &zero);
+	if (c && c->switch_busy)
+		c->count++;
+	return 0;
+}
 
 SEC("tp_btf/softirq_entry") int BPF_PROG(floor_sirq_entry, unsigned int vec)
 {
