@@ -1,7 +1,7 @@
 // What to do about a culprit: the advice a verdict gives, and what `doctor`
 // says about IPVS. Text only; kept in one place so both say the same.
 import { IPVS_ESTIMATION_SYMBOL, isIpvsEstimation } from '../base/host-facts';
-import type { StallKind } from '../stream/aggregate';
+import type { CulpritId } from './attribute';
 
 const IPVS_WHY = `IPVS's ${IPVS_ESTIMATION_SYMBOL} (kernels before 6.2) walks every IPVS service and destination every 2 s in TIMER softirq; with tens of thousands of rules one run takes tens to hundreds of ms, and packets that RPS steers to that CPU wait.`;
 const IPVS_SWITCH = [
@@ -28,9 +28,9 @@ export interface AdviceContext {
   heldUp?: 'packets' | 'wakeups';
 }
 
-/** Advice about a culprit (its name and what kind of run it is) that held `cpu` for up to `maxMs` at a time. */
-export function adviceForCulprit(c: { culprit: string; kind: StallKind }, cpu: number, maxMs: number, ctx: AdviceContext = { ipvsSwitch: true }): string[] {
-  const culprit = c.culprit;
+/** Advice about a culprit that held its CPU for up to `maxMs` at a time. */
+export function adviceForCulprit(c: CulpritId, maxMs: number, ctx: AdviceContext = { ipvsSwitch: true }): string[] {
+  const { culprit, cpu } = c;
   if (c.kind === 'pause') return pauseAdvice([cpu], maxMs);
   if (isIpvsEstimation(culprit)) return ipvsAdvice(ctx.ipvsSwitch);
   if (culprit === 'bpf_timer_cb')

@@ -12,20 +12,26 @@
 // culpritKey() is the one key that groups its runs (kind, name and CPU).
 import { Packet, ReceiveStall, StallKind } from '../stream/aggregate';
 
-/** A run of a softirq or timer callback long enough to matter, by name. */
-export interface StallRow {
-  cpu: number;
+/**
+ * Who held a CPU: the kind of run, its name and the CPU. Every culprit shape
+ * (a stall row, an overlap, ping's and the verdict's culprit) is one of these
+ * with its figures; culpritKey() groups by it.
+ */
+export interface CulpritId {
   kind: StallKind;
-  /** "NET_RX softirq", "bpf_timer_cb", "estimation_timer [ip_vs]", or an address. */
+  /** "NET_RX softirq", "bpf_timer_cb", "estimation_timer [ip_vs]", a task ("python3[812]"), or an address. */
   culprit: string;
+  cpu: number;
+}
+
+/** A run of a softirq or timer callback long enough to matter, by name. */
+export interface StallRow extends CulpritId {
   startNs: number;
   durationNs: number;
 }
 
-export interface Overlap {
-  culprit: string;
-  kind: StallKind;
-  cpu: number;
+/** What a wait overlapped most: the culprit, how long it overlapped the wait, and how long its run was. */
+export interface Overlap extends CulpritId {
   overlapMs: number;
   durationMs: number;
 }
@@ -183,10 +189,10 @@ export interface CulpritRuns {
 }
 
 /** One culprit: the same run kind, name and CPU. */
-export const culpritKey = (o: Pick<Overlap, 'kind' | 'culprit' | 'cpu'>) => `${o.kind}|${o.culprit}|${o.cpu}`;
+export const culpritKey = (o: CulpritId) => `${o.kind}|${o.culprit}|${o.cpu}`;
 
 /** How often a culprit ran long enough to be a stall row, the median and the longest of those runs. */
-export function culpritRuns(o: Pick<Overlap, 'kind' | 'culprit' | 'cpu'>, stalls: StallRow[]): CulpritRuns {
+export function culpritRuns(o: CulpritId, stalls: StallRow[]): CulpritRuns {
   const runs = stalls
     .filter((s) => s.culprit === o.culprit && s.cpu === o.cpu && s.kind === o.kind)
     .map((s) => s.durationNs / 1e6)

@@ -1,8 +1,7 @@
 // Choosing the culprit behind slow packets and receive stalls: each candidate
 // weighed by count, by the waiting time it explains and by the longest waits.
 // Pure logic, used by the packet verdict.
-import { StallKind } from '../stream/aggregate';
-import { culpritKey, CulpritRuns, culpritRuns, isApart, Overlap, ReceiveStallRow, SlowPacket, StallRow } from './attribute';
+import { CulpritId, culpritKey, CulpritRuns, culpritRuns, isApart, Overlap, ReceiveStallRow, SlowPacket, StallRow } from './attribute';
 import { serviceFlowText, wakeupCostNs, WakeupRow } from './wakeup';
 
 export interface Flow {
@@ -21,10 +20,7 @@ export function flowText(f: Pick<Flow, 'proto' | 'saddr' | 'sport' | 'daddr' | '
 }
 
 /** What a culprit explains, weighed three ways: by count, by waiting time, by the tail. */
-export interface PacketCulprit {
-  culprit: string;
-  kind: StallKind;
-  cpu: number;
+export interface PacketCulprit extends CulpritId {
   /** What the verdict stands on: the slow packets, or (few of them) the receive stalls, or (neither) the slow wake-ups. */
   basis: 'packets' | 'receive-stalls' | 'wakeups';
   /** Slow packets it explains, and their share of the slow packets no host pause explains. */

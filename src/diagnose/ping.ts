@@ -4,9 +4,10 @@
 // the host's facts (RPS masks, interface names, IPVS switch) and passes them.
 import { HostFacts } from '../base/host-facts';
 import { pct } from '../base/format';
-import { Packet, StallKind } from '../stream/aggregate';
+import { Packet } from '../stream/aggregate';
 import type { PingReply } from '../host/iputils';
 import {
+  CulpritId,
   CulpritRuns,
   EngineOptions,
   explainWait,
@@ -97,10 +98,8 @@ export function attributeReplies(sent: number, replies: PingReply[], packets: Pa
   return rows;
 }
 
-export interface Culprit {
-  culprit: string;
-  kind: StallKind;
-  cpu: number;
+/** Ping's culprit: the one most slow replies are attributed to. */
+export interface ReplyCulprit extends CulpritId {
   /** Slow replies attributed to it. */
   replies: number;
   share: number; // of slow replies
@@ -108,7 +107,7 @@ export interface Culprit {
 }
 
 /** The culprit most slow replies are attributed to, with the distribution of its runs. */
-export function leadingCulprit(rows: ReplyRow[], stalls: StallRow[]): Culprit | null {
+export function leadingCulprit(rows: ReplyRow[], stalls: StallRow[]): ReplyCulprit | null {
   const slow = rows.filter((r) => r.slow);
   const lead = leadingOverlap(
     slow.map((r) => r.attribution),
@@ -127,7 +126,7 @@ export interface PingVerdict {
   slow: number;
   slowShare: number;
   attributed: number;
-  culprit: Culprit | null;
+  culprit: ReplyCulprit | null;
   rps: RpsFinding | null;
   /** Slow replies that waited on a CPU taking no interrupt (host pause or IRQs off). */
   pauses: PauseFinding | null;

@@ -3,10 +3,9 @@
 import { fmtNs, pct } from '../base/format';
 import { HostFacts, RpsQueue } from '../base/host-facts';
 import { adviceForCulprit, AdviceContext, cpusText, pauseAdvice } from './advice';
-import { CulpritRuns, PauseFinding, pauseFinding, ReceiveStallRow, SelfFinding, selfFinding, SlowPacket, StallRow } from './attribute';
+import { CulpritId, CulpritRuns, PauseFinding, pauseFinding, ReceiveStallRow, SelfFinding, selfFinding, SlowPacket, StallRow } from './attribute';
 import { chooseCulprit, Flow, flowText, PacketCulprit, SPIKE_FACTOR } from './culprit';
 import { wakeupCostNs, WakeupRow } from './wakeup';
-import type { StallKind } from '../stream/aggregate';
 
 export { chooseCulprit, flowText };
 export type { Flow, PacketCulprit };
@@ -132,12 +131,8 @@ export function packetVerdict(
  * The culprit's advice, then the pauses' when they explain at least as many
  * slow packets or replies (or nothing else does).
  */
-export function verdictAdvice(
-  culprit: { culprit: string; kind: StallKind; cpu: number; count: number; runs: CulpritRuns } | null,
-  pauses: PauseFinding | null,
-  ctx?: AdviceContext,
-): string[] {
-  const out = culprit ? adviceForCulprit(culprit, culprit.cpu, culprit.runs.maxMs, ctx) : [];
+export function verdictAdvice(culprit: (CulpritId & { count: number; runs: CulpritRuns }) | null, pauses: PauseFinding | null, ctx?: AdviceContext): string[] {
+  const out = culprit ? adviceForCulprit(culprit, culprit.runs.maxMs, ctx) : [];
   if (pauses && pauses.count >= (culprit?.count ?? 0)) out.push(...pauseAdvice(pauses.cpus, pauses.maxMs));
   return out;
 }

@@ -153,7 +153,7 @@ test('a pause inside a long TIMER softirq is named over the softirq and the shor
   ];
   const est = attributeReplies(38, [{ seq: 38, rttMs: 270.2, wallMs: 0 }], packets, estimator, { id: 42, slowMs: 3 });
   assert.equal(est[37].attribution!.culprit, 'estimation_timer [ip_vs]');
-  const advice = adviceForCulprit({ culprit: PAUSE_CULPRIT, kind: 'pause' }, 1, 240).join('\n');
+  const advice = adviceForCulprit({ culprit: PAUSE_CULPRIT, kind: 'pause', cpu: 1 }, 240).join('\n');
   assert.match(advice, /CPU 1 took no timer interrupt for up to 240\.0 ms/);
   assert.match(advice, /vCPU/);
   assert.match(advice, /irqsoff/);
@@ -252,12 +252,12 @@ test('a callback that fills its softirq is named even when only the softirq reac
 });
 
 test('IPVS advice: the run_estimation switch only where the kernel has it', () => {
-  const withSwitch = adviceForCulprit({ culprit: 'estimation_timer [ip_vs]', kind: 'timer' }, 0, 120, { ipvsSwitch: true }).join('\n');
+  const withSwitch = adviceForCulprit({ culprit: 'estimation_timer [ip_vs]', kind: 'timer', cpu: 0 }, 120, { ipvsSwitch: true }).join('\n');
   assert.match(withSwitch, /sysctl -w net\.ipv4\.vs\.run_estimation=0/);
   assert.match(withSwitch, /kernel >= 6\.2/);
-  const without = adviceForCulprit({ culprit: 'estimation_timer [ip_vs]', kind: 'timer' }, 0, 120, { ipvsSwitch: false }).join('\n');
+  const without = adviceForCulprit({ culprit: 'estimation_timer [ip_vs]', kind: 'timer', cpu: 0 }, 120, { ipvsSwitch: false }).join('\n');
   assert.doesNotMatch(without, /sysctl -w|Keep it/);
   assert.match(without, /no net\.ipv4\.vs\.run_estimation switch.*fewer IPVS services/);
   assert.match(without, /kernel >= 6\.2/);
-  assert.deepEqual(ipvsAdvice(false, false), adviceForCulprit({ culprit: 'estimation_timer', kind: 'timer' }, 0, 1, { ipvsSwitch: false }).slice(1));
+  assert.deepEqual(ipvsAdvice(false, false), adviceForCulprit({ culprit: 'estimation_timer', kind: 'timer', cpu: 0 }, 1, { ipvsSwitch: false }).slice(1));
 });

@@ -193,7 +193,7 @@ test('the aggregator keeps late NET_RX runs, tasks and NAPI packets; the report 
   );
   assert.match(text, /waited <= 12\.1ms {2}cpu 1->1 \(NIC ring\)/);
   assert.match(
-    adviceForCulprit({ culprit: 'spin[4242]', kind: 'task' }, 1, 30).join(' '),
+    adviceForCulprit({ culprit: 'spin[4242]', kind: 'task', cpu: 1 }, 30).join(' '),
     /spin\[4242\] held CPU 1 for up to 30\.0 ms while NET_RX waited there for ksoftirqd/,
   );
 });
