@@ -8,8 +8,9 @@
 // StallEvent is a row with the softirq it ran in (a stalls log lists each
 // once). A ReceiveStall (a late NET_RX run, as recorded) becomes a
 // ReceiveStallRow with its attribution, as a Packet becomes a SlowPacket and
-// a Wakeup a WakeupRow (wakeup.ts). A culprit is always a name (a string):
-// culpritKey() is the one key that groups its runs (kind, name and CPU).
+// a Wakeup a WakeupRow (wakeup.ts). A culprit is a CulpritId (kind, name
+// and CPU): rows, overlaps, and ping's and the verdict's culprits extend it,
+// and culpritKey() is the one key that groups its runs.
 import { Packet, ReceiveStall, StallKind } from '../stream/aggregate';
 
 /**
