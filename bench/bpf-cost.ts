@@ -157,6 +157,8 @@ function slice(d: Stats): Slice {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const SLICES = 15;
+/** Fresh loads of each mode for the pipe figures. */
+const PIPE_LOADS = 3;
 
 /**
  * Both modes and the floor programs attached at once, so they time the very
@@ -225,17 +227,39 @@ async function main() {
       `drops: ${stream.session.drops().total}, ${serve.session.drops().total}`;
     // The switch and wake-up targets are timed with one tracer at a time, the
     // floor before and after it: a node runs one, and of two on the same hooks
-    // the second measured 10-15 ns dearer a switch, in either order.
+    // the second measured 10-15 ns dearer a switch, in either order. And each
+    // mode is loaded afresh PIPE_LOADS times: where the kernel places a program
+    // and its state moves its quiet switch between ~50 and ~100 ns here, from
+    // one load to the next, with the same code.
     serve.stop();
     serve = undefined;
-    const pipesStream = await sliced([stream], () => pipeLoad(300), floor);
     stream.stop();
     stream = undefined;
     floor.pop()!.close();
-    serve = LiveTrace.start(serveSettings);
-    loadFloor();
-    const pipesServe = await sliced([serve], () => pipeLoad(300), floor);
-    const pipes = { slices: [pipesStream.slices[0], pipesServe.slices[0]], floors: pipesServe.floors };
+    const loads: { mode: 'stream' | 'serve'; slices: Slice[]; floors: Floor[] }[] = [];
+    for (let k = 0; k < PIPE_LOADS; k++)
+      for (const [mode, settings] of [
+        ['stream', {}],
+        ['serve', serveSettings],
+      ] as const) {
+        const t = LiveTrace.start(settings);
+        try {
+          loadFloor();
+          const r = await sliced([t], () => pipeLoad(300), floor);
+          loads.push({ mode, slices: r.slices[0], floors: r.floors });
+        } finally {
+          t.stop();
+          floor.pop()?.close();
+        }
+      }
+    const ofMode = (mode: string) => loads.filter((l) => l.mode === mode);
+    const pipes = {
+      slices: [ofMode('stream').flatMap((l) => l.slices), ofMode('serve').flatMap((l) => l.slices)],
+      floors: loads.flatMap((l) => l.floors),
+    };
+    /** serve's figure over the floor's, in each load */
+    const perLoad = (pick: (s: Slice) => number, floorPick: (f: Floor) => number) =>
+      ofMode('serve').map((l) => median(l.slices.map(pick)) - median(l.floors.map(floorPick)));
     console.log(
       `${'hook'.padEnd(12)} ${'stream ns/run'.padStart(14)} ${'serve ns/run'.padStart(13)} ${'runs'.padStart(9)}   (means over the TCP load, host pauses included)`,
     );
@@ -253,7 +277,9 @@ async function main() {
           `serve ${median(n).toFixed(0).padStart(5)} ns (min ${Math.min(...n).toFixed(0)})   ${target}`,
       );
     };
-    console.log(`bpf-cost: medians over ${SLICES} slices of each load; both modes attached at once, but one at a time for the pipes`);
+    console.log(
+      `bpf-cost: medians over ${SLICES} slices of each load; both modes attached at once, but one at a time for the pipes, each loaded ${PIPE_LOADS} times (serve's verdicts: the median load)`,
+    );
     const floorRow = (what: string, pick: (f: Floor) => number, from: { floors: Floor[] }) => {
       const m = from.floors.map(pick);
       console.log(`bpf-cost: ${what.padEnd(30)} ${median(m).toFixed(0).padStart(5)} ns (min ${Math.min(...m).toFixed(0)})`);
@@ -288,13 +314,26 @@ async function main() {
     console.log(`bpf-cost: serve per softirq vs the least exact timer: ${verdict(serveSoftirq - least, 40)}`);
     console.log(`bpf-cost: serve per packet (not in a late run) vs one do-nothing hook: ${verdict(servePacket - single, 15)}`);
     console.log(`bpf-cost: stream per packet vs the least exact timer of a wait: ${verdict(streamPacket - leastPacket, 30)}`);
-    const wakingOver = median(pipes.slices[1].map((s) => s.perWaking)) - median(pipes.floors.map((f) => f.emptyWaking));
-    const switchOver = median(pipes.slices[1].map((s) => s.perSwitch)) - median(pipes.floors.map((f) => f.emptySwitch));
-    console.log(`bpf-cost: per wake-up not made in a NET_RX run vs one do-nothing hook: ${verdict(wakingOver, 10)}`);
-    console.log(`bpf-cost: per switch with no network wake-up pending vs one do-nothing hook: ${verdict(switchOver, 15)}`);
-    const overLeast = median(pipes.slices[1].map((s) => s.perSwitch)) - median(pipes.floors.map((f) => f.leastSwitch));
+    const signed = (n: number) => `${n >= 0 ? '+' : ''}${n.toFixed(0)}`;
+    const loadsText = (xs: number[]) => `; ${PIPE_LOADS} loads: ${xs.map(signed).join(', ')} ns`;
+    const wakingOver = perLoad(
+      (s) => s.perWaking,
+      (f) => f.emptyWaking,
+    );
+    const switchOver = perLoad(
+      (s) => s.perSwitch,
+      (f) => f.emptySwitch,
+    );
+    const overLeast = perLoad(
+      (s) => s.perSwitch,
+      (f) => f.leastSwitch,
+    );
+    const leastOver = median(pipes.floors.map((f) => f.leastSwitch)) - median(pipes.floors.map((f) => f.emptySwitch));
+    console.log(`bpf-cost: per wake-up not made in a NET_RX run vs one do-nothing hook: ${verdict(median(wakingOver), 10)}${loadsText(wakingOver)}`);
+    console.log(`bpf-cost: per switch with no network wake-up pending vs one do-nothing hook: ${verdict(median(switchOver), 15)}${loadsText(switchOver)}`);
     console.log(
-      `bpf-cost: per switch with no network wake-up pending vs the least per-CPU check: ${overLeast >= 0 ? '+' : ''}${overLeast.toFixed(0)} ns (what any hook that reads this CPU's state pays, beyond a do-nothing one: ${(median(pipes.floors.map((f) => f.leastSwitch)) - median(pipes.floors.map((f) => f.emptySwitch))).toFixed(0)} ns)`,
+      `bpf-cost: per switch with no network wake-up pending vs the least per-CPU check: ${signed(median(overLeast))} ns${loadsText(overLeast)} ` +
+        `(what any hook that reads this CPU's state pays, beyond a do-nothing one: ${signed(leastOver)} ns)`,
     );
     console.log(
       `bpf-cost: (a do-nothing program costs ${median(tcp.floors.map((f) => f.emptySoftirq / 2)).toFixed(0)} ns a run here: bpf_stats' clock reads and the call)`,
