@@ -240,6 +240,9 @@ test('serve mode: short runs counted in the kernel add up to what streaming ever
   }
 });
 
+/** Two clock reads' slack between serve's wait and streaming's, and how late a hop must start to be set aside. */
+const HOP_SLACK_NS = 0.2e6;
+
 test('serve times packets only in NET_RX runs that started late, with no arrival hook: the same slow packets as streaming, from the raise (an upper bound)', async (t) => {
   if (skipUnlessKernel(t) || needsTwoCpus(t)) return;
   const pair = new NetnsPair();
@@ -249,7 +252,8 @@ test('serve times packets only in NET_RX runs that started late, with no arrival
   // makes (JITTERSCOPE_TEST_PAUSES) is timed whole, as a host's would be
   const lab = await startLab(pair);
   t.after(() => lab.kill());
-  const stream = LiveTrace.start({});
+  // streaming keeps NET_RX runs 0.2 ms late as receive stalls: the late hops (below)
+  const stream = LiveTrace.start({ slowPacketNs: HOP_SLACK_NS });
   const serve = LiveTrace.start({ kernelHistsBelowNs: 1e6, streamIcmp: false, lateRunPacketsOnly: true, ringBytes: 1 << 20 });
   t.after(() => {
     serve.stop();
@@ -283,22 +287,37 @@ test('serve times packets only in NET_RX runs that started late, with no arrival
     );
     assert.ok(a.every((p) => p.path === 'backlog'));
     // every request streaming saw wait 2 ms or more was processed in a late run: serve has it,
-    // and its wait from the raise is at least the exact one (minus the slack of two clock reads)
+    // and its wait from the raise is at least the exact one (minus the slack of two clock reads).
+    // RPS steers each request from CPU 0, where it arrives, to CPU 1: before CPU 1's raise it
+    // waits for CPU 0's NET_RX run to send the IPI. serve does not time that hop (it has no
+    // arrival hook; a late hop is CPU 0's own receive stall), so a request whose hop started
+    // late (a NET_RX run on its arrival CPU, 0.2 ms or more after its raise) is set aside, and said.
+    const hops = streamed.receiveStalls().filter((r) => r.cpu !== 1);
+    const hopLate = (p: (typeof a)[number]) =>
+      p.arrivalCpu !== p.cpu && hops.some((r) => r.cpu === p.arrivalCpu && r.startNs >= p.startNs && r.startNs <= p.startNs + p.waitNs!);
     const long = a.filter((p) => (p.waitNs ?? 0) >= 2e6);
+    const lateHop = long.filter(hopLate);
+    if (lateHop.length)
+      process.stderr.write(`${lateHop.length} of ${long.length} requests set aside: their hop from CPU ${lateHop[0].arrivalCpu} started late\n`);
+    const servedAs = (p: (typeof a)[number]) => b.find((x) => x.seq === p.seq);
     const inServe = (p: (typeof a)[number]) => {
-      const q = b.find((x) => x.seq === p.seq);
-      return q !== undefined && q.waitNs! >= p.waitNs! - 0.2e6;
+      const q = servedAs(p);
+      return q !== undefined && q.waitNs! >= p.waitNs! - HOP_SLACK_NS;
     };
     const pauses = streamed.stalls().filter((x) => x.kind === 'pause');
     return [
       judgeShare(
         {
           what: "requests that waited >= 2 ms, in serve's list with a wait no shorter",
-          samples: long,
+          samples: long.filter((p) => !hopLate(p)),
           window: packetWindow,
           ok: inServe,
           minShare: 1,
           minSamples: 5,
+          show: (p) => {
+            const q = servedAs(p);
+            return `seq ${p.seq} (CPU ${p.arrivalCpu} -> ${p.cpu}) waited ${(p.waitNs! / 1e6).toFixed(2)} ms, serve: ${q ? `${(q.waitNs! / 1e6).toFixed(2)} ms` : 'not listed'}`;
+          },
         },
         pauses,
       ),

@@ -6,7 +6,37 @@ waitfor() { for _ in $(seq 1 240); do grep -q "$1" "$2" 2>/dev/null && return 0;
 # rules N [PORT]: N IPVS services in ipvsadm -R form (awk: a node start costs
 # 15-40 s in the emulated guest)
 rules() { seq 0 $(($1 - 1)) | awk -v port="${2:-80}" '{ printf "-A -t 10.%d.%d.%d:%s -s rr\n", int($1 / 65536) % 256, int($1 / 256) % 256, $1 % 256, port }'; }
-step() { echo "== $(date +%T) $*"; }
+step() { echo "== $(date +%T) $*"; date +%s > /tmp/jsvm-step; }
+
+# A step that runs STEP_LIMIT s has hung (the longest, NIC (m), takes ~170 s).
+# Rather than wait for the host's timeout with nothing said, the guest puts
+# what it can see of the hang on the console (the host prints it: "WARNING:"
+# starts the excerpt): its processes with where they sleep, jitterscope's
+# kernel stacks, the blocked tasks and every CPU's backtrace (sysrq w, l), the
+# kernel's log; then it ends the run with exit 124.
+STEP_LIMIT=${STEP_LIMIT:-420}
+(
+  while sleep 10; do
+    start=$(cat /tmp/jsvm-step 2>/dev/null) || continue
+    [ $(($(date +%s) - start)) -ge $STEP_LIMIT ] || continue
+    {
+      echo "WARNING: jsvm: a step ran ${STEP_LIMIT} s: $(tail -n 1 $J/output.log 2>/dev/null)"
+      ps -eo pid,stat,wchan:30,etime,args | grep -v ' \[' | tail -n 40
+      for p in $(pgrep -f 'dist/src/cli.js'); do
+        echo "-- pid $p: $(tr '\0' ' ' < /proc/$p/cmdline)"
+        cat /proc/$p/stack 2>/dev/null
+        for t in /proc/$p/task/*; do echo "   $(cat $t/comm 2>/dev/null) $(cat $t/wchan 2>/dev/null) $(cut -d' ' -f3 $t/stat 2>/dev/null)"; done
+      done
+      dmesg | tail -n 40
+    } > /dev/console 2>&1
+    echo w > /proc/sysrq-trigger
+    echo l > /proc/sysrq-trigger
+    sleep 2
+    echo "jsvm-exit:124" > /dev/console
+    sync
+    echo o > /proc/sysrq-trigger
+  done
+) &
 
 # load_ipvs: ip_vs loaded on CPU 1 with timer migration off. Each timer then
 # stays on the CPU that arms it: with migration on, estimation_timer re-arms
