@@ -6,7 +6,12 @@ waitfor() { for _ in $(seq 1 240); do grep -q "$1" "$2" 2>/dev/null && return 0;
 # rules N [PORT]: N IPVS services in ipvsadm -R form (awk: a node start costs
 # 15-40 s in the emulated guest)
 rules() { seq 0 $(($1 - 1)) | awk -v port="${2:-80}" '{ printf "-A -t 10.%d.%d.%d:%s -s rr\n", int($1 / 65536) % 256, int($1 / 256) % 256, $1 % 256, port }'; }
-step() { echo "== $(date +%T) $*"; date +%s > /tmp/jsvm-step; }
+# step TEXT: says a step begins, and when (for the watchdog below: replaced
+# whole, never read half-written; in the job share, which no other run uses)
+step() {
+  echo "== $(date +%T) $*"
+  date +%s > $J/.step-start.new && mv $J/.step-start.new $J/.step-start
+}
 
 # A step that runs STEP_LIMIT s has hung (the longest, NIC (m), takes ~170 s).
 # Rather than wait for the host's timeout with nothing said, the guest puts
@@ -17,7 +22,8 @@ step() { echo "== $(date +%T) $*"; date +%s > /tmp/jsvm-step; }
 STEP_LIMIT=${STEP_LIMIT:-420}
 (
   while sleep 10; do
-    start=$(cat /tmp/jsvm-step 2>/dev/null) || continue
+    start=$(cat $J/.step-start 2>/dev/null) || continue
+    [ -n "$start" ] || continue
     [ $(($(date +%s) - start)) -ge $STEP_LIMIT ] || continue
     {
       echo "WARNING: jsvm: a step ran ${STEP_LIMIT} s: $(tail -n 1 $J/output.log 2>/dev/null)"
