@@ -112,7 +112,9 @@ const unheld = (seq: number, state: ProbeAnswer['state']): ProbeAnswer => ({
  * Else seen (answered) or not seen (the responder's record reaches back far enough and has no answer to it).
  */
 function responderAnswer(source: string, sport: number, r: Responder, stalls: StallRow[]): ProbeAnswer {
-  const at = r.answeredAt(source, sport);
+  const answer = r.answeredAt(source, sport);
+  // an answer older than the record asked about was to an earlier probe from the same port
+  const at = answer && answer.atNs >= r.nowNs - RESPONDER_RECORD_NS ? answer : undefined;
   if (!at) return unheld(sport, r.keptSinceNs <= r.nowNs - RESPONDER_RECORD_NS ? 'not-seen' : 'not-slow');
   const ended = stalls.filter((s) => {
     const end = s.startNs + s.durationNs;
@@ -144,7 +146,10 @@ export type AnsweredAt = (source: string, sport: number) => { atNs: number; cpu:
 
 /** A responder woken this soon after a stall on its CPU ended waited for it. */
 const RESPONDER_AFTER_STALL_NS = 2e6;
-/** A UDP probe reads not-seen only when the responder's record of answers reaches back this far (probes are asked about seconds after they are sent). */
+/**
+ * A UDP probe reads not-seen only when the responder's record of answers reaches back this far (probes are asked about seconds after they are sent);
+ * an older answer from the same port was to another probe.
+ */
 const RESPONDER_RECORD_NS = 30e9;
 
 /** This node's mesh responder: when it answered each probe, since when its record is whole, and now (its monotonic clock, ns). */

@@ -26,7 +26,7 @@ const startsWith = (msg: Buffer, magic: Buffer) => msg.length === UDP_PROBE_BYTE
 
 type ToWorker = { op: 'send'; id: number; address: string; port: number } | { op: 'stop' };
 type FromWorker =
-  | { op: 'bound' }
+  | { op: 'bound'; port: number }
   | { op: 'bind-error'; code: string | undefined; message: string }
   | { op: 'done'; id: number; sport: number; rttMs: number | null }
   | { op: 'answered'; address: string; sport: number; atNs: number; cpu: number };
@@ -49,7 +49,11 @@ export class MeshUdp {
   /** Since when the record of answers is whole (this node's monotonic clock): the start, or the newest answer given up to the cap. */
   keptSinceNs = Number(process.hrtime.bigint());
 
-  private constructor(private readonly worker: Worker) {
+  private constructor(
+    private readonly worker: Worker,
+    /** The responder's port (the one asked for, or the kernel's choice for 0). */
+    readonly port: number,
+  ) {
     worker.on('message', (m: FromWorker) => {
       if (m.op === 'answered') {
         const key = `${m.address}|${m.sport}`;
@@ -77,7 +81,7 @@ export class MeshUdp {
       worker.once('error', onError);
       worker.once('message', (m: FromWorker) => {
         worker.removeListener('error', onError);
-        if (m.op === 'bound') return resolve(new MeshUdp(worker));
+        if (m.op === 'bound') return resolve(new MeshUdp(worker, m.port));
         void worker.terminate();
         if (m.op === 'bind-error' && m.code === 'EADDRINUSE')
           reject(
@@ -120,7 +124,7 @@ function runWorker(job: { host: string; port: number }): void {
       const address = from.address.startsWith('::ffff:') && from.address.includes('.') ? from.address.slice(7) : from.address.toLowerCase();
       post({ op: 'answered', address, sport: from.port, atNs: Number(process.hrtime.bigint()), cpu: thisCpu() });
     });
-    post({ op: 'bound' });
+    post({ op: 'bound', port: responder.address().port });
   });
   parentPort!.on('message', (m: ToWorker) => {
     if (m.op === 'stop') return process.exit(0);
@@ -138,36 +142,80 @@ function thisCpu(): number {
   }
 }
 
+/**
+ * A source port is a UDP probe's identity at the peer (its trace and its
+ * responder's record), so this node does not use one again for this long:
+ * the peer's window. The kernel hands out ephemeral ports at random; at 10
+ * probes a second, one in 20 would repeat a port of the last two minutes.
+ */
+const PORT_REUSE_MS = 120_000;
+/** Ports given to probes, and when (performance.now()), oldest first. */
+const portsUsed = new Map<number, number>();
+/** Binds tried for a port not used within PORT_REUSE_MS before one is taken anyway. */
+const BIND_TRIES = 8;
+
+/** A socket bound to a source port this node has not probed from within PORT_REUSE_MS (the kernel picks; a repeat is held open while the next is tried). */
+function freshSocket(family: 'udp4' | 'udp6', then: (socket: dgram.Socket | null) => void): void {
+  const held: dgram.Socket[] = [];
+  const release = () => held.forEach((s) => s.close());
+  const attempt = () => {
+    const socket = dgram.createSocket(family);
+    socket.once('error', () => {
+      socket.close();
+      release();
+      then(null);
+    });
+    socket.bind(0, () => {
+      const now = performance.now();
+      for (const [p, at] of portsUsed) {
+        if (at >= now - PORT_REUSE_MS) break;
+        portsUsed.delete(p);
+      }
+      const port = socket.address().port;
+      if (portsUsed.has(port) && held.length < BIND_TRIES - 1) {
+        held.push(socket);
+        return attempt();
+      }
+      socket.removeAllListeners('error');
+      portsUsed.delete(port);
+      portsUsed.set(port, now);
+      release();
+      then(socket);
+    });
+  };
+  attempt();
+}
+
 /** A probe from a fresh socket (a new source port, so probes spread over the peer's queues and CPUs). */
 function probe(id: number, address: string, port: number, done: (sport: number, rttMs: number | null) => void): void {
-  const socket = dgram.createSocket(net.isIPv6(address) ? 'udp6' : 'udp4');
+  freshSocket(net.isIPv6(address) ? 'udp6' : 'udp4', (socket) => (socket ? probeFrom(socket, id, address, port, done) : done(0, null)));
+}
+
+function probeFrom(socket: dgram.Socket, id: number, address: string, port: number, done: (sport: number, rttMs: number | null) => void): void {
   let open = true;
-  let sport = 0;
   const close = () => {
     if (open) socket.close();
     open = false;
   };
   // a send that fails (no route) is a probe without a reply: its timer says lost
   socket.on('error', close);
-  socket.bind(0, () => {
-    sport = socket.address().port;
-    const payload = Buffer.alloc(UDP_PROBE_BYTES);
-    UDP_PROBE_MAGIC.copy(payload);
-    payload.writeUInt32BE(id >>> 0, 8);
-    const sentAt = performance.now();
-    const timer = setTimeout(() => {
-      close();
-      done(sport, null);
-    }, UDP_LOST_AFTER_MS);
-    socket.on('message', (msg, from) => {
-      if (from.port !== port || !startsWith(msg, UDP_REPLY_MAGIC)) return;
-      const rttMs = performance.now() - sentAt;
-      clearTimeout(timer);
-      close();
-      done(sport, rttMs);
-    });
-    socket.send(payload, port, address);
+  const sport = socket.address().port;
+  const payload = Buffer.alloc(UDP_PROBE_BYTES);
+  UDP_PROBE_MAGIC.copy(payload);
+  payload.writeUInt32BE(id >>> 0, 8);
+  const sentAt = performance.now();
+  const timer = setTimeout(() => {
+    close();
+    done(sport, null);
+  }, UDP_LOST_AFTER_MS);
+  socket.on('message', (msg, from) => {
+    if (from.port !== port || !startsWith(msg, UDP_REPLY_MAGIC)) return;
+    const rttMs = performance.now() - sentAt;
+    clearTimeout(timer);
+    close();
+    done(sport, rttMs);
   });
+  socket.send(payload, port, address);
 }
 
 if (!isMainThread && (workerData as { kind?: string } | undefined)?.kind === JOB) runWorker(workerData);

@@ -127,30 +127,33 @@ test('udp: a probe whose packet was not held, answered by the responder right af
     40001: { atNs: 115.9e6, cpu: 1 }, // 0.7 ms after bpf_timer_cb ended on its CPU
     40002: { atNs: 130e6, cpu: 1 }, // long after
     40003: { atNs: 205.5e6, cpu: 1 }, // after a stall on another CPU
+    40005: { atNs: -40e9, cpu: 1 }, // 40 s before the question: an earlier probe from the same port
   };
+  const nowNs = 3e9;
   const ask = (keptSinceNs: number) =>
-    answerQuery(q('proto=udp&id=9477&seq=40001,40002,40003,40004'), { slow: [], slowThresholdNs: 1e6, slowNotKept: 0 }, 'node-b', 120_000, stalls, {
+    answerQuery(q('proto=udp&id=9477&seq=40001,40002,40003,40004,40005'), { slow: [], slowThresholdNs: 1e6, slowNotKept: 0 }, 'node-b', 120_000, stalls, {
       answeredAt: (source, sport) => (source === '198.18.0.1' ? answered[sport] : undefined),
       keptSinceNs,
-      nowNs: 60e9,
+      nowNs,
     }).probes.map((p) => [p.seq, p.state, p.culprit, p.culpritCpu, p.pausedMs]);
-  // the responder's record reaches back 60 s: 40004, never answered, never reached it
-  assert.deepEqual(ask(0), [
+  // the responder's record reaches back 60 s: 40004, never answered, never reached it; nor 40005, whose port's answer is 40 s old
+  assert.deepEqual(ask(nowNs - 60e9), [
     [40001, 'slow', 'bpf_timer_cb', 1, 1],
     [40002, 'seen', null, null, 0],
     [40003, 'seen', null, null, 0],
     [40004, 'not-seen', null, null, 0],
+    [40005, 'not-seen', null, null, 0],
   ]);
   // a record 10 s deep (a busy responder, or one just started): an unanswered probe may predate it
-  assert.deepEqual(ask(50e9)[3], [40004, 'not-slow', null, null, 0]);
+  assert.deepEqual(ask(nowNs - 10e9)[3], [40004, 'not-slow', null, null, 0]);
 });
 
 test("a ping report's peer section holds every answer state and pausedMs (the schema of ping --explain-from's JSON)", () => {
   const stalls: StallRow[] = [{ cpu: 1, kind: 'pause', culprit: 'host pause or IRQs off', startNs: 100e6, durationNs: 1e6 }];
   const a = answerQuery(q('proto=udp&id=9477&seq=40001,40002'), { slow: [], slowThresholdNs: 1e6, slowNotKept: 0 }, 'node-b', 120_000, stalls, {
     answeredAt: (_source, sport) => (sport === 40001 ? { atNs: 130e6, cpu: 1 } : undefined),
-    keptSinceNs: 0,
-    nowNs: 60e9,
+    keptSinceNs: -60e9,
+    nowNs: 3e9,
   });
   const held = answerQuery(q('id=4242&seq=3'), { slow: [request(3, 12)], slowThresholdNs: 1e6, slowNotKept: 0 }, 'node-b', 120_000, stalls);
   const peer = { url: 'http://b:9477/', state: 'answered', node: 'node-b', detail: null, probes: [...a.probes, ...held.probes] };
