@@ -230,15 +230,15 @@ export class TraceSession {
   }
 
   /** Kernel run time and count per tracepoint program (needs kernel.bpf_stats_enabled=1 to count). */
-  programStats(): { hook: string; runTimeNs: number; runCount: number }[] {
+  programStats(): { hook: string; runTimeNs: number; runCount: number; recursionMisses: number }[] {
     const obj = this.obj;
     if (!obj) return [];
     // the hooks this session loaded; the others count nothing
     return HOOKS.map((h) => {
       if (!hooksFor(this.lateRunPacketsOnly, this.napiThreads, this.tracerProbes.wakeup.hooks.includes('sock:sk_data_ready')).includes(h))
-        return { hook: h.name, runTimeNs: 0, runCount: 0 };
+        return { hook: h.name, runTimeNs: 0, runCount: 0, recursionMisses: 0 };
       const info = obj.programInfo(FLAVOUR_PREFIX[this.flavour] + h.name);
-      return { hook: h.name, runTimeNs: info.runTimeNs, runCount: info.runCount };
+      return { hook: h.name, runTimeNs: info.runTimeNs, runCount: info.runCount, recursionMisses: info.recursionMisses };
     });
   }
 

