@@ -311,7 +311,7 @@ test('serve times packets only in NET_RX runs that started late, with no arrival
       );
     // a run whose raise the hook did not see (its wait unknown) cannot be timed from the raise: serve
     // misses its packets. Streaming's hook is serve's own: such a request is set aside and said,
-    // at most one in ten of them (about 1 in 10,000 runs here; the cause is not known)
+    // at most one in ten of them (about 1 in 10,000 runs here: raised where the softirq_raise hook did not run, docs/design.md)
     const unseenRuns = (streamed.softirq[1]?.[3]?.count ?? 0) - (streamed.softirqWait[1]?.[3]?.count ?? 0);
     const raiseUnseen = (p: (typeof a)[number]) => !hopLate(p) && unseenRuns > 0 && runOf(p) === undefined;
     const unseen = long.filter(raiseUnseen);
