@@ -69,12 +69,12 @@ export function attributeReplies(sent: number, replies: PingReply[], packets: Pa
     const both = [...pk.req, ...pk.rep];
     // arrival unseen: the whole round trip before processing is suspect. A bound wait (a
     // poll's later packet, timed from the poll's raise) may start before the request was
-    // sent: no wait of either packet can be longer than the round trip ping measured
+    // sent. Neither can reach back past the exchange: it began at most one round trip
+    // before the last of its packets was processed (the reply, just before ping read it)
     const rttNs = r ? r.rttMs * 1e6 : Infinity;
-    const windows = both.map((p) => {
-      const w = packetWindow(p, (r?.rttMs ?? 0) * 1e6);
-      return isBound(p) ? { ...w, from: Math.max(w.from, w.to - rttNs) } : w;
-    });
+    const raw = both.map((p) => packetWindow(p, (r?.rttMs ?? 0) * 1e6));
+    const began = Math.max(...raw.map((w) => w.to)) - rttNs;
+    const windows = raw.map((w) => ({ ...w, from: Math.max(w.from, began) }));
     const waits = both.filter((p) => p.waitNs !== null);
     const waitBound = waits.some(isBound);
     const sumMs = waits.reduce((s, p) => s + p.waitNs!, 0) / 1e6;

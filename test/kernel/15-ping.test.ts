@@ -82,10 +82,20 @@ test('ping names bpf_timer_cb on CPU 1 behind the slow replies; a control run na
       const w = window(x);
       return runs.some((s) => s.startNs < w.toNs && s.startNs + s.durationNs > w.fromNs);
     };
+    // each as ping saw it, what the attribution overlapped, and the nearest stall run to ping's window
+    const shown = (x: any) => {
+      const w = window(x);
+      const near = runs
+        .map((s) => ({ s, gapMs: Math.max(w.fromNs - (s.startNs + s.durationNs), s.startNs - w.toNs) / 1e6 }))
+        .sort((a, b) => a.gapMs - b.gapMs)[0];
+      const run = near ? `nearest run ${(near.s.durationNs / 1e6).toFixed(1)} ms, ${near.gapMs.toFixed(2)} ms outside the window` : 'no runs';
+      return `seq ${x.seq}: rtt ${x.rttMs} ms at ${x.wallTime}, wait ${x.waitMs} ms (bound ${x.waitBound}), CPUs ${x.requestCpu}/${x.replyCpu} from ${x.arrivalCpus}; overlaps ${JSON.stringify(x.overlaps)}; ${run}`;
+    };
+    const unoverlapped = slow.filter((x) => named(x) && !overlapped(x));
     assert.deepEqual(
-      slow.filter((x) => named(x) && !overlapped(x)).map((x) => x.seq),
+      unoverlapped.map((x) => x.seq),
       [],
-      'no reply the stall did not overlap is blamed on it',
+      `no reply the stall did not overlap is blamed on it: ${unoverlapped.map(shown).join('; ')}`,
     );
     const share = judgeShare(
       {

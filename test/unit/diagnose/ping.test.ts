@@ -159,6 +159,23 @@ test('a pause inside a long TIMER softirq is named over the softirq and the shor
   assert.match(advice, /irqsoff/);
 });
 
+test('a request whose arrival was not seen is not blamed on a stall that ended before the exchange began', () => {
+  // what 15-ping saw once in CI: the request processed at once (its arrival unseen), the reply slow for
+  // another reason; the request's fallback window, a round trip before its processing, reached back
+  // over a stall that ended before ping sent it. The exchange began one round trip before the reply
+  const packets = [pkt(5, 8, 1, 100.1, null), pkt(5, 0, 1, 100.2, 14.8)];
+  const stalls = [stall(1, 'bpf_timer_cb', 'hrtimer', 84, 15.5)];
+  const rows = attributeReplies(5, [{ seq: 5, rttMs: 15, wallMs: 0 }], packets, stalls, { id: 42, slowMs: 3 });
+  assert.equal(rows[4].slow, true);
+  assert.equal(rows[4].attribution, null, JSON.stringify(rows[4].overlaps));
+  // the same stall 1 ms later overlaps the exchange and is named
+  const later = attributeReplies(5, [{ seq: 5, rttMs: 15, wallMs: 0 }], packets, [stall(1, 'bpf_timer_cb', 'hrtimer', 100.1, 14.9)], {
+    id: 42,
+    slowMs: 3,
+  });
+  assert.equal(later[4].attribution?.culprit, 'bpf_timer_cb');
+});
+
 test('a short overlap does not make a culprit', () => {
   const packets = [pkt(1, 8, 1, 100, 10), pkt(1, 0, 1, 110, 0.01)];
   const stalls = [stall(1, 'tick_nohz_handler', 'hrtimer', 104, 0.2)];
