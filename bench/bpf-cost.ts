@@ -99,7 +99,12 @@ interface Floor {
   emptySwitch: number;
   /** The least a switch hook can do: one per-CPU word read. */
   leastSwitch: number;
+  /** A switch hook that reads two fields of each task switched, and no map. */
+  taskSwitch: number;
 }
+
+/** Attached first and not measured: the first program on a tracepoint pays more than the rest. */
+const WARM_PROGRAMS = ['empty_sched_waking', 'empty_sched_switch'];
 
 const FLOOR_PROGRAMS = [
   'empty_sirq_entry',
@@ -113,6 +118,7 @@ const FLOOR_PROGRAMS = [
   'floor_rx_arrive',
   'floor_skb_rcv',
   'floor_sched_switch',
+  'floor_task_switch',
 ];
 
 /** Summed over both copies: equal run counts, so per run it is their mean. */
@@ -137,6 +143,7 @@ function floorSlice(d: Stats): Floor {
     emptyWaking: per('empty_sched_waking'),
     emptySwitch: per('empty_sched_switch'),
     leastSwitch: per('floor_sched_switch'),
+    taskSwitch: per('floor_task_switch'),
   };
 }
 
@@ -185,11 +192,45 @@ async function sliced(
   return { slices, floors, totals: traces.map((t, k) => diff(t.session.programStats(), first[k])) };
 }
 
+/** Each program's cost per run in each of SLICES pipe slices, attached alone (after the warm-up hook). */
+async function alone(programs: string[]): Promise<number[][]> {
+  const o = loadObject({
+    object: 'bench_gen',
+    autoload: (p) => programs.includes(p),
+    maxEntries: { events: 1 << 16 },
+    start: (x) => programs.forEach((p) => x.attach(p)),
+  });
+  try {
+    const per: number[][] = programs.map(() => []);
+    for (let i = 0; i < SLICES; i++) {
+      const before = programs.map((p) => o.programInfo(p));
+      await pipeLoad(300);
+      programs.forEach((p, k) => {
+        const a = o.programInfo(p);
+        per[k].push((a.runTimeNs - before[k].runTimeNs) / Math.max(1, a.runCount - before[k].runCount));
+      });
+    }
+    return per;
+  } finally {
+    o.close();
+  }
+}
+
+/** The switch and wake-up floor under the pipe load, one program set at a time. */
+async function pipeFloors(): Promise<Floor[]> {
+  const [waking, empty] = await alone(['empty_sched_waking', 'empty_sched_switch']);
+  const [least] = await alone(['floor_sched_switch']);
+  const [task] = await alone(['floor_task_switch']);
+  const none = { emptySoftirq: 0, leastSoftirq: 0, emptyPacket: 0, emptySingle: 0, leastPacket: 0 };
+  return empty.map((_, i) => ({ ...none, emptyWaking: waking[i], emptySwitch: empty[i], leastSwitch: least[i], taskSwitch: task[i] }));
+}
+
 async function main() {
   const before = fs.readFileSync(STATS, 'utf8').trim();
   fs.writeFileSync(STATS, '1');
   let stream: LiveTrace | undefined;
   let serve: LiveTrace | undefined;
+  let warm: NativeBpfObject | undefined;
   const floor: NativeBpfObject[] = [];
   const loadFloor = () =>
     floor.push(
@@ -225,33 +266,41 @@ async function main() {
     const streamed =
       `bpf-cost: events streamed: stream ${stream.session.streamedEvents()}, serve ${serve.session.streamedEvents()}; ` +
       `drops: ${stream.session.drops().total}, ${serve.session.drops().total}`;
-    // The switch and wake-up targets are timed with one tracer at a time, the
-    // floor before and after it: a node runs one, and of two on the same hooks
-    // the second measured 10-15 ns dearer a switch, in either order. And each
-    // mode is loaded afresh PIPE_LOADS times: where the kernel places a program
-    // and its state moves its quiet switch between ~50 and ~100 ns here, from
-    // one load to the next, with the same code.
+    // The switch and wake-up targets are timed with one tracer at a time: a
+    // node runs one, and of two on the same hooks the second measured 10-15 ns
+    // dearer a switch, in either order. Where a program runs among those on
+    // its tracepoint moves its cost too (a do-nothing switch hook: ~75 ns
+    // alone, ~46 after another), so each one measured here runs alone, second
+    // after a do-nothing warm-up hook: the tracer, then each floor program. And
+    // each mode is loaded afresh PIPE_LOADS times: where the kernel places a
+    // program and its state moves its switch cost from one load to the next.
     serve.stop();
     serve = undefined;
     stream.stop();
     stream = undefined;
-    floor.pop()!.close();
+    while (floor.length) floor.pop()!.close();
+    warm = loadObject({
+      object: 'bench_gen',
+      autoload: (p) => WARM_PROGRAMS.includes(p),
+      maxEntries: { events: 1 << 16 },
+      start: (o) => WARM_PROGRAMS.forEach((p) => o.attach(p)),
+    });
     const loads: { mode: 'stream' | 'serve'; slices: Slice[]; floors: Floor[] }[] = [];
-    for (let k = 0; k < PIPE_LOADS; k++)
+    for (let k = 0; k < PIPE_LOADS; k++) {
+      const floors = await pipeFloors();
       for (const [mode, settings] of [
         ['stream', {}],
         ['serve', serveSettings],
       ] as const) {
         const t = LiveTrace.start(settings);
         try {
-          loadFloor();
-          const r = await sliced([t], () => pipeLoad(300), floor);
-          loads.push({ mode, slices: r.slices[0], floors: r.floors });
+          const r = await sliced([t], () => pipeLoad(300), []);
+          loads.push({ mode, slices: r.slices[0], floors });
         } finally {
           t.stop();
-          floor.pop()?.close();
         }
       }
+    }
     const ofMode = (mode: string) => loads.filter((l) => l.mode === mode);
     const pipes = {
       slices: [ofMode('stream').flatMap((l) => l.slices), ofMode('serve').flatMap((l) => l.slices)],
@@ -299,6 +348,7 @@ async function main() {
     row('per switch, pipe ping-pong', (s) => s.perSwitch, pipes, '(no network wake-up pending: <= one do-nothing hook + 15 ns)');
     floorRow('  one hook that does nothing', (f) => f.emptySwitch, pipes);
     floorRow('  least per-CPU check', (f) => f.leastSwitch, pipes);
+    floorRow('  a read of the two tasks', (f) => f.taskSwitch, pipes);
     row('per wake-up, TCP load', (s) => s.perWaking, tcp, '(some in NET_RX runs: those are recorded)');
     row('per switch, TCP load', (s) => s.perSwitch, tcp, '(some with a network wake-up pending: those look it up)');
     row('per data-ready, TCP load', (s) => s.perReady, tcp, '(sock:sk_data_ready: keeps the socket for the wake-up that follows)');
@@ -328,12 +378,18 @@ async function main() {
       (s) => s.perSwitch,
       (f) => f.leastSwitch,
     );
-    const leastOver = median(pipes.floors.map((f) => f.leastSwitch)) - median(pipes.floors.map((f) => f.emptySwitch));
+    const emptySwitch = median(pipes.floors.map((f) => f.emptySwitch));
+    const leastOver = median(pipes.floors.map((f) => f.leastSwitch)) - emptySwitch;
+    const taskOver = median(pipes.floors.map((f) => f.taskSwitch)) - emptySwitch;
     console.log(`bpf-cost: per wake-up not made in a NET_RX run vs one do-nothing hook: ${verdict(median(wakingOver), 10)}${loadsText(wakingOver)}`);
     console.log(`bpf-cost: per switch with no network wake-up pending vs one do-nothing hook: ${verdict(median(switchOver), 15)}${loadsText(switchOver)}`);
     console.log(
       `bpf-cost: per switch with no network wake-up pending vs the least per-CPU check: ${signed(median(overLeast))} ns${loadsText(overLeast)} ` +
         `(what any hook that reads this CPU's state pays, beyond a do-nothing one: ${signed(leastOver)} ns)`,
+    );
+    console.log(
+      `bpf-cost: a switch hook that reads only the two tasks vs one do-nothing hook: ${signed(taskOver)} ns ` +
+        `(the scheduler has just touched them; a map's memory is a first touch after a switch)`,
     );
     console.log(
       `bpf-cost: (a do-nothing program costs ${median(tcp.floors.map((f) => f.emptySoftirq / 2)).toFixed(0)} ns a run here: bpf_stats' clock reads and the call)`,
@@ -343,6 +399,7 @@ async function main() {
     serve?.stop();
     stream?.stop();
     floor.forEach((o) => o.close());
+    warm?.close();
     fs.writeFileSync(STATS, before);
   }
 }

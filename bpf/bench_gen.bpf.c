@@ -117,6 +117,20 @@ SEC("tp_btf/sched_switch") int BPF_PROG(floor_sched_switch, bool preempt, struct
 	return 0;
 }
 
+/* what the scheduler has just touched costs a hook nothing: two fields of
+ * each task switched (a map's memory, above, is a first touch after a switch) */
+SEC("tp_btf/sched_switch") int BPF_PROG(floor_task_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	__u32 zero = 0;
+	struct floor_cpu *c;
+	if (prev->pid != next->pid || prev->tgid != next->tgid)
+		return 0;
+	c = bpf_map_lookup_elem(&floor_cpu, &zero); /* never: a switch is between two tasks */
+	if (c)
+		c->count++;
+	return 0;
+}
+
 SEC("tp_btf/softirq_entry") int BPF_PROG(floor_sirq_entry, unsigned int vec)
 {
 	__u32 zero = 0;

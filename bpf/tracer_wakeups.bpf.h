@@ -11,13 +11,16 @@
 
 static __always_inline bool in_net_rx(struct cpu_state *s)
 {
+	/* most wake-ups: no NET_RX run and no NAPI thread here (one cache line) */
+	if (!s->entry_ns[JS_NET_RX_SOFTIRQ] && !s->thread_pid)
+		return false;
 	/* a hard hrtimer interrupting the NET_RX run wakes a sleeper, not a reader */
 	if (s->hrt[0].start_ns)
 		return false;
 	if (s->entry_ns[JS_NET_RX_SOFTIRQ])
 		return true;
 	/* a NAPI thread's poll (threaded=1): the running thread is the one traced */
-	return s->thread_pid && s->thread_pid == (__u32)bpf_get_current_pid_tgid();
+	return s->thread_pid == (__u32)bpf_get_current_pid_tgid();
 }
 
 /* No wake-up made for a CPU this long while its count says some are pending:
@@ -147,8 +150,8 @@ static __always_inline int on_sched_waking(struct task_struct *p)
 	struct net_wake w = {}, *old;
 	struct cpu_state *s;
 	__u32 cpu = bpf_get_smp_processor_id(), pid;
-	if (!cpu_wanted(cpu))
-		return 0;
+	/* No cpu_wanted() here: on a CPU not traced no NET_RX run is entered and no
+	 * NAPI thread is kept (those hooks look), so every wake-up leaves here */
 	s = my_state();
 	if (!s || !in_net_rx(s))
 		return 0;
