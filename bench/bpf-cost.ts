@@ -101,6 +101,8 @@ interface Floor {
   leastSwitch: number;
   /** A switch hook that reads two fields of each task switched, and no map. */
   taskSwitch: number;
+  /** A switch hook that reads its own arguments and nothing else. */
+  argsSwitch: number;
 }
 
 /** Attached first and not measured: the first program on a tracepoint pays more than the rest. */
@@ -118,7 +120,6 @@ const FLOOR_PROGRAMS = [
   'floor_rx_arrive',
   'floor_skb_rcv',
   'floor_sched_switch',
-  'floor_task_switch',
 ];
 
 /** Summed over both copies: equal run counts, so per run it is their mean. */
@@ -143,7 +144,9 @@ function floorSlice(d: Stats): Floor {
     emptyWaking: per('empty_sched_waking'),
     emptySwitch: per('empty_sched_switch'),
     leastSwitch: per('floor_sched_switch'),
-    taskSwitch: per('floor_task_switch'),
+    // timed under the pipe load alone (pipeFloors)
+    taskSwitch: 0,
+    argsSwitch: 0,
   };
 }
 
@@ -221,8 +224,9 @@ async function pipeFloors(): Promise<Floor[]> {
   const [waking, empty] = await alone(['empty_sched_waking', 'empty_sched_switch']);
   const [least] = await alone(['floor_sched_switch']);
   const [task] = await alone(['floor_task_switch']);
+  const [args] = await alone(['floor_args_switch']);
   const none = { emptySoftirq: 0, leastSoftirq: 0, emptyPacket: 0, emptySingle: 0, leastPacket: 0 };
-  return empty.map((_, i) => ({ ...none, emptyWaking: waking[i], emptySwitch: empty[i], leastSwitch: least[i], taskSwitch: task[i] }));
+  return empty.map((_, i) => ({ ...none, emptyWaking: waking[i], emptySwitch: empty[i], leastSwitch: least[i], taskSwitch: task[i], argsSwitch: args[i] }));
 }
 
 async function main() {
@@ -349,6 +353,7 @@ async function main() {
     floorRow('  one hook that does nothing', (f) => f.emptySwitch, pipes);
     floorRow('  least per-CPU check', (f) => f.leastSwitch, pipes);
     floorRow('  a read of the two tasks', (f) => f.taskSwitch, pipes);
+    floorRow('  a read of its arguments', (f) => f.argsSwitch, pipes);
     row('per wake-up, TCP load', (s) => s.perWaking, tcp, '(some in NET_RX runs: those are recorded)');
     row('per switch, TCP load', (s) => s.perSwitch, tcp, '(some with a network wake-up pending: those look it up)');
     row('per data-ready, TCP load', (s) => s.perReady, tcp, '(sock:sk_data_ready: keeps the socket for the wake-up that follows)');
@@ -381,6 +386,7 @@ async function main() {
     const emptySwitch = median(pipes.floors.map((f) => f.emptySwitch));
     const leastOver = median(pipes.floors.map((f) => f.leastSwitch)) - emptySwitch;
     const taskOver = median(pipes.floors.map((f) => f.taskSwitch)) - emptySwitch;
+    const argsOver = median(pipes.floors.map((f) => f.argsSwitch)) - emptySwitch;
     console.log(`bpf-cost: per wake-up not made in a NET_RX run vs one do-nothing hook: ${verdict(median(wakingOver), 10)}${loadsText(wakingOver)}`);
     console.log(`bpf-cost: per switch with no network wake-up pending vs one do-nothing hook: ${verdict(median(switchOver), 15)}${loadsText(switchOver)}`);
     console.log(
@@ -388,8 +394,8 @@ async function main() {
         `(what any hook that reads this CPU's state pays, beyond a do-nothing one: ${signed(leastOver)} ns)`,
     );
     console.log(
-      `bpf-cost: a switch hook that reads only the two tasks vs one do-nothing hook: ${signed(taskOver)} ns ` +
-        `(the scheduler has just touched them; a map's memory is a first touch after a switch)`,
+      `bpf-cost: a switch hook that reads only the two tasks vs one do-nothing hook: ${signed(taskOver)} ns; ` +
+        `one that reads only its arguments: ${signed(argsOver)} ns (what any switch hook that decides anything pays)`,
     );
     console.log(
       `bpf-cost: (a do-nothing program costs ${median(tcp.floors.map((f) => f.emptySoftirq / 2)).toFixed(0)} ns a run here: bpf_stats' clock reads and the call)`,
