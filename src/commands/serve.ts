@@ -208,7 +208,7 @@ export async function serve(argv: ServeArgs): Promise<void> {
       const m: Mesh = (mesh = new Mesh(o.mesh, {
         localWindow: () => {
           const w = ex.explainedWindow();
-          return w && { packets: w.packets.slow, stalls: w.stalls };
+          return w && { packets: w.packets.slow, stalls: w.stalls, ownWakeups: w.ownWakeups };
         },
         sink: ex.meshSink((): MeshView => m.view()),
         udp: udp!,

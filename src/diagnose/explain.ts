@@ -5,6 +5,7 @@
 // query's checks, the peer's answer, and the prober's reading of it.
 import { UsageError } from '../base/errors';
 import { packetWindow, pausedNs, SlowPacket, StallRow } from './attribute';
+import type { WakeupRow } from './wakeup';
 
 export const EXPLAIN_SCHEMA_ID = 'jitterscope.explain/v1';
 /** Sequence numbers one query may ask about. */
@@ -108,7 +109,8 @@ const unheld = (seq: number, state: ProbeAnswer['state']): ProbeAnswer => ({
 });
 
 /**
- * A UDP probe the responder answered right after a stall on its own CPU ended: held by that stall (its wait there, at most the stall's length).
+ * A UDP probe the responder answered right after its own slow wake-up on that CPU: held for that wait, by what held the CPU (the
+ * wake-up's attribution). Else right after a stall on its CPU ended: held by that stall (its wait there, at most the stall's length).
  * Else seen (answered) or not seen (the responder's record reaches back far enough and has no answer to it).
  */
 function responderAnswer(source: string, sport: number, r: Responder, stalls: StallRow[]): ProbeAnswer {
@@ -116,6 +118,32 @@ function responderAnswer(source: string, sport: number, r: Responder, stalls: St
   // an answer older than the record asked about was to an earlier probe from the same port
   const at = answer && answer.atNs >= r.nowNs - RESPONDER_RECORD_NS ? answer : undefined;
   if (!at) return unheld(sport, r.keptSinceNs <= r.nowNs - RESPONDER_RECORD_NS ? 'not-seen' : 'not-slow');
+  // the responder's own wake-up, timed: it ran on that CPU just before it answered (the newest such)
+  const woke = (r.ownWakeups ?? [])
+    .filter((x) => {
+      const end = x.startNs + x.durationNs;
+      return (
+        x.kind === 'wait' &&
+        x.flow?.proto === 'udp' &&
+        x.flow.dport === r.port &&
+        x.cpu === at.cpu &&
+        end <= at.atNs &&
+        end >= at.atNs - RESPONDER_AFTER_STALL_NS
+      );
+    })
+    .reduce<WakeupRow | undefined>((a, x) => (!a || x.startNs > a.startNs ? x : a), undefined);
+  if (woke)
+    return {
+      seq: sport,
+      state: 'slow',
+      cpu: at.cpu,
+      waitMs: woke.durationNs / 1e6,
+      bound: false,
+      culprit: woke.attribution?.culprit ?? null,
+      kind: woke.attribution?.kind ?? null,
+      culpritCpu: woke.attribution?.cpu ?? null,
+      pausedMs: pausedNs({ cpus: [woke.cpu], from: woke.startNs, to: woke.startNs + woke.durationNs }, stalls) / 1e6,
+    };
   const ended = stalls.filter((s) => {
     const end = s.startNs + s.durationNs;
     return s.cpu === at.cpu && s.kind !== 'self' && end <= at.atNs && end >= at.atNs - RESPONDER_AFTER_STALL_NS;
@@ -157,6 +185,9 @@ export interface Responder {
   answeredAt: AnsweredAt;
   keptSinceNs: number;
   nowNs: number;
+  /** Its UDP port, and this node's own threads' attributed slow wake-ups (the responder's among them: on a socket of that port). */
+  port?: number;
+  ownWakeups?: WakeupRow[];
 }
 
 /** The peer's answer: each asked probe as its trace saw it (the slow packets of the window, attributed; `stalls` are its stall rows, host pauses among them). */

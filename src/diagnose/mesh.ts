@@ -7,8 +7,9 @@
 // comparing clocks. Pure logic: the choice of peers, a slow probe's side and
 // culprit, and the /mesh view's shape.
 import { createHash } from 'node:crypto';
-import type { SlowPacket } from './attribute';
+import { Overlap, packetWindow, pausedNs, SlowPacket, StallRow, WaitWindow } from './attribute';
 import type { PeerAnswer, ProbeAnswer } from './explain';
+import type { WakeupRow } from './wakeup';
 
 export const MESH_SCHEMA_ID = 'jitterscope.mesh/v1';
 
@@ -69,23 +70,29 @@ export interface ProbeOutcome {
 
 /**
  * One slow probe's side: the peer's answer about it (null: the peer did not
- * answer) and this node's slow packet for its reply, if any. A side holds a
- * probe only when its wait explains at least half of what the probe took over
- * the usual round trip (`usualMs`, the recent median): a 1 ms late run does
- * not explain a 12 ms probe. Where both hold it, the longer wait is the side.
+ * answer) and what held its reply here (heldHere()), if anything. A side holds
+ * a probe only when its wait explains at least half of what the probe took
+ * over the usual round trip (`usualMs`, the recent median): a 1 ms late run
+ * does not explain a 12 ms probe. Waits at both ends explain it together
+ * (3.5 ms there and 3.4 ms here of an 8 ms probe). Where both hold it, the
+ * longer wait is the side.
  */
 export function joinProbe(
   proto: MeshProto,
   seq: number,
   rttMs: number | null,
   peer: ProbeAnswer | null,
-  here: SlowPacket | undefined,
+  here: Held | undefined,
   usualMs = 0,
   herePausedMs = 0,
 ): ProbeOutcome {
   const enough = rttMs === null ? 0 : 0.5 * Math.max(0, rttMs - usualMs);
-  const peerWait = peer?.state === 'slow' && (peer.waitMs ?? 0) >= enough ? (peer.waitMs ?? 0) : -1;
-  const hereWait = here && (here.waitNs ?? 0) / 1e6 >= enough ? (here.waitNs ?? 0) / 1e6 : -1;
+  // a probe that waited at both ends (a late wake-up there, another here) is held where it waited longer
+  const peerHeld = peer?.state === 'slow' ? (peer.waitMs ?? 0) : 0;
+  const hereHeld = here ? (here.waitNs ?? 0) / 1e6 : 0;
+  const both = peer?.state === 'slow' && here !== undefined && peerHeld + hereHeld >= enough;
+  const peerWait = peer?.state === 'slow' && (peerHeld >= enough || both) ? peerHeld : -1;
+  const hereWait = here && (hereHeld >= enough || both) ? hereHeld : -1;
   const peerSaw = peer?.state ?? null;
   if (peerWait >= 0 && peerWait >= hereWait) {
     const p = peer!;
@@ -143,6 +150,51 @@ export function repliesHeldHere(packets: SlowPacket[], address: string, proto: M
     if (!had || (p.waitNs ?? 0) > (had.waitNs ?? 0)) out.set(seq, p);
   }
   return out;
+}
+
+/** A wait on one side and what explains it: a slow packet, or what heldHere() makes of a probe's reply. */
+export interface Held {
+  /** ns; null: not timed exactly (a packet whose arrival was not seen). */
+  waitNs: number | null;
+  attribution: Overlap | null;
+}
+
+/**
+ * This node's UDP prober's own slow wake-ups, by the probe they were for: the
+ * reply woke the prober on the probe's socket, whose own port is the probe's
+ * source port (its identity). The longest wait of each.
+ */
+export function proberWakeups(own: WakeupRow[]): Map<number, WakeupRow> {
+  const out = new Map<number, WakeupRow>();
+  for (const x of own) {
+    if (x.kind !== 'wait' || x.flow?.proto !== 'udp') continue;
+    const had = out.get(x.flow.dport);
+    if (!had || x.durationNs > had.durationNs) out.set(x.flow.dport, x);
+  }
+  return out;
+}
+
+/**
+ * What held a probe's reply here: its slow packet (the wait to be processed)
+ * and, for UDP, the prober's slow wake-up after it (the wait to run). They
+ * follow one another, so their waits add; the longer names the culprit. And
+ * how much of them host pauses covered (ms).
+ */
+export function heldHere(reply: SlowPacket | undefined, wake: WakeupRow | undefined, stalls: StallRow[]): { held: Held; pausedMs: number } | undefined {
+  const parts: { waitNs: number; attribution: Overlap | null; window: WaitWindow }[] = [];
+  if (reply && reply.waitNs !== null) parts.push({ waitNs: reply.waitNs, attribution: reply.attribution, window: packetWindow(reply) });
+  if (wake)
+    parts.push({
+      waitNs: wake.durationNs,
+      attribution: wake.attribution,
+      window: { cpus: [wake.cpu], from: wake.startNs, to: wake.startNs + wake.durationNs },
+    });
+  if (!parts.length) return reply && { held: reply, pausedMs: 0 };
+  const longest = parts.reduce((a, b) => (b.waitNs > a.waitNs ? b : a));
+  return {
+    held: { waitNs: parts.reduce((t, x) => t + x.waitNs, 0), attribution: longest.attribution },
+    pausedMs: parts.reduce((t, x) => t + pausedNs(x.window, stalls), 0) / 1e6,
+  };
 }
 
 /** A peer's state in the mesh: probing and its serve answering, or what is wrong with asking it. */

@@ -6,6 +6,7 @@
 import { monotonicNs } from '../base/clock';
 import { UsageError } from '../base/errors';
 import { summarize, TraceSummary } from '../diagnose/summary';
+import { attributeWakeups, WakeupRow } from '../diagnose/wakeup';
 import { parseDurationMs } from '../base/options';
 import type { ProbeName, ProbeStatus } from '../kernel/probes';
 import type { Kallsyms } from '../host/kallsyms';
@@ -58,9 +59,9 @@ export class Exporter {
   private readonly recent: Recent;
   private timer: NodeJS.Timeout | undefined;
   /** The window's attributed slow packets as of the interval that ended at atNs (for /explain). */
-  private explained: { atNs: number; packets: TraceSummary['packets']; stalls: TraceSummary['stalls']['rows'] } | undefined;
+  private explained: { atNs: number; packets: TraceSummary['packets']; stalls: TraceSummary['stalls']['rows']; ownWakeups: WakeupRow[] } | undefined;
   /** serve --mesh: its UDP responder's record of the peer probes it answered (set by the command). */
-  responder: { answeredAt: AnsweredAt; readonly keptSinceNs: number } | undefined;
+  responder: { answeredAt: AnsweredAt; readonly keptSinceNs: number; readonly port: number } | undefined;
 
   constructor(
     private readonly source: ExporterSource,
@@ -106,12 +107,14 @@ export class Exporter {
   }
 
   /** The window's attributed slow packets and its stall rows, summarized once per interval however often asked; null before the first interval. */
-  explainedWindow(): { packets: TraceSummary['packets']; stalls: TraceSummary['stalls']['rows'] } | null {
+  explainedWindow(): { packets: TraceSummary['packets']; stalls: TraceSummary['stalls']['rows']; ownWakeups: WakeupRow[] } | null {
     if (this.explained?.atNs !== this.lastNs) {
       const got = this.recent.window(this.explainWindowMs * 1e6, monotonicNs());
       if (!got) return null;
       const sum = summarize(got.agg, { probes: this.source.probes(), kallsyms: this.source.kallsyms });
-      this.explained = { atNs: this.lastNs, packets: sum.packets, stalls: sum.stalls.rows };
+      // serve's own threads' slow wake-ups (the mesh's prober), explained like any other, never reported
+      const ownWakeups = attributeWakeups(got.agg.ownWakeups(), sum.stalls.rows);
+      this.explained = { atNs: this.lastNs, packets: sum.packets, stalls: sum.stalls.rows, ownWakeups };
     }
     return this.explained;
   }
@@ -121,7 +124,7 @@ export class Exporter {
     const w = this.explainedWindow();
     if (!w) throw new UsageError('no interval has finished yet; ask again in a second');
     const r = this.responder;
-    const responder = r && { answeredAt: r.answeredAt, keptSinceNs: r.keptSinceNs, nowNs: monotonicNs() };
+    const responder = r && { answeredAt: r.answeredAt, keptSinceNs: r.keptSinceNs, nowNs: monotonicNs(), port: r.port, ownWakeups: w.ownWakeups };
     return JSON.stringify(answerQuery(q, w.packets, this.settings.node, this.explainWindowMs, w.stalls, responder)) + '\n';
   }
 

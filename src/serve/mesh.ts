@@ -12,10 +12,11 @@ import dns from 'node:dns';
 import net from 'node:net';
 import os from 'node:os';
 import { PeersSpec } from '../base/options';
-import { packetWindow, pausedNs, SlowPacket, StallRow } from '../diagnose/attribute';
+import { SlowPacket, StallRow } from '../diagnose/attribute';
 import { EXPLAIN_MAX_SEQS, PeerAnswer } from '../diagnose/explain';
 import {
   choosePeers,
+  heldHere,
   joinProbe,
   MESH_SCHEMA_ID,
   MeshPeerView,
@@ -25,8 +26,10 @@ import {
   PeerCandidate,
   PeerState,
   ProbeOutcome,
+  proberWakeups,
   repliesHeldHere,
 } from '../diagnose/mesh';
+import type { WakeupRow } from '../diagnose/wakeup';
 import { pingStream } from '../host/iputils';
 import type { MeshSink } from './metrics';
 import { askPeer } from './peer';
@@ -58,8 +61,11 @@ export interface MeshSettings {
 
 /** What the mesh reads from the exporter. */
 export interface MeshDeps {
-  /** This node's attributed slow packets of the recent window and its stall rows (null before the first interval). */
-  localWindow(): { packets: SlowPacket[]; stalls: StallRow[] } | null;
+  /**
+   * This node's attributed slow packets of the recent window, its stall rows and its own threads'
+   * attributed slow wake-ups (the UDP prober's among them) (null before the first interval).
+   */
+  localWindow(): { packets: SlowPacket[]; stalls: StallRow[]; ownWakeups: WakeupRow[] } | null;
   sink: MeshSink;
   /** The UDP worker: the responder, and this node's UDP probes. */
   udp: MeshUdp;
@@ -296,15 +302,16 @@ class PeerProber {
     const bySeq = new Map(answer.state === 'answered' ? answer.probes.map((p) => [p.seq, p]) : []);
     const local = this.deps.localWindow();
     const here = repliesHeldHere(local?.packets ?? [], this.peer.address, lane.proto, lane.key);
+    // a UDP reply can also wait for the prober's thread, woken late on its CPU
+    const wakes = lane.proto === 'udp' ? proberWakeups(local?.ownWakeups ?? []) : new Map<number, WakeupRow>();
     const usual = this.usualRttMs(Date.now());
     for (const [seq, w] of ready) {
       // given up meanwhile (the cap), or a new probe with the same port or sequence: not this answer's
       if (lane.waiting.get(seq) !== w) continue;
       lane.waiting.delete(seq);
       const there = answer.state === 'answered' ? (bySeq.get(seq) ?? null) : null;
-      const reply = w.rttMs === null ? undefined : here.get(seq);
-      const paused = reply && reply.waitNs !== null ? pausedNs(packetWindow(reply), local!.stalls) / 1e6 : 0;
-      this.record(joinProbe(lane.proto, seq, w.rttMs, there, reply, usual, paused));
+      const held = w.rttMs === null ? undefined : heldHere(here.get(seq), wakes.get(seq), local?.stalls ?? []);
+      this.record(joinProbe(lane.proto, seq, w.rttMs, there, held?.held, usual, held?.pausedMs ?? 0));
     }
   }
 

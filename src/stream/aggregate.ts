@@ -14,6 +14,8 @@ export type { Packet, Protocol, ReceiveStall, SocketFlow, Stall, StallKind, Wake
 export { Newest } from './records';
 
 const MAX_FUNC = Math.max(...Object.values(Func));
+/** The tracer's own slow wake-ups kept (the mesh's UDP prober: a few a second at most). */
+const OWN_WAKEUPS_KEPT = 2000;
 
 export interface TimerStats {
   kind: 'timer' | 'hrtimer';
@@ -59,6 +61,8 @@ export class Aggregator {
   private readonly stallRing: Newest<Stall>;
   private readonly receiveRing: Newest<ReceiveStall>;
   private readonly wakeRing: Newest<Wakeup>;
+  /** The tracer's own threads' slow wake-ups: kept apart, out of reports (the mesh's prober reads its own). */
+  private readonly ownWakeRing: Newest<Wakeup>;
   /** Each WAKE_FLOW record by pid until its wake-up (streamed right after it) takes it. */
   private readonly wakeFlows = new Map<number, { startNs: number; flow: SocketFlow }>();
   readonly events = { softirq: 0, timer: 0, hrtimer: 0, packet: 0, func: 0, pause: 0, task: 0, wakeup: 0, unknown: 0 };
@@ -86,6 +90,7 @@ export class Aggregator {
     this.stallRing = new Newest(this.maxStalls);
     this.receiveRing = new Newest(this.maxStalls);
     this.wakeRing = new Newest(this.maxStalls);
+    this.ownWakeRing = new Newest(Math.min(OWN_WAKEUPS_KEPT, this.maxStalls));
     if (opts.seriesIntervalNs) this.series = new Series(opts.seriesIntervalNs, opts.seriesOriginNs ?? 0);
   }
 
@@ -207,13 +212,12 @@ export class Aggregator {
         });
       } else if (kind === Kind.WAKEUP) {
         this.events.wakeup++;
-        // the tracer's own threads woken (serve's HTTP server by a scrape) are the observer's business
+        // the tracer's own threads woken (serve's HTTP server by a scrape) are the observer's business: kept apart
         const pid = v.wakePid(w);
         const f = this.wakeFlows.get(pid);
         if (f) this.wakeFlows.delete(pid);
-        if (v.wakeTgid(w) === this.selfPid) continue;
         const stolen = (v.flags(w) & Flag.STOLEN) !== 0;
-        this.wakeRing.push({
+        (v.wakeTgid(w) === this.selfPid ? this.ownWakeRing : this.wakeRing).push({
           kind: stolen ? 'stolen' : 'wait',
           cpu,
           wakerCpu: stolen ? null : v.wakeWakerCpu(w),
@@ -333,6 +337,11 @@ export class Aggregator {
     return this.wakeRing.list();
   }
 
+  /** The tracer's own threads' slow wake-ups and stolen runs, oldest first: never in a report. */
+  ownWakeups(): Wakeup[] {
+    return this.ownWakeRing.list();
+  }
+
   /** Kept slow packets (any protocol), oldest first. */
   slowPackets(): Packet[] {
     return this.slowRing.list();
@@ -371,6 +380,7 @@ export class Aggregator {
     this.stallRing.absorb(o.stallRing);
     this.receiveRing.absorb(o.receiveRing);
     this.wakeRing.absorb(o.wakeRing);
+    this.ownWakeRing.absorb(o.ownWakeRing);
     if (this.series && o.series) this.series.merge(o.series);
     for (const k of Object.keys(this.events) as (keyof Aggregator['events'])[]) this.events[k] += o.events[k];
     if (o.firstNs && (!this.firstNs || o.firstNs < this.firstNs)) this.firstNs = o.firstNs;

@@ -8,6 +8,7 @@ import { slowPacket } from '../../encode';
 import { validator } from '../../helpers';
 import type { SlowPacket, StallRow } from '../../../src/diagnose/attribute';
 import { answerQuery, EXPLAIN_SCHEMA_ID, ForbiddenQuery, parseExplainQuery, peerSummary, readAnswer } from '../../../src/diagnose/explain';
+import type { WakeupRow } from '../../../src/diagnose/wakeup';
 
 const q = (s: string, caller = '198.18.0.1') => parseExplainQuery(new URLSearchParams(s), caller);
 
@@ -146,6 +147,41 @@ test('udp: a probe whose packet was not held, answered by the responder right af
   ]);
   // a record 10 s deep (a busy responder, or one just started): an unanswered probe may predate it
   assert.deepEqual(ask(nowNs - 10e9)[3], [40004, 'not-slow', null, null, 0]);
+});
+
+test("udp: the responder's own slow wake-up on its CPU, just before it answered, holds the probe, by what held that CPU", () => {
+  const wake = (startNs: number, waitMs: number, cpu = 1, port = 9477): WakeupRow => ({
+    kind: 'wait',
+    cpu,
+    wakerCpu: 0,
+    pid: 7228,
+    tgid: 7221,
+    comm: 'node',
+    startNs,
+    durationNs: waitMs * 1e6,
+    stolenNs: 0,
+    flow: { proto: 'udp', saddr: null, sport: null, daddr: '198.18.0.2', dport: port },
+    task: 'node[7228]',
+    attribution: { culprit: 'node[7249]', kind: 'task', cpu, overlapMs: waitMs, durationMs: waitMs },
+  });
+  const answered: Record<number, { atNs: number; cpu: number }> = {
+    40001: { atNs: 130e6, cpu: 1 }, // 0.5 ms after its wake-up's switch-in
+    40002: { atNs: 140e6, cpu: 1 }, // 10 ms after
+    40003: { atNs: 130e6, cpu: 0 }, // on the other CPU
+  };
+  const ownWakeups = [wake(126e6, 3.5), wake(100e6, 29.4, 1, 5353), wake(120e6, 1)];
+  const got = answerQuery(q('proto=udp&id=9477&seq=40001,40002,40003'), { slow: [], slowThresholdNs: 1e6, slowNotKept: 0 }, 'node-b', 120_000, [], {
+    answeredAt: (_source, sport) => answered[sport],
+    keptSinceNs: -60e9,
+    nowNs: 3e9,
+    port: 9477,
+    ownWakeups,
+  }).probes.map((p) => [p.seq, p.state, p.waitMs, p.bound, p.culprit]);
+  assert.deepEqual(got, [
+    [40001, 'slow', 3.5, false, 'node[7249]'],
+    [40002, 'seen', null, false, null],
+    [40003, 'seen', null, false, null],
+  ]);
 });
 
 test("a ping report's peer section holds every answer state and pausedMs (the schema of ping --explain-from's JSON)", () => {

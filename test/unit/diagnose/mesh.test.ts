@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { SlowPacket } from '../../../src/diagnose/attribute';
 import type { ProbeAnswer } from '../../../src/diagnose/explain';
-import { choosePeers, joinProbe, PeerCandidate, repliesHeldHere } from '../../../src/diagnose/mesh';
+import { choosePeers, heldHere, joinProbe, PeerCandidate, proberWakeups, repliesHeldHere } from '../../../src/diagnose/mesh';
+import type { WakeupRow } from '../../../src/diagnose/wakeup';
 import { parsePeers } from '../../../src/base/options';
 import { UsageError } from '../../../src/base/errors';
 import { pingLine } from '../../../src/host/iputils';
@@ -131,6 +132,11 @@ test('a slow probe is held at the peer, here, between the two, or not known', ()
   assert.equal(joinProbe('icmp', 9, 14, answer('slow', 6, 'a'), undefined, 2).side, 'peer', '6 ms of 12 ms: held there');
   assert.equal(joinProbe('icmp', 9, 14, answer('slow', 1.5, 'a'), reply(9, 8), 2).side, 'here');
   assert.equal(joinProbe('icmp', 9, null, answer('slow', 1.5, 'a'), undefined, 2).side, 'peer', 'a lost probe held there at all');
+  // waits at both ends, neither half of the 12 ms over the usual alone: together they hold it, the longer names it
+  const twoEnds = joinProbe('udp', 9, 14, answer('slow', 4, 'a'), reply(9, 3), 2);
+  assert.deepEqual([twoEnds.side, twoEnds.culprit, twoEnds.waitMs], ['peer', 'a', 4]);
+  assert.equal(joinProbe('udp', 9, 14, answer('slow', 2, 'a'), reply(9, 4), 2).side, 'here');
+  assert.equal(joinProbe('udp', 9, 14, answer('slow', 2, 'a'), reply(9, 3), 2).side, 'between', '5 ms of 12: not held');
 });
 
 test("this node's slow packets that are the peer's replies to this prober's probes: echo replies by sequence, UDP by the port they came to", () => {
@@ -145,6 +151,45 @@ test("this node's slow packets that are the peer's replies to this prober's prob
   const udp = (sport: number, dport: number): SlowPacket => ({ ...reply(0, 7), proto: 'udp', type: null, code: null, id: null, seq: null, sport, dport });
   const u = repliesHeldHere([udp(9477, 40001), udp(9478, 40002), udp(9477, 40003), reply(5, 3)], '10.0.0.2', 'udp', 9477);
   assert.deepEqual([...u.keys()].sort(), [40001, 40003]);
+});
+
+/** The UDP prober's own wake-up on its probe's socket (own port `sport`), waiting `waitMs` behind `culprit`. */
+const proberWake = (sport: number, waitMs: number, culprit = 'node[731]', kind: WakeupRow['kind'] = 'wait'): WakeupRow => ({
+  kind,
+  cpu: 0,
+  wakerCpu: 0,
+  pid: 7237,
+  tgid: 7229,
+  comm: 'node',
+  startNs: 50e9,
+  durationNs: waitMs * 1e6,
+  stolenNs: kind === 'stolen' ? waitMs * 1e6 : 0,
+  flow: { proto: 'udp', saddr: null, sport: null, daddr: '10.0.0.1', dport: sport },
+  task: 'node[7237]',
+  attribution: { culprit, kind: 'task', cpu: 0, overlapMs: waitMs, durationMs: waitMs },
+});
+
+test("a UDP probe's reply held here: the prober's own wake-up on the probe's socket, added to the reply's packet wait", () => {
+  const tcp = { ...proberWake(40009, 9), flow: { ...proberWake(40009, 9).flow!, proto: 'tcp' as const } };
+  const wakes = proberWakeups([proberWake(40001, 3), proberWake(40001, 6), proberWake(40002, 4, 'x', 'stolen'), tcp, { ...proberWake(40003, 5), flow: null }]);
+  assert.deepEqual([...wakes.keys()], [40001], 'waits on UDP sockets, by their own port (stolen runs, other protocols and unknown sockets left out)');
+  assert.equal(wakes.get(40001)!.durationNs, 6e6, 'the longest of two');
+  // the wake-up alone: a probe of 8 ms over a usual 0.5 reads here, not between
+  const h = heldHere(undefined, wakes.get(40001), [])!;
+  assert.deepEqual(h, { held: { waitNs: 6e6, attribution: wakes.get(40001)!.attribution }, pausedMs: 0 });
+  const o = joinProbe('udp', 40001, 8, answer('seen', null), h.held, 0.5, h.pausedMs);
+  assert.equal(o.side, 'here');
+  assert.equal(o.culprit, 'node[731]');
+  assert.equal(o.waitMs, 6);
+  assert.equal(joinProbe('udp', 40001, 8, answer('seen', null), undefined, 0.5).side, 'between', 'without it: between');
+  // packet and wake-up follow one another: their waits add, the longer names the culprit
+  const both = heldHere(reply(0, 2), proberWake(40001, 3, 'node[9]'), [])!;
+  assert.equal(both.held.waitNs, 5e6);
+  assert.equal(both.held.attribution!.culprit, 'node[9]');
+  // a host pause over the wake-up's window counts as paused here
+  const pause = { kind: 'pause' as const, cpu: 0, culprit: 'host pause or IRQs off', startNs: 50e9 + 1e6, durationNs: 4e6 };
+  assert.equal(heldHere(undefined, proberWake(40001, 6), [pause])!.pausedMs, 4);
+  assert.equal(heldHere(undefined, undefined, []), undefined, 'nothing held it here');
 });
 
 test('--peers: dns:NAME, or a list of addresses, hosts and NODE=ADDRESS; anything else names the entry', () => {

@@ -112,3 +112,28 @@ test('with no slow packet and no slow wake-up the verdict says there is nothing 
   const agg = new Aggregator({ slowPacketNs: 1 * MS, stallThresholdNs: 1 * MS });
   assert.match(report(agg).verdict.text, /^Verdict: no packet waited 1 ms or more, and no task woken by receive processing waited or lost its CPU that long/);
 });
+
+test("the tracer's own threads' slow wake-ups are kept apart: never in a report, read by the mesh's prober, and through merges", () => {
+  const agg = new Aggregator({ slowPacketNs: 1 * MS, stallThresholdNs: 1 * MS, selfPid: 700 });
+  const events: FakeEvent[] = [
+    { kind: Kind.WAKEUP, cpu: 0, startNs: 100 * MS, durationNs: 6 * MS, key: 812n, wake: { comm: 'python3', pid: 812 } },
+    { kind: Kind.WAKEUP, cpu: 0, startNs: 200 * MS, durationNs: 4 * MS, key: 707n, wake: { comm: 'node', pid: 707, tgid: 700 } },
+  ];
+  agg.consume(encode(events), events.length);
+  assert.deepEqual(
+    report(agg).wakeups!.slow.map((x) => x.pid),
+    [812],
+    "the report has the application's",
+  );
+  assert.deepEqual(
+    agg.ownWakeups().map((x) => [x.pid, x.durationNs]),
+    [[707, 4 * MS]],
+    "the tracer's own, apart",
+  );
+  const merged = agg.fresh().merge(agg);
+  assert.deepEqual(
+    merged.ownWakeups().map((x) => x.pid),
+    [707],
+    'a window merged from intervals keeps them',
+  );
+});
