@@ -9,7 +9,7 @@ import type { Argv } from 'yargs';
 import { clockPair, monotonicNs } from '../base/clock';
 import { UsageError } from '../base/errors';
 import { ipvsState } from '../host/ipvs';
-import { EXPORTER_NICE } from '../host/priority';
+import { EXPORTER_NICE, restorePriority } from '../host/priority';
 import { Exporter, ExporterSettings, Site } from '../serve/exporter';
 import { handler, listen } from '../serve/http';
 import { SyntheticLoad } from '../kernel/synthetic';
@@ -176,6 +176,8 @@ export async function serve(argv: ServeArgs): Promise<void> {
   const stop = onStopSignal();
   try {
     const live = (trace = startServeTrace(argv, o, cpus));
+    // the yield reached the mesh's UDP worker too: it times round trips, and must not wait behind tasks for serve's nice
+    restorePriority(udp?.tid);
     const session = live.session;
     // the first tick names callbacks: the index is built off the main loop meanwhile
     session.kallsyms?.buildInBackground();

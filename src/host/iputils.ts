@@ -2,7 +2,7 @@
 // for `jitterscope ping` (a counted run) and serve's mesh (one that runs
 // until stopped, read line by line), and parses what it prints.
 import { ChildProcess, spawn } from 'node:child_process';
-import { restoreChildPriority } from './priority';
+import { restorePriority } from './priority';
 
 /** One echo reply as ping printed it. */
 export interface PingReply {
@@ -66,7 +66,7 @@ export function pingArgs(p: PingParams): string[] {
 export function runPing(p: PingParams, signal: AbortSignal): Promise<PingRun> {
   return new Promise((resolve, reject) => {
     const child = spawn('ping', pingArgs(p), { stdio: ['ignore', 'pipe', 'pipe'] });
-    restoreChildPriority(child.pid);
+    restorePriority(child.pid);
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
@@ -125,7 +125,7 @@ export function pingStream(
     p.address,
   ];
   const child: ChildProcess = spawn('ping', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  restoreChildPriority(child.pid);
+  restorePriority(child.pid);
   let stopped = false;
   let rest = '';
   let err = '';

@@ -38,12 +38,13 @@ export function yieldToReceiveProcessing(nice = OBSERVER_NICE): number {
 }
 
 /**
- * A child this process started (the system ping) back at the priority the
+ * A child this process started (the system ping), or a thread of its own that
+ * measures (the mesh's UDP prober and responder), back at the priority the
  * process had before it yielded: what it measures must not wait behind other
  * tasks because of the tracer's own choice.
  */
-export function restoreChildPriority(pid: number | undefined): void {
-  if (before === null || pid === undefined) return;
+export function restorePriority(pid: number | undefined): void {
+  if (before === null || pid === undefined || pid < 0) return;
   try {
     os.setPriority(pid, before);
   } catch {

@@ -26,7 +26,7 @@ const startsWith = (msg: Buffer, magic: Buffer) => msg.length === UDP_PROBE_BYTE
 
 type ToWorker = { op: 'send'; id: number; address: string; port: number } | { op: 'stop' };
 type FromWorker =
-  | { op: 'bound'; port: number }
+  | { op: 'bound'; port: number; tid: number }
   | { op: 'bind-error'; code: string | undefined; message: string }
   | { op: 'done'; id: number; sport: number; rttMs: number | null }
   | { op: 'answered'; address: string; sport: number; atNs: number; cpu: number };
@@ -53,6 +53,8 @@ export class MeshUdp {
     private readonly worker: Worker,
     /** The responder's port (the one asked for, or the kernel's choice for 0). */
     readonly port: number,
+    /** The worker's thread id: it measures, so it runs at the priority serve had before it yielded (serve sets it). */
+    readonly tid: number,
   ) {
     worker.on('message', (m: FromWorker) => {
       if (m.op === 'answered') {
@@ -81,7 +83,7 @@ export class MeshUdp {
       worker.once('error', onError);
       worker.once('message', (m: FromWorker) => {
         worker.removeListener('error', onError);
-        if (m.op === 'bound') return resolve(new MeshUdp(worker, m.port));
+        if (m.op === 'bound') return resolve(new MeshUdp(worker, m.port, m.tid));
         void worker.terminate();
         if (m.op === 'bind-error' && m.code === 'EADDRINUSE')
           reject(
@@ -124,12 +126,21 @@ function runWorker(job: { host: string; port: number }): void {
       const address = from.address.startsWith('::ffff:') && from.address.includes('.') ? from.address.slice(7) : from.address.toLowerCase();
       post({ op: 'answered', address, sport: from.port, atNs: Number(process.hrtime.bigint()), cpu: thisCpu() });
     });
-    post({ op: 'bound', port: responder.address().port });
+    post({ op: 'bound', port: responder.address().port, tid: thisTid() });
   });
   parentPort!.on('message', (m: ToWorker) => {
     if (m.op === 'stop') return process.exit(0);
     probe(m.id, m.address, m.port, (sport, rttMs) => post({ op: 'done', id: m.id, sport, rttMs }));
   });
+}
+
+/** This thread's id (/proc/thread-self is "PID/task/TID"), or -1. */
+function thisTid(): number {
+  try {
+    return Number(fs.readlinkSync('/proc/thread-self').split('/').pop());
+  } catch {
+    return -1;
+  }
 }
 
 /** The CPU this thread last ran on (/proc/thread-self/stat, field 39), or -1. */

@@ -1,7 +1,8 @@
 // Kernel: the observer stays out of the way. While `record` and `ping` trace,
 // every thread of jitterscope's process runs at nice 19 (ksoftirqd and NAPI
 // threads, at nice 0, preempt it), and the system ping that `jitterscope ping`
-// starts runs at the priority the command was started with.
+// starts runs at the priority the command was started with, as does the
+// thread that times the mesh's UDP probes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -51,6 +52,28 @@ test('record: every thread of the tracer runs at nice 19 while it traces', async
     assert.deepEqual([...new Set(nice.values())], [19], `nice by thread: ${JSON.stringify([...nice])}`);
   } finally {
     run.child.kill('SIGINT');
+    const r = await run.done;
+    assert.equal(r.code, 0, r.stderr);
+  }
+});
+
+test("serve --mesh: the mesh's UDP worker times round trips at the priority serve was started with; every other thread at nice 10", async (t) => {
+  if (skipUnlessKernel(t)) return;
+  const want = os.getPriority();
+  if (want === 10) return t.skip('this test runs at nice 10: the worker and the rest cannot be told apart');
+  const run = startCli(['serve', '--listen', '0.0.0.0:19482', '--node-name', 'n1', '--mesh', '--peers', '127.0.0.2'], /serving http/);
+  try {
+    assert.ok(await run.ready, 'serve started');
+    const nice = () => [...threadNice(run.child.pid!).values()];
+    await waitFor(() => nice().filter((n) => n === want).length === 1, 5000);
+    const got = nice();
+    assert.equal(got.filter((n) => n === want).length, 1, `one thread (the UDP worker) at ${want}: ${JSON.stringify([...threadNice(run.child.pid!)])}`);
+    assert.ok(
+      got.filter((n) => n !== want).every((n) => n === 10),
+      `the others at 10: ${JSON.stringify([...threadNice(run.child.pid!)])}`,
+    );
+  } finally {
+    run.child.kill('SIGTERM');
     const r = await run.done;
     assert.equal(r.code, 0, r.stderr);
   }
