@@ -127,11 +127,16 @@ test("serve --mesh: a's slow probes to b are explained by b's trace (bpf_timer_c
     udpHeld().every((o) => o.culprit !== 'unexplained'),
     `every UDP probe held at b names what held it: ${JSON.stringify([...tally])}`,
   );
-  // a's own prober waits too: woken by the reply behind the tasks this test starts on CPU 0 (each poll of /mesh
-  // is a new node process). Its slow wake-up on the probe's socket holds the probe here, not "between" (about
-  // 40 % of the slow UDP probes read between before a's own wake-ups were joined, ~10 % after)
-  const udpHere = [...seen.values()].filter((o) => o.proto === 'udp' && o.side === 'here' && o.culprit !== 'unexplained');
-  assert.ok(udpHere.length >= 3, `UDP probes held here by what held a's prober: ${JSON.stringify([...tally])}`);
+  // a UDP probe also waits for each end's serve thread: b's responder and a's prober, woken behind the tasks this
+  // test starts on CPU 0 (each poll of /mesh is a new node process). Both ends' own slow wake-ups are joined, so
+  // such a probe is held there or here, not "between": 41-49 % of the slow UDP probes read between before (four
+  // runs), 10-12 % after
+  const udpSlow = [...seen.values()].filter((o) => o.proto === 'udp');
+  const udpBetween = udpSlow.filter((o) => o.side === 'between');
+  assert.ok(
+    udpBetween.length <= Math.max(3, udpSlow.length / 3),
+    `${udpBetween.length} of ${udpSlow.length} slow UDP probes read between: ${JSON.stringify([...tally])}`,
+  );
   assert.match(metrics, /jitterscope_mesh_slow_probes_total\{peer="node-b",proto="icmp",side="peer",culprit="bpf_timer_cb",kind="hrtimer"\} [1-9]/);
   // a lost probe: b answered about it, and its trace did not see it held; it never reached b. A lost UDP probe
   // reads not seen there (not-slow only before b's responder has 30 s of record); none reads seen (its reply lost)
