@@ -4,7 +4,7 @@
 // sequence numbers), and the peer answers from its trace. Pure logic: the
 // query's checks, the peer's answer, and the prober's reading of it.
 import { UsageError } from '../base/errors';
-import { packetWindow, pausedNs, SlowPacket, StallRow } from './attribute';
+import { CulpritId, packetWindow, pausedNs, SlowPacket, StallRow, WaitWindow } from './attribute';
 import type { WakeupRow } from './wakeup';
 
 export const EXPLAIN_SCHEMA_ID = 'jitterscope.explain/v1';
@@ -133,17 +133,15 @@ function responderAnswer(source: string, sport: number, r: Responder, stalls: St
     })
     .reduce<WakeupRow | undefined>((a, x) => (!a || x.startNs > a.startNs ? x : a), undefined);
   if (woke)
-    return {
-      seq: sport,
-      state: 'slow',
-      cpu: at.cpu,
-      waitMs: woke.durationNs / 1e6,
-      bound: false,
-      culprit: woke.attribution?.culprit ?? null,
-      kind: woke.attribution?.kind ?? null,
-      culpritCpu: woke.attribution?.cpu ?? null,
-      pausedMs: pausedNs({ cpus: [woke.cpu], from: woke.startNs, to: woke.startNs + woke.durationNs }, stalls) / 1e6,
-    };
+    return heldAt(
+      sport,
+      at.cpu,
+      woke.durationNs,
+      false,
+      woke.attribution,
+      { cpus: [woke.cpu], from: woke.startNs, to: woke.startNs + woke.durationNs },
+      stalls,
+    );
   const ended = stalls.filter((s) => {
     const end = s.startNs + s.durationNs;
     return s.cpu === at.cpu && s.kind !== 'self' && end <= at.atNs && end >= at.atNs - RESPONDER_AFTER_STALL_NS;
@@ -151,16 +149,21 @@ function responderAnswer(source: string, sport: number, r: Responder, stalls: St
   // a callback is named over the softirq it ran in (both end together)
   const best = ended.find((s) => s.kind !== 'softirq') ?? ended[0];
   if (!best) return unheld(sport, 'seen');
+  return heldAt(sport, at.cpu, best.durationNs, true, best, { cpus: [at.cpu], from: best.startNs, to: at.atNs }, stalls);
+}
+
+/** A probe held at the responder on `cpu`: its wait (an upper bound or not), what held the CPU, and how much of `window` host pauses covered. */
+function heldAt(seq: number, cpu: number, waitNs: number, bound: boolean, by: CulpritId | null, window: WaitWindow, stalls: StallRow[]): ProbeAnswer {
   return {
-    seq: sport,
+    seq,
     state: 'slow',
-    cpu: at.cpu,
-    waitMs: best.durationNs / 1e6,
-    bound: true,
-    culprit: best.culprit,
-    kind: best.kind,
-    culpritCpu: best.cpu,
-    pausedMs: pausedNs({ cpus: [at.cpu], from: best.startNs, to: at.atNs }, stalls) / 1e6,
+    cpu,
+    waitMs: waitNs / 1e6,
+    bound,
+    culprit: by?.culprit ?? null,
+    kind: by?.kind ?? null,
+    culpritCpu: by?.cpu ?? null,
+    pausedMs: pausedNs(window, stalls) / 1e6,
   };
 }
 
