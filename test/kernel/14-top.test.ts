@@ -216,16 +216,18 @@ test('dashboard keeps its refresh clock and shows the rate under 1 M synthetic e
         },
         pauses,
       ),
+      // a paused refresh may repeat its neighbour's clock: judged on the clean ones, and too few of those
+      // (pauses took the rest) means run again, not fail
       judgeShare(
         {
           what: 'refreshes with a clock of their own (one a second)',
-          samples: clean,
+          samples: refreshes,
           window,
           ok: (r) => clean.filter((o) => o.clock === r.clock).length <= 2,
           minShare: 1,
           minSamples: 3,
         },
-        [],
+        pauses,
       ),
     ];
   });
