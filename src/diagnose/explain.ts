@@ -111,7 +111,8 @@ const unheld = (seq: number, state: ProbeAnswer['state']): ProbeAnswer => ({
 /**
  * A UDP probe the responder answered right after its own slow wake-up on that CPU: held for that wait, by what held the CPU (the
  * wake-up's attribution). Else right after a stall on its CPU ended: held by that stall (its wait there, at most the stall's length).
- * Else seen (answered) or not seen (the responder's record reaches back far enough and has no answer to it).
+ * Else, after a wake-up nothing explains: held, unexplained. Else seen (answered) or not seen (the responder's record reaches back far
+ * enough and has no answer to it).
  */
 function responderAnswer(source: string, sport: number, r: Responder, stalls: StallRow[]): ProbeAnswer {
   const answer = r.answeredAt(source, sport);
@@ -132,23 +133,16 @@ function responderAnswer(source: string, sport: number, r: Responder, stalls: St
       );
     })
     .reduce<WakeupRow | undefined>((a, x) => (!a || x.startNs > a.startNs ? x : a), undefined);
-  if (woke)
-    return heldAt(
-      sport,
-      at.cpu,
-      woke.durationNs,
-      false,
-      woke.attribution,
-      { cpus: [woke.cpu], from: woke.startNs, to: woke.startNs + woke.durationNs },
-      stalls,
-    );
+  const wokeWindow = woke && { cpus: [woke.cpu], from: woke.startNs, to: woke.startNs + woke.durationNs };
+  if (woke?.attribution) return heldAt(sport, at.cpu, woke.durationNs, false, woke.attribution, wokeWindow!, stalls);
   const ended = stalls.filter((s) => {
     const end = s.startNs + s.durationNs;
     return s.cpu === at.cpu && s.kind !== 'self' && end <= at.atNs && end >= at.atNs - RESPONDER_AFTER_STALL_NS;
   });
   // a callback is named over the softirq it ran in (both end together)
   const best = ended.find((s) => s.kind !== 'softirq') ?? ended[0];
-  if (!best) return unheld(sport, 'seen');
+  // a wake-up nothing explains: held there, by what is not known
+  if (!best) return woke ? heldAt(sport, at.cpu, woke.durationNs, false, null, wokeWindow!, stalls) : unheld(sport, 'seen');
   return heldAt(sport, at.cpu, best.durationNs, true, best, { cpus: [at.cpu], from: best.startNs, to: at.atNs }, stalls);
 }
 

@@ -182,6 +182,19 @@ test("udp: the responder's own slow wake-up on its CPU, just before it answered,
     [40002, 'seen', null, false, null],
     [40003, 'seen', null, false, null],
   ]);
+  // a wake-up nothing explains: a stall that ended just before names it (as without the wake-up), else it is held, unexplained
+  const unexplained = { ...wake(126e6, 3.5), attribution: null };
+  const stall: StallRow = { cpu: 1, kind: 'hrtimer', culprit: 'bpf_timer_cb', startNs: 118e6, durationNs: 11e6 };
+  const ask = (stalls: StallRow[]) =>
+    answerQuery(q('proto=udp&id=9477&seq=40001'), { slow: [], slowThresholdNs: 1e6, slowNotKept: 0 }, 'node-b', 120_000, stalls, {
+      answeredAt: (_source, sport) => answered[sport],
+      keptSinceNs: -60e9,
+      nowNs: 3e9,
+      port: 9477,
+      ownWakeups: [unexplained],
+    }).probes.map((p) => [p.state, p.waitMs, p.bound, p.culprit]);
+  assert.deepEqual(ask([stall]), [['slow', 11, true, 'bpf_timer_cb']]);
+  assert.deepEqual(ask([]), [['slow', 3.5, false, null]]);
 });
 
 test("a ping report's peer section holds every answer state and pausedMs (the schema of ping --explain-from's JSON)", () => {
