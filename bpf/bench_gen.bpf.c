@@ -117,8 +117,9 @@ SEC("tp_btf/sched_switch") int BPF_PROG(floor_sched_switch, bool preempt, struct
 	return 0;
 }
 
-/* what the scheduler has just touched costs a hook nothing: two fields of
- * each task switched (a map's memory, above, is a first touch after a switch) */
+/* what a switch hook that decides from the tasks alone pays: two fields of
+ * each task switched, and no map (a map's memory, above, is a first touch
+ * after a switch; these tasks the scheduler has just touched) */
 SEC("tp_btf/sched_switch") int BPF_PROG(floor_task_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
 {
 	__u32 zero = 0;
