@@ -166,8 +166,11 @@ async function scenario(t: any, s: Scenario, check: (r: any, serverPid: number) 
   await timingTest(t, async ({ scale }) => {
     const { r, client } = await run(net, s, addr, 700 * scale);
     assert.ok(client.rows.filter((q) => q.rttMs !== null).length >= 0.99 * 700 * scale, 'the requests were answered');
-    // the packets were processed on CPU 0 (RPS off, the client's CPU): none of theirs waited on CPU 1
-    assert.ok(!(r.packets.slow as any[]).some((p) => (p.sport === PORT || p.dport === PORT) && p.cpu === 1), 'no slow packet of the flow on CPU 1');
+    // the requests were processed on CPU 0 (RPS off, the client's CPU): none waited on CPU 1. (A reply is
+    // processed on the server's CPU 1 right after it is sent; one the stall's ksoftirqd held there is rare and
+    // real, and the request it answers is slow for a packet, not only for its wake-up.)
+    const onCpu1 = (r.packets.slow as any[]).filter((p) => p.dport === PORT && p.cpu === 1);
+    assert.deepEqual(onCpu1, [], 'no slow request packet on CPU 1');
     assert.equal(r.meta.probes.wakeup.active, true, r.meta.probes.wakeup.reason);
     checkFlows(r, server.pid!, s, s.v6 ? net.addr6A : net.addrA, addr);
     const j = judgeRequests(r, client, server.pid!, s);
