@@ -121,7 +121,17 @@ function judgeRequests(r: any, client: { rows: { sentNs: number; rttMs: number |
       ok: explained,
       minShare: 0.9,
       minSamples: 5,
-      show: (q) => `${q.rttMs!.toFixed(1)} ms at ${q.sentNs}`,
+      // a miss shows the server's slow wake-ups in its window and what they named, and where the stall lay
+      show: (q) => {
+        const w = { from: q.sentNs, to: q.sentNs + q.rttMs! * 1e6 };
+        const wakes = mine
+          .filter((x: any) => overlaps(w, x))
+          .map((x: any) => `${x.kind} ${(x.durationNs / 1e6).toFixed(1)} ms by ${x.attribution?.culprit ?? 'nothing named'}`);
+        const runs = stalls
+          .filter((st: any) => overlaps(w, st))
+          .map((st: any) => `stall ${(st.durationNs / 1e6).toFixed(1)} ms from +${((st.startNs - q.sentNs) / 1e6).toFixed(1)} ms`);
+        return `${q.rttMs!.toFixed(1)} ms at ${q.sentNs} (server's slow wake-ups: ${wakes.join(', ') || 'none'}; ${runs.join(', ')})`;
+      },
     },
     pausesOf(r),
   );
