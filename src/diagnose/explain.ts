@@ -114,23 +114,16 @@ const unheld = (seq: number, state: ProbeAnswer['state']): ProbeAnswer => ({
  * Else, after a wake-up nothing explains: held, unexplained. Else seen (answered) or not seen (the responder's record reaches back far
  * enough and has no answer to it).
  */
-function responderAnswer(source: string, sport: number, r: Responder, stalls: StallRow[]): ProbeAnswer {
+function responderAnswer(source: string, sport: number, r: Responder, stalls: StallRow[], wakes: WakeupRow[]): ProbeAnswer {
   const answer = r.answeredAt(source, sport);
   // an answer older than the record asked about was to an earlier probe from the same port
   const at = answer && answer.atNs >= r.nowNs - RESPONDER_RECORD_NS ? answer : undefined;
   if (!at) return unheld(sport, r.keptSinceNs <= r.nowNs - RESPONDER_RECORD_NS ? 'not-seen' : 'not-slow');
   // the responder's own wake-up, timed: it ran on that CPU just before it answered (the newest such)
-  const woke = (r.ownWakeups ?? [])
+  const woke = wakes
     .filter((x) => {
       const end = x.startNs + x.durationNs;
-      return (
-        x.kind === 'wait' &&
-        x.flow?.proto === 'udp' &&
-        x.flow.dport === r.port &&
-        x.cpu === at.cpu &&
-        end <= at.atNs &&
-        end >= at.atNs - RESPONDER_AFTER_STALL_NS
-      );
+      return x.cpu === at.cpu && end <= at.atNs && end >= at.atNs - RESPONDER_AFTER_STALL_NS;
     })
     .reduce<WakeupRow | undefined>((a, x) => (!a || x.startNs > a.startNs ? x : a), undefined);
   const wokeWindow = woke && { cpus: [woke.cpu], from: woke.startNs, to: woke.startNs + woke.durationNs };
@@ -198,6 +191,8 @@ export function answerQuery(
 ): ExplainAnswer {
   const slow = packets.slow;
   const mine = new Map<number, SlowPacket>();
+  // the responder's own slow wake-ups (on a socket of its port), once for every probe asked about
+  const responderWakes = (responder?.ownWakeups ?? []).filter((x) => x.kind === 'wait' && x.flow?.proto === 'udp' && x.flow.dport === responder!.port);
   // an echo request's sequence number, or (udp) a datagram's source port: the probe's identity
   const probeOf = (p: SlowPacket): number | null => {
     if (normal(p.saddr) !== q.source) return null;
@@ -218,7 +213,7 @@ export function answerQuery(
     notKept: packets.slowNotKept,
     probes: q.seqs.map((seq) => {
       const p = mine.get(seq);
-      if (!p) return q.proto === 'udp' && responder ? responderAnswer(q.source, seq, responder, stalls) : unheld(seq, 'not-slow');
+      if (!p) return q.proto === 'udp' && responder ? responderAnswer(q.source, seq, responder, stalls, responderWakes) : unheld(seq, 'not-slow');
       const a = p.attribution;
       return {
         seq,

@@ -112,8 +112,12 @@ export class Exporter {
       const got = this.recent.window(this.explainWindowMs * 1e6, monotonicNs());
       if (!got) return null;
       const sum = summarize(got.agg, { probes: this.source.probes(), kallsyms: this.source.kallsyms });
-      // serve's own threads' slow wake-ups (the mesh's prober), explained like any other, never reported
-      const ownWakeups = attributeWakeups(got.agg.ownWakeups(), sum.stalls.rows);
+      // serve's own threads' slow wake-ups on UDP sockets (the mesh's prober and responder: the only ones read),
+      // explained like any other, never reported
+      const ownWakeups = attributeWakeups(
+        got.agg.ownWakeups().filter((x) => x.flow?.proto === 'udp'),
+        sum.stalls.rows,
+      );
       this.explained = { atNs: this.lastNs, packets: sum.packets, stalls: sum.stalls.rows, ownWakeups };
     }
     return this.explained;
