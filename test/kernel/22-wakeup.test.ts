@@ -93,7 +93,7 @@ const namesStall = (x: any) => x.attribution?.culprit === 'bpf_timer_cb' && x.at
 
 /**
  * The client's slow requests (an RTT of at least 3 ms more than the server's
- * work) that a stall overlapped: 90 % of the clean ones fall in the window of
+ * work) that a stall covered for half their time: 90 % of the clean ones fall in the window of
  * a slow wake-up or stolen run of the server that names bpf_timer_cb on CPU 1.
  * A request slow for another reason (another task on CPU 1, a host pause) is
  * not the stall's; no wake-up of the server the stall did not overlap may
@@ -107,15 +107,20 @@ function judgeRequests(r: any, client: { rows: { sentNs: number; rttMs: number |
     0,
     'a wake-up no stall overlapped is not blamed on it',
   );
+  // a stall that began in a request's last millisecond did not make it slow: it must cover half its time
+  const covered = (w: { from: number; to: number }, st: any) => Math.min(w.to, st.startNs + st.durationNs) - Math.max(w.from, st.startNs);
   const slow = client.rows.filter(
-    (q) => q.rttMs !== null && q.rttMs >= s.busyMs + 3 && stalls.some((st: any) => overlaps({ from: q.sentNs, to: q.sentNs + q.rttMs! * 1e6 }, st)),
+    (q) =>
+      q.rttMs !== null &&
+      q.rttMs >= s.busyMs + 3 &&
+      stalls.some((st: any) => covered({ from: q.sentNs, to: q.sentNs + q.rttMs! * 1e6 }, st) >= 0.5 * q.rttMs! * 1e6),
   );
   const window = (q: { sentNs: number; rttMs: number | null }): SampleWindow => ({ cpus: [0, 1], fromNs: q.sentNs, toNs: q.sentNs + q.rttMs! * 1e6 });
   const explained = (q: { sentNs: number; rttMs: number | null }) =>
     mine.some((x: any) => namesStall(x) && overlaps({ from: q.sentNs, to: q.sentNs + q.rttMs! * 1e6 }, x));
   return judgeShare(
     {
-      what: `slow ${s.proto}${s.v6 ? '/IPv6' : ''} requests a stall overlapped, in a slow wake-up or stolen run of the server that names bpf_timer_cb on CPU 1`,
+      what: `slow ${s.proto}${s.v6 ? '/IPv6' : ''} requests a stall covered for half their time, in a slow wake-up or stolen run of the server that names bpf_timer_cb on CPU 1`,
       samples: slow,
       window,
       ok: explained,
