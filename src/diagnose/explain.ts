@@ -5,7 +5,7 @@
 // query's checks, the peer's answer, and the prober's reading of it.
 import { UsageError } from '../base/errors';
 import { CulpritId, packetWindow, pausedNs, SlowPacket, StallRow, WaitWindow } from './attribute';
-import type { WakeupRow } from './wakeup';
+import { wakeupWindow, WakeupRow } from './wakeup';
 
 export const EXPLAIN_SCHEMA_ID = 'jitterscope.explain/v1';
 /** Sequence numbers one query may ask about. */
@@ -126,8 +126,7 @@ function responderAnswer(source: string, sport: number, r: Responder, stalls: St
       return x.cpu === at.cpu && end <= at.atNs && end >= at.atNs - RESPONDER_AFTER_STALL_NS;
     })
     .reduce<WakeupRow | undefined>((a, x) => (!a || x.startNs > a.startNs ? x : a), undefined);
-  const wokeWindow = woke && { cpus: [woke.cpu], from: woke.startNs, to: woke.startNs + woke.durationNs };
-  if (woke?.attribution) return heldAt(sport, at.cpu, woke.durationNs, false, woke.attribution, wokeWindow!, stalls);
+  if (woke?.attribution) return heldAt(sport, at.cpu, woke.durationNs, false, woke.attribution, wakeupWindow(woke), stalls);
   const ended = stalls.filter((s) => {
     const end = s.startNs + s.durationNs;
     return s.cpu === at.cpu && s.kind !== 'self' && end <= at.atNs && end >= at.atNs - RESPONDER_AFTER_STALL_NS;
@@ -135,7 +134,7 @@ function responderAnswer(source: string, sport: number, r: Responder, stalls: St
   // a callback is named over the softirq it ran in (both end together)
   const best = ended.find((s) => s.kind !== 'softirq') ?? ended[0];
   // a wake-up nothing explains: held there, by what is not known
-  if (!best) return woke ? heldAt(sport, at.cpu, woke.durationNs, false, null, wokeWindow!, stalls) : unheld(sport, 'seen');
+  if (!best) return woke ? heldAt(sport, at.cpu, woke.durationNs, false, null, wakeupWindow(woke), stalls) : unheld(sport, 'seen');
   return heldAt(sport, at.cpu, best.durationNs, true, best, { cpus: [at.cpu], from: best.startNs, to: at.atNs }, stalls);
 }
 

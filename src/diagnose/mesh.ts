@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { Overlap, packetWindow, pausedNs, SlowPacket, StallRow, WaitWindow } from './attribute';
 import type { PeerAnswer, ProbeAnswer } from './explain';
-import type { WakeupRow } from './wakeup';
+import { wakeupWindow, WakeupRow } from './wakeup';
 
 export const MESH_SCHEMA_ID = 'jitterscope.mesh/v1';
 
@@ -187,7 +187,7 @@ export function heldHere(reply: SlowPacket | undefined, wake: WakeupRow | undefi
     parts.push({
       waitNs: wake.durationNs,
       attribution: wake.attribution,
-      window: { cpus: [wake.cpu], from: wake.startNs, to: wake.startNs + wake.durationNs },
+      window: wakeupWindow(wake),
     });
   if (!parts.length) return reply && { held: reply, pausedMs: 0 };
   const longest = parts.reduce((a, b) => (b.waitNs > a.waitNs ? b : a));

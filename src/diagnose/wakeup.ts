@@ -4,13 +4,16 @@
 // host pause, another task) held it. A stolen run lost softirq time while it
 // ran: the callback or softirq that took the most of it took it. Pure logic.
 import { SocketFlow, Wakeup } from '../stream/aggregate';
-import { explainWait, indexStalls, Overlap, StallIndex, StallRow, taskCulprit } from './attribute';
+import { explainWait, indexStalls, Overlap, StallIndex, StallRow, taskCulprit, WaitWindow } from './attribute';
 
 export interface WakeupRow extends Wakeup {
   /** The woken task as a culprit names tasks: comm[pid]. */
   task: string;
   attribution: Overlap | null;
 }
+
+/** A wake-up's stretch on its CPU: from the wake-up to its switch-in (or the run that lost time). */
+export const wakeupWindow = (x: Wakeup): WaitWindow => ({ cpus: [x.cpu], from: x.startNs, to: x.startNs + x.durationNs });
 
 /** What a wake-up cost its task: the wait to run, or the time taken from its run. */
 export const wakeupCostNs = (x: Wakeup) => (x.kind === 'wait' ? x.durationNs : x.stolenNs);
@@ -20,7 +23,7 @@ export function attributeWakeups(wakeups: Wakeup[], stalls: StallRow[], index: S
   // time taken from a running task is softirqs' and interrupts': another task cannot have held its CPU
   let runsOnly: StallIndex | undefined;
   return wakeups.map((x) => {
-    const window = [{ cpus: [x.cpu], from: x.startNs, to: x.startNs + x.durationNs }];
+    const window = [wakeupWindow(x)];
     const attribution =
       x.kind === 'wait'
         ? explainWait(window, x.durationNs / 1e6, index).attribution
