@@ -11,7 +11,7 @@
 #include <linux/types.h>
 #endif
 
-#define JS_ABI_VERSION 6
+#define JS_ABI_VERSION 7
 #define JS_MAX_CPUS 1024
 #define JS_CPU_MASK_WORDS (JS_MAX_CPUS / 64)
 
@@ -30,7 +30,9 @@ enum js_event_kind {
 	JS_EV_WAKEUP = 8,   /* a task woken inside a NET_RX run (softirq, ksoftirqd or a NAPI thread):
 	                     * a slow wake-up, from sched_waking (start) for duration until it ran on
 	                     * cpu; or (JS_F_STOLEN) a stolen run, from its switch-in for duration
-	                     * (capped) while softirqs took wake.stolen_ns of it; key = pid */
+	                     * (capped) while softirqs took wake.stolen_ns of it; or (JS_F_READY)
+	                     * a task already awake whose data became ready: from the data-ready
+	                     * (start) for duration until it ran on cpu; key = pid */
 	JS_EV_WAKE_FLOW = 9, /* the socket a WAKEUP was for, streamed just before it (same key,
 	                      * start_ns, cpu and JS_F_STOLEN): its data became ready in that NET_RX
 	                      * run. pkt holds it: saddr/sport the peer (zero: not connected, a
@@ -61,6 +63,9 @@ enum js_event_flags {
 	                         * from that thread's wakeup */
 	JS_F_STOLEN = 256,      /* wakeup: a stolen run (softirqs took at least the threshold of the
 	                         * run that followed a network wake-up), not a slow wake-up */
+	JS_F_READY = 512,       /* wakeup (and its WAKE_FLOW): no wake-up; its data became ready in a
+	                         * NET_RX run on waker_cpu while the task was already awake (runnable,
+	                         * not running), and waited from then (start) until it ran */
 };
 
 /* A packet's flow and headers (kinds PACKET and WAKE_FLOW). */
@@ -100,7 +105,12 @@ struct js_event {
 			char comm[16];     /* the task woken by receive processing */
 			__u32 pid;         /* its thread id */
 			__u32 tgid;        /* its process id */
-			__u64 stolen_ns;   /* JS_F_STOLEN: softirq time on its CPU while it ran */
+			union {
+				__u64 stolen_ns; /* JS_F_STOLEN: softirq time on its CPU while it ran */
+				__u64 queued_ns; /* JS_F_READY: how long it had been runnable when it ran
+				                  * (its run-queue wait, as the scheduler's sched_info
+				                  * keeps it; runqslower's figure); 0: not known */
+			};
 			__u32 waker_cpu;   /* the CPU whose NET_RX run woke it */
 			__u32 pad;
 		} wake;

@@ -68,8 +68,10 @@ static __always_inline int on_softirq_exit(unsigned int vec)
 	wait = s->wait_ns[vec];
 	s->entry_ns[vec] = 0;
 	wake_softirq(s, start, now);
-	if (vec == JS_NET_RX_SOFTIRQ)
+	if (vec == JS_NET_RX_SOFTIRQ) {
 		s->late_raise_ns = 0;
+		ready_run_ends(s, cpu);
+	}
 	/* serve keeps short runs in the kernel; a NET_RX run that started late (a
 	 * receive stall) always streams, whatever --stall-ms says */
 	if (kernel_hists && now - start < stream_min_ns && (wait == ~0ULL || (wait < stream_min_ns && !(vec == JS_NET_RX_SOFTIRQ && wait >= slow_packet_ns)))) {

@@ -110,6 +110,22 @@ struct {
 	__type(value, struct net_wake);
 } net_wakes SEC(".maps");
 
+/* The task a socket's data last woke inside a NET_RX run (its address and pid,
+ * to tell a reused task_struct): where a data-ready that wakes nobody looks
+ * for a task already awake. LRU: sockets that go quiet are let go. */
+struct sock_task {
+	__u64 task;
+	__u32 pid;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct sock_task);
+} sock_tasks SEC(".maps");
+
 /* Before 5.19 (no bpf_map_lookup_percpu_elem): the pending wake-ups by CPU
  * in an array, a cache line each, so a waker on one CPU does not evict the
  * line that every switch on the other reads. */

@@ -7,7 +7,14 @@
  * threshold). Every other wake-up costs one look at this CPU's state; every
  * other switch one look at the pending count of its CPU. The socket whose
  * data became ready just before the wake-up (sock:sk_data_ready on 6.3+, else
- * sock_def_readable by fentry or kprobe) names its flow. */
+ * sock_def_readable by fentry or kprobe) names its flow.
+ *
+ * A task that is already awake when its data arrives (woken by its own timer,
+ * another socket or thread, or preempted while busy) takes no wake-up there:
+ * its data waits for it all the same. A data-ready that woke nobody in its
+ * NET_RX run is looked up in sock_tasks (the task its data last woke): if that
+ * task is runnable but not running, its wait runs from the data-ready to its
+ * switch-in, timed as a wake-up's with JS_F_READY. */
 
 static __always_inline bool in_net_rx(struct cpu_state *s)
 {
@@ -111,19 +118,6 @@ static __always_inline __u64 wakes_pending_since(struct cpu_state *s, __u32 cpu)
 	return *c.since;
 }
 
-/* Data became ready on `sk` (before its waiters are woken): kept for them.
- * Cleared as each NET_RX run starts, so only this run's socket is taken. */
-static __always_inline int on_sk_ready(const struct sock *sk)
-{
-	struct cpu_state *s;
-	if (!cpu_wanted(bpf_get_smp_processor_id()))
-		return 0;
-	s = my_state();
-	if (s)
-		s->ready_sk = (__u64)sk;
-	return 0;
-}
-
 /* A socket's flow as a packet to it reads: saddr/sport the peer (zero when
  * not connected), daddr/dport its own; proto 0 if not an IP socket. */
 static __always_inline void sock_flow(const struct sock *sk, struct js_pkt *f, __u16 *flags)
@@ -145,35 +139,42 @@ static __always_inline void sock_flow(const struct sock *sk, struct js_pkt *f, _
 	f->proto = BPF_CORE_READ(sk, sk_protocol);
 }
 
-static __always_inline int on_sched_waking(struct task_struct *p)
+/* The task state fields: `__state` from 5.14, `state` before. */
+struct task_struct___old {
+	long state;
+} __attribute__((preserve_access_index));
+
+/* Whether `p` is runnable but not running: queued on a run queue, waiting for its CPU. */
+static __always_inline bool queued_not_running(struct task_struct *p)
+{
+	long st;
+	if (bpf_core_field_exists(p->__state))
+		st = BPF_CORE_READ(p, __state);
+	else
+		st = BPF_CORE_READ((struct task_struct___old *)p, state);
+	return st == 0 /* TASK_RUNNING */ && BPF_CORE_READ(p, on_rq) == 1 /* TASK_ON_RQ_QUEUED */ && !BPF_CORE_READ(p, on_cpu);
+}
+
+/* A task's wait for its CPU begins now (woken inside a NET_RX run, or its data
+ * ready while it was already runnable: `ready`), on `cpu`'s NET_RX run. */
+static __always_inline void net_wait_begins(struct cpu_state *s, struct task_struct *p, __u32 cpu, const struct sock *sk, bool ready)
 {
 	struct net_wake w = {}, *old;
-	struct cpu_state *s;
-	__u32 cpu = bpf_get_smp_processor_id(), pid;
-	/* No cpu_wanted() here: on a CPU not traced no NET_RX run is entered and no
-	 * NAPI thread is kept (those hooks look), so every wake-up leaves here */
-	s = my_state();
-	if (!s || !in_net_rx(s))
-		return 0;
-	if (BPF_CORE_READ(p, flags) & JS_PF_KTHREAD) /* ksoftirqd, kworkers: not an application */
-		return 0;
-	pid = BPF_CORE_READ(p, pid);
+	__u32 pid = BPF_CORE_READ(p, pid);
 	w.ts = bpf_ktime_get_ns();
 	w.switches = BPF_CORE_READ(p, nvcsw) + BPF_CORE_READ(p, nivcsw);
 	w.waker_cpu = cpu;
 	w.guess_cpu = BPF_CORE_READ(p, wake_cpu);
-	/* the socket is the first wake-up's after its data-ready: the one it woke
-	 * (an epoll waiter, a reader); a later wake-up in the run takes no flow */
-	if (s->ready_sk) {
-		sock_flow((const struct sock *)s->ready_sk, &w.flow, &w.flow_flags);
-		s->ready_sk = 0;
-	}
+	if (sk)
+		sock_flow(sk, &w.flow, &w.flow_flags);
+	if (ready)
+		w.flow_flags |= JS_F_READY;
 	/* woken again before it ran: its wait began at the first. An entry from
 	 * before it last ran (it ran where no look was made) is replaced. */
 	old = bpf_map_lookup_elem(&net_wakes, &pid);
 	if (old) {
 		if (old->switches == w.switches)
-			return 0;
+			return;
 		/* its counts go with it */
 		pending_add(old->guess_cpu, -1, 0);
 		if (old->guess_cpu != old->waker_cpu)
@@ -183,7 +184,107 @@ static __always_inline int on_sched_waking(struct task_struct *p)
 	pending_add(w.guess_cpu, 1, w.ts);
 	if (w.guess_cpu != cpu)
 		pending_add(cpu, 1, w.ts);
+}
+
+/* Data became ready on `sk` in this NET_RX run and woke nobody: if the task its
+ * data last woke is runnable but not running (already awake), the data waits
+ * for it from now. Out of line: the path of a data-ready that wakes its task
+ * stays a few loads long. */
+static __noinline void ready_unwoken(struct cpu_state *s, __u32 cpu, __u64 sk)
+{
+	struct sock_task *t = bpf_map_lookup_elem(&sock_tasks, &sk);
+	struct task_struct *p;
+	if (!t)
+		return;
+	p = (struct task_struct *)t->task;
+	/* the task exited and its memory went to another: not followed */
+	if (BPF_CORE_READ(p, pid) != t->pid)
+		return;
+	if (queued_not_running(p))
+		net_wait_begins(s, p, cpu, (const struct sock *)sk, true);
+}
+
+/* Data became ready on `sk` (before its waiters are woken): kept for them.
+ * Only inside a NET_RX run (the only wake-ups followed); cleared as each run
+ * starts. The data-ready before it that woke nobody is looked at now. */
+static __always_inline int on_sk_ready(const struct sock *sk)
+{
+	struct cpu_state *s;
+	__u32 cpu = bpf_get_smp_processor_id();
+	if (!cpu_wanted(cpu))
+		return 0;
+	s = my_state();
+	if (!s || !in_net_rx(s))
+		return 0;
+	if (s->ready_sk && s->ready_sk != (__u64)sk)
+		ready_unwoken(s, cpu, s->ready_sk);
+	s->ready_sk = (__u64)sk;
 	return 0;
+}
+
+/* The NET_RX run ends: its last data-ready, if it woke nobody, is looked at. */
+static __always_inline void ready_run_ends(struct cpu_state *s, __u32 cpu)
+{
+	if (s->ready_sk) {
+		ready_unwoken(s, cpu, s->ready_sk);
+		s->ready_sk = 0;
+	}
+}
+
+/* The task its data woke, by socket: where a later data-ready that wakes
+ * nobody looks (ready_unwoken). Written only when it changes. */
+static __always_inline void sock_task_learn(__u64 sk, struct task_struct *p, __u32 pid)
+{
+	struct sock_task *t = bpf_map_lookup_elem(&sock_tasks, &sk), nt = {};
+	if (t && t->pid == pid && t->task == (__u64)p)
+		return;
+	nt.task = (__u64)p;
+	nt.pid = pid;
+	bpf_map_update_elem(&sock_tasks, &sk, &nt, BPF_ANY);
+}
+
+static __always_inline int on_sched_waking(struct task_struct *p)
+{
+	struct cpu_state *s;
+	__u32 cpu = bpf_get_smp_processor_id();
+	__u64 sk;
+	/* No cpu_wanted() here: on a CPU not traced no NET_RX run is entered and no
+	 * NAPI thread is kept (those hooks look), so every wake-up leaves here */
+	s = my_state();
+	if (!s || !in_net_rx(s))
+		return 0;
+	if (BPF_CORE_READ(p, flags) & JS_PF_KTHREAD) /* ksoftirqd, kworkers: not an application */
+		return 0;
+	/* the socket is the first wake-up's after its data-ready: the one it woke
+	 * (an epoll waiter, a reader); a later wake-up in the run takes no flow */
+	sk = s->ready_sk;
+	s->ready_sk = 0;
+	if (sk)
+		sock_task_learn(sk, p, BPF_CORE_READ(p, pid));
+	net_wait_begins(s, p, cpu, (const struct sock *)sk, false);
+	return 0;
+}
+
+/* How long `p`, switching in now, had been runnable: its run queue's clock
+ * (reached through its CFS run queue, which knows its rq with
+ * CONFIG_FAIR_GROUP_SCHED) less when it was queued (sched_info,
+ * CONFIG_SCHED_INFO), as the scheduler's own delay accounting reads it just
+ * after this. The scheduler skips its clock update on the switch that follows
+ * a wake-up preemption, so the figure can read short: one below `at_least`
+ * (it was runnable for all of its data's wait) is not known. 0: not known (a
+ * kernel without either). */
+static __always_inline __u64 queued_for(struct task_struct *p, __u64 at_least)
+{
+	struct cfs_rq *cfs;
+	__u64 queued, clock;
+	if (!bpf_core_field_exists(p->sched_info) || !bpf_core_field_exists(cfs->rq))
+		return 0;
+	cfs = BPF_CORE_READ(p, se.cfs_rq);
+	if (!cfs)
+		return 0;
+	queued = BPF_CORE_READ(p, sched_info.last_queued);
+	clock = BPF_CORE_READ(cfs, rq, clock);
+	return queued && clock > queued && clock - queued >= at_least ? clock - queued : 0;
 }
 
 /* The flow of a wake-up about to stream, just before it (kind WAKE_FLOW). */
@@ -202,7 +303,8 @@ static __always_inline void emit_flow(__u16 flags, __u64 start, __u32 cpu, __u32
 	submit(e);
 }
 
-static __always_inline void emit_wake(__u16 flags, __u64 start, __u64 duration, __u32 cpu, struct task_struct *t, __u64 stolen, __u32 waker_cpu)
+/* `taken`: the stolen time (JS_F_STOLEN) or the run-queue wait (JS_F_READY). */
+static __always_inline void emit_wake(__u16 flags, __u64 start, __u64 duration, __u32 cpu, struct task_struct *t, __u64 taken, __u32 waker_cpu)
 {
 	struct js_event *e = reserve();
 	if (!e)
@@ -217,7 +319,7 @@ static __always_inline void emit_wake(__u16 flags, __u64 start, __u64 duration, 
 	e->wake.pid = BPF_CORE_READ(t, pid);
 	e->wake.tgid = BPF_CORE_READ(t, tgid);
 	e->key = e->wake.pid;
-	e->wake.stolen_ns = stolen;
+	e->wake.stolen_ns = taken;
 	e->wake.waker_cpu = waker_cpu;
 	submit(e);
 }
@@ -263,13 +365,14 @@ static __noinline void wake_arrives(struct cpu_state *s, __u32 cpu, struct task_
 	count_run(JS_KH_WAKEUP_WAIT, now - seen.ts, true);
 	if (now - seen.ts >= wake_min_ns) {
 		emit_flow(seen.flow_flags, seen.ts, cpu, pid, &seen.flow);
-		emit_wake(0, seen.ts, now - seen.ts, cpu, next, 0, seen.waker_cpu);
+		emit_wake(seen.flow_flags & JS_F_READY, seen.ts, now - seen.ts, cpu, next, seen.flow_flags & JS_F_READY ? queued_for(next, now - seen.ts) : 0,
+			  seen.waker_cpu);
 	}
 	s->watch_pid = pid;
 	s->watch_since_ns = now;
 	s->watch_stolen_ns = 0;
 	s->watch_flow = seen.flow;
-	s->watch_flow_flags = seen.flow_flags;
+	s->watch_flow_flags = seen.flow_flags & JS_F_IPV6;
 }
 
 /* On every switch: the watched run of `prev` ends; `next` may be a network

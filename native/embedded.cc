@@ -67,6 +67,7 @@ static Napi::Value Layout(const Napi::CallbackInfo &info) {
   OFF("wake.pid", wake.pid);
   OFF("wake.tgid", wake.tgid);
   OFF("wake.stolen_ns", wake.stolen_ns);
+  OFF("wake.queued_ns", wake.queued_ns);
   OFF("wake.waker_cpu", wake.waker_cpu);
 #undef OFF
   o.Set("offsets", off);
@@ -91,6 +92,7 @@ static Napi::Value Layout(const Napi::CallbackInfo &info) {
   flags.Set("LATE_RUN", static_cast<uint32_t>(JS_F_LATE_RUN));
   flags.Set("THREADED", static_cast<uint32_t>(JS_F_THREADED));
   flags.Set("STOLEN", static_cast<uint32_t>(JS_F_STOLEN));
+  flags.Set("READY", static_cast<uint32_t>(JS_F_READY));
   o.Set("flags", flags);
   o.Set("nrSoftirqs", JS_NR_SOFTIRQS);
   Napi::Object funcs = Napi::Object::New(env);

@@ -22,8 +22,9 @@ APT_PACKAGES=(clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libzstd-dev cm
 # Prometheus with promtool for the exporter tests, podman (rootful, runc),
 # ethtool (threaded NAPI on a veth), libbpf-tools (runqslower: a peer that
 # times the same wake-ups), mmdebstrap for the container image tests, and
-# iptables (the mesh test drops some probes on their way).
-TEST_PACKAGES=(chromium prometheus podman runc catatonit mmdebstrap iperf3 ethtool libbpf-tools iptables)
+# iptables (the mesh test drops some probes on their way), and redis-server (a real
+# server that is often already awake when its requests arrive: kernel/27-redis).
+TEST_PACKAGES=(chromium prometheus podman runc catatonit mmdebstrap iperf3 ethtool libbpf-tools iptables redis-server)
 # The arm64 addon, cross-built (scripts/build-arm64.sh), and the arm64 guest.
 ARM64_PACKAGES=(gcc-aarch64-linux-gnu g++-aarch64-linux-gnu)
 [[ ${1:-} == --tests ]] && APT_PACKAGES+=("${TEST_PACKAGES[@]}" "${ARM64_PACKAGES[@]}" qemu-system-arm)

@@ -21,7 +21,7 @@ export interface FakeEvent {
   /** A task event's comm and ids. */
   task?: { comm: string; pid: number; tgid?: number };
   /** A wake-up event's task, the CPU that woke it, and (flag STOLEN) what softirqs took. */
-  wake?: { comm: string; pid: number; tgid?: number; wakerCpu?: number; stolenNs?: number };
+  wake?: { comm: string; pid: number; tgid?: number; wakerCpu?: number; stolenNs?: number; queuedNs?: number };
 }
 
 export function encode(events: FakeEvent[]): ArrayBuffer {
@@ -67,6 +67,7 @@ export function encode(events: FakeEvent[]): ArrayBuffer {
       dv.setUint32(o + OFFSETS['wake.pid'], e.wake.pid, true);
       dv.setUint32(o + OFFSETS['wake.tgid'], e.wake.tgid ?? e.wake.pid, true);
       dv.setBigUint64(o + OFFSETS['wake.stolen_ns'], BigInt(e.wake.stolenNs ?? 0), true);
+      if (e.wake.queuedNs !== undefined) dv.setBigUint64(o + OFFSETS['wake.queued_ns'], BigInt(e.wake.queuedNs), true);
       dv.setUint32(o + OFFSETS['wake.waker_cpu'], e.wake.wakerCpu ?? 0, true);
     }
   });

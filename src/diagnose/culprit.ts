@@ -36,7 +36,16 @@ export interface PacketCulprit extends CulpritId {
   /** Receive stalls (late NET_RX runs) it explains, and their waits. */
   receiveStalls: { explained: number; of: number; p50Ms: number; maxMs: number };
   /** Slow wake-ups and stolen runs of network-woken tasks it explains, of all, their waits (or time lost), and the tasks. */
-  wakeups: { explained: number; of: number; stolen: number; p50Ms: number; maxMs: number; tasks: string[]; flows: { flow: string; count: number }[] };
+  wakeups: {
+    explained: number;
+    of: number;
+    stolen: number;
+    ready?: number;
+    p50Ms: number;
+    maxMs: number;
+    tasks: string[];
+    flows: { flow: string; count: number }[];
+  };
   runs: CulpritRuns;
   /** The flows it delayed, most delayed first. */
   flows: Flow[];
@@ -200,6 +209,7 @@ export function chooseCulprit(
       explained: best.wakeups.length,
       of: wakeups.length,
       stolen: best.wakeups.filter((x) => x.kind === 'stolen').length,
+      ready: best.wakeups.filter((x) => x.kind === 'ready').length,
       p50Ms: quantileMs(best.wakeups.map(wakeupCostNs), 0.5),
       maxMs: quantileMs(best.wakeups.map(wakeupCostNs), 1),
       tasks: [...new Set(best.wakeups.map((x) => x.task))].slice(0, 5),

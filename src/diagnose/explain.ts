@@ -191,7 +191,7 @@ export function answerQuery(
   const slow = packets.slow;
   const mine = new Map<number, SlowPacket>();
   // the responder's own slow wake-ups (on a socket of its port), once for every probe asked about
-  const responderWakes = (responder?.ownWakeups ?? []).filter((x) => x.kind === 'wait' && x.flow?.proto === 'udp' && x.flow.dport === responder!.port);
+  const responderWakes = (responder?.ownWakeups ?? []).filter((x) => x.kind !== 'stolen' && x.flow?.proto === 'udp' && x.flow.dport === responder!.port);
   // an echo request's sequence number, or (udp) a datagram's source port: the probe's identity
   const probeOf = (p: SlowPacket): number | null => {
     if (normal(p.saddr) !== q.source) return null;

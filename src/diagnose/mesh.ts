@@ -167,7 +167,7 @@ export interface Held {
 export function proberWakeups(own: WakeupRow[]): Map<number, WakeupRow> {
   const out = new Map<number, WakeupRow>();
   for (const x of own) {
-    if (x.kind !== 'wait' || x.flow?.proto !== 'udp') continue;
+    if (x.kind === 'stolen' || x.flow?.proto !== 'udp') continue;
     const had = out.get(x.flow.dport);
     if (!had || x.durationNs > had.durationNs) out.set(x.flow.dport, x);
   }

@@ -45,7 +45,7 @@ export interface PacketVerdict {
   /** The receive stalls of the trace (null: none). */
   receive: { count: number; maxMs: number; deferred: number; napiThread: number } | null;
   /** Tasks woken by receive processing that waited at least wakeupMs to run (slow wake-ups) or lost that much of their run to softirqs (stolen runs), null: none. */
-  wakeups: { wakeupMs: number; count: number; stolen: number; maxMs: number; tasks: string[] } | null;
+  wakeups: { wakeupMs: number; count: number; stolen: number; ready?: number; maxMs: number; tasks: string[] } | null;
   /** The interfaces the culprit's packets came in on, with their RPS masks. */
   rps: RpsFinding[];
   /** CPUs the hypervisor took noticeable time from during the trace (VMs only). */
@@ -97,6 +97,7 @@ export function packetVerdict(
           wakeupMs,
           count: wakeups.length,
           stolen: wakeups.filter((x) => x.kind === 'stolen').length,
+          ready: wakeups.filter((x) => x.kind === 'ready').length,
           maxMs: Math.max(...wakeups.map(wakeupCostNs)) / 1e6,
           tasks: [...new Set(wakeups.map((x) => x.task))].slice(0, 5),
         }
@@ -170,7 +171,7 @@ export function packetVerdictText(v: Omit<PacketVerdict, 'text'>): string {
     const x = c.wakeups;
     lines.push(
       `Verdict: ${c.culprit} on CPU ${c.cpu} (${c.kind}) held ${x.tasks.join(', ')} ${x.explained} times after receive processing woke them ` +
-        `(${x.explained} of ${x.of} slow wake-ups${x.stolen ? `, ${x.stolen} of them runs it took time from` : ''}; p50 ${x.p50Ms.toFixed(1)} ms, max ${x.maxMs.toFixed(1)} ms); ` +
+        `(${x.explained} of ${x.of} slow wake-ups${x.stolen ? `, ${x.stolen} of them runs it took time from` : ''}${x.ready ? `, ${x.ready} of them already awake when their data arrived` : ''}; p50 ${x.p50Ms.toFixed(1)} ms, max ${x.maxMs.toFixed(1)} ms); ` +
         `${v.slow ? `no culprit stands out among the ${v.slow} slow packets` : 'their packets were not slow'}. Its runs: ${c.runs.count}, p50 ${c.runs.p50Ms.toFixed(1)} ms, max ${c.runs.maxMs.toFixed(1)} ms.`,
     );
     if (x.flows?.length) lines.push(`Their sockets: ${x.flows.map((f) => `${f.flow} (${f.count})`).join(', ')}`);
@@ -218,7 +219,7 @@ export function packetVerdictText(v: Omit<PacketVerdict, 'text'>): string {
     );
   if (w && c?.basis !== 'wakeups')
     lines.push(
-      `Slow wake-ups: ${w.count} times a task woken by receive processing (${w.tasks.join(', ')}) waited >= ${w.wakeupMs} ms to run or lost that much of its run (longest ${w.maxMs.toFixed(1)} ms)` +
+      `Slow wake-ups: ${w.count} times a task woken by receive processing (${w.tasks.join(', ')}) waited >= ${w.wakeupMs} ms to run or lost that much of its run${w.ready ? ` (${w.ready} of them already awake, their data waiting for them)` : ''} (longest ${w.maxMs.toFixed(1)} ms)` +
         `${c ? `; ${c.wakeups.explained} explained by ${c.culprit}` : ''}.`,
     );
   if (v.pauses) lines.push(pausesLine(v.pauses, v.slow, 'slow packets'));

@@ -16,7 +16,7 @@ export interface WakeupRow extends Wakeup {
 export const wakeupWindow = (x: Wakeup): WaitWindow => ({ cpus: [x.cpu], from: x.startNs, to: x.startNs + x.durationNs });
 
 /** What a wake-up cost its task: the wait to run, or the time taken from its run. */
-export const wakeupCostNs = (x: Wakeup) => (x.kind === 'wait' ? x.durationNs : x.stolenNs);
+export const wakeupCostNs = (x: Wakeup) => (x.kind === 'stolen' ? x.stolenNs : x.durationNs);
 
 /** Each slow wake-up and stolen run with what explains it. `stalls` are the trace's stall rows. */
 export function attributeWakeups(wakeups: Wakeup[], stalls: StallRow[], index: StallIndex = indexStalls(stalls)): WakeupRow[] {
@@ -25,7 +25,7 @@ export function attributeWakeups(wakeups: Wakeup[], stalls: StallRow[], index: S
   return wakeups.map((x) => {
     const window = [wakeupWindow(x)];
     const attribution =
-      x.kind === 'wait'
+      x.kind !== 'stolen'
         ? explainWait(window, x.durationNs / 1e6, index).attribution
         : explainWait(window, x.stolenNs / 1e6, (runsOnly ??= indexStalls(stalls.filter((s) => s.kind !== 'task' && s.kind !== 'self')))).attribution;
     return { ...x, task: taskCulprit(x.comm, x.pid), attribution };
@@ -58,7 +58,15 @@ export function wakeupText(x: WakeupRow): string {
   const what =
     x.kind === 'wait'
       ? `${x.task} waited ${(x.durationNs / 1e6).toFixed(1)} ms to run on CPU ${x.cpu} after receive processing on CPU ${x.wakerCpu} woke it`
-      : `${x.task} lost ${(x.stolenNs / 1e6).toFixed(1)} ms of a ${(x.durationNs / 1e6).toFixed(1)} ms run on CPU ${x.cpu} to softirqs`;
+      : x.kind === 'ready'
+        ? `${x.task}, already awake${x.queuedNs ? ` (runnable for ${(x.queuedNs / 1e6).toFixed(1)} ms)` : ''}, ran on CPU ${x.cpu} ${(x.durationNs / 1e6).toFixed(1)} ms after its data arrived (receive processing on CPU ${x.wakerCpu})`
+        : `${x.task} lost ${(x.stolenNs / 1e6).toFixed(1)} ms of a ${(x.durationNs / 1e6).toFixed(1)} ms run on CPU ${x.cpu} to softirqs`;
   const flow = x.flow ? ` (${socketFlowText(x.flow)})` : '';
-  return `${what}${flow}: ${x.attribution ? `${x.attribution.culprit} on CPU ${x.attribution.cpu}` : 'no single cause'}`;
+  return `${what}${flow}: ${x.attribution ? `${x.attribution.culprit} on CPU ${x.attribution.cpu}, ${coveredText(x.attribution.overlapMs, wakeupCostNs(x) / 1e6)}` : 'no single cause'}`;
+}
+
+/** The share of a wait a culprit covered: "covered 58.1 of 60.2 ms (97 %)" (never more than the wait). */
+export function coveredText(overlapMs: number, waitMs: number): string {
+  const ms = Math.min(overlapMs, waitMs);
+  return `covered ${ms.toFixed(1)} of ${waitMs.toFixed(1)} ms (${waitMs > 0 ? Math.round((100 * ms) / waitMs) : 0} %)`;
 }

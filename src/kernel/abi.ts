@@ -2,7 +2,7 @@
 // offsets, kinds and flags. Checked against the addon's offsetof table by
 // test/unit/kernel/abi.test.ts; stream/decode.ts reads events with these offsets.
 
-export const ABI_VERSION = 6;
+export const ABI_VERSION = 7;
 export const EVENT_SIZE = 80;
 export const MAX_CPUS = 1024;
 
@@ -30,12 +30,13 @@ export const OFFSETS = {
   'wake.pid': 48,
   'wake.tgid': 52,
   'wake.stolen_ns': 56,
+  'wake.queued_ns': 56,
   'wake.waker_cpu': 64,
 } as const;
 
 export const Kind = { SOFTIRQ: 1, TIMER: 2, HRTIMER: 3, PACKET: 4, FUNC: 5, PAUSE: 6, TASK: 7, WAKEUP: 8, WAKE_FLOW: 9 } as const;
 export const Func = { ESTIMATION_TIMER: 1, NET_RX_ACTION: 2 } as const;
-export const Flag = { WAIT_UNKNOWN: 1, IPV6: 2, SLOW: 4, NAPI: 8, WAIT_BOUND: 16, DEFERRED: 32, LATE_RUN: 64, THREADED: 128, STOLEN: 256 } as const;
+export const Flag = { WAIT_UNKNOWN: 1, IPV6: 2, SLOW: 4, NAPI: 8, WAIT_BOUND: 16, DEFERRED: 32, LATE_RUN: 64, THREADED: 128, STOLEN: 256, READY: 512 } as const;
 
 export const NR_SOFTIRQS = 10;
 export const SOFTIRQ_NAMES = ['HI', 'TIMER', 'NET_TX', 'NET_RX', 'BLOCK', 'IRQ_POLL', 'TASKLET', 'SCHED', 'HRTIMER', 'RCU'];

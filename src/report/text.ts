@@ -172,7 +172,7 @@ export function renderText(r: Report): string {
   if (wakeups.length) {
     out.push('');
     out.push(
-      `slow wake-ups (tasks woken by receive processing that waited ${fmtNs(r.wakeups!.thresholdNs)} or more to run, or lost that much of their run): ${wakeups.length}; longest:`,
+      `slow wake-ups (tasks woken by receive processing, or already awake when their data arrived, that waited ${fmtNs(r.wakeups!.thresholdNs)} or more to run, or lost that much of their run): ${wakeups.length}; longest:`,
     );
     for (const x of [...wakeups].sort((a, b) => wakeupCostNs(b) - wakeupCostNs(a)).slice(0, 5)) out.push(`  ${wakeupText(x)}`);
   }

@@ -211,7 +211,7 @@ export class Metrics {
     });
     this.slowWakeups = new client.Counter({
       name: 'jitterscope_slow_wakeups_total',
-      help: 'Tasks woken by receive processing that waited at least --packet-ms to run (type="wait"), or lost that much of their run to softirqs (type="stolen"), by what held the CPU ("unexplained" if nothing did; "not_listed": past the 1,000 a second that are attributed)',
+      help: 'Tasks woken by receive processing that waited at least --packet-ms to run (type="wait"), tasks already awake whose socket data waited that long for them to run (type="ready"), or tasks that lost that much of their run to softirqs (type="stolen"), by what held the CPU ("unexplained" if nothing did; "not_listed": past the 1,000 a second that are attributed)',
       labelNames: ['culprit', 'kind', 'type'],
       registers: [r],
     });

@@ -217,8 +217,9 @@ export class Aggregator {
         const f = this.wakeFlows.get(pid);
         if (f) this.wakeFlows.delete(pid);
         const stolen = (v.flags(w) & Flag.STOLEN) !== 0;
+        const ready = (v.flags(w) & Flag.READY) !== 0;
         (v.wakeTgid(w) === this.selfPid ? this.ownWakeRing : this.wakeRing).push({
-          kind: stolen ? 'stolen' : 'wait',
+          kind: stolen ? 'stolen' : ready ? 'ready' : 'wait',
           cpu,
           wakerCpu: stolen ? null : v.wakeWakerCpu(w),
           pid,
@@ -227,6 +228,7 @@ export class Aggregator {
           startNs: start,
           durationNs: v.durationNs(w),
           stolenNs: stolen ? v.wakeStolenNs(w) : 0,
+          ...(ready ? { queuedNs: v.wakeQueuedNs(w) || null } : {}),
           flow: f && f.startNs === start ? f.flow : null,
         });
       } else if (kind === Kind.WAKE_FLOW) {

@@ -31,6 +31,7 @@ const TASK_TGID = W('task.tgid');
 const WAKE_PID = W('wake.pid');
 const WAKE_TGID = W('wake.tgid');
 const WAKE_STOLEN = W('wake.stolen_ns');
+const WAKE_QUEUED = W('wake.queued_ns');
 const WAKE_WAKER = W('wake.waker_cpu');
 
 /**
@@ -140,6 +141,10 @@ export class EventView {
   }
   wakeStolenNs(w: number): number {
     return this.u32[w + WAKE_STOLEN] + this.u32[w + WAKE_STOLEN + 1] * TWO32;
+  }
+  /** A data wait (flag READY): how long its task had been runnable when it ran (0: not known). */
+  wakeQueuedNs(w: number): number {
+    return this.u32[w + WAKE_QUEUED] + this.u32[w + WAKE_QUEUED + 1] * TWO32;
   }
   wakeWakerCpu(w: number): number {
     return this.u32[w + WAKE_WAKER];

@@ -80,6 +80,9 @@ export interface ReceiveStall {
 /**
  * A task woken inside a NET_RX run (data or room arrived on one of its
  * sockets, almost always): 'wait' is a slow wake-up, from sched_waking
+ * (startNs) until it ran on `cpu`; 'ready' is a task already awake (runnable,
+ * not running: woken by its own timer, another socket or thread, or busy)
+ * whose data became ready in a NET_RX run on wakerCpu, from that data-ready
  * (startNs) until it ran on `cpu`; 'stolen' is the run that followed, from
  * its switch-in for durationNs (capped at 100 ms), of which softirqs on its
  * CPU took stolenNs.
@@ -98,9 +101,9 @@ export interface SocketFlow {
 }
 
 export interface Wakeup {
-  kind: 'wait' | 'stolen';
+  kind: 'wait' | 'ready' | 'stolen';
   cpu: number;
-  /** The CPU whose receive processing woke it (null for a stolen run). */
+  /** The CPU whose receive processing woke it, or made its data ready ('ready'); null for a stolen run. */
   wakerCpu: number | null;
   pid: number;
   tgid: number;
@@ -108,6 +111,8 @@ export interface Wakeup {
   startNs: number;
   durationNs: number;
   stolenNs: number;
+  /** 'ready' only: how long the task had been runnable when it ran (its run-queue wait, from when its own timer, another socket or thread woke it, or it was preempted); null: not known. */
+  queuedNs?: number | null;
   /** The socket whose data became ready just before the wake-up; null: not known (see the wakeup probe's status). Absent in reports saved before flows were traced. */
   flow?: SocketFlow | null;
 }

@@ -307,7 +307,7 @@ export class Dashboard {
       ...s.summary.wakeups.slow.map((x) => ({
         at: x.startNs,
         waitNs: wakeupCostNs(x),
-        text: `${fmtNs(wakeupCostNs(x)).padStart(7)}  cpu ${String(x.cpu).padEnd(3)} ${x.task} ${x.kind === 'wait' ? 'woke late' : 'lost its CPU'}  ${x.attribution ? `<- ${x.attribution.culprit}` : ''}`,
+        text: `${fmtNs(wakeupCostNs(x)).padStart(7)}  cpu ${String(x.cpu).padEnd(3)} ${x.task} ${x.kind === 'wait' ? 'woke late' : x.kind === 'ready' ? 'awake, data waited' : 'lost its CPU'}  ${x.attribution ? `<- ${x.attribution.culprit}` : ''}`,
       })),
     ]
       .sort((a, b) => b.at - a.at)

@@ -134,7 +134,7 @@ if (D.receiveStalls.length)
 if (D.wakeups.length)
   datasets.push({
     ...thinBar,
-    label: 'slow wake-up / stolen run',
+    label: 'slow wake-up / data waiting / stolen run',
     borderColor: '#d62728',
     data: D.wakeups.flatMap((k) => bar(k.t, k.ms, k.cpu - 0.15, { k })),
   });

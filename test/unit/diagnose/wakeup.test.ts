@@ -7,6 +7,7 @@ import { Aggregator } from '../../../src/stream/aggregate';
 import { renderText } from '../../../src/report/text';
 import { encode, Flag, FakeEvent, Kind, report } from '../../encode';
 import { validator } from '../../helpers';
+import { coveredText } from '../../../src/diagnose/wakeup';
 
 const MS = 1e6;
 
@@ -77,6 +78,7 @@ test('a server woken on CPU 0 that waits for CPU 1 behind a callback: slow wake-
     explained: 6,
     of: 6,
     stolen: 1,
+    ready: 0,
     p50Ms: 9,
     maxMs: 11,
     tasks: ['python3[812]'],
@@ -91,8 +93,62 @@ test('a server woken on CPU 0 that waits for CPU 1 behind a callback: slow wake-
     /held python3\[812\] 6 times after receive processing woke them \(6 of 6 slow wake-ups, 1 of them runs it took time from; p50 9\.0 ms, max 11\.0 ms\); their packets were not slow/,
   );
   const text = renderText(r);
-  assert.match(text, /slow wake-ups \(tasks woken by receive processing that waited 1\.00ms or more to run, or lost that much of their run\): 6; longest:/);
+  assert.match(
+    text,
+    /slow wake-ups \(tasks woken by receive processing, or already awake when their data arrived, that waited 1\.00ms or more to run, or lost that much of their run\): 6; longest:/,
+  );
   assert.match(text, /python3\[812\] lost 11\.0 ms of a 12\.0 ms run on CPU 1 to softirqs \(udp \* -> 10\.92\.0\.1:5353\): /);
+});
+
+test('a server already awake when its data arrives (JS_F_READY): its wait is explained like a wake-up, the share covered shown, and counted apart', () => {
+  const agg = new Aggregator({ slowPacketNs: 1 * MS, stallThresholdNs: 1 * MS });
+  const events: FakeEvent[] = [];
+  for (let i = 0; i < 4; i++) {
+    const t = 1000 + i * 200;
+    events.push(stall(t));
+    // its data became ready 3 ms into the stall (NET_RX on CPU 0); it ran 8 ms later, when the stall ended
+    const flags = i < 3 ? Flag.READY : 0;
+    events.push({
+      kind: Kind.WAKE_FLOW,
+      cpu: 1,
+      startNs: (t + 3) * MS,
+      durationNs: 0,
+      key: 900n,
+      flags,
+      pkt: { saddr: '10.92.0.2', daddr: '10.92.0.1', proto: 6, sport: 41000, dport: 6379 },
+    });
+    events.push({
+      kind: Kind.WAKEUP,
+      cpu: 1,
+      startNs: (t + 3) * MS,
+      durationNs: 8 * MS,
+      flags,
+      key: 900n,
+      wake: { comm: 'redis-server', pid: 900, wakerCpu: 0, queuedNs: i < 3 ? 10 * MS : undefined },
+    });
+  }
+  agg.consume(encode(events), events.length);
+  const r = report(agg);
+  const validate = validator();
+  assert.ok(validate(JSON.parse(JSON.stringify(r))), JSON.stringify(validate.errors?.slice(0, 3)));
+  const rows = r.wakeups!.slow;
+  assert.deepEqual(
+    rows.map((x) => [x.kind, x.wakerCpu, x.queuedNs, x.attribution?.kind, x.attribution?.overlapMs]),
+    [...Array(3).fill(['ready', 0, 10 * MS, 'hrtimer', 8]), ['wait', 0, undefined, 'hrtimer', 8]],
+  );
+  assert.equal(r.verdict.culprit?.basis, 'wakeups', r.verdict.text);
+  assert.equal(r.verdict.culprit?.wakeups.ready, 3);
+  assert.match(r.verdict.text, /4 of 4 slow wake-ups, 3 of them already awake when their data arrived; p50 8\.0 ms/);
+  const text = renderText(r);
+  assert.match(
+    text,
+    /redis-server\[900\], already awake \(runnable for 10\.0 ms\), ran on CPU 1 8\.0 ms after its data arrived \(receive processing on CPU 0\) \(tcp 10\.92\.0\.2:41000 -> 10\.92\.0\.1:6379\): 0xffffffff81234560 on CPU 1, covered 8\.0 of 8\.0 ms \(100 %\)/,
+  );
+});
+
+test('a culprit is never shown covering more of a wait than the wait', () => {
+  assert.equal(coveredText(12, 8), 'covered 8.0 of 8.0 ms (100 %)');
+  assert.equal(coveredText(2, 8), 'covered 2.0 of 8.0 ms (25 %)');
 });
 
 test("a stolen run is never blamed on a task: time taken from a running task is softirqs'", () => {
