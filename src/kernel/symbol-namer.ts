@@ -14,15 +14,25 @@ const NAME_LEN = 128;
 const KERNEL_HIGH = 0xfffn << 52n;
 
 /**
+ * The names the kernel gives BPF code it lists (net.core.bpf_jit_kallsyms=1):
+ * a program or subprogram (bpf_prog_<tag> and its name or function name) and
+ * a trampoline (bpf_trampoline_<key>). /proc/kallsyms lists them in the
+ * pseudo-module [bpf]; %pS names them with no module.
+ */
+const BPF_KSYM = /^bpf_prog_[0-9a-f]{16}(?:_\w+)?$|^bpf_trampoline_\d+$/;
+
+/**
  * %pS's text in the index's form: "name" or "name [module]" at a symbol's
  * start, "name+0xoff" (and module) inside it; null where no symbol covers the
- * address (the kernel then prints the address itself).
+ * address (the kernel then prints the address itself). BPF code reads as the
+ * index lists it: "bpf_prog_<tag>_<name> [bpf]".
  */
 export function fromPercentS(text: string): string | null {
   const m = /^([^\s+]+)\+0x([0-9a-f]+)\/0x[0-9a-f]+(?: \[([^\]]+)\])?$/.exec(text);
   if (!m) return null;
   const off = parseInt(m[2], 16);
-  return off < MAX_OFFSET ? symbolName(m[1], off, m[3] ?? null) : null;
+  const module = m[3] ?? (BPF_KSYM.test(m[1]) ? 'bpf' : null);
+  return off < MAX_OFFSET ? symbolName(m[1], off, module) : null;
 }
 
 /**

@@ -212,4 +212,11 @@ test("the kernel's %pS text reads as the index's names", () => {
   assert.equal(fromPercentS('0xffffffffc0a01000'), null, 'no symbol: the kernel prints the address');
   assert.equal(fromPercentS('far_away+0x200000/0x300000'), null, 'a megabyte past a symbol is not a function offset');
   assert.equal(fromPercentS(''), null);
+  // BPF code (bpf_jit_kallsyms=1): %pS gives no module, the index lists it in [bpf]; both read as the index does
+  assert.equal(fromPercentS('bpf_prog_a7435712ffcbc4e0_name_symbols+0x0/0x1b4'), 'bpf_prog_a7435712ffcbc4e0_name_symbols [bpf]');
+  assert.equal(fromPercentS('bpf_prog_a7435712ffcbc4e0_watch_ends+0x10/0x90'), 'bpf_prog_a7435712ffcbc4e0_watch_ends+0x10 [bpf]');
+  assert.equal(fromPercentS('bpf_prog_6deef7357e7b4530+0x4/0x40'), 'bpf_prog_6deef7357e7b4530+0x4 [bpf]');
+  assert.equal(fromPercentS('bpf_trampoline_6442501543+0x0/0x1000'), 'bpf_trampoline_6442501543 [bpf]');
+  // the kernel's own functions named bpf_prog_* are vmlinux text, no module
+  assert.equal(fromPercentS('bpf_prog_run_generic_xdp+0x8/0x400'), 'bpf_prog_run_generic_xdp+0x8');
 });
