@@ -6,6 +6,7 @@
 // loop, a kworker, both seen holding CPU 1 for 5-10 ms): not its to explain.
 import assert from 'node:assert/strict';
 import { judgeShare, Judgement, packetWindow, pausesOf, SampleWindow } from './excuse';
+import { NOISE } from './noise';
 
 export function judgeSpinnerBlame(r: any, spinner: string, stalls: any[], requests: any[], what: string, minRequests = 3): Judgement[] {
   const spun = r.stalls.rows.filter((s: any) => s.kind === 'task' && s.culprit === spinner && s.cpu === 1);
@@ -19,7 +20,18 @@ export function judgeSpinnerBlame(r: any, spinner: string, stalls: any[], reques
   const stallWindow = (x: any): SampleWindow => ({ cpus: [x.cpu], fromNs: x.raiseNs, toNs: x.startNs });
   const pauses = pausesOf(r);
   return [
-    judgeShare({ what: `${what} the spinner held >= 5 ms, blamed on it`, samples: late, window: stallWindow, ok: named, minShare: 0.9, minSamples: 5 }, pauses),
+    judgeShare(
+      {
+        what: `${what} the spinner held >= 5 ms, blamed on it`,
+        samples: late,
+        window: stallWindow,
+        ok: named,
+        minShare: 0.9,
+        minSamples: 5,
+        noise: NOISE.attribution,
+      },
+      pauses,
+    ),
     judgeShare(
       {
         what: 'requests that waited >= 5 ms on CPU 1 while the spinner ran, blamed on it',
@@ -28,6 +40,7 @@ export function judgeSpinnerBlame(r: any, spinner: string, stalls: any[], reques
         ok: named,
         minShare: 0.9,
         minSamples: minRequests,
+        noise: NOISE.attribution,
       },
       pauses,
     ),

@@ -10,6 +10,7 @@ import { LiveTrace } from '../../src/stream/live';
 import { buildReport } from '../../src/report/model';
 import { injectedPauses, runCli, skipUnlessKernel, tmpFile, readReport, needsTwoCpus } from '../helpers';
 import { judgeShare, pausesOf, timingTest } from '../excuse';
+import { NOISE } from '../noise';
 
 const STALL_MS = 15;
 
@@ -59,6 +60,7 @@ test('record attributes the lab stall to bpf_timer_cb on CPU 1', async (t) => {
           ok: (x: any) => Math.abs(x.durationNs / 1e6 - STALL_MS) < 3,
           minShare: 1,
           minSamples: 10,
+          noise: NOISE.stallTiming,
         },
         pauses,
       ),
@@ -70,6 +72,7 @@ test('record attributes the lab stall to bpf_timer_cb on CPU 1', async (t) => {
           ok: (x: any) => x.durationNs < 0.8 * STALL_MS * 1e6,
           minShare: 1,
           minSamples: 0,
+          noise: NOISE.control,
         },
         pauses,
       ),

@@ -11,6 +11,7 @@ import { CLI, injectedPauses, NetnsPair, runCli, skipIf, skipUnlessKernel, start
 import { judgeShare, markedPauses, timingTest } from '../excuse';
 import { CPU_TABLE_HEAD } from '../../src/report/text';
 import { sparkLevel } from '../../src/top/sparkline';
+import { NOISE } from '../noise';
 
 const STALL_MS = 15;
 
@@ -164,6 +165,7 @@ test('dashboard: the NET_RX sparkline of the stalled CPU rises with the stall an
           ok: (s) => s.level <= 2,
           minShare: 0.8,
           minSamples: 4,
+          noise: NOISE.refresh,
         },
         pauses,
       ),
@@ -212,6 +214,7 @@ test('dashboard keeps its refresh clock and shows the rate under 1 M synthetic e
           ok: (r) => r.rate >= 800_000 && r.rate <= 1_200_000 && r.drops === 0,
           minShare: 1,
           minSamples: 3,
+          noise: NOISE.refresh,
           show: (r) => `#${r.i} ${r.clock} ${r.rate}/s drops ${r.drops}`,
         },
         pauses,
@@ -226,6 +229,7 @@ test('dashboard keeps its refresh clock and shows the rate under 1 M synthetic e
           ok: (r) => clean.filter((o) => o.clock === r.clock).length <= 2,
           minShare: 1,
           minSamples: 3,
+          noise: NOISE.refresh,
         },
         pauses,
       ),
@@ -266,6 +270,7 @@ test('plain text without a terminal: --once and -n blocks on time at 1 M events/
           ok: (h) => h.gap > 800 && h.gap < 1300 && h.rate >= 800_000 && h.drops === 0,
           minShare: 1,
           minSamples: 3,
+          noise: NOISE.refresh,
         },
         pauses,
       ),

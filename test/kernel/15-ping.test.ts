@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { CLI, NetnsPair, readReport, runCli, sh, skipUnlessKernel, tmpFile, tracerPrograms, waitFor, needsTwoCpus, startLab } from '../helpers';
 import { judgeShare, pausesOf, replyWindow, timingTest } from '../excuse';
+import { NOISE } from '../noise';
 
 /**
  * `count` pings 23 ms apart through `jitterscope ping`: not a divisor of the
@@ -53,6 +54,7 @@ test('ping names bpf_timer_cb on CPU 1 behind the slow replies; a control run na
           ok: (x: any) => x.attribution?.culprit !== 'bpf_timer_cb',
           minShare: 1,
           minSamples: 0,
+          noise: NOISE.control,
         },
         cs.pauses,
       ),
@@ -105,6 +107,7 @@ test('ping names bpf_timer_cb on CPU 1 behind the slow replies; a control run na
         ok: named,
         minShare: 0.9,
         minSamples: 5,
+        noise: NOISE.attribution,
       },
       pauses,
     );

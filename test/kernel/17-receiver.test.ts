@@ -9,6 +9,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { CLI, NetnsPair, readJson, readReport, ROOT, runCli, sh, skipUnlessKernel, startCli, tmpFile, waitFor, needsTwoCpus, startLab } from '../helpers';
 import { judgeShare, packetWindow, pausesOf, replyWindow, timingTest, Judgement } from '../excuse';
+import { NOISE } from '../noise';
 
 /** `record` in namespace b while `load` runs; the report, checked against the schema. */
 async function recordWhile(net: NetnsPair, seconds: number, load: () => Promise<void>) {
@@ -50,6 +51,7 @@ function judgeSlowRequests(r: any, id: number, type: number): { slow: any[]; jud
       ok: namedStall,
       minShare: 0.9,
       minSamples: 5,
+      noise: NOISE.attribution,
     },
     pausesOf(r),
   );
@@ -69,6 +71,7 @@ function judgeControl(r: any): Judgement {
       show: (p: any) => `${(p.waitNs / 1e6).toFixed(1)} ms on CPU ${p.cpu}: ${p.attribution?.culprit} (${p.attribution?.kind})`,
       minShare: 1,
       minSamples: 0,
+      noise: NOISE.control,
     },
     pausesOf(r),
   );
@@ -187,6 +190,7 @@ test("receiver side, TCP: the client's slow requests match slow packets by flow 
           ok: () => true,
           minShare: 1,
           minSamples: 5,
+          noise: 0 /* a count: ok is always true */,
         },
         pauses,
       ),
@@ -198,6 +202,7 @@ test("receiver side, TCP: the client's slow requests match slow packets by flow 
           ok: namedStall,
           minShare: 0.9,
           minSamples: 5,
+          noise: NOISE.attribution,
         },
         pauses,
       ),
@@ -268,6 +273,7 @@ test('jitterscope ping to an IPv6 address: slow replies are attributed like IPv4
         ok: namedStall,
         minShare: 0.9,
         minSamples: 5,
+        noise: NOISE.attribution,
         show: shown,
       },
       pausesOf(r),

@@ -20,6 +20,7 @@ import { summarize } from '../../src/diagnose/summary';
 import { judgeShare, packetWindow, timingTest } from '../excuse';
 import { NetnsPair, runCli, skipUnlessKernel, startCli, startLab, tracerPrograms, validator, waitFor, needsTwoCpus, skipIf } from '../helpers';
 import { freePort, soak, soakSummary, udpLoadMissing } from '../../bench/soak';
+import { NOISE } from '../noise';
 
 const PROMETHEUS = '/usr/bin/prometheus';
 const PROMTOOL = '/usr/bin/promtool';
@@ -338,6 +339,7 @@ test('serve times packets only in NET_RX runs that started late, with no arrival
           ok: inServe,
           minShare: 1,
           minSamples: 5,
+          noise: NOISE.serveLateRun,
           show: (p) => {
             const q = servedAs(p);
             // the NET_RX run that processed it, as streaming's own raise hook timed it (the same logic as serve's)

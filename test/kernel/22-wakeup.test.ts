@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { NetnsPair, readJson, readReport, ROOT, skipIf, skipUnlessKernel, startCli, tmpFile, waitFor, needsTwoCpus } from '../helpers';
 import { Judgement, judgeShare, pausesOf, SampleWindow, timingTest } from '../excuse';
+import { NOISE } from '../noise';
 
 const FIXTURE = path.join(ROOT, 'test', 'fixtures', 'echo.js');
 const PORT = 7799;
@@ -126,6 +127,7 @@ function judgeRequests(r: any, client: { rows: { sentNs: number; rttMs: number |
       ok: explained,
       minShare: 0.9,
       minSamples: 5,
+      noise: NOISE.attribution,
       // a miss shows the server's slow wake-ups in its window and what they named, and where the stall lay
       show: (q) => {
         const w = { from: q.sentNs, to: q.sentNs + q.rttMs! * 1e6 };
@@ -288,6 +290,7 @@ test('wake-ups (e): a peer, runqslower, sees the same slow wake-ups of the serve
           ok: seen,
           minShare: 0.9,
           minSamples: 5,
+          noise: NOISE.peer,
           show: (p) => `${p.time} ${p.latUs} us`,
         },
         pauses,

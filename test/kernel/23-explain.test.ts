@@ -13,6 +13,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import os from 'node:os';
 import { CLI, NetnsPair, needsTwoCpus, readReport, skipUnlessKernel, startCli, startLab, tmpFile, waitFor } from '../helpers';
 import { judgeShare, pausesOf, replyWindow, timingTest } from '../excuse';
+import { NOISE } from '../noise';
 
 const PORT = 19478;
 
@@ -106,11 +107,20 @@ test("ping --explain-from: the slow replies are explained by the peer's own trac
           ok: (x: any) => there.get(x.seq)?.culprit === 'bpf_timer_cb' && there.get(x.seq)?.culpritCpu === 1,
           minShare: 0.9,
           minSamples: 5,
+          noise: NOISE.attribution,
         },
         pausesOf(r),
       ),
       judgeShare(
-        { what: 'slow replies the peer saw held', samples: slow, window, ok: (x: any) => there.get(x.seq)?.state === 'slow', minShare: 0.5, minSamples: 5 },
+        {
+          what: 'slow replies the peer saw held',
+          samples: slow,
+          window,
+          ok: (x: any) => there.get(x.seq)?.state === 'slow',
+          minShare: 0.5,
+          minSamples: 5,
+          noise: NOISE.peerSaw,
+        },
         pausesOf(r),
       ),
     ];

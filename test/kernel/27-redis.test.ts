@@ -17,6 +17,7 @@ import { NetnsPair, readJson, readReport, ROOT, skipIf, skipUnlessKernel, startC
 import { judgeShare, pausesOf, SampleWindow, timingTest } from '../excuse';
 import type { Report } from '../../src/report/types';
 import type { WakeupRow } from '../../src/diagnose/wakeup';
+import { NOISE } from '../noise';
 
 const CLIENT = path.join(ROOT, 'test', 'fixtures', 'resp-client.py');
 const PORT = 6379;
@@ -139,6 +140,7 @@ test("redis (default hz): requests that wait for a server already awake are time
         ok: (q) => mine.some((x) => namesStall(x) && overlaps(q.sentNs, q.sentNs + q.rttMs! * 1e6, x)),
         minShare: 0.9,
         minSamples: 20,
+        noise: NOISE.attribution,
         show: (q) => {
           const seen = mine.filter((x) => overlaps(q.sentNs, q.sentNs + q.rttMs! * 1e6, x));
           return `${q.rttMs!.toFixed(1)} ms at ${q.sentNs} (the server's: ${seen.map((x) => `${x.kind} ${(x.durationNs / 1e6).toFixed(1)} ms by ${x.attribution?.culprit ?? 'nothing'}`).join(', ') || 'none'})`;
@@ -178,6 +180,7 @@ test("redis (default hz): requests that wait for a server already awake are time
           ),
         minShare: 0.9,
         minSamples: 20,
+        noise: NOISE.peer,
         show: (p) => `${p.time} ${p.latUs} us`,
       },
       pausesOf(r),

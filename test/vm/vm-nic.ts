@@ -8,6 +8,7 @@ import path from 'node:path';
 import { parsePingOutput } from '../../src/host/iputils';
 import { readReport, skipIf } from '../helpers';
 import { judgeShare, Judgement, packetWindow, pausesOf } from '../excuse';
+import { NOISE } from '../noise';
 
 export const EST = 'estimation_timer [ip_vs]';
 export const blamed = (x: any) => x?.attribution?.culprit === EST && x.attribution.cpu === 1;
@@ -104,6 +105,7 @@ export function assertNicRingBlamesEstimator(t: { skip: (m?: string) => void }, 
       ok: (h) => blamed(h.guest),
       minShare: 0.9,
       minSamples: 5,
+      noise: NOISE.attribution,
     },
     pausesOf(r),
   );

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { readJson, ROOT, validator } from '../../helpers';
-import { judgeCount, judgeShare, pausesOf, replyWindow, timingTest, touchedByPause } from '../../excuse';
+import { allowedMisses, binomialTail, FALSE_FAILURE_BUDGET, judgeCount, judgeShare, pausesOf, replyWindow, timingTest, touchedByPause } from '../../excuse';
 
 const FIXTURE = path.join(ROOT, 'test', 'fixtures', 'ping-with-pauses.json');
 const fixture = () => readJson(FIXTURE);
@@ -22,7 +22,7 @@ function slowOf(r: any) {
 const named = (x: any) => x.attribution?.culprit === 'bpf_timer_cb' && x.attribution.cpu === 1;
 const check = (r: any) => {
   const { slow, window, pauses } = slowOf(r);
-  return judgeShare({ what: 'slow replies blamed on bpf_timer_cb', samples: slow, window, ok: named, minShare: 0.9, minSamples: 5 }, pauses);
+  return judgeShare({ what: 'slow replies blamed on bpf_timer_cb', samples: slow, window, ok: named, minShare: 0.9, minSamples: 5, noise: 0.005 }, pauses);
 };
 
 /** A stand-in for node:test's context that records a skip. */
@@ -52,7 +52,8 @@ test('a wrong attribution outside the paused samples still fails', () => {
   const r = fixture();
   const { slow, paused } = slowOf(r);
   const clean = slow.filter((x) => !paused.includes(x));
-  for (const x of clean.slice(0, 2)) x.attribution = { ...x.attribution, culprit: 'tick_nohz_handler' };
+  // three of 13: more than the noise excuses (two, at 0.5 %)
+  for (const x of clean.slice(0, 3)) x.attribution = { ...x.attribution, culprit: 'tick_nohz_handler' };
   const j = check(r);
   assert.equal(j.verdict, 'fail', j.text);
 });
@@ -106,7 +107,7 @@ test('a shortfall the pauses cannot explain fails', () => {
   assert.equal(judgeCount('slow replies', few, window, 5, pauses).verdict, 'fail');
   // ...and excused samples that could not have met the share either: fail, not too-few
   const bad = slow.map((x) => ({ ...x, attribution: null }));
-  const j = judgeShare({ what: 'w', samples: bad, window, ok: named, minShare: 0.9, minSamples: 100 }, pauses);
+  const j = judgeShare({ what: 'w', samples: bad, window, ok: named, minShare: 0.9, minSamples: 100, noise: 0.005 }, pauses);
   assert.equal(j.verdict, 'fail', j.text);
 });
 
@@ -138,4 +139,45 @@ test('a pause seen while a task held its CPU began at most a jiffy before it was
   assert.equal(at(270, 285), true, 'within 20 ms of the idle one');
   // a task that began within the jiffy before the pause does not prove the CPU was busy all of it
   assert.equal(pausesOf({ stalls: { rows: [{ ...rows[0], startNs: 118 * MS }, rows[1]] } })[0].leadNs, 20 * MS);
+});
+
+test('the binomial tail: the chance of more than m misses among n', () => {
+  assert.equal(binomialTail(10, 0.5, 4), 1 - 386 / 1024);
+  assert.ok(Math.abs(binomialTail(5, 0.1, 0) - (1 - 0.9 ** 5)) < 1e-12);
+  assert.equal(binomialTail(5, 0.1, 5), 0);
+  assert.equal(binomialTail(5, 0.1, -1), 1);
+  // TESTING.md's example: p = 2 %, n = 30, at most 3 misses: about 3e-3; n = 60, at most 6: about 2e-4
+  assert.ok(Math.abs(binomialTail(30, 0.02, 3) - 2.9e-3) < 1e-4);
+  assert.ok(Math.abs(binomialTail(60, 0.02, 6) - 2.0e-4) < 1e-5);
+});
+
+test("the budget: a check's own share where it is within 1 in 2,000, looser where not, and too few to judge below its floor", () => {
+  const own = allowedMisses(30, 0.9, 0.005)!;
+  assert.deepEqual([own.misses, own.loosened], [3, false]);
+  assert.ok(own.tail <= FALSE_FAILURE_BUDGET);
+  // 90 % of 12 allows one miss: at 0.5 % noise that fails a correct build 1.6e-3 of runs; two misses are within the budget
+  const small = allowedMisses(12, 0.9, 0.005)!;
+  assert.deepEqual([small.misses, small.loosened], [2, true]);
+  assert.ok(binomialTail(12, 0.005, 1) > FALSE_FAILURE_BUDGET && small.tail <= FALSE_FAILURE_BUDGET);
+  // the mesh's TCG guest (7 % noise) at 7 samples would need 4 misses allowed: under the 70 % floor
+  assert.equal(allowedMisses(7, 0.9, 0.07), null);
+  assert.ok(allowedMisses(40, 0.9, 0.07, 0.7)!.misses <= 12);
+});
+
+test('judged with the budget: loosened at small n, still failing a wrong attribution, and too few to judge rather than a false failure', async () => {
+  const samples = Array.from({ length: 12 }, (_, i) => i);
+  const window = () => ({ cpus: [0], fromNs: 0, toNs: 0 });
+  const judge = (good: number, noise: number, n = 12) =>
+    judgeShare({ what: 'w', samples: samples.slice(0, n), window, ok: (i) => i < good, minShare: 0.9, minSamples: 5, noise }, []);
+  assert.equal(judge(12, 0.005).verdict, 'pass');
+  const loosened = judge(10, 0.005);
+  assert.equal(loosened.verdict, 'pass', loosened.text);
+  assert.match(loosened.text, /loosened to 10 of 12 by the noise; false-failure chance [\d.e-]+ at noise 0\.005/);
+  assert.equal(judge(9, 0.005).verdict, 'fail');
+  assert.equal(judge(0, 0.005).verdict, 'fail', 'a broken attribution fails');
+  // 7 samples at 7 % noise: a miss cannot be told from the noise within the budget
+  const few = judge(5, 0.07, 7);
+  assert.equal(few.verdict, 'too-few', few.text);
+  assert.match(few.text, /too few to judge at this noise/);
+  assert.equal(judge(7, 0.07, 7).verdict, 'pass', 'a pass needs no budget');
 });
