@@ -56,6 +56,32 @@ async function tcpLoad(ms: number): Promise<void> {
   server.close();
 }
 
+/** The client of echoLoad, run in its own process: one 64-byte request at a time until `ms` ends. */
+const ECHO_CLIENT = `
+const net = require('node:net');
+const [port, ms] = process.argv.slice(1).map(Number);
+const end = Date.now() + ms;
+const s = net.connect(port, '127.0.0.1', () => { s.setNoDelay(true); s.write(Buffer.alloc(64)); });
+let got = 0;
+s.on('data', (d) => { got += d.length; if (got < 64) return; got -= 64; if (Date.now() < end) s.write(Buffer.alloc(64)); else s.end(); });
+`;
+
+/**
+ * Requests and replies over loopback TCP between this process and a client
+ * for \`ms\`: each side sleeps until the other's data arrives, so each data-ready
+ * wakes its reader (the data-ready hook's quiet path: the socket is kept for
+ * the wake-up that follows, and nothing is looked up).
+ */
+async function echoLoad(ms: number): Promise<void> {
+  const server = net.createServer((s) => s.on('data', (d) => s.write(d)));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as net.AddressInfo).port;
+  const client = spawn(process.execPath, ['-e', ECHO_CLIENT, String(port), String(ms)], { stdio: 'ignore' });
+  const code = await new Promise((r) => client.on('close', r));
+  server.close();
+  if (code !== 0) throw new Error(`the echo client exited with ${code}`);
+}
+
 /**
  * Two processes passing a byte back and forth over pipes for `ms`: wake-ups and
  * context switches that no receive processing made, none pending a network wake-up.
@@ -103,6 +129,8 @@ interface Floor {
   taskSwitch: number;
   /** A switch hook that reads its own arguments and nothing else. */
   argsSwitch: number;
+  /** A do-nothing program on sock:sk_data_ready. */
+  emptyReady: number;
 }
 
 /** Attached first and not measured: the first program on a tracepoint pays more than the rest. */
@@ -120,6 +148,7 @@ const FLOOR_PROGRAMS = [
   'floor_rx_arrive',
   'floor_skb_rcv',
   'floor_sched_switch',
+  'empty_sk_ready',
 ];
 
 /** Summed over both copies: equal run counts, so per run it is their mean. */
@@ -144,6 +173,7 @@ function floorSlice(d: Stats): Floor {
     emptyWaking: per('empty_sched_waking'),
     emptySwitch: per('empty_sched_switch'),
     leastSwitch: per('floor_sched_switch'),
+    emptyReady: per('empty_sk_ready'),
     // timed under the pipe load alone (pipeFloors)
     taskSwitch: 0,
     argsSwitch: 0,
@@ -225,7 +255,7 @@ async function pipeFloors(): Promise<Floor[]> {
   const [least] = await alone(['floor_sched_switch']);
   const [task] = await alone(['floor_task_switch']);
   const [args] = await alone(['floor_args_switch']);
-  const none = { emptySoftirq: 0, leastSoftirq: 0, emptyPacket: 0, emptySingle: 0, leastPacket: 0 };
+  const none = { emptySoftirq: 0, leastSoftirq: 0, emptyPacket: 0, emptySingle: 0, leastPacket: 0, emptyReady: 0 };
   return empty.map((_, i) => ({ ...none, emptyWaking: waking[i], emptySwitch: empty[i], leastSwitch: least[i], taskSwitch: task[i], argsSwitch: args[i] }));
 }
 
@@ -264,6 +294,7 @@ async function main() {
       for (const n of t.session.notes) console.log(`note (${mode}): ${n}`);
     const tcp = await sliced([stream, serve], () => tcpLoad(300), floor);
     const icmp = await sliced([stream, serve], () => icmpFlood(1000), floor);
+    const echo = await sliced([stream, serve], () => echoLoad(300), floor);
     // what the two modes streamed and dropped, before the pipes take one away at a time
     stream.session.drain();
     serve.session.drain();
@@ -356,8 +387,10 @@ async function main() {
     floorRow('  a read of its arguments', (f) => f.argsSwitch, pipes);
     row('per wake-up, TCP load', (s) => s.perWaking, tcp, '(some in NET_RX runs: those are recorded)');
     row('per switch, TCP load', (s) => s.perSwitch, tcp, '(some with a network wake-up pending: those look it up)');
-    row('per data-ready, TCP load', (s) => s.perReady, tcp, '(sock:sk_data_ready: keeps the socket for the wake-up that follows)');
-    floorRow('  one hook that does nothing', (f) => f.emptySingle, tcp);
+    row('per data-ready, TCP load', (s) => s.perReady, tcp, "(the reader is the writer, awake: each looks up the task its socket's data last woke)");
+    floorRow('  one hook that does nothing', (f) => f.emptyReady, tcp);
+    row('per data-ready, request/reply', (s) => s.perReady, echo, '(each wakes its reader: keeps the socket for the wake-up that follows)');
+    floorRow('  one hook that does nothing', (f) => f.emptyReady, echo);
     const least = median(tcp.floors.map((f) => f.leastSoftirq));
     const serveSoftirq = median(tcp.slices[1].map((s) => s.perSoftirq));
     const leastPacket = median(tcp.floors.map((f) => f.leastPacket));
@@ -369,6 +402,8 @@ async function main() {
     console.log(`bpf-cost: serve per softirq vs the least exact timer: ${verdict(serveSoftirq - least, 40)}`);
     console.log(`bpf-cost: serve per packet (not in a late run) vs one do-nothing hook: ${verdict(servePacket - single, 15)}`);
     console.log(`bpf-cost: stream per packet vs the least exact timer of a wait: ${verdict(streamPacket - leastPacket, 30)}`);
+    const readyOver = median(echo.slices[0].map((s) => s.perReady)) - median(echo.floors.map((f) => f.emptyReady));
+    console.log(`bpf-cost: per data-ready that wakes its reader (nothing waiting) vs one do-nothing hook: ${verdict(readyOver, 10)}`);
     const signed = (n: number) => `${n >= 0 ? '+' : ''}${n.toFixed(0)}`;
     const loadsText = (xs: number[]) => `; ${PIPE_LOADS} loads: ${xs.map(signed).join(', ')} ns`;
     const wakingOver = perLoad(

@@ -105,6 +105,7 @@ SEC("tp_btf/netif_rx_entry") int BPF_PROG(empty_rx_arrive, const struct sk_buff 
 SEC("tp_btf/netif_receive_skb") int BPF_PROG(empty_skb_rcv, const struct sk_buff *skb) { return 0; }
 SEC("tp_btf/sched_waking") int BPF_PROG(empty_sched_waking, struct task_struct *p) { return 0; }
 SEC("tp_btf/sched_switch") int BPF_PROG(empty_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next) { return 0; }
+SEC("tp_btf/sk_data_ready") int BPF_PROG(empty_sk_ready, const struct sock *sk) { return 0; }
 
 /* the least a switch hook can do to learn whether this CPU has work for it:
  * one per-CPU word read (and nothing to do) */
