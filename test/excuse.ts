@@ -1,4 +1,4 @@
-// Timing assertions on machines whose host pauses them (README, Testing). A pause
+// Timing assertions on machines whose host pauses them (docs/testing.md). A pause
 // may excuse only a timing assertion, and only the samples it touched: the
 // tracer streams host pauses itself (a hard hrtimer that fired late), so a
 // sample whose window overlapped a pause on one of its CPUs leaves the
