@@ -172,7 +172,7 @@ export function judgeShare<T>(c: ShareCheck<T>, pauses: PauseSpan[]): Judgement 
   }
   const rule = allowed?.loosened
     ? `, loosened to ${n - allowed.misses} of ${n} by the noise`
-    : !allowed && n >= c.minSamples
+    : !allowed && n >= c.minSamples && verdict !== 'pass'
       ? `; too few to judge at this noise`
       : '';
   const chance = allowed ? `; false-failure chance ${fmtChance(allowed.tail)} at noise ${c.noise}` : '';

@@ -127,7 +127,7 @@ function judgeRequests(r: any, client: { rows: { sentNs: number; rttMs: number |
       ok: explained,
       minShare: 0.9,
       minSamples: 5,
-      noise: NOISE.attribution,
+      noise: NOISE.wakeup,
       // a miss shows the server's slow wake-ups in its window and what they named, and where the stall lay
       show: (q) => {
         const w = { from: q.sentNs, to: q.sentNs + q.rttMs! * 1e6 };

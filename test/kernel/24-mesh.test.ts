@@ -134,7 +134,7 @@ test("serve --mesh: a's slow probes to b are explained by b's trace (bpf_timer_c
   judged('ICMP probes held at b, by bpf_timer_cb on its CPU 1', icmpHeld(), onCpu1, 0.9, NOISE.attribution);
   assert.ok(udpHeld().filter(onCpu1).length >= 3, `UDP probes held at b by bpf_timer_cb on its CPU 1: ${JSON.stringify([...tally])}`);
   // b's responder's own wake-up can hold a probe with nothing named (no stall, no task seen meanwhile): rare
-  judged('UDP probes held at b that name what held them', udpHeld(), (o) => o.culprit !== 'unexplained', 0.9, NOISE.attribution);
+  judged('UDP probes held at b that name what held them', udpHeld(), (o) => o.culprit !== 'unexplained', 0.9, NOISE.meshUdp);
   // a UDP probe also waits for each end's serve thread: b's responder and a's prober, woken behind the tasks this
   // test starts on CPU 0 (each poll of /mesh is a new node process). Both ends' own slow wake-ups are joined, so
   // such a probe is held there or here, not "between": 41-49 % of the slow UDP probes read between before (four

@@ -140,7 +140,7 @@ test("redis (default hz): requests that wait for a server already awake are time
         ok: (q) => mine.some((x) => namesStall(x) && overlaps(q.sentNs, q.sentNs + q.rttMs! * 1e6, x)),
         minShare: 0.9,
         minSamples: 20,
-        noise: NOISE.attribution,
+        noise: NOISE.wakeup,
         show: (q) => {
           const seen = mine.filter((x) => overlaps(q.sentNs, q.sentNs + q.rttMs! * 1e6, x));
           return `${q.rttMs!.toFixed(1)} ms at ${q.sentNs} (the server's: ${seen.map((x) => `${x.kind} ${(x.durationNs / 1e6).toFixed(1)} ms by ${x.attribution?.culprit ?? 'nothing'}`).join(', ') || 'none'})`;
