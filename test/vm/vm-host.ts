@@ -108,9 +108,7 @@ export function servePings(jobDir: string, nic: NicOptions): NodeJS.Timeout {
 async function hostMesh(jobDir: string, nic: NicOptions, name: string, seconds: number, port: string): Promise<void> {
   const base = `http://${nic.hostAddr}:${port}`;
   const args = [CLI, 'serve', '--listen', `${nic.hostAddr}:${port}`, '--node-name', 'host', '--mesh', '--peers', `guest=${nic.guestAddr}`];
-  // 200 probes a second toward the guest (the guest probes this host at 100): the host's slow ICMP probes held in the
-  // guest are what NIC (m) judges, and it needs 20 or more clean ones (docs/testing.md)
-  const serve = spawn(process.execPath, [...args, '--mesh-slow-ms', '10', '--mesh-rate', '200'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const serve = spawn(process.execPath, [...args, '--mesh-slow-ms', '10', '--mesh-rate', '100'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   serve.stderr!.on('data', (d) => (err += d));
   const closed = new Promise<number | null>((r) => serve.on('close', r));
