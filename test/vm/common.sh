@@ -13,7 +13,7 @@ step() {
   date +%s > $J/.step-start.new && mv $J/.step-start.new $J/.step-start
 }
 
-# A step that runs STEP_LIMIT s has hung (the longest, NIC (m), takes ~470 s).
+# A step that runs STEP_LIMIT s has hung (the longest, NIC (m), takes ~170 s).
 # Rather than wait for the host's timeout with nothing said, the guest puts
 # what it can see of the hang on the console (the host prints it: "WARNING:"
 # starts the excerpt): its processes with where they sleep, jitterscope's
