@@ -217,3 +217,15 @@ export function validator(schema = 'report.v2.json', at?: string): ((data: unkno
   ajv.addSchema({ ...json, $id: 'whole' });
   return ajv.compile({ $ref: `whole#${at}` }) as any;
 }
+
+/** A peer that times wake-ups too: libbpf-tools' runqslower (Debian's libbpf-tools), or null where it is missing. */
+export const RUNQSLOWER = ['/usr/sbin/runqslower', '/usr/bin/runqslower'].find((f) => fs.existsSync(f)) ?? null;
+
+/** runqslower's lines: wall-clock second (HH:MM:SS, local, as it prints it) and the wait in µs. */
+export function parseRunqslower(text: string): { time: string; latUs: number }[] {
+  return text
+    .split('\n')
+    .map((l) => /^(\d\d:\d\d:\d\d)\s+\S.*?\s+(\d+)\s+(\d+)\s*$/.exec(l))
+    .filter((m): m is RegExpExecArray => m !== null)
+    .map((m) => ({ time: m[1], latUs: Number(m[3]) }));
+}

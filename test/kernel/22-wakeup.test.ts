@@ -8,9 +8,21 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
-import fs from 'node:fs';
 import path from 'node:path';
-import { NetnsPair, readJson, readReport, ROOT, skipIf, skipUnlessKernel, startCli, tmpFile, waitFor, needsTwoCpus } from '../helpers';
+import {
+  NetnsPair,
+  readJson,
+  readReport,
+  ROOT,
+  skipIf,
+  skipUnlessKernel,
+  startCli,
+  tmpFile,
+  waitFor,
+  needsTwoCpus,
+  RUNQSLOWER,
+  parseRunqslower,
+} from '../helpers';
 import { Judgement, judgeShare, pausesOf, SampleWindow, timingTest } from '../excuse';
 import { NOISE } from '../noise';
 
@@ -41,18 +53,6 @@ async function startStall() {
   const lab = startCli(['lab', '--cpu', '1', '--stall-ms', '11', '--period-ms', '200'], /lab: stalling/);
   assert.ok(await lab.ready, 'lab did not start');
   return lab;
-}
-
-/** A peer that times wake-ups too: libbpf-tools' runqslower (Debian's libbpf-tools), or null where it is missing. */
-const RUNQSLOWER = ['/usr/sbin/runqslower', '/usr/bin/runqslower'].find((f) => fs.existsSync(f)) ?? null;
-
-/** runqslower's lines for `pid`: wall-clock second (HH:MM:SS) and the wait in µs. */
-function parseRunqslower(text: string): { time: string; latUs: number }[] {
-  return text
-    .split('\n')
-    .map((l) => /^(\d\d:\d\d:\d\d)\s+\S.*?\s+(\d+)\s+(\d+)\s*$/.exec(l))
-    .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => ({ time: m[1], latUs: Number(m[3]) }));
 }
 
 /**

@@ -13,7 +13,20 @@ import assert from 'node:assert/strict';
 import { ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { NetnsPair, readJson, readReport, ROOT, skipIf, skipUnlessKernel, startCli, tmpFile, waitFor, needsTwoCpus } from '../helpers';
+import {
+  NetnsPair,
+  readJson,
+  readReport,
+  ROOT,
+  skipIf,
+  skipUnlessKernel,
+  startCli,
+  tmpFile,
+  waitFor,
+  needsTwoCpus,
+  RUNQSLOWER,
+  parseRunqslower,
+} from '../helpers';
 import { judgeShare, pausesOf, SampleWindow, timingTest } from '../excuse';
 import type { Report } from '../../src/report/types';
 import type { WakeupRow } from '../../src/diagnose/wakeup';
@@ -22,7 +35,6 @@ import { NOISE } from '../noise';
 const CLIENT = path.join(ROOT, 'test', 'fixtures', 'resp-client.py');
 const PORT = 6379;
 const REDIS = ['/usr/bin/redis-server', '/usr/sbin/redis-server'].find((f) => fs.existsSync(f)) ?? null;
-const RUNQSLOWER = ['/usr/sbin/runqslower', '/usr/bin/runqslower'].find((f) => fs.existsSync(f)) ?? null;
 /** Requests per attempt: 9 ms apart plus their round trips, about 22 s and 100 stalls. */
 const REQUESTS = 2200;
 
@@ -51,15 +63,6 @@ async function startRedis(net: NetnsPair): Promise<ChildProcess> {
   server.stdout!.on('data', (d) => (said += d));
   assert.ok(await waitFor(() => said.includes('Ready to accept connections'), 10_000), `redis-server did not start: ${said.slice(-400)}`);
   return server;
-}
-
-/** runqslower's lines: wall-clock second (HH:MM:SS, local) and the wait in µs. */
-function parseRunqslower(text: string): { time: string; latUs: number }[] {
-  return text
-    .split('\n')
-    .map((l) => /^(\d\d:\d\d:\d\d)\s+\S.*?\s+(\d+)\s+(\d+)\s*$/.exec(l))
-    .filter((m): m is RegExpExecArray => m !== null)
-    .map((m) => ({ time: m[1], latUs: Number(m[3]) }));
 }
 
 async function run(net: NetnsPair, pid: number, count: number) {
